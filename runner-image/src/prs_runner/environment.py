@@ -1,0 +1,59 @@
+"""The environment of a worker process (DESIGN section 3). Pure."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+
+from prs_runner.planning import Plan
+from prs_runner.spec import SideInput
+from prs_runner.storage import local_root
+
+
+def visible_gpus(env: Mapping[str, str], device_names: list[str]) -> list[str]:
+    """GPU ids this pod or machine may use: CUDA_VISIBLE_DEVICES when set, else /dev/nvidiaN."""
+    given = env.get("CUDA_VISIBLE_DEVICES")
+    if given is not None:
+        return [g for g in given.split(",") if g.strip()]
+    numbers = [m.group(1) for n in device_names if (m := re.fullmatch(r"nvidia(\d+)", n))]
+    return sorted(numbers, key=int)
+
+
+def gpu_for_process(gpus: list[str], process: int) -> str | None:
+    return gpus[process % len(gpus)] if gpus else None
+
+
+def worker_environment(
+    plan: Plan, shard: int, process: int, code_root: str, base: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    env = dict(os.environ if base is None else base)
+    spec = plan.step
+    for item in spec["env"]:
+        env[item["name"]] = str(item.get("value", ""))
+    output = local_root(spec["output"]["uri"]) or spec["output"]["uri"]
+    env.update(
+        PRS_SHARD_INDEX=str(shard),
+        PRS_PROCESS_INDEX=str(process),
+        PRS_OUTPUT_DIR=output,
+        PRS_CODE_ROOT=code_root,
+        PRS_LOGGING_LEVEL=spec["loggingLevel"],
+        PYTHONUNBUFFERED="1",
+    )
+    names = []
+    for name, uri in plan.side_inputs.items():
+        var = SideInput(name, uri).env_name
+        env[var] = local_root(uri) or uri
+        names.append(f"{name}={var}")
+    env["PRS_SIDE_INPUT_NAMES"] = ",".join(names)
+    gpu = gpu_for_process(visible_gpus(env, _dev_names()), process)
+    if gpu is not None:
+        env["CUDA_VISIBLE_DEVICES"] = gpu
+    return env
+
+
+def _dev_names() -> list[str]:
+    try:
+        return os.listdir("/dev")
+    except OSError:
+        return []

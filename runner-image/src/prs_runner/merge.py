@@ -1,0 +1,123 @@
+"""The merge: committed results, in mini-batch order, into the output file and the report.
+
+Streams one record at a time, so memory does not grow with the output.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import time
+from typing import Any
+
+from prs_runner.planning import Plan
+from prs_runner.results import RESULTS_DIR, SUCCEEDED, read_header, record_name
+from prs_runner.storage import Storage
+from prs_runner.thresholds import Counts
+
+REPORT_DIR = "_prs/report"
+JOB_RESULT = f"{REPORT_DIR}/job_result.json"
+REPORT_COLUMNS = ["id", "shard", "process", "tries", "items", "succeeded", "failed", "seconds",
+                  "status", "error"]
+
+
+def read_shard_outcomes(output: Storage, node_count: int) -> list[dict[str, Any]]:
+    outcomes = []
+    for shard in range(node_count):
+        try:
+            outcomes.append(json.loads(output.read_bytes(f"_prs/shards/{shard}.json")))
+        except FileNotFoundError:
+            outcomes.append({"shard": shard, "status": "missing"})
+    return outcomes
+
+
+def overall_status(outcomes: list[dict[str, Any]]) -> tuple[str, str, str]:
+    """(status, reason, message): the first failed shard names the cause."""
+    for outcome in outcomes:
+        if outcome["status"] == "failed":
+            return "Failed", outcome["reason"], outcome["message"]
+    missing = [str(o["shard"]) for o in outcomes if o["status"] == "missing"]
+    if missing:
+        return "Failed", "ShardFailed", f"shard(s) {', '.join(missing)} did not finish"
+    return "Succeeded", "Completed", ""
+
+
+def merge_results(
+    plan: Plan, output: Storage, outcomes: list[dict[str, Any]], started: float | None = None,
+    status_override: tuple[str, str, str] | None = None,
+) -> dict[str, Any]:
+    status, reason, message = status_override or overall_status(outcomes)
+    spec = plan.step
+    write_output = status == "Succeeded" and spec["outputAction"] == "append_row"
+    file_name = spec["appendRowFileName"]
+    temp = f"{REPORT_DIR}/.{file_name}.partial"
+    counts, done = Counts(), 0
+    with output.open_write(f"{REPORT_DIR}/.processed_mini_batches.csv.partial") as report_file:
+        report = io.TextIOWrapper(report_file, newline="", encoding="utf-8")
+        writer = csv.writer(report)
+        writer.writerow(REPORT_COLUMNS)
+        sink = output.open_write(temp) if write_output else None
+        for mb in plan.mini_batches:
+            row, mb_counts = copy_record(output, mb.id, sink)
+            writer.writerow(row or [mb.id, mb.shard, "", 0, len(mb.items), 0, 0, "", "not_run", ""])
+            counts += mb_counts
+            done += row is not None
+        if sink is not None:
+            sink.close()
+        report.flush()
+        report.detach()
+    output.rename(f"{REPORT_DIR}/.processed_mini_batches.csv.partial",
+                  f"{REPORT_DIR}/processed_mini_batches.csv")
+    if write_output:
+        output.rename(temp, file_name)
+    result = job_result(plan, counts, done, (status, reason, message), started, write_output)
+    output.write_atomic(JOB_RESULT, json.dumps(result, indent=2).encode())
+    return result
+
+
+def copy_record(output: Storage, mb_id: int, sink: Any) -> tuple[list[Any] | None, Counts]:
+    try:
+        stream = output.open_read(f"{RESULTS_DIR}/{record_name(mb_id)}")
+    except FileNotFoundError:
+        return None, Counts()
+    with stream:
+        header, _ = read_header(stream)
+        if sink is not None:
+            for chunk in iter(lambda: stream.read(1 << 20), b""):
+                sink.write(chunk)
+    ok = header.status == SUCCEEDED
+    counts = Counts(int(ok), int(not ok), header.succeeded,
+                    header.failed, header.rows)
+    error = header.error or {}
+    row = [header.id, header.shard, header.process, header.tries, header.items, header.succeeded,
+           header.failed, header.seconds, header.status,
+           f"{error.get('type')}: {error.get('message')}" if error else ""]
+    return row, counts
+
+
+def job_result(
+    plan: Plan, counts: Counts, done: int, outcome: tuple[str, str, str], started: float | None,
+    wrote_output: bool,
+) -> dict[str, Any]:
+    status, reason, message = outcome
+    now = time.time()
+    total = len(plan.mini_batches)
+    return {
+        "stepName": plan.step_name,
+        "fingerprint": plan.fingerprint,
+        "status": status,
+        "reason": reason,
+        "message": message,
+        "miniBatches": {"total": total, "succeeded": counts.mini_batches_succeeded,
+                        "failed": done - counts.mini_batches_succeeded,
+                        "pending": total - done},
+        "items": {"total": plan.total_items, "succeeded": counts.items_succeeded,
+                  "failed": counts.items_failed},
+        "output": {"uri": plan.step["output"]["uri"],
+                   "file": plan.step["appendRowFileName"] if wrote_output else None,
+                   "rows": counts.rows if wrote_output else 0},
+        "startTime": started,
+        "completionTime": now,
+        "durationSeconds": round(now - started, 3) if started else None,
+    }

@@ -1,0 +1,292 @@
+"""A shard supervisor: runs one shard's mini-batches on `processCountPerNode` workers.
+
+The same code runs under `prs run` (one supervisor process per shard) and as the command of
+an Indexed Job pod (`prs-runner shard --index $JOB_COMPLETION_INDEX`). It resumes from the
+committed results, retries failed tries, replaces crashed or timed-out workers, enforces the
+thresholds on what it has seen, reports cumulative progress as JSON lines on stdout, and ends
+with the shard's outcome in `_prs/shards/<index>.json` (and the termination message file).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import selectors
+import signal
+import sys
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from prs_runner.environment import worker_environment
+from prs_runner.planning import Plan
+from prs_runner.processes import kill_group, spawn_worker
+from prs_runner.results import SUCCEEDED, ErrorInfo, ResultHeader, commit_record, load_header
+from prs_runner.results import FAILED as FAILED_STATUS
+from prs_runner.storage import Storage
+from prs_runner.thresholds import Counts, crossed_threshold
+
+EXIT_FATAL = 3  # do not retry this shard: threshold crossed or init() keeps failing
+INIT_MAX_TRIES = 3
+PREFETCH = 2
+PROGRESS_INTERVAL = 0.25
+
+
+@dataclass
+class Slot:
+    index: int
+    pid: int = 0
+    commands: int = -1
+    events: int = -1
+    buffer: bytes = b""
+    queue: deque[int] = field(default_factory=deque)
+    head_started: float = 0.0
+    ready: bool = False
+    init_failures: int = 0
+    dead: bool = False
+
+
+@dataclass
+class Outcome:
+    status: str  # succeeded | failed
+    reason: str = ""
+    message: str = ""
+    counts: Counts = field(default_factory=Counts)
+    first_error: ErrorInfo | None = None
+
+    def to_dict(self, shard: int) -> dict[str, Any]:
+        return {
+            "shard": shard, "status": self.status, "reason": self.reason,
+            "message": self.message, "counts": self.counts.to_dict(),
+            "firstError": self.first_error.__dict__ if self.first_error else None,
+        }
+
+
+class ShardSupervisor:
+    def __init__(self, plan: Plan, plan_uri: str, index: int, code_root: str) -> None:
+        self.plan, self.plan_uri, self.index, self.code_root = plan, plan_uri, index, code_root
+        self.spec = plan.step
+        self.output = Storage(self.spec["output"]["uri"])
+        self.batches = {mb.id: mb for mb in plan.for_shard(index)}
+        self.total = len(plan.mini_batches)
+        self.tries: dict[int, int] = {}
+        self.counts = Counts()
+        self.first_error: ErrorInfo | None = None
+        self.pending: deque[int] = deque()
+        self.slots = [Slot(i) for i in range(self.spec["processCountPerNode"])]
+        self.selector = selectors.DefaultSelector()
+        self.last_report = 0.0
+        self.stop_reason: tuple[str, str] | None = None
+
+    def resume(self) -> None:
+        for mb_id in sorted(self.batches):
+            header = load_header(self.output, mb_id)
+            if header is not None and header.status == SUCCEEDED:
+                self.counts += counts_of(header)
+            else:
+                self.pending.append(mb_id)
+
+    def run(self) -> Outcome:
+        self.resume()
+        for slot in self.slots:
+            self.start_worker(slot)
+        while (self.pending or any(s.queue for s in self.slots)) and not self.stop_reason:
+            if all(s.dead for s in self.slots):
+                error = self.first_error
+                detail = error.traceback if error else ""
+                self.stop_reason = ("InitFailed", f"init() failed in every worker: {detail}")
+                break
+            self.poll()
+            self.report()
+        self.stop_workers()
+        return self.outcome()
+
+    def outcome(self) -> Outcome:
+        if self.stop_reason:
+            reason, message = self.stop_reason
+            return Outcome("failed", reason, message, self.counts, self.first_error)
+        return Outcome("succeeded", "", "", self.counts, self.first_error)
+
+    def start_worker(self, slot: Slot) -> None:
+        slot.pid, slot.commands, slot.events = spawn_worker(
+            self.plan_uri, self.index, slot.index, self.code_root, self.worker_env(slot.index),
+            self.output.join("_prs", "logs", str(self.index), f"{slot.index}.log"),
+        )
+        slot.ready, slot.buffer, slot.queue = False, b"", deque()
+        self.selector.register(slot.events, selectors.EVENT_READ, slot)
+
+    def worker_env(self, process: int) -> dict[str, str]:
+        return worker_environment(self.plan, self.index, process, self.code_root)
+
+    def poll(self) -> None:
+        now = time.monotonic()
+        timeout = self.spec["runInvocationTimeout"]
+        deadlines = [s.head_started + timeout for s in self.slots if s.queue and s.ready]
+        wait = min([PROGRESS_INTERVAL, *[d - now for d in deadlines]])
+        for key, _ in self.selector.select(max(wait, 0.0)):
+            self.read_events(key.data)
+        now = time.monotonic()
+        for slot in self.slots:
+            if slot.ready and slot.queue and now - slot.head_started > timeout:
+                kill_group(slot.pid)
+                message = f"run() did not return within runInvocationTimeout={timeout}s"
+                self.lose_worker(slot, {"type": "TimeoutError", "message": message})
+
+    def read_events(self, slot: Slot) -> None:
+        chunk = os.read(slot.events, 1 << 16)
+        if not chunk:
+            status = reap(slot.pid)
+            self.lose_worker(slot, {"type": "WorkerDied", "message": f"worker process {status}"})
+            return
+        slot.buffer += chunk
+        *lines, slot.buffer = slot.buffer.split(b"\n")
+        for line in lines:
+            self.handle_event(slot, json.loads(line))
+
+    def handle_event(self, slot: Slot, event: dict[str, Any]) -> None:
+        if "done" in event:
+            mb_id = slot.queue.popleft()
+            slot.head_started = time.monotonic()
+            self.finish(mb_id, event)
+        elif "error" in event:
+            mb_id = slot.queue.popleft()
+            slot.head_started = time.monotonic()
+            self.fail_try(mb_id, event["error"])
+        elif "ready" in event:
+            slot.ready = True
+        elif "init_failed" in event:
+            self.retire(slot)
+            self.fail_init(slot, event["init_failed"])
+            return
+        self.dispatch(slot)
+
+    def dispatch(self, slot: Slot) -> None:
+        commands = []
+        while slot.ready and len(slot.queue) < PREFETCH and self.pending:
+            mb_id = self.pending.popleft()
+            self.tries[mb_id] = self.tries.get(mb_id, 0) + 1
+            if not slot.queue:
+                slot.head_started = time.monotonic()
+            slot.queue.append(mb_id)
+            commands.append(json.dumps({"run": mb_id, "try": self.tries[mb_id]}).encode() + b"\n")
+        if commands:
+            try:
+                os.write(slot.commands, b"".join(commands))
+            except BrokenPipeError:
+                pass  # the worker died; its pipe's EOF returns these mini-batches
+
+    def finish(self, mb_id: int, event: dict[str, Any]) -> None:
+        self.counts += Counts(1, 0, event["succeeded"], event["failed"], event["rows"])
+        if event["failed"]:
+            self.check_thresholds()
+
+    def fail_try(self, mb_id: int, error: dict[str, Any]) -> None:
+        self.remember_error(error, mb_id)
+        if self.tries[mb_id] < self.spec["runMaxTry"]:
+            self.pending.appendleft(mb_id)
+            return
+        items = self.items(mb_id)
+        header = ResultHeader(
+            id=mb_id, shard=self.index, process=-1, tries=self.tries[mb_id], items=items,
+            succeeded=0, failed=items, seconds=0.0, status=FAILED_STATUS,
+            error={"type": error["type"], "message": error["message"]},
+        )
+        commit_record(self.output, header, b"")
+        self.counts += Counts(0, 1, 0, items, 0)
+        self.check_thresholds()
+        self.report(force=True)
+
+    def fail_init(self, slot: Slot, error: dict[str, Any]) -> None:
+        """Called once the slot is retired: start it again, or give it up."""
+        self.remember_error(error, None)
+        slot.init_failures += 1
+        if slot.init_failures < INIT_MAX_TRIES:
+            self.start_worker(slot)
+        else:
+            slot.dead = True
+
+    def lose_worker(self, slot: Slot, error: dict[str, Any]) -> None:
+        """A worker died or was killed: its running mini-batch failed a try (unless its
+        result was committed just before), the prefetched ones go back to the queue."""
+        queue, was_ready = list(slot.queue), slot.ready
+        self.retire(slot)
+        if not was_ready:
+            self.fail_init(slot, {**error, "traceback": ""})
+            return
+        for mb_id in queue[1:]:
+            self.tries[mb_id] -= 1
+        self.pending.extendleft(reversed(queue[1:]))
+        if queue:
+            header = load_header(self.output, queue[0])
+            if header is not None and header.status == SUCCEEDED:
+                self.finish(queue[0], {"status": header.status, **header.__dict__})
+            else:
+                self.fail_try(queue[0], {**error, "message": f"{error['message']} "
+                                         f"(mini-batch {queue[0]}, try {self.tries[queue[0]]})"})
+        self.start_worker(slot)
+        self.dispatch(slot)
+
+    def retire(self, slot: Slot) -> None:
+        self.selector.unregister(slot.events)
+        for fd in (slot.events, slot.commands):
+            os.close(fd)
+        kill_group(slot.pid)
+        reap(slot.pid)
+        slot.queue, slot.ready = deque(), False
+
+    def remember_error(self, error: dict[str, Any], mb_id: int | None) -> None:
+        if self.first_error is None:
+            items = self.batches[mb_id].items if mb_id is not None else ()
+            self.first_error = ErrorInfo(
+                error["type"], error["message"], error.get("traceback", ""), mb_id, items[:5]
+            )
+
+    def items(self, mb_id: int) -> int:
+        return len(self.batches[mb_id].items)
+
+    def check_thresholds(self) -> None:
+        why = crossed_threshold(self.counts, self.spec, self.total)
+        if why and not self.stop_reason:
+            first = f"; first error: {self.first_error.one_line()}" if self.first_error else ""
+            self.stop_reason = ("ErrorThresholdExceeded", why + first)
+
+    def stop_workers(self) -> None:
+        for slot in self.slots:
+            if slot.dead or slot.pid == 0:
+                continue
+            if self.stop_reason or slot.queue:
+                self.retire(slot)
+                continue
+            try:
+                os.write(slot.commands, b'{"stop": true}\n')
+            except BrokenPipeError:
+                pass
+        for slot in self.slots:
+            if slot.events >= 0 and slot.pid and not slot.dead:
+                reap(slot.pid)
+
+    def report(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if force or now - self.last_report >= PROGRESS_INTERVAL:
+            self.last_report = now
+            emit(self.outcome().to_dict(self.index) | {"final": False})
+
+
+def counts_of(header: ResultHeader) -> Counts:
+    return Counts(1, 0, header.succeeded, header.failed, header.rows)
+
+
+def reap(pid: int) -> str:
+    try:
+        _, status = os.waitpid(pid, 0)
+    except ChildProcessError:
+        return "exited"
+    if os.WIFSIGNALED(status):
+        return f"was killed by signal {os.WTERMSIG(status)} ({signal.Signals(os.WTERMSIG(status)).name})"
+    return f"exited with code {os.WEXITSTATUS(status)}"
+
+
+def emit(message: dict[str, Any]) -> None:
+    sys.stdout.write(json.dumps(message) + "\n")
+    sys.stdout.flush()

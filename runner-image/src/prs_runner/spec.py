@@ -1,0 +1,221 @@
+"""The ParallelRunStep resource: loading, defaults, overrides and validation.
+
+Pure and light (PyYAML only): the operator imports it too, and `prs validate` must
+apply the same rules as the API server (crds/parallelrunsteps.yaml).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+API_VERSION = "parallelrun.io/v1alpha1"
+KIND = "ParallelRunStep"
+
+NAME_PATTERN = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
+MINI_BATCH_SIZE_PATTERN = re.compile(r"^[1-9][0-9]*(KB|MB|GB|rows)?$")
+FORBIDDEN_FILE_NAME_CHARS = set('~"#%&*:<>?/\\{|}`')
+ENV_NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
+SIDE_INPUT_NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
+
+CODE_SOURCES = ("sourceDirectory", "configMap", "path")
+
+DEFAULTS: dict[str, Any] = {
+    "image": "",
+    "sideInputs": [],
+    "errorThreshold": -1,
+    "miniBatchErrorThreshold": -1,
+    "allowedFailedPercent": 100,
+    "outputAction": "append_row",
+    "appendRowFileName": "parallel_run_step.txt",
+    "appendRowFormat": "text",
+    "nodeCount": 1,
+    "processCountPerNode": 1,
+    "loggingLevel": "INFO",
+    "runInvocationTimeout": 60,
+    "runMaxTry": 3,
+    "maxShardRetries": 3,
+    "allowReuse": True,
+    "arguments": [],
+    "env": [],
+    "resources": {},
+    "podTemplate": {},
+    "suspend": False,
+    "ttlSecondsAfterFinished": None,
+}
+
+# Field path (relative to spec) -> expected scalar kind, for validation and --set coercion.
+SCALAR_FIELDS: dict[str, str] = {
+    "code.entryScript": "str",
+    "code.sourceDirectory": "str",
+    "code.configMap": "str",
+    "code.path": "str",
+    "image": "str",
+    "input.type": "str",
+    "input.uri": "str",
+    "input.glob": "str",
+    "input.format": "str",
+    "output.uri": "str",
+    "miniBatchSize": "size",
+    "errorThreshold": "int",
+    "miniBatchErrorThreshold": "int",
+    "allowedFailedPercent": "number",
+    "outputAction": "str",
+    "appendRowFileName": "str",
+    "appendRowFormat": "str",
+    "nodeCount": "int",
+    "processCountPerNode": "int",
+    "loggingLevel": "str",
+    "runInvocationTimeout": "int",
+    "runMaxTry": "int",
+    "maxShardRetries": "int",
+    "allowReuse": "bool",
+    "suspend": "bool",
+    "ttlSecondsAfterFinished": "int",
+}
+LIST_FIELDS = {"input.partitionKeys", "sideInputs", "arguments", "env"}
+OBJECT_FIELDS = {"resources", "podTemplate"}
+SECTIONS = {
+    "code": {"entryScript", *CODE_SOURCES},
+    "input": {"type", "uri", "glob", "format", "partitionKeys"},
+    "output": {"uri"},
+}
+ENUMS: dict[str, tuple[str, ...]] = {
+    "input.type": ("files", "tabular"),
+    "input.format": ("csv", "parquet", "jsonl"),
+    "outputAction": ("append_row", "summary_only"),
+    "appendRowFormat": ("text", "csv", "parquet"),
+    "loggingLevel": ("WARNING", "INFO", "DEBUG"),
+}
+MINIMUMS: dict[str, int] = {
+    "errorThreshold": -1,
+    "miniBatchErrorThreshold": -1,
+    "nodeCount": 1,
+    "processCountPerNode": 1,
+    "runInvocationTimeout": 1,
+    "runMaxTry": 1,
+    "maxShardRetries": 0,
+    "ttlSecondsAfterFinished": 0,
+}
+
+
+class SpecError(ValueError):
+    """A step that breaks the contract; `problems` holds one line per field."""
+
+    def __init__(self, problems: Sequence[str]) -> None:
+        self.problems = list(problems)
+        super().__init__("invalid ParallelRunStep:\n" + "\n".join(f"  - {p}" for p in problems))
+
+
+@dataclass(frozen=True)
+class SideInput:
+    name: str
+    uri: str
+
+    @property
+    def env_name(self) -> str:
+        return "PRS_SIDE_INPUT_" + re.sub(r"[^A-Za-z0-9]", "_", self.name).upper()
+
+
+@dataclass(frozen=True)
+class MiniBatchSize:
+    """`count` files, or about `bytes` bytes, or `rows` rows per mini-batch."""
+
+    count: int | None = None
+    bytes: int | None = None
+    rows: int | None = None
+
+
+@dataclass(frozen=True)
+class Step:
+    """A validated step: `spec` is the defaulted spec dict, the typed views are derived."""
+
+    name: str
+    namespace: str
+    spec: dict[str, Any]
+    base_dir: Path = field(default=Path("."))
+
+    def get(self, path: str) -> Any:
+        return lookup(self.spec, path)
+
+    @property
+    def side_inputs(self) -> list[SideInput]:
+        return [SideInput(s["name"], s["uri"]) for s in self.spec["sideInputs"]]
+
+    @property
+    def mini_batch_size(self) -> MiniBatchSize:
+        return parse_mini_batch_size(str(self.spec["miniBatchSize"]), self.spec["input"]["type"])
+
+    def resolve_local(self, uri: str) -> str:
+        """A local path relative to the YAML file becomes absolute; URIs stay as they are."""
+        if "://" in uri:
+            return uri
+        return str((self.base_dir / uri).resolve())
+
+
+def lookup(spec: Mapping[str, Any], path: str) -> Any:
+    node: Any = spec
+    for part in path.split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+def parse_mini_batch_size(text: str, input_type: str) -> MiniBatchSize:
+    match = MINI_BATCH_SIZE_PATTERN.match(text)
+    if not match:
+        raise ValueError(text)
+    unit = match.group(1)
+    number = int(text[: len(text) - len(unit or "")])
+    if unit is None:
+        return MiniBatchSize(count=number) if input_type == "files" else MiniBatchSize(bytes=number)
+    if unit == "rows":
+        return MiniBatchSize(rows=number)
+    return MiniBatchSize(bytes=number * 1024 ** {"KB": 1, "MB": 2, "GB": 3}[unit])
+
+
+def apply_defaults(spec: Mapping[str, Any]) -> dict[str, Any]:
+    out = {k: v for k, v in DEFAULTS.items()}
+    out.update(spec)
+    if "miniBatchSize" not in spec:
+        is_tabular = lookup(spec, "input.type") == "tabular"
+        out["miniBatchSize"] = "1MB" if is_tabular else "10"
+    if isinstance(out["miniBatchSize"], int) and not isinstance(out["miniBatchSize"], bool):
+        out["miniBatchSize"] = str(out["miniBatchSize"])
+    return out
+
+
+def coerce_override(path: str, text: str) -> Any:
+    """`--set path=text`: the value typed like the field it sets."""
+    kind = SCALAR_FIELDS.get(path)
+    if kind is None and path not in LIST_FIELDS | OBJECT_FIELDS:
+        known = ", ".join(sorted([*SCALAR_FIELDS, *LIST_FIELDS, *OBJECT_FIELDS]))
+        raise SpecError([f"--set {path}: unknown field (known: {known})"])
+    if kind in ("str", "size"):
+        return text
+    value = yaml.safe_load(text)
+    if kind == "int" and isinstance(value, str) and text.lower() in ("null", "none"):
+        return None
+    return value
+
+
+def apply_overrides(spec: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
+    out: dict[str, Any] = yaml.safe_load(yaml.safe_dump(spec))  # deep copy of plain data
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        if not sep:
+            raise SpecError([f"--set {item}: expected key=value"])
+        path = key.removeprefix("spec.")
+        node = out
+        parts = path.split(".")
+        value = coerce_override(path, text)
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = value
+    return out

@@ -1,0 +1,180 @@
+"""All reads and writes of inputs and outputs go through here.
+
+A `Storage` is a root URI: a local folder (a path, `file://`, or a mounted `pvc://` claim) or
+any filesystem pyarrow.fs understands (`s3://...`). Local folders use `os` directly: workers
+commit a result per mini-batch, and the os calls are several times cheaper than going through
+pyarrow, whose import alone costs a worker about half a second.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import re
+import shutil
+import uuid
+from dataclasses import dataclass
+from typing import IO, Any
+
+PVC_ROOT_ENV = "PRS_PVC_ROOT"  # where pvc://CLAIM is mounted; /mnt/pvc/CLAIM by default
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    path: str  # relative to the listed root, '/'-separated
+    size: int
+    mtime_ns: int
+
+
+def glob_to_regex(pattern: str) -> re.Pattern[str]:
+    """`**` spans folders, `*` and `?` stay within one path segment."""
+    parts: list[str] = []
+    i = 0
+    while i < len(pattern):
+        if pattern.startswith("**/", i):
+            parts.append("(?:.*/)?")
+            i += 3
+        elif pattern.startswith("**", i):
+            parts.append(".*")
+            i += 2
+        else:
+            char = pattern[i]
+            parts.append({"*": "[^/]*", "?": "[^/]"}.get(char) or fnmatch.translate(char)[4:-3])
+            i += 1
+    return re.compile("".join(parts) + r"\Z")
+
+
+def local_root(uri: str) -> str | None:
+    """The local folder behind a URI, or None when it is remote."""
+    if uri.startswith("file://"):
+        return uri[len("file://") :]
+    if uri.startswith("pvc://"):
+        claim_path = uri[len("pvc://") :]
+        return os.path.join(os.environ.get(PVC_ROOT_ENV, "/mnt/pvc"), claim_path)
+    if "://" in uri:
+        return None
+    return uri
+
+
+class Storage:
+    def __init__(self, uri: str) -> None:
+        self.uri = uri.rstrip("/") or "/"
+        self.local = local_root(self.uri)
+        self._fs: Any = None
+        self._root = ""
+        if self.local is None:
+            from pyarrow import fs as pafs
+
+            self._fs, self._root = pafs.FileSystem.from_uri(self.uri)
+
+    def join(self, *parts: str) -> str:
+        base = self.local if self.local is not None else self._root
+        return "/".join([base.rstrip("/"), *parts])
+
+    def child(self, *parts: str) -> Storage:
+        return Storage("/".join([self.uri, *parts]))
+
+    def list_files(self, glob: str | None = None) -> list[FileEntry]:
+        """Every file under the root (or the root itself if it is a file), sorted by path."""
+        entries = self._list_local() if self.local is not None else self._list_remote()
+        if glob:
+            pattern = glob_to_regex(glob)
+            entries = [e for e in entries if pattern.match(e.path)]
+        return sorted(entries, key=lambda e: e.path)
+
+    def _list_local(self) -> list[FileEntry]:
+        assert self.local is not None
+        if os.path.isfile(self.local):
+            stat = os.stat(self.local)
+            return [FileEntry(os.path.basename(self.local), stat.st_size, stat.st_mtime_ns)]
+        entries = []
+        for folder, _dirs, files in os.walk(self.local):
+            rel = os.path.relpath(folder, self.local)
+            for name in files:
+                stat = os.stat(os.path.join(folder, name))
+                path = name if rel == "." else f"{rel}/{name}".replace(os.sep, "/")
+                entries.append(FileEntry(path, stat.st_size, stat.st_mtime_ns))
+        return entries
+
+    def _list_remote(self) -> list[FileEntry]:
+        from pyarrow import fs as pafs
+
+        infos = self._fs.get_file_info(pafs.FileSelector(self._root, recursive=True))
+        return [
+            FileEntry(i.path[len(self._root) :].lstrip("/"), i.size, i.mtime_ns or 0)
+            for i in infos
+            if i.type == pafs.FileType.File
+        ]
+
+    def exists(self, path: str) -> bool:
+        if self.local is not None:
+            return os.path.exists(self.join(path))
+        from pyarrow import fs as pafs
+
+        return bool(self._fs.get_file_info(self.join(path)).type != pafs.FileType.NotFound)
+
+    def read_bytes(self, path: str) -> bytes:
+        with self.open_read(path) as stream:
+            return stream.read()
+
+    def open_read(self, path: str) -> IO[bytes]:
+        if self.local is not None:
+            return open(self.join(path), "rb")
+        return self._fs.open_input_stream(self.join(path))  # type: ignore[no-any-return]
+
+    def open_write(self, path: str) -> IO[bytes]:
+        """A stream whose content appears at `path` only when it is closed (commit_write)."""
+        if self.local is not None:
+            os.makedirs(os.path.dirname(self.join(path)), exist_ok=True)
+            return open(self.join(path), "wb")
+        return self._fs.open_output_stream(self.join(path))  # type: ignore[no-any-return]
+
+    def write_atomic(self, path: str, data: bytes) -> None:
+        """Write, then rename: readers see the whole content or nothing."""
+        temp = f"{path}.{uuid.uuid4().hex[:8]}.tmp"
+        with self.open_write(temp) as stream:
+            stream.write(data)
+        self.rename(temp, path)
+
+    def rename(self, source: str, target: str) -> None:
+        if self.local is not None:
+            os.replace(self.join(source), self.join(target))
+        else:
+            self._fs.move(self.join(source), self.join(target))
+
+    def list_names(self, folder: str) -> list[str]:
+        if self.local is not None:
+            try:
+                return os.listdir(self.join(folder))
+            except FileNotFoundError:
+                return []
+        from pyarrow import fs as pafs
+
+        selector = pafs.FileSelector(self.join(folder), allow_not_found=True)
+        return [i.base_name for i in self._fs.get_file_info(selector)]
+
+    def delete(self, path: str) -> None:
+        target = self.join(path)
+        if self.local is not None:
+            if os.path.isdir(target):
+                shutil.rmtree(target)
+            elif os.path.exists(target):
+                os.remove(target)
+            return
+        from pyarrow import fs as pafs
+
+        info = self._fs.get_file_info(target)
+        if info.type == pafs.FileType.Directory:
+            self._fs.delete_dir(target)
+        elif info.type == pafs.FileType.File:
+            self._fs.delete_file(target)
+
+    def copy_stream(self, path: str, target: IO[bytes], skip: int = 0) -> int:
+        """Stream a file's bytes (after `skip`) into `target` in bounded chunks."""
+        copied = 0
+        with self.open_read(path) as stream:
+            stream.read(skip)
+            for chunk in iter(lambda: stream.read(1 << 20), b""):
+                target.write(chunk)
+                copied += len(chunk)
+        return copied

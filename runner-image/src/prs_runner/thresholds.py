@@ -1,0 +1,72 @@
+"""Counts of finished work and the three error thresholds of DESIGN section 3. Pure."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Counts:
+    mini_batches_succeeded: int = 0
+    mini_batches_failed: int = 0
+    items_succeeded: int = 0
+    items_failed: int = 0
+    rows: int = 0
+
+    def __add__(self, other: Counts) -> Counts:
+        return Counts(
+            self.mini_batches_succeeded + other.mini_batches_succeeded,
+            self.mini_batches_failed + other.mini_batches_failed,
+            self.items_succeeded + other.items_succeeded,
+            self.items_failed + other.items_failed,
+            self.rows + other.rows,
+        )
+
+    @property
+    def mini_batches_done(self) -> int:
+        return self.mini_batches_succeeded + self.mini_batches_failed
+
+    def to_dict(self) -> dict[str, int]:
+        return {
+            "miniBatchesSucceeded": self.mini_batches_succeeded,
+            "miniBatchesFailed": self.mini_batches_failed,
+            "itemsSucceeded": self.items_succeeded,
+            "itemsFailed": self.items_failed,
+            "rows": self.rows,
+        }
+
+    @staticmethod
+    def from_dict(data: dict[str, Any]) -> Counts:
+        return Counts(
+            data.get("miniBatchesSucceeded", 0),
+            data.get("miniBatchesFailed", 0),
+            data.get("itemsSucceeded", 0),
+            data.get("itemsFailed", 0),
+            data.get("rows", 0),
+        )
+
+
+def crossed_threshold(counts: Counts, spec: dict[str, Any], total_mini_batches: int) -> str | None:
+    """Why the step must stop now, or None. -1 (and 100 %) disable a check."""
+    error_threshold = spec["errorThreshold"]
+    if error_threshold >= 0 and counts.items_failed > error_threshold:
+        return (
+            f"errorThreshold exceeded: {counts.items_failed} failed items > "
+            f"errorThreshold {error_threshold}"
+        )
+    batch_threshold = spec["miniBatchErrorThreshold"]
+    if batch_threshold >= 0 and counts.mini_batches_failed > batch_threshold:
+        return (
+            f"miniBatchErrorThreshold exceeded: {counts.mini_batches_failed} failed mini-batches > "
+            f"miniBatchErrorThreshold {batch_threshold}"
+        )
+    percent = spec["allowedFailedPercent"]
+    if percent < 100 and total_mini_batches > 0:
+        share = 100.0 * counts.mini_batches_failed / total_mini_batches
+        if share > percent:
+            return (
+                f"allowedFailedPercent exceeded: {counts.mini_batches_failed} of "
+                f"{total_mini_batches} mini-batches failed ({share:.1f}% > {percent}%)"
+            )
+    return None

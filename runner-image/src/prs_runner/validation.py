@@ -1,0 +1,246 @@
+"""The API server's rules for a ParallelRunStep, applied offline (`prs validate`).
+
+Every message starts with the field path, so the same table of bad specs can be checked
+against this module and against the CRD's OpenAPI schema and CEL rules.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from prs_runner.spec import (
+    API_VERSION,
+    CODE_SOURCES,
+    DEFAULTS,
+    ENUMS,
+    ENV_NAME_PATTERN,
+    FORBIDDEN_FILE_NAME_CHARS,
+    KIND,
+    MINI_BATCH_SIZE_PATTERN,
+    MINIMUMS,
+    NAME_PATTERN,
+    SCALAR_FIELDS,
+    SECTIONS,
+    SIDE_INPUT_NAME_PATTERN,
+    SpecError,
+    Step,
+    apply_defaults,
+    apply_overrides,
+    lookup,
+)
+
+TOP_LEVEL_FIELDS = {*DEFAULTS, *SECTIONS, "miniBatchSize"}
+
+
+def load_step(
+    path: str | Path, overrides: tuple[str, ...] | list[str] = (), output_uri: str | None = None
+) -> Step:
+    """Read a step YAML, apply `--set` overrides and validate; paths resolve next to the file."""
+    path = Path(path)
+    try:
+        document = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise SpecError([f"{path}: no such file"]) from None
+    except yaml.YAMLError as error:
+        raise SpecError([f"{path}: not valid YAML: {error}"]) from None
+    if not isinstance(document, dict):
+        raise SpecError([f"{path}: expected a ParallelRunStep mapping"])
+    spec = document.get("spec")
+    if isinstance(spec, dict):
+        spec = apply_overrides(spec, overrides)
+        if output_uri is not None:
+            spec.setdefault("output", {})["uri"] = output_uri
+        document = {**document, "spec": spec}
+    return step_from_document(document, base_dir=path.parent.resolve())
+
+
+def step_from_document(document: Mapping[str, Any], base_dir: Path = Path(".")) -> Step:
+    problems = validate_document(document)
+    if problems:
+        raise SpecError(problems)
+    metadata = document["metadata"]
+    return Step(
+        name=metadata["name"],
+        namespace=metadata.get("namespace") or "default",
+        spec=apply_defaults(document["spec"]),
+        base_dir=base_dir,
+    )
+
+
+def validate_document(document: Mapping[str, Any]) -> list[str]:
+    problems: list[str] = []
+    if document.get("apiVersion") != API_VERSION:
+        problems.append(f"apiVersion: must be {API_VERSION} (got {document.get('apiVersion')!r})")
+    if document.get("kind") != KIND:
+        problems.append(f"kind: must be {KIND} (got {document.get('kind')!r})")
+    metadata = document.get("metadata")
+    name = metadata.get("name") if isinstance(metadata, Mapping) else None
+    if not isinstance(name, str) or not NAME_PATTERN.match(name) or not 3 <= len(name) <= 48:
+        problems.append(
+            "metadata.name: must be a DNS-1123 label of 3-48 characters "
+            f"(lower-case letters, digits, '-', starting with a letter) (got {name!r})"
+        )
+    spec = document.get("spec")
+    if not isinstance(spec, Mapping):
+        return [*problems, "spec: required"]
+    return problems + validate_spec(spec)
+
+
+def validate_spec(raw: Mapping[str, Any]) -> list[str]:
+    problems = check_shape(raw)
+    if problems:
+        return problems
+    spec = apply_defaults(raw)
+    for check in (check_types, check_enums, check_ranges, check_code, check_input, check_output):
+        problems += check(spec)
+    return problems
+
+
+def check_shape(raw: Mapping[str, Any]) -> list[str]:
+    problems = [f"spec.{key}: unknown field" for key in raw if key not in TOP_LEVEL_FIELDS]
+    for section, allowed in SECTIONS.items():
+        value = raw.get(section)
+        if value is None:
+            problems.append(f"spec.{section}: required")
+        elif not isinstance(value, Mapping):
+            problems.append(f"spec.{section}: must be an object")
+        else:
+            problems += [f"spec.{section}.{k}: unknown field" for k in value if k not in allowed]
+    return problems
+
+
+def type_problem(path: str, kind: str, value: Any) -> str | None:
+    if value is None:
+        return None
+    ok = {
+        "str": isinstance(value, str),
+        "size": isinstance(value, str | int) and not isinstance(value, bool),
+        "int": isinstance(value, int) and not isinstance(value, bool),
+        "number": isinstance(value, int | float) and not isinstance(value, bool),
+        "bool": isinstance(value, bool),
+    }[kind]
+    words = {"str": "a string", "size": "a string", "int": "an integer",
+             "number": "a number", "bool": "true or false"}
+    return None if ok else f"spec.{path}: must be {words[kind]} (got {value!r})"
+
+
+def check_types(spec: Mapping[str, Any]) -> list[str]:
+    problems = [type_problem(p, k, lookup(spec, p)) for p, k in SCALAR_FIELDS.items()]
+    for path in ("image", "outputAction", "appendRowFileName", "appendRowFormat", "nodeCount",
+                 "processCountPerNode", "loggingLevel", "runInvocationTimeout", "runMaxTry",
+                 "maxShardRetries", "allowReuse", "suspend", "errorThreshold",
+                 "miniBatchErrorThreshold", "allowedFailedPercent"):
+        if spec.get(path) is None:
+            problems.append(f"spec.{path}: must not be null")
+    for path in ("arguments", "env", "sideInputs"):
+        if not isinstance(spec.get(path), list):
+            problems.append(f"spec.{path}: must be a list")
+    if any(not isinstance(a, str) for a in spec.get("arguments") or []):
+        problems.append("spec.arguments: every argument must be a string (quote numbers)")
+    for path in ("resources", "podTemplate"):
+        if not isinstance(spec.get(path), Mapping):
+            problems.append(f"spec.{path}: must be an object")
+    return [p for p in problems if p]
+
+
+def check_enums(spec: Mapping[str, Any]) -> list[str]:
+    problems = []
+    for path, allowed in ENUMS.items():
+        value = lookup(spec, path)
+        if value is not None and value not in allowed:
+            problems.append(f"spec.{path}: must be one of {', '.join(allowed)} (got {value!r})")
+    return problems
+
+
+def check_ranges(spec: Mapping[str, Any]) -> list[str]:
+    problems = []
+    for path, minimum in MINIMUMS.items():
+        value = spec.get(path)
+        if isinstance(value, int) and not isinstance(value, bool) and value < minimum:
+            problems.append(f"spec.{path}: must be >= {minimum} (got {value})")
+    percent = spec.get("allowedFailedPercent")
+    if isinstance(percent, int | float) and not isinstance(percent, bool):
+        if not 0 <= percent <= 100:
+            problems.append(f"spec.allowedFailedPercent: must be within 0-100 (got {percent})")
+    size = spec.get("miniBatchSize")
+    if isinstance(size, str) and not MINI_BATCH_SIZE_PATTERN.match(size):
+        problems.append(
+            "spec.miniBatchSize: must be a count (\"10\"), bytes (\"512KB\", \"1MB\", \"1GB\") "
+            f"or rows (\"5000rows\") (got {size!r})"
+        )
+    elif isinstance(size, str) and lookup(spec, "input.type") == "files" and not size.isdigit():
+        problems.append(f"spec.miniBatchSize: files input takes a count of files (got {size!r})")
+    name = spec.get("appendRowFileName")
+    if isinstance(name, str) and (not name or FORBIDDEN_FILE_NAME_CHARS & set(name)):
+        problems.append(
+            "spec.appendRowFileName: must be a non-empty file name without path separators "
+            f"or any of ~\"#%&*:<>?/\\{{|}}` (got {name!r})"
+        )
+    return problems
+
+
+def check_code(spec: Mapping[str, Any]) -> list[str]:
+    code = spec["code"]
+    problems = []
+    if not code.get("entryScript"):
+        problems.append("spec.code.entryScript: required")
+    sources = [s for s in CODE_SOURCES if code.get(s)]
+    if len(sources) != 1:
+        problems.append(
+            "spec.code: exactly one of sourceDirectory, configMap, path must be set "
+            f"(got {', '.join(sources) or 'none'})"
+        )
+    return problems
+
+
+def check_input(spec: Mapping[str, Any]) -> list[str]:
+    data = spec["input"]
+    problems = []
+    for key in ("type", "uri"):
+        if not data.get(key):
+            problems.append(f"spec.input.{key}: required")
+    if data.get("type") != "tabular":
+        problems += [
+            f"spec.input.{key}: allowed only with input.type tabular"
+            for key in ("format", "partitionKeys")
+            if key in data
+        ]
+    keys = data.get("partitionKeys")
+    if keys is not None and (
+        not isinstance(keys, list) or not all(isinstance(k, str) and k for k in keys)
+    ):
+        problems.append("spec.input.partitionKeys: must be a list of column names")
+    return problems
+
+
+def check_output(spec: Mapping[str, Any]) -> list[str]:
+    problems = []
+    if not spec["output"].get("uri"):
+        problems.append("spec.output.uri: required")
+    problems += check_named_list(spec.get("sideInputs"), "sideInputs", SIDE_INPUT_NAME_PATTERN)
+    problems += check_named_list(spec.get("env"), "env", ENV_NAME_PATTERN)
+    for index, item in enumerate(spec.get("sideInputs") or []):
+        if isinstance(item, Mapping) and not isinstance(item.get("uri"), str):
+            problems.append(f"spec.sideInputs[{index}].uri: required")
+    for index, item in enumerate(spec.get("env") or []):
+        if isinstance(item, Mapping) and not isinstance(item.get("value", ""), str):
+            problems.append(f"spec.env[{index}].value: must be a string (quote numbers)")
+    return problems
+
+
+def check_named_list(items: Any, path: str, pattern: Any) -> list[str]:
+    if not isinstance(items, list):
+        return []
+    problems, seen = [], set()
+    for index, item in enumerate(items):
+        name = item.get("name") if isinstance(item, Mapping) else None
+        if not isinstance(name, str) or not pattern.match(name):
+            problems.append(f"spec.{path}[{index}].name: must match {pattern.pattern} (got {name!r})")
+        elif name in seen:
+            problems.append(f"spec.{path}[{index}].name: duplicate name {name!r}")
+        seen.add(name)
+    return problems

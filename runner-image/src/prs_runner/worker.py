@@ -1,0 +1,164 @@
+"""One worker process: imports the entry script, calls init() once, then run() for every
+mini-batch its shard supervisor sends, committing each result itself.
+
+Protocol on two inherited pipes, one JSON object per line:
+  supervisor -> worker  {"run": ID, "try": N} | {"stop": true}
+  worker -> supervisor  {"ready": true} | {"init_failed": ERROR} | {"done": ID, ...counts}
+                        | {"error": ERROR, "id": ID}
+The worker's stdout and stderr are its log file, so a script's prints cannot break this.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import inspect
+import json
+import logging
+import os
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from types import ModuleType
+from typing import Any
+
+from prs_runner.entry_script import RunContext, side_inputs_from_env
+from prs_runner.planning import MiniBatch, plan_from_json
+from prs_runner.results import SUCCEEDED, ResultHeader, commit_record
+from prs_runner.storage import Storage, local_root
+
+log = logging.getLogger("prs.worker")
+
+
+def error_info(exc: BaseException) -> dict[str, Any]:
+    return {
+        "type": type(exc).__name__,
+        "message": str(exc),
+        "traceback": "".join(traceback.format_exception(exc)),
+    }
+
+
+def import_entry_script(code_root: str, entry_script: str, arguments: list[str]) -> ModuleType:
+    path = os.path.join(code_root, entry_script)
+    sys.path.insert(0, os.path.dirname(path))
+    sys.argv = [path, *arguments]
+    name = os.path.splitext(os.path.basename(path))[0]
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot import entry script {path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    if not callable(getattr(module, "run", None)):
+        raise AttributeError(f"entry script {entry_script} defines no run(mini_batch) function")
+    return module
+
+
+def encode_text(result: Any) -> tuple[bytes, int]:
+    """Azure's text append_row: str(element) per line; DataFrame rows space-separated."""
+    if isinstance(result, str | bytes | dict):
+        raise TypeError(
+            f"run() returned {type(result).__name__}; return a list, tuple, numpy array or "
+            "DataFrame with one element per succeeded item"
+        )
+    if type(result).__module__.startswith("pandas") and hasattr(result, "to_csv"):
+        text = result.to_csv(sep=" ", header=False, index=False, lineterminator="\n")
+        return text.encode(), len(result)
+    lines = [str(element) for element in result]
+    return ("\n".join(lines) + "\n").encode() if lines else b"", len(lines)
+
+
+class Worker:
+    def __init__(self, plan_uri: str, shard: int, process: int, code_root: str) -> None:
+        plan_storage = Storage(os.path.dirname(plan_uri))
+        self.plan = plan_from_json(plan_storage.read_bytes(os.path.basename(plan_uri)))
+        self.spec = self.plan.step
+        self.shard, self.process, self.code_root = shard, process, code_root
+        self.batches: dict[int, MiniBatch] = {mb.id: mb for mb in self.plan.for_shard(shard)}
+        self.output = Storage(self.spec["output"]["uri"])
+        self.input_root = local_root(self.plan.input_uri) or self.plan.input_uri
+        self.summary_only = self.spec["outputAction"] == "summary_only"
+        self.run_fn: Callable[..., Any] = lambda batch: batch
+        self.wants_context = False
+
+    def start(self) -> ModuleType:
+        code = self.spec["code"]
+        module = import_entry_script(self.code_root, code["entryScript"], self.spec["arguments"])
+        self.run_fn = module.run
+        self.wants_context = len(inspect.signature(module.run).parameters) >= 2
+        if callable(getattr(module, "init", None)):
+            module.init()
+        return module
+
+    def context(self, mb: MiniBatch) -> RunContext:
+        return RunContext(
+            minibatch_index=mb.id,
+            shard_index=self.shard,
+            process_index=self.process,
+            output_dir=os.environ.get("PRS_OUTPUT_DIR", ""),
+            side_inputs=side_inputs_from_env(),
+        )
+
+    def run_one(self, mini_batch_id: int, attempt: int) -> dict[str, Any]:
+        mb = self.batches[mini_batch_id]
+        paths = [os.path.join(self.input_root, item) for item in mb.items]
+        started = time.perf_counter()
+        args = (paths, self.context(mb)) if self.wants_context else (paths,)
+        result = self.run_fn(*args)
+        payload, returned = (b"", 0) if result is None else encode_text(result)
+        if returned > len(paths):
+            log.warning(
+                "run() returned %d elements for %d items in mini-batch %d",
+                returned, len(paths), mb.id,
+            )
+        succeeded = min(returned, len(paths))
+        header = ResultHeader(
+            id=mb.id, shard=self.shard, process=self.process, tries=attempt, items=len(paths),
+            succeeded=succeeded, failed=len(paths) - succeeded,
+            seconds=round(time.perf_counter() - started, 6),
+            status=SUCCEEDED, rows=returned,
+        )
+        commit_record(self.output, header, b"" if self.summary_only else payload)
+        return {"done": mb.id, "succeeded": succeeded, "failed": header.failed, "rows": returned,
+                "status": header.status}
+
+
+def serve(worker: Worker, commands: Any, events: int) -> int:
+    def send(message: dict[str, Any]) -> None:
+        os.write(events, json.dumps(message).encode() + b"\n")
+
+    try:
+        module = worker.start()
+    except BaseException as exc:
+        log.exception("init() failed")
+        send({"init_failed": error_info(exc)})
+        return 1
+    send({"ready": True})
+    for line in commands:
+        command = json.loads(line)
+        if command.get("stop"):
+            break
+        try:
+            send(worker.run_one(command["run"], command["try"]))
+        except Exception as exc:
+            log.exception("run() failed on mini-batch %d", command["run"])
+            send({"error": error_info(exc), "id": command["run"]})
+    if callable(getattr(module, "shutdown", None)):
+        module.shutdown()
+    return 0
+
+
+def main() -> int:
+    plan_uri, shard, process, code_root, command_fd, event_fd = sys.argv[1:7]
+    level = os.environ.get("PRS_LOGGING_LEVEL", "INFO")
+    logging.basicConfig(
+        level=level, stream=sys.stderr,
+        format=f"%(asctime)s %(levelname)s %(name)s [shard {shard} process {process}] %(message)s",
+    )
+    worker = Worker(plan_uri, int(shard), int(process), code_root)
+    with os.fdopen(int(command_fd), "rb") as commands:
+        return serve(worker, commands, int(event_fd))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
