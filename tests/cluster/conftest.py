@@ -1,0 +1,63 @@
+"""Fixtures of the cluster tier: a real control plane (etcd, kube-apiserver,
+kube-controller-manager) plus the node agent, shared by the whole session."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from kubernetes import client
+
+from .controlplane import ControlPlane, ControlPlaneError, build_binaries
+
+# Filled before the first test runs (outside any per-test timeout): the first build of the
+# binaries takes many minutes, later runs find them in the cache.
+_build: dict[str, Path | str] = {}
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    if session.config.option.collectonly:
+        return
+    if not any("control_plane" in getattr(item, "fixturenames", ()) for item in session.items):
+        return
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.write_line("cluster tier: building or finding the control-plane binaries ...")
+    try:
+        _build["bin_dir"] = build_binaries()
+    except ControlPlaneError as exc:
+        _build["error"] = str(exc)
+
+
+@pytest.fixture(scope="session")
+def control_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
+    """etcd + kube-apiserver + kube-controller-manager + node agent, for the whole session.
+
+    Attributes: ``kubeconfig`` (admin kubeconfig path), ``server`` (https URL),
+    ``api_client()``, ``kubectl(*args)``, ``pvc_path(namespace, claim)``, ``node_name``.
+    """
+    if "error" in _build:
+        pytest.fail(f"control plane binaries unavailable: {_build['error']}", pytrace=False)
+    try:
+        bin_dir = Path(_build["bin_dir"]) if "bin_dir" in _build else build_binaries()
+        plane = ControlPlane.start(tmp_path_factory.mktemp("control-plane"), bin_dir)
+    except ControlPlaneError as exc:
+        pytest.fail(f"control plane did not start: {exc}", pytrace=False)
+    try:
+        yield plane
+    finally:
+        plane.stop()
+
+
+@pytest.fixture
+def namespace(control_plane: ControlPlane) -> Iterator[str]:
+    """A fresh namespace (with its default service account), deleted after the test."""
+    name = f"t-{uuid.uuid4().hex[:10]}"
+    with control_plane.api_client() as api:
+        core = client.CoreV1Api(api)
+        core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
+        control_plane.wait_for_service_account(name)
+        yield name
+        core.delete_namespace(name, propagation_policy="Background")

@@ -1,0 +1,136 @@
+"""Exactly once, in order, resumable, reusable (DESIGN sections 4 and 5)."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import time
+from pathlib import Path
+
+from tests.runner.conftest import MakeStep, StepDir
+
+SLOW_ECHO = """
+import os, time
+def run(mini_batch):
+    mark("calls", os.path.basename(mini_batch[0]))
+    time.sleep(DELAY)
+    return [os.path.basename(p) for p in mini_batch]
+"""
+
+
+def slow(delay: float) -> str:
+    return f"DELAY = {delay}\n" + SLOW_ECHO
+
+
+def step_processes(step: StepDir) -> list[int]:
+    """Supervisor and worker processes of this step (their command lines name its plan)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except (OSError, ValueError):
+            continue
+        if str(step.out) in cmdline and "prs_runner." in cmdline:
+            pids.append(int(entry.name))
+    return pids
+
+
+def worker_pids(step: StepDir) -> list[int]:
+    return [p for p in step_processes(step)
+            if b"prs_runner.worker" in Path(f"/proc/{p}/cmdline").read_bytes()]
+
+
+def committed(step: StepDir) -> int:
+    return len(list((step.out / "_prs/results").glob("*.res")))
+
+
+def wait_for(condition: object, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if callable(condition) and condition():
+            return
+        time.sleep(0.02)
+    raise AssertionError("condition not reached")
+
+
+def test_sigkill_of_workers_never_loses_or_duplicates_a_result(make_step: MakeStep) -> None:
+    step = make_step(slow(0.01), files=600, nodeCount=2, processCountPerNode=2, runMaxTry=10)
+    run = step.start()
+    kills, rng = 0, random.Random(7)
+    while run.poll() is None and kills < 15:
+        time.sleep(0.15)
+        pids = worker_pids(step)
+        if pids:
+            try:
+                os.kill(rng.choice(pids), signal.SIGKILL)
+                kills += 1
+            except ProcessLookupError:
+                pass
+    out, err = run.communicate(timeout=120)
+    assert run.returncode == 0, out + err
+    assert kills >= 5
+    assert step.output_lines() == [f"item{i:04d}.txt" for i in range(600)]
+    rows = step.report_rows()
+    assert any(int(r["tries"]) > 1 for r in rows)
+    assert step.job_result()["items"] == {"total": 600, "succeeded": 600, "failed": 0}
+
+
+def test_killing_prs_run_leaves_no_worker_and_a_rerun_resumes(make_step: MakeStep) -> None:
+    step = make_step(slow(0.05), files=240, nodeCount=2, processCountPerNode=2)
+    run = step.start()
+    wait_for(lambda: (step.out / "_prs/results").exists() and committed(step) >= 20)
+    run.send_signal(signal.SIGKILL)
+    run.wait()
+    wait_for(lambda: not step_processes(step), timeout=10)
+    done_before = committed(step)
+    calls_before = len(step.marks("calls"))
+    assert 20 <= done_before < 120
+
+    result = step.run()
+    assert result.returncode == 0, result.stderr
+    rerun_calls = step.marks("calls")[calls_before:]
+    assert len(rerun_calls) <= 120 - done_before + 4  # only what had not been committed
+    assert step.output_lines() == [f"item{i:04d}.txt" for i in range(240)]
+
+
+def test_fresh_starts_over(make_step: MakeStep) -> None:
+    step = make_step(slow(0), files=6)
+    assert step.run().returncode == 0
+    assert step.run("--fresh").returncode == 0
+    assert len(step.marks("calls")) == 6
+    assert len(step.output_lines()) == 6
+
+
+def test_identical_rerun_is_reused_and_any_change_runs_again(make_step: MakeStep) -> None:
+    step = make_step(slow(0), files=6)
+    assert step.run().returncode == 0
+    assert len(step.marks("calls")) == 3
+
+    again = step.run()
+    assert again.returncode == 0
+    assert "reused the result of an earlier identical run" in again.stdout
+    assert len(step.marks("calls")) == 3
+
+    (step.root / "data" / "item0003.txt").write_text("changed input\n")
+    assert step.run().returncode == 0
+    assert len(step.marks("calls")) == 6
+
+    with (step.root / "src" / "score.py").open("a") as script:
+        script.write("\n# a change in the code\n")
+    assert step.run().returncode == 0
+    assert len(step.marks("calls")) == 9
+
+    assert step.run("--set", "arguments=[--new]").returncode == 0
+    assert len(step.marks("calls")) == 12
+
+    assert step.run("--set", "allowReuse=false").returncode == 0
+    assert len(step.marks("calls")) == 15
+
+
+def test_different_node_count_reuses_the_same_result(make_step: MakeStep) -> None:
+    step = make_step(slow(0), files=6)
+    assert step.run().returncode == 0
+    result = step.run("--set", "nodeCount=3")
+    assert "reused" in result.stdout
+    assert len(step.marks("calls")) == 3

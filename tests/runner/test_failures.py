@@ -1,0 +1,180 @@
+"""Retries, timeouts, init failures and the three thresholds (DESIGN section 3)."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from tests.runner.conftest import MakeStep
+
+FAIL_ITEMS_LISTED = """
+def run(mini_batch):
+    mark("calls")
+    if any(p.endswith(BAD) for p in mini_batch):
+        raise ValueError("cannot score " + mini_batch[0].rsplit("/", 1)[-1])
+    return mini_batch
+"""
+
+
+def failing(suffixes: tuple[str, ...]) -> str:
+    return f"BAD = {suffixes!r}\n" + FAIL_ITEMS_LISTED
+
+
+def test_retry_then_success(make_step: MakeStep) -> None:
+    step = make_step("""
+import os
+def run(mini_batch):
+    flag = mini_batch[0] + ".tried"
+    if not os.path.exists(flag):
+        open(flag, "w").close()
+        raise RuntimeError("first try fails")
+    return mini_batch
+""", files=4, input={"type": "files", "uri": "./data", "glob": "*.txt"})
+    result = step.run()
+    assert result.returncode == 0, result.stderr
+    assert step.job_result()["items"]["succeeded"] == 4
+    assert [r["tries"] for r in step.report_rows()] == ["2", "2"]
+
+
+def test_always_failing_mini_batch_is_tried_run_max_try_times(make_step: MakeStep) -> None:
+    step = make_step(failing(("item0002.txt",)), files=6, runMaxTry=4)
+    result = step.run()
+    assert result.returncode == 0, result.stderr  # thresholds are -1 by default
+    rows = step.report_rows()
+    assert rows[1]["status"] == "failed" and rows[1]["tries"] == "4"
+    assert "ValueError: cannot score item0002.txt" in rows[1]["error"]
+    assert len(step.marks("calls")) == 2 + 4
+    job = step.job_result()
+    assert job["miniBatches"]["failed"] == 1 and job["items"]["failed"] == 2
+    assert len(step.output_lines()) == 4
+
+
+def test_minus_one_thresholds_ignore_every_failure(make_step: MakeStep) -> None:
+    step = make_step("def run(mini_batch):\n    raise KeyError('always')\n", files=6, runMaxTry=1)
+    result = step.run()
+    assert result.returncode == 0, result.stderr
+    assert step.job_result()["miniBatches"] == {"total": 3, "succeeded": 0, "failed": 3,
+                                                "pending": 0}
+
+
+@pytest.mark.parametrize(
+    ("limits", "needle"),
+    [
+        ({"errorThreshold": 3}, "errorThreshold exceeded: 4 failed items > errorThreshold 3"),
+        ({"miniBatchErrorThreshold": 1},
+         "miniBatchErrorThreshold exceeded: 2 failed mini-batches > miniBatchErrorThreshold 1"),
+        ({"allowedFailedPercent": 2}, "allowedFailedPercent exceeded: 3 of 100 mini-batches"),
+    ],
+)
+def test_threshold_stops_the_run_promptly(
+    make_step: MakeStep, limits: dict[str, int], needle: str
+) -> None:
+    script = """
+import time
+def run(mini_batch):
+    mark("calls")
+    if mini_batch[0].endswith(("item0000.txt", "item0002.txt", "item0004.txt", "item0006.txt")):
+        raise ValueError("bad input " + mini_batch[0].rsplit("/", 1)[-1])
+    time.sleep(0.05)
+    return mini_batch
+"""
+    step = make_step(script, files=200, runMaxTry=1, nodeCount=2, processCountPerNode=2, **limits)
+    result = step.run()
+    assert result.returncode == 1
+    job = step.job_result()
+    assert job["status"] == "Failed" and job["reason"] == "ErrorThresholdExceeded"
+    assert needle in job["message"]
+    assert "ValueError: bad input item000" in job["message"]
+    assert "ErrorThresholdExceeded" in result.stdout and needle in result.stdout
+    assert len(step.marks("calls")) < 60  # stopped long before the 100 mini-batches
+    assert job["miniBatches"]["pending"] > 40
+    assert not (step.out / "parallel_run_step.txt").exists()
+
+
+def test_timeout_kills_the_worker_and_the_replacement_runs_init_again(make_step: MakeStep) -> None:
+    step = make_step("""
+import os, time
+def init():
+    mark("init")
+def run(mini_batch):
+    flag = mini_batch[0] + ".slow"
+    if mini_batch[0].endswith("item0002.txt") and not os.path.exists(flag):
+        open(flag, "w").close()
+        time.sleep(60)
+    return mini_batch
+""", files=6, runInvocationTimeout=1, input={"type": "files", "uri": "./data", "glob": "*.txt"})
+    started = time.monotonic()
+    result = step.run()
+    assert result.returncode == 0, result.stderr
+    assert time.monotonic() - started < 20
+    assert len(step.marks("init")) == 2
+    rows = step.report_rows()
+    assert rows[1]["tries"] == "2" and rows[1]["status"] == "succeeded"
+    assert step.job_result()["items"]["succeeded"] == 6
+
+
+def test_timeout_on_every_try_fails_the_mini_batch(make_step: MakeStep) -> None:
+    step = make_step("""
+import time
+def run(mini_batch):
+    if mini_batch[0].endswith("item0000.txt"):
+        time.sleep(60)
+    return mini_batch
+""", files=4, runInvocationTimeout=1, runMaxTry=2)
+    result = step.run()
+    assert result.returncode == 0, result.stderr
+    row = step.report_rows()[0]
+    assert row["status"] == "failed" and row["tries"] == "2"
+    assert "TimeoutError: run() did not return within runInvocationTimeout=1s" in row["error"]
+
+
+def test_crashed_worker_is_replaced(make_step: MakeStep) -> None:
+    step = make_step("""
+import os, signal
+def run(mini_batch):
+    flag = mini_batch[0] + ".crashed"
+    if mini_batch[0].endswith("item0000.txt") and not os.path.exists(flag):
+        open(flag, "w").close()
+        os.kill(os.getpid(), signal.SIGKILL)
+    return mini_batch
+""", files=4, input={"type": "files", "uri": "./data", "glob": "*.txt"})
+    result = step.run()
+    assert result.returncode == 0, result.stderr
+    assert step.report_rows()[0]["tries"] == "2"
+    assert step.job_result()["items"]["succeeded"] == 4
+
+
+def test_init_failure_fails_fast_with_the_traceback(make_step: MakeStep) -> None:
+    step = make_step("""
+def init():
+    mark("init")
+    raise FileNotFoundError("model.pkl is missing")
+def run(mini_batch):
+    return mini_batch
+""", files=400, nodeCount=1, processCountPerNode=2)
+    started = time.monotonic()
+    result = step.run()
+    assert time.monotonic() - started < 30
+    assert result.returncode == 1
+    job = step.job_result()
+    assert job["reason"] == "InitFailed"
+    assert "FileNotFoundError: model.pkl is missing" in job["message"]
+    assert 'in init\n    raise FileNotFoundError' in job["message"]
+    assert len(step.marks("init")) == 6  # 2 workers x 3 tries
+
+
+def test_entry_script_without_run_is_reported(make_step: MakeStep) -> None:
+    step = make_step("def score(batch):\n    return batch\n", files=2)
+    result = step.run()
+    assert result.returncode == 1
+    assert "defines no run(mini_batch) function" in step.job_result()["message"]
+
+
+def test_exception_message_names_mini_batch_and_items(make_step: MakeStep) -> None:
+    step = make_step(failing(("item0004.txt",)), files=6, runMaxTry=1, miniBatchErrorThreshold=0)
+    result = step.run()
+    assert result.returncode == 1
+    message = step.job_result()["message"]
+    assert "ValueError: cannot score item0004.txt in mini-batch 2" in message
+    assert "item0004.txt, " in message and "item0005.txt" in message
