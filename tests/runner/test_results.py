@@ -25,7 +25,7 @@ def test_output_holds_every_item_once_in_mini_batch_order(make_step: MakeStep) -
     assert "14 succeeded" in result.stdout and "41 succeeded" in result.stdout
 
 
-def test_short_return_fails_items_not_the_mini_batch_and_is_not_retried(make_step: MakeStep) -> None:
+def test_short_return_fails_items_not_the_mini_batch_nor_retries(make_step: MakeStep) -> None:
     step = make_step("""
 def run(mini_batch):
     mark("calls")

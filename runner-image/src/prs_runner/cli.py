@@ -23,12 +23,14 @@ def print_summary(name: str, result: dict[str, Any], reused: bool) -> None:
     lines += [
         f"  mini-batches: {batches['succeeded']} succeeded, {batches['failed']} failed, "
         f"{batches['pending']} not run ({batches['total']} total)",
-        f"  items: {items['succeeded']} succeeded, {items['failed']} failed ({items['total']} total)",
+        f"  items: {items['succeeded']} succeeded, {items['failed']} failed "
+        f"({items['total']} total)",
         f"  duration: {result['durationSeconds']} s",
     ]
+    root = output["uri"].rstrip("/")
     if output.get("file"):
-        lines.append(f"  output: {output['uri'].rstrip('/')}/{output['file']} ({output['rows']} rows)")
-    lines.append(f"  report: {output['uri'].rstrip('/')}/_prs/report/")
+        lines.append(f"  output: {root}/{output['file']} ({output['rows']} rows)")
+    lines.append(f"  report: {root}/_prs/report/")
     print("\n".join(lines))
 
 

@@ -112,9 +112,11 @@ def run_local(step: Step, fresh: bool = False, stream: TextIO = sys.stderr) -> R
     plan = build_plan(step)
     output = Storage(plan.step["output"]["uri"])
     earlier = earlier_result(output)
-    if earlier and earlier.get("fingerprint") == plan.fingerprint and not fresh:
-        if earlier.get("status") == "Succeeded" and step.spec["allowReuse"]:
-            return RunResult(earlier, reused=True)
+    same = earlier is not None and earlier.get("fingerprint") == plan.fingerprint
+    if same and not fresh and earlier and earlier.get("status") == "Succeeded" and (
+        step.spec["allowReuse"]
+    ):
+        return RunResult(earlier, reused=True)
     if fresh or earlier_fingerprint(output) != plan.fingerprint or (
         earlier and earlier.get("status") == "Succeeded"
     ):

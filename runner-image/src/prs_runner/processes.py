@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import signal
@@ -14,10 +15,9 @@ PR_SET_PDEATHSIG = 1
 def die_with_parent() -> None:
     """In a child before exec: the kernel sends SIGKILL when the parent dies, so killing
     `prs run` (even with SIGKILL) takes its supervisors and their workers with it."""
-    try:
+    # Elsewhere than Linux there is no prctl: the pipes' EOF still stops an idle worker.
+    with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-    except (OSError, AttributeError):
-        pass  # not Linux: the pipes' EOF still stops an idle worker
 
 
 def spawn_worker(
@@ -43,14 +43,15 @@ def spawn_worker(
 def spawn_shard(args: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [sys.executable, "-m", "prs_runner.shard_cli", *args],
-        stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, env=env, preexec_fn=die_with_parent,
+        stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, env=env,
+        preexec_fn=die_with_parent,
     )
 
 
 def kill_group(pid: int) -> None:
-    for target in (lambda: os.killpg(pid, signal.SIGKILL), lambda: os.kill(pid, signal.SIGKILL)):
-        try:
-            target()
-            return
-        except (ProcessLookupError, PermissionError):
-            continue
+    """SIGKILL a worker and whatever its script started; the worker alone if its group is gone."""
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGKILL)

@@ -9,6 +9,7 @@ with the shard's outcome in `_prs/shards/<index>.json` (and the termination mess
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import selectors
@@ -22,14 +23,14 @@ from typing import Any
 from prs_runner.environment import worker_environment
 from prs_runner.planning import Plan
 from prs_runner.processes import kill_group, spawn_worker
-from prs_runner.results import SUCCEEDED, ErrorInfo, ResultHeader, commit_record, load_header
 from prs_runner.results import FAILED as FAILED_STATUS
+from prs_runner.results import SUCCEEDED, ErrorInfo, ResultHeader, commit_record, load_header
 from prs_runner.storage import Storage
 from prs_runner.thresholds import Counts, crossed_threshold
 
 EXIT_FATAL = 3  # do not retry this shard: threshold crossed or init() keeps failing
 INIT_MAX_TRIES = 3
-PREFETCH = 2
+PREFETCH = 4
 PROGRESS_INTERVAL = 0.25
 
 
@@ -171,10 +172,9 @@ class ShardSupervisor:
             slot.queue.append(mb_id)
             commands.append(json.dumps({"run": mb_id, "try": self.tries[mb_id]}).encode() + b"\n")
         if commands:
-            try:
+            # A dead worker's pipe is broken; its EOF returns these mini-batches.
+            with contextlib.suppress(BrokenPipeError):
                 os.write(slot.commands, b"".join(commands))
-            except BrokenPipeError:
-                pass  # the worker died; its pipe's EOF returns these mini-batches
 
     def finish(self, mb_id: int, event: dict[str, Any]) -> None:
         self.counts += Counts(1, 0, event["succeeded"], event["failed"], event["rows"])
@@ -258,10 +258,8 @@ class ShardSupervisor:
             if self.stop_reason or slot.queue:
                 self.retire(slot)
                 continue
-            try:
+            with contextlib.suppress(BrokenPipeError):
                 os.write(slot.commands, b'{"stop": true}\n')
-            except BrokenPipeError:
-                pass
         for slot in self.slots:
             if slot.events >= 0 and slot.pid and not slot.dead:
                 reap(slot.pid)
@@ -283,7 +281,8 @@ def reap(pid: int) -> str:
     except ChildProcessError:
         return "exited"
     if os.WIFSIGNALED(status):
-        return f"was killed by signal {os.WTERMSIG(status)} ({signal.Signals(os.WTERMSIG(status)).name})"
+        number = os.WTERMSIG(status)
+        return f"was killed by signal {number} ({signal.Signals(number).name})"
     return f"exited with code {os.WEXITSTATUS(status)}"
 
 

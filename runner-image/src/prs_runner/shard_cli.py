@@ -62,8 +62,9 @@ def write_termination_message(path: str | None, message: dict[str, object]) -> N
     if not path:
         return
     text = json.dumps(message)
-    if len(text) > 4000 and isinstance(message.get("firstError"), dict):
-        error = dict(message["firstError"])  # type: ignore[arg-type]
+    first_error = message.get("firstError")
+    if len(text) > 4000 and isinstance(first_error, dict):
+        error = dict(first_error)
         error["traceback"] = str(error.get("traceback", ""))[-1500:]
         text = json.dumps({**message, "firstError": error})[:4000]
     with open(path, "w") as stream:

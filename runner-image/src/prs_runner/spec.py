@@ -168,7 +168,7 @@ def lookup(spec: Mapping[str, Any], path: str) -> Any:
 
 
 def parse_mini_batch_size(text: str, input_type: str) -> MiniBatchSize:
-    match = MINI_BATCH_SIZE_PATTERN.match(text)
+    match = MINI_BATCH_SIZE_PATTERN.fullmatch(text)  # RE2 `$`: no trailing "\n"
     if not match:
         raise ValueError(text)
     unit = match.group(1)

@@ -79,7 +79,7 @@ def validate_document(document: Mapping[str, Any]) -> list[str]:
         problems.append(f"kind: must be {KIND} (got {document.get('kind')!r})")
     metadata = document.get("metadata")
     name = metadata.get("name") if isinstance(metadata, Mapping) else None
-    if not isinstance(name, str) or not NAME_PATTERN.match(name) or not 3 <= len(name) <= 48:
+    if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name) or not 3 <= len(name) <= 48:
         problems.append(
             "metadata.name: must be a DNS-1123 label of 3-48 characters "
             f"(lower-case letters, digits, '-', starting with a letter) (got {name!r})"
@@ -163,11 +163,14 @@ def check_ranges(spec: Mapping[str, Any]) -> list[str]:
         if isinstance(value, int) and not isinstance(value, bool) and value < minimum:
             problems.append(f"spec.{path}: must be >= {minimum} (got {value})")
     percent = spec.get("allowedFailedPercent")
-    if isinstance(percent, int | float) and not isinstance(percent, bool):
-        if not 0 <= percent <= 100:
-            problems.append(f"spec.allowedFailedPercent: must be within 0-100 (got {percent})")
+    if (
+        isinstance(percent, int | float)
+        and not isinstance(percent, bool)
+        and not 0 <= percent <= 100
+    ):
+        problems.append(f"spec.allowedFailedPercent: must be within 0-100 (got {percent})")
     size = spec.get("miniBatchSize")
-    if isinstance(size, str) and not MINI_BATCH_SIZE_PATTERN.match(size):
+    if isinstance(size, str) and not MINI_BATCH_SIZE_PATTERN.fullmatch(size):
         problems.append(
             "spec.miniBatchSize: must be a count (\"10\"), bytes (\"512KB\", \"1MB\", \"1GB\") "
             f"or rows (\"5000rows\") (got {size!r})"
@@ -238,8 +241,10 @@ def check_named_list(items: Any, path: str, pattern: Any) -> list[str]:
     problems, seen = [], set()
     for index, item in enumerate(items):
         name = item.get("name") if isinstance(item, Mapping) else None
-        if not isinstance(name, str) or not pattern.match(name):
-            problems.append(f"spec.{path}[{index}].name: must match {pattern.pattern} (got {name!r})")
+        if not isinstance(name, str) or not pattern.fullmatch(name):
+            problems.append(
+                f"spec.{path}[{index}].name: must match {pattern.pattern} (got {name!r})"
+            )
         elif name in seen:
             problems.append(f"spec.{path}[{index}].name: duplicate name {name!r}")
         seen.add(name)

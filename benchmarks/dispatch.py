@@ -1,0 +1,58 @@
+"""Dispatch rate: a no-op run() over 20,000 one-file mini-batches, 1 node x 2 processes,
+beside a raw multiprocessing.Pool(2).imap(chunksize=1) no-op over the same paths.
+
+    python benchmarks/dispatch.py [--mini-batches N] [--repeat R]
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+from bench_steps import data_paths, time_prs_run, write_step
+
+NOOP = "def run(mini_batch):\n    return mini_batch\n"
+
+
+def noop(path: str) -> str:
+    return path
+
+
+def time_pool(paths: list[str]) -> float:
+    started = time.perf_counter()
+    with multiprocessing.Pool(2) as pool:
+        for _ in pool.imap(noop, paths, chunksize=1):
+            pass
+    return time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--mini-batches", type=int, default=20_000)
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as folder:
+        root = Path(folder)
+        step = write_step(root, NOOP, args.mini_batches, miniBatchSize="1", nodeCount=1,
+                          processCountPerNode=2)
+        paths = data_paths(root)
+        prs = [time_prs_run(step) for _ in range(args.repeat)]
+        pool = [time_pool(paths) for _ in range(args.repeat)]
+    n = args.mini_batches
+    prs_rate, pool_rate = n / statistics.median(prs), n / statistics.median(pool)
+    print(f"dispatch: {n} no-op one-file mini-batches, 1 node x 2 processes, median of "
+          f"{args.repeat}")
+    print(f"  prs run (whole run, every result committed): {prs_rate:9,.0f} mini-batches/s "
+          f"({statistics.median(prs):.2f} s)")
+    print(f"  multiprocessing.Pool(2).imap(chunksize=1):   {pool_rate:9,.0f} mini-batches/s "
+          f"({statistics.median(pool):.2f} s)")
+    print(f"  ratio prs/pool: {prs_rate / pool_rate:.2f}   goal: prs >= 5,000/s -> "
+          f"{'met' if prs_rate >= 5000 else 'NOT met'}")
+
+
+if __name__ == "__main__":
+    main()
