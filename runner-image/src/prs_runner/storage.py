@@ -8,7 +8,6 @@ pyarrow, whose import alone costs a worker about half a second.
 
 from __future__ import annotations
 
-import fnmatch
 import os
 import re
 import shutil
@@ -37,9 +36,13 @@ def glob_to_regex(pattern: str) -> re.Pattern[str]:
         elif pattern.startswith("**", i):
             parts.append(".*")
             i += 2
+        elif pattern[i] == "[" and (end := pattern.find("]", i + 2)) > 0:
+            body = pattern[i + 1 : end]
+            parts.append("[" + ("^" + body[1:] if body.startswith("!") else body) + "]")
+            i = end + 1
         else:
             char = pattern[i]
-            parts.append({"*": "[^/]*", "?": "[^/]"}.get(char) or fnmatch.translate(char)[4:-3])
+            parts.append({"*": "[^/]*", "?": "[^/]"}.get(char) or re.escape(char))
             i += 1
     return re.compile("".join(parts) + r"\Z")
 
