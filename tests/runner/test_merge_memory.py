@@ -36,3 +36,4 @@ def test_merge_memory_is_bounded_by_a_chunk_not_the_output(make_step: MakeStep) 
     assert output.stat().st_size == 60 * 4000 * 1000
     # 240 MB of output; the merge process stays far below that (Python itself is ~30 MB)
     assert peak_kib < 100 * 1024, peak_kib
+    print(f"merge peak RSS {peak_kib} KiB")

@@ -24,6 +24,7 @@ ENV_NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
 SIDE_INPUT_NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
 
 CODE_SOURCES = ("sourceDirectory", "configMap", "path")
+NULLABLE_FIELDS = {"ttlSecondsAfterFinished"}  # the only spec field where null is kept
 
 DEFAULTS: dict[str, Any] = {
     "image": "",
@@ -180,7 +181,25 @@ def parse_mini_batch_size(text: str, input_type: str) -> MiniBatchSize:
     return MiniBatchSize(bytes=number * 1024 ** {"KB": 1, "MB": 2, "GB": 3}[unit])
 
 
+def drop_nulls(spec: Mapping[str, Any]) -> dict[str, Any]:
+    """Null means absent, as on the API server (it prunes the null values of non-nullable
+    fields before defaulting): `nodeCount: null` gets the default, `glob: null` is no glob."""
+    out = {k: v for k, v in spec.items() if v is not None or k in NULLABLE_FIELDS}
+    for key, value in out.items():
+        if key in SECTIONS and isinstance(value, Mapping):
+            out[key] = {k: v for k, v in value.items() if v is not None}
+        elif key in ("env", "sideInputs") and isinstance(value, list):
+            out[key] = [
+                {k: v for k, v in item.items() if v is not None}
+                if isinstance(item, Mapping)
+                else item
+                for item in value
+            ]
+    return out
+
+
 def apply_defaults(spec: Mapping[str, Any]) -> dict[str, Any]:
+    spec = drop_nulls(spec)
     out = {k: v for k, v in DEFAULTS.items()}
     out.update(spec)
     if "miniBatchSize" not in spec:
