@@ -37,6 +37,8 @@ from typing import Any, cast
 
 from kubernetes import client, config
 
+from .pod_sandbox import call
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BUILD_SCRIPT = REPO_ROOT / "tools" / "build-control-plane.sh"
 BINARIES = ("etcd", "kube-apiserver", "kube-controller-manager", "kubectl")
@@ -303,6 +305,10 @@ class ControlPlane:
         self._wait_node_ready(deadline)
 
     def _launch(self, name: str, argv: Sequence[str], env: dict[str, str] | None = None) -> None:
+        # Dies with the test process even when that is SIGKILLed; the node agent gets SIGTERM
+        # so that it stops its pods' processes first.
+        death_signal = "TERM" if name == "node-agent" else "KILL"
+        argv = ["setpriv", "--pdeathsig", death_signal, *argv]
         log = self.log_path(name).open("ab")
         try:
             self.processes[name] = subprocess.Popen(
@@ -355,7 +361,7 @@ class ControlPlane:
             while time.monotonic() < deadline:
                 self._check_alive()
                 with contextlib.suppress(client.ApiException):
-                    node = read_json(core.read_node(self.node_name, _preload_content=False))
+                    node = call(core.read_node, self.node_name)
                     conditions = node.get("status", {}).get("conditions") or []
                     if any(c["type"] == "Ready" and c["status"] == "True" for c in conditions):
                         return
@@ -384,7 +390,7 @@ class ControlPlane:
         for name, proc in reversed(list(self.processes.items())):
             _kill_group(proc, signal.SIGTERM)
             try:
-                proc.wait(timeout=15)
+                proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 _kill_group(proc, signal.SIGKILL)
                 proc.wait(timeout=15)
@@ -397,5 +403,12 @@ def _kill_group(proc: subprocess.Popen[bytes], sig: signal.Signals) -> None:
 
 
 def read_json(response: Any) -> Any:
-    """The decoded body of a ``_preload_content=False`` response of the kubernetes client."""
-    return json.loads(response.data)
+    """The decoded body of a ``_preload_content=False`` call of the kubernetes client.
+
+    Prefer ``pod_sandbox.call``; reading the body to the end matters (an unread response
+    gets its connection closed and the API server aborts the request).
+    """
+    try:
+        return json.loads(response.data)
+    finally:
+        response.release_conn()

@@ -26,39 +26,31 @@ import logging
 import os
 import platform
 import signal
-import subprocess
 import sys
 import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from kubernetes import client, config, watch
 
+from .container_process import Container, now
 from .pod_sandbox import (
     DEFAULT_PATH,
     HostMountPoints,
     Json,
-    Mount,
     ObjectReader,
     PodSetupError,
     VolumeBuilder,
+    call,
     container_env,
     container_mounts,
     expand_vars,
-    read_object,
-    start_process,
 )
 
 log = logging.getLogger("node-agent")
 HEARTBEAT_SECONDS = 10
 ARCH = {"x86_64": "amd64", "aarch64": "arm64"}.get(platform.machine(), platform.machine())
-MESSAGE_LIMIT = 4096
-
-
-def now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def condition(kind: str, status: bool, reason: str = "") -> Json:
@@ -70,68 +62,6 @@ def condition(kind: str, status: bool, reason: str = "") -> Json:
     if reason:
         found["reason"] = reason
     return found
-
-
-class Container:
-    """One container of a pod: its process, restarts and kubelet-style status."""
-
-    def __init__(self, spec: Json, pod_dir: Path) -> None:
-        self.spec = spec
-        self.name: str = spec["name"]
-        self.log_path = pod_dir / "logs" / f"{self.name}.log"
-        self.message_path = pod_dir / "termination" / self.name
-        self.process: subprocess.Popen[bytes] | None = None
-        self.restarts = 0
-        self.started_at = ""
-        self.state: Json = {"waiting": {"reason": "ContainerCreating"}}
-
-    def start(
-        self, argv: list[str], mounts: list[Mount], env: dict[str, str], workdir: str
-    ) -> None:
-        self.message_path.parent.mkdir(parents=True, exist_ok=True)
-        self.message_path.write_text("")
-        self.process = start_process(argv, mounts, env, workdir, self.log_path)
-        self.started_at = now()
-        self.state = {"running": {"startedAt": self.started_at}}
-
-    def poll(self) -> int | None:
-        """The exit code once the process has ended (128 + signal when killed)."""
-        if self.process is None or self.process.poll() is None:
-            return None
-        code = self.process.returncode
-        return 128 - code if code < 0 else code
-
-    def finish(self, code: int, killed: bool = False) -> None:
-        message = self.message_path.read_text(errors="replace")[:MESSAGE_LIMIT]
-        fallback = self.spec.get("terminationMessagePolicy") == "FallbackToLogsOnError"
-        if not message.strip() and fallback and code != 0 and self.log_path.exists():
-            tail = self.log_path.read_text(errors="replace").splitlines()[-80:]
-            message = "\n".join(tail)[-MESSAGE_LIMIT:]
-        reason = "Completed" if code == 0 else ("Killed" if killed else "Error")
-        terminated: Json = {
-            "exitCode": code,
-            "reason": reason,
-            "startedAt": self.started_at or now(),
-            "finishedAt": now(),
-        }
-        if message:
-            terminated["message"] = message
-        self.state = {"terminated": terminated}
-        self.process = None
-
-    def kill(self, sig: signal.Signals) -> None:
-        if self.process is not None and self.process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.process.pid, sig)
-
-    def status(self) -> Json:
-        running = "running" in self.state
-        return {
-            "name": self.name, "image": self.spec.get("image") or "none", "imageID": "",
-            "containerID": f"local://{self.process.pid}" if self.process else "",
-            "ready": running, "started": running, "restartCount": self.restarts,
-            "state": self.state,
-        }  # fmt: skip
 
 
 class PodWorker(threading.Thread):
@@ -164,6 +94,8 @@ class PodWorker(threading.Thread):
             self._run()
         except Exception:
             log.exception("pod %s/%s: agent failure", self.namespace, self.name)
+            for container in self.inits + self.containers:
+                container.kill(signal.SIGKILL)
             self._report("Failed", "AgentError")
         finally:
             self.agent.mount_points.release(self.held)
@@ -284,8 +216,11 @@ class PodWorker(threading.Thread):
             status["reason"], status["message"] = reason, message or reason
         self.finished = terminal
         try:
-            self.agent.core.patch_namespaced_pod_status(
-                self.name, self.namespace, {"status": status}, _preload_content=False
+            call(
+                self.agent.core.patch_namespaced_pod_status,
+                self.name,
+                self.namespace,
+                {"status": status},
             )
         except client.ApiException as exc:
             if exc.status != 404:
@@ -296,9 +231,8 @@ class PodWorker(threading.Thread):
 
 class NodeAgent:
     def __init__(self, api: client.ApiClient, node_name: str, root: Path, api_port: int) -> None:
-        # Any: request bodies are plain dicts (the client serialises them as they are)
-        self.core: Any = client.CoreV1Api(api)
-        self.leases: Any = client.CoordinationV1Api(api)
+        self.core = client.CoreV1Api(api)
+        self.leases = client.CoordinationV1Api(api)
         self.node_name = node_name
         self.root = root
         self.pvc_root = root / "pvc"
@@ -338,7 +272,7 @@ class NodeAgent:
             }},
         }  # fmt: skip
         with contextlib.suppress(client.ApiException):
-            self.core.create_node(node, _preload_content=False)
+            call(self.core.create_node, node)
         boot_id = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
         info = {
             "machineID": boot_id, "systemUUID": boot_id, "bootID": boot_id,
@@ -353,7 +287,7 @@ class NodeAgent:
                 {"type": "Hostname", "address": self.node_name},
             ],
         }  # fmt: skip
-        self.core.patch_node_status(self.node_name, {"status": status}, _preload_content=False)
+        call(self.core.patch_node_status, self.node_name, {"status": status})
         self.heartbeat()
 
     def heartbeat(self) -> None:
@@ -361,9 +295,7 @@ class NodeAgent:
         ready.update(
             {"lastHeartbeatTime": now(), "message": "prs node agent is posting ready status"}
         )
-        self.core.patch_node_status(
-            self.node_name, {"status": {"conditions": [ready]}}, _preload_content=False
-        )
+        call(self.core.patch_node_status, self.node_name, {"status": {"conditions": [ready]}})
         micro = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
         lease = {
             "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
@@ -373,13 +305,11 @@ class NodeAgent:
             },
         }  # fmt: skip
         try:
-            self.leases.patch_namespaced_lease(
-                self.node_name, "kube-node-lease", lease, _preload_content=False
-            )
+            call(self.leases.patch_namespaced_lease, self.node_name, "kube-node-lease", lease)
         except client.ApiException as exc:
             if exc.status != 404:
                 raise
-            self.leases.create_namespaced_lease("kube-node-lease", lease, _preload_content=False)
+            call(self.leases.create_namespaced_lease, "kube-node-lease", lease)
 
     def heartbeat_forever(self) -> None:
         while not self.stopping.wait(HEARTBEAT_SECONDS):
@@ -392,7 +322,7 @@ class NodeAgent:
         """List then watch all pods, for ever; any error or expiry starts over with a list."""
         while not self.stopping.is_set():
             try:
-                listing = read_object(self.core.list_pod_for_all_namespaces(_preload_content=False))
+                listing = call(self.core.list_pod_for_all_namespaces)
                 for pod in listing["items"]:
                     self.reconcile(pod)
                 stream = watch.Watch().stream(  # type: ignore[no-untyped-call]
@@ -444,9 +374,7 @@ class NodeAgent:
             "target": {"apiVersion": "v1", "kind": "Node", "name": self.node_name},
         }  # fmt: skip
         try:
-            self.core.create_namespaced_pod_binding(
-                meta["name"], meta["namespace"], binding, _preload_content=False
-            )
+            call(self.core.create_namespaced_pod_binding, meta["name"], meta["namespace"], binding)
         except client.ApiException as exc:
             if exc.status not in (404, 409):
                 log.warning("binding %s/%s failed: %s", meta["namespace"], meta["name"], exc.reason)
@@ -467,13 +395,14 @@ class NodeAgent:
                             "message": "pod deleted",
                         }
                     }
-                    self.core.patch_namespaced_pod_status(
-                        meta["name"], meta["namespace"], body, _preload_content=False
+                    call(
+                        self.core.patch_namespaced_pod_status, meta["name"], meta["namespace"], body
                     )
         try:
-            self.core.delete_namespaced_pod(
-                meta["name"], meta["namespace"], grace_period_seconds=0,
-                body={"preconditions": {"uid": meta["uid"]}}, _preload_content=False,
+            call(
+                self.core.delete_namespaced_pod, meta["name"], meta["namespace"],
+                # in the body: with a body, the API server ignores the query parameter
+                body={"gracePeriodSeconds": 0, "preconditions": {"uid": meta["uid"]}},
             )  # fmt: skip
         except client.ApiException as exc:
             if exc.status not in (404, 409):

@@ -31,7 +31,7 @@ import re
 import shlex
 import subprocess
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -53,9 +53,17 @@ class PodSetupError(Exception):
         self.message = message
 
 
-def read_object(response: Any) -> Json:
-    """The JSON body of a ``_preload_content=False`` call of the kubernetes client."""
-    body: Json = json.loads(response.data)
+def call(method: Callable[..., Any], *args: Any, **kwargs: Any) -> Json:
+    """Call a kubernetes client method; return its JSON body as plain dicts.
+
+    The body is always read to the end: an unread response gets its connection closed, and
+    the API server then aborts the request (seen with pod DELETE and status PATCH calls).
+    """
+    response = method(*args, _preload_content=False, **kwargs)
+    try:
+        body: Json = json.loads(response.data or b"{}")
+    finally:
+        response.release_conn()
     return body
 
 
@@ -105,7 +113,7 @@ class ObjectReader:
             else self.core.read_namespaced_secret
         )
         try:
-            obj = read_object(read(name, self.namespace, _preload_content=False))
+            obj = call(read, name, self.namespace)
         except client.ApiException as exc:
             if exc.status == 404 and optional:
                 return None
@@ -261,13 +269,13 @@ class VolumeBuilder:
         }
         if projection.get("audience"):
             spec["audiences"] = [projection["audience"]]
-        response = self.core.create_namespaced_service_account_token(
+        response = call(
+            self.core.create_namespaced_service_account_token,
             self.pod["spec"].get("serviceAccountName") or "default",
             meta["namespace"],
             {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": spec},
-            _preload_content=False,
         )
-        token: str = read_object(response)["status"]["token"]
+        token: str = response["status"]["token"]
         return token
 
 
@@ -361,8 +369,10 @@ def start_process(
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("ab") as log:
         return subprocess.Popen(
-            ["unshare", "--mount", "--propagation", "private", "--", "/bin/sh", "-c",
-             mount_script(mounts, workdir), "prs-container", *argv],
+            # killed with the agent's thread that started it, even if the agent is SIGKILLed
+            ["setpriv", "--pdeathsig", "KILL",
+             "unshare", "--mount", "--propagation", "private", "--",
+             "/bin/sh", "-c", mount_script(mounts, workdir), "prs-container", *argv],
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,

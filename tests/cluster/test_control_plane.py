@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import sys
 import time
 from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -11,6 +14,7 @@ import pytest
 from kubernetes import client
 
 from .controlplane import ControlPlane
+from .pod_sandbox import call
 
 pytestmark = pytest.mark.cluster
 T = TypeVar("T")
@@ -221,3 +225,140 @@ def processes_with(text: str) -> list[int]:
             except OSError:
                 continue
     return found
+
+
+POD_CHECKS = """
+import json, os, pathlib, sys
+from kubernetes import client, config
+scratch = pathlib.Path('/prs-cluster-test-scratch')
+first = not (scratch / 'attempted').exists()
+(scratch / 'attempted').touch()
+if first:
+    print('first attempt fails on purpose', flush=True)
+    sys.exit(3)
+try:
+    pathlib.Path('/prs-cluster-test-cfg/new').write_text('x')
+    read_only = False
+except OSError:
+    read_only = True
+config.load_incluster_config()
+try:
+    client.CoreV1Api().list_namespaced_pod(os.environ['NS'])
+    api_status = 200
+except client.ApiException as exc:
+    api_status = exc.status
+report = {
+    'cwd': os.getcwd(),
+    'init': (scratch / 'init.txt').read_text(),
+    'cfg': pathlib.Path('/prs-cluster-test-cfg/sub/a.txt').read_text(),
+    'cfg_files': sorted(p.name for p in pathlib.Path('/prs-cluster-test-cfg').iterdir()),
+    'secret': pathlib.Path('/prs-cluster-test-sec/token').read_text(),
+    'read_only': read_only,
+    'api_status': api_status,
+    'env': {k: os.environ.get(k) for k in ('A', 'S', 'CFG_a', 'CFG_b', 'NODE', 'APP', 'GREETING')},
+    'python': sys.executable,
+}
+pathlib.Path('/prs-cluster-test-pvc/report.json').write_text(json.dumps(report))
+"""
+LABEL_APP = "metadata.labels['app']"
+CFG_ITEM = {"key": "a", "path": "sub/a.txt"}
+LAST_WORDS = "print('line one'); print('last words'); raise SystemExit(7)"
+
+
+@pytest.mark.timeout(120)
+def test_pod_volumes_env_restarts_and_messages(
+    control_plane: ControlPlane, namespace: str, core: client.CoreV1Api
+) -> None:
+    cfg = client.V1ConfigMap(metadata=client.V1ObjectMeta(name="cfg"), data={"a": "A", "b": "B"})
+    core.create_namespaced_config_map(namespace, cfg)
+    secret = client.V1Secret(
+        metadata=client.V1ObjectMeta(name="sec"), string_data={"token": "s3cr3t"}
+    )
+    core.create_namespaced_secret(namespace, secret)
+    scratch = {"name": "scratch", "mountPath": "/prs-cluster-test-scratch"}
+    pod: Any = {
+        "metadata": {"name": "checks", "labels": {"app": "prs"}},
+        "spec": {
+            "restartPolicy": "OnFailure",
+            "initContainers": [{
+                "name": "init", "image": "busybox", "volumeMounts": [scratch],
+                "command": ["sh", "-c", "echo from-init > /prs-cluster-test-scratch/init.txt"],
+            }],
+            "containers": [{
+                "name": "main", "image": "python", "command": ["python", "-c", POD_CHECKS],
+                "workingDir": "/prs-cluster-test-scratch",
+                "env": [
+                    {"name": "NS", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
+                    {"name": "NODE", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}},
+                    {"name": "APP", "valueFrom": {"fieldRef": {"fieldPath": LABEL_APP}}},
+                    {"name": "A", "valueFrom": {"configMapKeyRef": {"name": "cfg", "key": "a"}}},
+                    {"name": "S", "valueFrom": {"secretKeyRef": {"name": "sec", "key": "token"}}},
+                    {"name": "GREETING", "value": "hello $(APP)"},
+                ],
+                "envFrom": [{"configMapRef": {"name": "cfg"}, "prefix": "CFG_"}],
+                "volumeMounts": [
+                    scratch,
+                    {"name": "cfg", "mountPath": "/prs-cluster-test-cfg", "readOnly": True},
+                    {"name": "sec", "mountPath": "/prs-cluster-test-sec"},
+                    {"name": "data", "mountPath": "/prs-cluster-test-pvc", "subPath": "nested"},
+                ],
+            }],
+            "volumes": [
+                {"name": "scratch", "emptyDir": {}},
+                {"name": "cfg", "configMap": {"name": "cfg", "items": [CFG_ITEM]}},
+                {"name": "sec", "secret": {"secretName": "sec"}},
+                {"name": "data", "persistentVolumeClaim": {"claimName": CLAIM}},
+            ],
+        },
+    }  # fmt: skip
+    core.create_namespaced_pod(namespace, pod)
+    failing: Any = {
+        "metadata": {"name": "failing"},
+        "spec": {
+            "restartPolicy": "Never",
+            "containers": [{
+                "name": "main", "image": "python",
+                "terminationMessagePolicy": "FallbackToLogsOnError",
+                "command": ["python", "-c", LAST_WORDS],
+            }],
+        },
+    }  # fmt: skip
+    core.create_namespaced_pod(namespace, failing)
+
+    def phase(name: str) -> str | None:
+        found = core.read_namespaced_pod_status(name, namespace).status
+        return found.phase if found and found.phase in ("Succeeded", "Failed") else None
+
+    assert wait_for(lambda: phase("checks"), 60, "pod checks to end") == "Succeeded"
+    report = json.loads(
+        (control_plane.pvc_path(namespace, CLAIM) / "nested" / "report.json").read_text()
+    )
+    assert report == {
+        "cwd": "/prs-cluster-test-scratch",
+        "init": "from-init\n",
+        "cfg": "A",
+        "cfg_files": ["sub"],
+        "secret": "s3cr3t",
+        "read_only": True,
+        "api_status": 403,  # authenticated as the pod's service account, which may not list pods
+        "env": {
+            "A": "A", "S": "s3cr3t", "CFG_a": "A", "CFG_b": "B", "NODE": control_plane.node_name,
+            "APP": "prs", "GREETING": "hello prs",
+        },
+        "python": report["python"],
+    }  # fmt: skip
+    assert Path(report["python"]).parent == Path(sys.executable).parent
+    status = call(core.read_namespaced_pod_status, "checks", namespace)["status"]
+    assert status["containerStatuses"][0]["restartCount"] == 1
+
+    assert wait_for(lambda: phase("failing"), 60, "pod failing to end") == "Failed"
+    status = call(core.read_namespaced_pod_status, "failing", namespace)["status"]
+    terminated = status["containerStatuses"][0]["state"]["terminated"]
+    assert (terminated["exitCode"], terminated["reason"]) == (7, "Error")
+    assert terminated["message"].splitlines()[-2:] == ["line one", "last words"]
+    for path in ("/prs-cluster-test-scratch", "/prs-cluster-test-cfg", "/prs-cluster-test-pvc"):
+        wait_for(partial(is_absent, Path(path)), 10, f"{path} removed from the host")
+
+
+def is_absent(path: Path) -> bool:
+    return not path.exists()
