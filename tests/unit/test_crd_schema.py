@@ -16,7 +16,6 @@ from prs_runner import spec as model
 
 REPO = Path(__file__).resolve().parents[2]
 CRD_PATH = REPO / "crds" / "parallelrunsteps.yaml"
-HELM_CRD_PATH = REPO / "helm" / "parallelrun-operator" / "crds" / "parallelrunsteps.yaml"
 PRESERVE_UNKNOWN = "x-kubernetes-preserve-unknown-fields"
 INT_OR_STRING = "x-kubernetes-int-or-string"
 TYPES = {"str": "string", "int": "integer", "number": "number", "bool": "boolean"}
@@ -309,9 +308,3 @@ def test_status_schema() -> None:
         "message",
     }
     assert status["reusedFrom"]["nullable"] is True
-
-
-def test_helm_chart_copy_has_not_drifted() -> None:
-    if not HELM_CRD_PATH.exists():
-        pytest.skip(f"{HELM_CRD_PATH.relative_to(REPO)} does not exist yet")
-    assert yaml.safe_load(HELM_CRD_PATH.read_text()) == load_crd()
