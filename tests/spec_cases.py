@@ -34,17 +34,12 @@ def good_document() -> Document:
 
 
 def full_document() -> Document:
-    """The DESIGN.md section 2 example: every spec field set."""
-    return {
-        "apiVersion": "parallelrun.io/v1alpha1",
-        "kind": "ParallelRunStep",
-        "metadata": {"name": "predict-digits"},
-        "spec": {
-            "code": {"entryScript": "score.py", "sourceDirectory": "./src"},
+    """The DESIGN.md section 2 example: every spec field set, defaults spelled out."""
+    document = good_document()
+    document["spec"].update(
+        {
             "image": "",
-            "input": {"type": "files", "uri": "./data/digits", "glob": "**/*.png"},
             "sideInputs": [{"name": "model", "uri": "./models/digits.joblib"}],
-            "output": {"uri": "./out/predict-digits"},
             "miniBatchSize": "10",
             "errorThreshold": -1,
             "miniBatchErrorThreshold": -1,
@@ -65,8 +60,9 @@ def full_document() -> Document:
             "podTemplate": {},
             "suspend": False,
             "ttlSecondsAfterFinished": None,
-        },
-    }
+        }
+    )
+    return document
 
 
 def _walk(doc: Document, path: str) -> tuple[dict[str, Any], str]:

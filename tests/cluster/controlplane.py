@@ -30,10 +30,10 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 from kubernetes import client, config
 
@@ -62,6 +62,9 @@ NODE_NAME = "prs-node-0"
 
 class ControlPlaneError(RuntimeError):
     """The control plane could not be built or started."""
+
+
+T = TypeVar("T")
 
 
 def build_binaries(timeout: float = 3600.0) -> Path:
@@ -412,3 +415,13 @@ def read_json(response: Any) -> Any:
         return json.loads(response.data)
     finally:
         response.release_conn()
+
+
+def wait_for(probe: Callable[[], T | None], timeout: float, what: str) -> T:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = probe()
+        if found:
+            return found
+        time.sleep(0.25)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")

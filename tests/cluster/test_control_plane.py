@@ -4,32 +4,22 @@ from __future__ import annotations
 
 import json
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 from kubernetes import client
 
-from .controlplane import ControlPlane
+from .controlplane import ControlPlane, wait_for
 from .pod_sandbox import call
 
 pytestmark = pytest.mark.cluster
-T = TypeVar("T")
 CLAIM = "work"
 MOUNT_PATH = "/prs-cluster-test-data"  # absent on the host: the agent makes and removes it
 
 
-def wait_for(probe: Callable[[], T | None], timeout: float, what: str) -> T:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = probe()
-        if found:
-            return found
-        time.sleep(0.25)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 def indexed_job(name: str, script: str, **spec: Any) -> Any:

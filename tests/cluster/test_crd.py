@@ -10,7 +10,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import Any, cast
 
 import pytest
 import yaml
@@ -27,7 +27,7 @@ from tests.spec_cases import (
     good_document,
 )
 
-from .controlplane import ControlPlane, read_json
+from .controlplane import ControlPlane, read_json, wait_for
 
 pytestmark = pytest.mark.cluster
 
@@ -35,17 +35,8 @@ REPO = Path(__file__).resolve().parents[2]
 CRD_PATH = REPO / "crds" / "parallelrunsteps.yaml"
 GROUP, VERSION, PLURAL = "parallelrun.io", "v1alpha1", "parallelrunsteps"
 CRD_NAME = f"{PLURAL}.{GROUP}"
-T = TypeVar("T")
 
 
-def wait_for(probe: Callable[[], T | None], timeout: float, what: str) -> T:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = probe()
-        if found:
-            return found
-        time.sleep(0.25)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 def example_documents() -> list[tuple[str, dict[str, Any]]]:
