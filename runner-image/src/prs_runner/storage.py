@@ -73,9 +73,6 @@ class Storage:
         base = self.local if self.local is not None else self._root
         return "/".join([base.rstrip("/"), *parts])
 
-    def child(self, *parts: str) -> Storage:
-        return Storage("/".join([self.uri, *parts]))
-
     def list_files(self, glob: str | None = None) -> list[FileEntry]:
         """Every file under the root (or the root itself if it is a file), sorted by path."""
         entries = self._list_local() if self.local is not None else self._list_remote()
@@ -107,13 +104,6 @@ class Storage:
             for i in infos
             if i.type == pafs.FileType.File
         ]
-
-    def exists(self, path: str) -> bool:
-        if self.local is not None:
-            return os.path.exists(self.join(path))
-        from pyarrow import fs as pafs
-
-        return bool(self._fs.get_file_info(self.join(path)).type != pafs.FileType.NotFound)
 
     def read_bytes(self, path: str) -> bytes:
         with self.open_read(path) as stream:
@@ -184,13 +174,3 @@ class Storage:
             self._fs.delete_dir(target)
         elif info.type == pafs.FileType.File:
             self._fs.delete_file(target)
-
-    def copy_stream(self, path: str, target: IO[bytes], skip: int = 0) -> int:
-        """Stream a file's bytes (after `skip`) into `target` in bounded chunks."""
-        copied = 0
-        with self.open_read(path) as stream:
-            stream.read(skip)
-            for chunk in iter(lambda: stream.read(1 << 20), b""):
-                target.write(chunk)
-                copied += len(chunk)
-        return copied
