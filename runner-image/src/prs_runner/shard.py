@@ -24,7 +24,14 @@ from prs_runner.environment import worker_environment
 from prs_runner.planning import Plan
 from prs_runner.processes import kill_group, spawn_worker
 from prs_runner.results import FAILED as FAILED_STATUS
-from prs_runner.results import SUCCEEDED, ErrorInfo, ResultHeader, commit_record, load_header
+from prs_runner.results import (
+    SUCCEEDED,
+    ErrorInfo,
+    ResultHeader,
+    commit_record,
+    committed_ids,
+    load_header,
+)
 from prs_runner.storage import Storage
 from prs_runner.thresholds import Counts, crossed_threshold
 
@@ -81,8 +88,9 @@ class ShardSupervisor:
         self.stop_reason: tuple[str, str] | None = None
 
     def resume(self) -> None:
+        committed = committed_ids(self.output)  # one listing, not one open per mini-batch
         for mb_id in sorted(self.batches):
-            header = load_header(self.output, mb_id)
+            header = load_header(self.output, mb_id) if mb_id in committed else None
             if header is not None and header.status == SUCCEEDED:
                 self.counts += counts_of(header)
             else:

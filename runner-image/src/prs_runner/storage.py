@@ -8,6 +8,8 @@ pyarrow, whose import alone costs a worker about half a second.
 
 from __future__ import annotations
 
+import ctypes
+import functools
 import os
 import re
 import shutil
@@ -122,26 +124,16 @@ class Storage:
         return self._fs.open_output_stream(self.join(path))  # type: ignore[no-any-return]
 
     def write_atomic(self, path: str, data: bytes) -> None:
-        """Write, then rename: readers see the whole content or nothing."""
-        temp = f"{path}.{os.getpid()}.tmp"  # one writer per process at a time
+        """Readers see the whole content or nothing: write, then publish the name."""
         if self.local is None:
+            temp = f"{path}.{os.getpid()}.tmp"
             with self.open_write(temp) as stream:
                 stream.write(data)
-        else:
-            # Raw descriptors: this runs once per mini-batch, and metadata calls dominate it.
-            try:
-                fd = os.open(self.join(temp), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-            except FileNotFoundError:
-                os.makedirs(os.path.dirname(self.join(temp)), exist_ok=True)
-                fd = os.open(self.join(temp), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-            try:
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(fd, view) :]
-            finally:
-                os.close(fd)
-        self.rename(temp, path)
-
+            self.rename(temp, path)
+        elif not publish_unnamed(self.join(path), data):
+            temp = f"{path}.{os.getpid()}.tmp"  # one writer per process at a time
+            write_file(self.join(temp), data)
+            self.rename(temp, path)
     def rename(self, source: str, target: str) -> None:
         if self.local is not None:
             os.replace(self.join(source), self.join(target))
@@ -174,3 +166,64 @@ class Storage:
             self._fs.delete_dir(target)
         elif info.type == pafs.FileType.File:
             self._fs.delete_file(target)
+
+
+AT_FDCWD = -100
+AT_SYMLINK_FOLLOW = 0x400
+
+
+def write_file(target: str, data: bytes) -> None:
+    """Raw descriptors: this runs once per mini-batch, where every call counts."""
+    try:
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    except FileNotFoundError:
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        write_all(fd, data)
+    finally:
+        os.close(fd)
+
+
+def write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def publish_unnamed(target: str, data: bytes) -> bool:
+    """Write into an unnamed file (O_TMPFILE) and link it at `target` once complete: atomic
+    like write-then-rename, and on ext4 several times cheaper, which matters for one commit
+    per mini-batch. False when that is not possible here (other OS or filesystem, or
+    `target` exists and must be replaced): the caller then writes and renames."""
+    if not hasattr(os, "O_TMPFILE") or os.path.exists(target):
+        return False
+    folder = os.path.dirname(target)
+    try:
+        fd = os.open(folder, os.O_TMPFILE | os.O_WRONLY, 0o644)
+    except FileNotFoundError:
+        os.makedirs(folder, exist_ok=True)
+        return publish_unnamed(target, data)
+    except OSError:
+        return False  # O_TMPFILE unsupported by this filesystem
+    try:
+        write_all(fd, data)
+        return link_descriptor(fd, target)
+    finally:
+        os.close(fd)
+
+
+def link_descriptor(fd: int, target: str) -> bool:
+    libc = _libc()
+    if libc is None:
+        return False
+    source = f"/proc/self/fd/{fd}".encode()
+    return bool(libc.linkat(AT_FDCWD, source, AT_FDCWD, target.encode(), AT_SYMLINK_FOLLOW) == 0)
+
+
+@functools.cache
+def _libc() -> ctypes.CDLL | None:
+    try:
+        return ctypes.CDLL(None, use_errno=True)
+    except OSError:
+        return None
