@@ -341,6 +341,17 @@ class HostMountPoints:
                         path.rmdir() if path.is_dir() else path.unlink()
 
 
+def hiding_mounts_last(mounts: list[Mount]) -> list[Mount]:
+    """A mount over a folder that holds other mounts' sources (an emptyDir on /tmp, while the
+    agent's own files live under /tmp) would hide those sources: it goes after them."""
+
+    def hides_a_source(mount: Mount) -> bool:
+        target = mount.target.rstrip("/") + "/"
+        return any(str(other.source).startswith(target) for other in mounts if other != mount)
+
+    return sorted(mounts, key=hides_a_source)
+
+
 def mount_script(mounts: Iterable[Mount], workdir: str) -> str:
     """The shell prologue run inside the new mount namespace, before ``exec "$@"``.
 
@@ -348,7 +359,7 @@ def mount_script(mounts: Iterable[Mount], workdir: str) -> str:
     points nested in a read-only volume can still be made.
     """
     lines, read_only = ["set -e"], []
-    for mount in mounts:
+    for mount in hiding_mounts_last(list(mounts)):
         target = shlex.quote(mount.target)
         make = f"mkdir -p {target}" if mount.source.is_dir() else f": > {target}"
         lines.append(f"[ -e {target} ] || {make}")  # only nested targets: the agent makes the rest

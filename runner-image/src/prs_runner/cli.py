@@ -1,4 +1,4 @@
-"""`prs`: run, validate and plan ParallelRunSteps on this machine."""
+"""`prs`: run, validate and plan ParallelRunSteps on this machine, or submit them to a cluster."""
 
 from __future__ import annotations
 
@@ -58,26 +58,43 @@ def command_plan(args: argparse.Namespace) -> int:
     return 0
 
 
+def command_submit(args: argparse.Namespace) -> int:
+    try:
+        from prs_operator.submit import submit
+    except ImportError:
+        print("prs submit needs the operator extra: pip install 'parallelrunstep[operator]'",
+              file=sys.stderr)
+        return 2
+    return submit(load_step(args.step, args.set or []), args.namespace, args.wait, args.timeout)
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="prs", description=__doc__)
     commands = root.add_subparsers(dest="command", required=True)
     for name, help_text in (("run", "run a step on this machine"),
                             ("validate", "check a step against the API server's rules"),
-                            ("plan", "list the mini-batches without running them")):
+                            ("plan", "list the mini-batches without running them"),
+                            ("submit", "apply a step to the current kube context")):
         sub = commands.add_parser(name, help=help_text)
         sub.add_argument("step", help="ParallelRunStep YAML file")
         sub.add_argument("--set", action="append", metavar="KEY=VALUE",
                          help="override a spec field, e.g. --set nodeCount=4")
-        if name != "validate":
+        if name in ("run", "plan"):
             sub.add_argument("--output", help="output URI instead of spec.output.uri")
     commands.choices["run"].add_argument(
         "--fresh", action="store_true", help="discard earlier results under the output")
+    submit = commands.choices["submit"]
+    submit.add_argument("-n", "--namespace", help="namespace (default: the context's)")
+    submit.add_argument("--wait", action="store_true", help="follow the step to its end")
+    submit.add_argument("--timeout", type=float, default=3600.0,
+                        help="seconds --wait follows the step (default 3600)")
     return root
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    handler = {"run": command_run, "validate": command_validate, "plan": command_plan}
+    handler = {"run": command_run, "validate": command_validate, "plan": command_plan,
+               "submit": command_submit}
     try:
         return handler[args.command](args)
     except SpecError as error:

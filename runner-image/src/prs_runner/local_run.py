@@ -107,23 +107,30 @@ def start_over(output: Storage, plan: Plan) -> None:
     output.delete(plan.step["appendRowFileName"])
 
 
-def run_local(step: Step, fresh: bool = False, stream: TextIO = sys.stderr) -> RunResult:
-    started = time.time()
-    plan = build_plan(step)
-    output = Storage(plan.step["output"]["uri"])
+def prepare_output(plan: Plan, output: Storage, fresh: bool = False) -> dict[str, Any] | None:
+    """Get the output ready for this plan: the earlier result when it can be reused as is;
+    otherwise keep the committed results of the same plan (resume) or start over."""
     earlier = earlier_result(output)
-    same = earlier is not None and earlier.get("fingerprint") == plan.fingerprint
-    if same and not fresh and earlier and earlier.get("status") == "Succeeded" and (
-        step.spec["allowReuse"]
+    succeeded = earlier is not None and earlier.get("status") == "Succeeded"
+    if succeeded and not fresh and plan.step["allowReuse"] and (
+        earlier is not None and earlier.get("fingerprint") == plan.fingerprint
     ):
-        return RunResult(earlier, reused=True)
-    if fresh or earlier_fingerprint(output) != plan.fingerprint or (
-        earlier and earlier.get("status") == "Succeeded"
-    ):
+        return earlier
+    if fresh or succeeded or earlier_fingerprint(output) != plan.fingerprint:
         start_over(output, plan)
     output.delete("_prs/shards")
     output.delete(JOB_RESULT)
     output.write_atomic(PLAN_FILE, plan_to_json(plan))
+    return None
+
+
+def run_local(step: Step, fresh: bool = False, stream: TextIO = sys.stderr) -> RunResult:
+    started = time.time()
+    plan = build_plan(step)
+    output = Storage(plan.step["output"]["uri"])
+    earlier = prepare_output(plan, output, fresh)
+    if earlier is not None:
+        return RunResult(earlier, reused=True)
     resumed = len(committed_ids(output))
     override = ShardRunner(plan, output.join(PLAN_FILE), Progress(stream, len(plan.mini_batches),
                                                                   resumed)).run()

@@ -17,6 +17,7 @@ import signal
 import sys
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -86,6 +87,7 @@ class ShardSupervisor:
         self.selector = selectors.DefaultSelector()
         self.last_report = 0.0
         self.stop_reason: tuple[str, str] | None = None
+        self.listeners: list[Callable[[dict[str, Any]], None]] = []
 
     def resume(self) -> None:
         committed = committed_ids(self.output)  # one listing, not one open per mini-batch
@@ -276,7 +278,10 @@ class ShardSupervisor:
         now = time.monotonic()
         if force or now - self.last_report >= PROGRESS_INTERVAL:
             self.last_report = now
-            emit(self.outcome().to_dict(self.index) | {"final": False})
+            report = self.outcome().to_dict(self.index) | {"final": False}
+            emit(report)
+            for listener in self.listeners:
+                listener(report)
 
 
 def counts_of(header: ResultHeader) -> Counts:

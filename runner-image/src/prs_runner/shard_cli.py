@@ -1,7 +1,11 @@
 """`prs-runner`: the commands a pod (or `prs run`) executes.
 
+    prs-runner plan --code-root DIR [--termination-log PATH]       (step JSON in $PRS_STEP)
     prs-runner shard --plan URI --index I [--code-root DIR] [--termination-log PATH]
     prs-runner merge --plan URI [--termination-log PATH]
+    prs-runner reuse --plan URI --from URI --from-step NAME [--termination-log PATH]
+
+Live progress goes to $PRS_PROGRESS_URL when set (with $PRS_PROGRESS_TOKEN), best effort.
 """
 
 from __future__ import annotations
@@ -13,10 +17,14 @@ import signal
 import sys
 from types import FrameType
 
+from prs_runner.code_archive import unpack_code_root
 from prs_runner.merge import merge_results, read_shard_outcomes
 from prs_runner.planning import Plan, plan_from_json
+from prs_runner.pod_commands import plan_failure, plan_in_pod, reuse_in_pod
 from prs_runner.processes import kill_group
+from prs_runner.progress_report import ProgressPoster
 from prs_runner.shard import EXIT_FATAL, ShardSupervisor, emit
+from prs_runner.spec import SpecError
 from prs_runner.storage import Storage
 
 
@@ -28,8 +36,11 @@ def load_plan(plan_uri: str) -> tuple[Plan, Storage]:
 
 def run_shard(args: argparse.Namespace) -> int:
     plan, _ = load_plan(args.plan)
-    code_root = args.code_root or plan.step["code"].get("sourceDirectory") or ""
+    code_root = unpack_code_root(args.code_root or plan.step["code"].get("sourceDirectory") or "")
     supervisor = ShardSupervisor(plan, args.plan, args.index, code_root)
+    poster = progress_poster(os.environ)
+    if poster is not None:
+        supervisor.listeners.append(poster.offer)
 
     def stop(signum: int, _frame: FrameType | None) -> None:
         for slot in supervisor.slots:
@@ -44,8 +55,43 @@ def run_shard(args: argparse.Namespace) -> int:
     output = Storage(plan.step["output"]["uri"])
     output.write_atomic(f"_prs/shards/{args.index}.json", json.dumps(report).encode())
     emit(report | {"final": True})
+    if poster is not None:
+        poster.offer(report | {"final": True})
+        poster.close()
     write_termination_message(args.termination_log, report)
     return 0 if outcome.status == "succeeded" else EXIT_FATAL
+
+
+def progress_poster(env: dict[str, str] | os._Environ[str]) -> ProgressPoster | None:
+    url = env.get("PRS_PROGRESS_URL")
+    if not url:
+        return None
+    identity = {key: env.get(f"PRS_STEP_{key.upper()}", "") for key in ("namespace", "name", "uid")}
+    return ProgressPoster(url, env.get("PRS_PROGRESS_TOKEN", ""), identity)
+
+
+def run_plan(args: argparse.Namespace) -> int:
+    try:
+        summary = plan_in_pod(json.loads(os.environ["PRS_STEP"]), args.code_root)
+    except SpecError as error:
+        write_termination_message(args.termination_log, plan_failure(error))
+        print(error, file=sys.stderr)
+        return EXIT_FATAL
+    write_termination_message(args.termination_log, summary)
+    print(json.dumps(summary))
+    return 0
+
+
+def run_reuse(args: argparse.Namespace) -> int:
+    try:
+        result = reuse_in_pod(args.plan, args.source, args.source_step)
+    except (SpecError, FileNotFoundError) as error:
+        write_termination_message(args.termination_log,
+                                  {"reason": "ReuseFailed", "message": str(error)})
+        print(error, file=sys.stderr)
+        return EXIT_FATAL
+    write_termination_message(args.termination_log, result)
+    return 0
 
 
 def run_merge(args: argparse.Namespace) -> int:
@@ -74,6 +120,9 @@ def write_termination_message(path: str | None, message: dict[str, object]) -> N
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="prs-runner")
     commands = root.add_subparsers(dest="command", required=True)
+    plan = commands.add_parser("plan", help="plan the step in $PRS_STEP, prepare its output")
+    plan.add_argument("--code-root", required=True)
+    plan.add_argument("--termination-log")
     shard = commands.add_parser("shard", help="run one shard's mini-batches")
     shard.add_argument("--plan", required=True)
     shard.add_argument("--index", type=int, default=int(os.environ.get("JOB_COMPLETION_INDEX", 0)))
@@ -83,12 +132,18 @@ def parser() -> argparse.ArgumentParser:
     merge.add_argument("--plan", required=True)
     merge.add_argument("--started", type=float, default=None)
     merge.add_argument("--termination-log")
+    reuse = commands.add_parser("reuse", help="copy an earlier step's identical result")
+    reuse.add_argument("--plan", required=True)
+    reuse.add_argument("--from", dest="source", required=True)
+    reuse.add_argument("--from-step", dest="source_step", required=True)
+    reuse.add_argument("--termination-log")
     return root
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    return run_shard(args) if args.command == "shard" else run_merge(args)
+    commands = {"plan": run_plan, "shard": run_shard, "merge": run_merge, "reuse": run_reuse}
+    return commands[args.command](args)
 
 
 if __name__ == "__main__":

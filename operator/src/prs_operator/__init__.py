@@ -1,0 +1,1 @@
+"""The ParallelRunStep operator: plan Job, Indexed Job and merge Job per step."""

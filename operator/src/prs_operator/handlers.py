@@ -1,0 +1,120 @@
+"""kopf wiring only: indexes keep small views of steps, Jobs and pods; every event of a step
+or of one of its children triggers a reconcile pass of that step."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import kopf
+from kubernetes import client, config
+
+from prs_operator.builders import RunnerSettings
+from prs_operator.http_endpoint import build_app, start_server
+from prs_operator.kube import GROUP, PLURAL, VERSION, Cluster
+from prs_operator.metrics import Metrics
+from prs_operator.observation import LABEL_STEP, view_job, view_pod
+from prs_operator.progress import ProgressBook, Report
+from prs_operator.reconciler import Indexes, Reconciler
+from prs_operator.settings import Settings, from_process_env
+from prs_operator.status import ReuseSource
+
+CHILD_LABELS = {LABEL_STEP: kopf.PRESENT}
+state: dict[str, Any] = {}
+
+
+def reconciler() -> Reconciler:
+    return state["reconciler"]  # type: ignore[no-any-return]
+
+
+@kopf.on.startup()
+async def start(
+    settings: kopf.OperatorSettings, logger: logging.Logger | logging.LoggerAdapter[Any], **_: Any
+) -> None:
+    # Annotations only: the CRD's status schema has no room for kopf's own bookkeeping.
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=GROUP)
+    settings.posting.enabled = False  # our own events carry the step's reasons
+    settings.watching.server_timeout = 300
+    operator = from_process_env()
+    state["settings"] = operator
+    try:
+        config.load_incluster_config()  # type: ignore[no-untyped-call]
+    except config.ConfigException:
+        config.load_kube_config()  # type: ignore[no-untyped-call]
+    metrics, book = Metrics(), ProgressBook()
+    state["reconciler"] = Reconciler(
+        Cluster(client.ApiClient()),
+        RunnerSettings(operator.runner_image, operator.progress_url, operator.progress_key),
+        book, metrics)
+    app = build_app(operator.progress_key, book, metrics, on_report, lambda: True)
+    state["http"] = await start_server(app, operator.http_port)
+    logger.info("serving progress, metrics and health on port %d", operator.http_port)
+
+
+@kopf.on.cleanup()
+async def stop(**_: Any) -> None:
+    if "http" in state:
+        await state["http"].cleanup()
+
+
+def on_report(report: Report) -> None:
+    reconciler().schedule((report.namespace, report.name))
+
+
+@kopf.index(GROUP, VERSION, PLURAL)
+def prs_steps(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> dict[Any, Any]:
+    return {(str(namespace), name): {"apiVersion": body.get("apiVersion"),
+                                "metadata": dict(body.metadata), "spec": dict(body.spec),
+                                "status": dict(body.status)}}
+
+
+@kopf.index(GROUP, VERSION, PLURAL, when=lambda status, **_: status.get("phase") == "Succeeded")
+def prs_succeeded(namespace: str | None, name: str, spec: kopf.Spec, status: kopf.Status,
+                  **_: Any) -> dict[Any, Any]:
+    output = (status.get("output") or {}).get("uri") or spec["output"]["uri"]
+    return {(str(namespace), status.get("fingerprint")): ReuseSource(name, output)}
+
+
+@kopf.index("batch", "v1", "jobs", labels=CHILD_LABELS)
+def prs_jobs(
+    namespace: str | None, labels: kopf.Labels, body: kopf.Body, **_: Any
+) -> dict[Any, Any]:
+    return {(str(namespace), labels[LABEL_STEP]): view_job(body)}
+
+
+@kopf.index("", "v1", "pods", labels=CHILD_LABELS)
+def prs_pods(
+    namespace: str | None, labels: kopf.Labels, body: kopf.Body, **_: Any
+) -> dict[Any, Any]:
+    return {(str(namespace), labels[LABEL_STEP]): view_pod(body)}
+
+
+def adopt_indexes(kwargs: dict[str, Any]) -> Reconciler:
+    active = reconciler()
+    if not active.indexes.steps:
+        active.indexes = Indexes(kwargs["prs_steps"], kwargs["prs_jobs"], kwargs["prs_pods"],
+                                 kwargs["prs_succeeded"])
+    return active
+
+
+@kopf.on.event(GROUP, VERSION, PLURAL)
+async def step_changed(namespace: str | None, name: str, **kwargs: Any) -> None:
+    await adopt_indexes(kwargs).reconcile((str(namespace), name))
+
+
+@kopf.on.event("batch", "v1", "jobs", labels=CHILD_LABELS)
+async def job_changed(namespace: str | None, labels: kopf.Labels, **kwargs: Any) -> None:
+    await adopt_indexes(kwargs).reconcile((str(namespace), labels[LABEL_STEP]))
+
+
+@kopf.on.event("", "v1", "pods", labels=CHILD_LABELS)
+async def pod_changed(namespace: str | None, labels: kopf.Labels, **kwargs: Any) -> None:
+    await adopt_indexes(kwargs).reconcile((str(namespace), labels[LABEL_STEP]))
+
+
+def run(settings: Settings) -> None:
+    logging.basicConfig(level=settings.log_level,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    kopf.run(standalone=True, clusterwide=not settings.namespaces,
+             namespaces=settings.namespaces)

@@ -1,0 +1,73 @@
+"""The thin Kubernetes I/O layer: every API call the operator makes, and nothing else.
+
+Calls are synchronous (the `kubernetes` client) and run in worker threads. The typed client
+wants V1 models; plain dicts are what the builders produce and what the API accepts, so the
+API objects are held as Any here and nowhere else."""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Mapping
+from typing import Any
+
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+from prs_operator.actions import Action, CreateJob, DeleteJob, Event, SetJobSuspended
+from prs_operator.observation import ANNOTATION_SUSPENDED_BY_STEP
+
+GROUP, VERSION, PLURAL = "parallelrun.io", "v1alpha1", "parallelrunsteps"
+COMPONENT = "parallelrun-operator"
+
+
+class Cluster:
+    def __init__(self, api: client.ApiClient) -> None:
+        self.batch: Any = client.BatchV1Api(api)
+        self.core: Any = client.CoreV1Api(api)
+        self.custom: Any = client.CustomObjectsApi(api)
+
+    def apply(self, namespace: str, action: Action) -> bool:
+        """Carry out one action; False when it found nothing to do (409/404)."""
+        try:
+            if isinstance(action, CreateJob):
+                self.batch.create_namespaced_job(namespace, action.manifest)
+            elif isinstance(action, SetJobSuspended):
+                annotation = "true" if action.suspend else None
+                self.batch.patch_namespaced_job(action.name, namespace, {
+                    "metadata": {"annotations": {ANNOTATION_SUSPENDED_BY_STEP: annotation}},
+                    "spec": {"suspend": action.suspend}})
+            elif isinstance(action, DeleteJob):
+                self.batch.delete_namespaced_job(action.name, namespace,
+                                                 propagation_policy="Background")
+        except ApiException as error:
+            if error.status in (404, 409):
+                return False
+            raise
+        return True
+
+    def patch_status(self, namespace: str, name: str, status: Mapping[str, Any]) -> None:
+        try:
+            self.custom.patch_namespaced_custom_object_status(
+                GROUP, VERSION, namespace, PLURAL, name, {"status": dict(status)})
+        except ApiException as error:
+            if error.status != 404:  # deleted meanwhile: nothing left to report on
+                raise
+
+    def record_event(self, step: Mapping[str, Any], event: Event) -> None:
+        metadata = step["metadata"]
+        now = datetime.datetime.now(datetime.UTC)
+        body = {
+            "metadata": {"generateName": f"{metadata['name']}.", "namespace":
+                         metadata["namespace"]},
+            "involvedObject": {"apiVersion": f"{GROUP}/{VERSION}", "kind": "ParallelRunStep",
+                               "name": metadata["name"], "namespace": metadata["namespace"],
+                               "uid": metadata["uid"]},
+            "reason": event.reason, "message": event.message[:1024], "type": event.type,
+            "source": {"component": COMPONENT}, "reportingComponent": COMPONENT,
+            "firstTimestamp": now, "lastTimestamp": now, "count": 1,
+        }
+        try:
+            self.core.create_namespaced_event(metadata["namespace"], body)
+        except ApiException as error:
+            if error.status not in (403, 404):  # events are best-effort
+                raise

@@ -1,0 +1,92 @@
+"""What the operator sees of its children, reduced to small immutable views. Pure.
+
+The kopf indexes keep these views instead of whole objects, so memory stays flat however
+many pods a step has."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+LABEL_STEP = "parallelrun.io/step"
+LABEL_ROLE = "parallelrun.io/role"
+ANNOTATION_SUSPENDED_BY_STEP = "parallelrun.io/suspended-by-step"
+COMPLETION_INDEX = "batch.kubernetes.io/job-completion-index"
+
+
+@dataclass(frozen=True)
+class JobView:
+    name: str
+    role: str
+    active: int = 0
+    succeeded: int = 0
+    failed: int = 0
+    complete: bool = False
+    failed_reason: str | None = None
+    failed_message: str = ""
+    suspended: bool = False
+    suspended_by_step: bool = False
+
+    @property
+    def finished(self) -> bool:
+        return self.complete or self.failed_reason is not None
+
+
+@dataclass(frozen=True)
+class PodView:
+    name: str
+    role: str
+    index: int | None
+    phase: str
+    exit_code: int | None
+    message: Mapping[str, Any] | None  # the runner's JSON termination message
+    raw_message: str = ""
+
+
+def view_job(body: Mapping[str, Any]) -> JobView:
+    metadata, spec, status = body["metadata"], body.get("spec") or {}, body.get("status") or {}
+    conditions = {c["type"]: c for c in status.get("conditions") or [] if c["status"] == "True"}
+    failed = conditions.get("Failed")
+    annotations = metadata.get("annotations") or {}
+    return JobView(
+        name=metadata["name"],
+        role=(metadata.get("labels") or {}).get(LABEL_ROLE, ""),
+        active=status.get("active") or 0,
+        succeeded=status.get("succeeded") or 0,
+        failed=status.get("failed") or 0,
+        complete="Complete" in conditions,
+        failed_reason=failed.get("reason") or "Failed" if failed else None,
+        failed_message=failed.get("message", "") if failed else "",
+        suspended=bool(spec.get("suspend")),
+        suspended_by_step=annotations.get(ANNOTATION_SUSPENDED_BY_STEP) == "true",
+    )
+
+
+def view_pod(body: Mapping[str, Any]) -> PodView:
+    metadata, status = body["metadata"], body.get("status") or {}
+    annotations = metadata.get("annotations") or {}
+    index = annotations.get(COMPLETION_INDEX)
+    exit_code, text = None, ""
+    for container in status.get("containerStatuses") or []:
+        terminated = (container.get("state") or {}).get("terminated")
+        if terminated:
+            exit_code, text = terminated.get("exitCode"), terminated.get("message") or ""
+    return PodView(
+        name=metadata["name"],
+        role=(metadata.get("labels") or {}).get(LABEL_ROLE, ""),
+        index=int(index) if index is not None and str(index).isdigit() else None,
+        phase=status.get("phase", "Pending"),
+        exit_code=exit_code,
+        message=parse_message(text),
+        raw_message=text[-2000:],
+    )
+
+
+def parse_message(text: str) -> Mapping[str, Any] | None:
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None

@@ -1,0 +1,149 @@
+"""Runs reconcile passes: reads what the kopf indexes hold, computes the pass (pure), then
+carries out its actions and writes the status once, only when it changed."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from prs_operator.actions import Action, CreateJob, Event, SetJobSuspended
+from prs_operator.builders import RunnerSettings
+from prs_operator.kube import Cluster
+from prs_operator.metrics import Metrics
+from prs_operator.observation import JobView, PodView
+from prs_operator.progress import ProgressBook
+from prs_operator.status import Observed, ReuseSource, compute_pass, parse_time
+from prs_runner.spec import apply_defaults, drop_nulls
+
+Key = tuple[str, str]
+PROGRESS_WRITE_INTERVAL = 2.0  # seconds between status writes caused by progress reports
+TERMINAL = ("Succeeded", "Failed")
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Indexes:
+    """The kopf indexes (key → values), handed over by the first handler call."""
+
+    steps: Mapping[Key, Iterable[Mapping[str, Any]]] = field(default_factory=dict)
+    jobs: Mapping[Key, Iterable[JobView]] = field(default_factory=dict)
+    pods: Mapping[Key, Iterable[PodView]] = field(default_factory=dict)
+    succeeded: Mapping[tuple[str, str], Iterable[ReuseSource]] = field(default_factory=dict)
+
+
+def describe(action: Action) -> str:
+    if isinstance(action, CreateJob):
+        return f"create Job {action.manifest['metadata']['name']}"
+    if isinstance(action, SetJobSuspended):
+        return f"{'suspend' if action.suspend else 'resume'} Job {action.name}"
+    return f"delete Job {action.name}"
+
+
+class Reconciler:
+    def __init__(self, cluster: Cluster, settings: RunnerSettings, book: ProgressBook,
+                 metrics: Metrics) -> None:
+        self.cluster, self.settings, self.book, self.metrics = cluster, settings, book, metrics
+        self.indexes = Indexes()
+        self.locks: dict[Key, asyncio.Lock] = {}
+        self.written: dict[Key, Mapping[str, Any]] = {}  # status we wrote, newer than the index
+        self.scheduled: set[Key] = set()
+        self.last_write: dict[Key, float] = {}
+
+    async def reconcile(self, key: Key) -> None:
+        lock = self.locks.setdefault(key, asyncio.Lock())
+        async with lock:
+            started = time.monotonic()
+            step = self.current_step(key)
+            if step is None:
+                self.forget(key)
+                return
+            await self.run_pass(key, step)
+            self.metrics.reconcile.observe(time.monotonic() - started)
+
+    def current_step(self, key: Key) -> dict[str, Any] | None:
+        bodies = list(self.indexes.steps.get(key, ()))
+        if not bodies or bodies[0]["metadata"].get("deletionTimestamp"):
+            return None
+        step = dict(bodies[0])
+        step["spec"] = apply_defaults(drop_nulls(step["spec"]))
+        written = self.written.get(key)
+        if written is not None and written.get("_uid") == step["metadata"]["uid"]:
+            step["status"] = {k: v for k, v in written.items() if k != "_uid"}
+        return step
+
+    async def run_pass(self, key: Key, step: dict[str, Any]) -> None:
+        namespace, name = key
+        uid = step["metadata"]["uid"]
+        observed = Observed(
+            step=step,
+            jobs={job.role: job for job in self.indexes.jobs.get(key, ())},
+            pods=list(self.indexes.pods.get(key, ())),
+            live=self.book.shards(namespace, name, uid),
+            reuse_source=self.reuse_source(namespace, name, step),
+            now=time.time(),
+        )
+        result = compute_pass(observed, self.settings)
+        for action in result.actions:
+            done = await asyncio.to_thread(self.cluster.apply, namespace, action)
+            logger.info("%s/%s: %s%s", namespace, name, describe(action),
+                        "" if done else " (nothing to do)")
+            if done and isinstance(action, CreateJob):
+                job_name = action.manifest["metadata"]["name"]
+                await self.event(step, Event("Normal", "JobCreated", f"created Job {job_name}"))
+                if job_name.endswith("-run"):
+                    self.observe_running(step)
+        for event in result.events:
+            await self.event(step, event)
+        old = step.get("status") or {}
+        if result.status != old:
+            await asyncio.to_thread(self.cluster.patch_status, namespace, name, result.status)
+            self.written[key] = {**result.status, "_uid": uid}
+            self.last_write[key] = time.monotonic()
+            if result.status.get("phase") in TERMINAL and old.get("phase") not in TERMINAL:
+                self.metrics.observe_finish(result.status)
+        self.metrics.observe_phase(key, result.status.get("phase"))
+
+    async def event(self, step: Mapping[str, Any], event: Event) -> None:
+        try:
+            await asyncio.to_thread(self.cluster.record_event, step, event)
+        except Exception:  # events are best-effort; the status carries the same facts
+            logger.exception("could not record event %s", event.reason)
+
+    def observe_running(self, step: Mapping[str, Any]) -> None:
+        created = parse_time(step["metadata"].get("creationTimestamp"))
+        if created is not None:
+            self.metrics.to_running.observe(max(time.time() - created, 0.0))
+
+    def reuse_source(
+        self, namespace: str, name: str, step: Mapping[str, Any]
+    ) -> ReuseSource | None:
+        fingerprint = (step.get("status") or {}).get("fingerprint")
+        reused_from = (step.get("status") or {}).get("reusedFrom")
+        if not fingerprint:
+            return None
+        candidates = sorted(
+            (s for s in self.indexes.succeeded.get((namespace, fingerprint), ()) if s.name != name),
+            key=lambda s: (s.name != reused_from, s.name))
+        return candidates[0] if candidates else None
+
+    def forget(self, key: Key) -> None:
+        self.written.pop(key, None)
+        self.last_write.pop(key, None)
+        self.book.forget(*key)
+        self.metrics.observe_phase(key, None)
+
+    def schedule(self, key: Key) -> None:
+        """Reconcile soon after a progress report, at most every PROGRESS_WRITE_INTERVAL."""
+        if key in self.scheduled:
+            return
+        self.scheduled.add(key)
+        wait = max(0.0, self.last_write.get(key, 0.0) + PROGRESS_WRITE_INTERVAL - time.monotonic())
+        asyncio.get_running_loop().call_later(wait, self.fire, key)
+
+    def fire(self, key: Key) -> None:
+        self.scheduled.discard(key)
+        asyncio.get_running_loop().create_task(self.reconcile(key))

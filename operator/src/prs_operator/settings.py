@@ -1,0 +1,44 @@
+"""Operator settings, read once from the environment (the Helm chart sets them)."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+DEFAULT_RUNNER_IMAGE = "ghcr.io/parallelrun/prs-runner:0.1.0"
+
+
+@dataclass(frozen=True)
+class Settings:
+    namespaces: tuple[str, ...]  # empty: every namespace
+    runner_image: str
+    http_port: int
+    progress_url: str
+    progress_key: bytes
+    log_level: str = "INFO"
+
+    @staticmethod
+    def from_env(env: Mapping[str, str]) -> Settings:
+        key_file = env.get("PRS_PROGRESS_KEY_FILE", "")
+        if key_file:
+            with open(key_file, "rb") as stream:
+                key = stream.read().strip()
+        else:
+            # Without a mounted key, reports work until the operator restarts; the chart mounts one.
+            key = secrets.token_bytes(32)
+        port = int(env.get("PRS_HTTP_PORT", "8080"))
+        return Settings(
+            namespaces=tuple(n.strip() for n in env.get("PRS_NAMESPACES", "").split(",")
+                             if n.strip()),
+            runner_image=env.get("PRS_RUNNER_IMAGE", DEFAULT_RUNNER_IMAGE),
+            http_port=port,
+            progress_url=env.get("PRS_PROGRESS_URL", f"http://127.0.0.1:{port}/v1/progress"),
+            progress_key=key,
+            log_level=env.get("PRS_LOG_LEVEL", "INFO"),
+        )
+
+
+def from_process_env() -> Settings:
+    return Settings.from_env(os.environ)

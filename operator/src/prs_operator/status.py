@@ -1,0 +1,395 @@
+"""One reconcile pass: the step and what exists of its children → the new status, the Jobs
+to create, suspend or delete, and the events to record. Pure and level-based: the same
+observation always gives the same pass, so a restarted operator simply continues.
+
+Stages, each entered only when the previous one is done:
+Planning (plan Job) → Reusing (copy an identical earlier result) or Running (Indexed Job)
+→ Merging (merge Job) → Succeeded | Failed."""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from prs_operator.actions import Action, CreateJob, DeleteJob, Event, SetJobSuspended
+from prs_operator.builders import (
+    RunnerSettings,
+    build_merge_job,
+    build_plan_job,
+    build_reuse_job,
+    build_run_job,
+)
+from prs_operator.conditions import format_duration, is_true, set_condition
+from prs_operator.observation import JobView, PodView
+from prs_runner.thresholds import Counts, crossed_threshold
+
+
+@dataclass(frozen=True)
+class ReuseSource:
+    name: str
+    output_uri: str
+
+
+@dataclass(frozen=True)
+class Observed:
+    step: Mapping[str, Any]  # metadata, spec with defaults, status
+    jobs: Mapping[str, JobView]  # by role
+    pods: Sequence[PodView]
+    live: Mapping[int, Mapping[str, Any]]  # shard index → newest progress report
+    reuse_source: ReuseSource | None
+    now: float
+
+
+@dataclass
+class Pass:
+    status: dict[str, Any]
+    actions: list[Action] = field(default_factory=list)
+    events: list[Event] = field(default_factory=list)
+
+
+def rfc3339(epoch: float) -> str:
+    moment = datetime.datetime.fromtimestamp(int(epoch), datetime.UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_time(text: str | None) -> float | None:
+    if not text:
+        return None
+    return datetime.datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(
+        tzinfo=datetime.UTC).timestamp()
+
+
+def compute_pass(observed: Observed, settings: RunnerSettings) -> Pass:
+    reconciler = StepPass(observed, settings)
+    reconciler.run()
+    reconciler.record_events()
+    return reconciler.result
+
+
+class StepPass:
+    def __init__(self, observed: Observed, settings: RunnerSettings) -> None:
+        self.observed, self.settings = observed, settings
+        self.step, self.spec = observed.step, observed.step["spec"]
+        self.old: Mapping[str, Any] = observed.step.get("status") or {}
+        status = dict(self.old)
+        status["conditions"] = [dict(c) for c in self.old.get("conditions") or []]
+        status["observedGeneration"] = observed.step["metadata"].get("generation", 1)
+        self.result = Pass(status)
+        self.now = rfc3339(observed.now)
+
+    # -- status writing ---------------------------------------------------------------------
+
+    @property
+    def status(self) -> dict[str, Any]:
+        return self.result.status
+
+    def condition(self, kind: str, true: bool, reason: str, message: str) -> None:
+        self.status["conditions"] = set_condition(
+            self.status["conditions"], kind, true, reason, message, self.now,
+            self.status["observedGeneration"])
+
+    def is_true(self, kind: str) -> bool:
+        return is_true(self.status["conditions"], kind)
+
+    def show(self, phase: str, message: str) -> None:
+        self.status["phase"], self.status["message"] = phase, message
+
+    def fail(self, reason: str, message: str, final: bool) -> None:
+        self.condition("Failed", True, reason, message)
+        self.condition("Complete", False, reason, "the step failed")
+        self.show("Failed", message)
+        if final:
+            self.finish()
+
+    def finish(self) -> None:
+        self.status.setdefault("completionTime", self.now)
+        started = parse_time(self.status.get("startTime"))
+        ended = parse_time(self.status["completionTime"])
+        if started is not None and ended is not None:
+            self.status["duration"] = format_duration(ended - started)
+
+    def create(self, manifest: dict[str, Any]) -> None:
+        self.result.actions.append(CreateJob(manifest))  # its event follows a real creation
+
+    # -- stages -------------------------------------------------------------------------------
+
+    def run(self) -> None:
+        self.status.setdefault("startTime", self.now)
+        for kind in ("Planned", "Complete", "Failed"):
+            if not any(c["type"] == kind for c in self.status["conditions"]):
+                self.condition(kind, False, "Pending", "")
+        if self.is_true("Complete") or self.status.get("completionTime"):
+            return
+        if not self.is_true("Planned") and not self.plan():
+            return
+        if self.reuse() or self.execute():
+            return
+        self.merge()
+
+    def plan(self) -> bool:
+        """True once planned (this pass or before)."""
+        if self.spec["code"].get("sourceDirectory"):
+            self.fail("CodeNotInCluster", "spec.code.sourceDirectory: a local folder does not "
+                      "reach the cluster; use `prs submit` (packs it into a ConfigMap), "
+                      "code.configMap or code.path", final=True)
+            return False
+        job = self.observed.jobs.get("plan")
+        if job is None:
+            self.create(build_plan_job(self.step, self.settings))
+            self.show("Planning", "listing the input")
+            return False
+        self.sync_suspend(job)
+        if job.complete:
+            summary = self.final_message("plan")
+            if summary is None:  # the pod is gone (TTL): plan again, it is idempotent
+                self.result.actions.append(DeleteJob(job.name))
+                return False
+            self.record_plan(summary)
+            return True
+        if job.failed_reason:
+            failure = self.failure_message("plan") or {}
+            self.fail(failure.get("reason", "PlanFailed"),
+                      failure.get("message") or self.pod_text("plan", job), final=True)
+            return False
+        self.show_waiting(job, "Planning", "listing the input")
+        return False
+
+    def record_plan(self, summary: Mapping[str, Any]) -> None:
+        total_batches, total_items = summary["miniBatches"], summary["items"]
+        self.condition("Planned", True, "InputListed", summary.get("message", ""))
+        self.status["fingerprint"] = summary["fingerprint"]
+        self.status["miniBatches"] = {"total": total_batches, "succeeded": 0, "failed": 0,
+                                      "pending": total_batches}
+        self.status["items"] = {"total": total_items, "succeeded": 0, "failed": 0}
+        self.status["progress"] = f"0/{total_batches}"
+
+    def reuse(self) -> bool:
+        """True while an earlier identical result is being copied (or has been)."""
+        if not self.is_true("Reused") and not self.decide_reuse():
+            return False
+        source = self.status.get("reusedFrom")
+        if not source:
+            return False  # the output already holds the result: the merge re-reads it
+        job = self.observed.jobs.get("reuse")
+        if job is None:
+            origin = self.observed.reuse_source
+            if origin is None or origin.name != source:
+                self.fail("ReuseFailed", f"step {source} is gone before its result was copied",
+                          final=True)
+                return True
+            self.create(build_reuse_job(self.step, self.settings, origin.name,
+                                        origin.output_uri))
+        elif job.complete:
+            self.complete_from(self.final_message("reuse") or {})
+        elif job.failed_reason:
+            failure = self.failure_message("reuse") or {}
+            self.fail("ReuseFailed", failure.get("message") or self.pod_text("reuse", job),
+                      final=True)
+        else:
+            self.show_waiting(job, "Running", f"copying the result of step {source}")
+        return True
+
+    def decide_reuse(self) -> bool:
+        if not self.spec.get("allowReuse") or "run" in self.observed.jobs or (
+            "merge" in self.observed.jobs
+        ):
+            return False
+        origin = self.observed.reuse_source
+        summary = self.final_message("plan") or {}
+        if origin is not None and origin.output_uri.rstrip("/") != self.output_uri():
+            self.status["reusedFrom"] = origin.name
+            self.condition("Reused", True, "EarlierStep",
+                           f"identical to step {origin.name}: its result is copied")
+            return True
+        if summary.get("outputSucceeded"):
+            self.condition("Reused", True, "OutputUpToDate",
+                           "the output already holds the result of an identical run")
+            return True
+        return False
+
+    def execute(self) -> bool:
+        """True while the Indexed Job runs; False once the merge is due."""
+        if "merge" in self.observed.jobs or self.is_true("Reused"):
+            return False
+        job = self.observed.jobs.get("run")
+        if self.is_true("Failed"):  # a threshold was crossed: make sure no pod keeps running
+            if job is not None and not job.finished:
+                self.result.actions.append(DeleteJob(job.name))
+            return False
+        if job is None:
+            self.create(build_run_job(self.step, self.settings))
+            self.show("Running", self.progress_text())
+            return True
+        self.sync_suspend(job)
+        counts, first_error = self.shard_counts()
+        self.record_counts(counts)
+        why = crossed_threshold(counts, self.spec, self.status["miniBatches"]["total"])
+        if why and not job.complete:
+            self.fail("ErrorThresholdExceeded", why + first_error, final=False)
+            self.result.actions.append(DeleteJob(job.name))
+            return False
+        if job.complete:
+            return False
+        if job.failed_reason:
+            self.fail(*self.run_failure(job), final=False)
+            return False
+        self.record_shards(job)
+        self.show_waiting(job, "Running", self.progress_text())
+        return True
+
+    def merge(self) -> None:
+        job = self.observed.jobs.get("merge")
+        if job is None:
+            started = parse_time(self.observed.step["metadata"].get("creationTimestamp"))
+            self.create(build_merge_job(self.step, self.settings, started or self.observed.now))
+            if not self.is_true("Failed"):
+                self.show("Merging", "merging the committed results")
+            return
+        self.sync_suspend(job)
+        if job.complete:
+            self.complete_from(self.final_message("merge") or {})
+        elif job.failed_reason:
+            if not self.is_true("Failed"):
+                self.fail("MergeFailed", self.pod_text("merge", job), final=True)
+            else:
+                self.finish()
+        elif not self.is_true("Failed"):
+            self.show_waiting(job, "Merging", "merging the committed results")
+
+    def complete_from(self, result: Mapping[str, Any]) -> None:
+        """The merge (or reuse) pod's job result: the authoritative totals."""
+        if "miniBatches" in result:
+            self.status["miniBatches"] = dict(result["miniBatches"])
+            self.status["items"] = dict(result["items"])
+            self.status["progress"] = (f"{result['miniBatches']['succeeded']}/"
+                                       f"{result['miniBatches']['total']}")
+            output = result.get("output") or {}
+            self.status["output"] = {"uri": output.get("uri", self.spec["output"]["uri"]),
+                                     "file": output.get("file"), "rows": output.get("rows", 0)}
+        if self.is_true("Failed"):
+            self.finish()
+            return
+        if result.get("status") == "Succeeded":
+            reason = "Reused" if self.is_true("Reused") else "Succeeded"
+            self.condition("Complete", True, reason, self.summary_text())
+            self.show("Succeeded", self.summary_text())
+            self.finish()
+        else:
+            self.fail(result.get("reason") or "Failed",
+                      result.get("message") or "the merge reported a failure", final=True)
+
+    # -- reading the children -------------------------------------------------------------------
+
+    def pods_of(self, role: str) -> list[PodView]:
+        return [p for p in self.observed.pods if p.role == role]
+
+    def final_message(self, role: str) -> Mapping[str, Any] | None:
+        for pod in self.pods_of(role):
+            if pod.phase == "Succeeded" and pod.message is not None:
+                return pod.message
+        return None
+
+    def failure_message(self, role: str) -> Mapping[str, Any] | None:
+        for pod in self.pods_of(role):
+            if pod.phase == "Failed" and pod.message is not None:
+                return pod.message
+        return None
+
+    def pod_text(self, role: str, job: JobView) -> str:
+        for pod in self.pods_of(role):
+            if pod.phase == "Failed":
+                text = pod.raw_message.strip().splitlines()
+                tail = text[-1] if text else ""
+                return f"{role} pod {pod.name} exited with code {pod.exit_code}: {tail}".strip()
+        return f"{role} Job {job.name} failed: {job.failed_reason} {job.failed_message}".strip()
+
+    def shard_counts(self) -> tuple[Counts, str]:
+        """Final counts of finished shards (termination messages), live reports otherwise."""
+        total, first_error = Counts(), ""
+        for shard in range(self.spec["nodeCount"]):
+            report = self.shard_report(shard)
+            if report is None:
+                continue
+            total += Counts.from_dict(report.get("counts") or {})
+            error = report.get("firstError")
+            if error and not first_error:
+                first_error = (f"; first error: {error.get('type')}: {error.get('message')} "
+                               f"(mini-batch {error.get('miniBatchId')})")
+        return total, first_error
+
+    def shard_report(self, shard: int) -> Mapping[str, Any] | None:
+        pods = [p for p in self.pods_of("run") if p.index == shard and p.message is not None]
+        for phase in ("Succeeded", "Failed"):
+            for pod in pods:
+                if pod.phase == phase and pod.message and "counts" in pod.message:
+                    return pod.message
+        return self.observed.live.get(shard)
+
+    def run_failure(self, job: JobView) -> tuple[str, str]:
+        for pod in self.pods_of("run"):
+            message = pod.message or {}
+            if pod.phase == "Failed" and message.get("status") == "failed":
+                return str(message.get("reason") or "ShardFailed"), str(message.get("message"))
+        return "ShardFailed", self.pod_text("run", job)
+
+    # -- bookkeeping ------------------------------------------------------------------------------
+
+    def record_counts(self, counts: Counts) -> None:
+        total = self.status["miniBatches"]["total"]
+        done = counts.mini_batches_succeeded + counts.mini_batches_failed
+        self.status["miniBatches"] = {"total": total, "succeeded": counts.mini_batches_succeeded,
+                                      "failed": counts.mini_batches_failed,
+                                      "pending": max(total - done, 0)}
+        self.status["items"] = {"total": self.status["items"]["total"],
+                                "succeeded": counts.items_succeeded,
+                                "failed": counts.items_failed}
+        self.status["progress"] = f"{counts.mini_batches_succeeded}/{total}"
+
+    def record_shards(self, job: JobView) -> None:
+        self.status["shards"] = {"total": self.spec["nodeCount"], "active": job.active,
+                                 "succeeded": job.succeeded, "failed": job.failed}
+
+    def sync_suspend(self, job: JobView) -> None:
+        """Suspend follows spec.suspend, but a Job suspended by someone else (Kueue) is left
+        for them to resume."""
+        wanted = bool(self.spec.get("suspend"))
+        if wanted and not job.suspended:
+            self.result.actions.append(SetJobSuspended(job.name, True))
+        elif not wanted and job.suspended and job.suspended_by_step:
+            self.result.actions.append(SetJobSuspended(job.name, False))
+
+    def show_waiting(self, job: JobView, phase: str, message: str) -> None:
+        suspended = job.suspended or bool(self.spec.get("suspend"))
+        if suspended:
+            reason = "StepSuspended" if self.spec.get("suspend") else "JobSuspended"
+            self.condition("Suspended", True, reason, f"Job {job.name} is suspended")
+            self.show("Suspended", f"suspended while {phase.lower()}: {message}")
+        else:
+            if self.is_true("Suspended"):
+                self.condition("Suspended", False, "Resumed", "")
+            self.show(phase, message)
+
+    def output_uri(self) -> str:
+        return str(self.spec["output"]["uri"]).rstrip("/")
+
+    def progress_text(self) -> str:
+        batches = self.status.get("miniBatches") or {}
+        return (f"{batches.get('succeeded', 0) + batches.get('failed', 0)}/"
+                f"{batches.get('total', 0)} mini-batches done")
+
+    def summary_text(self) -> str:
+        batches, items = self.status.get("miniBatches") or {}, self.status.get("items") or {}
+        text = (f"{batches.get('succeeded', 0)}/{batches.get('total', 0)} mini-batches, "
+                f"{items.get('succeeded', 0)} items succeeded, {items.get('failed', 0)} failed")
+        source = self.status.get("reusedFrom")
+        return text + (f" (reused from {source})" if source else "")
+
+    def record_events(self) -> None:
+        old = self.old.get("conditions") or []
+        for condition in self.status["conditions"]:
+            if condition["status"] == "True" and not is_true(old, condition["type"]):
+                kind = "Warning" if condition["type"] == "Failed" else "Normal"
+                self.result.events.append(
+                    Event(kind, condition["reason"], condition["message"] or condition["type"]))

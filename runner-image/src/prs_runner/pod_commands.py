@@ -1,0 +1,78 @@
+"""The plan and reuse commands of the Kubernetes phases (DESIGN section 7).
+
+The operator hands the step to the plan pod as JSON in `PRS_STEP` and reads what these
+commands print into the termination message; it never reads user data itself."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+from prs_runner.code_archive import unpack_code_root
+from prs_runner.local_run import PLAN_FILE, build_plan, prepare_output
+from prs_runner.merge import JOB_RESULT, REPORT_DIR
+from prs_runner.planning import Plan, plan_from_json
+from prs_runner.spec import SpecError
+from prs_runner.storage import Storage
+from prs_runner.validation import step_from_document
+
+COPY_CHUNK = 1 << 20
+
+
+def plan_in_pod(document: dict[str, Any], code_root: str) -> dict[str, Any]:
+    """Plan the step and prepare its output; the summary the operator puts in status."""
+    spec = dict(document["spec"])
+    spec["code"] = {"entryScript": spec["code"]["entryScript"],
+                    "sourceDirectory": unpack_code_root(code_root)}
+    step = step_from_document({**document, "spec": spec})
+    plan = build_plan(step)
+    output = Storage(plan.step["output"]["uri"])
+    reusable = prepare_output(plan, output) is not None
+    return {
+        "fingerprint": plan.fingerprint,
+        "miniBatches": len(plan.mini_batches),
+        "items": plan.total_items,
+        "bytes": plan.total_bytes,
+        "outputSucceeded": reusable,
+        "message": describe_totals(plan),
+    }
+
+
+def describe_totals(plan: Plan) -> str:
+    kind = "files" if plan.step["input"]["type"] == "files" else "records"
+    return f"{plan.total_items:,} {kind} in {len(plan.mini_batches):,} mini-batches"
+
+
+def plan_failure(error: SpecError) -> dict[str, Any]:
+    return {"reason": "InputInvalid", "message": "; ".join(error.problems)}
+
+
+def reuse_in_pod(plan_uri: str, source_uri: str, source_step: str) -> dict[str, Any]:
+    """Copy an earlier step's output file and report into this step's output."""
+    folder, name = plan_uri.rsplit("/", 1)
+    plan = plan_from_json(Storage(folder).read_bytes(name))
+    source, target = Storage(source_uri), Storage(plan.step["output"]["uri"])
+    earlier = json.loads(source.read_bytes(JOB_RESULT))
+    if earlier.get("fingerprint") != plan.fingerprint or earlier.get("status") != "Succeeded":
+        raise SpecError([f"status.reusedFrom: {source_step} at {source_uri} no longer holds "
+                         f"a succeeded result with fingerprint {plan.fingerprint}"])
+    names = [f"{REPORT_DIR}/processed_mini_batches.csv"]
+    if earlier["output"].get("file"):
+        names.append(earlier["output"]["file"])
+    for relative in names:
+        copy_file(source, target, relative)
+    result = {**earlier, "stepName": plan.step_name, "reusedFrom": source_step,
+              "output": {**earlier["output"], "uri": plan.step["output"]["uri"]}}
+    target.write_atomic(JOB_RESULT, json.dumps(result, indent=2).encode())
+    target.write_atomic(PLAN_FILE, Storage(folder).read_bytes(name))
+    return result
+
+
+def copy_file(source: Storage, target: Storage, relative: str) -> None:
+    partial = f"{os.path.dirname(relative) or '.'}/.{os.path.basename(relative)}.partial"
+    partial = partial.removeprefix("./")
+    with source.open_read(relative) as reader, target.open_write(partial) as writer:
+        while chunk := reader.read(COPY_CHUNK):
+            writer.write(chunk)
+    target.rename(partial, relative)
