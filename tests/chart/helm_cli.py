@@ -57,10 +57,10 @@ class Helm:
 
     def template_run(
         self, values: Mapping[str, Any], release: str = "prs", namespace: str = "prs-system",
-        *extra: str,
+        *extra: str, chart: Path = CHART,
     ) -> subprocess.CompletedProcess[str]:
         return self.run(
-            "template", release, str(CHART), "--namespace", namespace, *values_args(values),
+            "template", release, str(chart), "--namespace", namespace, *values_args(values),
             *extra,
         )
 

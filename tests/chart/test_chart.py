@@ -3,13 +3,15 @@ renders, how the Deployment is wired, and the schema rejecting bad values."""
 
 from __future__ import annotations
 
+import shutil
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from .helm_cli import REPO, Helm, by_kind, only
+from .helm_cli import CHART, REPO, Helm, by_kind, only
 from .rbac_rules import grants_of_rules, is_cluster_scoped, load_operator_rules
 
 NAMESPACED = {"watchNamespaces": ["team-a", "team-b"]}
@@ -61,6 +63,19 @@ def test_namespaced_mode_splits_the_rules(helm: Helm) -> None:
         }
         assert binding["subjects"][0]["namespace"] == "prs-system"
     assert env_of(only(docs, "Deployment"))["PRS_NAMESPACES"] == "team-a,team-b"
+
+
+def test_a_rule_mixing_scopes_cannot_be_split(helm: Helm, tmp_path: Path) -> None:
+    chart = tmp_path / "chart"
+    shutil.copytree(CHART, chart)
+    (chart / "files" / "operator-rules.yaml").write_text(yaml.safe_dump([
+        {"apiGroups": [""], "resources": ["namespaces", "pods"], "verbs": ["list"]},
+    ]))
+    # Refused in both modes, so that the default install already catches it.
+    for values in ({}, NAMESPACED):
+        done = helm.template_run(values, chart=chart)
+        assert done.returncode != 0
+        assert "mixes cluster-scoped and namespaced resources: [namespaces pods]" in done.stderr
 
 
 def test_crds_are_the_repository_crd(helm: Helm) -> None:
