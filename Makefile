@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST := $(PY) -m pytest
 
-.PHONY: demo test test-unit test-runner test-cluster test-fast lint bench bench-runner venv clean
+.PHONY: demo test test-unit test-runner test-chart test-cluster test-fast lint bench bench-runner venv clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,8 +20,8 @@ demo: venv
 	$(VENV)/bin/prs run examples/digits/step.yaml
 	$(PY) examples/digits/accuracy.py
 
-## test: every tier (lint, unit, runner, cluster); a tier whose prerequisites are missing fails
-test: lint test-unit test-runner test-cluster
+## test: every tier (lint, unit, runner, chart, cluster); a tier whose prerequisites are missing fails
+test: lint test-unit test-runner test-chart test-cluster
 
 ## test-fast: an explicit opt-out of the cluster tier, for quick iterations
 test-fast: lint test-unit test-runner
@@ -35,6 +35,10 @@ test-unit: venv
 
 test-runner: venv
 	$(PYTEST) -q tests/runner
+
+# The Helm chart linted and rendered by a helm binary built from its Go module (needs Go).
+test-chart: venv
+	$(PYTEST) -q tests/chart
 
 test-cluster: venv
 	$(PYTEST) -q tests/cluster

@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 from kubernetes import client
 
+from tests.chart.helm_cli import Helm, prebuild_helm, session_helm
+
 from .controlplane import ControlPlane, ControlPlaneError, build_binaries
 
 # Filled before the first test runs (outside any per-test timeout): the first build of the
@@ -18,6 +20,7 @@ _build: dict[str, Path | str] = {}
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
+    prebuild_helm(session)
     if session.config.option.collectonly:
         return
     if not any("control_plane" in getattr(item, "fixturenames", ()) for item in session.items):
@@ -49,6 +52,12 @@ def control_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlP
         yield plane
     finally:
         plane.stop()
+
+
+@pytest.fixture(scope="session")
+def helm() -> Helm:
+    """The helm CLI built from Helm's Go module (tools/build-helm.sh), for the chart tests."""
+    return session_helm()
 
 
 @pytest.fixture

@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Build the helm CLI from Helm's published Go module, pinned in tools/helm/go.mod, for the
+# chart tier (tests/chart) and the cluster tier's chart tests.
+#
+# The binary goes to a cache OUTSIDE the repository, keyed by the pinned version:
+#   ${PRS_K8S_CACHE:-$HOME/.cache/parallelrunstep}/helm-<VERSION>/bin/helm
+# If it is already there, nothing is built. The binary's path is printed as the last line
+# of stdout; progress goes to stderr.
+set -euo pipefail
+
+tools_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+module=helm.sh/helm/v4
+
+helm_version="$(awk -v mod="$module" '($1 == mod || ($1 == "require" && $2 == mod)) {
+    for (i = 1; i <= NF; i++) if ($i ~ /^v[0-9]/) {print $i; exit}
+}' "$tools_dir/helm/go.mod")"
+if [[ -z "$helm_version" ]]; then
+    echo "build-helm: cannot read the pinned $module version from tools/helm/go.mod" >&2
+    exit 1
+fi
+
+cache_root="${PRS_K8S_CACHE:-$HOME/.cache/parallelrunstep}"
+binary="$cache_root/helm-$helm_version/bin/helm"
+
+if [[ -x "$binary" ]]; then
+    echo "$binary"
+    exit 0
+fi
+
+command -v go >/dev/null || { echo "build-helm: 'go' is not on PATH" >&2; exit 1; }
+mkdir -p "$cache_root"
+# One build at a time (parallel test sessions, or a test run racing a manual build).
+exec 9>"$cache_root/.build-helm.lock"
+flock 9
+if [[ -x "$binary" ]]; then
+    echo "$binary"
+    exit 0
+fi
+
+staging="$(mktemp -d "$cache_root/.build-helm.XXXXXX")"
+trap 'rm -rf "$staging"' EXIT
+started=$SECONDS
+
+# Stamp the version as Helm's own Makefile does for a tagged build; without it the binary
+# reports only its minor version.
+version_pkg="$module/internal/version"
+ldflags="-s -w -X $version_pkg.version=$helm_version -X $version_pkg.metadata="
+ldflags+=" -X $version_pkg.gitTreeState=clean"
+echo "build-helm: helm $helm_version -> $binary" >&2
+(cd "$tools_dir/helm" && CGO_ENABLED=0 go build -trimpath -buildvcs=false -ldflags="$ldflags" \
+    -o "$staging/helm" "$module/cmd/helm")
+
+mkdir -p "$(dirname "$binary")"
+mv -f "$staging/helm" "$binary"
+echo "build-helm: built in $((SECONDS - started))s" >&2
+echo "$binary"
