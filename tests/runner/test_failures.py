@@ -51,12 +51,17 @@ def test_always_failing_mini_batch_is_tried_run_max_try_times(make_step: MakeSte
     assert len(step.output_lines()) == 4
 
 
-def test_minus_one_thresholds_ignore_every_failure(make_step: MakeStep) -> None:
+def test_a_run_where_every_mini_batch_failed_fails_despite_minus_one_thresholds(
+    make_step: MakeStep,
+) -> None:
     step = make_step("def run(mini_batch):\n    raise KeyError('always')\n", files=6, runMaxTry=1)
     result = step.run()
-    assert result.returncode == 0, result.stderr
-    assert step.job_result()["miniBatches"] == {"total": 3, "succeeded": 0, "failed": 3,
-                                                "pending": 0}
+    assert result.returncode == 1
+    job = step.job_result()
+    assert job["miniBatches"] == {"total": 3, "succeeded": 0, "failed": 3, "pending": 0}
+    assert job["status"] == "Failed" and job["reason"] == "AllMiniBatchesFailed"
+    assert "KeyError: 'always'" in job["message"]
+    assert not (step.out / "parallel_run_step.txt").exists()
 
 
 @pytest.mark.parametrize(

@@ -23,6 +23,7 @@ from prs_operator.builders import (
 )
 from prs_operator.conditions import format_duration, is_true, set_condition
 from prs_operator.observation import JobView, PodView
+from prs_runner.results import ErrorInfo
 from prs_runner.thresholds import Counts, crossed_threshold
 
 
@@ -313,10 +314,9 @@ class StepPass:
             if report is None:
                 continue
             total += Counts.from_dict(report.get("counts") or {})
-            error = report.get("firstError")
-            if error and not first_error:
-                first_error = (f"; first error: {error.get('type')}: {error.get('message')} "
-                               f"(mini-batch {error.get('miniBatchId')})")
+            error = ErrorInfo.from_dict(report.get("firstError"))
+            if error is not None and not first_error:
+                first_error = f"; first error: {error.one_line()}"
         return total, first_error
 
     def shard_report(self, shard: int) -> Mapping[str, Any] | None:

@@ -12,7 +12,7 @@ import time
 from typing import Any
 
 from prs_runner.planning import Plan
-from prs_runner.results import RESULTS_DIR, SUCCEEDED, read_header, record_name
+from prs_runner.results import RESULTS_DIR, SUCCEEDED, ErrorInfo, read_header, record_name
 from prs_runner.storage import Storage
 from prs_runner.thresholds import Counts
 
@@ -43,6 +43,14 @@ def overall_status(outcomes: list[dict[str, Any]]) -> tuple[str, str, str]:
     return "Succeeded", "Completed", ""
 
 
+def first_error_text(outcomes: list[dict[str, Any]]) -> str:
+    for outcome in outcomes:
+        error = ErrorInfo.from_dict(outcome.get("firstError"))
+        if error is not None:
+            return f"; first error: {error.one_line()}"
+    return ""
+
+
 def merge_results(
     plan: Plan, output: Storage, outcomes: list[dict[str, Any]], started: float | None = None,
     status_override: tuple[str, str, str] | None = None,
@@ -69,6 +77,13 @@ def merge_results(
         report.detach()
     output.rename(f"{REPORT_DIR}/.processed_mini_batches.csv.partial",
                   f"{REPORT_DIR}/processed_mini_batches.csv")
+    if status == "Succeeded" and done and not counts.mini_batches_succeeded:
+        # Thresholds at -1 tolerate failures, but a run where nothing worked is a broken script.
+        status, reason, message = "Failed", "AllMiniBatchesFailed", (
+            f"all {done} mini-batches failed" + first_error_text(outcomes))
+        if write_output:
+            output.delete(temp)
+        write_output = False
     if write_output:
         output.rename(temp, file_name)
     result = job_result(plan, counts, done, (status, reason, message), started, write_output)
