@@ -13,6 +13,8 @@ from kubernetes import client
 from tests.chart.helm_cli import Helm, prebuild_helm, session_helm
 
 from .controlplane import ControlPlane, ControlPlaneError, build_binaries
+from .crd_install import install_crd
+from .operator_process import OperatorProcess, grant_operator_rules
 
 # Filled before the first test runs (outside any per-test timeout): the first build of the
 # binaries takes many minutes, later runs find them in the cache.
@@ -70,3 +72,16 @@ def namespace(control_plane: ControlPlane) -> Iterator[str]:
         control_plane.wait_for_service_account(name)
         yield name
         core.delete_namespace(name, propagation_policy="Background")
+
+
+@pytest.fixture(scope="session")
+def operator(control_plane: ControlPlane,
+             tmp_path_factory: pytest.TempPathFactory) -> Iterator[OperatorProcess]:
+    """`python -m prs_operator` as the chart's ServiceAccount, for the whole session."""
+    with control_plane.api_client() as api:
+        install_crd(api)
+    workdir = tmp_path_factory.mktemp("operator")
+    process = OperatorProcess(grant_operator_rules(control_plane, workdir), workdir)
+    process.start()
+    yield process
+    process.stop()

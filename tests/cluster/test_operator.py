@@ -8,7 +8,6 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,25 +15,13 @@ import pytest
 from kubernetes import client
 
 from .controlplane import ControlPlane
-from .crd_install import GROUP, PLURAL, VERSION, install_crd
-from .operator_process import OperatorProcess, grant_operator_rules
+from .crd_install import GROUP, PLURAL, VERSION
+from .operator_process import OperatorProcess
 from .pod_sandbox import call
 
 pytestmark = pytest.mark.cluster
 REPO = Path(__file__).resolve().parents[2]
 DIGITS = REPO / "examples" / "digits"
-
-
-@pytest.fixture(scope="module")
-def operator(control_plane: ControlPlane,
-             tmp_path_factory: pytest.TempPathFactory) -> Iterator[OperatorProcess]:
-    with control_plane.api_client() as api:
-        install_crd(api)
-    workdir = tmp_path_factory.mktemp("operator")
-    process = OperatorProcess(grant_operator_rules(control_plane, workdir), workdir)
-    process.start()
-    yield process
-    process.stop()
 
 
 @pytest.fixture(scope="module")

@@ -83,7 +83,7 @@ class Reconciler:
             jobs={job.role: job for job in self.indexes.jobs.get(key, ())},
             pods=list(self.indexes.pods.get(key, ())),
             live=self.book.shards(namespace, name, uid),
-            reuse_source=self.reuse_source(namespace, name, step),
+            succeeded=self.succeeded_steps(namespace),
             now=time.time(),
         )
         result = compute_pass(observed, self.settings)
@@ -118,17 +118,12 @@ class Reconciler:
         if created is not None:
             self.metrics.to_running.observe(max(time.time() - created, 0.0))
 
-    def reuse_source(
-        self, namespace: str, name: str, step: Mapping[str, Any]
-    ) -> ReuseSource | None:
-        fingerprint = (step.get("status") or {}).get("fingerprint")
-        reused_from = (step.get("status") or {}).get("reusedFrom")
-        if not fingerprint:
-            return None
-        candidates = sorted(
-            (s for s in self.indexes.succeeded.get((namespace, fingerprint), ()) if s.name != name),
-            key=lambda s: (s.name != reused_from, s.name))
-        return candidates[0] if candidates else None
+    def succeeded_steps(self, namespace: str) -> dict[str, list[ReuseSource]]:
+        found: dict[str, list[ReuseSource]] = {}
+        for (space, fingerprint), sources in self.indexes.succeeded.items():
+            if space == namespace:
+                found.setdefault(fingerprint, []).extend(sources)
+        return found
 
     def forget(self, key: Key) -> None:
         self.written.pop(key, None)

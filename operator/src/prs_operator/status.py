@@ -39,7 +39,7 @@ class Observed:
     jobs: Mapping[str, JobView]  # by role
     pods: Sequence[PodView]
     live: Mapping[int, Mapping[str, Any]]  # shard index → newest progress report
-    reuse_source: ReuseSource | None
+    succeeded: Mapping[str, Sequence[ReuseSource]]  # fingerprint → Succeeded steps (namespace)
     now: float
 
 
@@ -175,7 +175,7 @@ class StepPass:
             return False  # the output already holds the result: the merge re-reads it
         job = self.observed.jobs.get("reuse")
         if job is None:
-            origin = self.observed.reuse_source
+            origin = self.reuse_source()
             if origin is None or origin.name != source:
                 self.fail("ReuseFailed", f"step {source} is gone before its result was copied",
                           final=True)
@@ -197,7 +197,7 @@ class StepPass:
             "merge" in self.observed.jobs
         ):
             return False
-        origin = self.observed.reuse_source
+        origin = self.reuse_source()
         summary = self.final_message("plan") or {}
         if origin is not None and origin.output_uri.rstrip("/") != self.output_uri():
             self.status["reusedFrom"] = origin.name
@@ -209,6 +209,14 @@ class StepPass:
                            "the output already holds the result of an identical run")
             return True
         return False
+
+    def reuse_source(self) -> ReuseSource | None:
+        """An earlier Succeeded step with this fingerprint; the one chosen before, if any."""
+        own, chosen = self.step["metadata"]["name"], self.status.get("reusedFrom")
+        found = [s for s in self.observed.succeeded.get(self.status.get("fingerprint", ""), ())
+                 if s.name != own]
+        found.sort(key=lambda s: (s.name != chosen, s.name))
+        return found[0] if found else None
 
     def execute(self) -> bool:
         """True while the Indexed Job runs; False once the merge is due."""

@@ -1,0 +1,244 @@
+"""The operator's promises on the real control plane: failures name their cause, thresholds
+stop pods early, killed pods and a killed operator lose nothing and duplicate nothing,
+suspend/resume, deletion, reuse, and the authenticated progress endpoint."""
+
+from __future__ import annotations
+
+import json
+import signal
+import urllib.error
+import urllib.request
+from collections import Counter
+from typing import Any
+
+import pytest
+from kubernetes import client
+
+from prs_operator.builders import progress_token
+
+from .controlplane import ControlPlane, wait_for
+from .operator_process import OperatorProcess
+from .pod_sandbox import call
+from .step_scenarios import (
+    children,
+    condition_true,
+    create_step,
+    output_lines,
+    patch_step,
+    pause,
+    roles,
+    running_pods,
+    stage_step,
+    status_of,
+    step_document,
+    wait_finished,
+    wait_status,
+)
+
+pytestmark = pytest.mark.cluster
+NAMES = [f"item{n:04d}.txt" for n in range(200)]
+
+
+def test_a_raising_script_fails_the_step_with_its_exception(
+    control_plane: ControlPlane, operator: OperatorProcess, namespace: str
+) -> None:
+    stage_step(control_plane, namespace, 4)
+    create_step(control_plane, namespace, step_document(
+        "raising", env={"PRS_TEST_FAIL": ",".join(NAMES[:4])}))
+    status = wait_finished(control_plane, namespace, "raising")
+    assert condition_true(status, "Failed"), status
+    assert status["phase"] == "Failed"
+    failed = next(c for c in status["conditions"] if c["type"] == "Failed")
+    assert failed["reason"] == "AllMiniBatchesFailed"
+    assert "ValueError: cannot score item000" in status["message"]
+    assert status["miniBatches"]["failed"] == 4
+
+
+def test_init_failure_fails_the_step_as_init_failed(
+    control_plane: ControlPlane, operator: OperatorProcess, namespace: str
+) -> None:
+    stage_step(control_plane, namespace, 4)
+    create_step(control_plane, namespace, step_document(
+        "no-init", env={"PRS_TEST_INIT_FAIL": "model file missing"}))
+    status = wait_finished(control_plane, namespace, "no-init")
+    failed = next(c for c in status["conditions"] if c["type"] == "Failed")
+    assert failed["status"] == "True" and failed["reason"] == "InitFailed", status
+    assert "RuntimeError: model file missing" in status["message"]
+
+
+def test_crossing_a_threshold_fails_early_and_stops_every_pod(
+    control_plane: ControlPlane, operator: OperatorProcess, namespace: str
+) -> None:
+    stage_step(control_plane, namespace, 200)
+    failing = [name for number, name in enumerate(NAMES) if number % 10 == 3]
+    create_step(control_plane, namespace, step_document(
+        "threshold", env={"PRS_TEST_FAIL": ",".join(failing), "PRS_TEST_DELAY": "0.1"},
+        miniBatchErrorThreshold=2))
+    status = wait_status(control_plane, namespace, "threshold", "Failed", 120,
+                         lambda s: condition_true(s, "Failed"))
+    failed = next(c for c in status["conditions"] if c["type"] == "Failed")
+    assert failed["reason"] == "ErrorThresholdExceeded", status
+    assert "miniBatchErrorThreshold" in status["message"]
+    assert "ValueError: cannot score" in status["message"]
+    wait_for(lambda: not [p for p in running_pods(control_plane, namespace, "threshold")
+                          if "-run-" in p], 15, "no run pod left running")
+    final = wait_finished(control_plane, namespace, "threshold")
+    assert final["miniBatches"]["succeeded"] < 180
+    assert final["miniBatches"]["pending"] > 0
+
+
+def test_a_deleted_runner_pod_is_retried_and_output_stays_exactly_once(
+    control_plane: ControlPlane, operator: OperatorProcess, namespace: str
+) -> None:
+    claim = stage_step(control_plane, namespace, 60)
+    create_step(control_plane, namespace, step_document(
+        "pod-loss", env={"PRS_TEST_DELAY": "0.2"}))
+    live = wait_status(control_plane, namespace, "pod-loss", "live progress", 120,
+                       lambda s: 4 <= (s.get("miniBatches") or {}).get("succeeded", 0) < 50)
+    assert live["phase"] == "Running"
+    victim = next(p for p in children(control_plane, namespace, "pod-loss", "pods")
+                  if p["metadata"]["labels"]["parallelrun.io/role"] == "run"
+                  and p["status"].get("phase") == "Running")
+    with control_plane.api_client() as api:
+        call(client.CoreV1Api(api).delete_namespaced_pod, victim["metadata"]["name"], namespace)
+    status = wait_finished(control_plane, namespace, "pod-loss")
+    assert condition_true(status, "Complete"), status
+    assert output_lines(claim, "pod-loss") == NAMES[:60]
+    index = victim["metadata"]["annotations"]["batch.kubernetes.io/job-completion-index"]
+    replacements = [p["metadata"]["name"] for p in children(
+        control_plane, namespace, "pod-loss", "pods")
+        if p["metadata"]["labels"]["parallelrun.io/role"] == "run"
+        and p["metadata"]["annotations"]["batch.kubernetes.io/job-completion-index"] == index]
+    assert replacements and victim["metadata"]["name"] not in replacements
+
+
+def test_an_operator_killed_mid_run_continues_without_a_second_job(
+    control_plane: ControlPlane, operator: OperatorProcess, namespace: str
+) -> None:
+    claim = stage_step(control_plane, namespace, 60)
+    create_step(control_plane, namespace, step_document(
+        "restart", env={"PRS_TEST_DELAY": "0.2"}))
+    wait_status(control_plane, namespace, "restart", "running", 120,
+                lambda s: (s.get("miniBatches") or {}).get("succeeded", 0) >= 2)
+    run_uid = next(j["metadata"]["uid"] for j in children(control_plane, namespace, "restart",
+                                                          "jobs")
+                   if j["metadata"]["labels"]["parallelrun.io/role"] == "run")
+    operator.stop(signal.SIGKILL)
+    pause(3)
+    operator.start()
+    status = wait_finished(control_plane, namespace, "restart")
+    assert condition_true(status, "Complete"), status
+    jobs = children(control_plane, namespace, "restart", "jobs")
+    assert roles(jobs) == ["merge", "plan", "run"]
+    assert next(j["metadata"]["uid"] for j in jobs
+                if j["metadata"]["labels"]["parallelrun.io/role"] == "run") == run_uid
+    assert output_lines(claim, "restart") == NAMES[:60]
+
+
+def test_suspend_stops_the_pods_and_resume_keeps_committed_work(
+    control_plane: ControlPlane, operator: OperatorProcess, namespace: str
+) -> None:
+    claim = stage_step(control_plane, namespace, 40)
+    create_step(control_plane, namespace, step_document(
+        "pausing", env={"PRS_TEST_DELAY": "0.2"}, suspend=True))
+    wait_status(control_plane, namespace, "pausing", "Suspended", 60,
+                lambda s: s.get("phase") == "Suspended" and condition_true(s, "Suspended"))
+    pause(2)
+    assert running_pods(control_plane, namespace, "pausing") == []
+    patch_step(control_plane, namespace, "pausing", {"spec": {"suspend": False}})
+    wait_status(control_plane, namespace, "pausing", "progress", 120,
+                lambda s: (s.get("miniBatches") or {}).get("succeeded", 0) >= 6)
+    patch_step(control_plane, namespace, "pausing", {"spec": {"suspend": True}})
+    wait_for(lambda: not running_pods(control_plane, namespace, "pausing"), 30,
+             "no pod once suspended")
+    done_before = status_of(control_plane, namespace, "pausing")["miniBatches"]["succeeded"]
+    patch_step(control_plane, namespace, "pausing", {"spec": {"suspend": False}})
+    status = wait_finished(control_plane, namespace, "pausing")
+    assert condition_true(status, "Complete"), status
+    assert output_lines(claim, "pausing") == NAMES[:40]
+    calls_per_batch = Counter(path.name.split("-")[0] for path in
+                              (claim / "out" / "pausing" / "calls").iterdir())
+    repeated = [batch for batch, count in calls_per_batch.items() if count > 1]
+    assert len(repeated) <= 2, f"redone after resume: {repeated} (done before: {done_before})"
+
+
+def test_a_job_suspended_by_someone_else_stays_suspended(
+    control_plane: ControlPlane, operator: OperatorProcess, namespace: str
+) -> None:
+    stage_step(control_plane, namespace, 30)
+    create_step(control_plane, namespace, step_document(
+        "queued", env={"PRS_TEST_DELAY": "0.2"},
+        labels={"kueue.x-k8s.io/queue-name": "team-a"}))
+    wait_for(lambda: "run" in roles(children(control_plane, namespace, "queued", "jobs")), 60,
+             "the run Job")
+    jobs = children(control_plane, namespace, "queued", "jobs")
+    assert all(j["metadata"]["labels"]["kueue.x-k8s.io/queue-name"] == "team-a" for j in jobs)
+    with control_plane.api_client() as api:
+        batch = client.BatchV1Api(api)
+        call(batch.patch_namespaced_job, "queued-run", namespace, {"spec": {"suspend": True}})
+        status = wait_status(control_plane, namespace, "queued", "Suspended", 30,
+                             lambda s: s.get("phase") == "Suspended")
+        pause(4)
+        job = call(batch.read_namespaced_job, "queued-run", namespace)
+        assert job["spec"]["suspend"] is True, "the operator resumed a Job it did not suspend"
+        suspended = next(c for c in status["conditions"] if c["type"] == "Suspended")
+        assert suspended["reason"] == "JobSuspended"
+        call(batch.patch_namespaced_job, "queued-run", namespace, {"spec": {"suspend": False}})
+    assert condition_true(wait_finished(control_plane, namespace, "queued"), "Complete")
+
+
+def test_an_identical_step_reuses_the_result_without_running(
+    control_plane: ControlPlane, operator: OperatorProcess, namespace: str
+) -> None:
+    claim = stage_step(control_plane, namespace, 8)
+    create_step(control_plane, namespace, step_document("first"))
+    assert condition_true(wait_finished(control_plane, namespace, "first"), "Complete")
+    second = step_document("second")
+    second["spec"]["nodeCount"] = 1  # how it runs does not change what it computes
+    create_step(control_plane, namespace, second)
+    status = wait_finished(control_plane, namespace, "second")
+    assert condition_true(status, "Complete") and condition_true(status, "Reused"), status
+    assert status["reusedFrom"] == "first"
+    assert status["fingerprint"] == status_of(control_plane, namespace, "first")["fingerprint"]
+    assert roles(children(control_plane, namespace, "second", "jobs")) == ["plan", "reuse"]
+    assert output_lines(claim, "second") == output_lines(claim, "first") == NAMES[:8]
+    assert status["items"]["succeeded"] == 8
+
+
+def test_deleting_a_step_deletes_its_jobs_and_pods(
+    control_plane: ControlPlane, operator: OperatorProcess, namespace: str
+) -> None:
+    stage_step(control_plane, namespace, 4)
+    create_step(control_plane, namespace, step_document("doomed"))
+    wait_finished(control_plane, namespace, "doomed")
+    assert children(control_plane, namespace, "doomed", "jobs")
+    control_plane.kubectl("delete", "prs/doomed", "-n", namespace, "--wait=true")
+    wait_for(lambda: not children(control_plane, namespace, "doomed", "jobs")
+             and not children(control_plane, namespace, "doomed", "pods"), 60,
+             "children garbage-collected")
+
+
+def post_report(operator: OperatorProcess, payload: dict[str, Any], token: str) -> int:
+    request = urllib.request.Request(
+        f"{operator.url}/v1/progress", data=json.dumps(payload).encode(), method="POST",
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as error:
+        return int(error.code)
+
+
+def test_progress_reports_need_the_steps_token(operator: OperatorProcess) -> None:
+    key = (operator.workdir / "progress.key").read_bytes().strip()
+    step = {"namespace": "ns", "name": "step", "uid": "1234"}
+    report = {"shard": 0, "counts": {"miniBatchesSucceeded": 1}}
+    genuine = progress_token(key, "ns", "step", "1234")
+    assert post_report(operator, {**step, "report": report}, genuine) == 200
+    assert post_report(operator, {**step, "report": report}, "0" * 64) == 401
+    other = progress_token(key, "ns", "other-step", "1234")
+    assert post_report(operator, {**step, "report": report}, other) == 401
+    assert post_report(operator, {**step, "report": report}, "") == 401
+    metrics = operator.metrics()
+    assert 'parallelrunstep_progress_reports_total{result="rejected"}' in metrics
+    assert "parallelrunstep_reconcile_duration_seconds_count" in metrics
