@@ -369,7 +369,8 @@ class StepPass:
             self.result.actions.append(SetJobSuspended(job.name, False))
 
     def show_waiting(self, job: JobView, phase: str, message: str) -> None:
-        suspended = job.suspended or bool(self.spec.get("suspend"))
+        wanted = bool(self.spec.get("suspend"))
+        suspended = wanted or (job.suspended and not job.suspended_by_step)  # not resuming
         if suspended:
             reason = "StepSuspended" if self.spec.get("suspend") else "JobSuspended"
             self.condition("Suspended", True, reason, f"Job {job.name} is suspended")
