@@ -7,8 +7,9 @@
 #
 # Cached twice: the image is left alone when it exists, and the root filesystem tarball is kept
 # under ~/.cache/parallelrunstep so a fresh engine only needs `docker import`.
-# Settings: BASE_RELEASE (default: the host's VERSION_CODENAME), BASE_MIRROR (default: the
-# host's first Debian mirror), DOCKER (default: Debian's /usr/bin/docker).
+# Settings: BASE_RELEASE (default: the host's VERSION_CODENAME), BASE_MIRROR and
+# BASE_SECURITY_MIRROR (default: the host's first debian and debian-security mirrors, else
+# deb.debian.org's), DOCKER (default: Debian's /usr/bin/docker).
 set -euo pipefail
 
 release=${BASE_RELEASE:-$(. /etc/os-release && echo "${VERSION_CODENAME:?no VERSION_CODENAME}")}
@@ -19,29 +20,38 @@ docker=${DOCKER:-/usr/bin/docker}
 
 log() { echo "build-base-image: $*" >&2; }
 
+# The host's first mirror of archive $1 (debian or debian-security), else deb.debian.org's.
 host_mirror() {
   local uri
-  uri=$(grep -hoE '^(URIs:|deb) +https?://[^ ]+/debian/?( |$)' \
+  uri=$(grep -hoE "^(URIs:|deb) +https?://[^ ]+/$1/?( |\$)" \
           /etc/apt/sources.list.d/*.sources /etc/apt/sources.list 2>/dev/null \
         | head -n1 | grep -oE 'https?://[^ ]+' || true)
-  echo "${uri:-http://deb.debian.org/debian}"
+  echo "${uri:-http://deb.debian.org/$1}"
 }
 
 build_rootfs() {
-  local mirror root
-  mirror=${BASE_MIRROR:-$(host_mirror)}
+  local mirror security
+  mirror=${BASE_MIRROR:-$(host_mirror debian)}
+  security=${BASE_SECURITY_MIRROR:-$(host_mirror debian-security)}
   command -v debootstrap >/dev/null || {
     log "installing debootstrap"
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >&2
   }
-  root=$(mktemp -d /var/tmp/prs-base.XXXXXX)
-  trap 'rm -rf "$root"' RETURN
+  root=$(mktemp -d /var/tmp/prs-base.XXXXXX)  # global: the EXIT trap removes it
+  chmod 755 "$root"  # apt in the chroot downloads as _apt
+  trap 'rm -rf "$root"' EXIT
   log "debootstrap $release from $mirror into $root"
   debootstrap --variant=minbase --include=python3,python3-venv,ca-certificates \
     "$release" "$root" "$mirror" >&2
-  # Sources for derived images that apt-get install more (lists themselves are dropped).
-  printf 'deb %s %s main\ndeb %s %s-updates main\n' "$mirror" "$release" "$mirror" "$release" \
+  # The release as debootstrap installs it lacks the security and point-release updates.
+  printf 'deb %s %s main\ndeb %s %s-updates main\ndeb %s %s-security main\n' \
+    "$mirror" "$release" "$mirror" "$release" "$security" "$release" \
     > "$root/etc/apt/sources.list"
+  cp /etc/resolv.conf "$root/etc/resolv.conf"
+  log "apt-get upgrade from $release-updates and $release-security"
+  chroot "$root" apt-get update -qq >&2
+  chroot "$root" env DEBIAN_FRONTEND=noninteractive apt-get upgrade -y -qq >&2
+  : > "$root/etc/resolv.conf"
   rm -rf "$root"/var/cache/apt/* "$root"/var/lib/apt/lists/* "$root"/var/log/* \
     "$root"/usr/share/doc/* "$root"/usr/share/man/* "$root"/usr/share/info/* \
     "$root"/usr/share/locale/* "$root"/tmp/* "$root"/var/tmp/*
