@@ -12,6 +12,7 @@
 # deb.debian.org's), DOCKER (default: Debian's /usr/bin/docker).
 set -euo pipefail
 
+# shellcheck source=/dev/null
 release=${BASE_RELEASE:-$(. /etc/os-release && echo "${VERSION_CODENAME:?no VERSION_CODENAME}")}
 image="parallelrunstep/base:${release}-python"
 cache="${XDG_CACHE_HOME:-$HOME/.cache}/parallelrunstep"
@@ -63,7 +64,7 @@ build_rootfs() {
 if "$docker" image inspect "$image" >/dev/null 2>&1; then
   log "$image exists"
 else
-  [[ -s "$tarball" ]] && log "using cached $tarball" || build_rootfs
+  if [[ -s "$tarball" ]]; then log "using cached $tarball"; else build_rootfs; fi
   log "docker import $tarball as $image"
   "$docker" import \
     --change 'ENV LANG=C.UTF-8' \

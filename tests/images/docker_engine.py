@@ -15,10 +15,10 @@ RUNNER_IMAGE = "parallelrunstep/runner:dev"
 OPERATOR_IMAGE = "parallelrunstep/operator:dev"
 PRS_UID = 10001
 
-# What the runner pods get: no root, no capabilities, no writes outside mounts and /tmp.
+# What the pods get: no root, no capabilities, no writes outside mounts and /tmp.
 RESTRICTED = (
     "--read-only", "--cap-drop", "ALL", "--security-opt", "no-new-privileges",
-    "--user", f"{PRS_UID}:{PRS_UID}", "--network", "none", "--tmpfs", "/tmp:size=256m",
+    "--user", f"{PRS_UID}:{PRS_UID}", "--tmpfs", "/tmp:size=256m",
 )
 
 
@@ -85,14 +85,34 @@ class DockerEngine:
         return int(self.docker("image", "inspect", "--format", "{{.Size}}", tag).stdout)
 
     def run_restricted(self, image: str, command: list[str], mounts: list[tuple[Path, bool]],
-                       timeout: float = 300) -> subprocess.CompletedProcess[str]:
-        """One container with the pods' restrictions; each mount (path, writable) appears at the
-        same absolute path inside, so paths in a plan stay valid. Does not raise on failure."""
-        volumes: list[str] = []
-        for path, writable in mounts:
-            volumes += ["-v", f"{path}:{path}:{'rw' if writable else 'ro'}"]
-        return self.docker("run", "--rm", *RESTRICTED, *volumes, image, *command,
-                           timeout=timeout, check=False)
+                       timeout: float = 300, network: str = "none",
+                       env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        """One container with the pods' restrictions, run to its end. Does not raise when the
+        container fails."""
+        return self.docker("run", "--rm", *restricted_options(mounts, network, env), image,
+                           *command, timeout=timeout, check=False)
+
+    def start_restricted(self, image: str, command: list[str], mounts: list[tuple[Path, bool]],
+                         network: str = "none", env: dict[str, str] | None = None) -> str:
+        """Like run_restricted, in the background (e.g. the operator); returns the container id
+        for ``docker("logs", id)`` and ``remove(id)``."""
+        return self.docker("run", "--detach", *restricted_options(mounts, network, env),
+                           image, *command).stdout.strip()
+
+    def remove(self, container: str) -> None:
+        self.docker("rm", "--force", container, check=False)
+
+
+def restricted_options(mounts: list[tuple[Path, bool]], network: str,
+                       env: dict[str, str] | None) -> list[str]:
+    """Each mount (path, writable) appears at the same absolute path inside, so the paths in a
+    plan stay valid; ``network`` is "none" unless the container must reach something."""
+    options = [*RESTRICTED, "--network", network]
+    for path, writable in mounts:
+        options += ["-v", f"{path}:{path}:{'rw' if writable else 'ro'}"]
+    for key, value in (env or {}).items():
+        options += ["-e", f"{key}={value}"]
+    return options
 
 
 def build_runner_image(engine: DockerEngine, base_image: str, tag: str = RUNNER_IMAGE) -> str:
