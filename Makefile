@@ -4,7 +4,8 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST := $(PY) -m pytest
 
-.PHONY: demo test test-unit test-runner test-chart test-cluster test-fast lint bench bench-runner venv clean
+.PHONY: demo test test-unit test-runner test-chart test-cluster test-images test-fast lint bench \
+	bench-runner bench-operator venv images locks clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,8 +21,9 @@ demo: venv
 	$(VENV)/bin/prs run examples/digits/step.yaml
 	$(PY) examples/digits/accuracy.py
 
-## test: every tier (lint, unit, runner, chart, cluster); a tier whose prerequisites are missing fails
-test: lint test-unit test-runner test-chart test-cluster
+## test: every tier (lint, unit, runner, chart, cluster, images); a tier whose prerequisites are
+## missing fails
+test: lint test-unit test-runner test-chart test-cluster test-images
 
 ## test-fast: an explicit opt-out of the cluster tier, for quick iterations
 test-fast: lint test-unit test-runner
@@ -42,6 +44,34 @@ test-chart: venv
 
 test-cluster: venv
 	$(PYTEST) -q tests/cluster
+
+## test-images: Docker engine (started if needed), local base image, runner image, containers
+test-images: venv
+	$(PYTEST) -q tests/images
+
+## images: the runner and (once operator/src exists) operator images, tagged IMAGE_TAG, on
+## BASE_IMAGE (default: the local Debian + python3 image of tools/build-base-image.sh)
+DOCKER ?= /usr/bin/docker
+IMAGE_TAG ?= 0.1.0
+PIP_CA ?= /etc/ssl/certs/ca-certificates.crt
+images:
+	tools/start-docker.sh
+	base=$${BASE_IMAGE:-$$(tools/build-base-image.sh)}; \
+	secret=$$([ -f "$(PIP_CA)" ] && echo "--secret id=pip-ca,src=$(PIP_CA)"); \
+	for image in runner-image operator; do \
+	  [ $$image = runner-image ] || [ -d operator/src ] || continue; \
+	  DOCKER_BUILDKIT=1 $(DOCKER) build --build-arg BASE_IMAGE=$$base $$secret \
+	    -f $$image/Dockerfile -t parallelrunstep/$${image%-image}:$(IMAGE_TAG) . || exit 1; \
+	done
+	$(DOCKER) image ls 'parallelrunstep/*'
+
+## locks: re-pin the images' dependencies from pyproject.toml (hashes included)
+PIP_COMPILE = CUSTOM_COMPILE_COMMAND="make locks" $(VENV)/bin/pip-compile -q --generate-hashes \
+	--allow-unsafe --strip-extras --no-emit-find-links --build-deps-for wheel --upgrade
+locks: venv
+	$(PY) -m pip install -q pip-tools
+	$(PIP_COMPILE) -o runner-image/requirements.lock pyproject.toml
+	$(PIP_COMPILE) --extra operator -o operator/requirements.lock pyproject.toml
 
 ## bench: the runner's dispatch rate and efficiency against multiprocessing.Pool
 bench: bench-runner
