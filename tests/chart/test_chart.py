@@ -49,9 +49,9 @@ def test_namespaced_mode_splits_the_rules(helm: Helm) -> None:
     needed = grants_of_rules(load_operator_rules())
 
     cluster_grants = grants_of_rules(only(docs, "ClusterRole")["rules"])
-    # Reading the CRD stays cluster-wide; the namespace watch is for cluster-wide mode only.
+    # Reading the CRD and watching namespaces stay cluster-wide (kopf does both).
     assert cluster_grants == {
-        g for g in needed if is_cluster_scoped(g) and g.resource != "namespaces"
+        g for g in needed if is_cluster_scoped(g)
     }
     roles = by_kind(docs, "Role")
     assert sorted(role["metadata"]["namespace"] for role in roles) == ["team-a", "team-b"]

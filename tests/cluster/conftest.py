@@ -81,7 +81,8 @@ def operator(control_plane: ControlPlane,
     with control_plane.api_client() as api:
         install_crd(api)
     workdir = tmp_path_factory.mktemp("operator")
-    process = OperatorProcess(grant_operator_rules(control_plane, workdir), workdir)
+    # Only the test namespaces (t-*): operators of the chart tests watch theirs.
+    process = OperatorProcess(grant_operator_rules(control_plane, workdir), workdir, "t-*")
     process.start()
     yield process
     process.stop()

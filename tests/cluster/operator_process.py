@@ -54,17 +54,23 @@ def grant_operator_rules(plane: ControlPlane, workdir: Path) -> Path:
             except client.ApiException as error:
                 if error.status != 409:
                     raise
-        token = call(core.create_namespaced_service_account_token, SERVICE_ACCOUNT,
-                     OPERATOR_NAMESPACE, {"spec": {"expirationSeconds": 86400}})
+    return kubeconfig_for(plane, OPERATOR_NAMESPACE, SERVICE_ACCOUNT,
+                          workdir / "operator.kubeconfig")
+
+
+def kubeconfig_for(plane: ControlPlane, namespace: str, account: str, path: Path) -> Path:
+    """A kubeconfig that authenticates as ServiceAccount NAMESPACE/ACCOUNT (a bound token)."""
+    with plane.api_client() as api:
+        token = call(client.CoreV1Api(api).create_namespaced_service_account_token, account,
+                     namespace, {"spec": {"expirationSeconds": 86400}})
     admin = json.loads(plane.kubeconfig.read_text())
     kubeconfig = {
         "apiVersion": "v1", "kind": "Config", "clusters": admin["clusters"],
-        "users": [{"name": SERVICE_ACCOUNT, "user": {"token": token["status"]["token"]}}],
+        "users": [{"name": account, "user": {"token": token["status"]["token"]}}],
         "contexts": [{"name": "operator", "context": {"cluster": admin["clusters"][0]["name"],
-                                                      "user": SERVICE_ACCOUNT}}],
+                                                      "user": account}}],
         "current-context": "operator",
     }
-    path = workdir / "operator.kubeconfig"
     path.write_text(json.dumps(kubeconfig))
     return path
 
@@ -73,6 +79,7 @@ def grant_operator_rules(plane: ControlPlane, workdir: Path) -> Path:
 class OperatorProcess:
     kubeconfig: Path
     workdir: Path
+    namespaces: str = ""  # PRS_NAMESPACES: empty = cluster-wide
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
     starts: int = 0
@@ -93,7 +100,7 @@ class OperatorProcess:
         env = {**os.environ, "KUBECONFIG": str(self.kubeconfig),
                "PRS_HTTP_PORT": str(self.port), "PRS_PROGRESS_URL": f"{self.url}/v1/progress",
                "PRS_PROGRESS_KEY_FILE": str(key_file), "PRS_RUNNER_IMAGE": "prs-runner:test",
-               "PRS_LOG_LEVEL": "INFO"}
+               "PRS_LOG_LEVEL": "INFO", "PRS_NAMESPACES": self.namespaces}
         with open(self.log_path, "wb") as log:
             self.process = subprocess.Popen([sys.executable, "-m", "prs_operator"], env=env,
                                             stdout=log, stderr=subprocess.STDOUT)

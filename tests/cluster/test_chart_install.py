@@ -10,6 +10,10 @@ and grants, not the operator's behaviour."""
 from __future__ import annotations
 
 import base64
+import os
+import shutil
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -30,10 +34,12 @@ from tests.chart.rbac_rules import (
 )
 
 from .controlplane import ControlPlane, wait_for
+from .operator_process import OperatorProcess, kubeconfig_for
 
 pytestmark = pytest.mark.cluster
 
 FIELD_MANAGER = "chart-test"
+DIGITS = Path(__file__).resolve().parents[2] / "examples" / "digits"
 
 
 @dataclass(frozen=True)
@@ -193,16 +199,16 @@ def test_namespaced_service_account_is_confined_to_the_watched_namespaces(
     control_plane: ControlPlane, releases: Releases
 ) -> None:
     release = releases.namespaced
-    crd_reading = {g for g in NEEDED if is_cluster_scoped(g) and g.resource != "namespaces"}
+    cluster_reading = {g for g in NEEDED if is_cluster_scoped(g)}
     in_namespace = {g for g in NEEDED if not is_cluster_scoped(g)}
-    assert crd_reading and in_namespace
+    assert cluster_reading and in_namespace
     for target in release.watched:
         base = baseline(control_plane, release.namespace, target)
         actual = can_i_list(control_plane, release.user, target)
-        assert_grants(actual, base, crd_reading | in_namespace)
+        assert_grants(actual, base, cluster_reading | in_namespace)
     unwatched = releases.unwatched
     base = baseline(control_plane, release.namespace, unwatched)
-    assert_grants(can_i_list(control_plane, release.user, unwatched), base, crd_reading)
+    assert_grants(can_i_list(control_plane, release.user, unwatched), base, cluster_reading)
     # The permission check itself, for one verb: a Job in a watched namespace, not elsewhere.
     for target, expected in ((release.watched[0], "yes"), (unwatched, "no")):
         done = control_plane.kubectl("auth", "can-i", "create", "jobs.batch",
@@ -258,3 +264,34 @@ def test_rendered_kinds_match_the_modes(releases: Releases) -> None:
     assert sorted(r["metadata"]["namespace"] for r in by_kind(namespaced.docs, "Role")) == sorted(
         namespaced.watched
     )
+
+
+def test_the_operator_under_the_charts_namespaced_account_completes_the_digits_example(
+    control_plane: ControlPlane, releases: Releases, tmp_path: Path
+) -> None:
+    """The chart's own ServiceAccount and Roles (namespaced mode, the narrower one) are
+    enough for the operator to run the digits example end to end in a watched namespace."""
+    release = releases.namespaced
+    watched = release.watched[0]
+    control_plane.wait_for_service_account(watched)
+    subprocess.run([sys.executable, str(DIGITS / "prepare.py")], check=True, timeout=300)
+    claim = control_plane.pvc_path(watched, "data")
+    shutil.copytree(DIGITS / "data" / "digits", claim / "digits")
+    shutil.copytree(DIGITS / "models", claim / "models")
+    kubeconfig = kubeconfig_for(control_plane, release.namespace, release.service_account,
+                                tmp_path / "chart.kubeconfig")
+    operator = OperatorProcess(kubeconfig, tmp_path, ",".join(release.watched))
+    operator.start()
+    try:
+        submitted = subprocess.run(
+            [sys.executable, "-m", "prs_runner.cli", "submit", str(DIGITS / "cluster-step.yaml"),
+             "-n", watched, "--wait", "--timeout", "240"],
+            env={**os.environ, "KUBECONFIG": str(control_plane.kubeconfig)},
+            capture_output=True, text=True, timeout=300)
+        assert submitted.returncode == 0, f"{submitted.stdout}\n{operator.log_tail()}"
+        assert "Succeeded" in submitted.stdout
+    finally:
+        operator.stop()
+    lines = (claim / "out" / "predict-digits" / "parallel_run_step.txt").read_text().splitlines()
+    assert len(lines) == 1797
+    assert "Forbidden" not in operator.log_tail(400)

@@ -63,8 +63,8 @@ app.kubernetes.io/component: operator
 The operator's RBAC rules, from their single source files/operator-rules.yaml, as a YAML
 list. The argument is a dict: "context" (the root context) and "scope":
   "all"        every rule (cluster-wide mode);
-  "cluster"    the rules on cluster-scoped resources, minus the namespace watch, which kopf
-               uses only when it serves every namespace (namespaced mode's ClusterRole);
+  "cluster"    the rules on cluster-scoped resources (namespaced mode's ClusterRole: kopf
+               reads the CRD, and watches namespaces even when given a fixed list);
   "namespaced" the rules on namespaced resources (namespaced mode's Roles).
 A rule mixing cluster-scoped and namespaced resources cannot be split: the render fails.
 */}}
@@ -85,7 +85,7 @@ A rule mixing cluster-scoped and namespaced resources cannot be split: the rende
 {{- end }}
 {{- if eq $.scope "all" }}
 {{- $selected = append $selected . }}
-{{- else if and (eq $.scope "cluster") (gt $cluster 0) (not (has "namespaces" .resources)) }}
+{{- else if and (eq $.scope "cluster") (gt $cluster 0) }}
 {{- $selected = append $selected . }}
 {{- else if and (eq $.scope "namespaced") (eq $cluster 0) }}
 {{- $selected = append $selected . }}
