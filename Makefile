@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PYTEST := $(PY) -m pytest
 
 .PHONY: demo test test-unit test-runner test-chart test-cluster test-images test-fast lint bench \
-	bench-runner bench-operator venv images locks clean
+	bench-runner bench-operator kind-e2e venv images locks clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -74,11 +74,19 @@ locks: venv
 	$(PIP_COMPILE) --extra operator -o operator/requirements.lock pyproject.toml
 
 ## bench: the runner's dispatch rate and efficiency against multiprocessing.Pool
-bench: bench-runner
+bench: bench-runner bench-operator
 
 bench-runner: venv
 	$(PY) benchmarks/dispatch.py
 	$(PY) benchmarks/efficiency.py
+
+bench-operator: venv
+	$(PY) benchmarks/operator_scale.py --steps 50
+
+## kind-e2e: the operator and the digits example on a kind cluster (needs docker, kind, kubectl,
+## helm and a registry for python:3.11-slim; it cannot run on a machine without them)
+kind-e2e: venv
+	tools/kind-e2e.sh
 
 clean:
 	rm -rf $(VENV) examples/digits/data examples/digits/models examples/digits/out

@@ -212,6 +212,8 @@ def test_deleting_a_step_deletes_its_jobs_and_pods(
     create_step(control_plane, namespace, step_document("doomed"))
     wait_finished(control_plane, namespace, "doomed")
     assert children(control_plane, namespace, "doomed", "jobs")
+    stored = control_plane.kubectl("get", "prs/doomed", "-n", namespace, "-o", "json").stdout
+    assert not json.loads(stored)["metadata"].get("finalizers"), "deletable with no operator"
     control_plane.kubectl("delete", "prs/doomed", "-n", namespace, "--wait=true")
     wait_for(lambda: not children(control_plane, namespace, "doomed", "jobs")
              and not children(control_plane, namespace, "doomed", "pods"), 60,
