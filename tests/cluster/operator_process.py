@@ -80,6 +80,7 @@ class OperatorProcess:
     kubeconfig: Path
     workdir: Path
     namespaces: str = ""  # PRS_NAMESPACES: empty = cluster-wide
+    progress_url: str = ""  # where runner pods report; empty: this operator's endpoint
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
     starts: int = 0
@@ -98,7 +99,8 @@ class OperatorProcess:
             key_file.write_bytes(os.urandom(32).hex().encode())
         self.starts += 1
         env = {**os.environ, "KUBECONFIG": str(self.kubeconfig),
-               "PRS_HTTP_PORT": str(self.port), "PRS_PROGRESS_URL": f"{self.url}/v1/progress",
+               "PRS_HTTP_PORT": str(self.port),
+               "PRS_PROGRESS_URL": self.progress_url or f"{self.url}/v1/progress",
                "PRS_PROGRESS_KEY_FILE": str(key_file), "PRS_RUNNER_IMAGE": "prs-runner:test",
                "PRS_LOG_LEVEL": "INFO", "PRS_NAMESPACES": self.namespaces}
         with open(self.log_path, "wb") as log:

@@ -8,7 +8,9 @@ import json
 import signal
 import urllib.error
 import urllib.request
+import uuid
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,8 +18,8 @@ from kubernetes import client
 
 from prs_operator.builders import progress_token
 
-from .controlplane import ControlPlane, wait_for
-from .operator_process import OperatorProcess
+from .controlplane import ControlPlane, free_port, wait_for
+from .operator_process import OperatorProcess, grant_operator_rules
 from .pod_sandbox import call
 from .step_scenarios import (
     children,
@@ -244,3 +246,31 @@ def test_progress_reports_need_the_steps_token(operator: OperatorProcess) -> Non
     metrics = operator.metrics()
     assert 'parallelrunstep_progress_reports_total{result="rejected"}' in metrics
     assert "parallelrunstep_reconcile_duration_seconds_count" in metrics
+
+
+def test_without_progress_reports_the_final_counts_come_from_termination_messages(
+    control_plane: ControlPlane, tmp_path: Path
+) -> None:
+    """An operator whose pods cannot reach its endpoint (a closed port) still finishes the
+    step with the right counts. It watches a namespace of its own, outside the session
+    operator's t-*."""
+    space = f"quiet-{uuid.uuid4().hex[:8]}"
+    control_plane.kubectl("create", "namespace", space)
+    control_plane.wait_for_service_account(space)
+    unreachable = f"http://127.0.0.1:{free_port()}/v1/progress"
+    quiet = OperatorProcess(grant_operator_rules(control_plane, tmp_path), tmp_path, space,
+                            unreachable)
+    quiet.start()
+    try:
+        claim = stage_step(control_plane, space, 12)
+        create_step(control_plane, space, step_document(
+            "quiet", env={"PRS_TEST_FAIL": "item0005.txt"}))
+        status = wait_finished(control_plane, space, "quiet")
+    finally:
+        quiet.stop()
+        control_plane.kubectl("delete", "namespace", space, "--wait=false", check=False)
+    assert condition_true(status, "Complete"), status
+    report = json.loads((claim / "out" / "quiet" / "_prs" / "report" /
+                         "job_result.json").read_text())
+    assert status["miniBatches"] == report["miniBatches"]
+    assert status["miniBatches"]["failed"] == 1 and status["items"]["succeeded"] == 11
