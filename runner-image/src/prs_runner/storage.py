@@ -116,6 +116,12 @@ class Storage:
             return open(self.join(path), "rb")
         return self._fs.open_input_stream(self.join(path))  # type: ignore[no-any-return]
 
+    def open_seekable(self, path: str) -> IO[bytes]:
+        """For reads at offsets (byte ranges, Parquet footers and row groups)."""
+        if self.local is not None:
+            return open(self.join(path), "rb")
+        return self._fs.open_input_file(self.join(path))  # type: ignore[no-any-return]
+
     def open_write(self, path: str) -> IO[bytes]:
         """A stream whose content appears at `path` only when it is closed (commit_write)."""
         if self.local is not None:
