@@ -28,7 +28,8 @@ BLOCK_BYTES = 16 << 20  # large reads: the scan runs at disk speed, counting in 
 
 
 def scan_text_file(
-    stream: IO[bytes], size: int, fmt: str, target_bytes: int | None, target_rows: int | None
+    stream: IO[bytes], size: int, fmt: str, target_bytes: int | None, target_rows: int | None,
+    block_bytes: int = BLOCK_BYTES,
 ) -> tuple[int, list[ByteRange]]:
     """(end of the CSV header, record ranges) of a CSV or JSON Lines file, read once in
     large blocks. The header is the first record (none for JSON Lines)."""
@@ -37,7 +38,7 @@ def scan_text_file(
     cutter: RangeCutter | None = None
     in_quotes, offset, previous_end = False, 0, 0
     last_block, last_offset = b"", 0
-    while block := stream.read(BLOCK_BYTES):
+    while block := stream.read(block_bytes):
         relative, in_quotes = record_ends(block, in_quotes, quoted)
         ends = relative + offset
         cumulative = count_records(block, ends, previous_end, offset)

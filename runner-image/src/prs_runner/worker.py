@@ -71,6 +71,8 @@ class Worker:
         self.wants_context = False
 
     def start(self) -> ModuleType:
+        if self.spec["input"]["type"] == "tabular":
+            import prs_runner.tabular_reading  # noqa: F401  (pyarrow and pandas, before init())
         code = self.spec["code"]
         module = import_entry_script(self.code_root, code["entryScript"], self.spec["arguments"])
         self.run_fn = module.run
