@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST := $(PY) -m pytest
 
-.PHONY: demo test test-unit test-runner test-cluster test-fast lint bench bench-runner venv clean
+.PHONY: demo test test-unit test-runner test-cluster test-fast lint bench bench-runner bench-tabular venv clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -39,12 +39,17 @@ test-runner: venv
 test-cluster: venv
 	$(PYTEST) -q tests/cluster
 
-## bench: the runner's dispatch rate and efficiency against multiprocessing.Pool
-bench: bench-runner
+## bench: the runner's dispatch rate and efficiency against multiprocessing.Pool, and tabular
+## reading throughput against plain pyarrow in a 2-process pool
+bench: bench-runner bench-tabular
 
 bench-runner: venv
 	$(PY) benchmarks/dispatch.py
 	$(PY) benchmarks/efficiency.py
 
+bench-tabular: venv
+	$(PY) benchmarks/tabular_read.py
+
 clean:
-	rm -rf $(VENV) examples/digits/data examples/digits/models examples/digits/out
+	rm -rf $(VENV) examples/digits/data examples/digits/models examples/digits/out \
+		examples/sales/data examples/sales/out
