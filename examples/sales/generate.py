@@ -10,6 +10,7 @@ step). Deterministic (seeded), a few seconds.
 from __future__ import annotations
 
 import argparse
+import itertools
 import shutil
 from pathlib import Path
 
@@ -43,7 +44,7 @@ def write(frame: pd.DataFrame, data: Path) -> None:
     shutil.rmtree(data, ignore_errors=True)
     (data / "csv").mkdir(parents=True)
     bounds = np.linspace(0, len(frame), CSV_FILES + 1).astype(int)
-    for index, (start, end) in enumerate(zip(bounds[:-1], bounds[1:], strict=True)):
+    for index, (start, end) in enumerate(itertools.pairwise(bounds)):
         frame.iloc[start:end].to_csv(data / "csv" / f"sales-{index}.csv", index=False)
     for (store, brand), part in frame.groupby(["store", "brand"]):
         folder = data / "parquet" / f"store={store}" / f"brand={brand}"

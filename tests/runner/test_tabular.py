@@ -210,3 +210,33 @@ def test_format_is_guessed_or_asked_for(tmp_path: Path) -> None:
     result = step.run()
     assert result.returncode == 2
     assert "spec.input.format" in result.stderr
+
+
+def test_one_file_as_the_input(tmp_path: Path) -> None:
+    expected = write_inputs(tmp_path, "csv", (300, 50))
+    step = tabular_step(tmp_path, input={"type": "tabular", "uri": "./data/part0.csv"},
+                        miniBatchSize="2KB", appendRowFormat="csv")
+    assert_succeeded(step)
+    output = pd.read_csv(step.out / "parallel_run_step.txt", keep_default_na=False)
+    pd.testing.assert_frame_equal(output, expected[["file", "id"]].iloc[:300])
+
+
+def test_a_crashed_worker_writes_no_row_twice(tmp_path: Path) -> None:
+    expected = write_inputs(tmp_path, "parquet", (600,))
+    script = """
+    import os
+    def run(mini_batch, context):
+        marker = os.path.join(context.output_dir, "crashed")
+        if context.minibatch_index == 3 and not os.path.exists(marker):
+            open(marker, "w").close()
+            os._exit(9)  # the worker dies mid-run; its mini-batch is tried again
+        return mini_batch[["id", "text"]]
+    """
+    step = tabular_step(tmp_path, input={"type": "tabular", "uri": "./data"}, script=script,
+                        miniBatchSize="100rows", appendRowFormat="parquet")
+    result = assert_succeeded(step)
+    assert (step.out / "crashed").exists()
+    assert result["items"]["succeeded"] == 600
+    assert [row["tries"] for row in step.report_rows()][3] == "2"
+    output = pq.read_table(step.out / "parallel_run_step.txt").to_pandas()
+    pd.testing.assert_frame_equal(output, expected[["id", "text"]])

@@ -79,11 +79,20 @@ def build_plan(step: Step) -> Plan:
     fingerprint = compute_fingerprint(
         spec, read_code_files(spec["code"]["sourceDirectory"]), listing, side_listings
     )
+    input_root = input_folder(spec["input"]["uri"])
     return Plan(
-        step_name=step.name, fingerprint=fingerprint, input_uri=spec["input"]["uri"],
-        node_count=spec["nodeCount"], mini_batches=tuple(plan_mini_batches(step, spec, listing)),
+        step_name=step.name, fingerprint=fingerprint, input_uri=input_root,
+        node_count=spec["nodeCount"],
+        mini_batches=tuple(plan_mini_batches(step, spec, input_root, listing)),
         step=spec, side_inputs={s["name"]: s["uri"] for s in spec["sideInputs"]},
     )
+
+
+def input_folder(uri: str) -> str:
+    """What the listed paths are relative to: the URI, or its folder when it is one file."""
+    if Storage(uri).is_file():
+        return uri.rstrip("/").rsplit("/", 1)[0] or "/"
+    return uri
 
 
 def resolve_format(spec: dict[str, Any], listing: list[FileEntry]) -> str:
@@ -97,7 +106,7 @@ def resolve_format(spec: dict[str, Any], listing: list[FileEntry]) -> str:
 
 
 def plan_mini_batches(
-    step: Step, spec: dict[str, Any], listing: list[FileEntry]
+    step: Step, spec: dict[str, Any], input_root: str, listing: list[FileEntry]
 ) -> list[MiniBatch]:
     size = step.mini_batch_size
     if spec["input"]["type"] != "tabular":
@@ -105,7 +114,7 @@ def plan_mini_batches(
         return plan_files(listing, size.count, spec["nodeCount"])
     from prs_runner.tabular_scan import plan_tabular
 
-    return plan_tabular(Storage(spec["input"]["uri"]), listing, spec["input"]["format"], size,
+    return plan_tabular(Storage(input_root), listing, spec["input"]["format"], size,
                         spec["input"].get("partitionKeys") or [], spec["nodeCount"])
 
 

@@ -66,7 +66,9 @@ class Worker:
         self.input_root = local_root(self.plan.input_uri) or self.plan.input_uri
         self.summary_only = self.spec["outputAction"] == "summary_only"
         self.row_format = self.spec["appendRowFormat"]
-        self.input = Storage(self.plan.input_uri)
+        self.tabular_input: Storage | None = None  # files steps pass local paths instead
+        if self.spec["input"]["type"] == "tabular":
+            self.tabular_input = Storage(self.plan.input_uri)
         self.run_fn: Callable[..., Any] = lambda batch: batch
         self.wants_context = False
 
@@ -98,7 +100,8 @@ class Worker:
             return [os.path.join(self.input_root, item) for item in mb.items], ""
         from prs_runner.tabular_reading import read_mini_batch
 
-        return read_mini_batch(self.input, mb, self.spec["input"]["format"])
+        assert self.tabular_input is not None
+        return read_mini_batch(self.tabular_input, mb, self.spec["input"]["format"])
 
     def encode(self, result: Any) -> tuple[bytes, int]:
         if result is None:
