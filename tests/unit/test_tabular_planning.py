@@ -148,6 +148,8 @@ def test_group_row_groups(
         (["x.jsonl", "y.ndjson"], "jsonl"),
         (["a.csv", "b.parquet"], None),
         (["README"], None),
+        (["a.tsv"], None),  # another delimiter: say format (and it is not supported)
+        (["a.json"], None),  # usually one JSON document, not JSON Lines
     ],
 )
 def test_guess_format(paths: list[str], expected: str | None) -> None:

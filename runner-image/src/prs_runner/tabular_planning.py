@@ -20,8 +20,9 @@ import numpy.typing as npt
 QUOTE = ord('"')
 NEWLINE = ord("\n")
 CARRIAGE_RETURN = ord("\r")
-FORMAT_BY_SUFFIX = {".csv": "csv", ".tsv": "csv", ".parquet": "parquet", ".pq": "parquet",
-                    ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl"}
+# Not .tsv (other delimiter) nor .json (often one JSON document, not JSON Lines).
+FORMAT_BY_SUFFIX = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet",
+                    ".jsonl": "jsonl", ".ndjson": "jsonl"}
 HIVE_SEGMENT = re.compile(r"^([^=/]+)=([^/]*)$")
 SLICE_BYTES = 256 << 10
 Ints = npt.NDArray[np.int64]
