@@ -138,4 +138,5 @@ def read_mini_batch(storage: Storage, mb: MiniBatch, fmt: str) -> tuple[pd.DataF
                                                                use_threads=False)
             else:
                 table = read_range(stream, fmt, part, skipped)
-    return table.to_pandas(split_blocks=True), skipped.message() if skipped.count else ""
+    frame = table.to_pandas(split_blocks=True, date_as_object=False)
+    return frame, skipped.message() if skipped.count else ""
