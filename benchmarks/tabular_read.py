@@ -108,9 +108,14 @@ def to_pandas(table: pa.Table) -> Any:
     return table.to_pandas(split_blocks=True, date_as_object=False)
 
 
+FOOTERS: dict[str, Any] = {}  # per pool process, as prs keeps them per worker
+
+
 def read_row_groups(task: tuple[str, list[int], bool]) -> int:
     path, groups, pandas = task
-    table = pq.ParquetFile(path).read_row_groups(groups, use_threads=False)
+    parquet = pq.ParquetFile(path, metadata=FOOTERS.get(path))
+    FOOTERS[path] = parquet.metadata
+    table = parquet.read_row_groups(groups, use_threads=False)
     return len(to_pandas(table)) if pandas else table.num_rows
 
 

@@ -240,3 +240,16 @@ def test_a_crashed_worker_writes_no_row_twice(tmp_path: Path) -> None:
     assert [row["tries"] for row in step.report_rows()][3] == "2"
     output = pq.read_table(step.out / "parallel_run_step.txt").to_pandas()
     pd.testing.assert_frame_equal(output, expected[["id", "text"]])
+
+
+def test_dates_arrive_as_datetime64(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "days.csv").write_text("day,n\n2024-01-31,1\n2024-02-29,2\n")
+    script = """
+    def run(mini_batch):
+        return [f"{mini_batch['day'].dtype.kind} {day:%j}" for day in mini_batch["day"]]
+    """
+    step = tabular_step(tmp_path, input={"type": "tabular", "uri": "./data"}, script=script)
+    assert_succeeded(step)
+    assert step.output_lines() == ["M 031", "M 060"]

@@ -122,21 +122,40 @@ def read_partition(storage: Storage, mb: MiniBatch, fmt: str, partition: dict[st
     return pa.concat_tables(tables, promote_options="default")
 
 
-def read_mini_batch(storage: Storage, mb: MiniBatch, fmt: str) -> tuple[pd.DataFrame, str]:
-    """The mini-batch as a DataFrame (index 0..n-1), and the parser's message about rows it
-    skipped ("" when none)."""
-    part = mb.table
-    assert part is not None
-    path = mb.items[0]
-    skipped = SkippedRows(f"{path} bytes {part.start}-{part.end}" if part.end else path)
-    if part.partition is not None:
-        table = read_partition(storage, mb, fmt, part.partition, skipped)
-    else:
-        with storage.open_seekable(path) as stream:
-            if fmt == "parquet":
-                table = pq.ParquetFile(stream).read_row_groups(list(part.row_groups),
-                                                               use_threads=False)
-            else:
-                table = read_range(stream, fmt, part, skipped)
-    frame = table.to_pandas(split_blocks=True, date_as_object=False)
-    return frame, skipped.message() if skipped.count else ""
+class TableReader:
+    """Reads the mini-batches of one step in one worker. Keeps the footers of the Parquet
+    files it read last: a worker often reads many mini-batches of the same file, and
+    parsing a footer with many row groups can cost more than reading the rows."""
+
+    FOOTERS_KEPT = 16
+
+    def __init__(self, storage: Storage, fmt: str) -> None:
+        self.storage, self.fmt = storage, fmt
+        self.footers: dict[str, Any] = {}
+
+    def parquet_file(self, path: str, stream: IO[bytes]) -> pq.ParquetFile:
+        footer = self.footers.pop(path, None)
+        parquet = pq.ParquetFile(stream, metadata=footer)
+        self.footers[path] = parquet.metadata  # most recent last
+        while len(self.footers) > self.FOOTERS_KEPT:
+            self.footers.pop(next(iter(self.footers)))
+        return parquet
+
+    def read(self, mb: MiniBatch) -> tuple[pd.DataFrame, str]:
+        """The mini-batch as a DataFrame (index 0..n-1), and the parser's message about rows
+        it skipped ("" when none)."""
+        part = mb.table
+        assert part is not None
+        path = mb.items[0]
+        skipped = SkippedRows(f"{path} bytes {part.start}-{part.end}" if part.end else path)
+        if part.partition is not None:
+            table = read_partition(self.storage, mb, self.fmt, part.partition, skipped)
+        else:
+            with self.storage.open_seekable(path) as stream:
+                if self.fmt == "parquet":
+                    table = self.parquet_file(path, stream).read_row_groups(
+                        list(part.row_groups), use_threads=False)
+                else:
+                    table = read_range(stream, self.fmt, part, skipped)
+        frame = table.to_pandas(split_blocks=True, date_as_object=False)
+        return frame, skipped.message() if skipped.count else ""

@@ -20,13 +20,16 @@ import time
 import traceback
 from collections.abc import Callable
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prs_runner.entry_script import RunContext, side_inputs_from_env
 from prs_runner.planning import MiniBatch, plan_from_json
 from prs_runner.results import SUCCEEDED, ResultHeader, commit_record
 from prs_runner.row_encoding import count_returned, encode_result
 from prs_runner.storage import Storage, local_root
+
+if TYPE_CHECKING:
+    from prs_runner.tabular_reading import TableReader
 
 log = logging.getLogger("prs.worker")
 
@@ -66,15 +69,16 @@ class Worker:
         self.input_root = local_root(self.plan.input_uri) or self.plan.input_uri
         self.summary_only = self.spec["outputAction"] == "summary_only"
         self.row_format = self.spec["appendRowFormat"]
-        self.tabular_input: Storage | None = None  # files steps pass local paths instead
-        if self.spec["input"]["type"] == "tabular":
-            self.tabular_input = Storage(self.plan.input_uri)
+        self.table_reader: TableReader | None = None  # files steps pass local paths instead
         self.run_fn: Callable[..., Any] = lambda batch: batch
         self.wants_context = False
 
     def start(self) -> ModuleType:
         if self.spec["input"]["type"] == "tabular":
-            import prs_runner.tabular_reading  # noqa: F401  (pyarrow and pandas, before init())
+            from prs_runner.tabular_reading import TableReader  # pyarrow and pandas: slow
+
+            self.table_reader = TableReader(Storage(self.plan.input_uri),
+                                            self.spec["input"]["format"])
         code = self.spec["code"]
         module = import_entry_script(self.code_root, code["entryScript"], self.spec["arguments"])
         self.run_fn = module.run
@@ -98,10 +102,8 @@ class Worker:
         rows it had to skip)."""
         if mb.table is None:
             return [os.path.join(self.input_root, item) for item in mb.items], ""
-        from prs_runner.tabular_reading import read_mini_batch
-
-        assert self.tabular_input is not None
-        return read_mini_batch(self.tabular_input, mb, self.spec["input"]["format"])
+        assert self.table_reader is not None
+        return self.table_reader.read(mb)
 
     def encode(self, result: Any) -> tuple[bytes, int]:
         if result is None:
