@@ -195,11 +195,14 @@ def main() -> None:
             plan = build_plan(load_step(step))
             planning = time.perf_counter() - started
             function, pieces = tasks[fmt]
-            arrow = min(time_pool(function, [(*t, False) for t in pieces])[0]
-                        for _ in range(args.repeat))
-            pandas = min(time_pool(function, [(*t, True) for t in pieces])[0]
-                         for _ in range(args.repeat))
-            prs, busy = min(time_prs_run(step) for _ in range(args.repeat))
+            runs = []  # interleaved, so a change of the machine's load hits all three alike
+            for _ in range(args.repeat):
+                runs.append((time_pool(function, [(*t, False) for t in pieces])[0],
+                             time_pool(function, [(*t, True) for t in pieces])[0],
+                             time_prs_run(step)))
+            arrow = min(r[0] for r in runs)
+            pandas = min(r[1] for r in runs)
+            prs, busy = min(r[2] for r in runs)
             mb = sizes[fmt] / MB
             print(f"{fmt}: {mb:.0f} MB, {len(plan.mini_batches)} mini-batches, "
                   f"{plan.total_items} rows, planned in {planning:.2f} s")
