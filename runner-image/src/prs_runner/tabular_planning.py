@@ -51,6 +51,7 @@ def record_ends(block: bytes, in_quotes: bool, quoted: bool) -> tuple[Ints, bool
     block ends inside a quoted field. `in_quotes`: the block starts inside one. Counting
     stays in C (numpy), over slices small enough for the CPU cache."""
     data = np.frombuffer(block, dtype=np.uint8)
+    quoted = quoted and b'"' in block  # memchr: blocks without quotes skip the quote pass
     pieces = []
     for offset in range(0, len(data), SLICE_BYTES):
         ends, in_quotes = slice_record_ends(data[offset : offset + SLICE_BYTES], in_quotes,
