@@ -175,44 +175,70 @@ def time_prs_run(step: Path) -> tuple[float, float]:
     return elapsed, busy
 
 
+def pool_tasks(fmt: str, path: Path, pandas: bool) -> tuple[Any, list[Any]]:
+    if fmt == "csv":
+        return read_csv_range, [(str(path), s, e, pandas) for s, e in line_ranges(path, MB)]
+    return read_row_groups, [(str(path), g, pandas) for g in row_group_runs(path, MB)]
+
+
+def run_cold_baseline(fmt: str, path: Path) -> None:
+    """What a user's own script does from a cold start: import, cut, Pool(2), to_pandas."""
+    function, tasks = pool_tasks(fmt, path, pandas=True)
+    with multiprocessing.Pool(2) as pool:
+        sum(pool.imap(function, tasks))
+
+
+def time_cold_baseline(fmt: str, path: Path) -> float:
+    import subprocess
+    import sys
+
+    started = time.perf_counter()
+    subprocess.run([sys.executable, __file__, "--cold-baseline", fmt, str(path)], check=True)
+    return time.perf_counter() - started
+
+
+def compare(fmt: str, data: Path, folder: Path, repeat: int) -> None:
+    step = write_step(folder / fmt, data.parent)
+    started = time.perf_counter()
+    plan = build_plan(load_step(step))
+    planning = time.perf_counter() - started
+    baselines: list[tuple[float, float, float]] = []
+    prs_runs: list[tuple[float, float]] = []
+    for _ in range(repeat):  # interleaved, so a change of the machine's load hits all alike
+        baselines.append((time_pool(*pool_tasks(fmt, data, pandas=False))[0],
+                          time_pool(*pool_tasks(fmt, data, pandas=True))[0],
+                          time_cold_baseline(fmt, data)))
+        prs_runs.append(time_prs_run(step))
+    arrow, pandas, cold = (min(b[i] for b in baselines) for i in range(3))
+    prs, busy = min(prs_runs)
+    mb = data.stat().st_size / MB
+    print(f"{fmt}: {mb:.0f} MB, {len(plan.mini_batches)} mini-batches, "
+          f"{plan.total_items} rows, planned in {planning:.2f} s")
+    print(f"  prs run (1x2, 1MB, summary_only)    {mb / prs:7.1f} MB/s  ({prs:.2f} s)")
+    print(f"  prs workers' busy time / 2          {mb / (busy / 2):7.1f} MB/s  "
+          "(no planning, start-up, merge)")
+    for name, seconds in (("pyarrow Pool(2), tables", arrow),
+                          ("pyarrow Pool(2), to_pandas", pandas),
+                          ("cold script: Pool(2), to_pandas", cold)):
+        print(f"  {name:<35} {mb / seconds:7.1f} MB/s  ({seconds:.2f} s)  "
+              f"ratio {prs / seconds:.2f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--megabytes", type=int, default=500)
     parser.add_argument("--repeat", type=int, default=2, help="best of N for every number")
+    parser.add_argument("--cold-baseline", nargs=2, metavar=("FORMAT", "PATH"),
+                        help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.cold_baseline:
+        run_cold_baseline(args.cold_baseline[0], Path(args.cold_baseline[1]))
+        return
     csv_path, parquet_path = generate(args.megabytes)
     print(f"load before: {os.getloadavg()[0]:.2f}")
-    sizes = {"csv": csv_path.stat().st_size, "parquet": parquet_path.stat().st_size}
-    tasks: dict[str, Any] = {
-        "csv": (read_csv_range, [(str(csv_path), s, e) for s, e in line_ranges(csv_path, MB)]),
-        "parquet": (read_row_groups, [(str(parquet_path), g)
-                                      for g in row_group_runs(parquet_path, MB)]),
-    }
     with tempfile.TemporaryDirectory() as folder:
         for fmt, data in (("csv", csv_path), ("parquet", parquet_path)):
-            step = write_step(Path(folder) / fmt, data.parent)
-            started = time.perf_counter()
-            plan = build_plan(load_step(step))
-            planning = time.perf_counter() - started
-            function, pieces = tasks[fmt]
-            runs = []  # interleaved, so a change of the machine's load hits all three alike
-            for _ in range(args.repeat):
-                runs.append((time_pool(function, [(*t, False) for t in pieces])[0],
-                             time_pool(function, [(*t, True) for t in pieces])[0],
-                             time_prs_run(step)))
-            arrow = min(r[0] for r in runs)
-            pandas = min(r[1] for r in runs)
-            prs, busy = min(r[2] for r in runs)
-            mb = sizes[fmt] / MB
-            print(f"{fmt}: {mb:.0f} MB, {len(plan.mini_batches)} mini-batches, "
-                  f"{plan.total_items} rows, planned in {planning:.2f} s")
-            print(f"  prs run (1x2, 1MB, summary_only)   {mb / prs:7.1f} MB/s  ({prs:.2f} s)")
-            print(f"  prs workers' busy time / 2         {mb / (busy / 2):7.1f} MB/s  "
-                  "(no planning, start-up, merge)")
-            print(f"  pyarrow Pool(2), tables            {mb / arrow:7.1f} MB/s  ratio "
-                  f"{prs / arrow:.2f}")
-            print(f"  pyarrow Pool(2), to_pandas         {mb / pandas:7.1f} MB/s  ratio "
-                  f"{prs / pandas:.2f}")
+            compare(fmt, data, Path(folder), args.repeat)
     print(f"load after: {os.getloadavg()[0]:.2f}")
 
 

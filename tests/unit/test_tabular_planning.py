@@ -212,3 +212,22 @@ def test_record_ends_matches_a_python_scan_on_random_bytes() -> None:
     found, still_inside = record_ends(data, False, True)
     assert found.tolist() == expected
     assert still_inside is inside
+
+
+def test_threaded_scan_equals_the_serial_one_across_task_boundaries() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from prs_runner.tabular_planning import TASK_BYTES
+
+    one = csv_with_quoted_newlines(300, seed=5)
+    data = one * (3 * TASK_BYTES // len(one) + 1)
+    assert len(data) > 2 * TASK_BYTES
+    with ThreadPoolExecutor(2) as pool:
+        for start_inside in (False, True):
+            serial = record_ends(data, start_inside, True)
+            threaded = record_ends(data, start_inside, True, pool.map)
+            assert threaded[0].tolist() == serial[0].tolist()
+            assert threaded[1] == serial[1]
+        ranges = scan_text_file(io.BytesIO(data), len(data), "csv", 100_000, None,
+                                block_bytes=3 * TASK_BYTES + 7, map_tasks=pool.map)
+    assert ranges == scan_text_file(io.BytesIO(data), len(data), "csv", 100_000, None)

@@ -10,7 +10,7 @@ valid cut points but not records (pyarrow skips them).
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,7 +24,8 @@ CARRIAGE_RETURN = ord("\r")
 FORMAT_BY_SUFFIX = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet",
                     ".jsonl": "jsonl", ".ndjson": "jsonl"}
 HIVE_SEGMENT = re.compile(r"^([^=/]+)=([^/]*)$")
-SLICE_BYTES = 256 << 10
+SLICE_BYTES = 256 << 10  # fits the CPU cache: numpy's passes over it stay cheap
+TASK_BYTES = 2 << 20  # one thread's share of a block
 Ints = npt.NDArray[np.int64]
 
 
@@ -46,28 +47,58 @@ class RowGroupRun:
     bytes: int
 
 
-def record_ends(block: bytes, in_quotes: bool, quoted: bool) -> tuple[Ints, bool]:
+@dataclass(frozen=True)
+class SlicePositions:
+    """Newlines and quotes of one slice of a block, whatever the quoting state it starts in
+    (so slices can be scanned in parallel, and only the cheap selection is sequential)."""
+
+    newlines: Ints  # offsets within the block
+    quotes_before: Ints  # per newline, the quote characters before it in the slice
+    quotes: int  # quote characters in the slice; 0: quotes_before is empty
+
+
+def slice_positions(data: npt.NDArray[np.uint8], start: int, stop: int, quoted: bool
+                    ) -> SlicePositions:
+    part = data[start:stop]
+    newlines = np.flatnonzero(part == NEWLINE).astype(np.int64)
+    quotes = np.flatnonzero(part == QUOTE) if quoted else newlines[:0]
+    if not len(quotes):
+        return SlicePositions(newlines + start, newlines[:0], 0)
+    return SlicePositions(newlines + start, np.searchsorted(quotes, newlines), len(quotes))
+
+
+def task_positions(data: npt.NDArray[np.uint8], start: int, quoted: bool
+                   ) -> list[SlicePositions]:
+    """One task: cache-sized slices, numpy all the way (it releases the GIL)."""
+    stop = min(start + TASK_BYTES, len(data))
+    return [slice_positions(data, s, min(s + SLICE_BYTES, stop), quoted)
+            for s in range(start, stop, SLICE_BYTES)]
+
+
+def select_ends(pieces: Iterable[SlicePositions], in_quotes: bool) -> tuple[Ints, bool]:
+    """The newlines outside quotes, given the quoting state at the first slice's start."""
+    ends = []
+    for piece in pieces:
+        if not piece.quotes:
+            ends.append(piece.newlines[:0] if in_quotes else piece.newlines + 1)
+            continue
+        outside = ((piece.quotes_before + int(in_quotes)) & 1) == 0
+        ends.append(piece.newlines[outside] + 1)
+        in_quotes = bool((piece.quotes + int(in_quotes)) & 1)
+    return (np.concatenate(ends) if ends else np.empty(0, dtype=np.int64)), in_quotes
+
+
+def record_ends(
+    block: bytes, in_quotes: bool, quoted: bool, map_tasks: Callable[..., Iterable[Any]] = map
+) -> tuple[Ints, bool]:
     """Offsets (within `block`) just past each newline that ends a record, and whether the
     block ends inside a quoted field. `in_quotes`: the block starts inside one. Counting
-    stays in C (numpy), over slices small enough for the CPU cache."""
+    stays in C (numpy); `map_tasks` may run the slices' scans on threads."""
     data = np.frombuffer(block, dtype=np.uint8)
     quoted = quoted and b'"' in block  # memchr: blocks without quotes skip the quote pass
-    pieces = []
-    for offset in range(0, len(data), SLICE_BYTES):
-        ends, in_quotes = slice_record_ends(data[offset : offset + SLICE_BYTES], in_quotes,
-                                            quoted)
-        pieces.append(ends + offset)
-    return (np.concatenate(pieces) if pieces else np.empty(0, dtype=np.int64)), in_quotes
-
-
-def slice_record_ends(data: npt.NDArray[np.uint8], in_quotes: bool, quoted: bool
-                      ) -> tuple[Ints, bool]:
-    newlines = np.flatnonzero(data == NEWLINE).astype(np.int64)
-    quotes = np.flatnonzero(data == QUOTE) if quoted else newlines[:0]
-    if not len(quotes):
-        return (newlines[:0] if in_quotes else newlines + 1), in_quotes
-    quotes_before = np.searchsorted(quotes, newlines) + int(in_quotes)
-    return newlines[(quotes_before & 1) == 0] + 1, bool((len(quotes) + int(in_quotes)) & 1)
+    tasks = map_tasks(lambda start: task_positions(data, start, quoted),
+                      range(0, len(data), TASK_BYTES))
+    return select_ends((piece for task in tasks for piece in task), in_quotes)
 
 
 def count_records(block: bytes, ends: Ints, previous_end: int, offset: int) -> Ints:

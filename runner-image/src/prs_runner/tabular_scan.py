@@ -4,7 +4,10 @@ partition key columns) and turns it into mini-batches. The cutting itself is pur
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import contextlib
+import os
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import IO, Any
 
 import numpy as np
@@ -27,9 +30,29 @@ from prs_runner.tabular_planning import (
 BLOCK_BYTES = 16 << 20  # large reads: the scan runs at disk speed, counting in C
 
 
+def read_ahead(stream: IO[bytes], block_bytes: int) -> Iterator[bytes]:
+    """The stream's blocks; the next one is read while the caller works on this one."""
+    with ThreadPoolExecutor(1) as reader:
+        pending = reader.submit(stream.read, block_bytes)
+        while block := pending.result():
+            pending = reader.submit(stream.read, block_bytes)
+            yield block
+
+
+@contextlib.contextmanager
+def scan_threads() -> Iterator[Callable[..., Iterable[Any]]]:
+    """A map over threads, one per usable CPU (numpy releases the GIL), or the plain map."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    if (cpus or 1) < 2:
+        yield map
+        return
+    with ThreadPoolExecutor(cpus) as pool:
+        yield pool.map
+
+
 def scan_text_file(
     stream: IO[bytes], size: int, fmt: str, target_bytes: int | None, target_rows: int | None,
-    block_bytes: int = BLOCK_BYTES,
+    block_bytes: int = BLOCK_BYTES, map_tasks: Callable[..., Iterable[Any]] = map,
 ) -> tuple[int, list[ByteRange]]:
     """(end of the CSV header, record ranges) of a CSV or JSON Lines file, read once in
     large blocks. The header is the first record (none for JSON Lines)."""
@@ -38,8 +61,8 @@ def scan_text_file(
     cutter: RangeCutter | None = None
     in_quotes, offset, previous_end = False, 0, 0
     last_block, last_offset = b"", 0
-    while block := stream.read(block_bytes):
-        relative, in_quotes = record_ends(block, in_quotes, quoted)
+    for block in read_ahead(stream, block_bytes):
+        relative, in_quotes = record_ends(block, in_quotes, quoted, map_tasks)
         ends = relative + offset
         cumulative = count_records(block, ends, previous_end, offset)
         if len(ends):
@@ -67,7 +90,9 @@ def plan_table_slices(
             if fmt == "parquet":
                 yield from parquet_slices(entry, stream, size)
                 continue
-            header_end, ranges = scan_text_file(stream, entry.size, fmt, size.bytes, size.rows)
+            with scan_threads() as map_tasks:
+                header_end, ranges = scan_text_file(stream, entry.size, fmt, size.bytes,
+                                                    size.rows, map_tasks=map_tasks)
         for part in ranges:
             yield entry, part.end - part.start, TableSlice(
                 rows=part.records, start=part.start, end=part.end, header_end=header_end)
