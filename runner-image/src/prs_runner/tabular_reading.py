@@ -22,6 +22,12 @@ if TYPE_CHECKING:
     import pandas as pd
 
 MIN_BLOCK_BYTES = 1 << 20
+MAX_BLOCK_BYTES = 1 << 28  # pyarrow's block size is a 32-bit int; whole files can be larger
+
+
+def block_size(data: bytes) -> int:
+    """One parser block for a mini-batch's bytes (faster than several small ones)."""
+    return min(max(len(data) + 1, MIN_BLOCK_BYTES), MAX_BLOCK_BYTES)
 
 
 @dataclass
@@ -48,12 +54,12 @@ class SkippedRows:
 def parse_csv(data: bytes, on_invalid: SkippedRows | None = None) -> pa.Table:
     options = pacsv.ParseOptions(newlines_in_values=b'"' in data,
                                  invalid_row_handler=on_invalid)
-    read = pacsv.ReadOptions(use_threads=False, block_size=max(len(data) + 1, MIN_BLOCK_BYTES))
+    read = pacsv.ReadOptions(use_threads=False, block_size=block_size(data))
     return pacsv.read_csv(pa.py_buffer(data), read_options=read, parse_options=options)
 
 
 def parse_jsonl(data: bytes) -> pa.Table:
-    read = pajson.ReadOptions(use_threads=False, block_size=max(len(data) + 1, MIN_BLOCK_BYTES))
+    read = pajson.ReadOptions(use_threads=False, block_size=block_size(data))
     return pajson.read_json(pa.py_buffer(data), read_options=read)
 
 
