@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PYTEST := $(PY) -m pytest
 
 .PHONY: demo test test-unit test-runner test-chart test-cluster test-images test-fast lint bench \
-	bench-runner bench-operator kind-e2e venv images locks clean
+	bench-runner bench-tabular bench-operator kind-e2e venv images locks clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -73,12 +73,16 @@ locks: venv
 	$(PIP_COMPILE) -o runner-image/requirements.lock pyproject.toml
 	$(PIP_COMPILE) --extra operator -o operator/requirements.lock pyproject.toml
 
-## bench: the runner's dispatch rate and efficiency against multiprocessing.Pool
-bench: bench-runner bench-operator
+## bench: the runner's dispatch rate and efficiency against multiprocessing.Pool, tabular
+## reading throughput against plain pyarrow, and the operator at 50 steps
+bench: bench-runner bench-tabular bench-operator
 
 bench-runner: venv
 	$(PY) benchmarks/dispatch.py
 	$(PY) benchmarks/efficiency.py
+
+bench-tabular: venv
+	$(PY) benchmarks/tabular_read.py
 
 bench-operator: venv
 	$(PY) benchmarks/operator_scale.py --steps 50
@@ -89,4 +93,5 @@ kind-e2e: venv
 	tools/kind-e2e.sh
 
 clean:
-	rm -rf $(VENV) examples/digits/data examples/digits/models examples/digits/out
+	rm -rf $(VENV) examples/digits/data examples/digits/models examples/digits/out \
+		examples/sales/data examples/sales/out

@@ -44,3 +44,49 @@ def test_digits_example_scores_every_image(tmp_path: Path) -> None:
     assert count == 1797
     assert held_out > 0.9
     assert "1797 succeeded" in result.stdout
+
+
+def run_example(step: Path, output: Path) -> str:
+    result = subprocess.run(
+        [sys.executable, "-m", "prs_runner.cli", "run", str(step), "--output", str(output),
+         "--fresh"],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout
+
+
+def test_sales_example_scores_by_bytes_and_fits_one_model_per_partition(tmp_path: Path) -> None:
+    import json
+
+    import numpy as np
+    import pandas as pd
+
+    example = ROOT / "examples" / "sales"
+    subprocess.run([sys.executable, str(example / "generate.py")], check=True)
+    sales = pd.concat([pd.read_csv(p, keep_default_na=False)
+                       for p in sorted((example / "data" / "csv").glob("*.csv"))],
+                      ignore_index=True)
+
+    stdout = run_example(example / "score.yaml", tmp_path / "score")
+    assert f"{len(sales)} succeeded" in stdout
+    scores = pd.read_csv(tmp_path / "score" / "scores.csv")
+    assert scores["id"].tolist() == sales["id"].tolist()  # every row once, in order
+    revenue = (sales["units"] * sales["price"] * (1 - sales["discount"])).round(2)
+    assert np.allclose(scores["revenue"], revenue)
+    plan = json.loads((tmp_path / "score" / "_prs" / "plan.json").read_text())
+    assert len(plan["miniBatches"]) > 3  # split by bytes, not one per file
+
+    run_example(example / "forecast.yaml", tmp_path / "forecast")
+    forecasts = pd.read_parquet(tmp_path / "forecast" / "forecasts.parquet")
+    assert sorted(forecasts["id"]) == sorted(sales["id"])
+    models = sorted((tmp_path / "forecast" / "models").glob("*.json"))
+    groups = sales.groupby(["store", "brand"]).size()
+    assert len(models) == len(groups) == 12
+    for path in models:
+        model = json.loads(path.read_text())
+        assert model["rows"] == groups[(model["store"], model["brand"])]
+    merged = forecasts.merge(sales[["id", "units"]], on="id")
+    model_error = (merged["fitted_units"] - merged["units"]).abs().mean()
+    mean_error = (merged["units"] - merged["units"].mean()).abs().mean()
+    assert model_error < mean_error / 2  # the per-partition models learned their trends

@@ -17,10 +17,10 @@ from prs_runner.planning import (
     plan_to_json,
 )
 from prs_runner.progress import format_duration, progress_line
+from prs_runner.row_encoding import encode_text
 from prs_runner.spec import DEFAULTS
 from prs_runner.storage import FileEntry, glob_to_regex
 from prs_runner.thresholds import Counts, crossed_threshold
-from prs_runner.worker import encode_text
 
 
 def files(*sizes: int) -> list[FileEntry]:

@@ -15,7 +15,7 @@ from typing import Any, TextIO
 
 from prs_runner.fingerprint import compute_fingerprint
 from prs_runner.merge import JOB_RESULT, merge_results, read_shard_outcomes
-from prs_runner.planning import Plan, plan_files, plan_from_json, plan_to_json
+from prs_runner.planning import MiniBatch, Plan, plan_files, plan_from_json, plan_to_json
 from prs_runner.processes import spawn_shard
 from prs_runner.progress import Progress
 from prs_runner.results import ErrorInfo, committed_ids
@@ -74,18 +74,48 @@ def build_plan(step: Step) -> Plan:
         side_listings[side["name"]] = Storage(side["uri"]).list_files()
         if not side_listings[side["name"]]:
             raise SpecError([f"spec.sideInputs[{side['name']}].uri: nothing at {side['uri']}"])
+    if spec["input"]["type"] == "tabular":
+        spec["input"]["format"] = resolve_format(spec, listing)
     fingerprint = compute_fingerprint(
         spec, read_code_files(spec["code"]["sourceDirectory"]), listing, side_listings
     )
-    size = step.mini_batch_size
-    if size.count is None:
-        raise SpecError(["spec.miniBatchSize: tabular inputs are not supported by this version"])
+    input_root = input_folder(spec["input"]["uri"])
     return Plan(
-        step_name=step.name, fingerprint=fingerprint, input_uri=spec["input"]["uri"],
+        step_name=step.name, fingerprint=fingerprint, input_uri=input_root,
         node_count=spec["nodeCount"],
-        mini_batches=tuple(plan_files(listing, size.count, spec["nodeCount"])),
+        mini_batches=tuple(plan_mini_batches(step, spec, input_root, listing)),
         step=spec, side_inputs={s["name"]: s["uri"] for s in spec["sideInputs"]},
     )
+
+
+def input_folder(uri: str) -> str:
+    """What the listed paths are relative to: the URI, or its folder when it is one file."""
+    if Storage(uri).is_file():
+        return uri.rstrip("/").rsplit("/", 1)[0] or "/"
+    return uri
+
+
+def resolve_format(spec: dict[str, Any], listing: list[FileEntry]) -> str:
+    from prs_runner.tabular_planning import guess_format
+
+    found = spec["input"].get("format") or guess_format(e.path for e in listing)
+    if found is None:
+        raise SpecError(["spec.input.format: cannot tell csv, parquet or jsonl from the file "
+                         f"names under {spec['input']['uri']}; set input.format"])
+    return str(found)
+
+
+def plan_mini_batches(
+    step: Step, spec: dict[str, Any], input_root: str, listing: list[FileEntry]
+) -> list[MiniBatch]:
+    size = step.mini_batch_size
+    if spec["input"]["type"] != "tabular":
+        assert size.count is not None  # validation: files take a count
+        return plan_files(listing, size.count, spec["nodeCount"])
+    from prs_runner.tabular_scan import plan_tabular
+
+    return plan_tabular(Storage(input_root), listing, spec["input"]["format"], size,
+                        spec["input"].get("partitionKeys") or [], spec["nodeCount"])
 
 
 def earlier_result(output: Storage) -> dict[str, Any] | None:

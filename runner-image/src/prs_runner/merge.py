@@ -11,6 +11,7 @@ import json
 import time
 from typing import Any
 
+from prs_runner.append_row_output import AppendRowOutput, OutputMismatch, open_output
 from prs_runner.planning import Plan
 from prs_runner.results import RESULTS_DIR, SUCCEEDED, ErrorInfo, read_header, record_name
 from prs_runner.storage import Storage
@@ -65,10 +66,18 @@ def merge_results(
         report = io.TextIOWrapper(report_file, newline="", encoding="utf-8")
         writer = csv.writer(report)
         writer.writerow(REPORT_COLUMNS)
-        sink = output.open_write(temp) if write_output else None
+        sink = open_output(spec["appendRowFormat"], output.open_write(temp)) if (
+            write_output) else None
         for mb in plan.mini_batches:
-            row, mb_counts = copy_record(output, mb.id, sink)
-            writer.writerow(row or [mb.id, mb.shard, "", 0, len(mb.items), 0, 0, "", "not_run", ""])
+            try:
+                row, mb_counts = copy_record(output, mb.id, sink)
+            except OutputMismatch as mismatch:
+                assert sink is not None
+                sink.close()
+                sink, write_output = None, False
+                status, reason, message = "Failed", "AppendRowSchemaMismatch", str(mismatch)
+                row, mb_counts = copy_record(output, mb.id, None)
+            writer.writerow(row or [mb.id, mb.shard, "", 0, mb.item_count, 0, 0, "", "not_run", ""])
             counts += mb_counts
             done += row is not None
         if sink is not None:
@@ -86,22 +95,25 @@ def merge_results(
         write_output = False
     if write_output:
         output.rename(temp, file_name)
+    else:
+        output.delete(temp)
     result = job_result(plan, counts, done, (status, reason, message), started, write_output)
     output.write_atomic(JOB_RESULT, json.dumps(result, indent=2).encode())
     return result
 
 
-def copy_record(output: Storage, mb_id: int, sink: Any) -> tuple[list[Any] | None, Counts]:
+def copy_record(
+    output: Storage, mb_id: int, sink: AppendRowOutput | None
+) -> tuple[list[Any] | None, Counts]:
     try:
         stream = output.open_read(f"{RESULTS_DIR}/{record_name(mb_id)}")
     except FileNotFoundError:
         return None, Counts()
     with stream:
         header, _ = read_header(stream)
-        if sink is not None:
-            for chunk in iter(lambda: stream.read(1 << 20), b""):
-                sink.write(chunk)
-    ok = header.status == SUCCEEDED
+        ok = header.status == SUCCEEDED
+        if sink is not None and ok:
+            sink.append(mb_id, stream)
     counts = Counts(int(ok), int(not ok), header.succeeded,
                     header.failed, header.rows)
     error = header.error or {}

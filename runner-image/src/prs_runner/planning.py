@@ -14,11 +14,48 @@ PLAN_VERSION = 1
 
 
 @dataclass(frozen=True)
+class TableSlice:
+    """The records of a tabular mini-batch: a byte range or row groups of its one file, or
+    with partitionKeys the rows of its files that hold the key values."""
+
+    rows: int  # records (the mini-batch's items)
+    start: int = 0  # csv/jsonl: bytes [start, end) of the file
+    end: int = 0
+    header_end: int = 0  # csv: the header line is bytes [0, header_end)
+    row_groups: tuple[int, ...] = ()  # parquet
+    partition: dict[str, Any] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"rows": self.rows}
+        if self.end:
+            out.update(start=self.start, end=self.end, headerEnd=self.header_end)
+        if self.row_groups:
+            out["rowGroups"] = list(self.row_groups)
+        if self.partition is not None:
+            out["partition"] = self.partition
+        return out
+
+    @staticmethod
+    def from_dict(data: dict[str, Any]) -> TableSlice:
+        return TableSlice(
+            rows=data["rows"], start=data.get("start", 0), end=data.get("end", 0),
+            header_end=data.get("headerEnd", 0), row_groups=tuple(data.get("rowGroups", ())),
+            partition=data.get("partition"),
+        )
+
+
+@dataclass(frozen=True)
 class MiniBatch:
     id: int
     shard: int
     bytes: int
-    items: tuple[str, ...]  # paths relative to the input root
+    items: tuple[str, ...]  # files: the paths; tabular: the file(s) read; relative to the root
+    table: TableSlice | None = None  # tabular only
+
+    @property
+    def item_count(self) -> int:
+        """Files, or records for tabular input."""
+        return len(self.items) if self.table is None else self.table.rows
 
 
 @dataclass(frozen=True)
@@ -33,7 +70,7 @@ class Plan:
 
     @property
     def total_items(self) -> int:
-        return sum(len(mb.items) for mb in self.mini_batches)
+        return sum(mb.item_count for mb in self.mini_batches)
 
     @property
     def total_bytes(self) -> int:
@@ -81,7 +118,7 @@ def plan_to_json(plan: Plan) -> bytes:
         "nodeCount": plan.node_count,
         "step": plan.step,
         "sideInputs": plan.side_inputs,
-        "miniBatches": [[mb.id, mb.shard, mb.bytes, list(mb.items)] for mb in plan.mini_batches],
+        "miniBatches": [mini_batch_to_json(mb) for mb in plan.mini_batches],
     }
     return json.dumps(document, separators=(",", ":")).encode()
 
@@ -97,11 +134,18 @@ def plan_from_json(data: bytes) -> Plan:
         node_count=document["nodeCount"],
         step=document["step"],
         side_inputs=document["sideInputs"],
-        mini_batches=tuple(
-            MiniBatch(id=i, shard=s, bytes=b, items=tuple(items))
-            for i, s, b, items in document["miniBatches"]
-        ),
+        mini_batches=tuple(mini_batch_from_json(row) for row in document["miniBatches"]),
     )
+
+
+def mini_batch_to_json(mb: MiniBatch) -> list[Any]:
+    row: list[Any] = [mb.id, mb.shard, mb.bytes, list(mb.items)]
+    return row if mb.table is None else [*row, mb.table.to_dict()]
+
+
+def mini_batch_from_json(row: list[Any]) -> MiniBatch:
+    table = TableSlice.from_dict(row[4]) if len(row) > 4 else None
+    return MiniBatch(id=row[0], shard=row[1], bytes=row[2], items=tuple(row[3]), table=table)
 
 
 def describe_plan(plan: Plan) -> list[str]:
@@ -114,10 +158,24 @@ def describe_plan(plan: Plan) -> list[str]:
         batches = plan.for_shard(shard)
         lines.append(
             f"shard {shard}: {len(batches)} mini-batches, "
-            f"{sum(len(b.items) for b in batches)} items, {sum(b.bytes for b in batches)} bytes"
+            f"{sum(b.item_count for b in batches)} items, {sum(b.bytes for b in batches)} bytes"
         )
     for mb in plan.mini_batches:
         first = mb.items[0] if mb.items else ""
         more = f" (+{len(mb.items) - 1} more)" if len(mb.items) > 1 else ""
-        lines.append(f"  {mb.id:>6}  shard {mb.shard}  {mb.bytes:>10} B  {first}{more}")
+        lines.append(f"  {mb.id:>6}  shard {mb.shard}  {mb.bytes:>10} B  {first}{more}"
+                     + describe_slice(mb.table))
     return lines
+
+
+def describe_slice(table: TableSlice | None) -> str:
+    if table is None:
+        return ""
+    where = ""
+    if table.end:
+        where = f" bytes {table.start}-{table.end}"
+    elif table.row_groups:
+        where = f" row groups {table.row_groups[0]}-{table.row_groups[-1]}"
+    if table.partition is not None:
+        where = " " + ", ".join(f"{k}={v}" for k, v in table.partition.items())
+    return f"{where}  {table.rows} rows"

@@ -188,6 +188,8 @@ class ShardSupervisor:
 
     def finish(self, mb_id: int, event: dict[str, Any]) -> None:
         self.counts += Counts(1, 0, event["succeeded"], event["failed"], event["rows"])
+        if event.get("skipped"):
+            self.remember_error(event["skipped"], mb_id)
         if event["failed"]:
             self.check_thresholds()
 
@@ -253,7 +255,7 @@ class ShardSupervisor:
             )
 
     def items(self, mb_id: int) -> int:
-        return len(self.batches[mb_id].items)
+        return self.batches[mb_id].item_count
 
     def check_thresholds(self) -> None:
         why = crossed_threshold(self.counts, self.spec, self.total)

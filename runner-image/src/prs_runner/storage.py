@@ -107,6 +107,14 @@ class Storage:
             if i.type == pafs.FileType.File
         ]
 
+    def is_file(self) -> bool:
+        """The root is one file (then list_files() holds just it, by its base name)."""
+        if self.local is not None:
+            return os.path.isfile(self.local)
+        from pyarrow import fs as pafs
+
+        return bool(self._fs.get_file_info(self._root).type == pafs.FileType.File)
+
     def read_bytes(self, path: str) -> bytes:
         with self.open_read(path) as stream:
             return stream.read()
@@ -115,6 +123,12 @@ class Storage:
         if self.local is not None:
             return open(self.join(path), "rb")
         return self._fs.open_input_stream(self.join(path))  # type: ignore[no-any-return]
+
+    def open_seekable(self, path: str) -> IO[bytes]:
+        """For reads at offsets (byte ranges, Parquet footers and row groups)."""
+        if self.local is not None:
+            return open(self.join(path), "rb")
+        return self._fs.open_input_file(self.join(path))  # type: ignore[no-any-return]
 
     def open_write(self, path: str) -> IO[bytes]:
         """A stream whose content appears at `path` only when it is closed (commit_write)."""

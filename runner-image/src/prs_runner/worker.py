@@ -20,12 +20,16 @@ import time
 import traceback
 from collections.abc import Callable
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prs_runner.entry_script import RunContext, side_inputs_from_env
 from prs_runner.planning import MiniBatch, plan_from_json
 from prs_runner.results import SUCCEEDED, ResultHeader, commit_record
+from prs_runner.row_encoding import count_returned, encode_result
 from prs_runner.storage import Storage, local_root
+
+if TYPE_CHECKING:
+    from prs_runner.tabular_reading import TableReader
 
 log = logging.getLogger("prs.worker")
 
@@ -54,20 +58,6 @@ def import_entry_script(code_root: str, entry_script: str, arguments: list[str])
     return module
 
 
-def encode_text(result: Any) -> tuple[bytes, int]:
-    """Azure's text append_row: str(element) per line; DataFrame rows space-separated."""
-    if isinstance(result, str | bytes | dict):
-        raise TypeError(
-            f"run() returned {type(result).__name__}; return a list, tuple, numpy array or "
-            "DataFrame with one element per succeeded item"
-        )
-    if type(result).__module__.startswith("pandas") and hasattr(result, "to_csv"):
-        text = result.to_csv(sep=" ", header=False, index=False, lineterminator="\n")
-        return text.encode(), len(result)
-    lines = [str(element) for element in result]
-    return ("\n".join(lines) + "\n").encode() if lines else b"", len(lines)
-
-
 class Worker:
     def __init__(self, plan_uri: str, shard: int, process: int, code_root: str) -> None:
         plan_storage = Storage(os.path.dirname(plan_uri))
@@ -78,10 +68,17 @@ class Worker:
         self.output = Storage(self.spec["output"]["uri"])
         self.input_root = local_root(self.plan.input_uri) or self.plan.input_uri
         self.summary_only = self.spec["outputAction"] == "summary_only"
+        self.row_format = self.spec["appendRowFormat"]
+        self.table_reader: TableReader | None = None  # files steps pass local paths instead
         self.run_fn: Callable[..., Any] = lambda batch: batch
         self.wants_context = False
 
     def start(self) -> ModuleType:
+        if self.spec["input"]["type"] == "tabular":
+            from prs_runner.tabular_reading import TableReader  # pyarrow and pandas: slow
+
+            self.table_reader = TableReader(Storage(self.plan.input_uri),
+                                            self.spec["input"]["format"])
         code = self.spec["code"]
         module = import_entry_script(self.code_root, code["entryScript"], self.spec["arguments"])
         self.run_fn = module.run
@@ -97,30 +94,48 @@ class Worker:
             process_index=self.process,
             output_dir=os.environ.get("PRS_OUTPUT_DIR", ""),
             side_inputs=side_inputs_from_env(),
+            partition_key_value=dict(mb.table.partition or {}) if mb.table else {},
         )
+
+    def load(self, mb: MiniBatch) -> tuple[Any, str]:
+        """The run() argument: local paths, or a DataFrame (and the parser's message about
+        rows it had to skip)."""
+        if mb.table is None:
+            return [os.path.join(self.input_root, item) for item in mb.items], ""
+        assert self.table_reader is not None
+        return self.table_reader.read(mb)
+
+    def encode(self, result: Any) -> tuple[bytes, int]:
+        if result is None:
+            return b"", 0
+        if self.summary_only:
+            return b"", count_returned(result)
+        return encode_result(result, self.row_format)
 
     def run_one(self, mini_batch_id: int, attempt: int) -> dict[str, Any]:
         mb = self.batches[mini_batch_id]
-        paths = [os.path.join(self.input_root, item) for item in mb.items]
         started = time.perf_counter()
-        args = (paths, self.context(mb)) if self.wants_context else (paths,)
-        result = self.run_fn(*args)
-        payload, returned = (b"", 0) if result is None else encode_text(result)
-        if returned > len(paths):
+        batch, skipped = self.load(mb)
+        args = (batch, self.context(mb)) if self.wants_context else (batch,)
+        payload, returned = self.encode(self.run_fn(*args))
+        items = mb.item_count
+        if returned > items:
             log.warning(
                 "run() returned %d elements for %d items in mini-batch %d",
-                returned, len(paths), mb.id,
+                returned, items, mb.id,
             )
-        succeeded = min(returned, len(paths))
+        succeeded = min(returned, items)
+        error = {"type": "CSVParseError", "message": skipped} if skipped else None
         header = ResultHeader(
-            id=mb.id, shard=self.shard, process=self.process, tries=attempt, items=len(paths),
-            succeeded=succeeded, failed=len(paths) - succeeded,
+            id=mb.id, shard=self.shard, process=self.process, tries=attempt, items=items,
+            succeeded=succeeded, failed=items - succeeded,
             seconds=round(time.perf_counter() - started, 6),
-            status=SUCCEEDED, rows=returned,
+            status=SUCCEEDED, rows=returned, error=error,
         )
-        commit_record(self.output, header, b"" if self.summary_only else payload)
-        return {"done": mb.id, "succeeded": succeeded, "failed": header.failed, "rows": returned,
-                "status": header.status}
+        commit_record(self.output, header, payload)
+        done = {"done": mb.id, "succeeded": succeeded, "failed": header.failed,
+                "rows": returned, "status": header.status}
+        return done if error is None else done | {"skipped": error}
 
 
 def serve(worker: Worker, commands: Any, events: int) -> int:

@@ -1,0 +1,246 @@
+"""Tabular reading throughput: `prs run` over a 500 MB CSV (10 mixed columns) and its Parquet
+copy in 1 MB mini-batches (1 node x 2 processes, outputAction summary_only, a run() that
+returns df.index), beside plain pyarrow reading the same 1 MB pieces in a 2-process pool in
+the same run, with and without the conversion to pandas that run() gets. Also the planning
+time (record boundaries of the whole CSV, Parquet footers).
+
+    python benchmarks/tabular_read.py [--megabytes 500] [--repeat 2]
+
+The data is generated once into ~/.cache/parallelrunstep/bench ($PRS_BENCH_CACHE).
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+import yaml
+
+from prs_runner.local_run import build_plan
+from prs_runner.validation import load_step
+
+MB = 1 << 20
+ROWS_PER_CHUNK = 200_000
+PARQUET_ROW_GROUP_ROWS = 4_096
+SCRIPT = "def run(mini_batch):\n    return mini_batch.index\n"
+
+
+def cache_dir() -> Path:
+    default = Path.home() / ".cache" / "parallelrunstep" / "bench"
+    return Path(os.environ.get("PRS_BENCH_CACHE", default))
+
+
+def chunk(rng: np.random.Generator, start: int, rows: int) -> pa.Table:
+    """10 mixed columns; one text column sometimes holds a comma, so it is quoted."""
+    brands = np.array(["acme", "globex", "initech", "umbrella", "hooli", "stark"])
+    notes = np.array(["ok", "late delivery", "gift, wrapped", "returned", "", "promo, 10%"])
+    days = np.datetime64("2015-01-01") + rng.integers(0, 3650, rows).astype("timedelta64[D]")
+    return pa.table({
+        "id": np.arange(start, start + rows, dtype=np.int64),
+        "store": rng.integers(1, 200, rows),
+        "brand": brands[rng.integers(0, len(brands), rows)],
+        "day": pa.array(days),
+        "units": rng.integers(0, 50, rows),
+        "price": np.round(rng.random(rows) * 100, 2),
+        "discount": np.round(rng.random(rows), 4),
+        "online": rng.random(rows) < 0.3,
+        "note": notes[rng.integers(0, len(notes), rows)],
+        "score": rng.normal(size=rows),
+    })
+
+
+def generate(megabytes: int) -> tuple[Path, Path]:
+    folder = cache_dir() / f"sales-{megabytes}mb"
+    csv_path, parquet_path = folder / "csv" / "sales.csv", folder / "parquet" / "sales.parquet"
+    if csv_path.exists() and parquet_path.exists():
+        return csv_path, parquet_path
+    csv_path.parent.mkdir(parents=True, exist_ok=True)
+    parquet_path.parent.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(7)
+    rows = 0
+    with pacsv.CSVWriter(str(csv_path) + ".tmp", chunk(rng, 0, 1).schema) as csv_writer, \
+            pq.ParquetWriter(str(parquet_path) + ".tmp", chunk(rng, 0, 1).schema) as pq_writer:
+        while os.path.getsize(str(csv_path) + ".tmp") < megabytes * MB:
+            table = chunk(rng, rows, ROWS_PER_CHUNK)
+            csv_writer.write_table(table)
+            pq_writer.write_table(table, row_group_size=PARQUET_ROW_GROUP_ROWS)
+            rows += ROWS_PER_CHUNK
+    os.replace(str(csv_path) + ".tmp", csv_path)
+    os.replace(str(parquet_path) + ".tmp", parquet_path)
+    return csv_path, parquet_path
+
+
+def line_ranges(path: Path, size: int) -> list[tuple[int, int]]:
+    """The baseline's own 1 MB line-aligned ranges (this data has no quoted newlines)."""
+    ranges, total = [], path.stat().st_size
+    with path.open("rb") as stream:
+        start = len(stream.readline())
+        while start < total:
+            stream.seek(min(start + size, total))
+            stream.readline()
+            end = min(stream.tell(), total)
+            ranges.append((start, end))
+            start = end
+    return ranges
+
+
+def read_csv_range(task: tuple[str, int, int, bool]) -> int:
+    path, start, end, pandas = task
+    with open(path, "rb") as stream:
+        header = stream.readline()
+        stream.seek(start)
+        data = header + stream.read(end - start)
+    table = pacsv.read_csv(pa.py_buffer(data), read_options=pacsv.ReadOptions(use_threads=False))
+    return len(to_pandas(table)) if pandas else table.num_rows
+
+
+def to_pandas(table: pa.Table) -> Any:
+    """As prs hands frames to run(): dates as datetime64, not one Python object each."""
+    return table.to_pandas(split_blocks=True, date_as_object=False)
+
+
+FOOTERS: dict[str, Any] = {}  # per pool process, as prs keeps them per worker
+
+
+def read_row_groups(task: tuple[str, list[int], bool]) -> int:
+    path, groups, pandas = task
+    parquet = pq.ParquetFile(path, metadata=FOOTERS.get(path))
+    FOOTERS[path] = parquet.metadata
+    table = parquet.read_row_groups(groups, use_threads=False)
+    return len(to_pandas(table)) if pandas else table.num_rows
+
+
+def row_group_runs(path: Path, size: int) -> list[list[int]]:
+    metadata = pq.ParquetFile(path).metadata
+    runs: list[list[int]] = [[]]
+    run_bytes = 0
+    for index in range(metadata.num_row_groups):
+        group = metadata.row_group(index)
+        runs[-1].append(index)
+        run_bytes += sum(group.column(c).total_compressed_size for c in range(group.num_columns))
+        if run_bytes >= size:
+            runs.append([])
+            run_bytes = 0
+    return [r for r in runs if r]
+
+
+def time_pool(function: Any, tasks: list[Any]) -> tuple[float, int]:
+    started = time.perf_counter()
+    with multiprocessing.Pool(2) as pool:
+        rows = sum(pool.imap(function, tasks))
+    return time.perf_counter() - started, rows
+
+
+def write_step(root: Path, data: Path) -> Path:
+    (root / "src").mkdir(parents=True, exist_ok=True)
+    (root / "src" / "score.py").write_text(SCRIPT)
+    document = {
+        "apiVersion": "parallelrun.io/v1alpha1", "kind": "ParallelRunStep",
+        "metadata": {"name": "bench-tabular"},
+        "spec": {"code": {"entryScript": "score.py", "sourceDirectory": str(root / "src")},
+                 "input": {"type": "tabular", "uri": str(data)},
+                 "output": {"uri": str(root / "out")}, "miniBatchSize": "1MB",
+                 "outputAction": "summary_only", "allowReuse": False,
+                 "nodeCount": 1, "processCountPerNode": 2},
+    }
+    step = root / "step.yaml"
+    step.write_text(yaml.safe_dump(document))
+    return step
+
+
+def time_prs_run(step: Path) -> tuple[float, float]:
+    """Wall time of a whole `prs run` as a user sees it, and the workers' busy time (the
+    report's seconds per mini-batch: read, run(), commit), summed."""
+    import csv
+    import subprocess
+    import sys
+
+    started = time.perf_counter()
+    result = subprocess.run([sys.executable, "-m", "prs_runner.cli", "run", str(step), "--fresh"],
+                            capture_output=True, text=True)
+    elapsed = time.perf_counter() - started
+    if result.returncode != 0:
+        raise SystemExit(f"prs run failed:\n{result.stdout}\n{result.stderr}")
+    with (step.parent / "out" / "_prs" / "report" / "processed_mini_batches.csv").open() as report:
+        busy = sum(float(row["seconds"]) for row in csv.DictReader(report))
+    return elapsed, busy
+
+
+def pool_tasks(fmt: str, path: Path, pandas: bool) -> tuple[Any, list[Any]]:
+    if fmt == "csv":
+        return read_csv_range, [(str(path), s, e, pandas) for s, e in line_ranges(path, MB)]
+    return read_row_groups, [(str(path), g, pandas) for g in row_group_runs(path, MB)]
+
+
+def run_cold_baseline(fmt: str, path: Path) -> None:
+    """What a user's own script does from a cold start: import, cut, Pool(2), to_pandas."""
+    function, tasks = pool_tasks(fmt, path, pandas=True)
+    with multiprocessing.Pool(2) as pool:
+        sum(pool.imap(function, tasks))
+
+
+def time_cold_baseline(fmt: str, path: Path) -> float:
+    import subprocess
+    import sys
+
+    started = time.perf_counter()
+    subprocess.run([sys.executable, __file__, "--cold-baseline", fmt, str(path)], check=True)
+    return time.perf_counter() - started
+
+
+def compare(fmt: str, data: Path, folder: Path, repeat: int) -> None:
+    step = write_step(folder / fmt, data.parent)
+    started = time.perf_counter()
+    plan = build_plan(load_step(step))
+    planning = time.perf_counter() - started
+    baselines: list[tuple[float, float, float]] = []
+    prs_runs: list[tuple[float, float]] = []
+    for _ in range(repeat):  # interleaved, so a change of the machine's load hits all alike
+        baselines.append((time_pool(*pool_tasks(fmt, data, pandas=False))[0],
+                          time_pool(*pool_tasks(fmt, data, pandas=True))[0],
+                          time_cold_baseline(fmt, data)))
+        prs_runs.append(time_prs_run(step))
+    arrow, pandas, cold = (min(b[i] for b in baselines) for i in range(3))
+    prs, busy = min(prs_runs)
+    mb = data.stat().st_size / MB
+    print(f"{fmt}: {mb:.0f} MB, {len(plan.mini_batches)} mini-batches, "
+          f"{plan.total_items} rows, planned in {planning:.2f} s")
+    print(f"  prs run (1x2, 1MB, summary_only)    {mb / prs:7.1f} MB/s  ({prs:.2f} s)")
+    print(f"  prs workers' busy time / 2          {mb / (busy / 2):7.1f} MB/s  "
+          "(no planning, start-up, merge)")
+    for name, seconds in (("pyarrow Pool(2), tables", arrow),
+                          ("pyarrow Pool(2), to_pandas", pandas),
+                          ("cold script: Pool(2), to_pandas", cold)):
+        print(f"  {name:<35} {mb / seconds:7.1f} MB/s  ({seconds:.2f} s)  "
+              f"ratio {prs / seconds:.2f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--megabytes", type=int, default=500)
+    parser.add_argument("--repeat", type=int, default=2, help="best of N for every number")
+    parser.add_argument("--cold-baseline", nargs=2, metavar=("FORMAT", "PATH"),
+                        help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.cold_baseline:
+        run_cold_baseline(args.cold_baseline[0], Path(args.cold_baseline[1]))
+        return
+    csv_path, parquet_path = generate(args.megabytes)
+    print(f"load before: {os.getloadavg()[0]:.2f}")
+    with tempfile.TemporaryDirectory() as folder:
+        for fmt, data in (("csv", csv_path), ("parquet", parquet_path)):
+            compare(fmt, data, Path(folder), args.repeat)
+    print(f"load after: {os.getloadavg()[0]:.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,100 @@
+"""The merged `append_row` file, one writer per appendRowFormat. Each takes the committed
+payloads in mini-batch order and holds at most one mini-batch in memory."""
+
+from __future__ import annotations
+
+from typing import IO, Any
+
+
+class OutputMismatch(Exception):
+    """Two mini-batches returned frames that cannot share one csv or parquet file."""
+
+
+class TextOutput:
+    """Azure's text format: the payloads are already its lines; concatenate them."""
+
+    def __init__(self, sink: IO[bytes]) -> None:
+        self.sink = sink
+
+    def append(self, mini_batch: int, payload: IO[bytes]) -> None:
+        for chunk in iter(lambda: payload.read(1 << 20), b""):
+            self.sink.write(chunk)
+
+    def close(self) -> None:
+        self.sink.close()
+
+
+class CsvOutput(TextOutput):
+    """Every payload starts with its header line; the file gets the first one, once."""
+
+    def __init__(self, sink: IO[bytes]) -> None:
+        super().__init__(sink)
+        self.header: bytes | None = None
+        self.header_from = -1
+
+    def append(self, mini_batch: int, payload: IO[bytes]) -> None:
+        header = payload.readline()
+        if not header:
+            return
+        if self.header is None:
+            self.header, self.header_from = header, mini_batch
+            self.sink.write(header)
+        elif header != self.header:
+            raise OutputMismatch(
+                f"appendRowFormat csv: mini-batch {mini_batch} returned columns "
+                f"{header.decode(errors='replace').strip()!r} but mini-batch "
+                f"{self.header_from} returned {self.header.decode(errors='replace').strip()!r}"
+            )
+        super().append(mini_batch, payload)
+
+
+class ParquetOutput:
+    """Arrow IPC payloads into one Parquet file (a row group or more per mini-batch)."""
+
+    def __init__(self, sink: IO[bytes]) -> None:
+        self.sink = sink
+        self.writer: Any = None
+        self.schema_from = -1
+
+    def append(self, mini_batch: int, payload: IO[bytes]) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        data = payload.read()
+        if not data:
+            return
+        table = pa.ipc.open_stream(data).read_all()
+        if self.writer is None:
+            self.writer = pq.ParquetWriter(self.sink, table.schema)
+            self.schema_from = mini_batch
+        elif not table.schema.equals(self.writer.schema, check_metadata=False):
+            raise OutputMismatch(
+                f"appendRowFormat parquet: mini-batch {mini_batch} returned schema "
+                f"({describe_schema(table.schema)}) but mini-batch {self.schema_from} returned "
+                f"({describe_schema(self.writer.schema)}); return the same columns and types "
+                "from every run() (cast them)"
+            )
+        self.writer.write_table(table)
+
+    def close(self) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        if self.writer is None:
+            pq.write_table(pa.table({}), self.sink)
+        else:
+            self.writer.close()
+        self.sink.close()
+
+
+def describe_schema(schema: Any) -> str:
+    return ", ".join(f"{f.name}: {f.type}" for f in schema)
+
+
+AppendRowOutput = TextOutput | ParquetOutput
+
+
+def open_output(row_format: str, sink: IO[bytes]) -> AppendRowOutput:
+    writers: dict[str, type[AppendRowOutput]] = {
+        "text": TextOutput, "csv": CsvOutput, "parquet": ParquetOutput}
+    return writers[row_format](sink)

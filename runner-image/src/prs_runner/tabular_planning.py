@@ -1,0 +1,245 @@
+"""Cutting tabular files into mini-batches. Pure: functions over bytes, row-group sizes and
+key values; the file reading around them is in tabular_scan.
+
+A CSV record ends at a newline with an even number of quote characters before it (counted
+from the start of the file), so a quoted field that holds a newline is never cut; JSON Lines
+records end at every newline (JSON strings cannot hold a raw newline). Blank lines are
+valid cut points but not records (pyarrow skips them).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+QUOTE = ord('"')
+NEWLINE = ord("\n")
+CARRIAGE_RETURN = ord("\r")
+# Not .tsv (other delimiter) nor .json (often one JSON document, not JSON Lines).
+FORMAT_BY_SUFFIX = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet",
+                    ".jsonl": "jsonl", ".ndjson": "jsonl"}
+HIVE_SEGMENT = re.compile(r"^([^=/]+)=([^/]*)$")
+SLICE_BYTES = 256 << 10  # fits the CPU cache: numpy's passes over it stay cheap
+TASK_BYTES = 2 << 20  # one thread's share of a block
+Ints = npt.NDArray[np.int64]
+
+
+@dataclass(frozen=True)
+class ByteRange:
+    """Records in [start, end) of one file: `records` of them, blank lines not counted."""
+
+    start: int
+    end: int
+    records: int
+
+
+@dataclass(frozen=True)
+class RowGroupRun:
+    """Consecutive row groups of one Parquet file read as one mini-batch."""
+
+    row_groups: tuple[int, ...]
+    rows: int
+    bytes: int
+
+
+@dataclass(frozen=True)
+class SlicePositions:
+    """Newlines and quotes of one slice of a block, whatever the quoting state it starts in
+    (so slices can be scanned in parallel, and only the cheap selection is sequential)."""
+
+    newlines: Ints  # offsets within the block
+    quotes_before: Ints  # per newline, the quote characters before it in the slice
+    quotes: int  # quote characters in the slice; 0: quotes_before is empty
+
+
+def slice_positions(data: npt.NDArray[np.uint8], start: int, stop: int, quoted: bool
+                    ) -> SlicePositions:
+    part = data[start:stop]
+    newlines = np.flatnonzero(part == NEWLINE).astype(np.int64)
+    quotes = np.flatnonzero(part == QUOTE) if quoted else newlines[:0]
+    if not len(quotes):
+        return SlicePositions(newlines + start, newlines[:0], 0)
+    return SlicePositions(newlines + start, np.searchsorted(quotes, newlines), len(quotes))
+
+
+def task_positions(data: npt.NDArray[np.uint8], start: int, quoted: bool
+                   ) -> list[SlicePositions]:
+    """One task: cache-sized slices, numpy all the way (it releases the GIL)."""
+    stop = min(start + TASK_BYTES, len(data))
+    return [slice_positions(data, s, min(s + SLICE_BYTES, stop), quoted)
+            for s in range(start, stop, SLICE_BYTES)]
+
+
+def select_ends(pieces: Iterable[SlicePositions], in_quotes: bool) -> tuple[Ints, bool]:
+    """The newlines outside quotes, given the quoting state at the first slice's start."""
+    ends = []
+    for piece in pieces:
+        if not piece.quotes:
+            ends.append(piece.newlines[:0] if in_quotes else piece.newlines + 1)
+            continue
+        outside = ((piece.quotes_before + int(in_quotes)) & 1) == 0
+        ends.append(piece.newlines[outside] + 1)
+        in_quotes = bool((piece.quotes + int(in_quotes)) & 1)
+    return (np.concatenate(ends) if ends else np.empty(0, dtype=np.int64)), in_quotes
+
+
+def record_ends(
+    block: bytes, in_quotes: bool, quoted: bool, map_tasks: Callable[..., Iterable[Any]] = map
+) -> tuple[Ints, bool]:
+    """Offsets (within `block`) just past each newline that ends a record, and whether the
+    block ends inside a quoted field. `in_quotes`: the block starts inside one. Counting
+    stays in C (numpy); `map_tasks` may run the slices' scans on threads."""
+    data = np.frombuffer(block, dtype=np.uint8)
+    quoted = quoted and b'"' in block  # memchr: blocks without quotes skip the quote pass
+    tasks = map_tasks(lambda start: task_positions(data, start, quoted),
+                      range(0, len(data), TASK_BYTES))
+    return select_ends((piece for task in tasks for piece in task), in_quotes)
+
+
+def count_records(block: bytes, ends: Ints, previous_end: int, offset: int) -> Ints:
+    """Cumulative record count at each end (absolute offsets `ends`), leaving blank lines
+    out. `previous_end`: absolute end of the record before the first one; `offset`: the
+    block's absolute start."""
+    lengths = np.diff(ends, prepend=previous_end)
+    blank = lengths == 1
+    maybe_crlf = np.flatnonzero((lengths == 2) & (ends - offset >= 2))
+    if len(maybe_crlf):
+        data = np.frombuffer(block, dtype=np.uint8)
+        blank[maybe_crlf] = data[ends[maybe_crlf] - offset - 2] == CARRIAGE_RETURN
+    return np.cumsum(~blank, dtype=np.int64)
+
+
+@dataclass
+class RangeCutter:
+    """Cuts one file's records into ranges of about `target_bytes` bytes (the cut is the
+    first record end at or past start + target) or exactly `target_rows` records. Fed the
+    record ends block by block, so a large file never has to be held in memory."""
+
+    start: int
+    target_bytes: int | None = None
+    target_rows: int | None = None
+    carried: int = 0  # records since `start` in blocks already fed
+    ranges: list[ByteRange] = field(default_factory=list)
+
+    def feed(self, ends: Ints, cumulative: Ints) -> None:
+        base, first = 0, 0
+        while first < len(ends):
+            if self.target_rows is not None:
+                wanted = self.target_rows - self.carried + base
+                found = int(np.searchsorted(cumulative[first:], wanted, side="left"))
+            else:
+                assert self.target_bytes is not None
+                wanted = self.start + self.target_bytes
+                found = int(np.searchsorted(ends[first:], wanted, side="left"))
+            cut = first + found
+            if cut >= len(ends):
+                break
+            records = self.carried + int(cumulative[cut]) - base
+            self.close(int(ends[cut]), records)
+            base, first = int(cumulative[cut]), cut + 1
+        if len(ends):
+            self.carried += int(cumulative[-1]) - base
+
+    def close(self, end: int, records: int) -> None:
+        if records > 0:
+            self.ranges.append(ByteRange(self.start, end, records))
+        self.start, self.carried = end, 0
+
+    def finish(self, file_size: int, tail_records: int) -> list[ByteRange]:
+        """`tail_records`: 1 when the file ends with a record that has no newline."""
+        if self.start < file_size:
+            self.close(file_size, self.carried + tail_records)
+        return self.ranges
+
+
+def group_row_groups(
+    rows: Sequence[int], sizes: Sequence[int], target_bytes: int | None, target_rows: int | None
+) -> list[RowGroupRun]:
+    """Consecutive row groups until the run reaches the target; one row group is the
+    smallest unit, so a row group larger than the target is a mini-batch of its own."""
+    runs: list[RowGroupRun] = []
+    current: list[int] = []
+    run_rows = run_bytes = 0
+    for index, (count, size) in enumerate(zip(rows, sizes, strict=True)):
+        current.append(index)
+        run_rows, run_bytes = run_rows + count, run_bytes + size
+        full = run_rows >= target_rows if target_rows is not None else run_bytes >= (
+            target_bytes or 0)
+        if full:
+            runs.append(RowGroupRun(tuple(current), run_rows, run_bytes))
+            current, run_rows, run_bytes = [], 0, 0
+    if current:
+        runs.append(RowGroupRun(tuple(current), run_rows, run_bytes))
+    return [run for run in runs if run.rows > 0]
+
+
+def guess_format(paths: Iterable[str]) -> str | None:
+    """The one format every file name suggests, or None when they disagree or say nothing."""
+    formats = set()
+    for path in paths:
+        name = path.rsplit("/", 1)[-1].lower()
+        suffix = name[name.rfind("."):] if "." in name else ""
+        formats.add(FORMAT_BY_SUFFIX.get(suffix))
+    return formats.pop() if len(formats) == 1 else None
+
+
+def hive_values(path: str) -> dict[str, str]:
+    """`store=12/brand=x/part.parquet` -> {"store": "12", "brand": "x"} (folders only)."""
+    values = {}
+    for segment in path.split("/")[:-1]:
+        match = HIVE_SEGMENT.match(segment)
+        if match:
+            values[match.group(1)] = match.group(2)
+    return values
+
+
+def typed_folder_value(text: str) -> Any:
+    """A folder value as the key column would hold it: integers as int, the rest as text."""
+    return int(text) if re.fullmatch(r"-?[0-9]+", text) else text
+
+
+@dataclass(frozen=True)
+class PartitionGroup:
+    """The rows of one distinct key combination, and the files that hold them."""
+
+    values: dict[str, Any]
+    files: tuple[str, ...]
+    rows: int
+    bytes: int
+
+
+def group_partitions(
+    counts: Iterable[tuple[str, int, Mapping[str, Any], int]],
+) -> list[PartitionGroup]:
+    """(file, file size, key values, rows with those values in the file) -> one group per
+    distinct key combination, ordered by key values; bytes are the files' sizes in
+    proportion to their rows of the group."""
+    groups: dict[tuple[tuple[str, Any], ...], dict[str, Any]] = {}
+    for path, size, values, rows in counts:
+        key = tuple(values.items())
+        group = groups.setdefault(key, {"files": [], "rows": 0, "bytes": 0.0, "shares": []})
+        if path not in group["files"]:
+            group["files"].append(path)
+        group["rows"] += rows
+        group["shares"].append((path, size, rows))
+    totals: dict[str, int] = {}
+    for group in groups.values():
+        for path, _, rows in group["shares"]:
+            totals[path] = totals.get(path, 0) + rows
+    out = []
+    for key in sorted(groups, key=sort_key):
+        group = groups[key]
+        size = sum(s * r / max(totals[p], 1) for p, s, r in group["shares"])
+        out.append(PartitionGroup(dict(key), tuple(group["files"]), group["rows"], round(size)))
+    return out
+
+
+def sort_key(key: tuple[tuple[str, Any], ...]) -> tuple[tuple[int, str, Any], ...]:
+    """Key combinations in value order; None first, and mixed types never compared."""
+    return tuple((value is not None, type(value).__name__, value if value is not None else 0)
+                 for _, value in key)

@@ -1,0 +1,167 @@
+"""Reading one tabular mini-batch: pyarrow parses and types it, pandas only at the hand-off
+to the entry script. Imported by workers of tabular steps only (pyarrow is slow to import).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import IO, TYPE_CHECKING, Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import pyarrow.json as pajson
+import pyarrow.parquet as pq
+
+from prs_runner.planning import MiniBatch, TableSlice
+from prs_runner.storage import Storage
+from prs_runner.tabular_planning import hive_values, typed_folder_value
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+MIN_BLOCK_BYTES = 1 << 20
+MAX_BLOCK_BYTES = 1 << 28  # pyarrow's block size is a 32-bit int; whole files can be larger
+
+
+def block_size(data: bytes) -> int:
+    """One parser block for a mini-batch's bytes (faster than several small ones)."""
+    return min(max(len(data) + 1, MIN_BLOCK_BYTES), MAX_BLOCK_BYTES)
+
+
+@dataclass
+class SkippedRows:
+    """CSV rows the parser rejected (wrong number of fields): failed records, not a failed
+    mini-batch. Keeps the parser's message of the first one."""
+
+    where: str
+    count: int = 0
+    first: str = ""
+
+    def __call__(self, row: Any) -> str:
+        if not self.count:
+            self.first = (f"CSV parse error in {self.where}: Expected {row.expected_columns} "
+                          f"columns, got {row.actual_columns}: {row.text}")
+        self.count += 1
+        return "skip"
+
+    def message(self) -> str:
+        more = f" (and {self.count - 1} more rows)" if self.count > 1 else ""
+        return self.first + more
+
+
+def parse_csv(data: bytes, on_invalid: SkippedRows | None = None) -> pa.Table:
+    options = pacsv.ParseOptions(newlines_in_values=b'"' in data,
+                                 invalid_row_handler=on_invalid)
+    read = pacsv.ReadOptions(use_threads=False, block_size=block_size(data))
+    return pacsv.read_csv(pa.py_buffer(data), read_options=read, parse_options=options)
+
+
+def parse_jsonl(data: bytes) -> pa.Table:
+    read = pajson.ReadOptions(use_threads=False, block_size=block_size(data))
+    return pajson.read_json(pa.py_buffer(data), read_options=read)
+
+
+def read_range(stream: IO[bytes], fmt: str, part: TableSlice, on_invalid: SkippedRows
+               ) -> pa.Table:
+    header = stream.read(part.header_end) if part.header_end else b""
+    stream.seek(part.start)
+    data = stream.read(part.end - part.start)
+    if fmt == "jsonl":
+        return parse_jsonl(data)
+    return parse_csv(header + data, on_invalid)
+
+
+def read_whole(stream: IO[bytes], fmt: str, on_invalid: SkippedRows) -> pa.Table:
+    if fmt == "parquet":
+        return pq.ParquetFile(stream).read(use_threads=False)
+    data = stream.read()
+    return parse_jsonl(data) if fmt == "jsonl" else parse_csv(data, on_invalid)
+
+
+def read_columns(stream: IO[bytes], fmt: str, columns: Sequence[str]) -> pa.Table:
+    """Only those of `columns` the file has, whole file: partition key values at planning."""
+    if fmt == "parquet":
+        parquet = pq.ParquetFile(stream)
+        return parquet.read(columns=[c for c in columns if c in parquet.schema_arrow.names])
+    if fmt == "jsonl":
+        table = pajson.read_json(stream)
+        return table.select([c for c in columns if c in table.column_names])
+    names = pacsv.open_csv(stream).schema.names
+    stream.seek(0)
+    convert = pacsv.ConvertOptions(include_columns=[c for c in columns if c in names])
+    return pacsv.read_csv(stream, parse_options=pacsv.ParseOptions(newlines_in_values=True),
+                          convert_options=convert)
+
+
+def key_mask(table: pa.Table, values: dict[str, Any]) -> Any:
+    mask = None
+    for key, value in values.items():
+        column = table[key]
+        if value is None:
+            match = pc.is_null(column)
+        else:
+            scalar = pa.scalar(value)
+            if scalar.type != column.type:
+                scalar = scalar.cast(column.type)
+            match = pc.fill_null(pc.equal(column, scalar), False)
+        mask = match if mask is None else pc.and_(mask, match)
+    return mask
+
+
+def read_partition(storage: Storage, mb: MiniBatch, fmt: str, partition: dict[str, Any],
+                   skipped: SkippedRows) -> pa.Table:
+    tables = []
+    for path in mb.items:
+        folder = {k: typed_folder_value(v) for k, v in hive_values(path).items()
+                  if k in partition}
+        with storage.open_seekable(path) as stream:
+            table = read_whole(stream, fmt, skipped)
+        in_data = {k: v for k, v in partition.items() if k not in folder}
+        if in_data:
+            table = table.filter(key_mask(table, in_data))
+        for key, value in folder.items():
+            if key not in table.column_names:
+                table = table.append_column(key, pa.array([value] * table.num_rows))
+        tables.append(table)
+    return pa.concat_tables(tables, promote_options="default")
+
+
+class TableReader:
+    """Reads the mini-batches of one step in one worker. Keeps the footers of the Parquet
+    files it read last: a worker often reads many mini-batches of the same file, and
+    parsing a footer with many row groups can cost more than reading the rows."""
+
+    FOOTERS_KEPT = 16
+
+    def __init__(self, storage: Storage, fmt: str) -> None:
+        self.storage, self.fmt = storage, fmt
+        self.footers: dict[str, Any] = {}
+
+    def parquet_file(self, path: str, stream: IO[bytes]) -> pq.ParquetFile:
+        footer = self.footers.pop(path, None)
+        parquet = pq.ParquetFile(stream, metadata=footer)
+        self.footers[path] = parquet.metadata  # most recent last
+        while len(self.footers) > self.FOOTERS_KEPT:
+            self.footers.pop(next(iter(self.footers)))
+        return parquet
+
+    def read(self, mb: MiniBatch) -> tuple[pd.DataFrame, str]:
+        """The mini-batch as a DataFrame (index 0..n-1), and the parser's message about rows
+        it skipped ("" when none)."""
+        part = mb.table
+        assert part is not None
+        path = mb.items[0]
+        skipped = SkippedRows(f"{path} bytes {part.start}-{part.end}" if part.end else path)
+        if part.partition is not None:
+            table = read_partition(self.storage, mb, self.fmt, part.partition, skipped)
+        else:
+            with self.storage.open_seekable(path) as stream:
+                if self.fmt == "parquet":
+                    table = self.parquet_file(path, stream).read_row_groups(
+                        list(part.row_groups), use_threads=False)
+                else:
+                    table = read_range(stream, self.fmt, part, skipped)
+        frame = table.to_pandas(split_blocks=True, date_as_object=False)
+        return frame, skipped.message() if skipped.count else ""

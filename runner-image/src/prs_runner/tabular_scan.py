@@ -1,0 +1,186 @@
+"""Planning tabular input: reads what the cuts need (record boundaries, Parquet footers,
+partition key columns) and turns it into mini-batches. The cutting itself is pure
+(tabular_planning); this is the I/O around it."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import IO, Any
+
+import numpy as np
+
+from prs_runner.planning import MiniBatch, TableSlice, assign_shards
+from prs_runner.spec import MiniBatchSize, SpecError
+from prs_runner.storage import FileEntry, Storage
+from prs_runner.tabular_planning import (
+    ByteRange,
+    PartitionGroup,
+    RangeCutter,
+    count_records,
+    group_partitions,
+    group_row_groups,
+    hive_values,
+    record_ends,
+    typed_folder_value,
+)
+
+BLOCK_BYTES = 16 << 20  # large reads: the scan runs at disk speed, counting in C
+
+
+def read_ahead(stream: IO[bytes], block_bytes: int) -> Iterator[bytes]:
+    """The stream's blocks; the next one is read while the caller works on this one."""
+    with ThreadPoolExecutor(1) as reader:
+        pending = reader.submit(stream.read, block_bytes)
+        while block := pending.result():
+            pending = reader.submit(stream.read, block_bytes)
+            yield block
+
+
+@contextlib.contextmanager
+def scan_threads() -> Iterator[Callable[..., Iterable[Any]]]:
+    """A map over threads, one per usable CPU (numpy releases the GIL), or the plain map."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    if (cpus or 1) < 2:
+        yield map
+        return
+    with ThreadPoolExecutor(cpus) as pool:
+        yield pool.map
+
+
+def scan_text_file(
+    stream: IO[bytes], size: int, fmt: str, target_bytes: int | None, target_rows: int | None,
+    block_bytes: int = BLOCK_BYTES, map_tasks: Callable[..., Iterable[Any]] = map,
+) -> tuple[int, list[ByteRange]]:
+    """(end of the CSV header, record ranges) of a CSV or JSON Lines file, read once in
+    large blocks. The header is the first record (none for JSON Lines)."""
+    quoted = fmt == "csv"
+    header_end: int | None = None if quoted else 0
+    cutter: RangeCutter | None = None
+    in_quotes, offset, previous_end = False, 0, 0
+    last_block, last_offset = b"", 0
+    for block in read_ahead(stream, block_bytes):
+        relative, in_quotes = record_ends(block, in_quotes, quoted, map_tasks)
+        ends = relative + offset
+        cumulative = count_records(block, ends, previous_end, offset)
+        if len(ends):
+            previous_end = int(ends[-1])
+        if header_end is None and len(ends):
+            header_end = int(ends[0])
+            ends, cumulative = ends[1:], cumulative[1:] - cumulative[0]
+        if header_end is not None:
+            cutter = cutter or RangeCutter(header_end, target_bytes, target_rows)
+            cutter.feed(ends, cumulative)
+        last_block, last_offset = block, offset
+        offset += len(block)
+    if cutter is None:  # empty, or a header without records
+        return header_end or 0, []
+    tail = last_block[previous_end - last_offset:] if previous_end >= last_offset else b"x"
+    return header_end or 0, cutter.finish(size, int(bool(tail.strip())))
+
+
+def plan_table_slices(
+    storage: Storage, listing: Sequence[FileEntry], fmt: str, size: MiniBatchSize
+) -> Iterator[tuple[FileEntry, int, TableSlice]]:
+    """(file, bytes, slice) for every mini-batch, in file order then offset order."""
+    for entry in listing:
+        with storage.open_seekable(entry.path) as stream:
+            if fmt == "parquet":
+                yield from parquet_slices(entry, stream, size)
+                continue
+            with scan_threads() as map_tasks:
+                header_end, ranges = scan_text_file(stream, entry.size, fmt, size.bytes,
+                                                    size.rows, map_tasks=map_tasks)
+        for part in ranges:
+            yield entry, part.end - part.start, TableSlice(
+                rows=part.records, start=part.start, end=part.end, header_end=header_end)
+
+
+def parquet_slices(
+    entry: FileEntry, stream: IO[bytes], size: MiniBatchSize
+) -> Iterator[tuple[FileEntry, int, TableSlice]]:
+    import pyarrow.parquet as pq
+
+    metadata = pq.ParquetFile(stream).metadata
+    groups = [metadata.row_group(i) for i in range(metadata.num_row_groups)]
+    rows = [group.num_rows for group in groups]
+    sizes = [sum(group.column(c).total_compressed_size for c in range(group.num_columns))
+             for group in groups]
+    for run in group_row_groups(rows, sizes, size.bytes, size.rows):
+        yield entry, run.bytes, TableSlice(rows=run.rows, row_groups=run.row_groups)
+
+
+def plan_tabular(
+    storage: Storage, listing: Sequence[FileEntry], fmt: str, size: MiniBatchSize,
+    partition_keys: Sequence[str], node_count: int,
+) -> list[MiniBatch]:
+    if partition_keys:
+        groups = partition_groups(storage, listing, fmt, partition_keys)
+        parts = [(g.files, g.bytes, TableSlice(rows=g.rows, partition=g.values)) for g in groups]
+    else:
+        parts = [((e.path,), b, s) for e, b, s in plan_table_slices(storage, listing, fmt, size)]
+    shards = assign_shards([p[1] for p in parts], node_count)
+    return [MiniBatch(id=i, shard=shards[i], bytes=b, items=files, table=part)
+            for i, (files, b, part) in enumerate(parts)]
+
+
+def partition_groups(
+    storage: Storage, listing: Sequence[FileEntry], fmt: str, keys: Sequence[str]
+) -> list[PartitionGroup]:
+    """Key values from hive-style folders (`store=12/`) where present, without reading
+    data; the other keys from the files, reading only those columns."""
+    counts: list[tuple[str, int, dict[str, Any], int]] = []
+    for entry in listing:
+        folder = hive_values(entry.path)
+        known = {k: typed_folder_value(folder[k]) for k in keys if k in folder}
+        missing = [k for k in keys if k not in folder]
+        with storage.open_seekable(entry.path) as stream:
+            if not missing:
+                counts.append((entry.path, entry.size, known, count_rows(stream, entry, fmt)))
+                continue
+            for values, rows in key_value_counts(stream, entry.path, fmt, missing):
+                counts.append((entry.path, entry.size, {k: (known | values)[k] for k in keys},
+                               rows))
+    return group_partitions(counts)
+
+
+def count_rows(stream: IO[bytes], entry: FileEntry, fmt: str) -> int:
+    if fmt == "parquet":
+        import pyarrow.parquet as pq
+
+        return int(pq.ParquetFile(stream).metadata.num_rows)
+    _, ranges = scan_text_file(stream, entry.size, fmt, entry.size + 1, None)
+    return sum(r.records for r in ranges)
+
+
+def key_value_counts(
+    stream: IO[bytes], path: str, fmt: str, keys: Sequence[str]
+) -> list[tuple[dict[str, Any], int]]:
+    import pyarrow.compute as pc
+
+    from prs_runner.tabular_reading import read_columns
+
+    table = read_columns(stream, fmt, keys)
+    absent = [k for k in keys if k not in table.column_names]
+    if absent:
+        raise SpecError([f"spec.input.partitionKeys: {', '.join(absent)} not in {path} "
+                         f"(columns: {', '.join(table.column_names)})"])
+    counted = table.group_by(list(keys)).aggregate(
+        [(keys[0], "count", pc.CountOptions(mode="all"))])
+    out = []
+    for row in counted.to_pylist():
+        rows = row.pop(f"{keys[0]}_count")
+        out.append(({k: json_value(row[k]) for k in keys}, int(rows)))
+    return out
+
+
+def json_value(value: Any) -> Any:
+    """Key values go into plan.json: numbers, text, booleans and None as they are, anything
+    else (dates, timestamps) as its text, which the reader casts back to the column type."""
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, float) and np.isfinite(value):
+        return value
+    return str(value)

@@ -1,0 +1,233 @@
+"""Cutting tabular files: record boundaries, byte and row sizing, row groups, partitions."""
+
+from __future__ import annotations
+
+import io
+import itertools
+import random
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from prs_runner.planning import MiniBatch, Plan, TableSlice, plan_from_json, plan_to_json
+from prs_runner.tabular_planning import (
+    count_records,
+    group_partitions,
+    group_row_groups,
+    guess_format,
+    hive_values,
+    record_ends,
+    typed_folder_value,
+)
+from prs_runner.tabular_scan import scan_text_file
+
+
+@pytest.mark.parametrize(
+    ("block", "in_quotes", "quoted", "ends", "out_quotes"),
+    [
+        (b"a,b\n1,2\n", False, True, [4, 8], False),
+        (b'a,"x\ny"\n1,2\n', False, True, [8, 12], False),  # quoted newline is no boundary
+        (b'"a ""q""\n b"\nc\n', False, True, [13, 15], False),  # doubled quotes inside
+        (b'x\n",y\n', True, True, [6], False),  # starts inside a quoted field
+        (b'a,"open\nstill\n', False, True, [], True),  # ends inside one
+        (b"no quotes\n\n", True, True, [], True),  # inside quotes and no quote closes it
+        (b'{"a": "\\"x"}\n{"a": 2}\n', False, False, [13, 22], False),  # JSON Lines: any newline
+        (b"", False, True, [], False),
+        (b"tail without newline", False, True, [], False),
+    ],
+)
+def test_record_ends(
+    block: bytes, in_quotes: bool, quoted: bool, ends: list[int], out_quotes: bool
+) -> None:
+    found, still_inside = record_ends(block, in_quotes, quoted)
+    assert found.tolist() == ends
+    assert still_inside is out_quotes
+
+
+@pytest.mark.parametrize(
+    ("block", "previous_end", "cumulative"),
+    [
+        (b"a\nb\n", 0, [1, 2]),
+        (b"a\n\nb\n", 0, [1, 1, 2]),  # a blank line is a cut point, not a record
+        (b"a\r\n\r\nb\r\n", 0, [1, 1, 2]),
+        (b"\nx\n", 0, [0, 1]),
+    ],
+)
+def test_count_records_leaves_out_blank_lines(
+    block: bytes, previous_end: int, cumulative: list[int]
+) -> None:
+    ends, _ = record_ends(block, False, True)
+    assert count_records(block, ends, previous_end, 0).tolist() == cumulative
+
+
+def csv_with_quoted_newlines(rows: int, seed: int) -> bytes:
+    rng = random.Random(seed)
+    texts = ["plain", "with, comma", 'say "hi"', "two\nlines", "three\nshort\nlines", ""]
+    frame = pd.DataFrame({"id": range(rows), "text": [rng.choice(texts) for _ in range(rows)],
+                          "value": [rng.random() for _ in range(rows)]})
+    return frame.to_csv(index=False).encode()
+
+
+@pytest.mark.parametrize("block_bytes", [7, 64, 1000, 1 << 20])
+@pytest.mark.parametrize(("target_bytes", "target_rows"), [(50, None), (700, None),
+                                                           (None, 1), (None, 37)])
+def test_csv_ranges_cover_every_record_once(
+    block_bytes: int, target_bytes: int | None, target_rows: int | None
+) -> None:
+    data = csv_with_quoted_newlines(300, seed=block_bytes)
+    header_end, ranges = scan_text_file(io.BytesIO(data), len(data), "csv", target_bytes,
+                                        target_rows, block_bytes=block_bytes)
+    assert data[:header_end] == b"id,text,value\n"
+    assert ranges[0].start == header_end and ranges[-1].end == len(data)
+    assert all(a.end == b.start for a, b in itertools.pairwise(ranges))
+    ids: list[int] = []
+    for part in ranges:
+        frame = pd.read_csv(io.BytesIO(data[:header_end] + data[part.start : part.end]))
+        assert len(frame) == part.records
+        ids += frame["id"].tolist()
+        if target_rows is not None:
+            assert part.records == target_rows or part is ranges[-1]
+        else:
+            assert part.end - part.start >= (target_bytes or 0) or part is ranges[-1]
+    assert ids == list(range(300))
+
+
+@pytest.mark.parametrize(
+    ("data", "target_rows", "expected"),
+    [
+        (b"a\n1\n2\n3", 2, [(2, 6, 2), (6, 7, 1)]),  # last record without newline
+        (b"a\n1\n2\n3\n\n\n", 2, [(2, 6, 2), (6, 10, 1)]),  # trailing blank lines
+        (b"a\n", 5, []),  # header only
+        (b"", 5, []),
+        (b"a,b\n", 1, []),
+    ],
+)
+def test_csv_edges(data: bytes, target_rows: int, expected: list[tuple[int, int, int]]) -> None:
+    _, ranges = scan_text_file(io.BytesIO(data), len(data), "csv", None, target_rows,
+                               block_bytes=3)
+    assert [(r.start, r.end, r.records) for r in ranges] == expected
+
+
+def test_jsonl_has_no_header_and_splits_at_every_line() -> None:
+    data = b'{"a": "x\\ny"}\n{"a": "\\""}\n{"a": 3}\n'
+    header_end, ranges = scan_text_file(io.BytesIO(data), len(data), "jsonl", None, 2)
+    assert header_end == 0
+    second_end = len(b"".join(data.splitlines(keepends=True)[:2]))
+    assert [(r.start, r.end, r.records) for r in ranges] == [(0, second_end, 2),
+                                                             (second_end, len(data), 1)]
+
+
+@pytest.mark.parametrize(
+    ("rows", "sizes", "target_bytes", "target_rows", "expected"),
+    [
+        ([10, 10, 10], [100, 100, 100], 150, None, [(0, 1), (2,)]),
+        ([10, 10, 10], [500, 100, 100], 150, None, [(0,), (1, 2)]),  # big group: its own
+        ([10, 10, 10], [100, 100, 100], None, 10, [(0,), (1,), (2,)]),
+        ([10, 10, 10], [100, 100, 100], None, 25, [(0, 1, 2)]),
+        ([10, 0, 10], [100, 10, 100], 100, None, [(0,), (1, 2)]),
+        ([10, 0], [100, 10], 100, None, [(0,)]),  # a run of empty groups only is dropped
+        ([], [], 100, None, []),
+    ],
+)
+def test_group_row_groups(
+    rows: list[int], sizes: list[int], target_bytes: int | None, target_rows: int | None,
+    expected: list[tuple[int, ...]],
+) -> None:
+    runs = group_row_groups(rows, sizes, target_bytes, target_rows)
+    assert [r.row_groups for r in runs] == expected
+    assert sum(r.rows for r in runs) == sum(rows)
+
+
+@pytest.mark.parametrize(
+    ("paths", "expected"),
+    [
+        (["a.csv", "b/c.CSV"], "csv"),
+        (["a.parquet", "b.pq"], "parquet"),
+        (["x.jsonl", "y.ndjson"], "jsonl"),
+        (["a.csv", "b.parquet"], None),
+        (["README"], None),
+        (["a.tsv"], None),  # another delimiter: say format (and it is not supported)
+        (["a.json"], None),  # usually one JSON document, not JSON Lines
+    ],
+)
+def test_guess_format(paths: list[str], expected: str | None) -> None:
+    assert guess_format(paths) == expected
+
+
+@pytest.mark.parametrize(
+    ("path", "values"),
+    [
+        ("store=12/brand=x/part.parquet", {"store": "12", "brand": "x"}),
+        ("root/store=1/a=b=c/file.csv", {"store": "1", "a": "b=c"}),
+        ("store=5.csv", {}),  # a file name is not a folder
+        ("plain/file.csv", {}),
+    ],
+)
+def test_hive_values(path: str, values: dict[str, str]) -> None:
+    assert hive_values(path) == values
+
+
+@pytest.mark.parametrize(("text", "value"), [("12", 12), ("-3", -3), ("x1", "x1"), ("", "")])
+def test_typed_folder_value(text: str, value: Any) -> None:
+    assert typed_folder_value(text) == value
+
+
+def test_group_partitions_orders_by_value_and_splits_bytes_by_rows() -> None:
+    groups = group_partitions([
+        ("a.csv", 100, {"store": 2}, 30),
+        ("a.csv", 100, {"store": 1}, 10),
+        ("b.csv", 50, {"store": 2}, 5),
+        ("b.csv", 50, {"store": None}, 5),
+    ])
+    assert [g.values for g in groups] == [{"store": None}, {"store": 1}, {"store": 2}]
+    assert [g.files for g in groups] == [("b.csv",), ("a.csv",), ("a.csv", "b.csv")]
+    assert [g.rows for g in groups] == [5, 10, 35]
+    assert [g.bytes for g in groups] == [25, 25, 100]
+
+
+def test_tabular_plan_round_trips_through_json() -> None:
+    batches = (
+        MiniBatch(0, 0, 10, ("a.csv",), TableSlice(rows=3, start=4, end=14, header_end=4)),
+        MiniBatch(1, 1, 20, ("b.parquet",), TableSlice(rows=7, row_groups=(0, 1))),
+        MiniBatch(2, 0, 30, ("c.csv", "d.csv"), TableSlice(rows=9, partition={"k": "v"})),
+        MiniBatch(3, 1, 5, ("e.txt",)),
+    )
+    plan = Plan("s", "sha256:x", "/in", 2, batches, {"input": {"type": "tabular"}})
+    again = plan_from_json(plan_to_json(plan))
+    assert again == plan
+    assert again.total_items == 3 + 7 + 9 + 1
+
+
+def test_record_ends_matches_a_python_scan_on_random_bytes() -> None:
+    rng = np.random.default_rng(3)
+    data = bytes(rng.choice(np.frombuffer(b'ab"\n,', dtype=np.uint8), 5000).tolist())
+    inside, expected = False, []
+    for position, char in enumerate(data):
+        if char == ord('"'):
+            inside = not inside
+        elif char == ord("\n") and not inside:
+            expected.append(position + 1)
+    found, still_inside = record_ends(data, False, True)
+    assert found.tolist() == expected
+    assert still_inside is inside
+
+
+def test_threaded_scan_equals_the_serial_one_across_task_boundaries() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from prs_runner.tabular_planning import TASK_BYTES
+
+    one = csv_with_quoted_newlines(300, seed=5)
+    data = one * (3 * TASK_BYTES // len(one) + 1)
+    assert len(data) > 2 * TASK_BYTES
+    with ThreadPoolExecutor(2) as pool:
+        for start_inside in (False, True):
+            serial = record_ends(data, start_inside, True)
+            threaded = record_ends(data, start_inside, True, pool.map)
+            assert threaded[0].tolist() == serial[0].tolist()
+            assert threaded[1] == serial[1]
+        ranges = scan_text_file(io.BytesIO(data), len(data), "csv", 100_000, None,
+                                block_bytes=3 * TASK_BYTES + 7, map_tasks=pool.map)
+    assert ranges == scan_text_file(io.BytesIO(data), len(data), "csv", 100_000, None)
