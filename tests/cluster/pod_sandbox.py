@@ -341,31 +341,41 @@ class HostMountPoints:
                         path.rmdir() if path.is_dir() else path.unlink()
 
 
-def hiding_mounts_last(mounts: list[Mount]) -> list[Mount]:
-    """A mount over a folder that holds other mounts' sources (an emptyDir on /tmp, while the
-    agent's own files live under /tmp) would hide those sources: it goes after them."""
-
-    def hides_a_source(mount: Mount) -> bool:
-        target = mount.target.rstrip("/") + "/"
-        return any(str(other.source).startswith(target) for other in mounts if other != mount)
-
-    return sorted(mounts, key=hides_a_source)
+STAGE = "/run/prs-stage"  # a private tmpfs inside each container's mount namespace
+# The host paths the container's own processes need (the virtualenv with prs-runner, the
+# checkout an editable install points into); a volume mounted over their parent (an emptyDir
+# on /tmp, with a checkout under /tmp) must not hide them.
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
-def mount_script(mounts: Iterable[Mount], workdir: str) -> str:
+def mount_script(mounts: Iterable[Mount], workdir: str, keep: Iterable[str] = ()) -> str:
     """The shell prologue run inside the new mount namespace, before ``exec "$@"``.
 
-    Bind mounts first (parents before children), read-only remounts last, so that mount
-    points nested in a read-only volume can still be made.
+    Every source (and every path in ``keep``) is first bound into a private staging tmpfs,
+    so a mount over a folder that holds other sources cannot hide them. Then the bind mounts
+    (parents before children), then the ``keep`` paths again where a mount covered them, and
+    read-only remounts last, so that mount points nested in a read-only volume can be made.
     """
-    lines, read_only = ["set -e"], []
-    for mount in hiding_mounts_last(list(mounts)):
+    mounts, keep = list(mounts), [k for k in keep if k]
+    lines, read_only = ["set -e", f"mkdir -p {STAGE}", f"mount -t tmpfs prs-stage {STAGE}"], []
+    for number, mount in enumerate(mounts):
+        staged = f"{STAGE}/m{number}"
+        lines.append(f"mkdir -p {staged}" if mount.source.is_dir() else f": > {staged}")
+        lines.append(f"mount --bind {shlex.quote(str(mount.source))} {staged}")
+    for number, path in enumerate(keep):
+        lines.append(f"mkdir -p {STAGE}/k{number} && mount --bind {shlex.quote(path)} "
+                     f"{STAGE}/k{number}")
+    for number, mount in enumerate(mounts):
         target = shlex.quote(mount.target)
         make = f"mkdir -p {target}" if mount.source.is_dir() else f": > {target}"
         lines.append(f"[ -e {target} ] || {make}")  # only nested targets: the agent makes the rest
-        lines.append(f"mount --bind {shlex.quote(str(mount.source))} {target}")
+        lines.append(f"mount --bind {STAGE}/m{number} {target}")
         if mount.read_only:
             read_only.append(f"mount -o remount,ro,bind {target}")
+    for number, path in enumerate(keep):
+        if any(path.startswith(m.target.rstrip("/") + "/") for m in mounts):
+            quoted = shlex.quote(path)
+            lines.append(f"mkdir -p {quoted} && mount --bind {STAGE}/k{number} {quoted}")
     lines.append(f"mkdir -p {shlex.quote(workdir)}")
     lines.extend(read_only)
     lines.append(f"cd {shlex.quote(workdir)}")
@@ -383,7 +393,9 @@ def start_process(
             # killed with the agent's thread that started it, even if the agent is SIGKILLed
             ["setpriv", "--pdeathsig", "KILL",
              "unshare", "--mount", "--propagation", "private", "--",
-             "/bin/sh", "-c", mount_script(mounts, workdir), "prs-container", *argv],
+             "/bin/sh", "-c",
+             mount_script(mounts, workdir, [env.get("VIRTUAL_ENV", ""), str(REPO_ROOT)]),
+             "prs-container", *argv],
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
