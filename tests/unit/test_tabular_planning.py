@@ -12,11 +12,11 @@ import pandas as pd
 import pytest
 
 from prs_runner.planning import MiniBatch, Plan, TableSlice, plan_from_json, plan_to_json
+from prs_runner.tabular_formats import guess_format
 from prs_runner.tabular_planning import (
     count_records,
     group_partitions,
     group_row_groups,
-    guess_format,
     hive_values,
     record_ends,
     typed_folder_value,

@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
+from typing import Any
 
-from prs_runner.planning import Plan
 from prs_runner.spec import SideInput
 from prs_runner.storage import local_root
 
@@ -25,10 +25,11 @@ def gpu_for_process(gpus: list[str], process: int) -> str | None:
 
 
 def worker_environment(
-    plan: Plan, shard: int, process: int, code_root: str, base: Mapping[str, str] | None = None
+    spec: Mapping[str, Any], shard: int, process: int, code_root: str,
+    base: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
+    """From the resolved spec alone, so workers can start while the input is still planned."""
     env = dict(os.environ if base is None else base)
-    spec = plan.step
     for item in spec["env"]:
         env[item["name"]] = str(item.get("value", ""))
     output = local_root(spec["output"]["uri"]) or spec["output"]["uri"]
@@ -41,7 +42,8 @@ def worker_environment(
         PYTHONUNBUFFERED="1",
     )
     names = []
-    for name, uri in plan.side_inputs.items():
+    for side in spec.get("sideInputs") or []:
+        name, uri = side["name"], side["uri"]
         var = SideInput(name, uri).env_name
         env[var] = local_root(uri) or uri
         names.append(f"{name}={var}")

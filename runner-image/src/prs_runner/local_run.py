@@ -1,30 +1,28 @@
-"""`prs run`: plan, run every shard as a local supervisor process, enforce the thresholds
-across shards, merge. The shards and the merge are the same code the pods run."""
+"""`prs run`: survey and plan the input, run every shard as a local supervisor process
+(local_shards), merge. The shards and the merge are the same code the pods run."""
 
 from __future__ import annotations
 
 import json
 import os
-import selectors
-import signal
-import subprocess
 import sys
 import time
 from dataclasses import dataclass
 from typing import Any, TextIO
 
 from prs_runner.fingerprint import compute_fingerprint
+from prs_runner.local_shards import ShardRunner
 from prs_runner.merge import JOB_RESULT, merge_results, read_shard_outcomes
 from prs_runner.planning import MiniBatch, Plan, plan_files, plan_from_json, plan_to_json
-from prs_runner.processes import spawn_shard
 from prs_runner.progress import Progress
-from prs_runner.results import ErrorInfo, committed_ids
-from prs_runner.shard import EXIT_FATAL
+from prs_runner.results import committed_ids
 from prs_runner.spec import SpecError, Step
 from prs_runner.storage import FileEntry, Storage
-from prs_runner.thresholds import Counts, crossed_threshold
+from prs_runner.tabular_formats import guess_format
+from prs_runner.worker import STEP_FILE_NAME
 
 PLAN_FILE = "_prs/plan.json"
+STEP_FILE = f"_prs/{STEP_FILE_NAME}"
 
 
 @dataclass(frozen=True)
@@ -62,7 +60,18 @@ def read_code_files(root: str) -> list[tuple[str, bytes]]:
     return files
 
 
-def build_plan(step: Step) -> Plan:
+@dataclass(frozen=True)
+class Survey:
+    """What planning learns before cutting the input: cheap, so `prs run` can decide about
+    earlier results and start its workers while the (possibly long) cutting runs."""
+
+    spec: dict[str, Any]  # resolved: absolute paths, the input format known
+    listing: list[FileEntry]
+    fingerprint: str
+    input_root: str
+
+
+def survey_step(step: Step) -> Survey:
     spec = resolve_spec(step)
     listing = Storage(spec["input"]["uri"]).list_files(spec["input"].get("glob"))
     if not listing:
@@ -79,13 +88,21 @@ def build_plan(step: Step) -> Plan:
     fingerprint = compute_fingerprint(
         spec, read_code_files(spec["code"]["sourceDirectory"]), listing, side_listings
     )
-    input_root = input_folder(spec["input"]["uri"])
+    return Survey(spec, listing, fingerprint, input_folder(spec["input"]["uri"]))
+
+
+def cut_plan(step: Step, survey: Survey) -> Plan:
+    spec = survey.spec
     return Plan(
-        step_name=step.name, fingerprint=fingerprint, input_uri=input_root,
+        step_name=step.name, fingerprint=survey.fingerprint, input_uri=survey.input_root,
         node_count=spec["nodeCount"],
-        mini_batches=tuple(plan_mini_batches(step, spec, input_root, listing)),
+        mini_batches=tuple(plan_mini_batches(step, spec, survey.input_root, survey.listing)),
         step=spec, side_inputs={s["name"]: s["uri"] for s in spec["sideInputs"]},
     )
+
+
+def build_plan(step: Step) -> Plan:
+    return cut_plan(step, survey_step(step))
 
 
 def input_folder(uri: str) -> str:
@@ -96,8 +113,6 @@ def input_folder(uri: str) -> str:
 
 
 def resolve_format(spec: dict[str, Any], listing: list[FileEntry]) -> str:
-    from prs_runner.tabular_planning import guess_format
-
     found = spec["input"].get("format") or guess_format(e.path for e in listing)
     if found is None:
         raise SpecError(["spec.input.format: cannot tell csv, parquet or jsonl from the file "
@@ -132,109 +147,65 @@ def earlier_fingerprint(output: Storage) -> str | None:
         return None
 
 
-def start_over(output: Storage, plan: Plan) -> None:
+def start_over(output: Storage, spec: dict[str, Any]) -> None:
     output.delete("_prs")
-    output.delete(plan.step["appendRowFileName"])
+    output.delete(spec["appendRowFileName"])
+
+
+def reusable_result(
+    output: Storage, spec: dict[str, Any], fingerprint: str, fresh: bool
+) -> dict[str, Any] | None:
+    """The earlier result, when it is a success of the same step and may be reused."""
+    earlier = earlier_result(output)
+    if earlier is None or fresh or not spec["allowReuse"]:
+        return None
+    same = earlier.get("status") == "Succeeded" and earlier.get("fingerprint") == fingerprint
+    return earlier if same else None
+
+
+def clear_for_run(output: Storage, spec: dict[str, Any], fingerprint: str, fresh: bool) -> None:
+    """Keep the committed results of the same step (resume); otherwise start over. The old
+    plan goes too: a shard must only ever see this run's."""
+    earlier = earlier_result(output)
+    succeeded = earlier is not None and earlier.get("status") == "Succeeded"
+    if fresh or succeeded or earlier_fingerprint(output) != fingerprint:
+        start_over(output, spec)
+    for stale in ("_prs/shards", JOB_RESULT, PLAN_FILE, STEP_FILE):
+        output.delete(stale)
 
 
 def prepare_output(plan: Plan, output: Storage, fresh: bool = False) -> dict[str, Any] | None:
-    """Get the output ready for this plan: the earlier result when it can be reused as is;
-    otherwise keep the committed results of the same plan (resume) or start over."""
-    earlier = earlier_result(output)
-    succeeded = earlier is not None and earlier.get("status") == "Succeeded"
-    if succeeded and not fresh and plan.step["allowReuse"] and (
-        earlier is not None and earlier.get("fingerprint") == plan.fingerprint
-    ):
+    """Get the output ready for this plan (the plan pod): the earlier result when it can be
+    reused as is; otherwise resume or start over, and write the plan."""
+    earlier = reusable_result(output, plan.step, plan.fingerprint, fresh)
+    if earlier is not None:
         return earlier
-    if fresh or succeeded or earlier_fingerprint(output) != plan.fingerprint:
-        start_over(output, plan)
-    output.delete("_prs/shards")
-    output.delete(JOB_RESULT)
+    clear_for_run(output, plan.step, plan.fingerprint, fresh)
     output.write_atomic(PLAN_FILE, plan_to_json(plan))
     return None
 
 
 def run_local(step: Step, fresh: bool = False, stream: TextIO = sys.stderr) -> RunResult:
+    """Survey, then start the shards (their workers import and init() meanwhile), cut the
+    input into mini-batches, hand the plan over, merge."""
     started = time.time()
-    plan = build_plan(step)
-    output = Storage(plan.step["output"]["uri"])
-    earlier = prepare_output(plan, output, fresh)
+    survey = survey_step(step)
+    output = Storage(survey.spec["output"]["uri"])
+    earlier = reusable_result(output, survey.spec, survey.fingerprint, fresh)
     if earlier is not None:
         return RunResult(earlier, reused=True)
-    resumed = len(committed_ids(output))
-    override = ShardRunner(plan, output.join(PLAN_FILE), Progress(stream, len(plan.mini_batches),
-                                                                  resumed)).run()
+    clear_for_run(output, survey.spec, survey.fingerprint, fresh)
+    output.write_atomic(STEP_FILE, json.dumps(survey.spec).encode())
+    runner = ShardRunner(survey.spec, output.join(PLAN_FILE), Progress(stream, 0, 0))
+    runner.start_all()
+    try:
+        plan = cut_plan(step, survey)
+        output.write_atomic(PLAN_FILE, plan_to_json(plan))
+    except BaseException:
+        runner.stop_all()
+        raise
+    runner.progress.total = len(plan.mini_batches)
+    runner.progress.resumed = len(committed_ids(output))
+    override = runner.run(len(plan.mini_batches))
     outcomes = read_shard_outcomes(output, plan.node_count)
     return RunResult(merge_results(plan, output, outcomes, started, override), reused=False)
-
-
-class ShardRunner:
-    """Runs the shard supervisors, restarts a crashed one up to maxShardRetries times, and
-    stops them all once the cross-shard counts cross a threshold."""
-
-    def __init__(self, plan: Plan, plan_path: str, progress: Progress) -> None:
-        self.plan, self.plan_path, self.progress = plan, plan_path, progress
-        self.retries = [0] * plan.node_count
-        self.counts = [Counts()] * plan.node_count
-        self.errors: list[ErrorInfo | None] = [None] * plan.node_count
-        self.selector = selectors.DefaultSelector()
-        self.buffers: dict[int, bytes] = {}
-        self.failure: tuple[str, str, str] | None = None
-
-    def start(self, shard: int) -> None:
-        process = spawn_shard(["shard", "--plan", self.plan_path, "--index", str(shard)])
-        assert process.stdout is not None
-        self.selector.register(process.stdout, selectors.EVENT_READ, (shard, process))
-        self.buffers[shard] = b""
-
-    def run(self) -> tuple[str, str, str] | None:
-        for shard in range(self.plan.node_count):
-            self.start(shard)
-        try:
-            while self.selector.get_map():
-                for key, _ in self.selector.select(1.0):
-                    self.read(*key.data)
-        finally:
-            self.stop_all()
-            self.progress.close()
-        return self.failure
-
-    def read(self, shard: int, process: subprocess.Popen[bytes]) -> None:
-        assert process.stdout is not None
-        chunk = os.read(process.stdout.fileno(), 1 << 16)
-        if not chunk:
-            self.selector.unregister(process.stdout)
-            self.finished(shard, process.wait())
-            return
-        *lines, self.buffers[shard] = (self.buffers[shard] + chunk).split(b"\n")
-        for line in lines:
-            report = json.loads(line)
-            self.counts[shard] = Counts.from_dict(report["counts"])
-            self.errors[shard] = self.errors[shard] or ErrorInfo.from_dict(report["firstError"])
-        total = sum(self.counts, Counts())
-        self.progress.update(total)
-        why = crossed_threshold(total, self.plan.step, len(self.plan.mini_batches))
-        if why and self.failure is None:
-            self.failure = ("Failed", "ErrorThresholdExceeded", why + self.first_error_text())
-            self.stop_all()
-
-    def first_error_text(self) -> str:
-        errors = [e for e in self.errors if e is not None]
-        return f"; first error: {errors[0].one_line()}" if errors else ""
-
-    def finished(self, shard: int, code: int) -> None:
-        if code in (0, EXIT_FATAL) or self.failure:
-            return
-        if self.retries[shard] < self.plan.step["maxShardRetries"]:
-            self.retries[shard] += 1
-            self.start(shard)
-
-    def stop_all(self) -> None:
-        for key in list(self.selector.get_map().values()):
-            _, process = key.data
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-        for key in list(self.selector.get_map().values()):
-            _, process = key.data
-            process.wait()
-            self.selector.unregister(key.fileobj)

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from prs_runner.environment import worker_environment
-from prs_runner.planning import Plan
+from prs_runner.planning import MiniBatch, Plan, plan_from_json
 from prs_runner.processes import kill_group, spawn_worker
 from prs_runner.results import FAILED as FAILED_STATUS
 from prs_runner.results import (
@@ -40,6 +40,7 @@ EXIT_FATAL = 3  # do not retry this shard: threshold crossed or init() keeps fai
 INIT_MAX_TRIES = 3
 PREFETCH = 4
 PROGRESS_INTERVAL = 0.25
+PLAN_POLL_SECONDS = 0.005  # while workers start up, the plan is being written
 
 
 @dataclass
@@ -73,12 +74,16 @@ class Outcome:
 
 
 class ShardSupervisor:
-    def __init__(self, plan: Plan, plan_uri: str, index: int, code_root: str) -> None:
-        self.plan, self.plan_uri, self.index, self.code_root = plan, plan_uri, index, code_root
-        self.spec = plan.step
+    """Runs one shard's mini-batches on processCountPerNode workers. Without a plan yet, it
+    starts the workers (imports, init()) and waits for the plan to appear at plan_uri."""
+
+    def __init__(self, spec: dict[str, Any], plan_uri: str, index: int, code_root: str,
+                 plan: Plan | None = None) -> None:
+        self.spec, self.plan_uri, self.index, self.code_root = spec, plan_uri, index, code_root
         self.output = Storage(self.spec["output"]["uri"])
-        self.batches = {mb.id: mb for mb in plan.for_shard(index)}
-        self.total = len(plan.mini_batches)
+        self.plan: Plan | None = None
+        self.batches: dict[int, MiniBatch] = {}
+        self.total = 0
         self.tries: dict[int, int] = {}
         self.counts = Counts()
         self.first_error: ErrorInfo | None = None
@@ -88,6 +93,12 @@ class ShardSupervisor:
         self.last_report = 0.0
         self.stop_reason: tuple[str, str] | None = None
         self.listeners: list[Callable[[dict[str, Any]], None]] = []
+        if plan is not None:
+            self.adopt(plan)
+
+    def adopt(self, plan: Plan) -> None:
+        self.plan, self.total = plan, len(plan.mini_batches)
+        self.batches = {mb.id: mb for mb in plan.for_shard(self.index)}
 
     def resume(self) -> None:
         committed = committed_ids(self.output)  # one listing, not one open per mini-batch
@@ -99,19 +110,38 @@ class ShardSupervisor:
                 self.pending.append(mb_id)
 
     def run(self) -> Outcome:
-        self.resume()
         for slot in self.slots:
             self.start_worker(slot)
+        if self.plan is None:
+            self.await_plan()
+        if self.plan is not None:
+            self.resume()
+            for slot in self.slots:
+                self.dispatch(slot)
         while (self.pending or any(s.queue for s in self.slots)) and not self.stop_reason:
-            if all(s.dead for s in self.slots):
-                error = self.first_error
-                detail = error.traceback if error else ""
-                self.stop_reason = ("InitFailed", f"init() failed in every worker: {detail}")
+            if self.init_failed_everywhere():
                 break
             self.poll()
             self.report()
         self.stop_workers()
         return self.outcome()
+
+    def await_plan(self) -> None:
+        folder, name = self.plan_uri.rsplit("/", 1)
+        storage = Storage(folder)
+        while not self.stop_reason and not self.init_failed_everywhere():
+            try:
+                self.adopt(plan_from_json(storage.read_bytes(name)))
+                return
+            except FileNotFoundError:
+                self.poll(PLAN_POLL_SECONDS)
+
+    def init_failed_everywhere(self) -> bool:
+        if not all(s.dead for s in self.slots):
+            return False
+        detail = self.first_error.traceback if self.first_error else ""
+        self.stop_reason = ("InitFailed", f"init() failed in every worker: {detail}")
+        return True
 
     def outcome(self) -> Outcome:
         if self.stop_reason:
@@ -128,13 +158,13 @@ class ShardSupervisor:
         self.selector.register(slot.events, selectors.EVENT_READ, slot)
 
     def worker_env(self, process: int) -> dict[str, str]:
-        return worker_environment(self.plan, self.index, process, self.code_root)
+        return worker_environment(self.spec, self.index, process, self.code_root)
 
-    def poll(self) -> None:
+    def poll(self, longest: float = PROGRESS_INTERVAL) -> None:
         now = time.monotonic()
         timeout = self.spec["runInvocationTimeout"]
         deadlines = [s.head_started + timeout for s in self.slots if s.queue and s.ready]
-        wait = min([PROGRESS_INTERVAL, *[d - now for d in deadlines]])
+        wait = min([longest, *[d - now for d in deadlines]])
         for key, _ in self.selector.select(max(wait, 0.0)):
             self.read_events(key.data)
         now = time.monotonic()

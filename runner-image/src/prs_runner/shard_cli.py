@@ -26,6 +26,7 @@ from prs_runner.progress_report import ProgressPoster
 from prs_runner.shard import EXIT_FATAL, ShardSupervisor, emit
 from prs_runner.spec import SpecError
 from prs_runner.storage import Storage
+from prs_runner.worker import read_spec
 
 
 def load_plan(plan_uri: str) -> tuple[Plan, Storage]:
@@ -35,9 +36,12 @@ def load_plan(plan_uri: str) -> tuple[Plan, Storage]:
 
 
 def run_shard(args: argparse.Namespace) -> int:
-    plan, _ = load_plan(args.plan)
-    code_root = unpack_code_root(args.code_root or plan.step["code"].get("sourceDirectory") or "")
-    supervisor = ShardSupervisor(plan, args.plan, args.index, code_root)
+    # --await-plan: `prs run` starts shards while it still cuts the input; the resolved spec
+    # is already in step.json next to where the plan will appear.
+    plan = None if args.await_plan else load_plan(args.plan)[0]
+    spec = read_spec(args.plan) if plan is None else plan.step
+    code_root = unpack_code_root(args.code_root or spec["code"].get("sourceDirectory") or "")
+    supervisor = ShardSupervisor(spec, args.plan, args.index, code_root, plan)
     poster = progress_poster(os.environ)
     if poster is not None:
         supervisor.listeners.append(poster.offer)
@@ -52,7 +56,7 @@ def run_shard(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, stop)
     outcome = supervisor.run()
     report = outcome.to_dict(args.index)
-    output = Storage(plan.step["output"]["uri"])
+    output = Storage(spec["output"]["uri"])
     output.write_atomic(f"_prs/shards/{args.index}.json", json.dumps(report).encode())
     emit(report | {"final": True})
     if poster is not None:
@@ -128,6 +132,8 @@ def parser() -> argparse.ArgumentParser:
     shard.add_argument("--plan", required=True)
     shard.add_argument("--index", type=int, default=int(os.environ.get("JOB_COMPLETION_INDEX", 0)))
     shard.add_argument("--code-root")
+    shard.add_argument("--await-plan", action="store_true",
+                       help="start the workers now, wait for the plan (spec in step.json)")
     shard.add_argument("--termination-log")
     merge = commands.add_parser("merge", help="merge committed results, write the report")
     merge.add_argument("--plan", required=True)

@@ -20,9 +20,6 @@ import numpy.typing as npt
 QUOTE = ord('"')
 NEWLINE = ord("\n")
 CARRIAGE_RETURN = ord("\r")
-# Not .tsv (other delimiter) nor .json (often one JSON document, not JSON Lines).
-FORMAT_BY_SUFFIX = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet",
-                    ".jsonl": "jsonl", ".ndjson": "jsonl"}
 HIVE_SEGMENT = re.compile(r"^([^=/]+)=([^/]*)$")
 SLICE_BYTES = 256 << 10  # fits the CPU cache: numpy's passes over it stay cheap
 TASK_BYTES = 2 << 20  # one thread's share of a block
@@ -176,16 +173,6 @@ def group_row_groups(
     if current:
         runs.append(RowGroupRun(tuple(current), run_rows, run_bytes))
     return [run for run in runs if run.rows > 0]
-
-
-def guess_format(paths: Iterable[str]) -> str | None:
-    """The one format every file name suggests, or None when they disagree or say nothing."""
-    formats = set()
-    for path in paths:
-        name = path.rsplit("/", 1)[-1].lower()
-        suffix = name[name.rfind("."):] if "." in name else ""
-        formats.add(FORMAT_BY_SUFFIX.get(suffix))
-    return formats.pop() if len(formats) == 1 else None
 
 
 def hive_values(path: str) -> dict[str, str]:

@@ -58,15 +58,29 @@ def import_entry_script(code_root: str, entry_script: str, arguments: list[str])
     return module
 
 
+STEP_FILE_NAME = "step.json"  # the resolved spec, next to plan.json
+
+
+def read_spec(plan_uri: str) -> dict[str, Any]:
+    """The resolved spec: from step.json when `prs run` wrote it ahead of the plan (the
+    workers start while the input is planned), else from the plan itself (pods)."""
+    folder, name = plan_uri.rsplit("/", 1)
+    storage = Storage(folder)
+    try:
+        spec: dict[str, Any] = json.loads(storage.read_bytes(STEP_FILE_NAME))
+        return spec
+    except FileNotFoundError:
+        return plan_from_json(storage.read_bytes(name)).step
+
+
 class Worker:
     def __init__(self, plan_uri: str, shard: int, process: int, code_root: str) -> None:
-        plan_storage = Storage(os.path.dirname(plan_uri))
-        self.plan = plan_from_json(plan_storage.read_bytes(os.path.basename(plan_uri)))
-        self.spec = self.plan.step
+        self.plan_uri = plan_uri
+        self.spec = read_spec(plan_uri)
         self.shard, self.process, self.code_root = shard, process, code_root
-        self.batches: dict[int, MiniBatch] = {mb.id: mb for mb in self.plan.for_shard(shard)}
+        self.batches: dict[int, MiniBatch] = {}
+        self.input_root = ""
         self.output = Storage(self.spec["output"]["uri"])
-        self.input_root = local_root(self.plan.input_uri) or self.plan.input_uri
         self.summary_only = self.spec["outputAction"] == "summary_only"
         self.row_format = self.spec["appendRowFormat"]
         self.table_reader: TableReader | None = None  # files steps pass local paths instead
@@ -75,10 +89,7 @@ class Worker:
 
     def start(self) -> ModuleType:
         if self.spec["input"]["type"] == "tabular":
-            from prs_runner.tabular_reading import TableReader  # pyarrow and pandas: slow
-
-            self.table_reader = TableReader(Storage(self.plan.input_uri),
-                                            self.spec["input"]["format"])
+            import prs_runner.tabular_reading  # noqa: F401 (pyarrow and pandas: slow, load now)
         code = self.spec["code"]
         module = import_entry_script(self.code_root, code["entryScript"], self.spec["arguments"])
         self.run_fn = module.run
@@ -86,6 +97,17 @@ class Worker:
         if callable(getattr(module, "init", None)):
             module.init()
         return module
+
+    def load_plan(self) -> None:
+        """On the first mini-batch: the supervisor sends work only once the plan exists."""
+        folder, name = self.plan_uri.rsplit("/", 1)
+        plan = plan_from_json(Storage(folder).read_bytes(name))
+        self.batches = {mb.id: mb for mb in plan.for_shard(self.shard)}
+        self.input_root = local_root(plan.input_uri) or plan.input_uri
+        if self.spec["input"]["type"] == "tabular":
+            from prs_runner.tabular_reading import TableReader
+
+            self.table_reader = TableReader(Storage(plan.input_uri), self.spec["input"]["format"])
 
     def context(self, mb: MiniBatch) -> RunContext:
         return RunContext(
@@ -113,6 +135,8 @@ class Worker:
         return encode_result(result, self.row_format)
 
     def run_one(self, mini_batch_id: int, attempt: int) -> dict[str, Any]:
+        if not self.batches:
+            self.load_plan()
         mb = self.batches[mini_batch_id]
         started = time.perf_counter()
         batch, skipped = self.load(mb)
