@@ -16,17 +16,19 @@ import os
 import signal
 import sys
 from types import FrameType
+from typing import TYPE_CHECKING
 
+# Only what a shard needs is imported up front: a shard's start-up delays its workers'.
 from prs_runner.code_archive import unpack_code_root
-from prs_runner.merge import merge_results, read_shard_outcomes
 from prs_runner.planning import Plan, plan_from_json
-from prs_runner.pod_commands import plan_failure, plan_in_pod, reuse_in_pod
 from prs_runner.processes import kill_group
-from prs_runner.progress_report import ProgressPoster
 from prs_runner.shard import EXIT_FATAL, ShardSupervisor, emit
 from prs_runner.spec import SpecError
 from prs_runner.storage import Storage
 from prs_runner.worker import read_spec
+
+if TYPE_CHECKING:
+    from prs_runner.progress_report import ProgressPoster
 
 
 def load_plan(plan_uri: str) -> tuple[Plan, Storage]:
@@ -70,11 +72,15 @@ def progress_poster(env: dict[str, str] | os._Environ[str]) -> ProgressPoster | 
     url = env.get("PRS_PROGRESS_URL")
     if not url:
         return None
+    from prs_runner.progress_report import ProgressPoster
+
     identity = {key: env.get(f"PRS_STEP_{key.upper()}", "") for key in ("namespace", "name", "uid")}
     return ProgressPoster(url, env.get("PRS_PROGRESS_TOKEN", ""), identity)
 
 
 def run_plan(args: argparse.Namespace) -> int:
+    from prs_runner.pod_commands import plan_failure, plan_in_pod
+
     try:
         summary = plan_in_pod(json.loads(os.environ["PRS_STEP"]), args.code_root)
     except SpecError as error:
@@ -87,6 +93,8 @@ def run_plan(args: argparse.Namespace) -> int:
 
 
 def run_reuse(args: argparse.Namespace) -> int:
+    from prs_runner.pod_commands import reuse_in_pod
+
     try:
         result = reuse_in_pod(args.plan, args.source, args.source_step)
     except (SpecError, FileNotFoundError) as error:
@@ -99,6 +107,8 @@ def run_reuse(args: argparse.Namespace) -> int:
 
 
 def run_merge(args: argparse.Namespace) -> int:
+    from prs_runner.merge import merge_results, read_shard_outcomes
+
     plan, _ = load_plan(args.plan)
     output = Storage(plan.step["output"]["uri"])
     outcomes = read_shard_outcomes(output, plan.node_count)
