@@ -24,6 +24,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import yaml
+from bench_steps import time_prs_run
 
 from prs_runner.local_run import build_plan
 from prs_runner.validation import load_step
@@ -157,19 +158,12 @@ def write_step(root: Path, data: Path) -> Path:
     return step
 
 
-def time_prs_run(step: Path) -> tuple[float, float]:
+def time_prs_run_busy(step: Path) -> tuple[float, float]:
     """Wall time of a whole `prs run` as a user sees it, and the workers' busy time (the
     report's seconds per mini-batch: read, run(), commit), summed."""
     import csv
-    import subprocess
-    import sys
 
-    started = time.perf_counter()
-    result = subprocess.run([sys.executable, "-m", "prs_runner.cli", "run", str(step), "--fresh"],
-                            capture_output=True, text=True)
-    elapsed = time.perf_counter() - started
-    if result.returncode != 0:
-        raise SystemExit(f"prs run failed:\n{result.stdout}\n{result.stderr}")
+    elapsed = time_prs_run(step)
     with (step.parent / "out" / "_prs" / "report" / "processed_mini_batches.csv").open() as report:
         busy = sum(float(row["seconds"]) for row in csv.DictReader(report))
     return elapsed, busy
@@ -208,7 +202,7 @@ def compare(fmt: str, data: Path, folder: Path, repeat: int) -> None:
         baselines.append((time_pool(*pool_tasks(fmt, data, pandas=False))[0],
                           time_pool(*pool_tasks(fmt, data, pandas=True))[0],
                           time_cold_baseline(fmt, data)))
-        prs_runs.append(time_prs_run(step))
+        prs_runs.append(time_prs_run_busy(step))
     arrow, pandas, cold = (min(b[i] for b in baselines) for i in range(3))
     prs, busy = min(prs_runs)
     mb = data.stat().st_size / MB
