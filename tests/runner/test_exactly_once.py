@@ -36,9 +36,18 @@ def step_processes(step: StepDir) -> list[int]:
     return pids
 
 
+def parent_of(pid: int) -> int:
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
 def worker_pids(step: StepDir) -> list[int]:
-    return [p for p in step_processes(step)
-            if b"prs_runner.worker" in Path(f"/proc/{p}/cmdline").read_bytes()]
+    """The step's processes whose parent is one of its shard supervisors (workers are forked
+    from their supervisor, so they share its command line)."""
+    pids = step_processes(step)
+    return [p for p in pids if parent_of(p) in pids]
 
 
 def committed(step: StepDir) -> int:

@@ -6,6 +6,7 @@ import argparse
 import sys
 from typing import Any
 
+from prs_runner.processes import exit_now
 from prs_runner.spec import SpecError
 from prs_runner.validation import load_step
 
@@ -105,5 +106,10 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
+def entry() -> None:
+    """The console script: main(), then exit without the interpreter's teardown."""
+    exit_now(main())
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()

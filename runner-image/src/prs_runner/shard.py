@@ -10,6 +10,7 @@ with the shard's outcome in `_prs/shards/<index>.json` (and the termination mess
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import selectors
@@ -23,7 +24,7 @@ from typing import Any
 
 from prs_runner.environment import worker_environment
 from prs_runner.planning import MiniBatch, Plan, plan_from_json
-from prs_runner.processes import kill_group, spawn_worker
+from prs_runner.processes import can_fork, fork_worker, kill_group, spawn_worker
 from prs_runner.results import FAILED as FAILED_STATUS
 from prs_runner.results import (
     SUCCEEDED,
@@ -35,6 +36,7 @@ from prs_runner.results import (
 )
 from prs_runner.storage import Storage
 from prs_runner.thresholds import Counts, crossed_threshold
+from prs_runner.worker import preload, run_worker
 
 EXIT_FATAL = 3  # do not retry this shard: threshold crossed or init() keeps failing
 INIT_MAX_TRIES = 3
@@ -93,6 +95,7 @@ class ShardSupervisor:
         self.last_report = 0.0
         self.stop_reason: tuple[str, str] | None = None
         self.listeners: list[Callable[[dict[str, Any]], None]] = []
+        self.fork = can_fork()
         if plan is not None:
             self.adopt(plan)
 
@@ -109,7 +112,16 @@ class ShardSupervisor:
             else:
                 self.pending.append(mb_id)
 
+    def warm_up(self) -> None:
+        """Workers are forked from this process: give it the step's env, then the imports
+        every worker needs, once (not once per worker)."""
+        for item in self.spec["env"]:
+            os.environ[item["name"]] = str(item.get("value", ""))
+        preload(self.spec)
+
     def run(self) -> Outcome:
+        if self.fork:
+            self.warm_up()
         for slot in self.slots:
             self.start_worker(slot)
         if self.plan is None:
@@ -150,10 +162,15 @@ class ShardSupervisor:
         return Outcome("succeeded", "", "", self.counts, self.first_error)
 
     def start_worker(self, slot: Slot) -> None:
-        slot.pid, slot.commands, slot.events = spawn_worker(
-            self.plan_uri, self.index, slot.index, self.code_root, self.worker_env(slot.index),
-            self.output.join("_prs", "logs", str(self.index), f"{slot.index}.log"),
-        )
+        env = self.worker_env(slot.index)
+        log = self.output.join("_prs", "logs", str(self.index), f"{slot.index}.log")
+        if self.fork:
+            slot.pid, slot.commands, slot.events = fork_worker(
+                functools.partial(run_worker, self.plan_uri, self.index, slot.index,
+                                  self.code_root), env, log)
+        else:
+            slot.pid, slot.commands, slot.events = spawn_worker(
+                self.plan_uri, self.index, slot.index, self.code_root, env, log)
         slot.ready, slot.buffer, slot.queue = False, b"", deque()
         self.selector.register(slot.events, selectors.EVENT_READ, slot)
 

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 # Only what a shard needs is imported up front: a shard's start-up delays its workers'.
 from prs_runner.code_archive import unpack_code_root
 from prs_runner.planning import Plan, plan_from_json
-from prs_runner.processes import kill_group
+from prs_runner.processes import exit_now, kill_group
 from prs_runner.shard import EXIT_FATAL, ShardSupervisor, emit
 from prs_runner.spec import SpecError
 from prs_runner.storage import Storage
@@ -163,5 +163,10 @@ def main(argv: list[str] | None = None) -> int:
     return commands[args.command](args)
 
 
+def entry() -> None:
+    """The console script: main(), then exit without the interpreter's teardown."""
+    exit_now(main())
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()

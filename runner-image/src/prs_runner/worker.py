@@ -187,16 +187,36 @@ def serve(worker: Worker, commands: Any, events: int) -> int:
     return 0
 
 
-def main() -> int:
-    plan_uri, shard, process, code_root, command_fd, event_fd = sys.argv[1:7]
+def run_worker(
+    plan_uri: str, shard: int, process: int, code_root: str, command_fd: int, event_fd: int
+) -> int:
+    """A worker's whole life, in a process of its own (exec'ed or forked)."""
     level = os.environ.get("PRS_LOGGING_LEVEL", "INFO")
     logging.basicConfig(
-        level=level, stream=sys.stderr,
+        level=level, stream=sys.stderr, force=True,
         format=f"%(asctime)s %(levelname)s %(name)s [shard {shard} process {process}] %(message)s",
     )
-    worker = Worker(plan_uri, int(shard), int(process), code_root)
-    with os.fdopen(int(command_fd), "rb") as commands:
-        return serve(worker, commands, int(event_fd))
+    try:
+        worker = Worker(plan_uri, shard, process, code_root)
+        with os.fdopen(command_fd, "rb") as commands:
+            return serve(worker, commands, event_fd)
+    finally:
+        logging.shutdown()
+
+
+def preload(spec: dict[str, Any]) -> None:
+    """What every worker of this step will import, loaded once before they are forked.
+    Call with the step's env already applied (numpy reads OMP_NUM_THREADS on import)."""
+    if spec["input"]["type"] == "tabular":
+        import pandas  # noqa: F401 (pyarrow imports it lazily, in the first mini-batch)
+
+        import prs_runner.tabular_reading  # noqa: F401
+
+
+def main() -> int:
+    plan_uri, shard, process, code_root, command_fd, event_fd = sys.argv[1:7]
+    return run_worker(plan_uri, int(shard), int(process), code_root, int(command_fd),
+                      int(event_fd))
 
 
 if __name__ == "__main__":
