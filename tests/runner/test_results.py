@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 from tests.runner.conftest import MakeStep
 
@@ -107,6 +108,25 @@ def run(mini_batch):
     assert step.output_lines() == [f"0.5 --extra json {side} {side} 0 0 {step.out}"]
     log = (step.out / "_prs/logs/0/0.log").read_text()
     assert "hello from the script" in log
+
+
+def test_the_steps_env_reaches_imports_and_sys_path(make_step: MakeStep, tmp_path: Path) -> None:
+    """Workers are forked from their supervisor: the step's env must still be in place before
+    anything reads it, PYTHONPATH included (a module importable only through it)."""
+    extra = tmp_path / "extra"
+    extra.mkdir()
+    (extra / "helper_module.py").write_text("VALUE = 'from PYTHONPATH'\n")
+    step = make_step("""
+import os
+import helper_module
+import numpy
+def run(mini_batch):
+    return [f"{helper_module.VALUE} {os.environ['OMP_NUM_THREADS']}"]
+""", files=1, miniBatchSize="1", env=[{"name": "PYTHONPATH", "value": str(extra)},
+                                      {"name": "OMP_NUM_THREADS", "value": "1"}])
+    result = step.run()
+    assert result.returncode == 0, result.stderr
+    assert step.output_lines() == ["from PYTHONPATH 1"]
 
 
 def test_custom_file_name(make_step: MakeStep) -> None:

@@ -191,6 +191,9 @@ def run_worker(
     plan_uri: str, shard: int, process: int, code_root: str, command_fd: int, event_fd: int
 ) -> int:
     """A worker's whole life, in a process of its own (exec'ed or forked)."""
+    # A forked worker's sys.path was set up before the step's env: honour its PYTHONPATH.
+    extra = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    sys.path[:0] = [p for p in extra if p not in sys.path]
     level = os.environ.get("PRS_LOGGING_LEVEL", "INFO")
     logging.basicConfig(
         level=level, stream=sys.stderr, force=True,
