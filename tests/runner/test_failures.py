@@ -127,6 +127,7 @@ def test_timeout_on_every_try_fails_the_mini_batch(make_step: MakeStep) -> None:
 import time
 def run(mini_batch):
     if mini_batch[0].endswith("item0000.txt"):
+        print("about to hang on", mini_batch[0])
         time.sleep(60)
     return mini_batch
 """, files=4, runInvocationTimeout=1, runMaxTry=2)
@@ -135,6 +136,8 @@ def run(mini_batch):
     row = step.report_rows()[0]
     assert row["status"] == "failed" and row["tries"] == "2"
     assert "TimeoutError: run() did not return within runInvocationTimeout=1s" in row["error"]
+    logs = "".join(p.read_text() for p in (step.out / "_prs/logs").rglob("*.log"))
+    assert logs.count("about to hang on") == 2  # printed before the kill, not lost with it
 
 
 def test_crashed_worker_is_replaced(make_step: MakeStep) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib.util
 import inspect
+import io
 import json
 import logging
 import os
@@ -194,6 +195,9 @@ def run_worker(
     # A forked worker's sys.path was set up before the step's env: honour its PYTHONPATH.
     extra = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
     sys.path[:0] = [p for p in extra if p not in sys.path]
+    for stream in (sys.stdout, sys.stderr):  # prints reach the log even if the worker is killed
+        if isinstance(stream, io.TextIOWrapper):
+            stream.reconfigure(line_buffering=True, write_through=True)
     level = os.environ.get("PRS_LOGGING_LEVEL", "INFO")
     logging.basicConfig(
         level=level, stream=sys.stderr, force=True,
