@@ -11,6 +11,7 @@ from prs_operator.actions import CreateJob, DeleteJob, SetJobSuspended
 from prs_operator.builders import RunnerSettings
 from prs_operator.conditions import format_duration, set_condition
 from prs_operator.observation import JobView, PodView, view_job, view_pod
+from prs_operator.reconciler import unfinished_steps
 from prs_operator.status import Observed, Pass, ReuseSource, compute_pass
 from prs_runner.spec import apply_defaults
 
@@ -221,3 +222,12 @@ def test_views_read_job_and_pod_objects() -> None:
                              "terminated": {"exitCode": 3, "message": '{"status": "failed"}'}}}]}})
     assert pod_view.index == 1 and pod_view.exit_code == 3
     assert pod_view.message == {"status": "failed"}
+
+
+def test_resync_visits_the_unfinished_steps_by_their_newest_status() -> None:
+    done = {"status": {"completionTime": "2027-01-15T09:00:00Z"}}
+    running = {"status": {"phase": "Running"}}
+    steps = {("ns", "a"): [done], ("ns", "b"): [running], ("ns", "c"): [running],
+             ("ns", "gone"): []}
+    written = {("ns", "c"): {"completionTime": "2027-01-15T09:00:00Z"}}  # newer than the index
+    assert unfinished_steps(steps, written) == [("ns", "b")]

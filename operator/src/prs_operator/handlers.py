@@ -3,6 +3,7 @@ or of one of its children triggers a reconcile pass of that step."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -49,11 +50,14 @@ async def start(
         book, metrics)
     app = build_app(operator.progress_key, book, metrics, on_report, lambda: True)
     state["http"] = await start_server(app, operator.http_port)
+    state["resync"] = asyncio.create_task(reconciler().resync_forever())
     logger.info("serving progress, metrics and health on port %d", operator.http_port)
 
 
 @kopf.on.cleanup()
 async def stop(**_: Any) -> None:
+    if "resync" in state:
+        state["resync"].cancel()
     if "http" in state:
         await state["http"].cleanup()
 

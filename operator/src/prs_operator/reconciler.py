@@ -21,6 +21,7 @@ from prs_runner.spec import apply_defaults, drop_nulls
 
 Key = tuple[str, str]
 PROGRESS_WRITE_INTERVAL = 2.0  # seconds between status writes caused by progress reports
+RESYNC_SECONDS = 30.0  # every unfinished step is reconciled at least this often
 TERMINAL = ("Succeeded", "Failed")
 logger = logging.getLogger(__name__)
 
@@ -33,6 +34,19 @@ class Indexes:
     jobs: Mapping[Key, Iterable[JobView]] = field(default_factory=dict)
     pods: Mapping[Key, Iterable[PodView]] = field(default_factory=dict)
     succeeded: Mapping[tuple[str, str], Iterable[ReuseSource]] = field(default_factory=dict)
+
+
+def unfinished_steps(
+    steps: Mapping[Key, Iterable[Mapping[str, Any]]], written: Mapping[Key, Mapping[str, Any]]
+) -> list[Key]:
+    """Steps without a completionTime, by the newest status known (ours if we wrote one)."""
+    keys = []
+    for key in list(steps):
+        bodies = list(steps.get(key, ()))
+        status = written.get(key) or (bodies[0].get("status") if bodies else None) or {}
+        if bodies and not status.get("completionTime"):
+            keys.append(key)
+    return keys
 
 
 def describe(action: Action) -> str:
@@ -130,6 +144,20 @@ class Reconciler:
         self.last_write.pop(key, None)
         self.book.forget(*key)
         self.metrics.observe_phase(key, None)
+
+    async def resync_forever(self) -> None:
+        """Events drive the passes; this catches what a failed pass or a missed event left
+        behind. A plain task, not a kopf timer: timers would put a finalizer on every step."""
+        while True:
+            await asyncio.sleep(RESYNC_SECONDS)
+            for key in self.unfinished():
+                try:
+                    await self.reconcile(key)
+                except Exception:
+                    logger.exception("resync of %s/%s failed", *key)
+
+    def unfinished(self) -> list[Key]:
+        return unfinished_steps(self.indexes.steps, self.written)
 
     def schedule(self, key: Key) -> None:
         """Reconcile soon after a progress report, at most every PROGRESS_WRITE_INTERVAL."""
