@@ -14,11 +14,10 @@ from prs_operator.builders import RunnerSettings
 from prs_operator.http_endpoint import build_app, start_server
 from prs_operator.kube import GROUP, PLURAL, VERSION, Cluster
 from prs_operator.metrics import Metrics
-from prs_operator.observation import LABEL_STEP, view_job, view_pod
+from prs_operator.observation import LABEL_STEP, ReuseSource, view_job, view_pod
 from prs_operator.progress import ProgressBook, Report
 from prs_operator.reconciler import Indexes, Reconciler
 from prs_operator.settings import Settings, from_process_env
-from prs_operator.status import ReuseSource
 
 CHILD_LABELS = {LABEL_STEP: kopf.PRESENT}
 state: dict[str, Any] = {}

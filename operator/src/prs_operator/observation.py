@@ -6,7 +6,7 @@ many pods a step has."""
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -90,3 +90,19 @@ def parse_message(text: str) -> Mapping[str, Any] | None:
     except ValueError:
         return None
     return value if isinstance(value, dict) else None
+
+
+@dataclass(frozen=True)
+class ReuseSource:
+    name: str
+    output_uri: str
+
+
+@dataclass(frozen=True)
+class Observed:
+    step: Mapping[str, Any]  # metadata, spec with defaults, status
+    jobs: Mapping[str, JobView]  # by role
+    pods: Sequence[PodView]
+    live: Mapping[int, Mapping[str, Any]]  # shard index → newest progress report
+    succeeded: Mapping[str, Sequence[ReuseSource]]  # fingerprint → Succeeded steps (namespace)
+    now: float

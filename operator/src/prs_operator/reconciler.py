@@ -12,11 +12,12 @@ from typing import Any
 
 from prs_operator.actions import Action, CreateJob, Event, SetJobSuspended
 from prs_operator.builders import RunnerSettings
+from prs_operator.conditions import parse_time
 from prs_operator.kube import Cluster
 from prs_operator.metrics import Metrics
-from prs_operator.observation import JobView, PodView
+from prs_operator.observation import JobView, Observed, PodView, ReuseSource
 from prs_operator.progress import ProgressBook
-from prs_operator.status import Observed, ReuseSource, compute_pass, parse_time
+from prs_operator.status import compute_pass
 from prs_runner.spec import apply_defaults, drop_nulls
 
 Key = tuple[str, str]

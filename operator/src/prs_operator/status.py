@@ -8,8 +8,7 @@ Planning (plan Job) → Reusing (copy an identical earlier result) or Running (I
 
 from __future__ import annotations
 
-import datetime
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,26 +20,16 @@ from prs_operator.builders import (
     build_reuse_job,
     build_run_job,
 )
-from prs_operator.conditions import format_duration, is_true, set_condition
-from prs_operator.observation import JobView, PodView
+from prs_operator.conditions import (
+    format_duration,
+    is_true,
+    parse_time,
+    rfc3339,
+    set_condition,
+)
+from prs_operator.observation import JobView, Observed, PodView, ReuseSource
 from prs_runner.results import ErrorInfo
 from prs_runner.thresholds import Counts, crossed_threshold
-
-
-@dataclass(frozen=True)
-class ReuseSource:
-    name: str
-    output_uri: str
-
-
-@dataclass(frozen=True)
-class Observed:
-    step: Mapping[str, Any]  # metadata, spec with defaults, status
-    jobs: Mapping[str, JobView]  # by role
-    pods: Sequence[PodView]
-    live: Mapping[int, Mapping[str, Any]]  # shard index → newest progress report
-    succeeded: Mapping[str, Sequence[ReuseSource]]  # fingerprint → Succeeded steps (namespace)
-    now: float
 
 
 @dataclass
@@ -48,18 +37,6 @@ class Pass:
     status: dict[str, Any]
     actions: list[Action] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
-
-
-def rfc3339(epoch: float) -> str:
-    moment = datetime.datetime.fromtimestamp(int(epoch), datetime.UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def parse_time(text: str | None) -> float | None:
-    if not text:
-        return None
-    return datetime.datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(
-        tzinfo=datetime.UTC).timestamp()
 
 
 def compute_pass(observed: Observed, settings: RunnerSettings) -> Pass:
