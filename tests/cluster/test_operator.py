@@ -11,6 +11,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import pyarrow.parquet as pq
 import pytest
 from kubernetes import client
 
@@ -85,3 +87,37 @@ def test_digits_resource_completes_with_the_output_of_prs_run(
     assert status["output"]["rows"] == 1797
     assert status["progress"] == "180/180"
     assert status["duration"]
+
+
+SALES = REPO / "examples" / "sales"
+
+
+def test_the_many_models_sales_step_on_the_cluster_equals_prs_run(
+    control_plane: ControlPlane, operator: OperatorProcess, namespace: str, tmp_path: Path,
+) -> None:
+    """Tabular input in pods: partitionKeys from hive folders, one model per store x brand,
+    Parquet output, byte for byte what `prs run` writes."""
+    subprocess.run([sys.executable, str(SALES / "generate.py")], check=True, timeout=300)
+    claim = control_plane.pvc_path(namespace, "data")
+    shutil.copytree(SALES / "data" / "parquet", claim / "sales")
+    local = prs("run", str(SALES / "forecast.yaml"), "--output", str(tmp_path / "local"))
+    assert local.returncode == 0, local.stderr
+    submitted = prs("submit", str(SALES / "forecast.yaml"), "-n", namespace,
+                    "--set", "input.uri=pvc://data/sales",
+                    "--set", "output.uri=pvc://data/out/forecast-sales", "--wait",
+                    "--timeout", "240", kubeconfig=control_plane.kubeconfig)
+    assert submitted.returncode == 0, (
+        f"{submitted.stdout}{submitted.stderr}\n{describe(control_plane, operator, namespace)}")
+    cluster = pq.read_table(claim / "out" / "forecast-sales" / "forecasts.parquet")
+    expected = pq.read_table(tmp_path / "local" / "forecasts.parquet")
+    assert cluster.schema.equals(expected.schema)
+    for column in ("id", "store", "brand"):  # the same rows, exactly once, in the same order
+        assert cluster[column].equals(expected[column]), column
+    # LAPACK's least squares may differ in the last bit between processes (memory alignment
+    # picks the SIMD path), so the fitted values are compared to within a few ulps.
+    assert np.allclose(cluster["fitted_units"].to_numpy(), expected["fitted_units"].to_numpy(),
+                       rtol=1e-12, atol=0)
+    status = get_step(control_plane, namespace, "forecast-sales")["status"]
+    assert status["miniBatches"]["total"] == 12  # 4 stores x 3 brands
+    assert "records in 12 mini-batches" in next(
+        c["message"] for c in status["conditions"] if c["type"] == "Planned")
