@@ -31,6 +31,7 @@ import re
 import shlex
 import subprocess
 import threading
+import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +40,7 @@ from typing import Any
 from kubernetes import client
 
 Json = dict[str, Any]
+MISSING_OBJECT_WAIT = 30.0  # seconds a missing configMap or secret is waited for
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 _FIELD_KEY = re.compile(r"^metadata\.(labels|annotations)\['(.+)'\]$")
 _VAR_REF = re.compile(r"\$\$|\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)")
@@ -112,16 +114,23 @@ class ObjectReader:
             if kind == "configMap"
             else self.core.read_namespaced_secret
         )
-        try:
-            obj = call(read, name, self.namespace)
-        except client.ApiException as exc:
-            if exc.status == 404 and optional:
-                return None
-            if exc.status == 404:
-                raise PodSetupError(
-                    "CreateContainerConfigError", f"{kind} {name!r} not found"
-                ) from exc
-            raise
+        deadline = time.monotonic() + MISSING_OBJECT_WAIT
+        while True:
+            try:
+                obj = call(read, name, self.namespace)
+                break
+            except client.ApiException as exc:
+                if exc.status == 404 and optional:
+                    return None
+                if exc.status != 404:
+                    raise
+                # Like a kubelet, wait for it a while: kube-root-ca.crt (in every service
+                # account volume) is published into a new namespace only shortly after it.
+                if time.monotonic() > deadline:
+                    raise PodSetupError(
+                        "CreateContainerConfigError", f"{kind} {name!r} not found"
+                    ) from exc
+                time.sleep(0.2)
         if kind == "configMap":
             found = {k: v.encode() for k, v in (obj.get("data") or {}).items()}
             found.update({k: base64.b64decode(v) for k, v in (obj.get("binaryData") or {}).items()})
