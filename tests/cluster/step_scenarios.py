@@ -3,6 +3,7 @@ claim, the step resource, and readers for its status, Jobs and pods."""
 
 from __future__ import annotations
 
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -49,6 +50,17 @@ def stage_step(plane: ControlPlane, namespace: str, files: int, script: str = EC
     with plane.api_client() as api:
         call(client.CoreV1Api(api).create_namespaced_config_map, namespace,
              {"metadata": {"name": "code"}, "data": {"score.py": script}})
+    return claim
+
+
+DIGITS = Path(__file__).resolve().parents[2] / "examples" / "digits"
+
+
+def stage_digits(plane: ControlPlane, namespace: str) -> Path:
+    """The digits example's images and model (prepare.py must have run) on claim `data`."""
+    claim = plane.pvc_path(namespace, "data")
+    shutil.copytree(DIGITS / "data" / "digits", claim / "digits")
+    shutil.copytree(DIGITS / "models", claim / "models")
     return claim
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import os
-import shutil
 import subprocess
 import sys
 import uuid
@@ -35,6 +34,7 @@ from tests.chart.rbac_rules import (
 
 from .controlplane import ControlPlane, wait_for
 from .operator_process import OperatorProcess, kubeconfig_for
+from .step_scenarios import stage_digits
 
 pytestmark = pytest.mark.cluster
 
@@ -275,9 +275,7 @@ def test_the_operator_under_the_charts_namespaced_account_completes_the_digits_e
     watched = release.watched[0]
     control_plane.wait_for_service_account(watched)
     subprocess.run([sys.executable, str(DIGITS / "prepare.py")], check=True, timeout=300)
-    claim = control_plane.pvc_path(watched, "data")
-    shutil.copytree(DIGITS / "data" / "digits", claim / "digits")
-    shutil.copytree(DIGITS / "models", claim / "models")
+    claim = stage_digits(control_plane, watched)
     kubeconfig = kubeconfig_for(control_plane, release.namespace, release.service_account,
                                 tmp_path / "chart.kubeconfig")
     operator = OperatorProcess(kubeconfig, tmp_path, ",".join(release.watched))

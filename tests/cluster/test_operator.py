@@ -20,6 +20,7 @@ from .controlplane import ControlPlane
 from .crd_install import GROUP, PLURAL, VERSION
 from .operator_process import OperatorProcess
 from .pod_sandbox import call
+from .step_scenarios import stage_digits
 
 pytestmark = pytest.mark.cluster
 REPO = Path(__file__).resolve().parents[2]
@@ -30,13 +31,6 @@ DIGITS = REPO / "examples" / "digits"
 def digits_data() -> Path:
     subprocess.run([sys.executable, str(DIGITS / "prepare.py")], check=True, timeout=300)
     return DIGITS
-
-
-def stage_digits(plane: ControlPlane, namespace: str) -> Path:
-    claim = plane.pvc_path(namespace, "data")
-    shutil.copytree(DIGITS / "data" / "digits", claim / "digits")
-    shutil.copytree(DIGITS / "models", claim / "models")
-    return claim
 
 
 def prs(*args: str, kubeconfig: Path | None = None, timeout: float = 300) -> (

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from prs_runner.storage import FileEntry
+from prs_runner.storage import FileEntry, Storage
 
 PLAN_VERSION = 1
 
@@ -179,3 +179,9 @@ def describe_slice(table: TableSlice | None) -> str:
     if table.partition is not None:
         where = " " + ", ".join(f"{k}={v}" for k, v in table.partition.items())
     return f"{where}  {table.rows} rows"
+
+
+def read_plan(plan_uri: str) -> Plan:
+    """The plan stored at PLAN_URI (`<output>/_prs/plan.json`)."""
+    folder, name = plan_uri.rsplit("/", 1)
+    return plan_from_json(Storage(folder).read_bytes(name))

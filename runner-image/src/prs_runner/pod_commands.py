@@ -10,9 +10,9 @@ import os
 from typing import Any
 
 from prs_runner.code_archive import unpack_code_root
-from prs_runner.local_run import PLAN_FILE, build_plan, prepare_output
+from prs_runner.local_run import build_plan, prepare_output
 from prs_runner.merge import JOB_RESULT, REPORT_DIR
-from prs_runner.planning import Plan, plan_from_json
+from prs_runner.planning import Plan, read_plan
 from prs_runner.spec import SpecError
 from prs_runner.storage import Storage
 from prs_runner.validation import step_from_document
@@ -50,8 +50,7 @@ def plan_failure(error: SpecError) -> dict[str, Any]:
 
 def reuse_in_pod(plan_uri: str, source_uri: str, source_step: str) -> dict[str, Any]:
     """Copy an earlier step's output file and report into this step's output."""
-    folder, name = plan_uri.rsplit("/", 1)
-    plan = plan_from_json(Storage(folder).read_bytes(name))
+    plan = read_plan(plan_uri)  # the plan Job left it in this step's output already
     source, target = Storage(source_uri), Storage(plan.step["output"]["uri"])
     earlier = json.loads(source.read_bytes(JOB_RESULT))
     if earlier.get("fingerprint") != plan.fingerprint or earlier.get("status") != "Succeeded":
@@ -65,7 +64,6 @@ def reuse_in_pod(plan_uri: str, source_uri: str, source_step: str) -> dict[str, 
     result = {**earlier, "stepName": plan.step_name, "reusedFrom": source_step,
               "output": {**earlier["output"], "uri": plan.step["output"]["uri"]}}
     target.write_atomic(JOB_RESULT, json.dumps(result, indent=2).encode())
-    target.write_atomic(PLAN_FILE, Storage(folder).read_bytes(name))
     return result
 
 

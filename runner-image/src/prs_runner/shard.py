@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from prs_runner.environment import worker_environment
-from prs_runner.planning import MiniBatch, Plan, plan_from_json
+from prs_runner.planning import MiniBatch, Plan, read_plan
 from prs_runner.processes import can_fork, fork_worker, kill_group, spawn_worker
 from prs_runner.results import FAILED as FAILED_STATUS
 from prs_runner.results import (
@@ -139,11 +139,9 @@ class ShardSupervisor:
         return self.outcome()
 
     def await_plan(self) -> None:
-        folder, name = self.plan_uri.rsplit("/", 1)
-        storage = Storage(folder)
         while not self.stop_reason and not self.init_failed_everywhere():
             try:
-                self.adopt(plan_from_json(storage.read_bytes(name)))
+                self.adopt(read_plan(self.plan_uri))
                 return
             except FileNotFoundError:
                 self.poll(PLAN_POLL_SECONDS)

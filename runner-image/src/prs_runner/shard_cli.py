@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 # Only what a shard needs is imported up front: a shard's start-up delays its workers'.
 from prs_runner.code_archive import unpack_code_root
-from prs_runner.planning import Plan, plan_from_json
+from prs_runner.planning import read_plan
 from prs_runner.processes import exit_now, kill_group
 from prs_runner.shard import EXIT_FATAL, ShardSupervisor, emit
 from prs_runner.spec import SpecError
@@ -31,16 +31,10 @@ if TYPE_CHECKING:
     from prs_runner.progress_report import ProgressPoster
 
 
-def load_plan(plan_uri: str) -> tuple[Plan, Storage]:
-    folder, name = plan_uri.rsplit("/", 1)
-    storage = Storage(folder)
-    return plan_from_json(storage.read_bytes(name)), storage
-
-
 def run_shard(args: argparse.Namespace) -> int:
     # --await-plan: `prs run` starts shards while it still cuts the input; the resolved spec
     # is already in step.json next to where the plan will appear.
-    plan = None if args.await_plan else load_plan(args.plan)[0]
+    plan = None if args.await_plan else read_plan(args.plan)
     spec = read_spec(args.plan) if plan is None else plan.step
     code_root = unpack_code_root(args.code_root or spec["code"].get("sourceDirectory") or "")
     supervisor = ShardSupervisor(spec, args.plan, args.index, code_root, plan)
@@ -109,7 +103,7 @@ def run_reuse(args: argparse.Namespace) -> int:
 def run_merge(args: argparse.Namespace) -> int:
     from prs_runner.merge import merge_results, read_shard_outcomes
 
-    plan, _ = load_plan(args.plan)
+    plan = read_plan(args.plan)
     output = Storage(plan.step["output"]["uri"])
     outcomes = read_shard_outcomes(output, plan.node_count)
     result = merge_results(plan, output, outcomes, started=args.started)

@@ -24,7 +24,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from prs_runner.entry_script import RunContext, side_inputs_from_env
-from prs_runner.planning import MiniBatch, plan_from_json
+from prs_runner.planning import MiniBatch, read_plan
 from prs_runner.results import SUCCEEDED, ResultHeader, commit_record
 from prs_runner.row_encoding import count_returned, encode_result
 from prs_runner.storage import Storage, local_root
@@ -65,13 +65,12 @@ STEP_FILE_NAME = "step.json"  # the resolved spec, next to plan.json
 def read_spec(plan_uri: str) -> dict[str, Any]:
     """The resolved spec: from step.json when `prs run` wrote it ahead of the plan (the
     workers start while the input is planned), else from the plan itself (pods)."""
-    folder, name = plan_uri.rsplit("/", 1)
-    storage = Storage(folder)
+    storage = Storage(plan_uri.rsplit("/", 1)[0])
     try:
         spec: dict[str, Any] = json.loads(storage.read_bytes(STEP_FILE_NAME))
         return spec
     except FileNotFoundError:
-        return plan_from_json(storage.read_bytes(name)).step
+        return read_plan(plan_uri).step
 
 
 class Worker:
@@ -101,8 +100,7 @@ class Worker:
 
     def load_plan(self) -> None:
         """On the first mini-batch: the supervisor sends work only once the plan exists."""
-        folder, name = self.plan_uri.rsplit("/", 1)
-        plan = plan_from_json(Storage(folder).read_bytes(name))
+        plan = read_plan(self.plan_uri)
         self.batches = {mb.id: mb for mb in plan.for_shard(self.shard)}
         self.input_root = local_root(plan.input_uri) or plan.input_uri
         if self.spec["input"]["type"] == "tabular":
