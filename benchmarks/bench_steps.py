@@ -33,8 +33,9 @@ def write_step(root: Path, script: str, files: int, **spec: Any) -> Path:
 def time_prs_run(step: Path) -> float:
     """Wall time of a whole `prs run`, process start to exit, as a user sees it."""
     started = time.perf_counter()
-    result = subprocess.run([sys.executable, "-m", "prs_runner.cli", "run", str(step), "--fresh"],
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "prs_runner.commands.prs_cli", "run", str(step), "--fresh"],
+        capture_output=True, text=True)
     elapsed = time.perf_counter() - started
     if result.returncode != 0:
         raise SystemExit(f"prs run failed:\n{result.stdout}\n{result.stderr}")

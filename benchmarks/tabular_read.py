@@ -26,8 +26,8 @@ import pyarrow.parquet as pq
 import yaml
 from bench_steps import time_prs_run
 
-from prs_runner.local_run import build_plan
-from prs_runner.validation import load_step
+from prs_runner.execution.local_run import build_plan
+from prs_runner.step.validation import load_step
 
 MB = 1 << 20
 ROWS_PER_CHUNK = 200_000

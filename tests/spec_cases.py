@@ -1,6 +1,6 @@
 """One table of ParallelRunStep cases for both halves of validation.
 
-The same cases run against the offline validator (``prs_runner.validation``, in
+The same cases run against the offline validator (``prs_runner.step.validation``, in
 ``tests/unit/test_validation.py``) and against a real API server serving
 ``crds/parallelrunsteps.yaml`` (``tests/cluster/test_crd.py``): a bad case must be rejected
 by both, with a message that names ``field`` (a substring of the field path, which starts

@@ -282,7 +282,8 @@ def test_the_operator_under_the_charts_namespaced_account_completes_the_digits_e
     operator.start()
     try:
         submitted = subprocess.run(
-            [sys.executable, "-m", "prs_runner.cli", "submit", str(DIGITS / "cluster-step.yaml"),
+            [sys.executable, "-m", "prs_runner.commands.prs_cli", "submit",
+             str(DIGITS / "cluster-step.yaml"),
              "-n", watched, "--wait", "--timeout", "240"],
             env={**os.environ, "KUBECONFIG": str(control_plane.kubeconfig)},
             capture_output=True, text=True, timeout=300)

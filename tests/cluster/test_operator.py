@@ -36,7 +36,7 @@ def digits_data() -> Path:
 def prs(*args: str, kubeconfig: Path | None = None, timeout: float = 300) -> (
         subprocess.CompletedProcess[str]):
     env = {**os.environ, **({"KUBECONFIG": str(kubeconfig)} if kubeconfig else {})}
-    return subprocess.run([sys.executable, "-m", "prs_runner.cli", *args], env=env,
+    return subprocess.run([sys.executable, "-m", "prs_runner.commands.prs_cli", *args], env=env,
                           capture_output=True, text=True, timeout=timeout)
 
 

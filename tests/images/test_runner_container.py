@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from prs_runner.local_run import PLAN_FILE, build_plan
-from prs_runner.planning import plan_to_json
-from prs_runner.storage import Storage
-from prs_runner.validation import load_step
+from prs_runner.execution.local_run import PLAN_FILE, build_plan
+from prs_runner.planning.plan import plan_to_json
+from prs_runner.step.validation import load_step
+from prs_runner.storage.filesystem import Storage
 
 from .docker_engine import PRS_UID, ROOT, DockerEngine
 
@@ -75,7 +75,7 @@ def test_runner_container_runs_shards_and_merge_like_prs_run(
 
     local_output = tmp_path / "local-out"
     local = subprocess.run(
-        [sys.executable, "-m", "prs_runner.cli", "run", str(DIGITS / "step.yaml"),
+        [sys.executable, "-m", "prs_runner.commands.prs_cli", "run", str(DIGITS / "step.yaml"),
          "--output", str(local_output), "--fresh"],
         capture_output=True, text=True, timeout=300,
     )

@@ -29,13 +29,13 @@ class StepDir:
 
     def run(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, "-m", "prs_runner.cli", "run", str(self.step), *args],
+            [sys.executable, "-m", "prs_runner.commands.prs_cli", "run", str(self.step), *args],
             capture_output=True, text=True, timeout=timeout,
         )
 
     def start(self, *args: str) -> subprocess.Popen[str]:
         return subprocess.Popen(
-            [sys.executable, "-m", "prs_runner.cli", "run", str(self.step), *args],
+            [sys.executable, "-m", "prs_runner.commands.prs_cli", "run", str(self.step), *args],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )
 

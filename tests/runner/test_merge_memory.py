@@ -29,7 +29,7 @@ def merge_peak_kib(plan: Path) -> int:
     measure = (
         # VmHWM is this process's own peak; ru_maxrss would include pytest's size at fork.
         "import sys\n"
-        "from prs_runner.shard_cli import main\n"
+        "from prs_runner.commands.runner_cli import main\n"
         "code = main(['merge', '--plan', sys.argv[1]])\n"
         "status = open('/proc/self/status').read().split('VmHWM:')[1]\n"
         "print(int(status.split()[0]))\n"
@@ -68,7 +68,7 @@ def test_parquet_merge_memory_is_bounded_by_a_mini_batch(tmp_path: Path) -> None
                  "appendRowFormat": "parquet"},
     }
     (tmp_path / "step.yaml").write_text(yaml.safe_dump(document))
-    result = subprocess.run([sys.executable, "-m", "prs_runner.cli", "run",
+    result = subprocess.run([sys.executable, "-m", "prs_runner.commands.prs_cli", "run",
                              str(tmp_path / "step.yaml")], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
     peak_kib = merge_peak_kib(tmp_path / "out/_prs/plan.json")

@@ -1,6 +1,6 @@
-"""crds/parallelrunsteps.yaml against the offline validator's model (prs_runner.spec): no drift
-in fields, defaults, enums, minimums or patterns. The API server's own verdicts on the shared
-cases are checked in tests/cluster/test_crd.py."""
+"""crds/parallelrunsteps.yaml against the offline validator's model (prs_runner.step.spec):
+no drift in fields, defaults, enums, minimums or patterns. The API server's own verdicts on
+the shared cases are checked in tests/cluster/test_crd.py."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
-from prs_runner import spec as model
+from prs_runner.step import spec as model
 
 REPO = Path(__file__).resolve().parents[2]
 CRD_PATH = REPO / "crds" / "parallelrunsteps.yaml"

@@ -17,7 +17,7 @@ from prs_operator.builders import (
     code_root,
     progress_token,
 )
-from prs_runner.spec import apply_defaults
+from prs_runner.step.spec import apply_defaults
 
 SETTINGS = RunnerSettings("runner:1", "http://op:8080/v1/progress", b"key")
 

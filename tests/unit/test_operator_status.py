@@ -13,7 +13,7 @@ from prs_operator.conditions import format_duration, set_condition
 from prs_operator.observation import JobView, Observed, PodView, ReuseSource, view_job, view_pod
 from prs_operator.reconciler import unfinished_steps
 from prs_operator.status import Pass, compute_pass
-from prs_runner.spec import apply_defaults
+from prs_runner.step.spec import apply_defaults
 
 SETTINGS = RunnerSettings("runner:1", "http://op/v1/progress", b"key")
 NOW = 1_800_028_800.0  # 2027-01-15T16:00:00Z, 8 h after PLANNED's start

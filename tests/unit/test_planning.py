@@ -6,9 +6,11 @@ from typing import Any
 
 import pytest
 
-from prs_runner.environment import gpu_for_process, visible_gpus
-from prs_runner.fingerprint import compute_fingerprint
-from prs_runner.planning import (
+from prs_runner.execution.environment import gpu_for_process, visible_gpus
+from prs_runner.execution.progress import format_duration, progress_line
+from prs_runner.output.row_encoding import encode_text
+from prs_runner.planning.fingerprint import compute_fingerprint
+from prs_runner.planning.plan import (
     Plan,
     assign_shards,
     describe_plan,
@@ -16,11 +18,9 @@ from prs_runner.planning import (
     plan_from_json,
     plan_to_json,
 )
-from prs_runner.progress import format_duration, progress_line
-from prs_runner.row_encoding import encode_text
-from prs_runner.spec import DEFAULTS
-from prs_runner.storage import FileEntry, glob_to_regex
-from prs_runner.thresholds import Counts, crossed_threshold
+from prs_runner.step.spec import DEFAULTS
+from prs_runner.step.thresholds import Counts, crossed_threshold
+from prs_runner.storage.filesystem import FileEntry, glob_to_regex
 
 
 def files(*sizes: int) -> list[FileEntry]:

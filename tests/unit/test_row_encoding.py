@@ -9,8 +9,8 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from prs_runner.append_row_output import CsvOutput, OutputMismatch, ParquetOutput, TextOutput
-from prs_runner.row_encoding import encode_arrow, encode_csv, encode_result
+from prs_runner.output.append_row_output import CsvOutput, OutputMismatch, ParquetOutput, TextOutput
+from prs_runner.output.row_encoding import encode_arrow, encode_csv, encode_result
 
 
 class KeptOpen(io.BytesIO):

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from prs_operator.submit import cluster_document, code_config_map
-from prs_runner.code_archive import pack_directory
-from prs_runner.spec import SpecError, Step
-from prs_runner.validation import step_from_document
+from prs_runner.step.spec import SpecError, Step
+from prs_runner.step.validation import step_from_document
+from prs_runner.storage.code_archive import pack_directory
 
 
 def make_step(tmp_path: Path, **uris: str) -> Step:
@@ -58,4 +58,5 @@ def test_local_paths_are_refused_naming_the_field(
     step = make_step(tmp_path, **uris)
     with pytest.raises(SpecError) as raised:
         cluster_document(step, "c")
-    assert str(raised.value).startswith(field) or field in str(raised.value)
+    [problem] = raised.value.problems  # only the local one, and it names its field
+    assert problem.startswith(f"{field}: the local path ")

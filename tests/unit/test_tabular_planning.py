@@ -11,9 +11,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from prs_runner.planning import MiniBatch, Plan, TableSlice, plan_from_json, plan_to_json
-from prs_runner.tabular_formats import guess_format
-from prs_runner.tabular_planning import (
+from prs_runner.planning.plan import MiniBatch, Plan, TableSlice, plan_from_json, plan_to_json
+from prs_runner.planning.tabular_cuts import (
     count_records,
     group_partitions,
     group_row_groups,
@@ -21,7 +20,8 @@ from prs_runner.tabular_planning import (
     record_ends,
     typed_folder_value,
 )
-from prs_runner.tabular_scan import scan_text_file
+from prs_runner.planning.tabular_formats import guess_format
+from prs_runner.planning.tabular_scan import scan_text_file
 
 
 @pytest.mark.parametrize(
@@ -217,7 +217,7 @@ def test_record_ends_matches_a_python_scan_on_random_bytes() -> None:
 def test_threaded_scan_equals_the_serial_one_across_task_boundaries() -> None:
     from concurrent.futures import ThreadPoolExecutor
 
-    from prs_runner.tabular_planning import TASK_BYTES
+    from prs_runner.planning.tabular_cuts import TASK_BYTES
 
     one = csv_with_quoted_newlines(300, seed=5)
     data = one * (3 * TASK_BYTES // len(one) + 1)

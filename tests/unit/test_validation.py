@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import yaml
 
-from prs_runner.spec import (
+from prs_runner.step.spec import (
     DEFAULTS,
     MiniBatchSize,
     SpecError,
@@ -17,7 +17,7 @@ from prs_runner.spec import (
     coerce_override,
     parse_mini_batch_size,
 )
-from prs_runner.validation import load_step, step_from_document, validate_document
+from prs_runner.step.validation import load_step, step_from_document, validate_document
 from tests.spec_cases import BAD_CASES, GOOD_CASES, Case, good_document
 
 

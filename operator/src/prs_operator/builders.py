@@ -16,7 +16,7 @@ from typing import Any
 from prs_operator.observation import ANNOTATION_SUSPENDED_BY_STEP, LABEL_ROLE, LABEL_STEP
 
 RUNNER_UID = 10001
-EXIT_FATAL = 3  # prs_runner.shard.EXIT_FATAL: fail the Job, do not retry the pod
+EXIT_FATAL = 3  # prs_runner.execution.shard.EXIT_FATAL: fail the Job, do not retry the pod
 PVC_ROOT = "/mnt/pvc"
 CODE_MOUNT = "/prs/code"
 TERMINATION_LOG = "/dev/termination-log"

@@ -18,7 +18,7 @@ from prs_operator.metrics import Metrics
 from prs_operator.observation import JobView, Observed, PodView, ReuseSource
 from prs_operator.progress import ProgressBook
 from prs_operator.status import compute_pass
-from prs_runner.spec import apply_defaults, drop_nulls
+from prs_runner.step.spec import apply_defaults, drop_nulls
 
 Key = tuple[str, str]
 PROGRESS_WRITE_INTERVAL = 2.0  # seconds between status writes caused by progress reports

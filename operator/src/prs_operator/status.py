@@ -28,8 +28,8 @@ from prs_operator.conditions import (
     set_condition,
 )
 from prs_operator.observation import JobView, Observed, PodView, ReuseSource
-from prs_runner.results import ErrorInfo
-from prs_runner.thresholds import Counts, crossed_threshold
+from prs_runner.output.results import ErrorInfo
+from prs_runner.step.thresholds import Counts, crossed_threshold
 
 
 @dataclass

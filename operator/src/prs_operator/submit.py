@@ -15,8 +15,8 @@ from kubernetes.client.exceptions import ApiException
 
 from prs_operator.conditions import is_true
 from prs_operator.kube import GROUP, PLURAL, VERSION
-from prs_runner.code_archive import ARCHIVE_NAME, pack_directory
-from prs_runner.spec import SpecError, Step
+from prs_runner.step.spec import SpecError, Step
+from prs_runner.storage.code_archive import ARCHIVE_NAME, pack_directory
 
 POLL_SECONDS = 2.0
 

@@ -9,13 +9,13 @@ import json
 import os
 from typing import Any
 
-from prs_runner.code_archive import unpack_code_root
-from prs_runner.local_run import build_plan, prepare_output
-from prs_runner.merge import JOB_RESULT, REPORT_DIR
-from prs_runner.planning import Plan, read_plan
-from prs_runner.spec import SpecError
-from prs_runner.storage import Storage
-from prs_runner.validation import step_from_document
+from prs_runner.execution.local_run import build_plan, prepare_output
+from prs_runner.output.merge import JOB_RESULT, REPORT_DIR
+from prs_runner.planning.plan import Plan, read_plan
+from prs_runner.step.spec import SpecError
+from prs_runner.step.validation import step_from_document
+from prs_runner.storage.code_archive import unpack_code_root
+from prs_runner.storage.filesystem import Storage
 
 COPY_CHUNK = 1 << 20
 

@@ -11,11 +11,11 @@ import signal
 import subprocess
 from typing import Any
 
-from prs_runner.processes import spawn_shard
-from prs_runner.progress import Progress
-from prs_runner.results import ErrorInfo
-from prs_runner.shard import EXIT_FATAL
-from prs_runner.thresholds import Counts, crossed_threshold
+from prs_runner.execution.processes import spawn_shard
+from prs_runner.execution.progress import Progress
+from prs_runner.execution.shard import EXIT_FATAL
+from prs_runner.output.results import ErrorInfo
+from prs_runner.step.thresholds import Counts, crossed_threshold
 
 
 class ShardRunner:

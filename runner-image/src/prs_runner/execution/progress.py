@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import TextIO
 
-from prs_runner.thresholds import Counts
+from prs_runner.step.thresholds import Counts
 
 PLAIN_INTERVAL = 5.0
 BAR_INTERVAL = 0.2

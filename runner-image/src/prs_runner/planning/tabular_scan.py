@@ -1,6 +1,6 @@
 """Planning tabular input: reads what the cuts need (record boundaries, Parquet footers,
 partition key columns) and turns it into mini-batches. The cutting itself is pure
-(tabular_planning); this is the I/O around it."""
+(tabular_cuts); this is the I/O around it."""
 
 from __future__ import annotations
 
@@ -12,10 +12,8 @@ from typing import IO, Any
 
 import numpy as np
 
-from prs_runner.planning import MiniBatch, TableSlice, assign_shards
-from prs_runner.spec import MiniBatchSize, SpecError
-from prs_runner.storage import FileEntry, Storage
-from prs_runner.tabular_planning import (
+from prs_runner.planning.plan import MiniBatch, TableSlice, assign_shards
+from prs_runner.planning.tabular_cuts import (
     ByteRange,
     PartitionGroup,
     RangeCutter,
@@ -26,6 +24,8 @@ from prs_runner.tabular_planning import (
     record_ends,
     typed_folder_value,
 )
+from prs_runner.step.spec import MiniBatchSize, SpecError
+from prs_runner.storage.filesystem import FileEntry, Storage
 
 BLOCK_BYTES = 16 << 20  # large reads: the scan runs at disk speed, counting in C
 
@@ -160,7 +160,7 @@ def key_value_counts(
 ) -> list[tuple[dict[str, Any], int]]:
     import pyarrow.compute as pc
 
-    from prs_runner.tabular_reading import read_columns
+    from prs_runner.planning.tabular_reading import read_columns
 
     table = read_columns(stream, fmt, keys)
     absent = [k for k in keys if k not in table.column_names]

@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass, field
 from typing import IO, Any
 
-from prs_runner.storage import Storage
+from prs_runner.storage.filesystem import Storage
 
 RESULTS_DIR = "_prs/results"
 SUCCEEDED = "succeeded"

@@ -182,6 +182,12 @@ class Storage:
             self._fs.delete_file(target)
 
 
+def open_append_log(path: str) -> int:
+    """A descriptor that appends to the log file PATH (created, with its folder, if new)."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+
+
 AT_FDCWD = -100
 AT_SYMLINK_FOLLOW = 0x400
 

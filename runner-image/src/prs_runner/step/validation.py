@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from prs_runner.spec import (
+from prs_runner.step.spec import (
     API_VERSION,
     CODE_SOURCES,
     DEFAULTS,

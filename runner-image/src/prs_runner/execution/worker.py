@@ -24,13 +24,13 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from prs_runner.entry_script import RunContext, side_inputs_from_env
-from prs_runner.planning import MiniBatch, read_plan
-from prs_runner.results import SUCCEEDED, ResultHeader, commit_record
-from prs_runner.row_encoding import count_returned, encode_result
-from prs_runner.storage import Storage, local_root
+from prs_runner.output.results import SUCCEEDED, ResultHeader, commit_record
+from prs_runner.output.row_encoding import count_returned, encode_result
+from prs_runner.planning.plan import MiniBatch, read_plan
+from prs_runner.storage.filesystem import Storage, local_root
 
 if TYPE_CHECKING:
-    from prs_runner.tabular_reading import TableReader
+    from prs_runner.planning.tabular_reading import TableReader
 
 log = logging.getLogger("prs.worker")
 
@@ -89,7 +89,7 @@ class Worker:
 
     def start(self) -> ModuleType:
         if self.spec["input"]["type"] == "tabular":
-            import prs_runner.tabular_reading  # noqa: F401 (pyarrow and pandas: slow, load now)
+            import prs_runner.planning.tabular_reading  # noqa: F401 (pyarrow and pandas: slow, load now)
         code = self.spec["code"]
         module = import_entry_script(self.code_root, code["entryScript"], self.spec["arguments"])
         self.run_fn = module.run
@@ -104,7 +104,7 @@ class Worker:
         self.batches = {mb.id: mb for mb in plan.for_shard(self.shard)}
         self.input_root = local_root(plan.input_uri) or plan.input_uri
         if self.spec["input"]["type"] == "tabular":
-            from prs_runner.tabular_reading import TableReader
+            from prs_runner.planning.tabular_reading import TableReader
 
             self.table_reader = TableReader(Storage(plan.input_uri), self.spec["input"]["format"])
 
@@ -215,7 +215,7 @@ def preload(spec: dict[str, Any]) -> None:
     if spec["input"]["type"] == "tabular":
         import pandas  # noqa: F401 (pyarrow imports it lazily, in the first mini-batch)
 
-        import prs_runner.tabular_reading  # noqa: F401
+        import prs_runner.planning.tabular_reading  # noqa: F401
 
 
 def main() -> int:

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from prs_runner.storage import FileEntry, Storage
+from prs_runner.storage.filesystem import FileEntry, Storage
 
 PLAN_VERSION = 1
 

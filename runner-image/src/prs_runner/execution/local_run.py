@@ -4,22 +4,22 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 from dataclasses import dataclass
 from typing import Any, TextIO
 
-from prs_runner.fingerprint import compute_fingerprint
-from prs_runner.local_shards import ShardRunner
-from prs_runner.merge import JOB_RESULT, merge_results, read_shard_outcomes
-from prs_runner.planning import MiniBatch, Plan, plan_files, plan_from_json, plan_to_json
-from prs_runner.progress import Progress
-from prs_runner.results import committed_ids
-from prs_runner.spec import SpecError, Step
-from prs_runner.storage import FileEntry, Storage
-from prs_runner.tabular_formats import guess_format
-from prs_runner.worker import STEP_FILE_NAME
+from prs_runner.execution.local_shards import ShardRunner
+from prs_runner.execution.progress import Progress
+from prs_runner.execution.worker import STEP_FILE_NAME
+from prs_runner.output.merge import JOB_RESULT, merge_results, read_shard_outcomes
+from prs_runner.output.results import committed_ids
+from prs_runner.planning.fingerprint import compute_fingerprint
+from prs_runner.planning.plan import MiniBatch, Plan, plan_files, plan_from_json, plan_to_json
+from prs_runner.planning.tabular_formats import guess_format
+from prs_runner.step.spec import SpecError, Step
+from prs_runner.storage.code_archive import read_code_files
+from prs_runner.storage.filesystem import FileEntry, Storage
 
 PLAN_FILE = "_prs/plan.json"
 STEP_FILE = f"_prs/{STEP_FILE_NAME}"
@@ -47,17 +47,6 @@ def resolve_spec(step: Step) -> dict[str, Any]:
     for side in spec["sideInputs"]:
         side["uri"] = step.resolve_local(side["uri"])
     return spec  # type: ignore[no-any-return]
-
-
-def read_code_files(root: str) -> list[tuple[str, bytes]]:
-    files = []
-    for folder, dirs, names in os.walk(root):
-        dirs[:] = sorted(d for d in dirs if d != "__pycache__" and not d.startswith("."))
-        for name in sorted(names):
-            path = os.path.join(folder, name)
-            with open(path, "rb") as stream:
-                files.append((os.path.relpath(path, root), stream.read()))
-    return files
 
 
 @dataclass(frozen=True)
@@ -127,7 +116,7 @@ def plan_mini_batches(
     if spec["input"]["type"] != "tabular":
         assert size.count is not None  # validation: files take a count
         return plan_files(listing, size.count, spec["nodeCount"])
-    from prs_runner.tabular_scan import plan_tabular
+    from prs_runner.planning.tabular_scan import plan_tabular
 
     return plan_tabular(Storage(input_root), listing, spec["input"]["format"], size,
                         spec["input"].get("partitionKeys") or [], spec["nodeCount"])

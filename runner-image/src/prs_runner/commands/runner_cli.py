@@ -18,17 +18,18 @@ import sys
 from types import FrameType
 from typing import TYPE_CHECKING
 
+from prs_runner.execution.processes import exit_now, kill_group
+from prs_runner.execution.shard import EXIT_FATAL, ShardSupervisor, emit
+from prs_runner.execution.worker import read_spec
+from prs_runner.planning.plan import read_plan
+from prs_runner.step.spec import SpecError
+
 # Only what a shard needs is imported up front: a shard's start-up delays its workers'.
-from prs_runner.code_archive import unpack_code_root
-from prs_runner.planning import read_plan
-from prs_runner.processes import exit_now, kill_group
-from prs_runner.shard import EXIT_FATAL, ShardSupervisor, emit
-from prs_runner.spec import SpecError
-from prs_runner.storage import Storage
-from prs_runner.worker import read_spec
+from prs_runner.storage.code_archive import unpack_code_root
+from prs_runner.storage.filesystem import Storage
 
 if TYPE_CHECKING:
-    from prs_runner.progress_report import ProgressPoster
+    from prs_runner.execution.progress_report import ProgressPoster
 
 
 def run_shard(args: argparse.Namespace) -> int:
@@ -66,14 +67,14 @@ def progress_poster(env: dict[str, str] | os._Environ[str]) -> ProgressPoster | 
     url = env.get("PRS_PROGRESS_URL")
     if not url:
         return None
-    from prs_runner.progress_report import ProgressPoster
+    from prs_runner.execution.progress_report import ProgressPoster
 
     identity = {key: env.get(f"PRS_STEP_{key.upper()}", "") for key in ("namespace", "name", "uid")}
     return ProgressPoster(url, env.get("PRS_PROGRESS_TOKEN", ""), identity)
 
 
 def run_plan(args: argparse.Namespace) -> int:
-    from prs_runner.pod_commands import plan_failure, plan_in_pod
+    from prs_runner.commands.pod_phases import plan_failure, plan_in_pod
 
     try:
         summary = plan_in_pod(json.loads(os.environ["PRS_STEP"]), args.code_root)
@@ -87,7 +88,7 @@ def run_plan(args: argparse.Namespace) -> int:
 
 
 def run_reuse(args: argparse.Namespace) -> int:
-    from prs_runner.pod_commands import reuse_in_pod
+    from prs_runner.commands.pod_phases import reuse_in_pod
 
     try:
         result = reuse_in_pod(args.plan, args.source, args.source_step)
@@ -101,7 +102,7 @@ def run_reuse(args: argparse.Namespace) -> int:
 
 
 def run_merge(args: argparse.Namespace) -> int:
-    from prs_runner.merge import merge_results, read_shard_outcomes
+    from prs_runner.output.merge import merge_results, read_shard_outcomes
 
     plan = read_plan(args.plan)
     output = Storage(plan.step["output"]["uri"])
@@ -122,7 +123,7 @@ def write_termination_message(path: str | None, message: dict[str, object]) -> N
         error = dict(first_error)
         error["traceback"] = str(error.get("traceback", ""))[-1500:]
         text = json.dumps({**message, "firstError": error})[:4000]
-    with open(path, "w") as stream:
+    with open(path, "w") as stream:  # noqa: PTH123 (the kubelet's file, not user data)
         stream.write(text)
 
 

@@ -11,6 +11,8 @@ import sys
 import traceback
 from collections.abc import Callable
 
+from prs_runner.storage.filesystem import open_append_log
+
 PR_SET_PDEATHSIG = 1
 
 
@@ -28,15 +30,17 @@ def spawn_worker(
     """A worker in its own process group; returns (pid, command fd, event fd)."""
     command_read, command_write = os.pipe()
     event_read, event_write = os.pipe()
-    os.makedirs(os.path.dirname(log_path), exist_ok=True)
-    with open(log_path, "ab") as log:
+    log = open_append_log(log_path)
+    try:
         child = subprocess.Popen(
-            [sys.executable, "-m", "prs_runner.worker", plan_uri, str(shard), str(process),
-             code_root, str(command_read), str(event_write)],
+            [sys.executable, "-m", "prs_runner.execution.worker", plan_uri, str(shard),
+             str(process), code_root, str(command_read), str(event_write)],
             stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env,
             pass_fds=(command_read, event_write), start_new_session=True,
             preexec_fn=die_with_parent,
         )
+    finally:
+        os.close(log)
     os.close(command_read)
     os.close(event_write)
     return child.pid, command_write, event_read
@@ -51,8 +55,7 @@ def fork_worker(
     result without running this process's exit handlers. Returns (pid, command fd, event fd)."""
     command_read, command_write = os.pipe()
     event_read, event_write = os.pipe()
-    os.makedirs(os.path.dirname(log_path), exist_ok=True)
-    log = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    log = open_append_log(log_path)
     pid = os.fork()
     if pid == 0:
         code = 1
@@ -78,11 +81,11 @@ def become_worker(log: int, keep: tuple[int, int], env: dict[str, str]) -> None:
     die_with_parent()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, signal.SIG_DFL)
-    devnull = os.open(os.devnull, os.O_RDONLY)
+    devnull = os.open(os.devnull, os.O_RDONLY)  # noqa: TID251 (not user data)
     os.dup2(devnull, 0)
     os.dup2(log, 1)
     os.dup2(log, 2)
-    for name in os.listdir("/proc/self/fd"):
+    for name in os.listdir("/proc/self/fd"):  # noqa: TID251 (our descriptors)
         fd = int(name)
         if fd > 2 and fd not in keep:
             with contextlib.suppress(OSError):
@@ -97,7 +100,7 @@ def can_fork() -> bool:
 
 def spawn_shard(args: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [sys.executable, "-m", "prs_runner.shard_cli", *args],
+        [sys.executable, "-m", "prs_runner.commands.runner_cli", *args],
         stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, env=env,
         preexec_fn=die_with_parent,
     )

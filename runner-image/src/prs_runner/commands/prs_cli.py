@@ -6,9 +6,9 @@ import argparse
 import sys
 from typing import Any
 
-from prs_runner.processes import exit_now
-from prs_runner.spec import SpecError
-from prs_runner.validation import load_step
+from prs_runner.execution.processes import exit_now
+from prs_runner.step.spec import SpecError
+from prs_runner.step.validation import load_step
 
 
 def print_summary(name: str, result: dict[str, Any], reused: bool) -> None:
@@ -36,7 +36,7 @@ def print_summary(name: str, result: dict[str, Any], reused: bool) -> None:
 
 
 def command_run(args: argparse.Namespace) -> int:
-    from prs_runner.local_run import run_local
+    from prs_runner.execution.local_run import run_local
 
     step = load_step(args.step, args.set or [], args.output)
     outcome = run_local(step, fresh=args.fresh)
@@ -51,8 +51,8 @@ def command_validate(args: argparse.Namespace) -> int:
 
 
 def command_plan(args: argparse.Namespace) -> int:
-    from prs_runner.local_run import build_plan
-    from prs_runner.planning import describe_plan
+    from prs_runner.execution.local_run import build_plan
+    from prs_runner.planning.plan import describe_plan
 
     plan = build_plan(load_step(args.step, args.set or [], args.output))
     print("\n".join(describe_plan(plan)))

@@ -31,6 +31,18 @@ def pack_directory(root: str) -> bytes:
     return buffer.getvalue()
 
 
+def read_code_files(root: str) -> list[tuple[str, bytes]]:
+    """Every file of the code folder ROOT with its path relative to ROOT, in sorted order."""
+    files = []
+    for folder, dirs, names in os.walk(root):
+        dirs[:] = sorted(d for d in dirs if d != "__pycache__" and not d.startswith("."))
+        for name in sorted(names):
+            path = os.path.join(folder, name)
+            with open(path, "rb") as stream:
+                files.append((os.path.relpath(path, root), stream.read()))
+    return files
+
+
 def unpack_code_root(root: str) -> str:
     """The folder to import the entry script from: ROOT itself, or, when ROOT holds an
     archive from `prs submit`, a private folder it was unpacked into (the pod's /tmp)."""

@@ -11,11 +11,11 @@ import json
 import time
 from typing import Any
 
-from prs_runner.append_row_output import AppendRowOutput, OutputMismatch, open_output
-from prs_runner.planning import Plan
-from prs_runner.results import RESULTS_DIR, SUCCEEDED, ErrorInfo, read_header, record_name
-from prs_runner.storage import Storage
-from prs_runner.thresholds import Counts
+from prs_runner.output.append_row_output import AppendRowOutput, OutputMismatch, open_output
+from prs_runner.output.results import RESULTS_DIR, SUCCEEDED, ErrorInfo, read_header, record_name
+from prs_runner.planning.plan import Plan
+from prs_runner.step.thresholds import Counts
+from prs_runner.storage.filesystem import Storage
 
 REPORT_DIR = "_prs/report"
 JOB_RESULT = f"{REPORT_DIR}/job_result.json"

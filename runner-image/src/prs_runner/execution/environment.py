@@ -7,8 +7,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from prs_runner.spec import SideInput
-from prs_runner.storage import local_root
+from prs_runner.step.spec import SideInput
+from prs_runner.storage.filesystem import local_root
 
 
 def visible_gpus(env: Mapping[str, str], device_names: list[str]) -> list[str]:
@@ -56,6 +56,6 @@ def worker_environment(
 
 def _dev_names() -> list[str]:
     try:
-        return os.listdir("/dev")
+        return os.listdir("/dev")  # noqa: TID251 (device names, not user data)
     except OSError:
         return []

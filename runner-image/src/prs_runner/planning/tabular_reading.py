@@ -14,9 +14,9 @@ import pyarrow.csv as pacsv
 import pyarrow.json as pajson
 import pyarrow.parquet as pq
 
-from prs_runner.planning import MiniBatch, TableSlice
-from prs_runner.storage import Storage
-from prs_runner.tabular_planning import hive_values, typed_folder_value
+from prs_runner.planning.plan import MiniBatch, TableSlice
+from prs_runner.planning.tabular_cuts import hive_values, typed_folder_value
+from prs_runner.storage.filesystem import Storage
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -8,7 +8,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from prs_runner.storage import FileEntry
+from prs_runner.storage.filesystem import FileEntry
 
 # How and where a step runs, not what it computes.
 RUNTIME_FIELDS = frozenset({

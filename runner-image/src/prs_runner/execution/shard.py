@@ -22,11 +22,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from prs_runner.environment import worker_environment
-from prs_runner.planning import MiniBatch, Plan, read_plan
-from prs_runner.processes import can_fork, fork_worker, kill_group, spawn_worker
-from prs_runner.results import FAILED as FAILED_STATUS
-from prs_runner.results import (
+from prs_runner.execution.environment import worker_environment
+from prs_runner.execution.processes import can_fork, fork_worker, kill_group, spawn_worker
+from prs_runner.execution.worker import preload, run_worker
+from prs_runner.output.results import FAILED as FAILED_STATUS
+from prs_runner.output.results import (
     SUCCEEDED,
     ErrorInfo,
     ResultHeader,
@@ -34,9 +34,9 @@ from prs_runner.results import (
     committed_ids,
     load_header,
 )
-from prs_runner.storage import Storage
-from prs_runner.thresholds import Counts, crossed_threshold
-from prs_runner.worker import preload, run_worker
+from prs_runner.planning.plan import MiniBatch, Plan, read_plan
+from prs_runner.step.thresholds import Counts, crossed_threshold
+from prs_runner.storage.filesystem import Storage
 
 EXIT_FATAL = 3  # do not retry this shard: threshold crossed or init() keeps failing
 INIT_MAX_TRIES = 3
