@@ -5,6 +5,7 @@ PY := $(VENV)/bin/python
 PYTEST := $(PY) -m pytest
 
 .PHONY: demo test test-unit test-runner test-chart test-cluster test-images test-fast lint bench \
+	test-mutation \
 	bench-runner bench-tabular bench-operator kind-e2e venv images locks clean
 
 $(VENV)/.installed: pyproject.toml
@@ -28,9 +29,12 @@ test: lint test-unit test-runner test-chart test-cluster test-images
 ## test-fast: an explicit opt-out of the cluster tier, for quick iterations
 test-fast: lint test-unit test-runner
 
+## lint: ruff (style, and the file-I/O rule: only prs_runner.storage touches user data),
+## mypy strict, and the architecture contracts of pyproject.toml (import-linter)
 lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports --no-logo
 
 test-unit: venv
 	$(PYTEST) -q tests/unit
@@ -48,6 +52,11 @@ test-cluster: venv
 ## test-images: Docker engine (started if needed), local base image, runner image, containers
 test-images: venv
 	$(PYTEST) -q tests/images
+
+## test-mutation: mutmut over the pure core (the modules in pyproject's [tool.mutmut]) against
+## the unit tier; prints each module's score and fails under 90 %. Not part of `make test`.
+test-mutation: venv
+	$(PY) tools/mutation.py
 
 ## images: the runner and (once operator/src exists) operator images, tagged IMAGE_TAG, on
 ## BASE_IMAGE (default: the local Debian + python3 image of tools/build-base-image.sh)

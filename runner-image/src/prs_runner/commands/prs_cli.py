@@ -1,9 +1,16 @@
-"""`prs`: run, validate and plan ParallelRunSteps on this machine, or submit them to a cluster."""
+"""`prs`: run, validate and plan ParallelRunSteps on this machine, or submit them to a cluster.
+
+Commands that need more than the runner (the operator's `submit` needs the Kubernetes
+client) are registered by their own packages under the entry-point group `prs.commands`:
+each entry point names a function that adds its subparser and sets `handler` on it. The
+runner imports none of them by name, so the dependency points from them to the runner."""
 
 from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
+from importlib.metadata import entry_points
 from typing import Any
 
 from prs_runner.execution.processes import exit_now
@@ -59,45 +66,62 @@ def command_plan(args: argparse.Namespace) -> int:
     return 0
 
 
-def command_submit(args: argparse.Namespace) -> int:
-    try:
-        from prs_operator.submit import submit
-    except ImportError:
-        print("prs submit needs the operator extra: pip install 'parallelrunstep[operator]'",
-              file=sys.stderr)
+COMMAND_GROUP = "prs.commands"
+Register = Callable[[Any], None]  # register(subparsers): add one subparser, set its handler
+
+
+def add_step_command(commands: Any, name: str, help_text: str,
+                     handler: Callable[[argparse.Namespace], int]) -> argparse.ArgumentParser:
+    """A subcommand that takes a step file and `--set` overrides; for registered commands too."""
+    sub: argparse.ArgumentParser = commands.add_parser(name, help=help_text)
+    sub.add_argument("step", help="ParallelRunStep YAML file")
+    sub.add_argument("--set", action="append", metavar="KEY=VALUE",
+                     help="override a spec field, e.g. --set nodeCount=4")
+    sub.set_defaults(handler=handler)
+    return sub
+
+
+def unavailable(name: str, error: Exception) -> Callable[[argparse.Namespace], int]:
+    def handler(args: argparse.Namespace) -> int:
+        print(f"prs {name} is not available: {error} "
+              "(install it with: pip install 'parallelrunstep[operator]')", file=sys.stderr)
         return 2
-    return submit(load_step(args.step, args.set or []), args.namespace, args.wait, args.timeout)
+    return handler
+
+
+def register_plugins(commands: Any) -> None:
+    """Commands of other installed packages; one that cannot load says why when called."""
+    for point in sorted(entry_points(group=COMMAND_GROUP), key=lambda p: p.name):
+        try:
+            register: Register = point.load()
+        except ImportError as error:
+            sub = commands.add_parser(point.name, help=f"(not available: {error})")
+            sub.add_argument("rest", nargs=argparse.REMAINDER)
+            sub.set_defaults(handler=unavailable(point.name, error))
+            continue
+        register(commands)
 
 
 def parser() -> argparse.ArgumentParser:
-    root = argparse.ArgumentParser(prog="prs", description=__doc__)
+    root = argparse.ArgumentParser(prog="prs", description=(__doc__ or "").split("\n\n")[0])
     commands = root.add_subparsers(dest="command", required=True)
-    for name, help_text in (("run", "run a step on this machine"),
-                            ("validate", "check a step against the API server's rules"),
-                            ("plan", "list the mini-batches without running them"),
-                            ("submit", "apply a step to the current kube context")):
-        sub = commands.add_parser(name, help=help_text)
-        sub.add_argument("step", help="ParallelRunStep YAML file")
-        sub.add_argument("--set", action="append", metavar="KEY=VALUE",
-                         help="override a spec field, e.g. --set nodeCount=4")
+    for name, help_text, handler in (
+            ("run", "run a step on this machine", command_run),
+            ("validate", "check a step against the API server's rules", command_validate),
+            ("plan", "list the mini-batches without running them", command_plan)):
+        sub = add_step_command(commands, name, help_text, handler)
         if name in ("run", "plan"):
             sub.add_argument("--output", help="output URI instead of spec.output.uri")
     commands.choices["run"].add_argument(
         "--fresh", action="store_true", help="discard earlier results under the output")
-    submit = commands.choices["submit"]
-    submit.add_argument("-n", "--namespace", help="namespace (default: the context's)")
-    submit.add_argument("--wait", action="store_true", help="follow the step to its end")
-    submit.add_argument("--timeout", type=float, default=3600.0,
-                        help="seconds --wait follows the step (default 3600)")
+    register_plugins(commands)
     return root
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    handler = {"run": command_run, "validate": command_validate, "plan": command_plan,
-               "submit": command_submit}
     try:
-        return handler[args.command](args)
+        return args.handler(args)  # type: ignore[no-any-return]
     except SpecError as error:
         print(f"prs {args.command}: {error}", file=sys.stderr)
         return 2
