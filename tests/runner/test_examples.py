@@ -8,8 +8,9 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
-from prs_runner.validation import load_step
+from prs_runner.step.validation import load_step
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE_STEPS = sorted(p for p in (ROOT / "examples").rglob("*.yaml")
@@ -20,9 +21,27 @@ def test_there_are_examples() -> None:
     assert EXAMPLE_STEPS
 
 
+# Each example step, the test file that runs it and the text by which it names the step.
+RUN_BY = {
+    "examples/digits/step.yaml": ("tests/runner/test_examples.py", 'example / "step.yaml"'),
+    "examples/digits/cluster-step.yaml": ("tests/cluster/test_operator.py",
+                                          'DIGITS / "cluster-step.yaml"'),
+    "examples/sales/score.yaml": ("tests/runner/test_examples.py", 'example / "score.yaml"'),
+    "examples/sales/forecast.yaml": ("tests/runner/test_examples.py",
+                                     'example / "forecast.yaml"'),
+}
+
+
 @pytest.mark.parametrize("path", EXAMPLE_STEPS, ids=lambda p: str(p.relative_to(ROOT)))
-def test_example_validates(path: Path) -> None:
-    load_step(path)
+def test_example_validates_and_is_run_by_a_test(path: Path) -> None:
+    step = load_step(path)
+    document = yaml.safe_load(path.read_text())
+    assert step.name == document["metadata"]["name"]
+    code = step.spec["code"]
+    if code.get("sourceDirectory"):  # the entry script is where the step says
+        assert (path.parent / code["sourceDirectory"] / code["entryScript"]).is_file()
+    runner, mention = RUN_BY[str(path.relative_to(ROOT))]  # a new example needs a test
+    assert mention in (ROOT / runner).read_text()
 
 
 def test_digits_example_scores_every_image(tmp_path: Path) -> None:
@@ -30,7 +49,7 @@ def test_digits_example_scores_every_image(tmp_path: Path) -> None:
     subprocess.run([sys.executable, str(example / "prepare.py")], check=True)
     output = tmp_path / "out"
     result = subprocess.run(
-        [sys.executable, "-m", "prs_runner.cli", "run", str(example / "step.yaml"),
+        [sys.executable, "-m", "prs_runner.commands.prs_cli", "run", str(example / "step.yaml"),
          "--output", str(output), "--fresh"],
         capture_output=True, text=True, timeout=300,
     )
@@ -48,8 +67,8 @@ def test_digits_example_scores_every_image(tmp_path: Path) -> None:
 
 def run_example(step: Path, output: Path) -> str:
     result = subprocess.run(
-        [sys.executable, "-m", "prs_runner.cli", "run", str(step), "--output", str(output),
-         "--fresh"],
+        [sys.executable, "-m", "prs_runner.commands.prs_cli", "run", str(step),
+         "--output", str(output), "--fresh"],
         capture_output=True, text=True, timeout=300,
     )
     assert result.returncode == 0, result.stdout + result.stderr

@@ -1,0 +1,149 @@
+"""`make test-mutation`: mutation testing of the pure core with mutmut, over the unit tier.
+
+mutmut expects the code under `src/`, so the two source trees and the tests are mirrored
+into `.mutation/` (only changed files are copied, keeping mutmut's cache of earlier
+verdicts valid), mutmut runs there with `[tool.mutmut]` from pyproject.toml, and this
+script prints each pure module's score: killed / (killed + survived). A timeout counts as
+killed (the mutant made a test hang), "no tests" as survived. Lines marked
+`# pragma: no mutate` carry the reason the mutant would be equivalent; they are listed.
+It exits 1 when a module scores under MIN_SCORE.
+
+    python tools/mutation.py [--max-children N] [--stage DIR] [--tests PATH ...] [GLOB ...]
+
+GLOB limits the run to matching mutant names (`'prs_runner.step.thresholds*'`), --tests to
+some test files, --stage gives a run its own mirror (so two runs can go on at once).
+"""
+
+from __future__ import annotations
+
+import argparse
+import filecmp
+import fnmatch
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+MIN_SCORE = 90.0
+TREES = {  # mirror path -> repository path
+    "src/prs_runner": "runner-image/src/prs_runner",
+    "src/prs_operator": "operator/src/prs_operator",
+    "tests": "tests",
+    "crds": "crds",
+    "helm": "helm",
+    "pyproject.toml": "pyproject.toml",
+}
+KILLED = {1, 3, 36, 24, -24, 152, 255, 37}
+SURVIVED = {0, 5, 33}
+PRAGMA = re.compile(r"#\s*pragma:\s*no mutate\b(.*)$")
+
+
+def mirror(source: Path, target: Path) -> None:
+    """Copy SOURCE to TARGET, touching only files whose bytes changed; drop stale files."""
+    if source.is_file():
+        if not target.exists() or not filecmp.cmp(source, target, shallow=False):
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target)
+        return
+    target.mkdir(parents=True, exist_ok=True)
+    names = {p.name for p in source.iterdir() if p.name != "__pycache__"}
+    for stale in {p.name for p in target.iterdir()} - names - {"__pycache__"}:
+        path = target / stale
+        shutil.rmtree(path) if path.is_dir() else path.unlink()
+    for name in sorted(names):
+        mirror(source / name, target / name)
+
+
+def pure_modules() -> list[str]:
+    config = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["mutmut"]
+    return list(config["only_mutate"])
+
+
+def run_mutmut(stage: Path, max_children: int, only: list[str], tests: list[str]) -> int:
+    for mirrored, original in TREES.items():
+        mirror(REPO / original, stage / mirrored)
+    if tests:  # the staged pyproject selects only these test files
+        config = (stage / "pyproject.toml").read_text()
+        selection = 'pytest_add_cli_args_test_selection = ["tests/unit"]'
+        assert selection in config
+        staged = (stage / "pyproject.toml")
+        staged.write_text(config.replace(selection, "pytest_add_cli_args_test_selection = "
+                                         + json.dumps(tests)))
+    # Source files changed since the last run must be mutated afresh.
+    for module in pure_modules():
+        staged, cached = stage / module, stage / "mutants" / module
+        if cached.exists() and not filecmp.cmp(staged, cached, shallow=False):
+            cached.unlink()
+    mutmut = Path(sys.executable).parent / "mutmut"
+    command = [str(mutmut), "run", f"--max-children={max_children}", *only]
+    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+    return subprocess.run(command, cwd=stage, env=env).returncode
+
+
+def exclusions(module: str) -> list[str]:
+    lines = (REPO / TREES["src/" + module.split("/")[1]] / module.split("/", 2)[2]).read_text()
+    return [f"{module.split('/', 2)[2]}:{number}: {match.group(1).strip(' :-(')}"
+            for number, line in enumerate(lines.splitlines(), 1)
+            if (match := PRAGMA.search(line))]
+
+
+def scores(stage: Path, only: list[str]) -> list[tuple[str, int, int, int]]:
+    rows = []
+    for module in pure_modules():
+        if only and not any(fnmatch.fnmatch(module.replace("/", "."), f"*{o.strip('*')}*")
+                            for o in only):
+            continue
+        meta = stage / "mutants" / (module + ".meta")
+        codes = json.loads(meta.read_text())["exit_code_by_key"] if meta.exists() else {}
+        killed = sum(1 for c in codes.values() if c in KILLED)
+        survived = sum(1 for c in codes.values() if c in SURVIVED)
+        rows.append((module.removeprefix("src/"), killed, survived, len(codes)))
+    return rows
+
+
+def report(rows: list[tuple[str, int, int, int]]) -> bool:
+    print(f"\n{'module':<40} {'mutants':>8} {'killed':>7} {'survived':>9} {'score':>7}")
+    ok, all_killed, all_checked = True, 0, 0
+    for module, killed, survived, total in rows:
+        checked = killed + survived
+        all_killed, all_checked = all_killed + killed, all_checked + checked
+        if not checked:  # nothing to mutate (declarations only)
+            print(f"{module:<40} {total:>8} {killed:>7} {survived:>9} {'n/a':>7}")
+            continue
+        score = 100.0 * killed / checked
+        ok &= score >= MIN_SCORE
+        print(f"{module:<40} {total:>8} {killed:>7} {survived:>9} {score:>6.1f}%")
+    overall = 100.0 * all_killed / all_checked if all_checked else 0.0
+    print(f"{'all pure modules':<40} {all_checked:>8} {all_killed:>7} "
+          f"{all_checked - all_killed:>9} {overall:>6.1f}%")
+    return ok
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--max-children", type=int, default=os.cpu_count() or 2)
+    parser.add_argument("--stage", type=Path, default=REPO / ".mutation")
+    parser.add_argument("--tests", nargs="+", default=[], help="test files (default: tests/unit)")
+    parser.add_argument("only", nargs="*", help="mutant name globs, e.g. 'prs_runner.step*'")
+    args = parser.parse_args()
+    code = run_mutmut(args.stage.resolve(), args.max_children, args.only, args.tests)
+    if code not in (0,):
+        print(f"mutmut exited with {code}", file=sys.stderr)
+        return code
+    ok = report(scores(args.stage.resolve(), args.only))
+    excluded = [line for module in pure_modules() for line in exclusions(module)]
+    print(f"\nequivalent mutants excluded with `# pragma: no mutate` ({len(excluded)}):")
+    print("\n".join(f"  {line}" for line in excluded) or "  none")
+    if not ok:
+        print(f"\nFAILED: a pure module scores under {MIN_SCORE:.0f}% "
+              "(`cd .mutation && mutmut results` lists the survivors)", file=sys.stderr)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
