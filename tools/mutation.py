@@ -8,7 +8,8 @@ killed (the mutant made a test hang), "no tests" as survived. Lines marked
 `# pragma: no mutate` carry the reason the mutant would be equivalent; they are listed.
 It exits 1 when a module scores under MIN_SCORE.
 
-    python tools/mutation.py [--max-children N] [--stage DIR] [--tests PATH ...] [GLOB ...]
+    python tools/mutation.py [--max-children N] [--stage DIR] [--tests PATH ...] [--keep]
+                             [GLOB ...]
 
 GLOB limits the run to matching mutant names (`'prs_runner.step.thresholds*'`), --tests to
 some test files, --stage gives a run its own mirror (so two runs can go on at once).
@@ -64,7 +65,8 @@ def pure_modules() -> list[str]:
     return list(config["only_mutate"])
 
 
-def run_mutmut(stage: Path, max_children: int, only: list[str], tests: list[str]) -> int:
+def run_mutmut(stage: Path, max_children: int, only: list[str], tests: list[str],
+               keep: bool) -> int:
     for mirrored, original in TREES.items():
         mirror(REPO / original, stage / mirrored)
     if tests:  # the staged pyproject selects only these test files
@@ -74,11 +76,10 @@ def run_mutmut(stage: Path, max_children: int, only: list[str], tests: list[str]
         staged = (stage / "pyproject.toml")
         staged.write_text(config.replace(selection, "pytest_add_cli_args_test_selection = "
                                          + json.dumps(tests)))
-    # Source files changed since the last run must be mutated afresh.
-    for module in pure_modules():
-        staged, cached = stage / module, stage / "mutants" / module
-        if cached.exists() and not filecmp.cmp(staged, cached, shallow=False):
-            cached.unlink()
+    # mutmut keeps earlier verdicts; they can be stale after a test changed, so each run
+    # starts from no verdicts unless asked to keep them.
+    if not keep:
+        shutil.rmtree(stage / "mutants", ignore_errors=True)
     mutmut = Path(sys.executable).parent / "mutmut"
     command = [str(mutmut), "run", f"--max-children={max_children}", *only]
     env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
@@ -129,9 +130,11 @@ def main() -> int:
     parser.add_argument("--max-children", type=int, default=os.cpu_count() or 2)
     parser.add_argument("--stage", type=Path, default=REPO / ".mutation")
     parser.add_argument("--tests", nargs="+", default=[], help="test files (default: tests/unit)")
+    parser.add_argument("--keep", action="store_true",
+                        help="keep earlier verdicts (faster; stale after a test changed)")
     parser.add_argument("only", nargs="*", help="mutant name globs, e.g. 'prs_runner.step*'")
     args = parser.parse_args()
-    code = run_mutmut(args.stage.resolve(), args.max_children, args.only, args.tests)
+    code = run_mutmut(args.stage.resolve(), args.max_children, args.only, args.tests, args.keep)
     if code not in (0,):
         print(f"mutmut exited with {code}", file=sys.stderr)
         return code
