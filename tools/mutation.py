@@ -8,7 +8,7 @@ killed (the mutant made a test hang), "no tests" as survived. Lines marked
 `# pragma: no mutate` carry the reason the mutant would be equivalent; they are listed.
 It exits 1 when a module scores under MIN_SCORE.
 
-    python tools/mutation.py [--max-children N] [--stage DIR] [--tests PATH ...] [--keep]
+    python tools/mutation.py [--max-children N] [--stage DIR] [--tests PATH]... [--keep]
                              [GLOB ...]
 
 GLOB limits the run to matching mutant names (`'prs_runner.step.thresholds*'`), --tests to
@@ -129,7 +129,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--max-children", type=int, default=os.cpu_count() or 2)
     parser.add_argument("--stage", type=Path, default=REPO / ".mutation")
-    parser.add_argument("--tests", nargs="+", default=[], help="test files (default: tests/unit)")
+    parser.add_argument("--tests", action="append", default=[],
+                        help="a test file to run (repeatable; default: tests/unit)")
     parser.add_argument("--keep", action="store_true",
                         help="keep earlier verdicts (faster; stale after a test changed)")
     parser.add_argument("only", nargs="*", help="mutant name globs, e.g. 'prs_runner.step*'")
