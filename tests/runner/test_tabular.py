@@ -181,7 +181,7 @@ def test_a_malformed_csv_row_fails_its_record_not_the_step(tmp_path: Path) -> No
     assert step.output_lines() == ["sales.csv 1", "sales.csv 3"]
     error = step.report_rows()[0]["error"]
     # The parser's words, and where: the file and the byte range of the mini-batch.
-    assert error.startswith("CSV parse error in sales.csv")
+    assert error.startswith("CSVParseError: CSV parse error in sales.csv bytes 8-50: ")
     assert "Expected 2 columns, got 3: sales.csv,2,extra" in error
 
 
