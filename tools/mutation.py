@@ -96,7 +96,8 @@ def exclusions(module: str) -> list[str]:
 def scores(stage: Path, only: list[str]) -> list[tuple[str, int, int, int]]:
     rows = []
     for module in pure_modules():
-        if only and not any(fnmatch.fnmatch(module.replace("/", "."), f"*{o.strip('*')}*")
+        dotted = module.removeprefix("src/").removesuffix(".py").replace("/", ".")
+        if only and not any(fnmatch.fnmatch(dotted, o) or o.startswith(dotted + ".")
                             for o in only):
             continue
         meta = stage / "mutants" / (module + ".meta")
