@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 from typing import Any
 
@@ -148,3 +150,133 @@ def test_the_reuse_job_mounts_the_earlier_output_read_only() -> None:
     assert pod["containers"][0]["command"][1:8] == [
         "reuse", "--plan", "pvc://results/out/_prs/plan.json", "--from", "pvc://old/out",
         "--from-step", "earlier"]
+
+
+POLICY = {"rules": [
+    {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]},
+    {"action": "FailJob", "onExitCodes": {"containerName": "runner", "operator": "In",
+                                          "values": [3]}},
+]}
+OWNER = {"apiVersion": "parallelrun.io/v1alpha1", "kind": "ParallelRunStep", "name": "step",
+         "uid": "u-1", "controller": True}
+PLAN = "pvc://results/out-X/_prs/plan.json"
+TAIL = ["--termination-log", "/dev/termination-log"]
+
+
+@pytest.mark.parametrize(("code", "build", "command"), [
+    ({"configMap": "code"}, lambda step: build_plan_job(step, SETTINGS),
+     ["plan", "--code-root", "/prs/code"]),
+    ({"path": "/app"}, lambda step: build_plan_job(step, SETTINGS),
+     ["plan", "--code-root", "/app"]),
+    ({"configMap": "code"}, lambda step: build_run_job(step, SETTINGS),
+     ["shard", "--plan", PLAN, "--code-root", "/prs/code"]),
+    ({"path": "/app"}, lambda step: build_run_job(step, SETTINGS),
+     ["shard", "--plan", PLAN, "--code-root", "/app"]),
+    ({"configMap": "code"}, lambda step: build_merge_job(step, SETTINGS, 1712345678.12345),
+     ["merge", "--plan", PLAN, "--started", "1712345678.123"]),
+    ({"configMap": "code"},
+     lambda step: build_reuse_job(step, SETTINGS, "earlier", "pvc://old/out"),
+     ["reuse", "--plan", PLAN, "--from", "pvc://old/out", "--from-step", "earlier"]),
+], ids=["plan-config-map", "plan-image-path", "run-config-map", "run-image-path", "merge",
+        "reuse"])
+def test_every_child_runs_the_runner_with_exactly_its_phase_arguments(
+    code: dict[str, str], build: Any, command: list[str]
+) -> None:
+    # A trailing slash on the output URI is dropped; the rest of the URI is kept verbatim.
+    step = make_step(code={"entryScript": "score.py", **code},
+                     output={"uri": "pvc://results/out-X/"})
+    container = pod_of(build(step))["containers"][0]
+    assert container["command"] == ["prs-runner", *command, *TAIL]
+    assert container["terminationMessagePath"] == TAIL[1]  # where the runner writes it
+
+
+@pytest.mark.parametrize(("role", "build", "job_spec"), [
+    ("plan", BUILDERS[0][1], {"backoffLimit": 2, "podFailurePolicy": POLICY, "suspend": False}),
+    ("run", BUILDERS[1][1], {"podFailurePolicy": POLICY, "suspend": False,
+                             "completionMode": "Indexed", "completions": 4, "parallelism": 4,
+                             "backoffLimitPerIndex": 2}),
+    ("merge", BUILDERS[2][1], {"backoffLimit": 2, "podFailurePolicy": POLICY,
+                               "suspend": False}),
+    ("reuse", BUILDERS[3][1], {"backoffLimit": 2, "podFailurePolicy": POLICY,
+                               "suspend": False}),
+], ids=[b[0] for b in BUILDERS])
+def test_each_phase_gives_exactly_this_job_around_its_pod(
+    role: str, build: Any, job_spec: dict[str, Any]
+) -> None:
+    job = build(make_step(nodeCount=4, maxShardRetries=2))
+    template = job["spec"].pop("template")
+    assert {k: v for k, v in job.items() if k != "spec"} == {
+        "apiVersion": "batch/v1", "kind": "Job",
+        "metadata": {
+            "name": f"step-{role}", "namespace": "ns",
+            "labels": {"kueue.x-k8s.io/queue-name": "q",
+                       "app.kubernetes.io/managed-by": "parallelrun-operator",
+                       "parallelrun.io/step": "step", "parallelrun.io/role": role},
+            "annotations": {},
+            "ownerReferences": [OWNER],
+        },
+    }
+    assert job["spec"] == job_spec
+    assert template["metadata"]["labels"]["parallelrun.io/role"] == role
+
+
+@pytest.mark.parametrize(("role", "build"), BUILDERS, ids=[b[0] for b in BUILDERS])
+def test_the_failure_policy_names_the_runner_container(role: str, build: Any) -> None:
+    """Exit code 3 fails the Job at once only if the policy keys on the real container."""
+    job = build(make_step())
+    containers = pod_of(job)["containers"]
+    rule = job["spec"]["podFailurePolicy"]["rules"][1]
+    assert [c["name"] for c in containers] == [rule["onExitCodes"]["containerName"]]
+
+
+@pytest.mark.parametrize(("suspend", "ttl", "annotations", "job_ttl"), [
+    (True, None, {"parallelrun.io/suspended-by-step": "true"}, "absent"),
+    (False, None, {}, "absent"),
+    (False, 0, {}, 0),  # 0 means delete at once, not "no TTL"
+    (True, 3600, {"parallelrun.io/suspended-by-step": "true"}, 3600),
+], ids=["suspended", "running", "ttl-zero", "suspended-with-ttl"])
+def test_a_suspended_step_marks_its_jobs_and_the_ttl_is_passed_through(
+    suspend: bool, ttl: int | None, annotations: dict[str, str], job_ttl: int | str
+) -> None:
+    build: Any
+    for _, build in BUILDERS:
+        job = build(make_step(suspend=suspend, ttlSecondsAfterFinished=ttl))
+        assert job["spec"]["suspend"] is suspend
+        assert job["metadata"]["annotations"] == annotations
+        assert job["spec"].get("ttlSecondsAfterFinished", "absent") == job_ttl
+
+
+def test_the_owner_reference_follows_the_steps_api_version_and_labels_cannot_spoof() -> None:
+    step = make_step()
+    step["apiVersion"] = "parallelrun.io/v1beta1"
+    step["metadata"]["labels"] = {"parallelrun.io/role": "merge", "team": "a"}
+    job = build_run_job(step, SETTINGS)
+    assert job["metadata"]["ownerReferences"] == [{**OWNER, "apiVersion": "parallelrun.io/v1beta1"}]
+    assert job["metadata"]["labels"] == {
+        "team": "a", "app.kubernetes.io/managed-by": "parallelrun-operator",
+        "parallelrun.io/step": "step", "parallelrun.io/role": "run"}
+    del step["apiVersion"]
+    del step["metadata"]["labels"]
+    job = build_run_job(step, SETTINGS)
+    assert job["metadata"]["ownerReferences"] == [OWNER]
+    assert job["metadata"]["labels"]["parallelrun.io/role"] == "run"
+
+
+def test_the_plan_document_carries_only_name_namespace_and_spec_in_a_stable_form() -> None:
+    step = make_step()
+    env = pod_of(build_plan_job(step, SETTINGS))["containers"][0]["env"]
+    assert [e["name"] for e in env][-2:] == ["PRS_PROGRESS_TOKEN", "PRS_STEP"]
+    assert json.loads(env[-1]["value"]) == {
+        "apiVersion": "parallelrun.io/v1alpha1", "kind": "ParallelRunStep",
+        "metadata": {"name": "step", "namespace": "ns"}, "spec": step["spec"]}
+    # The same step with its fields in another order gives the very same Job.
+    reordered = {**step, "spec": dict(reversed(list(step["spec"].items())))}
+    assert build_plan_job(reordered, SETTINGS) == build_plan_job(step, SETTINGS)
+
+
+def test_the_progress_token_is_an_hmac_of_namespace_name_and_uid() -> None:
+    expected = hmac.new(b"key", b"ns/step/u-1", hashlib.sha256).hexdigest()
+    assert progress_token(b"key", "ns", "step", "u-1") == expected
+    assert len({progress_token(b"key", *ids) for ids in [
+        ("ns", "step", "u-1"), ("ns", "step", "u-2"), ("ns", "other", "u-1"),
+        ("ns2", "step", "u-1")]}) == 4

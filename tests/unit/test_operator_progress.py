@@ -56,3 +56,34 @@ def test_the_book_keeps_the_newest_report_per_shard_and_forgets_an_old_uid() -> 
     assert book.shards("ns", "step", "u-1") == {}
     book.forget("ns", "step")
     assert book.shards("ns", "step", "u-2") == {}
+
+
+@pytest.mark.parametrize(("body", "authorization", "message"), [
+    ([1, 2], bearer(), "the body must be a JSON object"),
+    ({"namespace": "ns"}, bearer(), "malformed report: 'name'"),
+    (payload(report={"counts": {}}), bearer(), "malformed report: 'shard'"),
+    (payload(report={"shard": 1, "counts": 7}), bearer(),
+     "malformed report: 'int' object is not iterable"),
+    (payload(), bearer(name="other"), "not authenticated for step ns/step"),
+], ids=["not-an-object", "no-name", "no-shard", "counts-not-a-mapping", "wrong-step"])
+def test_a_rejection_says_exactly_what_is_wrong(body: Any, authorization: str,
+                                                message: str) -> None:
+    with pytest.raises(ReportRejected) as caught:
+        verify_report(KEY, body, authorization)
+    assert str(caught.value) == message
+
+
+def test_the_book_keeps_every_shard_of_a_step_apart_from_other_steps() -> None:
+    book = ProgressBook()
+    reports = {shard: {"shard": shard, "counts": {"miniBatchesSucceeded": shard}}
+               for shard in (0, 1, 2)}
+    for report in reports.values():
+        book.record(verify_report(KEY, payload(report=report), bearer()))
+    other = {**STEP, "name": "other", "report": REPORT}
+    book.record(verify_report(KEY, other, bearer(name="other")))
+    assert book.shards("ns", "step", "u-1") == reports
+    assert book.shards("ns", "other", "u-1") == {1: REPORT}
+    book.forget("ns", "step")
+    book.forget("ns", "never-seen")  # forgetting an unknown step is harmless
+    assert book.shards("ns", "step", "u-1") == {}
+    assert book.shards("ns", "other", "u-1") == {1: REPORT}
