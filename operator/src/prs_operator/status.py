@@ -151,6 +151,8 @@ class StepPass:
         if not source:
             return False  # the output already holds the result: the merge re-reads it
         job = self.observed.jobs.get("reuse")
+        if job is not None:
+            self.sync_suspend(job)  # like every other Job: it follows spec.suspend
         if job is None:
             origin = self.reuse_source()
             if origin is None or origin.name != source:
@@ -160,7 +162,11 @@ class StepPass:
             self.create(build_reuse_job(self.step, self.settings, origin.name,
                                         origin.output_uri))
         elif job.complete:
-            self.complete_from(self.final_message("reuse") or {})
+            result = self.final_message("reuse")
+            if result is None:  # the pod is gone or not seen yet: copy again, it is idempotent
+                self.result.actions.append(DeleteJob(job.name))
+            else:
+                self.complete_from(result)
         elif job.failed_reason:
             failure = self.failure_message("reuse") or {}
             self.fail("ReuseFailed", failure.get("message") or self.pod_text("reuse", job),
@@ -235,7 +241,11 @@ class StepPass:
             return
         self.sync_suspend(job)
         if job.complete:
-            self.complete_from(self.final_message("merge") or {})
+            result = self.final_message("merge")
+            if result is None:  # the pod is gone or not seen yet: merge again, it is idempotent
+                self.result.actions.append(DeleteJob(job.name))
+            else:
+                self.complete_from(result)
         elif job.failed_reason:
             if not self.is_true("Failed"):
                 self.fail("MergeFailed", self.pod_text("merge", job), final=True)
