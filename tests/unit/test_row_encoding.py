@@ -88,3 +88,90 @@ def test_parquet_output_without_rows_is_still_a_parquet_file() -> None:
 
 def test_text_output_concatenates() -> None:
     assert merged(TextOutput, [b"1\n", b"", b"2\n"]) == b"1\n2\n"
+
+
+# What run() may return, and the exact bytes of each format
+
+
+@pytest.mark.parametrize(
+    ("result", "name"),
+    [("a\nb", "str"), (b"ab", "bytes"), ({"a": 1}, "dict")],
+    ids=["str", "bytes", "dict"],
+)
+@pytest.mark.parametrize("row_format", ["text", "csv", "parquet"])
+def test_results_that_cannot_be_counted_per_item_are_rejected(result: Any, name: str,
+                                                              row_format: str) -> None:
+    with pytest.raises(TypeError) as raised:
+        encode_result(result, row_format)
+    assert str(raised.value) == (
+        f"run() returned {name}; return a list, tuple, numpy array or DataFrame with one "
+        "element per succeeded item"
+    )
+
+
+@pytest.mark.parametrize(
+    ("result", "expected"),
+    [
+        ([1, "a b", 2.5], (b"1\na b\n2.5\n", 3)),
+        ((), (b"", 0)),
+        (pd.Series([3, 4], name="score"), (b"3\n4\n", 2)),
+        (pd.DataFrame({"a": [1, 2], "b": ["x", "y"]}, index=[7, 9]), (b"1 x\n2 y\n", 2)),
+        (pd.DataFrame({"a": []}), (b"", 0)),
+    ],
+    ids=["list", "empty", "series", "frame-no-header-no-index", "empty-frame"],
+)
+def test_text_records(result: Any, expected: tuple[bytes, int]) -> None:
+    assert encode_result(result, "text") == expected
+
+
+class Rows(list[Any]):
+    """A user's own list type that happens to have a `to_csv`: still one line per element."""
+
+    def to_csv(self, *args: Any, **kwargs: Any) -> str:
+        raise AssertionError("only pandas objects are written as table rows")
+
+
+def test_text_writes_only_pandas_objects_as_table_rows() -> None:
+    assert encode_result(Rows([1, 2]), "text") == (b"1\n2\n", 2)
+
+
+@pytest.mark.parametrize(
+    ("result", "expected"),
+    [
+        ([1, 2], (b"result\n1\n2\n", 2)),
+        (pd.Series([1.5, 2.5]), (b"result\n1.5\n2.5\n", 2)),
+        (pd.Series([1.5], name="score"), (b"score\n1.5\n", 1)),
+        (pd.DataFrame({"a": [1, 2], "b": ["x", "y, z"]}, index=[7, 9]),
+         (b'a,b\n1,x\n2,"y, z"\n', 2)),
+    ],
+    ids=["list", "unnamed-series", "named-series", "frame-without-index"],
+)
+def test_csv_records(result: Any, expected: tuple[bytes, int]) -> None:
+    assert encode_result(result, "csv") == expected
+
+
+def test_records_end_lines_with_a_newline_on_every_platform(monkeypatch: pytest.MonkeyPatch
+                                                            ) -> None:
+    monkeypatch.setattr("os.linesep", "\r\n")  # as on Windows
+    frame = pd.DataFrame({"a": [1, 2]})
+    assert encode_result(frame, "text") == (b"1\n2\n", 2)
+    assert encode_result(frame, "csv") == (b"a\n1\n2\n", 2)
+
+
+@pytest.mark.parametrize(
+    ("result", "expected"),
+    [
+        (pd.DataFrame({"a": [1, 2]}, index=[7, 9]), {"a": [1, 2]}),
+        (pd.DataFrame({"a": [1, 2, 3]}).iloc[1:], {"a": [2, 3]}),
+        (pd.Series([1, 2], index=["x", "y"]), {"result": [1, 2]}),
+        (pd.Series([1, 2], name="score"), {"score": [1, 2]}),
+    ],
+    ids=["frame-own-index", "frame-slice", "unnamed-series", "named-series"],
+)
+def test_parquet_records_keep_the_columns_and_drop_the_index(
+    result: Any, expected: dict[str, list[int]]
+) -> None:
+    payload, count = encode_result(result, "parquet")
+    table = pq.read_table(io.BytesIO(merged(ParquetOutput, [payload])))
+    assert table.to_pydict() == expected
+    assert count == 2

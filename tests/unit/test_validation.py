@@ -281,3 +281,90 @@ def test_parse_mini_batch_size(text: str, input_type: str, expected: MiniBatchSi
 def test_parse_mini_batch_size_rejects(text: str) -> None:
     with pytest.raises(ValueError):
         parse_mini_batch_size(text, "tabular")
+
+
+# Exact messages: what `prs validate` prints
+
+
+def problems_with(**changes: Any) -> list[str]:
+    doc = good_document()
+    doc["spec"].update(changes)
+    return validate_document(doc)
+
+
+@pytest.mark.parametrize(
+    ("changes", "problem"),
+    [
+        ({"image": 5}, "spec.image: must be a string (got 5)"),
+        ({"miniBatchSize": True}, "spec.miniBatchSize: must be a string (got True)"),
+        ({"miniBatchSize": 1.5}, "spec.miniBatchSize: must be a string (got 1.5)"),
+        ({"nodeCount": "2"}, "spec.nodeCount: must be an integer (got '2')"),
+        ({"errorThreshold": 0.5}, "spec.errorThreshold: must be an integer (got 0.5)"),
+        ({"allowedFailedPercent": "50"},
+         "spec.allowedFailedPercent: must be a number (got '50')"),
+        ({"allowReuse": "yes"}, "spec.allowReuse: must be true or false (got 'yes')"),
+        ({"loggingLevel": "TRACE"},
+         "spec.loggingLevel: must be one of WARNING, INFO, DEBUG (got 'TRACE')"),
+        ({"appendRowFormat": "json"},
+         "spec.appendRowFormat: must be one of text, csv, parquet (got 'json')"),
+        ({"env": ["A=1"]}, "spec.env[0].name: must match ^[A-Za-z_][A-Za-z0-9_.-]*$ (got None)"),
+        ({"sideInputs": [{"name": "m", "uri": "u"}, {"name": "m", "uri": "v"}]},
+         "spec.sideInputs[1].name: duplicate name 'm'"),
+    ],
+    ids=["str", "size-bool", "size-float", "int", "int-not-float", "number", "bool",
+         "enum-logging", "enum-format", "env-item-not-a-mapping", "duplicate-side-input"],
+)
+def test_spec_problem_message(changes: dict[str, Any], problem: str) -> None:
+    assert problems_with(**changes) == [problem]
+
+
+@pytest.mark.parametrize(
+    ("code", "problem"),
+    [
+        ({"entryScript": "s.py"},
+         "spec.code: exactly one of sourceDirectory, configMap, path must be set (got none)"),
+        ({"entryScript": "s.py", "sourceDirectory": "./src", "path": "/c"},
+         "spec.code: exactly one of sourceDirectory, configMap, path must be set "
+         "(got sourceDirectory, path)"),
+        ({"entryScript": "s.py", "configMap": "c", "path": "/c", "sourceDirectory": "./s"},
+         "spec.code: exactly one of sourceDirectory, configMap, path must be set "
+         "(got sourceDirectory, configMap, path)"),
+        ({"sourceDirectory": "./src"}, "spec.code.entryScript: required"),
+    ],
+    ids=["no-source", "two-sources", "three-sources", "no-entry-script"],
+)
+def test_code_problem_message(code: dict[str, Any], problem: str) -> None:
+    assert problems_with(code=code) == [problem]
+
+
+@pytest.mark.parametrize(
+    ("change", "problem"),
+    [
+        ({"apiVersion": "parallelrun.io/v1"},
+         "apiVersion: must be parallelrun.io/v1alpha1 (got 'parallelrun.io/v1')"),
+        ({"apiVersion": None}, "apiVersion: must be parallelrun.io/v1alpha1 (got None)"),
+        ({"kind": "ParallelRun"}, "kind: must be ParallelRunStep (got 'ParallelRun')"),
+        ({"metadata": {"name": "ab"}},
+         "metadata.name: must be a DNS-1123 label of 3-48 characters (lower-case letters, "
+         "digits, '-', starting with a letter) (got 'ab')"),
+        ({"metadata": "predict-digits"},
+         "metadata.name: must be a DNS-1123 label of 3-48 characters (lower-case letters, "
+         "digits, '-', starting with a letter) (got None)"),
+        ({"metadata": None},
+         "metadata.name: must be a DNS-1123 label of 3-48 characters (lower-case letters, "
+         "digits, '-', starting with a letter) (got None)"),
+    ],
+    ids=["api-version", "no-api-version", "kind", "short-name", "metadata-not-a-mapping",
+         "no-metadata"],
+)
+def test_document_problem_message(change: dict[str, Any], problem: str) -> None:
+    assert validate_document({**good_document(), **change}) == [problem]
+
+
+def test_load_step_output_uri_without_an_output_section(tmp_path: Path) -> None:
+    doc = good_document()
+    del doc["spec"]["output"]
+    step_file = write_step(tmp_path / "step.yaml", doc)
+    with pytest.raises(SpecError, match=r"spec\.output: required"):
+        load_step(step_file)
+    assert load_step(step_file, output_uri="/tmp/out").get("output.uri") == "/tmp/out"

@@ -130,12 +130,6 @@ def type_problem(path: str, kind: str, value: Any) -> str | None:
 
 def check_types(spec: Mapping[str, Any]) -> list[str]:
     problems = [type_problem(p, k, lookup(spec, p)) for p, k in SCALAR_FIELDS.items()]
-    for path in ("image", "outputAction", "appendRowFileName", "appendRowFormat", "nodeCount",
-                 "processCountPerNode", "loggingLevel", "runInvocationTimeout", "runMaxTry",
-                 "maxShardRetries", "allowReuse", "suspend", "errorThreshold",
-                 "miniBatchErrorThreshold", "allowedFailedPercent"):
-        if spec.get(path) is None:
-            problems.append(f"spec.{path}: must not be null")
     for path in ("arguments", "env", "sideInputs"):
         if not isinstance(spec.get(path), list):
             problems.append(f"spec.{path}: must be a list")
