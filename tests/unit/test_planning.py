@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -11,12 +12,16 @@ from prs_runner.execution.progress import format_duration, progress_line
 from prs_runner.output.row_encoding import encode_text
 from prs_runner.planning.fingerprint import compute_fingerprint
 from prs_runner.planning.plan import (
+    MiniBatch,
     Plan,
+    TableSlice,
     assign_shards,
     describe_plan,
+    describe_slice,
     plan_files,
     plan_from_json,
     plan_to_json,
+    read_plan,
 )
 from prs_runner.step.spec import DEFAULTS
 from prs_runner.step.thresholds import Counts, crossed_threshold
@@ -178,3 +183,106 @@ def test_progress_line() -> None:
     line = progress_line(Counts(3, 1, 30, 2, 30), total=8, elapsed=2.0, resumed=0, width=8)
     assert line == "[####....] 4/8 mini-batches  2 failed items  2.0/s  ETA 0:00:02"
     assert format_duration(3725) == "1:02:05"
+
+
+@pytest.mark.parametrize(
+    ("sizes", "nodes", "expected"),
+    [
+        pytest.param([], 3, [], id="nothing"),
+        pytest.param([7, 7, 7], 1, [0, 0, 0], id="one-shard"),
+        pytest.param([1, 1, 1], 3, [0, 1, 2], id="ties-lowest-index"),
+        pytest.param([0, 0, 0, 0], 2, [0, 1, 0, 1], id="empty-batches-by-count"),
+        # after 5, 10, 5 both shards hold 10 bytes; shard 1 has fewer mini-batches
+        pytest.param([5, 10, 5, 1], 2, [0, 1, 0, 1], id="equal-bytes-fewest-batches"),
+        pytest.param([4, 3, 1, 2, 2], 2, [0, 1, 1, 0, 1], id="fewest-bytes"),
+        pytest.param([1], 4, [0], id="more-shards-than-batches"),
+    ],
+)
+def test_assign_shards(sizes: list[int], nodes: int, expected: list[int]) -> None:
+    assert assign_shards(sizes, nodes) == expected
+
+
+def batch(id: int, shard: int, size: int = 1, *items: str,
+          table: TableSlice | None = None) -> MiniBatch:
+    return MiniBatch(id, shard, size, items or (f"f{id}",), table)
+
+
+SHARDED = Plan("s", "sha256:x", "/in", 3,
+               (batch(0, 0), batch(1, 1), batch(2, 0), batch(3, 2), batch(4, 0)))
+
+
+@pytest.mark.parametrize(
+    ("shard", "ids"), [(0, [0, 2, 4]), (1, [1]), (2, [3]), (3, [])],
+)
+def test_for_shard_gives_exactly_that_shards_mini_batches(shard: int, ids: list[int]) -> None:
+    assert [mb.id for mb in SHARDED.for_shard(shard)] == ids
+
+
+def test_plan_json_is_compact_and_keyed() -> None:
+    plan = Plan("s", "sha256:x", "/in", 2, tuple(plan_files(files(3, 4, 5), 2, 2)),
+                {"a": 1}, {"model": "/m"})
+    assert plan_to_json(plan) == (
+        b'{"version":1,"stepName":"s","fingerprint":"sha256:x","inputUri":"/in",'
+        b'"nodeCount":2,"step":{"a":1},"sideInputs":{"model":"/m"},'
+        b'"miniBatches":[[0,0,7,["f000","f001"]],[1,1,5,["f002"]]]}'
+    )
+
+
+@pytest.mark.parametrize(
+    ("document", "message"),
+    [
+        (b'{"version":2,"stepName":"s"}', "plan version 2 is not 1"),
+        (b'{"stepName":"s"}', "plan version None is not 1"),
+    ],
+)
+def test_a_plan_of_another_version_is_refused(document: bytes, message: str) -> None:
+    with pytest.raises(ValueError, match=f"^{message}$"):
+        plan_from_json(document)
+
+
+def test_describe_plan() -> None:
+    plan = Plan("s", "sha256:x", "/in", 3, (
+        batch(0, 0, 30, "a.png", "b.png", "c.png"),
+        batch(1, 1, 7, "d.png"),
+        MiniBatch(2, 0, 0, ()),
+        batch(12, 1, 1234567, "t.csv", table=TableSlice(rows=40, start=10, end=500)),
+        batch(13, 0, 900, "t.parquet", table=TableSlice(rows=9, row_groups=(2, 3, 5))),
+        batch(14, 1, 50, "x.csv", "y.csv",
+              table=TableSlice(rows=6, partition={"store": 1, "brand": None})),
+    ))
+    assert describe_plan(plan) == [
+        "6 mini-batches, 59 items, 1235554 bytes, 3 shard(s)",
+        "shard 0: 3 mini-batches, 12 items, 930 bytes",
+        "shard 1: 3 mini-batches, 47 items, 1234624 bytes",
+        "shard 2: 0 mini-batches, 0 items, 0 bytes",
+        "       0  shard 0          30 B  a.png (+2 more)",
+        "       1  shard 1           7 B  d.png",
+        "       2  shard 0           0 B  ",
+        "      12  shard 1     1234567 B  t.csv bytes 10-500  40 rows",
+        "      13  shard 0         900 B  t.parquet row groups 2-5  9 rows",
+        "      14  shard 1          50 B  x.csv (+1 more) store=1, brand=None  6 rows",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("table", "text"),
+    [
+        pytest.param(None, "", id="files"),
+        pytest.param(TableSlice(rows=3), "  3 rows", id="rows-only"),
+        pytest.param(TableSlice(rows=1, row_groups=(4,)), " row groups 4-4  1 rows",
+                     id="one-row-group"),
+        pytest.param(TableSlice(rows=2, start=0, end=9, partition={"k": "v"}), " k=v  2 rows",
+                     id="partition-wins"),
+        pytest.param(TableSlice(rows=0, partition={}), "   0 rows", id="empty-partition"),
+    ],
+)
+def test_describe_slice(table: TableSlice | None, text: str) -> None:
+    assert describe_slice(table) == text
+
+
+def test_read_plan_reads_plan_json_from_the_output(tmp_path: Path) -> None:
+    plan = Plan("s", "sha256:x", str(tmp_path), 1, (batch(0, 0),), {"a": 1})
+    (tmp_path / "_prs").mkdir()
+    (tmp_path / "_prs" / "plan.json").write_bytes(plan_to_json(plan))
+    assert read_plan(f"{tmp_path}/_prs/plan.json") == plan
+    assert read_plan(f"file://{tmp_path}/_prs/plan.json") == plan

@@ -13,11 +13,14 @@ import pytest
 
 from prs_runner.planning.plan import MiniBatch, Plan, TableSlice, plan_from_json, plan_to_json
 from prs_runner.planning.tabular_cuts import (
+    SLICE_BYTES,
+    RangeCutter,
     count_records,
     group_partitions,
     group_row_groups,
     hive_values,
     record_ends,
+    slice_positions,
     typed_folder_value,
 )
 from prs_runner.planning.tabular_formats import guess_format
@@ -231,3 +234,143 @@ def test_threaded_scan_equals_the_serial_one_across_task_boundaries() -> None:
         ranges = scan_text_file(io.BytesIO(data), len(data), "csv", 100_000, None,
                                 block_bytes=3 * TASK_BYTES + 7, map_tasks=pool.map)
     assert ranges == scan_text_file(io.BytesIO(data), len(data), "csv", 100_000, None)
+
+
+def python_record_ends(data: bytes, quoted: bool) -> list[int]:
+    """The record ends found one byte at a time: the reference the numpy scan must equal."""
+    inside, ends = False, []
+    for position, char in enumerate(data):
+        if quoted and char == ord('"'):
+            inside = not inside
+        elif char == ord("\n") and not inside:
+            ends.append(position + 1)
+    return ends
+
+
+@pytest.mark.parametrize(
+    ("quoted", "tail"),
+    [
+        pytest.param(True, b"", id="csv-without-quotes"),
+        pytest.param(False, b'{"a": "\\""}\n' * 3, id="jsonl"),
+        pytest.param(True, b'"q\nq",1\n' * 3 + b"z\n", id="quotes-only-in-a-later-slice"),
+    ],
+)
+def test_record_ends_of_a_block_larger_than_one_slice(quoted: bool, tail: bytes) -> None:
+    data = b"abcdefghi\n" * (SLICE_BYTES // 10 + 1000) + tail
+    assert len(data) > SLICE_BYTES
+    found, still_inside = record_ends(data, False, quoted)
+    assert found.tolist() == python_record_ends(data, quoted)
+    assert still_inside is False
+
+
+def test_record_ends_are_integer_offsets_even_when_there_are_none() -> None:
+    for block in (b"", b"no newline"):
+        found, _ = record_ends(block, False, True)
+        assert found.dtype == np.int64
+
+
+@pytest.mark.parametrize(
+    ("data", "quoted", "newlines", "quotes_before", "quotes"),
+    [
+        pytest.param(b"a\nbb\n", True, [1, 4], [], 0, id="no-quotes"),
+        pytest.param(b'a\n"b"\n', False, [1, 5], [], 0, id="quotes-not-counted"),
+        pytest.param(b'a\n"b\nc"\n', True, [1, 4, 7], [0, 1, 2], 2, id="quotes"),
+    ],
+)
+def test_slice_positions(data: bytes, quoted: bool, newlines: list[int],
+                         quotes_before: list[int], quotes: int) -> None:
+    # Offsets are within the whole block: the slice [2, len) of "xx" + data.
+    block = np.frombuffer(b"xx" + data, dtype=np.uint8)
+    piece = slice_positions(block, 2, len(block), quoted)
+    assert piece.newlines.tolist() == [n + 2 for n in newlines]
+    assert piece.quotes_before.tolist() == quotes_before
+    assert piece.quotes == quotes
+
+
+@pytest.mark.parametrize(
+    ("block", "ends", "previous_end", "offset", "cumulative"),
+    [
+        pytest.param(b"\r\nb\n", [2, 4], 0, 0, [0, 1], id="blank-crlf-line-first"),
+        pytest.param(b"x\r\n\r\n", [3, 5], 0, 0, [1, 1], id="blank-crlf-line-last"),
+        pytest.param(b"a\nb\n", [12, 14], 10, 10, [1, 2], id="in-a-later-block"),
+        # "?\n" began in the previous block: its first byte is not in this block
+        pytest.param(b"\nb\r", [11], 9, 10, [1], id="two-byte-record-across-blocks"),
+    ],
+)
+def test_count_records(block: bytes, ends: list[int], previous_end: int, offset: int,
+                       cumulative: list[int]) -> None:
+    found = count_records(block, np.array(ends, dtype=np.int64), previous_end, offset)
+    assert found.tolist() == cumulative
+
+
+@pytest.mark.parametrize(
+    ("cutter", "feeds", "size", "tail", "expected"),
+    [
+        pytest.param((0, None, 3), [([2, 4], [1, 2]), ([6, 8, 10], [1, 2, 3])], 10, 0,
+                     [(0, 6, 3), (6, 10, 2)], id="rows-carried-across-blocks"),
+        pytest.param((0, None, 2), [([2, 4, 6, 8, 10], [1, 2, 3, 4, 5])], 11, 1,
+                     [(0, 4, 2), (4, 8, 2), (8, 11, 2)], id="rows-tail-without-newline"),
+        pytest.param((5, 4, None), [([7, 8], [1, 2]), ([12, 20], [1, 2])], 20, 0,
+                     [(5, 12, 3), (12, 20, 1)], id="bytes-carried-across-blocks"),
+        pytest.param((0, 2, None), [([1, 2, 3], [0, 0, 0])], 3, 0, [], id="blank-lines-only"),
+        pytest.param((0, None, 1), [([], [])], 0, 0, [], id="nothing"),
+    ],
+)
+def test_range_cutter(cutter: tuple[int, int | None, int | None],
+                      feeds: list[tuple[list[int], list[int]]], size: int, tail: int,
+                      expected: list[tuple[int, int, int]]) -> None:
+    """`feeds`: per block, the absolute record ends and the block's cumulative record count."""
+    cut = RangeCutter(*cutter)
+    for ends, cumulative in feeds:
+        cut.feed(np.array(ends, dtype=np.int64), np.array(cumulative, dtype=np.int64))
+    assert [(r.start, r.end, r.records) for r in cut.finish(size, tail)] == expected
+
+
+@pytest.mark.parametrize(
+    ("rows", "sizes", "target_bytes", "target_rows", "expected"),
+    [
+        pytest.param([1, 10, 10], [5, 100, 100], None, 10, [((0, 1), 11, 105), ((2,), 10, 100)],
+                     id="one-row-group-first"),
+        pytest.param([10, 10, 1], [100, 100, 5], None, 10,
+                     [((0,), 10, 100), ((1,), 10, 100), ((2,), 1, 5)], id="one-row-group-last"),
+        pytest.param([1], [5], None, 10, [((0,), 1, 5)], id="one-row-group-alone"),
+        pytest.param([1], [5], 1, None, [((0,), 1, 5)], id="one-row-group-alone-by-bytes"),
+        pytest.param([1, 1, 1], [50, 60, 70], 100, None, [((0, 1), 2, 110), ((2,), 1, 70)],
+                     id="one-row-groups-by-bytes"),
+        pytest.param([3, 4], [0, 0], None, None, [((0,), 3, 0), ((1,), 4, 0)],
+                     id="no-target-each-group-alone"),
+    ],
+)
+def test_row_group_runs_keep_every_row(
+    rows: list[int], sizes: list[int], target_bytes: int | None, target_rows: int | None,
+    expected: list[tuple[tuple[int, ...], int, int]],
+) -> None:
+    runs = group_row_groups(rows, sizes, target_bytes, target_rows)
+    assert [(r.row_groups, r.rows, r.bytes) for r in runs] == expected
+
+
+def test_row_group_rows_and_sizes_must_pair_up() -> None:
+    with pytest.raises(ValueError, match="zip"):
+        group_row_groups([1, 2], [10], 100, None)
+
+
+def test_group_partitions_of_one_row_files() -> None:
+    groups = group_partitions([
+        ("a.csv", 80, {"k": 1}, 1),
+        ("b.csv", 30, {"k": 1}, 0),
+        ("b.csv", 30, {"k": 2}, 3),
+    ])
+    assert [(g.values, g.files, g.rows, g.bytes) for g in groups] == [
+        ({"k": 1}, ("a.csv", "b.csv"), 1, 80), ({"k": 2}, ("b.csv",), 3, 30)]
+
+
+def test_group_partitions_orders_mixed_value_types_by_type_name() -> None:
+    groups = group_partitions([
+        ("a.csv", 10, {"k": "x", "j": 2}, 1),
+        ("a.csv", 10, {"k": 2, "j": "y"}, 1),
+        ("a.csv", 10, {"k": 2, "j": 1}, 1),
+        ("a.csv", 10, {"k": None, "j": 5}, 1),
+        ("a.csv", 10, {"k": 1.5, "j": 0}, 1),
+    ])
+    assert [tuple(g.values.values()) for g in groups] == [
+        (None, 5), (1.5, 0), (2, 1), (2, "y"), ("x", 2)]
