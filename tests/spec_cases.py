@@ -34,7 +34,7 @@ def good_document() -> Document:
 
 
 def full_document() -> Document:
-    """The DESIGN.md section 2 example: every spec field set, defaults spelled out."""
+    """The example of docs/contract.md §2: every spec field set, defaults spelled out."""
     document = good_document()
     document["spec"].update(
         {
@@ -348,7 +348,7 @@ BAD_CASES: list[Case] = [
 
 GOOD_CASES: list[Case] = [
     good("base"),
-    good("design-example", lambda doc: doc.update(full_document())),
+    good("contract-example", lambda doc: doc.update(full_document())),
     good(
         "code-config-map",
         deleting("spec.code.sourceDirectory"),

@@ -1,4 +1,4 @@
-"""Exactly once, in order, resumable, reusable (DESIGN sections 4 and 5)."""
+"""Exactly once, in order, resumable, reusable (docs/contract.md §4 and §5)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Retries, timeouts, init failures and the three thresholds (DESIGN section 3)."""
+"""Retries, timeouts, init failures and the three thresholds (docs/contract.md §3)."""
 
 from __future__ import annotations
 

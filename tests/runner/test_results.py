@@ -1,4 +1,4 @@
-"""What run() returns becomes output and counts (DESIGN sections 3 and 4)."""
+"""What run() returns becomes output and counts (docs/contract.md §3 and §4)."""
 
 from __future__ import annotations
 

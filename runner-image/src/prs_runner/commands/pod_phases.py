@@ -1,4 +1,4 @@
-"""The plan and reuse commands of the Kubernetes phases (DESIGN section 7).
+"""The plan and reuse commands of the Kubernetes phases (docs/contract.md §6).
 
 The operator hands the step to the plan pod as JSON in `PRS_STEP` and reads what these
 commands print into the termination message; it never reads user data itself."""

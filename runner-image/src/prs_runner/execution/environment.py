@@ -1,4 +1,4 @@
-"""The environment of a worker process (DESIGN section 3). Pure."""
+"""The environment of a worker process (docs/contract.md §3). Pure."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Counts of finished work and the three error thresholds of DESIGN section 3. Pure."""
+"""Counts of finished work and the three error thresholds of docs/contract.md §3. Pure."""
 
 from __future__ import annotations
 
