@@ -70,10 +70,10 @@ def run_mutmut(stage: Path, max_children: int, only: list[str], tests: list[str]
     for mirrored, original in TREES.items():
         mirror(REPO / original, stage / mirrored)
     if tests:  # the staged pyproject selects only these test files
-        config = (stage / "pyproject.toml").read_text()
+        staged = stage / "pyproject.toml"
         selection = 'pytest_add_cli_args_test_selection = ["tests/unit"]'
+        config = staged.read_text()
         assert selection in config
-        staged = (stage / "pyproject.toml")
         staged.write_text(config.replace(selection, "pytest_add_cli_args_test_selection = "
                                          + json.dumps(tests)))
     # mutmut keeps earlier verdicts; they can be stale after a test changed, so each run
@@ -86,10 +86,17 @@ def run_mutmut(stage: Path, max_children: int, only: list[str], tests: list[str]
     return subprocess.run(command, cwd=stage, env=env).returncode
 
 
+def repository_path(module: str) -> tuple[Path, str]:
+    """Where a mirrored module (`src/prs_runner/step/spec.py`) lives in the repository, and
+    its name within its package (`step/spec.py`)."""
+    package, rest = module.removeprefix("src/").split("/", 1)
+    return REPO / TREES[f"src/{package}"] / rest, rest
+
+
 def exclusions(module: str) -> list[str]:
-    lines = (REPO / TREES["src/" + module.split("/")[1]] / module.split("/", 2)[2]).read_text()
-    return [f"{module.split('/', 2)[2]}:{number}: {match.group(1).strip(' :-(')}"
-            for number, line in enumerate(lines.splitlines(), 1)
+    path, name = repository_path(module)
+    return [f"{name}:{number}: {match.group(1).strip(' :-(')}"
+            for number, line in enumerate(path.read_text().splitlines(), 1)
             if (match := PRAGMA.search(line))]
 
 
