@@ -37,6 +37,8 @@ TREES = {  # mirror path -> repository path
     "tests": "tests",
     "crds": "crds",
     "helm": "helm",
+    "docs": "docs",
+    "README.md": "README.md",
     "pyproject.toml": "pyproject.toml",
 }
 KILLED = {1, 3, 36, 24, -24, 152, 255, 37}
