@@ -149,15 +149,27 @@ def reusable_result(
     if earlier is None or fresh or not spec["allowReuse"]:
         return None
     same = earlier.get("status") == "Succeeded" and earlier.get("fingerprint") == fingerprint
-    return earlier if same else None
+    return earlier if same and output_intact(output, earlier) else None
+
+
+def output_intact(output: Storage, earlier: dict[str, Any]) -> bool:
+    """The output file is exactly what the earlier merge wrote (size, then sha256)."""
+    recorded = earlier.get("output") or {}
+    if not recorded.get("file"):
+        return True  # summary_only: nothing to check
+    if recorded.get("sha256") is None:
+        return False  # written before digests were recorded: merge again
+    found = output.digest(recorded["file"])
+    return found == (recorded.get("bytes"), recorded["sha256"])
 
 
 def clear_for_run(output: Storage, spec: dict[str, Any], fingerprint: str, fresh: bool) -> None:
-    """Keep the committed results of the same step (resume); otherwise start over. The old
-    plan goes too: a shard must only ever see this run's."""
+    """Keep the committed results of the same step (resume, or merge again when a reusable
+    result's output file was changed); otherwise start over. The old plan goes too: a shard
+    must only ever see this run's."""
     earlier = earlier_result(output)
-    succeeded = earlier is not None and earlier.get("status") == "Succeeded"
-    if fresh or succeeded or earlier_fingerprint(output) != fingerprint:
+    rerun = earlier is not None and earlier.get("status") == "Succeeded" and not spec["allowReuse"]
+    if fresh or rerun or earlier_fingerprint(output) != fingerprint:
         start_over(output, spec)
     for stale in ("_prs/shards", JOB_RESULT, PLAN_FILE, STEP_FILE):
         output.delete(stale)

@@ -12,7 +12,15 @@ import time
 from typing import Any
 
 from prs_runner.output.append_row_output import AppendRowOutput, OutputMismatch, open_output
-from prs_runner.output.results import RESULTS_DIR, SUCCEEDED, ErrorInfo, read_header, record_name
+from prs_runner.output.results import (
+    RESULTS_DIR,
+    SUCCEEDED,
+    ErrorInfo,
+    TornRecord,
+    read_header,
+    record_name,
+    record_size,
+)
 from prs_runner.planning.plan import Plan
 from prs_runner.step.thresholds import Counts
 from prs_runner.storage.filesystem import Storage
@@ -86,6 +94,14 @@ def merge_results(
         report.detach()
     output.rename(f"{REPORT_DIR}/.processed_mini_batches.csv.partial",
                   f"{REPORT_DIR}/processed_mini_batches.csv")
+    not_run = len(plan.mini_batches) - done
+    if status == "Succeeded" and not_run:
+        # Every mini-batch needs a committed result (succeeded, or failed within the
+        # thresholds); a success with holes would be reused and the holes never filled.
+        status, reason, message = "Failed", "MiniBatchesNotRun", (
+            f"{not_run} of {len(plan.mini_batches)} mini-batches have no committed result "
+            "(never run, or their record is torn); run the step again to run just those")
+        write_output = False
     if status == "Succeeded" and done and not counts.mini_batches_succeeded:
         # Thresholds at -1 tolerate failures, but a run where nothing worked is a broken script.
         status, reason, message = "Failed", "AllMiniBatchesFailed", (
@@ -93,11 +109,13 @@ def merge_results(
         if write_output:
             output.delete(temp)
         write_output = False
+    digest = None
     if write_output:
         output.rename(temp, file_name)
+        digest = output.digest(file_name)  # reuse checks the output is still this one
     else:
         output.delete(temp)
-    result = job_result(plan, counts, done, (status, reason, message), started, write_output)
+    result = job_result(plan, counts, done, (status, reason, message), started, digest)
     output.write_atomic(JOB_RESULT, json.dumps(result, indent=2).encode())
     return result
 
@@ -106,11 +124,14 @@ def copy_record(
     output: Storage, mb_id: int, sink: AppendRowOutput | None
 ) -> tuple[list[Any] | None, Counts]:
     try:
-        stream = output.open_read(f"{RESULTS_DIR}/{record_name(mb_id)}")
+        stream = output.open_seekable(f"{RESULTS_DIR}/{record_name(mb_id)}")
     except FileNotFoundError:
         return None, Counts()
     with stream:
-        header, _ = read_header(stream)
+        try:
+            header, _ = read_header(stream, record_size(stream))
+        except TornRecord:
+            return None, Counts()  # not committed: the mini-batch did not run to the end
         ok = header.status == SUCCEEDED
         if sink is not None and ok:
             sink.append(mb_id, stream)
@@ -125,8 +146,10 @@ def copy_record(
 
 def job_result(
     plan: Plan, counts: Counts, done: int, outcome: tuple[str, str, str], started: float | None,
-    wrote_output: bool,
+    digest: tuple[int, str] | None,
 ) -> dict[str, Any]:
+    """The report; `digest` is the (size, sha256) of the output file when one was written."""
+    wrote_output = digest is not None
     status, reason, message = outcome
     now = time.time()
     total = len(plan.mini_batches)
@@ -143,7 +166,9 @@ def job_result(
                   "failed": counts.items_failed},
         "output": {"uri": plan.step["output"]["uri"],
                    "file": plan.step["appendRowFileName"] if wrote_output else None,
-                   "rows": counts.rows if wrote_output else 0},
+                   "rows": counts.rows if wrote_output else 0,
+                   "bytes": digest[0] if digest else None,
+                   "sha256": digest[1] if digest else None},
         "startTime": started,
         "completionTime": now,
         "durationSeconds": round(now - started, 3) if started else None,

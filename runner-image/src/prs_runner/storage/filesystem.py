@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ctypes
 import functools
+import hashlib
 import os
 import re
 import shutil
@@ -136,6 +137,19 @@ class Storage:
             os.makedirs(os.path.dirname(self.join(path)), exist_ok=True)
             return open(self.join(path), "wb")
         return self._fs.open_output_stream(self.join(path))  # type: ignore[no-any-return]
+
+    def digest(self, path: str) -> tuple[int, str] | None:
+        """(size, sha256 hex) of the file at PATH, read in 1 MiB chunks; None if missing."""
+        sha = hashlib.sha256()
+        size = 0
+        try:
+            with self.open_read(path) as stream:
+                for chunk in iter(lambda: stream.read(1 << 20), b""):
+                    sha.update(chunk)
+                    size += len(chunk)
+        except (FileNotFoundError, IsADirectoryError):
+            return None
+        return size, sha.hexdigest()
 
     def write_atomic(self, path: str, data: bytes) -> None:
         """Readers see the whole content or nothing: write, then publish the name."""

@@ -1,0 +1,90 @@
+"""A step reports only work it did: a torn record is not a commit, a merge with holes is not
+a success, and reuse requires the output to be exactly what the merge wrote."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from tests.runner.conftest import MakeStep
+
+ECHO = """
+import os
+def run(mini_batch):
+    mark("calls", len(mini_batch))
+    return [os.path.basename(p) + " " + open(p).read().strip() for p in mini_batch]
+"""
+EXPECTED = [f"item{i:04d}.txt {i}" for i in range(12)]
+
+
+def merge_again(plan: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "prs_runner.commands.runner_cli", "merge",
+                           "--plan", plan], capture_output=True, text=True, timeout=60)
+
+
+def test_an_empty_or_torn_record_runs_again(make_step: MakeStep) -> None:
+    step = make_step(ECHO, files=12, miniBatchSize="3", allowReuse=False)
+    assert step.run().returncode == 0
+    results = step.out / "_prs/results"
+    (results / "00000001.res").write_bytes(b"")  # what a power cut can leave
+    whole = (results / "00000002.res").read_bytes()
+    (results / "00000002.res").write_bytes(whole[:-3])  # payload cut short
+    (step.root / "marks/calls").unlink()
+    # Drop the success so the rerun resumes instead of starting over.
+    (step.out / "_prs/report/job_result.json").unlink()
+    rerun = step.run()
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    assert step.marks("calls") == ["3", "3"]  # just the two torn mini-batches
+    assert step.output_lines() == EXPECTED
+
+
+def test_a_merge_with_missing_results_fails_naming_how_many(make_step: MakeStep) -> None:
+    step = make_step(ECHO, files=12, miniBatchSize="3")
+    assert step.run().returncode == 0
+    for record in ("00000000.res", "00000003.res"):
+        (step.out / "_prs/results" / record).unlink()
+    merged = merge_again(str(step.out / "_prs/plan.json"))
+    assert merged.returncode == 0, merged.stderr  # the outcome is in the report
+    job = step.job_result()
+    assert (job["status"], job["reason"]) == ("Failed", "MiniBatchesNotRun")
+    assert job["message"].startswith("2 of 4 mini-batches have no committed result")
+    assert job["miniBatches"]["pending"] == 2
+    # Not reusable: the next run runs the two missing mini-batches, and only those.
+    (step.root / "marks/calls").unlink()
+    rerun = step.run()
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    assert step.marks("calls") == ["3", "3"]
+    assert step.output_lines() == EXPECTED
+
+
+def test_reuse_requires_the_output_the_merge_wrote(make_step: MakeStep) -> None:
+    step = make_step(ECHO, files=12, miniBatchSize="3")
+    assert step.run().returncode == 0
+    output = step.out / "parallel_run_step.txt"
+    recorded = step.job_result()["output"]
+    assert recorded["bytes"] == output.stat().st_size and len(recorded["sha256"]) == 64
+    assert "reused" in step.run().stdout  # untouched: reused
+
+    output.write_text("edited\n")
+    (step.root / "marks/calls").unlink()
+    rerun = step.run()
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    assert "reused" not in rerun.stdout
+    assert step.marks("calls") == []  # merged again from the committed results
+    assert step.output_lines() == EXPECTED
+
+    output.unlink()
+    assert step.run().returncode == 0
+    assert step.output_lines() == EXPECTED
+
+
+def test_job_result_records_the_digest_of_a_csv_output(make_step: MakeStep) -> None:
+    step = make_step(ECHO, files=4, miniBatchSize="2", appendRowFileName="scores.txt")
+    assert step.run().returncode == 0
+    import hashlib
+
+    data = (step.out / "scores.txt").read_bytes()
+    recorded = json.loads((step.out / "_prs/report/job_result.json").read_text())["output"]
+    assert recorded["sha256"] == hashlib.sha256(data).hexdigest()
+    assert recorded["bytes"] == len(data)
