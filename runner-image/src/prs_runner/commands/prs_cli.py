@@ -8,6 +8,8 @@ runner imports none of them by name, so the dependency points from them to the r
 from __future__ import annotations
 
 import argparse
+import errno
+import os
 import sys
 from collections.abc import Callable
 from importlib.metadata import entry_points
@@ -16,6 +18,7 @@ from typing import Any
 from prs_runner.execution.processes import exit_now
 from prs_runner.step.spec import SpecError
 from prs_runner.step.validation import load_step
+from prs_runner.storage.output_lock import OutputInUse
 
 
 def print_summary(name: str, result: dict[str, Any], reused: bool) -> None:
@@ -125,9 +128,35 @@ def main(argv: list[str] | None = None) -> int:
     except SpecError as error:
         print(f"prs {args.command}: {error}", file=sys.stderr)
         return 2
+    except OutputInUse as error:
+        print(f"prs {args.command}: {error}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:
+        # `prs run ... | head`: the reader left; the run itself is complete or resumable.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # noqa: TID251
+        return 1
+    except OSError as error:
+        print(f"prs {args.command}: {describe_os_error(error)}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("interrupted: run `prs run` again to resume", file=sys.stderr)
         return 130
+
+
+def describe_os_error(error: OSError) -> str:
+    """One line naming the file and what to do, instead of a traceback."""
+    where = f"{error.filename}: " if error.filename else ""
+    hint = {
+        errno.ENOSPC: "free some space, then run again to resume",
+        errno.EDQUOT: "free some space, then run again to resume",
+        errno.EACCES: "check the permissions, or pass another --output",
+        errno.EPERM: "check the permissions, or pass another --output",
+        errno.EROFS: "the filesystem is read-only; pass another --output",
+        errno.ELOOP: "a symbolic link is in the way; the runner never writes through one",
+        errno.ENOTDIR: "a file is where a folder must be",
+        errno.EISDIR: "a folder is where a file must be",
+    }.get(error.errno or 0, "fix it, then run again to resume")
+    return f"{where}{error.strerror or error}; {hint}"
 
 
 def entry() -> None:

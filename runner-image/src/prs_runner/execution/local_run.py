@@ -20,6 +20,7 @@ from prs_runner.planning.tabular_formats import guess_format
 from prs_runner.step.spec import SpecError, Step
 from prs_runner.storage.code_archive import read_code_files
 from prs_runner.storage.filesystem import FileEntry, Storage
+from prs_runner.storage.output_lock import LOCK_FILE, output_lock
 
 PLAN_FILE = "_prs/plan.json"
 STEP_FILE = f"_prs/{STEP_FILE_NAME}"
@@ -137,7 +138,10 @@ def earlier_fingerprint(output: Storage) -> str | None:
 
 
 def start_over(output: Storage, spec: dict[str, Any]) -> None:
-    output.delete("_prs")
+    """Everything under _prs/ but the lock (its holder is this run), and the output file."""
+    for name in output.list_names("_prs"):
+        if f"_prs/{name}" != LOCK_FILE:
+            output.delete(f"_prs/{name}")
     output.delete(spec["appendRowFileName"])
 
 
@@ -192,6 +196,12 @@ def run_local(step: Step, fresh: bool = False, stream: TextIO = sys.stderr) -> R
     started = time.time()
     survey = survey_step(step)
     output = Storage(survey.spec["output"]["uri"])
+    with output_lock(output):
+        return run_locked(step, survey, output, fresh, started, stream)
+
+
+def run_locked(step: Step, survey: Survey, output: Storage, fresh: bool, started: float,
+               stream: TextIO) -> RunResult:
     earlier = reusable_result(output, survey.spec, survey.fingerprint, fresh)
     if earlier is not None:
         return RunResult(earlier, reused=True)

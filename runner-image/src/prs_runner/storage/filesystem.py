@@ -196,6 +196,14 @@ class Storage:
             self._fs.delete_file(target)
 
 
+    def open_lock_file(self, path: str) -> int:
+        """A descriptor on the local lock file PATH, created if new, never through a symlink."""
+        assert self.local is not None, "lock files exist on local folders only"
+        target = self.join(path)
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        return os.open(target, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+
+
 def open_append_log(path: str) -> int:
     """A descriptor that appends to the log file PATH (created, with its folder, if new)."""
     os.makedirs(os.path.dirname(path), exist_ok=True)
