@@ -255,6 +255,25 @@ BAD_CASES: list[Case] = [
     bad("file-name-colon", "spec.appendRowFileName", setting("spec.appendRowFileName", "c:out")),
     bad("file-name-backtick", "spec.appendRowFileName", setting("spec.appendRowFileName", "a`b")),
     bad("file-name-empty", "spec.appendRowFileName", setting("spec.appendRowFileName", "")),
+    # names that would make the merge replace the output folder, its parent or _prs/
+    bad("file-name-dot", "spec.appendRowFileName", setting("spec.appendRowFileName", ".")),
+    bad("file-name-dot-dot", "spec.appendRowFileName", setting("spec.appendRowFileName", "..")),
+    bad("file-name-prs", "spec.appendRowFileName", setting("spec.appendRowFileName", "_prs")),
+    bad("file-name-nul", "spec.appendRowFileName", setting("spec.appendRowFileName", "a\x00b")),
+    # the entry script stays inside the code folder
+    bad("entry-script-absolute", "spec.code.entryScript",
+        setting("spec.code.entryScript", "/etc/score.py")),
+    bad("entry-script-parent", "spec.code.entryScript",
+        setting("spec.code.entryScript", "../score.py")),
+    bad("entry-script-deep-parent", "spec.code.entryScript",
+        setting("spec.code.entryScript", "pkg/../../score.py")),
+    bad("entry-script-backslash-parent", "spec.code.entryScript",
+        setting("spec.code.entryScript", "pkg\\..\\..\\score.py")),
+    bad("entry-script-nul", "spec.code.entryScript",
+        setting("spec.code.entryScript", "score.py\x00.txt")),
+    # the runner's own variables
+    bad("env-reserved-prefix", "spec.env", setting("spec.env", [{"name": "PRS_PVC_ROOT",
+                                                                 "value": "/elsewhere"}])),
     # unknown fields (the API server rejects them with fieldValidation=Strict)
     bad("unknown-spec-field", "spec.nodeCnt", setting("spec.nodeCnt", 2)),
     bad("unknown-code-field", "spec.code.entry_script", setting("spec.code.entry_script", "a.py")),
@@ -397,6 +416,11 @@ GOOD_CASES: list[Case] = [
         setting("spec.appendRowFileName", "results.csv"),
     ),
     good("file-name-spaces-and-dots", setting("spec.appendRowFileName", "my results.v2.txt")),
+    good("file-name-three-dots", setting("spec.appendRowFileName", "...")),
+    good("file-name-prs-prefix", setting("spec.appendRowFileName", "_prs.txt")),
+    good("entry-script-in-a-sub-folder", setting("spec.code.entryScript", "pkg/score.py")),
+    good("entry-script-dots-in-names", setting("spec.code.entryScript", "pkg..v2/..score.py")),
+    good("env-prs-in-lower-case", setting("spec.env", [{"name": "prs_mode", "value": "x"}])),
     good(
         "thresholds-zero",
         setting("spec.errorThreshold", 0),

@@ -18,6 +18,7 @@ from typing import Any
 from prs_runner.execution.processes import exit_now
 from prs_runner.step.spec import SpecError
 from prs_runner.step.validation import load_step
+from prs_runner.storage.filesystem import UnsafePath
 from prs_runner.storage.output_lock import OutputInUse
 
 
@@ -145,6 +146,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def describe_os_error(error: OSError) -> str:
     """One line naming the file and what to do, instead of a traceback."""
+    if isinstance(error, UnsafePath):
+        return str(error)
     where = f"{error.filename}: " if error.filename else ""
     hint = {
         errno.ENOSPC: "free some space, then run again to resume",

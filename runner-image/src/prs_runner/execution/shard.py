@@ -161,7 +161,7 @@ class ShardSupervisor:
 
     def start_worker(self, slot: Slot) -> None:
         env = self.worker_env(slot.index)
-        log = self.output.join("_prs", "logs", str(self.index), f"{slot.index}.log")
+        log = self.output.confined(f"_prs/logs/{self.index}/{slot.index}.log")
         if self.fork:
             slot.pid, slot.commands, slot.events = fork_worker(
                 functools.partial(run_worker, self.plan_uri, self.index, slot.index,

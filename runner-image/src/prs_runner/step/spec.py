@@ -19,7 +19,11 @@ KIND = "ParallelRunStep"
 
 NAME_PATTERN = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 MINI_BATCH_SIZE_PATTERN = re.compile(r"^[1-9][0-9]*(KB|MB|GB|rows)?$")
-FORBIDDEN_FILE_NAME_CHARS = set('~"#%&*:<>?/\\{|}`')
+FORBIDDEN_FILE_NAME_CHARS = set('~"#%&*:<>?/\\{|}`\x00')
+# Names that are not plain file names in the output folder: the folder itself, its parent,
+# and the runner's own folder (a merge there would replace it).
+RESERVED_FILE_NAMES = (".", "..", "_prs")
+RESERVED_ENV_PREFIX = "PRS_"  # the runner's own variables (where commits go, which shard)
 ENV_NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
 SIDE_INPUT_NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
 

@@ -23,6 +23,8 @@ from prs_runner.step.spec import (
     MINI_BATCH_SIZE_PATTERN,
     MINIMUMS,
     NAME_PATTERN,
+    RESERVED_ENV_PREFIX,
+    RESERVED_FILE_NAMES,
     SCALAR_FIELDS,
     SECTIONS,
     SIDE_INPUT_NAME_PATTERN,
@@ -177,14 +179,25 @@ def check_ranges(spec: Mapping[str, Any]) -> list[str]:
             "spec.appendRowFileName: must be a non-empty file name without path separators "
             f"or any of ~\"#%&*:<>?/\\{{|}}` (got {name!r})"
         )
+    elif name in RESERVED_FILE_NAMES:
+        problems.append(
+            f"spec.appendRowFileName: {name!r} is not a file name in the output folder; "
+            "use a plain file name such as parallel_run_step.txt"
+        )
     return problems
 
 
 def check_code(spec: Mapping[str, Any]) -> list[str]:
     code = spec["code"]
     problems = []
-    if not code.get("entryScript"):
+    script = code.get("entryScript")
+    if not script:
         problems.append("spec.code.entryScript: required")
+    elif isinstance(script, str) and not inside_its_root(script):
+        problems.append(
+            "spec.code.entryScript: must be a path inside the code folder (relative, no '..' "
+            f"part, no NUL) (got {script!r})"
+        )
     sources = [s for s in CODE_SOURCES if code.get(s)]
     if len(sources) != 1:
         problems.append(
@@ -220,6 +233,7 @@ def check_output(spec: Mapping[str, Any]) -> list[str]:
         problems.append("spec.output.uri: required")
     problems += check_named_list(spec.get("sideInputs"), "sideInputs", SIDE_INPUT_NAME_PATTERN)
     problems += check_named_list(spec.get("env"), "env", ENV_NAME_PATTERN)
+    problems += check_reserved_env(spec.get("env"))
     for index, item in enumerate(spec.get("sideInputs") or []):
         if isinstance(item, Mapping) and not isinstance(item.get("uri"), str):
             problems.append(f"spec.sideInputs[{index}].uri: required")
@@ -227,6 +241,22 @@ def check_output(spec: Mapping[str, Any]) -> list[str]:
         if isinstance(item, Mapping) and not isinstance(item.get("value", ""), str):
             problems.append(f"spec.env[{index}].value: must be a string (quote numbers)")
     return problems
+
+
+def inside_its_root(path: str) -> bool:
+    """A relative path that cannot leave the folder it is joined to."""
+    parts = path.replace("\\", "/").split("/")
+    return not path.startswith("/") and "\x00" not in path and ".." not in parts
+
+
+def check_reserved_env(items: Any) -> list[str]:
+    return [
+        f"spec.env[{index}].name: {item['name']!r} is reserved: the runner sets "
+        f"{RESERVED_ENV_PREFIX}* variables itself; choose another name"
+        for index, item in enumerate(items if isinstance(items, list) else [])
+        if isinstance(item, Mapping) and isinstance(item.get("name"), str)
+        and item["name"].startswith(RESERVED_ENV_PREFIX)
+    ]
 
 
 def check_named_list(items: Any, path: str, pattern: Any) -> list[str]:

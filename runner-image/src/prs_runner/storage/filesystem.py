@@ -20,6 +20,19 @@ from typing import IO, Any
 PVC_ROOT_ENV = "PRS_PVC_ROOT"  # where pvc://CLAIM is mounted; /mnt/pvc/CLAIM by default
 
 
+class UnsafePath(OSError):
+    """A write, rename or delete the storage refuses: it would leave the root or follow a
+    link out of it, or delete a whole folder other than the runner's own `_prs/`."""
+
+
+def relative_parts(path: str) -> list[str]:
+    """PATH's parts; UnsafePath unless it is relative and stays below its root."""
+    parts = path.split("/")
+    if path.startswith("/") or "\x00" in path or any(p in ("", ".", "..") for p in parts):
+        raise UnsafePath(f"refusing {path!r}: not a plain path below the output folder")
+    return parts
+
+
 @dataclass(frozen=True)
 class FileEntry:
     path: str  # relative to the listed root, '/'-separated
@@ -75,6 +88,20 @@ class Storage:
     def join(self, *parts: str) -> str:
         base = self.local if self.local is not None else self._root
         return "/".join([base.rstrip("/"), *parts])
+
+    def confined(self, path: str) -> str:
+        """The full path of PATH for a write, rename or delete: relative, no `..`, and, on a
+        local folder, no symlink on the way that leads out of the root (UnsafePath)."""
+        relative_parts(path)
+        target = self.join(path)
+        if self.local is None:
+            return target
+        root = os.path.realpath(self.local)
+        folder = os.path.realpath(os.path.dirname(target))
+        if folder != root and not folder.startswith(root.rstrip("/") + "/"):
+            raise UnsafePath(f"refusing to write {target}: a symbolic link on the way leads "
+                             f"out of {self.local} (to {folder})")
+        return target
 
     def list_files(self, glob: str | None = None) -> list[FileEntry]:
         """Every file under the root (or the root itself if it is a file), sorted by path."""
@@ -132,11 +159,14 @@ class Storage:
         return self._fs.open_input_file(self.join(path))  # type: ignore[no-any-return]
 
     def open_write(self, path: str) -> IO[bytes]:
-        """A stream whose content appears at `path` only when it is closed (commit_write)."""
+        """A new file at `path`, created fresh: whatever was there (a symlink planted there
+        included) is unlinked first, never written through."""
+        target = self.confined(path)
         if self.local is not None:
-            os.makedirs(os.path.dirname(self.join(path)), exist_ok=True)
-            return open(self.join(path), "wb")
-        return self._fs.open_output_stream(self.join(path))  # type: ignore[no-any-return]
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            self.confined(path)  # the folders just made are checked too
+            return os.fdopen(create_fresh(target), "wb")
+        return self._fs.open_output_stream(target)  # type: ignore[no-any-return]
 
     def digest(self, path: str) -> tuple[int, str] | None:
         """(size, sha256 hex) of the file at PATH, read in 1 MiB chunks; None if missing."""
@@ -153,20 +183,22 @@ class Storage:
 
     def write_atomic(self, path: str, data: bytes) -> None:
         """Readers see the whole content or nothing: write, then publish the name."""
+        target = self.confined(path)
         if self.local is None:
             temp = f"{path}.{os.getpid()}.tmp"
             with self.open_write(temp) as stream:
                 stream.write(data)
             self.rename(temp, path)
-        elif not publish_unnamed(self.join(path), data):
+        elif not publish_unnamed(target, data):
             temp = f"{path}.{os.getpid()}.tmp"  # one writer per process at a time
-            write_file(self.join(temp), data)
+            write_file(self.confined(temp), data)
             self.rename(temp, path)
     def rename(self, source: str, target: str) -> None:
+        """Replaces `target` (a symlink there is replaced, never followed)."""
         if self.local is not None:
-            os.replace(self.join(source), self.join(target))
+            os.replace(self.confined(source), self.confined(target))
         else:
-            self._fs.move(self.join(source), self.join(target))
+            self._fs.move(self.confined(source), self.confined(target))
 
     def list_names(self, folder: str) -> list[str]:
         if self.local is not None:
@@ -180,47 +212,73 @@ class Storage:
         return [i.base_name for i in self._fs.get_file_info(selector)]
 
     def delete(self, path: str) -> None:
-        target = self.join(path)
+        """Delete one file (a symlink: the link itself). A whole folder only under `_prs/`,
+        the runner's own: anything else is the user's and is refused (UnsafePath)."""
+        target = self.confined(path)
+        own = relative_parts(path)[0] == "_prs"
         if self.local is not None:
-            if os.path.isdir(target):
-                shutil.rmtree(target)
-            elif os.path.exists(target):
+            if os.path.islink(target) or os.path.isfile(target):
                 os.remove(target)
+            elif os.path.isdir(target):
+                self.refuse_folder(target, own)
+                shutil.rmtree(target)
+            elif os.path.lexists(target):
+                os.remove(target)  # a socket, a fifo: not ours either way, but not a tree
             return
         from pyarrow import fs as pafs
 
         info = self._fs.get_file_info(target)
         if info.type == pafs.FileType.Directory:
+            self.refuse_folder(target, own)
             self._fs.delete_dir(target)
         elif info.type == pafs.FileType.File:
             self._fs.delete_file(target)
+
+    @staticmethod
+    def refuse_folder(target: str, own: bool) -> None:
+        if not own:
+            raise UnsafePath(f"refusing to delete the folder {target}: only the runner's own "
+                             "_prs/ is ever deleted whole; move it away or choose another "
+                             "output")
 
 
     def open_lock_file(self, path: str) -> int:
         """A descriptor on the local lock file PATH, created if new, never through a symlink."""
         assert self.local is not None, "lock files exist on local folders only"
-        target = self.join(path)
+        target = self.confined(path)
         os.makedirs(os.path.dirname(target), exist_ok=True)
+        self.confined(path)
         return os.open(target, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
 
 
 def open_append_log(path: str) -> int:
     """A descriptor that appends to the log file PATH (created, with its folder, if new)."""
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o644)
 
 
 AT_FDCWD = -100
 AT_SYMLINK_FOLLOW = 0x400
 
 
+def create_fresh(target: str) -> int:
+    """A descriptor on a new file at TARGET (O_EXCL, O_NOFOLLOW): an existing file or a
+    symlink there is unlinked first, so nothing is ever written through a link."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    try:
+        return os.open(target, flags, 0o644)
+    except FileExistsError:
+        os.unlink(target)
+        return os.open(target, flags, 0o644)
+
+
 def write_file(target: str, data: bytes) -> None:
     """Raw descriptors: this runs once per mini-batch, where every call counts."""
     try:
-        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        fd = create_fresh(target)
     except FileNotFoundError:
         os.makedirs(os.path.dirname(target), exist_ok=True)
-        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        fd = create_fresh(target)
     try:
         write_all(fd, data)
     finally:
