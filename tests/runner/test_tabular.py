@@ -254,3 +254,33 @@ def test_dates_arrive_as_datetime64(tmp_path: Path) -> None:
     step = tabular_step(tmp_path, input={"type": "tabular", "uri": "./data"}, script=script)
     assert_succeeded(step)
     assert step.output_lines() == ["M 031", "M 060"]
+
+
+def test_an_unclosed_quote_is_an_error_naming_the_file_and_line(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    rows = [f"sales.csv,{i}" for i in range(1, 2001)]
+    rows[1000] = 'sales.csv,"1001'  # a quote that never closes: 999 rows would vanish
+    (data / "sales.csv").write_text("file,id\n" + "\n".join(rows) + "\n")
+    step = tabular_step(tmp_path, input={"type": "tabular", "uri": "./data"},
+                        miniBatchSize="100rows")
+    result = step.run()
+    assert result.returncode == 2
+    offset = len("file,id\n") + sum(len(r) + 1 for r in rows[:1000])
+    assert result.stderr.strip() == (
+        f"prs run: invalid ParallelRunStep:\n  - spec.input.uri: sales.csv: the record at "
+        f"line 1002 (byte {offset}) opens a quote that never closes, so every row after it "
+        'would be lost; fix the file (a stray " in an unquoted field?)')
+    assert not (step.out / "parallel_run_step.txt").exists()
+
+
+def test_a_malformed_row_error_is_capped_in_the_report(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    long_row = "sales.csv,2," + "x" * 100_000
+    (data / "sales.csv").write_text(f"file,id\nsales.csv,1\n{long_row}\nsales.csv,3\n")
+    step = tabular_step(tmp_path, input={"type": "tabular", "uri": "./data"})
+    assert_succeeded(step)
+    error = step.report_rows()[0]["error"]
+    assert len(error) < 3000
+    assert error.endswith("... (100,012 characters)")

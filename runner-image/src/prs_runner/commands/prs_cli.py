@@ -18,7 +18,7 @@ from typing import Any
 from prs_runner.execution.processes import exit_now
 from prs_runner.step.spec import SpecError
 from prs_runner.step.validation import load_step
-from prs_runner.storage.filesystem import UnsafePath
+from prs_runner.storage.filesystem import ListingError, UnsafePath
 from prs_runner.storage.output_lock import OutputInUse
 
 
@@ -146,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def describe_os_error(error: OSError) -> str:
     """One line naming the file and what to do, instead of a traceback."""
-    if isinstance(error, UnsafePath):
+    if isinstance(error, UnsafePath | ListingError):
         return str(error)
     where = f"{error.filename}: " if error.filename else ""
     hint = {

@@ -18,8 +18,9 @@ from prs_runner.planning.fingerprint import compute_fingerprint
 from prs_runner.planning.plan import MiniBatch, Plan, plan_files, plan_from_json, plan_to_json
 from prs_runner.planning.tabular_formats import guess_format
 from prs_runner.step.spec import SpecError, Step
+from prs_runner.step.validation import check_overlaps
 from prs_runner.storage.code_archive import read_code_files
-from prs_runner.storage.filesystem import FileEntry, Storage
+from prs_runner.storage.filesystem import FileEntry, ListingError, Storage
 from prs_runner.storage.output_lock import LOCK_FILE, output_lock
 
 PLAN_FILE = "_prs/plan.json"
@@ -47,6 +48,9 @@ def resolve_spec(step: Step) -> dict[str, Any]:
     spec["output"]["uri"] = step.resolve_local(spec["output"]["uri"])
     for side in spec["sideInputs"]:
         side["uri"] = step.resolve_local(side["uri"])
+    problems = check_overlaps(spec)
+    if problems:
+        raise SpecError(problems)
     return spec  # type: ignore[no-any-return]
 
 
@@ -63,14 +67,15 @@ class Survey:
 
 def survey_step(step: Step) -> Survey:
     spec = resolve_spec(step)
-    listing = Storage(spec["input"]["uri"]).list_files(spec["input"].get("glob"))
+    listing = list_for(spec["input"]["uri"], spec["input"].get("glob"), "spec.input.uri")
     if not listing:
         raise SpecError([f"spec.input.uri: no input files under {spec['input']['uri']}"
                          + (f" match glob {spec['input']['glob']!r}" if spec["input"].get("glob")
                             else "")])
     side_listings: dict[str, list[FileEntry]] = {}
     for side in spec["sideInputs"]:
-        side_listings[side["name"]] = Storage(side["uri"]).list_files()
+        side_listings[side["name"]] = list_for(side["uri"], None,
+                                               f"spec.sideInputs[{side['name']}].uri")
         if not side_listings[side["name"]]:
             raise SpecError([f"spec.sideInputs[{side['name']}].uri: nothing at {side['uri']}"])
     if spec["input"]["type"] == "tabular":
@@ -79,6 +84,16 @@ def survey_step(step: Step) -> Survey:
         spec, read_code_files(spec["code"]["sourceDirectory"]), listing, side_listings
     )
     return Survey(spec, listing, fingerprint, input_folder(spec["input"]["uri"]))
+
+
+def list_for(uri: str, glob: str | None, field: str) -> list[FileEntry]:
+    """The listing of a spec field's URI; what cannot be listed is a SpecError naming it."""
+    try:
+        return Storage(uri).list_files(glob)
+    except FileNotFoundError:
+        raise SpecError([f"{field}: {uri} does not exist"]) from None
+    except ListingError as error:
+        raise SpecError([f"{field}: {error}"]) from None
 
 
 def cut_plan(step: Step, survey: Survey) -> Plan:

@@ -140,8 +140,17 @@ def copy_record(
     error = header.error or {}
     row = [header.id, header.shard, header.process, header.tries, header.items, header.succeeded,
            header.failed, header.seconds, header.status,
-           f"{error.get('type')}: {error.get('message')}" if error else ""]
+           capped(f"{error.get('type')}: {error.get('message')}") if error else ""]
     return row, counts
+
+
+ERROR_TEXT_CHARS = 2000  # per report row: the full traceback is in the worker's log
+
+
+def capped(text: str) -> str:
+    if len(text) <= ERROR_TEXT_CHARS:
+        return text
+    return f"{text[:ERROR_TEXT_CHARS]}... ({len(text):,} characters; see the worker's log)"
 
 
 def job_result(

@@ -21,6 +21,7 @@ from prs_runner.storage.filesystem import Storage
 if TYPE_CHECKING:
     import pandas as pd
 
+ROW_TEXT_CHARS = 500  # of a malformed row, in the error: the report stays readable
 MIN_BLOCK_BYTES = 1 << 20
 MAX_BLOCK_BYTES = 1 << 28  # pyarrow's block size is a 32-bit int; whole files can be larger
 
@@ -41,8 +42,10 @@ class SkippedRows:
 
     def __call__(self, row: Any) -> str:
         if not self.count:
+            text = row.text if len(row.text) <= ROW_TEXT_CHARS else (
+                f"{row.text[:ROW_TEXT_CHARS]}... ({len(row.text):,} characters)")
             self.first = (f"CSV parse error in {self.where}: Expected {row.expected_columns} "
-                          f"columns, got {row.actual_columns}: {row.text}")
+                          f"columns, got {row.actual_columns}: {text}")
         self.count += 1
         return "skip"
 

@@ -50,6 +50,27 @@ def scan_threads() -> Iterator[Callable[..., Iterable[Any]]]:
         yield pool.map
 
 
+class UnclosedQuote(ValueError):
+    """A CSV quote opened in the record starting at `offset` never closes: the parser
+    would take the rest of the file as one record."""
+
+    def __init__(self, offset: int) -> None:
+        super().__init__(offset)
+        self.offset = offset
+
+
+def line_of(stream: IO[bytes], offset: int) -> int:
+    """The 1-based line number of byte OFFSET (one more pass, only to word an error)."""
+    stream.seek(0)
+    newlines, left = 0, offset
+    while left > 0:
+        block = stream.read(min(left, BLOCK_BYTES))
+        if not block:
+            break
+        newlines, left = newlines + block.count(b"\n"), left - len(block)
+    return newlines + 1
+
+
 def scan_text_file(
     stream: IO[bytes], size: int, fmt: str, target_bytes: int | None, target_rows: int | None,
     block_bytes: int = BLOCK_BYTES, map_tasks: Callable[..., Iterable[Any]] = map,
@@ -75,6 +96,8 @@ def scan_text_file(
             cutter.feed(ends, cumulative)
         last_block, last_offset = block, offset
         offset += len(block)
+    if in_quotes:
+        raise UnclosedQuote(previous_end)
     if cutter is None:  # empty, or a header without records
         return header_end or 0, []
     tail = last_block[previous_end - last_offset:] if previous_end >= last_offset else b"x"
@@ -90,9 +113,17 @@ def plan_table_slices(
             if fmt == "parquet":
                 yield from parquet_slices(entry, stream, size)
                 continue
-            with scan_threads() as map_tasks:
-                header_end, ranges = scan_text_file(stream, entry.size, fmt, size.bytes,
-                                                    size.rows, map_tasks=map_tasks)
+            try:
+                with scan_threads() as map_tasks:
+                    header_end, ranges = scan_text_file(stream, entry.size, fmt, size.bytes,
+                                                        size.rows, map_tasks=map_tasks)
+            except UnclosedQuote as unclosed:
+                line = line_of(stream, unclosed.offset)
+                raise SpecError([
+                    f"spec.input.uri: {entry.path}: the record at line {line} (byte "
+                    f"{unclosed.offset}) opens a quote that never closes, so every row after "
+                    "it would be lost; fix the file (a stray \" in an unquoted field?)"
+                ]) from None
         for part in ranges:
             yield entry, part.end - part.start, TableSlice(
                 rows=part.records, start=part.start, end=part.end, header_end=header_end)

@@ -243,6 +243,31 @@ def check_output(spec: Mapping[str, Any]) -> list[str]:
     return problems
 
 
+def check_overlaps(spec: Mapping[str, Any]) -> list[str]:
+    """On a resolved spec (absolute paths or URIs): the output must not be read back as
+    input, nor change the code whose bytes make the fingerprint."""
+    output = normalized(spec["output"]["uri"])
+    problems = []
+    sources = [("spec.input.uri", spec["input"]["uri"]),
+               ("spec.code.sourceDirectory", spec["code"].get("sourceDirectory") or "")]
+    sources += [(f"spec.sideInputs[{s['name']}].uri", s["uri"]) for s in spec["sideInputs"]]
+    for field, uri in sources:
+        source = normalized(uri)
+        if source and (output == source or output.startswith(source.rstrip("/") + "/")):
+            problems.append(
+                f"spec.output.uri: {spec['output']['uri']} is inside {field} ({uri}): every "
+                "run would read its own results back; choose an output outside it"
+            )
+    return problems
+
+
+def normalized(uri: str) -> str:
+    uri = uri.removeprefix("file://")
+    scheme, sep, rest = uri.rpartition("://")
+    parts = [p for p in rest.split("/") if p not in ("", ".")]
+    return f"{scheme}{sep}{'/' if rest.startswith('/') else ''}{'/'.join(parts)}"
+
+
 def inside_its_root(path: str) -> bool:
     """A relative path that cannot leave the folder it is joined to."""
     parts = path.replace("\\", "/").split("/")

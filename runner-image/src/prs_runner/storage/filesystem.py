@@ -9,6 +9,7 @@ pyarrow, whose import alone costs a worker about half a second.
 from __future__ import annotations
 
 import ctypes
+import errno
 import functools
 import hashlib
 import os
@@ -18,6 +19,20 @@ from dataclasses import dataclass
 from typing import IO, Any
 
 PVC_ROOT_ENV = "PRS_PVC_ROOT"  # where pvc://CLAIM is mounted; /mnt/pvc/CLAIM by default
+
+
+UNREADABLE_FOLDER = "cannot read this folder"
+
+
+class ListingError(OSError):
+    """Entries of an input that cannot be listed; the message names them (shown escaped)."""
+
+    def __init__(self, uri: str, problems: list[tuple[str, str]]) -> None:
+        shown = "; ".join(f"{path!a}: {why}" for path, why in problems[:10])
+        more = f"; and {len(problems) - 10} more" if len(problems) > 10 else ""
+        super().__init__(f"cannot list {uri}: {shown}{more}; fix these entries or narrow "
+                         "the glob")
+        self.problems = problems
 
 
 class UnsafePath(OSError):
@@ -104,26 +119,51 @@ class Storage:
         return target
 
     def list_files(self, glob: str | None = None) -> list[FileEntry]:
-        """Every file under the root (or the root itself if it is a file), sorted by path."""
-        entries = self._list_local() if self.local is not None else self._list_remote()
+        """Every file under the root (or the root itself if it is a file), sorted by path.
+        An entry that cannot be listed (an unreadable folder, a dangling or looping symlink,
+        a name that is not UTF-8) is an error, unless the glob leaves it out: ListingError
+        names every one of them, after the whole tree was walked."""
+        if self.local is not None:
+            entries, problems = self._list_local()
+        else:
+            entries, problems = self._list_remote(), []
         if glob:
             pattern = glob_to_regex(glob)
             entries = [e for e in entries if pattern.match(e.path)]
+            problems = [(p, why) for p, why in problems if why == UNREADABLE_FOLDER
+                        or pattern.match(p)]
+        if problems:
+            raise ListingError(self.uri, sorted(problems))
         return sorted(entries, key=lambda e: e.path)
 
-    def _list_local(self) -> list[FileEntry]:
+    def _list_local(self) -> tuple[list[FileEntry], list[tuple[str, str]]]:
         assert self.local is not None
         if os.path.isfile(self.local):
             stat = os.stat(self.local)
-            return [FileEntry(os.path.basename(self.local), stat.st_size, stat.st_mtime_ns)]
-        entries = []
-        for folder, _dirs, files in os.walk(self.local):
+            return [FileEntry(os.path.basename(self.local), stat.st_size, stat.st_mtime_ns)], []
+        if not os.path.isdir(self.local):
+            raise FileNotFoundError(errno.ENOENT, "no such file or folder", self.local)
+        entries, problems = [], []
+
+        def unreadable(error: OSError) -> None:
+            where = os.path.relpath(str(error.filename), self.local)
+            problems.append((where, UNREADABLE_FOLDER + f" ({error.strerror})"))
+
+        for folder, _dirs, files in os.walk(self.local, onerror=unreadable):
             rel = os.path.relpath(folder, self.local)
             for name in files:
-                stat = os.stat(os.path.join(folder, name))
                 path = name if rel == "." else f"{rel}/{name}".replace(os.sep, "/")
+                try:
+                    path.encode("utf-8")
+                    stat = os.stat(os.path.join(folder, name))
+                except UnicodeEncodeError:
+                    problems.append((path, "its name is not UTF-8; rename it"))
+                    continue
+                except OSError as error:
+                    problems.append((path, f"{error.strerror} (a dangling or looping link?)"))
+                    continue
                 entries.append(FileEntry(path, stat.st_size, stat.st_mtime_ns))
-        return entries
+        return entries, problems
 
     def _list_remote(self) -> list[FileEntry]:
         from pyarrow import fs as pafs

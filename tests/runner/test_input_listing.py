@@ -1,0 +1,99 @@
+"""What cannot be listed is an error naming it, never a silently smaller input; an output
+that would be read back as input is refused."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.runner.conftest import MakeStep
+
+ECHO = """
+import os
+def run(mini_batch):
+    return [os.path.basename(p) for p in mini_batch]
+"""
+
+def test_a_dangling_symlink_in_the_input_is_named(make_step: MakeStep) -> None:
+    step = make_step(ECHO, files=6)
+    (step.root / "data/broken.txt").symlink_to(step.root / "data/missing.txt")
+    (step.root / "data/loop.txt").symlink_to(step.root / "data/loop.txt")
+    result = step.run()
+    assert result.returncode == 2
+    message = result.stderr.strip()
+    assert message.startswith(f"prs run: invalid ParallelRunStep:\n  - spec.input.uri: cannot "
+                              f"list {step.root / 'data'}: 'broken.txt': No such file")
+    assert message.count("(a dangling or looping link?)") == 2
+    assert "'loop.txt': Too many levels of symbolic links" in message
+    assert message.endswith("fix these entries or narrow the glob")
+    assert not step.out.exists()
+
+
+def test_a_bad_entry_the_glob_leaves_out_does_not_matter(make_step: MakeStep) -> None:
+    step = make_step(ECHO, files=6, input={"type": "files", "uri": "./data", "glob": "*.txt"})
+    (step.root / "data/broken.lnk").symlink_to(step.root / "data/missing")
+    result = step.run()
+    assert result.returncode == 0, result.stderr
+    assert len(step.output_lines()) == 6
+
+
+def test_terminal_escapes_and_non_utf8_names_are_shown_escaped(make_step: MakeStep) -> None:
+    step = make_step(ECHO, files=2)
+    data = os.fsencode(step.root / "data")
+    with open(os.path.join(data, b"bad\xff.txt"), "w") as stream:
+        stream.write("x\n")
+    (step.root / "data/evil\x1b[2J.txt").symlink_to(step.root / "nowhere")
+    result = step.run()
+    assert result.returncode == 2
+    assert "\x1b" not in result.stderr
+    assert "'evil\\x1b[2J.txt'" in result.stderr
+    assert "'bad\\udcff.txt': its name is not UTF-8; rename it" in result.stderr
+
+
+def test_an_unreadable_sub_folder_is_named_not_skipped(make_step: MakeStep) -> None:
+    step = make_step(ECHO, files=4)
+    locked = step.root / "data/locked"
+    locked.mkdir()
+    (locked / "item.txt").write_text("1\n")
+    locked.chmod(0)
+    try:
+        # As root, only without the capabilities that bypass file permissions does a mode
+        # of 0 keep a folder unreadable (the tests run as root in CI).
+        result = subprocess.run(
+            ["setpriv", "--bounding-set=-dac_override,-dac_read_search", sys.executable,
+             "-m", "prs_runner.commands.prs_cli", "run", str(step.step)],
+            capture_output=True, text=True, timeout=120)
+    finally:
+        locked.chmod(0o755)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "'locked': cannot read this folder (Permission denied)" in result.stderr
+    assert not (step.out / "parallel_run_step.txt").exists()
+
+
+def test_a_missing_input_names_the_field(make_step: MakeStep) -> None:
+    step = make_step(ECHO, files=1, input={"type": "files", "uri": "./nowhere"})
+    result = step.run()
+    assert result.returncode == 2
+    assert result.stderr.strip().endswith(
+        f"spec.input.uri: {step.root / 'nowhere'} does not exist")
+
+
+@pytest.mark.parametrize(("output", "field"), [
+    ("./data/out", "spec.input.uri"),
+    ("./data", "spec.input.uri"),
+    ("./src", "spec.code.sourceDirectory"),
+])
+def test_an_output_inside_the_input_or_the_code_is_refused(
+    make_step: MakeStep, output: str, field: str
+) -> None:
+    step = make_step(ECHO, files=3, output={"uri": output})
+    result = step.run()
+    assert result.returncode == 2
+    resolved = (step.root / output).resolve()
+    assert f"spec.output.uri: {resolved} is inside {field}" in result.stderr
+    assert sorted(p.name for p in (step.root / "data").iterdir()) == [
+        "item0000.txt", "item0001.txt", "item0002.txt"]
+    assert not (resolved / "_prs").exists()
