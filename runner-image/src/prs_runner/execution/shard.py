@@ -35,6 +35,7 @@ from prs_runner.output.results import (
     load_header,
 )
 from prs_runner.planning.plan import MiniBatch, Plan, read_plan
+from prs_runner.step.spec import progress_timeout
 from prs_runner.step.thresholds import Counts, crossed_threshold
 from prs_runner.storage.filesystem import Storage
 
@@ -93,6 +94,7 @@ class ShardSupervisor:
         self.slots = [Slot(i) for i in range(self.spec["processCountPerNode"])]
         self.selector = selectors.DefaultSelector()
         self.last_report = 0.0
+        self.last_progress = time.monotonic()
         self.stop_reason: tuple[str, str] | None = None
         self.listeners: list[Callable[[dict[str, Any]], None]] = []
         self.fork = can_fork()
@@ -130,10 +132,12 @@ class ShardSupervisor:
             self.resume()
             for slot in self.slots:
                 self.dispatch(slot)
+        self.last_progress = time.monotonic()
         while (self.pending or any(s.queue for s in self.slots)) and not self.stop_reason:
             if self.init_failed_everywhere():
                 break
             self.poll()
+            self.check_progress()
             self.report()
         self.stop_workers()
         return self.outcome()
@@ -200,7 +204,29 @@ class ShardSupervisor:
         for line in lines:
             self.handle_event(slot, json.loads(line))
 
+    def check_progress(self) -> None:
+        """NoProgress when no mini-batch finished in this shard for progressUpdateTimeout."""
+        limit = progress_timeout(self.spec)
+        stalled = time.monotonic() - self.last_progress
+        if stalled < limit or self.stop_reason:
+            return
+        doing = "; ".join(f"process {s.index}: {self.doing(s)}" for s in self.slots)
+        self.stop_reason = ("NoProgress", f"no mini-batch finished in shard {self.index} for "
+                            f"{stalled:.0f} s (progressUpdateTimeout={limit}); {doing}")
+
+    def doing(self, slot: Slot) -> str:
+        if slot.dead:
+            return "gave up after init() failed"
+        if not slot.ready:
+            return "in init()"
+        if slot.queue:
+            since = time.monotonic() - slot.head_started
+            return f"in run() of mini-batch {slot.queue[0]} for {since:.0f} s"
+        return "idle"
+
     def handle_event(self, slot: Slot, event: dict[str, Any]) -> None:
+        if "done" in event or "error" in event:
+            self.last_progress = time.monotonic()
         if "done" in event:
             mb_id = slot.queue.popleft()
             slot.head_started = time.monotonic()
@@ -317,8 +343,16 @@ class ShardSupervisor:
                 continue
             with contextlib.suppress(BrokenPipeError):
                 os.write(slot.commands, b'{"stop": true}\n')
+        deadline = time.monotonic() + self.spec["runInvocationTimeout"]
         for slot in self.slots:
             if slot.events >= 0 and slot.pid and not slot.dead:
+                # shutdown() gets runInvocationTimeout; then its worker is killed, and
+                # whatever the script started in the worker's group goes with it.
+                if not exited_by(slot.pid, deadline):
+                    print(f"shard {self.index} process {slot.index}: shutdown() did not return "
+                          f"within {self.spec['runInvocationTimeout']} s; killed",
+                          file=sys.stderr)
+                kill_group(slot.pid)
                 reap(slot.pid)
 
     def report(self, force: bool = False) -> None:
@@ -333,6 +367,20 @@ class ShardSupervisor:
 
 def counts_of(header: ResultHeader) -> Counts:
     return Counts(1, 0, header.succeeded, header.failed, header.rows)
+
+
+def exited_by(pid: int, deadline: float) -> bool:
+    """Whether the child PID has exited by DEADLINE. It is left a zombie (not reaped), so
+    its pid, and so its process group's id, cannot be reused before kill_group."""
+    while True:
+        try:
+            if os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None:
+                return True
+        except ChildProcessError:
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.02)
 
 
 def reap(pid: int) -> str:

@@ -28,7 +28,8 @@ ENV_NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
 SIDE_INPUT_NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
 
 CODE_SOURCES = ("sourceDirectory", "configMap", "path")
-NULLABLE_FIELDS = {"ttlSecondsAfterFinished"}  # the only spec field where null is kept
+# Fields where null is kept: "never" (ttlSecondsAfterFinished), "computed" (the others).
+NULLABLE_FIELDS = {"ttlSecondsAfterFinished", "progressUpdateTimeout"}
 
 DEFAULTS: dict[str, Any] = {
     "image": "",
@@ -44,6 +45,7 @@ DEFAULTS: dict[str, Any] = {
     "loggingLevel": "INFO",
     "runInvocationTimeout": 60,
     "runMaxTry": 3,
+    "progressUpdateTimeout": None,  # runInvocationTimeout x runMaxTry + INIT_ALLOWANCE
     "maxShardRetries": 3,
     "allowReuse": True,
     "arguments": [],
@@ -78,11 +80,25 @@ SCALAR_FIELDS: dict[str, str] = {
     "loggingLevel": "str",
     "runInvocationTimeout": "int",
     "runMaxTry": "int",
+    "progressUpdateTimeout": "int",
     "maxShardRetries": "int",
     "allowReuse": "bool",
     "suspend": "bool",
     "ttlSecondsAfterFinished": "int",
 }
+# The default progressUpdateTimeout allows every try of the slowest mini-batch plus this much
+# for init() (loading a model): it never fires while any process still makes progress.
+INIT_ALLOWANCE_SECONDS = 600
+
+
+def progress_timeout(spec: Mapping[str, Any]) -> int:
+    """Seconds without a completed mini-batch after which a shard fails with NoProgress."""
+    explicit = spec.get("progressUpdateTimeout")
+    if explicit is not None:
+        return int(explicit)
+    return int(spec["runInvocationTimeout"]) * int(spec["runMaxTry"]) + INIT_ALLOWANCE_SECONDS
+
+
 LIST_FIELDS = {"input.partitionKeys", "sideInputs", "arguments", "env"}
 OBJECT_FIELDS = {"resources", "podTemplate"}
 SECTIONS = {
@@ -104,6 +120,7 @@ MINIMUMS: dict[str, int] = {
     "processCountPerNode": 1,
     "runInvocationTimeout": 1,
     "runMaxTry": 1,
+    "progressUpdateTimeout": 1,
     "maxShardRetries": 0,
     "ttlSecondsAfterFinished": 0,
 }

@@ -1,0 +1,87 @@
+"""A hanging init(), run() or shutdown() never hangs the run, and nothing a script started
+outlives it."""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+
+from tests.runner.conftest import MakeStep
+
+ECHO_RUN = """
+def run(mini_batch):
+    return [p.rsplit("/", 1)[-1] for p in mini_batch]
+"""
+
+
+def test_a_hanging_init_fails_with_no_progress_naming_it(make_step: MakeStep) -> None:
+    step = make_step("import time\ndef init():\n    time.sleep(3600)\n" + ECHO_RUN,
+                     files=4, processCountPerNode=2, progressUpdateTimeout=3)
+    started = time.monotonic()
+    result = step.run(timeout=60)
+    assert time.monotonic() - started < 30
+    assert result.returncode == 1, result.stdout + result.stderr
+    job = step.job_result()
+    assert job["reason"] == "NoProgress"
+    assert job["message"].startswith("no mini-batch finished in shard 0 for ")
+    assert "(progressUpdateTimeout=3); process 0: in init(); process 1: in init()" in (
+        job["message"])
+
+
+def test_a_hanging_run_fails_with_no_progress_naming_the_mini_batch(make_step: MakeStep
+                                                                    ) -> None:
+    script = """
+import time
+def run(mini_batch):
+    if any(p.endswith("item0002.txt") for p in mini_batch):
+        time.sleep(3600)
+    return [p.rsplit("/", 1)[-1] for p in mini_batch]
+"""
+    step = make_step(script, files=6, runInvocationTimeout=600, progressUpdateTimeout=3)
+    result = step.run(timeout=60)
+    assert result.returncode == 1, result.stdout + result.stderr
+    job = step.job_result()
+    assert job["reason"] == "NoProgress"
+    assert "process 0: in run() of mini-batch 1 for " in job["message"]
+    assert job["miniBatches"]["succeeded"] == 1  # mini-batch 0 finished before the hang
+
+
+def test_a_hanging_shutdown_is_cut_short_and_the_run_succeeds(make_step: MakeStep) -> None:
+    step = make_step("import time\ndef shutdown():\n    time.sleep(3600)\n" + ECHO_RUN,
+                     files=4, runInvocationTimeout=2)
+    started = time.monotonic()
+    result = step.run(timeout=60)
+    assert time.monotonic() - started < 20
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert len(step.output_lines()) == 4
+    assert "shutdown() did not return within 2 s; killed" in result.stderr
+
+
+def test_processes_started_by_run_end_with_their_worker(make_step: MakeStep) -> None:
+    marker = f"prs-leftover-{uuid.uuid4().hex}"
+    script = f"""
+import subprocess, sys
+def run(mini_batch):
+    subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)", "{marker}"])
+    return [p.rsplit("/", 1)[-1] for p in mini_batch]
+"""
+    step = make_step(script, files=4, processCountPerNode=2)
+    result = step.run()
+    assert result.returncode == 0, result.stdout + result.stderr
+    deadline = time.monotonic() + 5
+    while (left := processes_with(marker)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert left == []
+
+
+def processes_with(marker: str) -> list[int]:
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as stream:
+                if marker.encode() in stream.read():
+                    found.append(int(pid))
+        except OSError:
+            continue
+    return found
