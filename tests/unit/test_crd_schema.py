@@ -152,6 +152,12 @@ def test_minimums_match_the_model(path: str) -> None:
     assert field_schema(path)["minimum"] == model.MINIMUMS[path]
 
 
+def test_maximums_match_the_model() -> None:
+    maximums = {path: schema["maximum"] for path, schema in walk(spec_schema())
+                if "maximum" in schema and path != "allowedFailedPercent"}
+    assert maximums == model.MAXIMUMS
+
+
 def test_every_minimum_is_in_the_model() -> None:
     minimums = {path for path, schema in walk(spec_schema()) if "minimum" in schema}
     assert minimums == {*model.MINIMUMS, "allowedFailedPercent"}

@@ -23,9 +23,10 @@ from prs_runner.planning.plan import (
     plan_to_json,
     read_plan,
 )
+from prs_runner.step.globs import glob_to_regex
 from prs_runner.step.spec import DEFAULTS
 from prs_runner.step.thresholds import Counts, crossed_threshold
-from prs_runner.storage.filesystem import FileEntry, glob_to_regex
+from prs_runner.storage.filesystem import FileEntry
 
 
 def files(*sizes: int) -> list[FileEntry]:

@@ -113,6 +113,12 @@ ENUMS: dict[str, tuple[str, ...]] = {
     "appendRowFormat": ("text", "csv", "parquet"),
     "loggingLevel": ("WARNING", "INFO", "DEBUG"),
 }
+# Upper bounds the API server enforces too: an Indexed Job of more pods than this is a typo,
+# and more worker processes than this on one pod would only thrash.
+MAXIMUMS: dict[str, int] = {
+    "nodeCount": 1000,
+    "processCountPerNode": 256,
+}
 MINIMUMS: dict[str, int] = {
     "errorThreshold": -1,
     "miniBatchErrorThreshold": -1,
@@ -231,6 +237,39 @@ def apply_defaults(spec: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+class StrictLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing what would make a step mean something unintended:
+    a key given twice (PyYAML keeps the last one silently) and aliases (`*name`, which a
+    "billion laughs" document uses to blow up; a step never needs them)."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()  # type: ignore[no-untyped-call]
+            raise yaml.constructor.ConstructorError(
+                None, None, f"aliases (*{event.anchor}) are not allowed in a step",
+                event.start_mark)
+        return super().compose_node(parent, index)
+
+    def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} is given twice", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
+StrictLoader.add_constructor(
+    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, StrictLoader.construct_mapping)
+
+
+def load_yaml(text: str) -> Any:
+    """YAML as a step is read: yaml.YAMLError for duplicate keys and aliases too."""
+    return yaml.load(text, Loader=StrictLoader)
+
+
 def coerce_override(path: str, text: str) -> Any:
     """`--set path=text`: the value typed like the field it sets."""
     kind = SCALAR_FIELDS.get(path)
@@ -239,7 +278,14 @@ def coerce_override(path: str, text: str) -> Any:
         raise SpecError([f"--set {path}: unknown field (known: {known})"])
     if kind in ("str", "size"):
         return text
-    value = yaml.safe_load(text)
+    if not text.strip():
+        hint = " (null resets it)" if path in NULLABLE_FIELDS else ""
+        raise SpecError([f"--set {path}=: empty value; give one{hint}"])
+    try:
+        value = load_yaml(text)
+    except yaml.YAMLError as error:
+        problem = str(getattr(error, "problem", None) or error).splitlines()[0]
+        raise SpecError([f"--set {path}={text}: not a valid value ({problem})"]) from None
     if kind == "int" and isinstance(value, str) and text.lower() in ("null", "none"):
         return None
     return value

@@ -12,6 +12,7 @@ from typing import Any
 
 import yaml
 
+from prs_runner.step.globs import GlobError, glob_to_regex
 from prs_runner.step.spec import (
     API_VERSION,
     CODE_SOURCES,
@@ -20,6 +21,7 @@ from prs_runner.step.spec import (
     ENV_NAME_PATTERN,
     FORBIDDEN_FILE_NAME_CHARS,
     KIND,
+    MAXIMUMS,
     MINI_BATCH_SIZE_PATTERN,
     MINIMUMS,
     NAME_PATTERN,
@@ -32,6 +34,7 @@ from prs_runner.step.spec import (
     Step,
     apply_defaults,
     apply_overrides,
+    load_yaml,
     lookup,
 )
 
@@ -44,11 +47,16 @@ def load_step(
     """Read a step YAML, apply `--set` overrides and validate; paths resolve next to the file."""
     path = Path(path)
     try:
-        document = yaml.safe_load(path.read_text())
+        document = load_yaml(path.read_text())
     except FileNotFoundError:
         raise SpecError([f"{path}: no such file"]) from None
+    except (UnicodeDecodeError, IsADirectoryError) as error:
+        raise SpecError([f"{path}: not a YAML text file ({error})"]) from None
     except yaml.YAMLError as error:
-        raise SpecError([f"{path}: not valid YAML: {error}"]) from None
+        mark = getattr(error, "problem_mark", None)
+        where = f" line {mark.line + 1}, column {mark.column + 1}:" if mark else ""
+        problem = getattr(error, "problem", None) or str(error)
+        raise SpecError([f"{path}:{where} not valid YAML: {problem}"]) from None
     if not isinstance(document, dict):
         raise SpecError([f"{path}: expected a ParallelRunStep mapping"])
     spec = document.get("spec")
@@ -158,6 +166,10 @@ def check_ranges(spec: Mapping[str, Any]) -> list[str]:
         value = spec.get(path)
         if isinstance(value, int) and not isinstance(value, bool) and value < minimum:
             problems.append(f"spec.{path}: must be >= {minimum} (got {value})")
+    for path, maximum in MAXIMUMS.items():
+        value = spec.get(path)
+        if isinstance(value, int) and not isinstance(value, bool) and value > maximum:
+            problems.append(f"spec.{path}: must be <= {maximum} (got {value})")
     percent = spec.get("allowedFailedPercent")
     if (
         isinstance(percent, int | float)
@@ -219,6 +231,12 @@ def check_input(spec: Mapping[str, Any]) -> list[str]:
             for key in ("format", "partitionKeys")
             if key in data
         ]
+    glob = data.get("glob")
+    if isinstance(glob, str):
+        try:
+            glob_to_regex(glob)
+        except GlobError as error:
+            problems.append(f"spec.input.glob: {error}")
     keys = data.get("partitionKeys")
     if keys is not None and (
         not isinstance(keys, list) or not all(isinstance(k, str) and k for k in keys)

@@ -13,10 +13,11 @@ import errno
 import functools
 import hashlib
 import os
-import re
 import shutil
 from dataclasses import dataclass
 from typing import IO, Any
+
+from prs_runner.step.globs import glob_to_regex
 
 PVC_ROOT_ENV = "PRS_PVC_ROOT"  # where pvc://CLAIM is mounted; /mnt/pvc/CLAIM by default
 
@@ -53,28 +54,6 @@ class FileEntry:
     path: str  # relative to the listed root, '/'-separated
     size: int
     mtime_ns: int
-
-
-def glob_to_regex(pattern: str) -> re.Pattern[str]:
-    """`**` spans folders, `*` and `?` stay within one path segment."""
-    parts: list[str] = []
-    i = 0
-    while i < len(pattern):
-        if pattern.startswith("**/", i):
-            parts.append("(?:.*/)?")
-            i += 3
-        elif pattern.startswith("**", i):
-            parts.append(".*")
-            i += 2
-        elif pattern[i] == "[" and (end := pattern.find("]", i + 2)) > 0:
-            body = pattern[i + 1 : end]
-            parts.append("[" + ("^" + body[1:] if body.startswith("!") else body) + "]")
-            i = end + 1
-        else:
-            char = pattern[i]
-            parts.append({"*": "[^/]*", "?": "[^/]"}.get(char) or re.escape(char))
-            i += 1
-    return re.compile("".join(parts) + r"\Z")
 
 
 def local_root(uri: str) -> str | None:
