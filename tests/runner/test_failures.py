@@ -189,3 +189,31 @@ def test_exception_message_names_mini_batch_and_items(make_step: MakeStep) -> No
     message = step.job_result()["message"]
     assert "ValueError: cannot score item0004.txt in mini-batch 2" in message
     assert "item0004.txt, " in message and "item0005.txt" in message
+
+
+def test_an_init_that_exits_the_process_reports_its_exit_code(make_step: MakeStep) -> None:
+    step = make_step("import os\ndef init():\n    os._exit(3)\ndef run(mini_batch):\n"
+                     "    return mini_batch\n", files=2)
+    result = step.run()
+    assert result.returncode == 1
+    job = step.job_result()
+    assert job["reason"] == "InitFailed"
+    assert job["message"] == ("init() failed in every worker: WorkerDied: worker process "
+                              "exited with code 3")
+
+
+@pytest.mark.parametrize(("body", "expected"), [
+    ("sys.exit(4)", "SystemExit: 4"),
+    ("raise KeyboardInterrupt", "KeyboardInterrupt: "),
+])
+def test_sys_exit_and_keyboard_interrupt_in_run_report_their_type(
+    make_step: MakeStep, body: str, expected: str
+) -> None:
+    step = make_step(f"import sys\ndef run(mini_batch):\n    {body}\n", files=2,
+                     runMaxTry=1)
+    result = step.run()
+    assert result.returncode == 1
+    job = step.job_result()
+    assert job["reason"] == "AllMiniBatchesFailed"
+    assert f"first error: {expected} in mini-batch 0" in job["message"]
+    assert step.report_rows()[0]["error"] == expected

@@ -153,7 +153,9 @@ class ShardSupervisor:
     def init_failed_everywhere(self) -> bool:
         if not all(s.dead for s in self.slots):
             return False
-        detail = self.first_error.traceback if self.first_error else ""
+        error = self.first_error
+        # A worker that died in init() (os._exit, a signal) left no traceback: say how.
+        detail = (error.traceback or error.one_line()) if error else "no error reported"
         self.stop_reason = ("InitFailed", f"init() failed in every worker: {detail}")
         return True
 
@@ -231,6 +233,12 @@ class ShardSupervisor:
             mb_id = slot.queue.popleft()
             slot.head_started = time.monotonic()
             self.finish(mb_id, event)
+        elif "commit_failed" in event:
+            mb_id = slot.queue.popleft()
+            self.tries[mb_id] -= 1  # not the script's try: it runs again after a fix
+            self.pending.appendleft(mb_id)
+            if not self.stop_reason:
+                self.stop_reason = ("OutputUnwritable", event["commit_failed"])
         elif "error" in event:
             mb_id = slot.queue.popleft()
             slot.head_started = time.monotonic()

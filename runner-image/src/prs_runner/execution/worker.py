@@ -35,6 +35,17 @@ if TYPE_CHECKING:
 log = logging.getLogger("prs.worker")
 
 
+class CommitFailed(Exception):
+    """The result could not be written (a full disk, a read-only output): not the script's
+    failure, and no retry can succeed, so the shard stops."""
+
+    def __init__(self, mini_batch: int, error: OSError) -> None:
+        where = f" to {error.filename}" if error.filename else ""
+        super().__init__(f"cannot commit the result of mini-batch {mini_batch}{where}: "
+                         f"{error.strerror or error}; free space or fix the output, then run "
+                         "again to resume")
+
+
 def error_info(exc: BaseException) -> dict[str, Any]:
     return {
         "type": type(exc).__name__,
@@ -155,7 +166,10 @@ class Worker:
             seconds=round(time.perf_counter() - started, 6),
             status=SUCCEEDED, rows=returned, error=error,
         )
-        commit_record(self.output, header, payload)
+        try:
+            commit_record(self.output, header, payload)
+        except OSError as error:
+            raise CommitFailed(mb.id, error) from error
         done = {"done": mb.id, "succeeded": succeeded, "failed": header.failed,
                 "rows": returned, "status": header.status}
         return done if error is None else done | {"skipped": error}
@@ -178,7 +192,9 @@ def serve(worker: Worker, commands: Any, events: int) -> int:
             break
         try:
             send(worker.run_one(command["run"], command["try"]))
-        except Exception as exc:
+        except CommitFailed as exc:
+            send({"commit_failed": str(exc), "id": command["run"]})
+        except BaseException as exc:  # sys.exit() and KeyboardInterrupt in run() too
             log.exception("run() failed on mini-batch %d", command["run"])
             send({"error": error_info(exc), "id": command["run"]})
     if callable(getattr(module, "shutdown", None)):

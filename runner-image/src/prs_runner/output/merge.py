@@ -5,6 +5,7 @@ Streams one record at a time, so memory does not grow with the output.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -63,6 +64,21 @@ def first_error_text(outcomes: list[dict[str, Any]]) -> str:
 def merge_results(
     plan: Plan, output: Storage, outcomes: list[dict[str, Any]], started: float | None = None,
     status_override: tuple[str, str, str] | None = None,
+) -> dict[str, Any]:
+    """Merge, and leave no partial file behind when it fails (a full disk, say)."""
+    try:
+        return merge_into(plan, output, outcomes, started, status_override)
+    except BaseException:
+        for name in (f".{plan.step['appendRowFileName']}.partial",
+                     ".processed_mini_batches.csv.partial"):
+            with contextlib.suppress(OSError):
+                output.delete(f"{REPORT_DIR}/{name}")
+        raise
+
+
+def merge_into(
+    plan: Plan, output: Storage, outcomes: list[dict[str, Any]], started: float | None,
+    status_override: tuple[str, str, str] | None,
 ) -> dict[str, Any]:
     status, reason, message = status_override or overall_status(outcomes)
     spec = plan.step

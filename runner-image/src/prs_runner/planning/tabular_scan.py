@@ -8,6 +8,7 @@ import contextlib
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from typing import IO, Any
 
 import numpy as np
@@ -104,6 +105,30 @@ def scan_text_file(
     return header_end or 0, cutter.finish(size, int(bool(tail.strip())))
 
 
+def named_errors(entry: FileEntry, stream: IO[bytes], read: Callable[[], Any]) -> Any:
+    """What read() returns, or a SpecError naming ENTRY when it cannot be read (pyarrow's
+    own errors do not say which file), or holds a quote that never closes."""
+    try:
+        return read()
+    except SpecError:
+        raise
+    except UnclosedQuote as unclosed:
+        line = line_of(stream, unclosed.offset)
+        raise SpecError([
+            f"spec.input.uri: {entry.path}: the record at line {line} (byte "
+            f"{unclosed.offset}) opens a quote that never closes, so every row after "
+            "it would be lost; fix the file (a stray \" in an unquoted field?)"
+        ]) from None
+    except (ValueError, OSError) as error:  # pyarrow.ArrowInvalid is a ValueError
+        raise SpecError([f"spec.input.uri: {entry.path}: not a readable {describe(error)}; "
+                         "fix or remove the file, or narrow the glob"]) from None
+
+
+def describe(error: Exception) -> str:
+    text = " ".join(str(error).split())
+    return f"file ({text[:300]})"
+
+
 def plan_table_slices(
     storage: Storage, listing: Sequence[FileEntry], fmt: str, size: MiniBatchSize
 ) -> Iterator[tuple[FileEntry, int, TableSlice]]:
@@ -111,19 +136,13 @@ def plan_table_slices(
     for entry in listing:
         with storage.open_seekable(entry.path) as stream:
             if fmt == "parquet":
-                yield from parquet_slices(entry, stream, size)
+                yield from named_errors(entry, stream,
+                                        partial(list, parquet_slices(entry, stream, size)))
                 continue
-            try:
-                with scan_threads() as map_tasks:
-                    header_end, ranges = scan_text_file(stream, entry.size, fmt, size.bytes,
-                                                        size.rows, map_tasks=map_tasks)
-            except UnclosedQuote as unclosed:
-                line = line_of(stream, unclosed.offset)
-                raise SpecError([
-                    f"spec.input.uri: {entry.path}: the record at line {line} (byte "
-                    f"{unclosed.offset}) opens a quote that never closes, so every row after "
-                    "it would be lost; fix the file (a stray \" in an unquoted field?)"
-                ]) from None
+            with scan_threads() as map_tasks:
+                header_end, ranges = named_errors(entry, stream, partial(
+                    scan_text_file, stream, entry.size, fmt, size.bytes, size.rows,
+                    map_tasks=map_tasks))
         for part in ranges:
             yield entry, part.end - part.start, TableSlice(
                 rows=part.records, start=part.start, end=part.end, header_end=header_end)
@@ -169,9 +188,12 @@ def partition_groups(
         missing = [k for k in keys if k not in folder]
         with storage.open_seekable(entry.path) as stream:
             if not missing:
-                counts.append((entry.path, entry.size, known, count_rows(stream, entry, fmt)))
+                rows = named_errors(entry, stream, partial(count_rows, stream, entry, fmt))
+                counts.append((entry.path, entry.size, known, rows))
                 continue
-            for values, rows in key_value_counts(stream, entry.path, fmt, missing):
+            found = named_errors(entry, stream,
+                                 partial(key_value_counts, stream, entry.path, fmt, missing))
+            for values, rows in found:
                 counts.append((entry.path, entry.size, {k: (known | values)[k] for k in keys},
                                rows))
     return group_partitions(counts)

@@ -8,6 +8,7 @@ pyarrow, whose import alone costs a worker about half a second.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import errno
 import functools
@@ -210,7 +211,12 @@ class Storage:
             self.rename(temp, path)
         elif not publish_unnamed(target, data):
             temp = f"{path}.{os.getpid()}.tmp"  # one writer per process at a time
-            write_file(self.confined(temp), data)
+            try:
+                write_file(self.confined(temp), data)
+            except OSError:
+                with contextlib.suppress(OSError):
+                    os.unlink(self.join(temp))  # a full disk leaves no half-written file
+                raise
             self.rename(temp, path)
     def rename(self, source: str, target: str) -> None:
         """Replaces `target` (a symlink there is replaced, never followed)."""

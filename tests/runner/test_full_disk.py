@@ -1,0 +1,50 @@
+"""A full disk stops the run with one clear line and leaves nothing half-written; once there
+is space, a rerun resumes and the output is exactly once and in order. Needs root (mount)."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.runner.conftest import MakeStep
+
+BIG_LINES = """
+import os
+def run(mini_batch):
+    return [os.path.basename(p) + " " + "x" * 20000 for p in mini_batch]
+"""
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    mount_point = tmp_path / "out"
+    mount_point.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=160k", "tmpfs", str(mount_point)],
+                   check=True)
+    try:
+        yield mount_point
+    finally:
+        subprocess.run(["umount", "-l", str(mount_point)], check=False)
+
+
+def test_a_full_disk_stops_cleanly_and_a_rerun_resumes(make_step: MakeStep,
+                                                        small_disk: Path) -> None:
+    step = make_step(BIG_LINES, files=30, miniBatchSize="2", processCountPerNode=2)
+    assert step.out == small_disk
+    result = step.run()
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    text = result.stdout + result.stderr
+    assert "(OutputUnwritable): cannot commit the result of mini-batch " in text, text
+    assert ": No space left on device; free space or fix the output, then run again" in text
+    leftovers = [p.name for p in small_disk.rglob("*") if p.name.endswith((".partial", ".tmp"))]
+    assert leftovers == []
+
+    subprocess.run(["mount", "-o", "remount,size=20m", str(small_disk)], check=True)
+    rerun = step.run()
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    names = [line.split(" ", 1)[0] for line in step.output_lines()]
+    assert names == [f"item{i:04d}.txt" for i in range(30)]
