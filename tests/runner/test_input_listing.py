@@ -97,3 +97,30 @@ def test_an_output_inside_the_input_or_the_code_is_refused(
     assert sorted(p.name for p in (step.root / "data").iterdir()) == [
         "item0000.txt", "item0001.txt", "item0002.txt"]
     assert not (resolved / "_prs").exists()
+
+
+@pytest.mark.parametrize(("content", "why"), [
+    (b"", "Parquet file size is 0 bytes"),
+    (b"not parquet at all", "Parquet magic bytes not found in footer"),
+])
+def test_an_unreadable_parquet_file_is_named(make_step: MakeStep, content: bytes,
+                                             why: str) -> None:
+    step = make_step("def run(df):\n    return df\n", files=0,
+                     input={"type": "tabular", "uri": "./data", "format": "parquet"})
+    (step.root / "data/broken.parquet").write_bytes(content)
+    result = step.run()
+    assert result.returncode == 2
+    assert result.stderr.startswith(
+        "prs run: invalid ParallelRunStep:\n  - spec.input.uri: broken.parquet: not a "
+        f"readable file ({why}")
+    assert "Traceback" not in result.stderr
+
+
+def test_an_output_path_that_is_a_file_is_one_line(make_step: MakeStep) -> None:
+    step = make_step(ECHO, files=2)
+    step.out.write_text("a file where the output folder goes\n")
+    result = step.run()
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        f"prs run: {step.out}/_prs: Not a directory; a file is where a folder must be")
+    assert step.out.read_text() == "a file where the output folder goes\n"
