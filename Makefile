@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PYTEST := $(PY) -m pytest
 
 .PHONY: demo test test-unit test-runner test-chart test-cluster test-images test-fast lint bench \
-	test-mutation \
+	test-mutation test-faults \
 	bench-runner bench-tabular bench-operator kind-e2e venv images locks clean
 
 $(VENV)/.installed: pyproject.toml
@@ -57,6 +57,12 @@ test-images: venv
 ## the unit tier; prints each module's score and fails under 90 %. Not part of `make test`.
 test-mutation: venv
 	$(PY) tools/mutation.py
+
+## test-faults: SIGKILLs of workers, supervisors and prs run (also mid-merge), a full disk and a
+## concurrent second run, each followed by a rerun and the exactly-once, in-order check (root)
+FAULT_TRIALS ?= 24
+test-faults: venv
+	$(PY) tests/faults/trials.py --trials $(FAULT_TRIALS)
 
 ## images: the runner and (once operator/src exists) operator images, tagged IMAGE_TAG, on
 ## BASE_IMAGE (default: the local Debian + python3 image of tools/build-base-image.sh)

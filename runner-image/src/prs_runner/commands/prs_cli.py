@@ -8,17 +8,16 @@ runner imports none of them by name, so the dependency points from them to the r
 from __future__ import annotations
 
 import argparse
-import errno
 import os
 import sys
 from collections.abc import Callable
 from importlib.metadata import entry_points
 from typing import Any
 
+from prs_runner.commands.os_errors import describe_os_error
 from prs_runner.execution.processes import exit_now
 from prs_runner.step.spec import SpecError
 from prs_runner.step.validation import load_step
-from prs_runner.storage.filesystem import ListingError, UnsafePath
 from prs_runner.storage.output_lock import OutputInUse
 
 
@@ -142,24 +141,6 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted: run `prs run` again to resume", file=sys.stderr)
         return 130
-
-
-def describe_os_error(error: OSError) -> str:
-    """One line naming the file and what to do, instead of a traceback."""
-    if isinstance(error, UnsafePath | ListingError):
-        return str(error)
-    where = f"{error.filename}: " if error.filename else ""
-    hint = {
-        errno.ENOSPC: "free some space, then run again to resume",
-        errno.EDQUOT: "free some space, then run again to resume",
-        errno.EACCES: "check the permissions, or pass another --output",
-        errno.EPERM: "check the permissions, or pass another --output",
-        errno.EROFS: "the filesystem is read-only; pass another --output",
-        errno.ELOOP: "a symbolic link is in the way; the runner never writes through one",
-        errno.ENOTDIR: "a file is where a folder must be",
-        errno.EISDIR: "a folder is where a file must be",
-    }.get(error.errno or 0, "fix it, then run again to resume")
-    return f"{where}{error.strerror or error}; {hint}"
 
 
 def entry() -> None:

@@ -18,6 +18,7 @@ import sys
 from types import FrameType
 from typing import TYPE_CHECKING
 
+from prs_runner.commands.os_errors import describe_os_error
 from prs_runner.execution.processes import exit_now, kill_group
 from prs_runner.execution.shard import EXIT_FATAL, ShardSupervisor, emit
 from prs_runner.execution.worker import read_spec
@@ -155,7 +156,16 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     commands = {"plan": run_plan, "shard": run_shard, "merge": run_merge, "reuse": run_reuse}
-    return commands[args.command](args)
+    try:
+        return commands[args.command](args)
+    except OSError as error:
+        # A full disk, a read-only or vanished output: one line, and the same text for the
+        # operator in the termination message; a rerun resumes once it is fixed.
+        message = describe_os_error(error)
+        print(f"prs-runner {args.command}: {message}", file=sys.stderr)
+        write_termination_message(args.termination_log,
+                                  {"reason": "OutputUnwritable", "message": message})
+        return EXIT_FATAL
 
 
 def entry() -> None:
