@@ -88,3 +88,21 @@ def test_job_result_records_the_digest_of_a_csv_output(make_step: MakeStep) -> N
     recorded = json.loads((step.out / "_prs/report/job_result.json").read_text())["output"]
     assert recorded["sha256"] == hashlib.sha256(data).hexdigest()
     assert recorded["bytes"] == len(data)
+
+
+def test_a_large_file_in_the_code_folder_is_hashed_without_loading_it(
+    make_step: MakeStep
+) -> None:
+    step = make_step(ECHO, files=2, miniBatchSize="2")
+    with (step.root / "src" / "weights.bin").open("wb") as stream:
+        stream.truncate(400 << 20)  # 400 MiB, sparse: read as zeros
+    # A fresh parent process: its children's peak RSS is this run's alone.
+    measure = ("import resource, subprocess, sys; "
+               "code = subprocess.run(sys.argv[1:]).returncode; "
+               "print(code, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
+    result = subprocess.run([sys.executable, "-c", measure, sys.executable, "-m",
+                             "prs_runner.commands.prs_cli", "run", str(step.step)],
+                            capture_output=True, text=True, timeout=120)
+    code, peak_kib = map(int, result.stdout.split()[-2:])
+    assert code == 0, result.stdout + result.stderr
+    assert peak_kib < 300 << 10, f"peak RSS {peak_kib} KiB while hashing a 400 MiB file"

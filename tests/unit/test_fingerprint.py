@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -25,6 +26,10 @@ SPEC: dict[str, Any] = {
     "miniBatchSize": "10",
     "sideInputs": [{"name": "model", "uri": "/models/m"}, {"name": "labels", "uri": "/l"}],
 }
+def digests(files: Sequence[tuple[str, bytes]]) -> list[tuple[str, str]]:
+    return [(path, hashlib.sha256(data).hexdigest()) for path, data in files]
+
+
 CODE = [("score.py", b"def run(b):\n    return b\n"), ("pkg/util.py", b"X = 1\n")]
 LISTING = [FileEntry("a.png", 10, 1_000), FileEntry("b/c.png", 20, 2_000)]
 SIDES: dict[str, list[FileEntry]] = {
@@ -39,7 +44,7 @@ def fingerprint(
     listing: Sequence[FileEntry] = LISTING,
     sides: Mapping[str, Sequence[FileEntry]] = SIDES,
 ) -> str:
-    return compute_fingerprint(spec, code, listing, sides)
+    return compute_fingerprint(spec, digests(code), listing, sides)
 
 
 def test_the_fingerprint_of_a_fixed_run_never_changes() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,8 @@ from prs_runner.step.globs import glob_to_regex
 from prs_runner.step.spec import DEFAULTS
 from prs_runner.step.thresholds import Counts, crossed_threshold
 from prs_runner.storage.filesystem import FileEntry
+
+SHA_X, SHA_Y = (hashlib.sha256(b).hexdigest() for b in (b"x", b"y"))
 
 
 def files(*sizes: int) -> list[FileEntry]:
@@ -126,16 +129,16 @@ BASE = {**DEFAULTS, "code": {"entryScript": "s.py", "sourceDirectory": "/a"},
 )
 def test_fingerprint_follows_what_changes_results(change: dict[str, Any], same: bool) -> None:
     listing = files(1, 2)
-    before = compute_fingerprint(BASE, [("s.py", b"x")], listing, {})
-    after = compute_fingerprint({**BASE, **change}, [("s.py", b"x")], listing, {})
+    before = compute_fingerprint(BASE, [("s.py", SHA_X)], listing, {})
+    after = compute_fingerprint({**BASE, **change}, [("s.py", SHA_X)], listing, {})
     assert (before == after) is same
 
 
 def test_fingerprint_follows_code_input_and_side_inputs() -> None:
-    base = compute_fingerprint(BASE, [("s.py", b"x")], files(1), {"m": files(1)})
-    assert base != compute_fingerprint(BASE, [("s.py", b"y")], files(1), {"m": files(1)})
-    assert base != compute_fingerprint(BASE, [("s.py", b"x")], files(2), {"m": files(1)})
-    assert base != compute_fingerprint(BASE, [("s.py", b"x")], files(1), {"m": files(2)})
+    base = compute_fingerprint(BASE, [("s.py", SHA_X)], files(1), {"m": files(1)})
+    assert base != compute_fingerprint(BASE, [("s.py", SHA_Y)], files(1), {"m": files(1)})
+    assert base != compute_fingerprint(BASE, [("s.py", SHA_X)], files(2), {"m": files(1)})
+    assert base != compute_fingerprint(BASE, [("s.py", SHA_X)], files(1), {"m": files(2)})
 
 
 @pytest.mark.parametrize(

@@ -19,7 +19,7 @@ from prs_runner.planning.plan import MiniBatch, Plan, plan_files, plan_from_json
 from prs_runner.planning.tabular_formats import guess_format
 from prs_runner.step.spec import SpecError, Step
 from prs_runner.step.validation import check_overlaps
-from prs_runner.storage.code_archive import read_code_files
+from prs_runner.storage.code_archive import code_digests
 from prs_runner.storage.filesystem import FileEntry, ListingError, Storage
 from prs_runner.storage.output_lock import LOCK_FILE, output_lock
 
@@ -81,7 +81,7 @@ def survey_step(step: Step) -> Survey:
     if spec["input"]["type"] == "tabular":
         spec["input"]["format"] = resolve_format(spec, listing)
     fingerprint = compute_fingerprint(
-        spec, read_code_files(spec["code"]["sourceDirectory"]), listing, side_listings
+        spec, code_digests(spec["code"]["sourceDirectory"]), listing, side_listings
     )
     return Survey(spec, listing, fingerprint, input_folder(spec["input"]["uri"]))
 

@@ -35,15 +35,16 @@ def listing_digest(listing: Sequence[FileEntry]) -> str:
 
 def compute_fingerprint(
     spec: Mapping[str, Any],
-    code_files: Sequence[tuple[str, bytes]],
+    code_digests: Sequence[tuple[str, str]],
     input_listing: Sequence[FileEntry],
     side_input_listings: Mapping[str, Sequence[FileEntry]],
 ) -> str:
+    """`code_digests`: (path, sha256 hex of its bytes) of every code file."""
     digest = hashlib.sha256()
     document = {
         "parameters": result_parameters(spec),
         "image": spec.get("image", ""),
-        "code": [[path, hashlib.sha256(data).hexdigest()] for path, data in sorted(code_files)],
+        "code": [[path, sha] for path, sha in sorted(code_digests)],
         "input": listing_digest(input_listing),
         "sideInputs": {n: listing_digest(lst) for n, lst in sorted(side_input_listings.items())},
     }

@@ -6,6 +6,7 @@ gives the same archive and the same content-hash ConfigMap name."""
 from __future__ import annotations
 
 import gzip
+import hashlib
 import io
 import os
 import tarfile
@@ -31,16 +32,22 @@ def pack_directory(root: str) -> bytes:
     return buffer.getvalue()
 
 
-def read_code_files(root: str) -> list[tuple[str, bytes]]:
-    """Every file of the code folder ROOT with its path relative to ROOT, in sorted order."""
-    files = []
+def code_digests(root: str) -> list[tuple[str, str]]:
+    """(path relative to ROOT, sha256 hex) of every file of the code folder, sorted, read in
+    1 MiB chunks: a large file in the code folder costs time, never memory. Hidden folders,
+    `__pycache__` and the runner's own `_prs/` folders are left out."""
+    digests = []
     for folder, dirs, names in os.walk(root):
-        dirs[:] = sorted(d for d in dirs if d != "__pycache__" and not d.startswith("."))
+        dirs[:] = sorted(d for d in dirs if d not in ("__pycache__", "_prs")
+                         and not d.startswith("."))
         for name in sorted(names):
             path = os.path.join(folder, name)
+            sha = hashlib.sha256()
             with open(path, "rb") as stream:
-                files.append((os.path.relpath(path, root), stream.read()))
-    return files
+                for chunk in iter(lambda: stream.read(1 << 20), b""):
+                    sha.update(chunk)
+            digests.append((os.path.relpath(path, root), sha.hexdigest()))
+    return digests
 
 
 def unpack_code_root(root: str) -> str:
