@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 from tests.runner.conftest import MakeStep
 
@@ -106,3 +107,34 @@ def test_a_large_file_in_the_code_folder_is_hashed_without_loading_it(
     code, peak_kib = map(int, result.stdout.split()[-2:])
     assert code == 0, result.stdout + result.stderr
     assert peak_kib < 300 << 10, f"peak RSS {peak_kib} KiB while hashing a 400 MiB file"
+
+
+def reuse_into(step_dir: Path, target: Path) -> subprocess.CompletedProcess[str]:
+    """What the operator's reuse pod does: copy step_dir's result into TARGET."""
+    plan = json.loads((step_dir / "_prs/plan.json").read_text())
+    plan["step"]["output"]["uri"] = str(target)
+    (target / "_prs").mkdir(parents=True)
+    (target / "_prs/plan.json").write_text(json.dumps(plan))
+    return subprocess.run(
+        [sys.executable, "-m", "prs_runner.commands.runner_cli", "reuse", "--plan",
+         str(target / "_prs/plan.json"), "--from", str(step_dir), "--from-step", "earlier",
+         "--termination-log", str(target / "termination.log")],
+        capture_output=True, text=True, timeout=60)
+
+
+def test_the_reuse_pod_refuses_an_output_changed_after_its_merge(make_step: MakeStep) -> None:
+    step = make_step(ECHO, files=4, miniBatchSize="2")
+    assert step.run().returncode == 0
+    copied = reuse_into(step.out, step.root / "copy")
+    assert copied.returncode == 0, copied.stderr
+    assert (step.root / "copy/parallel_run_step.txt").read_text() == (
+        step.out / "parallel_run_step.txt").read_text()
+
+    (step.out / "parallel_run_step.txt").write_text("edited\n")
+    refused = reuse_into(step.out, step.root / "copy2")
+    assert refused.returncode == 3
+    message = json.loads((step.root / "copy2/termination.log").read_text())
+    assert message == {"reason": "ReuseFailed", "message": (
+        "invalid ParallelRunStep:\n  - status.reusedFrom: earlier's output "
+        "parallel_run_step.txt was changed after its merge; it cannot be reused")}
+    assert not (step.root / "copy2/parallel_run_step.txt").exists()

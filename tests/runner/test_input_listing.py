@@ -124,3 +124,13 @@ def test_an_output_path_that_is_a_file_is_one_line(make_step: MakeStep) -> None:
     assert result.stderr.strip() == (
         f"prs run: {step.out}/_prs: Not a directory; a file is where a folder must be")
     assert step.out.read_text() == "a file where the output folder goes\n"
+
+
+def test_a_reader_that_leaves_early_gets_no_traceback(make_step: MakeStep) -> None:
+    step = make_step(ECHO, files=2)
+    command = f"{sys.executable} -m prs_runner.commands.prs_cli run {step.step} | true"
+    result = subprocess.run(["bash", "-c", f"{command}; echo ${{PIPESTATUS[0]}} >&2"],
+                            capture_output=True, text=True, timeout=120)
+    assert "Traceback" not in result.stderr
+    assert result.stderr.strip() == "1"  # the summary could not be written
+    assert len(step.output_lines()) == 2  # the run itself completed

@@ -5,6 +5,7 @@ commands print into the termination message; it never reads user data itself."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from typing import Any
@@ -56,21 +57,31 @@ def reuse_in_pod(plan_uri: str, source_uri: str, source_step: str) -> dict[str, 
     if earlier.get("fingerprint") != plan.fingerprint or earlier.get("status") != "Succeeded":
         raise SpecError([f"status.reusedFrom: {source_step} at {source_uri} no longer holds "
                          f"a succeeded result with fingerprint {plan.fingerprint}"])
-    names = [f"{REPORT_DIR}/processed_mini_batches.csv"]
-    if earlier["output"].get("file"):
-        names.append(earlier["output"]["file"])
-    for relative in names:
-        copy_file(source, target, relative)
+    copy_file(source, target, f"{REPORT_DIR}/processed_mini_batches.csv")
+    recorded = earlier["output"]
+    if recorded.get("file"):
+        copied = copy_file(source, target, recorded["file"])
+        if recorded.get("sha256") is not None and copied != (recorded.get("bytes"),
+                                                             recorded["sha256"]):
+            target.delete(recorded["file"])
+            raise SpecError([f"status.reusedFrom: {source_step}'s output {recorded['file']} "
+                             "was changed after its merge; it cannot be reused"])
     result = {**earlier, "stepName": plan.step_name, "reusedFrom": source_step,
               "output": {**earlier["output"], "uri": plan.step["output"]["uri"]}}
     target.write_atomic(JOB_RESULT, json.dumps(result, indent=2).encode())
     return result
 
 
-def copy_file(source: Storage, target: Storage, relative: str) -> None:
+def copy_file(source: Storage, target: Storage, relative: str) -> tuple[int, str]:
+    """Copy RELATIVE from SOURCE to TARGET (published whole); (size, sha256) of what was
+    copied."""
     partial = f"{os.path.dirname(relative) or '.'}/.{os.path.basename(relative)}.partial"
     partial = partial.removeprefix("./")
+    sha, size = hashlib.sha256(), 0
     with source.open_read(relative) as reader, target.open_write(partial) as writer:
         while chunk := reader.read(COPY_CHUNK):
             writer.write(chunk)
+            sha.update(chunk)
+            size += len(chunk)
     target.rename(partial, relative)
+    return size, sha.hexdigest()
