@@ -14,8 +14,8 @@ from .controlplane import ControlPlane, wait_for
 from .crd_install import GROUP, PLURAL, VERSION
 from .pod_sandbox import call
 
-# run() echoes its file names after PRS_TEST_DELAY seconds, marks each call under the output
-# (calls/<mini-batch>-<pid>-<n>), and raises for files named in PRS_TEST_FAIL.
+# run() echoes its file names after SCENARIO_DELAY seconds, marks each call under the output
+# (calls/<mini-batch>-<pid>-<n>), and raises for files named in SCENARIO_FAIL.
 ECHO_SCRIPT = '''
 import itertools, os, time
 from prs_runner.entry_script import EntryScript
@@ -23,17 +23,17 @@ from prs_runner.entry_script import EntryScript
 counter = itertools.count()
 
 def init():
-    if os.environ.get("PRS_TEST_INIT_FAIL"):
-        raise RuntimeError(os.environ["PRS_TEST_INIT_FAIL"])
+    if os.environ.get("SCENARIO_INIT_FAIL"):
+        raise RuntimeError(os.environ["SCENARIO_INIT_FAIL"])
 
 def run(mini_batch, context):
     calls = os.path.join(EntryScript().output_dir, "calls")
     os.makedirs(calls, exist_ok=True)
     mark = f"{context.minibatch_index}-{os.getpid()}-{next(counter)}"
     open(os.path.join(calls, mark), "w").close()
-    time.sleep(float(os.environ.get("PRS_TEST_DELAY", "0")))
+    time.sleep(float(os.environ.get("SCENARIO_DELAY", "0")))
     names = [os.path.basename(p) for p in mini_batch]
-    failing = set(os.environ.get("PRS_TEST_FAIL", "").split(","))
+    failing = set(os.environ.get("SCENARIO_FAIL", "").split(","))
     for name in names:
         if name in failing:
             raise ValueError(f"cannot score {name}")

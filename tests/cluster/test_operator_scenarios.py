@@ -46,7 +46,7 @@ def test_a_raising_script_fails_the_step_with_its_exception(
 ) -> None:
     stage_step(control_plane, namespace, 4)
     create_step(control_plane, namespace, step_document(
-        "raising", env={"PRS_TEST_FAIL": ",".join(NAMES[:4])}))
+        "raising", env={"SCENARIO_FAIL": ",".join(NAMES[:4])}))
     status = wait_finished(control_plane, namespace, "raising")
     assert condition_true(status, "Failed"), status
     assert status["phase"] == "Failed"
@@ -61,7 +61,7 @@ def test_init_failure_fails_the_step_as_init_failed(
 ) -> None:
     stage_step(control_plane, namespace, 4)
     create_step(control_plane, namespace, step_document(
-        "no-init", env={"PRS_TEST_INIT_FAIL": "model file missing"}))
+        "no-init", env={"SCENARIO_INIT_FAIL": "model file missing"}))
     status = wait_finished(control_plane, namespace, "no-init")
     failed = next(c for c in status["conditions"] if c["type"] == "Failed")
     assert failed["status"] == "True" and failed["reason"] == "InitFailed", status
@@ -74,7 +74,7 @@ def test_crossing_a_threshold_fails_early_and_stops_every_pod(
     stage_step(control_plane, namespace, 200)
     failing = [name for number, name in enumerate(NAMES) if number % 10 == 3]
     create_step(control_plane, namespace, step_document(
-        "threshold", env={"PRS_TEST_FAIL": ",".join(failing), "PRS_TEST_DELAY": "0.1"},
+        "threshold", env={"SCENARIO_FAIL": ",".join(failing), "SCENARIO_DELAY": "0.1"},
         miniBatchErrorThreshold=2))
     status = wait_status(control_plane, namespace, "threshold", "Failed", 120,
                          lambda s: condition_true(s, "Failed"))
@@ -94,7 +94,7 @@ def test_a_deleted_runner_pod_is_retried_and_output_stays_exactly_once(
 ) -> None:
     claim = stage_step(control_plane, namespace, 60)
     create_step(control_plane, namespace, step_document(
-        "pod-loss", env={"PRS_TEST_DELAY": "0.2"}))
+        "pod-loss", env={"SCENARIO_DELAY": "0.2"}))
     live = wait_status(control_plane, namespace, "pod-loss", "live progress", 120,
                        lambda s: 4 <= (s.get("miniBatches") or {}).get("succeeded", 0) < 50)
     assert live["phase"] == "Running"
@@ -119,7 +119,7 @@ def test_an_operator_killed_mid_run_continues_without_a_second_job(
 ) -> None:
     claim = stage_step(control_plane, namespace, 60)
     create_step(control_plane, namespace, step_document(
-        "restart", env={"PRS_TEST_DELAY": "0.2"}))
+        "restart", env={"SCENARIO_DELAY": "0.2"}))
     wait_status(control_plane, namespace, "restart", "running", 120,
                 lambda s: (s.get("miniBatches") or {}).get("succeeded", 0) >= 2)
     run_uid = next(j["metadata"]["uid"] for j in children(control_plane, namespace, "restart",
@@ -142,7 +142,7 @@ def test_suspend_stops_the_pods_and_resume_keeps_committed_work(
 ) -> None:
     claim = stage_step(control_plane, namespace, 40)
     create_step(control_plane, namespace, step_document(
-        "pausing", env={"PRS_TEST_DELAY": "0.2"}, suspend=True))
+        "pausing", env={"SCENARIO_DELAY": "0.2"}, suspend=True))
     wait_status(control_plane, namespace, "pausing", "Suspended", 60,
                 lambda s: s.get("phase") == "Suspended" and condition_true(s, "Suspended"))
     pause(2)
@@ -169,7 +169,7 @@ def test_a_job_suspended_by_someone_else_stays_suspended(
 ) -> None:
     stage_step(control_plane, namespace, 30)
     create_step(control_plane, namespace, step_document(
-        "queued", env={"PRS_TEST_DELAY": "0.2"},
+        "queued", env={"SCENARIO_DELAY": "0.2"},
         labels={"kueue.x-k8s.io/queue-name": "team-a"}))
     wait_for(lambda: "run" in roles(children(control_plane, namespace, "queued", "jobs")), 60,
              "the run Job")
@@ -264,7 +264,7 @@ def test_without_progress_reports_the_final_counts_come_from_termination_message
     try:
         claim = stage_step(control_plane, space, 12)
         create_step(control_plane, space, step_document(
-            "quiet", env={"PRS_TEST_FAIL": "item0005.txt"}))
+            "quiet", env={"SCENARIO_FAIL": "item0005.txt"}))
         status = wait_finished(control_plane, space, "quiet")
     finally:
         quiet.stop()

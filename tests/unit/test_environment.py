@@ -116,10 +116,10 @@ def test_a_spec_without_side_inputs_field() -> None:
 
 
 def test_the_process_environment_is_the_default_base(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("PRS_TEST_INHERITED", "yes")
+    monkeypatch.setenv("SCENARIO_INHERITED", "yes")
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "5,6")
     env = worker_environment(SPEC, 0, 0, "/code")
-    assert env["PRS_TEST_INHERITED"] == "yes"
+    assert env["SCENARIO_INHERITED"] == "yes"
     assert env["CUDA_VISIBLE_DEVICES"] == "5"
 
 

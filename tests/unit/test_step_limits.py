@@ -52,3 +52,15 @@ def test_an_invalid_glob_says_why() -> None:
         glob_to_regex("[z-a]*")
     assert str(raised.value) == "'[z-a]*' is not a valid glob (bad character range z-a at " \
                                 "position 1)"
+
+
+def test_prs_validate_names_an_invalid_glob() -> None:
+    # Offline only: the API server cannot compile a glob (a CEL rule has no glob syntax);
+    # on a cluster the plan pod reports it as InputInvalid with this same message.
+    from prs_runner.step.validation import validate_spec
+
+    problems = validate_spec({"code": {"entryScript": "s.py", "configMap": "c"},
+                              "input": {"type": "files", "uri": "pvc://d/in", "glob": "[z-a]*"},
+                              "output": {"uri": "pvc://d/out"}})
+    assert problems == ["spec.input.glob: '[z-a]*' is not a valid glob (bad character range "
+                        "z-a at position 1)"]
