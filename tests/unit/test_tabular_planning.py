@@ -113,6 +113,14 @@ def test_csv_edges(data: bytes, target_rows: int, expected: list[tuple[int, int,
     assert [(r.start, r.end, r.records) for r in ranges] == expected
 
 
+def test_blank_crlf_lines_never_count_whatever_the_block_size() -> None:
+    data = b"a\r\n1\r\n\r\n2\r\n\r\n\r\n3\r\n\r\n"
+    for block_bytes in range(1, len(data) + 1):
+        _, ranges = scan_text_file(io.BytesIO(data), len(data), "csv", None, 1,
+                                   block_bytes=block_bytes)
+        assert [r.records for r in ranges] == [1, 1, 1], block_bytes
+
+
 def test_jsonl_has_no_header_and_splits_at_every_line() -> None:
     data = b'{"a": "x\\ny"}\n{"a": "\\""}\n{"a": 3}\n'
     header_end, ranges = scan_text_file(io.BytesIO(data), len(data), "jsonl", None, 2)
@@ -288,18 +296,23 @@ def test_slice_positions(data: bytes, quoted: bool, newlines: list[int],
 
 
 @pytest.mark.parametrize(
-    ("block", "ends", "previous_end", "offset", "cumulative"),
+    ("block", "ends", "previous_end", "offset", "cumulative", "byte_before"),
     [
-        pytest.param(b"\r\nb\n", [2, 4], 0, 0, [0, 1], id="blank-crlf-line-first"),
-        pytest.param(b"x\r\n\r\n", [3, 5], 0, 0, [1, 1], id="blank-crlf-line-last"),
-        pytest.param(b"a\nb\n", [12, 14], 10, 10, [1, 2], id="in-a-later-block"),
+        pytest.param(b"\r\nb\n", [2, 4], 0, 0, [0, 1], -1, id="blank-crlf-line-first"),
+        pytest.param(b"x\r\n\r\n", [3, 5], 0, 0, [1, 1], -1, id="blank-crlf-line-last"),
+        pytest.param(b"a\nb\n", [12, 14], 10, 10, [1, 2], -1, id="in-a-later-block"),
         # "?\n" began in the previous block: its first byte is not in this block
-        pytest.param(b"\nb\r", [11], 9, 10, [1], id="two-byte-record-across-blocks"),
+        pytest.param(b"\nb\r", [11], 9, 10, [1], ord("b"), id="two-byte-record-across-blocks"),
+        # a blank CRLF line whose CR ends the previous block
+        pytest.param(b"\nb\n", [11, 13], 9, 10, [0, 1], ord("\r"), id="crlf-split-across-blocks"),
+        # an LF opening the block ends a 2-byte record only when the record is 2 bytes long
+        pytest.param(b"\nb\n", [11, 13], 8, 10, [1, 2], ord("\r"), id="cr-ends-a-longer-record"),
     ],
 )
 def test_count_records(block: bytes, ends: list[int], previous_end: int, offset: int,
-                       cumulative: list[int]) -> None:
-    found = count_records(block, np.array(ends, dtype=np.int64), previous_end, offset)
+                       cumulative: list[int], byte_before: int) -> None:
+    found = count_records(block, np.array(ends, dtype=np.int64), previous_end, offset,
+                          byte_before)
     assert found.tolist() == cumulative
 
 

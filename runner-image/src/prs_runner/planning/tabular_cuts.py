@@ -98,16 +98,21 @@ def record_ends(
     return select_ends((piece for task in tasks for piece in task), in_quotes)
 
 
-def count_records(block: bytes, ends: Ints, previous_end: int, offset: int) -> Ints:
+def count_records(block: bytes, ends: Ints, previous_end: int, offset: int,
+                  byte_before: int = -1) -> Ints:
     """Cumulative record count at each end (absolute offsets `ends`), leaving blank lines
     out. `previous_end`: absolute end of the record before the first one; `offset`: the
-    block's absolute start."""
+    block's absolute start; `byte_before`: the previous block's last byte (-1: none), which
+    is the CR of a blank CRLF line whose LF opens this block."""
     lengths = np.diff(ends, prepend=previous_end)
     blank = lengths == 1
-    maybe_crlf = np.flatnonzero((lengths == 2) & (ends - offset >= 2))
+    two_bytes = lengths == 2
+    maybe_crlf = np.flatnonzero(two_bytes & (ends - offset >= 2))
     if len(maybe_crlf):
         data = np.frombuffer(block, dtype=np.uint8)
         blank[maybe_crlf] = data[ends[maybe_crlf] - offset - 2] == CARRIAGE_RETURN
+    if byte_before == CARRIAGE_RETURN:
+        blank |= two_bytes & (ends - offset == 1)
     return np.cumsum(~blank, dtype=np.int64)
 
 

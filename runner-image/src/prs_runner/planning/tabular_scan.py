@@ -86,7 +86,8 @@ def scan_text_file(
     for block in read_ahead(stream, block_bytes):
         relative, in_quotes = record_ends(block, in_quotes, quoted, map_tasks)
         ends = relative + offset
-        cumulative = count_records(block, ends, previous_end, offset)
+        cumulative = count_records(block, ends, previous_end, offset,
+                                   last_block[-1] if last_block else -1)
         if len(ends):
             previous_end = int(ends[-1])
         if header_end is None and len(ends):
