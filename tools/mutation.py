@@ -85,7 +85,30 @@ def run_mutmut(stage: Path, max_children: int, only: list[str], tests: list[str]
     mutmut = Path(sys.executable).parent / "mutmut"
     command = [str(mutmut), "run", f"--max-children={max_children}", *only]
     env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
-    return subprocess.run(command, cwd=stage, env=env).returncode
+    if sys.stdout.isatty():
+        return subprocess.run(command, cwd=stage, env=env).returncode
+    # In a log (CI) mutmut's spinner would write thousands of carriage-return updates:
+    # keep its other lines and the spinner's last state only.
+    done = subprocess.run(command, cwd=stage, env=env, stdout=subprocess.PIPE, text=True)
+    print(quiet_spinner(done.stdout), flush=True)
+    return done.returncode
+
+
+def quiet_spinner(output: str) -> str:
+    """OUTPUT with each run of spinner states (lines or carriage-return segments that start
+    with a braille spinner character) cut down to its last state."""
+    kept: list[str] = []
+    spinning = False
+    for state in output.replace("\r", "\n").split("\n"):
+        if not state.strip():
+            continue
+        spinner = "\u2800" <= state[0] <= "\u28ff"
+        if spinner and spinning:
+            kept[-1] = state
+        else:
+            kept.append(state)
+        spinning = spinner
+    return "\n".join(kept)
 
 
 def repository_path(module: str) -> tuple[Path, str]:
