@@ -29,24 +29,24 @@ def condition(kind: str, status: str = "True", **fields: str) -> dict[str, str]:
 
 
 @pytest.mark.parametrize(("body", "expected"), [
-    (job_body(), JobView("step-run", "run")),
+    (job_body(), JobView("step-run", "run", uid="j-1")),
     (job_body({"active": 3, "succeeded": 2, "failed": 1, "ready": 3}),
-     JobView("step-run", "run", active=3, succeeded=2, failed=1)),
+     JobView("step-run", "run", uid="j-1", active=3, succeeded=2, failed=1)),
     (job_body({"succeeded": 4, "conditions": [
         condition("SuccessCriteriaMet"), condition("Complete")]}),
-     JobView("step-run", "run", succeeded=4, complete=True)),
+     JobView("step-run", "run", uid="j-1", succeeded=4, complete=True)),
     (job_body({"failed": 1, "conditions": [
         condition("FailureTarget", reason="PodFailurePolicy"),
         condition("Failed", reason="PodFailurePolicy",
                   message="Container runner for pod ns/step-run-0-x failed with exit code 3")]}),
-     JobView("step-run", "run", failed=1, failed_reason="PodFailurePolicy",
+     JobView("step-run", "run", uid="j-1", failed=1, failed_reason="PodFailurePolicy",
              failed_message="Container runner for pod ns/step-run-0-x failed with exit code 3")),
     (job_body({"conditions": [condition("Failed")]}),
-     JobView("step-run", "run", failed_reason="Failed")),
+     JobView("step-run", "run", uid="j-1", failed_reason="Failed")),
     (job_body({"conditions": [condition("Failed", "False", reason="BackoffLimitExceeded"),
                               condition("Complete", "False"), condition("Suspended")]}),
-     JobView("step-run", "run")),
-    (job_body({"active": None, "conditions": None}), JobView("step-run", "run")),
+     JobView("step-run", "run", uid="j-1")),
+    (job_body({"active": None, "conditions": None}), JobView("step-run", "run", uid="j-1")),
     ({"metadata": {"name": "step-merge"}}, JobView("step-merge", "")),
     ({"metadata": {"name": "x", "labels": None, "annotations": None}, "spec": None,
       "status": None}, JobView("x", "")),

@@ -20,6 +20,7 @@ class SetJobSuspended:
 @dataclass(frozen=True)
 class DeleteJob:
     name: str
+    uid: str | None = None  # only this Job: a newer one of the same name is left alone
 
 
 @dataclass(frozen=True)

@@ -37,8 +37,10 @@ class Cluster:
                     "metadata": {"annotations": {ANNOTATION_SUSPENDED_BY_STEP: annotation}},
                     "spec": {"suspend": action.suspend}})
             elif isinstance(action, DeleteJob):
-                self.batch.delete_namespaced_job(action.name, namespace,
-                                                 propagation_policy="Background")
+                preconditions = {"uid": action.uid} if action.uid else None
+                self.batch.delete_namespaced_job(
+                    action.name, namespace, propagation_policy="Background",
+                    body={"preconditions": preconditions} if preconditions else None)
         except ApiException as error:
             if error.status in (404, 409):
                 return False

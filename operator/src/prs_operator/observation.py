@@ -28,6 +28,8 @@ class JobView:
     failed_message: str = ""
     suspended: bool = False
     suspended_by_step: bool = False
+    uid: str = ""
+    owner_uid: str = ""  # the controller's: a Job belongs to the step whose UID this is
 
     @property
     def finished(self) -> bool:
@@ -43,6 +45,7 @@ class PodView:
     exit_code: int | None
     message: Mapping[str, Any] | None  # the runner's JSON termination message
     raw_message: str = ""
+    owner_uid: str = ""  # the controller's: the UID of the Job that made the pod
 
 
 def view_job(body: Mapping[str, Any]) -> JobView:
@@ -61,6 +64,36 @@ def view_job(body: Mapping[str, Any]) -> JobView:
         failed_message=failed.get("message", "") if failed else "",
         suspended=bool(spec.get("suspend")),
         suspended_by_step=annotations.get(ANNOTATION_SUSPENDED_BY_STEP) == "true",
+        uid=metadata.get("uid") or "",
+        owner_uid=controller_uid(metadata),
+    )
+
+
+def controller_uid(metadata: Mapping[str, Any]) -> str:
+    """The UID of the object's controller (as metav1.GetControllerOf finds it), or ""."""
+    for owner in metadata.get("ownerReferences") or []:
+        if owner.get("controller"):
+            return str(owner.get("uid") or "")
+    return ""
+
+
+@dataclass(frozen=True)
+class Children:
+    """A step's own Jobs (by role) and their pods, and the Jobs that only share its name
+    (left by a deleted step of the same name): those are never counted, only deleted."""
+
+    jobs: Mapping[str, JobView]
+    pods: Sequence[PodView]
+    stale: Sequence[JobView]
+
+
+def own_children(step_uid: str, jobs: Sequence[JobView], pods: Sequence[PodView]) -> Children:
+    owned = [job for job in jobs if job.owner_uid == step_uid]
+    job_uids = {job.uid for job in owned}
+    return Children(
+        jobs={job.role: job for job in owned},
+        pods=[pod for pod in pods if pod.owner_uid in job_uids],
+        stale=[job for job in jobs if job.owner_uid != step_uid],
     )
 
 
@@ -81,6 +114,7 @@ def view_pod(body: Mapping[str, Any]) -> PodView:
         exit_code=exit_code,
         message=parse_message(text),
         raw_message=text[-2000:],
+        owner_uid=controller_uid(metadata),
     )
 
 
@@ -101,8 +135,9 @@ class ReuseSource:
 @dataclass(frozen=True)
 class Observed:
     step: Mapping[str, Any]  # metadata, spec with defaults, status
-    jobs: Mapping[str, JobView]  # by role
+    jobs: Mapping[str, JobView]  # by role: the step's own (own_children)
     pods: Sequence[PodView]
     live: Mapping[int, Mapping[str, Any]]  # shard index → newest progress report
     succeeded: Mapping[str, Sequence[ReuseSource]]  # fingerprint → Succeeded steps (namespace)
     now: float
+    stale: Sequence[JobView] = ()  # Jobs of a deleted step of the same name

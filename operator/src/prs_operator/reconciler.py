@@ -15,7 +15,7 @@ from prs_operator.builders import RunnerSettings
 from prs_operator.conditions import parse_time
 from prs_operator.kube import Cluster
 from prs_operator.metrics import Metrics
-from prs_operator.observation import JobView, Observed, PodView, ReuseSource
+from prs_operator.observation import JobView, Observed, PodView, ReuseSource, own_children
 from prs_operator.progress import ProgressBook
 from prs_operator.status import compute_pass
 from prs_runner.step.spec import apply_defaults, drop_nulls
@@ -93,10 +93,13 @@ class Reconciler:
     async def run_pass(self, key: Key, step: dict[str, Any]) -> None:
         namespace, name = key
         uid = step["metadata"]["uid"]
+        children = own_children(uid, list(self.indexes.jobs.get(key, ())),
+                                list(self.indexes.pods.get(key, ())))
         observed = Observed(
             step=step,
-            jobs={job.role: job for job in self.indexes.jobs.get(key, ())},
-            pods=list(self.indexes.pods.get(key, ())),
+            jobs=children.jobs,
+            pods=children.pods,
+            stale=children.stale,
             live=self.book.shards(namespace, name, uid),
             succeeded=self.succeeded_steps(namespace),
             now=time.time(),

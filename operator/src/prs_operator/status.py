@@ -100,11 +100,32 @@ class StepPass:
                 self.condition(kind, False, "Pending", "")
         if self.is_true("Complete") or self.status.get("completionTime"):
             return
+        if self.clear_stale_jobs():
+            return
         if not self.is_true("Planned") and not self.plan():
             return
         if self.reuse() or self.execute():
             return
         self.merge()
+
+    def clear_stale_jobs(self) -> bool:
+        """Jobs that carry this step's name but belong to a deleted step of the same name are
+        never counted: deleted (only that Job, by UID), then this step's own are made. One
+        that belongs to nothing is someone else's: the step waits, saying so."""
+        blocking = [job for job in self.observed.stale
+                    if job.name == f"{self.step['metadata']['name']}-{job.role}"]
+        for job in blocking:
+            if job.owner_uid:
+                self.result.actions.append(DeleteJob(job.name, job.uid))
+        if not blocking:
+            return False
+        names = ", ".join(sorted(job.name for job in blocking))
+        foreign = [job.name for job in blocking if not job.owner_uid]
+        self.show(self.status.get("phase") or "Planning",
+                  f"waiting for Job {names} of a deleted step of the same name to go" if not
+                  foreign else f"Job {', '.join(sorted(foreign))} has this step's name but "
+                  "belongs to no step; delete it")
+        return True
 
     def plan(self) -> bool:
         """True once planned (this pass or before)."""

@@ -1,0 +1,102 @@
+"""A step counts only its own children, matched by controller UID as metav1.IsControlledBy
+does; a Job left by a deleted step of the same name is deleted (by UID), never adopted."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from prs_operator.actions import DeleteJob
+from prs_operator.observation import (
+    JobView,
+    Observed,
+    PodView,
+    controller_uid,
+    own_children,
+    view_job,
+    view_pod,
+)
+from prs_operator.status import compute_pass
+from prs_runner.step.spec import apply_defaults
+from tests.unit.test_operator_status import NOW, SETTINGS
+
+
+def owner(uid: str, controller: bool = True) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "X", "name": "n", "uid": uid, "controller": controller}
+
+
+@pytest.mark.parametrize(("references", "uid"), [
+    ([owner("a")], "a"),
+    ([owner("a", controller=False), owner("b")], "b"),
+    ([owner("a", controller=False)], ""),
+    ([], ""),
+    (None, ""),
+])
+def test_controller_uid(references: Any, uid: str) -> None:
+    assert controller_uid({"ownerReferences": references}) == uid
+
+
+def test_views_carry_their_uid_and_controller() -> None:
+    job = view_job({"metadata": {"name": "s-run", "uid": "j1",
+                                 "ownerReferences": [owner("step-1")]}})
+    assert (job.uid, job.owner_uid) == ("j1", "step-1")
+    pod = view_pod({"metadata": {"name": "s-run-0", "ownerReferences": [owner("j1")]}})
+    assert pod.owner_uid == "j1"
+
+
+def job(role: str, uid: str, owner_uid: str, **state: Any) -> JobView:
+    return JobView(name=f"s-{role}", role=role, uid=uid, owner_uid=owner_uid, **state)
+
+
+def pod(name: str, owner_uid: str) -> PodView:
+    return PodView(name, "run", 0, "Running", None, None, owner_uid=owner_uid)
+
+
+def test_only_the_steps_own_jobs_and_their_pods_count() -> None:
+    mine, old = job("run", "j-new", "step-new"), job("plan", "j-old", "step-old")
+    children = own_children("step-new", [mine, old],
+                            [pod("p-new", "j-new"), pod("p-old", "j-old"), pod("p-x", "")])
+    assert children.jobs == {"run": mine}
+    assert [p.name for p in children.pods] == ["p-new"]
+    assert children.stale == [old]
+
+
+def observe(stale: list[JobView], jobs: list[JobView] | None = None) -> Any:
+    spec = apply_defaults({"code": {"entryScript": "s.py", "configMap": "c"},
+                           "input": {"type": "files", "uri": "pvc://d/in"},
+                           "output": {"uri": "pvc://d/out"}})
+    step = {"metadata": {"name": "s", "namespace": "ns", "uid": "step-new", "generation": 1,
+                         "creationTimestamp": "2027-01-15T08:00:00Z"}, "spec": spec,
+            "status": {}}
+    observed = Observed(step, {j.role: j for j in jobs or []}, [], {}, {}, NOW, stale=stale)
+    return compute_pass(observed, SETTINGS)
+
+
+def test_a_recreated_step_deletes_its_predecessors_jobs_by_uid_and_waits() -> None:
+    done = observe([job("plan", "j-old", "step-old", complete=True),
+                    job("merge", "j-old-merge", "step-old", complete=True)])
+    assert done.actions == [DeleteJob("s-plan", "j-old"), DeleteJob("s-merge", "j-old-merge")]
+    assert done.status["phase"] == "Planning"
+    assert done.status["message"] == ("waiting for Job s-merge, s-plan of a deleted step of "
+                                      "the same name to go")
+    assert not any(c["status"] == "True" for c in done.status["conditions"])
+    assert "completionTime" not in done.status
+
+
+def test_once_they_are_gone_it_plans_for_itself() -> None:
+    result = observe([])
+    assert [a.manifest["metadata"]["name"] for a in result.actions] == ["s-plan"]
+
+
+def test_a_job_of_another_name_is_ignored_not_deleted() -> None:
+    other = JobView("s-plan-copy", "plan", uid="x", owner_uid="step-old")
+    result = observe([other])
+    assert [a.manifest["metadata"]["name"] for a in result.actions] == ["s-plan"]
+
+
+def test_a_job_that_belongs_to_no_step_is_not_deleted() -> None:
+    result = observe([job("run", "j-user", "")])
+    assert result.actions == []
+    assert result.status["message"] == ("Job s-run has this step's name but belongs to no "
+                                         "step; delete it")
