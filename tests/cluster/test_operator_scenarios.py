@@ -22,6 +22,7 @@ from .controlplane import ControlPlane, free_port, wait_for
 from .operator_process import OperatorProcess, grant_operator_rules
 from .pod_sandbox import call
 from .step_scenarios import (
+    calls,
     children,
     condition_true,
     create_step,
@@ -220,6 +221,31 @@ def test_deleting_a_step_deletes_its_jobs_and_pods(
     wait_for(lambda: not children(control_plane, namespace, "doomed", "jobs")
              and not children(control_plane, namespace, "doomed", "pods"), 60,
              "children garbage-collected")
+
+
+def test_a_recreated_step_runs_for_itself_and_never_adopts_its_predecessors_jobs(
+    control_plane: ControlPlane, operator: OperatorProcess, namespace: str
+) -> None:
+    claim = stage_step(control_plane, namespace, 4)
+    create_step(control_plane, namespace, step_document("again", allowReuse=False))
+    assert condition_true(wait_finished(control_plane, namespace, "again"), "Complete")
+    first = calls(claim, "again")
+    assert len(first) == 4
+    # What `prs submit` tells users to do: delete the step and create it again. The old
+    # Jobs are still there when the new step appears (garbage collection runs after).
+    control_plane.kubectl("delete", "prs/again", "-n", namespace, "--wait=false")
+    wait_for(lambda: not control_plane.kubectl("get", "prs", "-n", namespace, "-o",
+                                               "name").stdout.strip(), 30, "step deleted")
+    create_step(control_plane, namespace, step_document("again", allowReuse=False))
+    status = wait_finished(control_plane, namespace, "again")
+    assert condition_true(status, "Complete"), status
+    assert len(calls(claim, "again")) == 8, "the new step ran every mini-batch itself"
+    stored = json.loads(control_plane.kubectl("get", "prs/again", "-n", namespace, "-o",
+                                              "json").stdout)
+    uid = stored["metadata"]["uid"]
+    jobs = children(control_plane, namespace, "again", "jobs")
+    assert jobs and all(job["metadata"]["ownerReferences"][0]["uid"] == uid for job in jobs)
+    assert output_lines(claim, "again") == NAMES[:4]
 
 
 def post_report(operator: OperatorProcess, payload: dict[str, Any], token: str) -> int:
