@@ -19,7 +19,7 @@ from prs_operator.observation import (
 )
 from prs_operator.status import compute_pass
 from prs_runner.step.spec import apply_defaults
-from tests.unit.test_operator_status import NOW, SETTINGS
+from tests.unit.test_operator_status import NOW, PLANNED, SETTINGS
 
 
 def owner(uid: str, controller: bool = True) -> dict[str, Any]:
@@ -100,3 +100,22 @@ def test_a_job_that_belongs_to_no_step_is_not_deleted() -> None:
     assert result.actions == []
     assert result.status["message"] == ("Job s-run has this step's name but belongs to no "
                                          "step; delete it")
+
+
+def test_an_oom_killed_shard_names_the_memory_limit() -> None:
+    from prs_operator.observation import PodView as View
+
+    spec = apply_defaults({"code": {"entryScript": "s.py", "configMap": "c"},
+                           "input": {"type": "files", "uri": "pvc://d/in"},
+                           "output": {"uri": "pvc://d/out"},
+                           "resources": {"limits": {"memory": "64Mi"}}})
+    step = {"metadata": {"name": "s", "namespace": "ns", "uid": "step-new", "generation": 1,
+                         "creationTimestamp": "2027-01-15T08:00:00Z"}, "spec": spec,
+            "status": {**PLANNED, "phase": "Running"}}
+    killed = View("s-run-0", "run", 0, "Failed", 137, None, "", reason="OOMKilled")
+    jobs = {"plan": JobView("s-plan", "plan", complete=True),
+            "run": JobView("s-run", "run", failed_reason="BackoffLimitExceeded")}
+    result = compute_pass(Observed(step, jobs, [killed], {}, {}, NOW), SETTINGS)
+    assert result.status["message"] == (
+        "OOMKilled: run pod s-run-0 used more memory than its limit "
+        "(resources.limits.memory=64Mi); raise the limit or use less memory per process")

@@ -104,8 +104,9 @@ def runner(state: dict[str, Any]) -> dict[str, Any]:
             "state": state}
 
 
-def terminated(exit_code: int, message: str | None = None) -> dict[str, Any]:
-    state: dict[str, Any] = {"exitCode": exit_code, "reason": "Error",
+def terminated(exit_code: int, message: str | None = None, reason: str = "Error"
+               ) -> dict[str, Any]:
+    state: dict[str, Any] = {"exitCode": exit_code, "reason": reason,
                              "startedAt": "2024-05-01T10:00:00Z"}
     if message is not None:
         state["message"] = message
@@ -114,16 +115,17 @@ def terminated(exit_code: int, message: str | None = None) -> dict[str, Any]:
 
 @pytest.mark.parametrize(("body", "expected"), [
     (pod_body(terminated(3, json.dumps(MESSAGE))),
-     PodView("step-run-2-abcde", "run", 2, "Failed", 3, MESSAGE, json.dumps(MESSAGE))),
-    (pod_body(terminated(0, ""), phase="Succeeded"),
-     PodView("step-run-2-abcde", "run", 2, "Succeeded", 0, None, "")),
-    (pod_body(terminated(137)),
-     PodView("step-run-2-abcde", "run", 2, "Failed", 137, None, "")),
+     PodView("step-run-2-abcde", "run", 2, "Failed", 3, MESSAGE, json.dumps(MESSAGE),
+             reason="Error")),
+    (pod_body(terminated(0, "", reason="Completed"), phase="Succeeded"),
+     PodView("step-run-2-abcde", "run", 2, "Succeeded", 0, None, "", reason="Completed")),
+    (pod_body(terminated(137, reason="OOMKilled")),
+     PodView("step-run-2-abcde", "run", 2, "Failed", 137, None, "", reason="OOMKilled")),
     (pod_body(terminated(1, "Traceback (most recent call last):\n  boom")),
      PodView("step-run-2-abcde", "run", 2, "Failed", 1, None,
-             "Traceback (most recent call last):\n  boom")),
+             "Traceback (most recent call last):\n  boom", reason="Error")),
     (pod_body(terminated(1, "[1, 2]")),
-     PodView("step-run-2-abcde", "run", 2, "Failed", 1, None, "[1, 2]")),
+     PodView("step-run-2-abcde", "run", 2, "Failed", 1, None, "[1, 2]", reason="Error")),
     (pod_body(runner({"running": {"startedAt": "2024-05-01T10:00:00Z"}}), phase="Running"),
      PodView("step-run-2-abcde", "run", 2, "Running", None, None, "")),
     (pod_body(runner({"waiting": {"reason": "ContainerCreating"}}), phase=None),
@@ -131,9 +133,9 @@ def terminated(exit_code: int, message: str | None = None) -> dict[str, Any]:
     (pod_body(runner({}), runner({"terminated": {"exitCode": 3, "message": "{}"}}), index="0"),
      PodView("step-run-2-abcde", "run", 0, "Failed", 3, {}, "{}")),
     (pod_body(terminated(1), index="x1"),
-     PodView("step-run-2-abcde", "run", None, "Failed", 1, None, "")),
+     PodView("step-run-2-abcde", "run", None, "Failed", 1, None, "", reason="Error")),
     (pod_body(terminated(1), index=None),
-     PodView("step-run-2-abcde", "run", None, "Failed", 1, None, "")),
+     PodView("step-run-2-abcde", "run", None, "Failed", 1, None, "", reason="Error")),
     ({"metadata": {"name": "p"}}, PodView("p", "", None, "Pending", None, None, "")),
     ({"metadata": {"name": "p", "labels": None, "annotations": None},
       "status": {"containerStatuses": None}}, PodView("p", "", None, "Pending", None, None, "")),

@@ -46,6 +46,7 @@ class PodView:
     message: Mapping[str, Any] | None  # the runner's JSON termination message
     raw_message: str = ""
     owner_uid: str = ""  # the controller's: the UID of the Job that made the pod
+    reason: str = ""  # the kubelet's word for how the container ended, e.g. OOMKilled
 
 
 def view_job(body: Mapping[str, Any]) -> JobView:
@@ -101,11 +102,12 @@ def view_pod(body: Mapping[str, Any]) -> PodView:
     metadata, status = body["metadata"], body.get("status") or {}
     annotations = metadata.get("annotations") or {}
     index = annotations.get(COMPLETION_INDEX)
-    exit_code, text = None, ""
+    exit_code, text, reason = None, "", ""
     for container in status.get("containerStatuses") or []:
         terminated = (container.get("state") or {}).get("terminated")
         if terminated:
             exit_code, text = terminated.get("exitCode"), terminated.get("message") or ""
+            reason = terminated.get("reason") or ""
     return PodView(
         name=metadata["name"],
         role=(metadata.get("labels") or {}).get(LABEL_ROLE, ""),
@@ -115,6 +117,7 @@ def view_pod(body: Mapping[str, Any]) -> PodView:
         message=parse_message(text),
         raw_message=text[-2000:],
         owner_uid=controller_uid(metadata),
+        reason=reason,
     )
 
 

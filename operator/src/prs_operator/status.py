@@ -316,6 +316,11 @@ class StepPass:
 
     def pod_text(self, role: str, job: JobView) -> str:
         for pod in self.pods_of(role):
+            if pod.phase == "Failed" and pod.reason == "OOMKilled":
+                limit = (self.spec.get("resources") or {}).get("limits", {}).get("memory")
+                within = f" (resources.limits.memory={limit})" if limit else ""
+                return (f"OOMKilled: {role} pod {pod.name} used more memory than its "
+                        f"limit{within}; raise the limit or use less memory per process")
             if pod.phase == "Failed":
                 text = pod.raw_message.strip().splitlines()
                 tail = text[-1] if text else ""

@@ -19,6 +19,7 @@ from types import FrameType
 from typing import TYPE_CHECKING
 
 from prs_runner.commands.os_errors import describe_os_error
+from prs_runner.commands.termination_message import fit
 from prs_runner.execution.processes import exit_now, kill_group
 from prs_runner.execution.shard import EXIT_FATAL, ShardSupervisor, emit
 from prs_runner.execution.worker import read_spec
@@ -115,17 +116,11 @@ def run_merge(args: argparse.Namespace) -> int:
 
 
 def write_termination_message(path: str | None, message: dict[str, object]) -> None:
-    """Kubernetes keeps at most 4 KiB of it; tracebacks are trimmed, counts always fit."""
+    """Valid JSON within the kubelet's 4 KiB: long texts are shortened, counts always fit."""
     if not path:
         return
-    text = json.dumps(message)
-    first_error = message.get("firstError")
-    if len(text) > 4000 and isinstance(first_error, dict):
-        error = dict(first_error)
-        error["traceback"] = str(error.get("traceback", ""))[-1500:]
-        text = json.dumps({**message, "firstError": error})[:4000]
     with open(path, "w") as stream:  # noqa: PTH123 (the kubelet's file, not user data)
-        stream.write(text)
+        stream.write(fit(message))
 
 
 def parser() -> argparse.ArgumentParser:
