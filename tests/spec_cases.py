@@ -516,6 +516,7 @@ IMMUTABLE_UPDATES: list[tuple[str, Any]] = [
     ("podTemplate", {"labels": {"a": "b"}}),
     ("ttlSecondsAfterFinished", 60),
     ("progressUpdateTimeout", 900),
+    ("startupTimeout", 60),
     ("image", "example/runner:1"),
     ("code.entryScript", "other.py"),
     ("code.sourceDirectory", "./other"),

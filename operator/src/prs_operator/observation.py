@@ -10,6 +10,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from prs_operator.conditions import parse_time
+
 LABEL_STEP = "parallelrun.io/step"
 LABEL_ROLE = "parallelrun.io/role"
 ANNOTATION_SUSPENDED_BY_STEP = "parallelrun.io/suspended-by-step"
@@ -47,6 +49,9 @@ class PodView:
     raw_message: str = ""
     owner_uid: str = ""  # the controller's: the UID of the Job that made the pod
     reason: str = ""  # the kubelet's word for how the container ended, e.g. OOMKilled
+    waiting: str = ""  # why it has not started: ImagePullBackOff: ..., Unschedulable: ...
+    created: float = 0.0  # creationTimestamp, seconds since the epoch (0: unknown)
+    started: bool = False  # a container ran (is running or has ended)
 
 
 def view_job(body: Mapping[str, Any]) -> JobView:
@@ -102,12 +107,16 @@ def view_pod(body: Mapping[str, Any]) -> PodView:
     metadata, status = body["metadata"], body.get("status") or {}
     annotations = metadata.get("annotations") or {}
     index = annotations.get(COMPLETION_INDEX)
-    exit_code, text, reason = None, "", ""
+    exit_code, text, reason, waiting, started = None, "", "", "", False
     for container in status.get("containerStatuses") or []:
-        terminated = (container.get("state") or {}).get("terminated")
+        state = container.get("state") or {}
+        terminated = state.get("terminated")
+        started = started or bool(terminated or state.get("running"))
         if terminated:
             exit_code, text = terminated.get("exitCode"), terminated.get("message") or ""
             reason = terminated.get("reason") or ""
+        elif state.get("waiting"):
+            waiting = describe_waiting(state["waiting"])
     return PodView(
         name=metadata["name"],
         role=(metadata.get("labels") or {}).get(LABEL_ROLE, ""),
@@ -118,7 +127,25 @@ def view_pod(body: Mapping[str, Any]) -> PodView:
         raw_message=text[-2000:],
         owner_uid=controller_uid(metadata),
         reason=reason,
+        waiting=waiting or unschedulable(status),
+        created=parse_time(metadata.get("creationTimestamp")) or 0.0,
+        started=started,
     )
+
+
+def describe_waiting(waiting: Mapping[str, Any]) -> str:
+    reason, message = waiting.get("reason") or "Waiting", waiting.get("message") or ""
+    return f"{reason}: {message}"[:300] if message else str(reason)
+
+
+def unschedulable(status: Mapping[str, Any]) -> str:
+    """The scheduler's reason when it could not place the pod (PodScheduled is False)."""
+    for condition in status.get("conditions") or []:
+        if condition.get("type") == "PodScheduled" and condition.get("status") == "False":
+            reason = condition.get("reason") or "Unschedulable"
+            message = condition.get("message") or ""
+            return f"{reason}: {message}"[:300] if message else str(reason)
+    return ""
 
 
 def parse_message(text: str) -> Mapping[str, Any] | None:

@@ -28,6 +28,11 @@ from prs_operator.conditions import (
     set_condition,
 )
 from prs_operator.observation import JobView, Observed, PodView, ReuseSource
+from prs_operator.startup import (
+    not_started,
+    startup_failure,
+    waiting_text,
+)
 from prs_runner.output.results import ErrorInfo
 from prs_runner.step.thresholds import Counts, crossed_threshold
 
@@ -382,6 +387,13 @@ class StepPass:
             self.result.actions.append(SetJobSuspended(job.name, False))
 
     def show_waiting(self, job: JobView, phase: str, message: str) -> None:
+        """Show an active Job's stage: suspended, or running (with the pods that have not
+        started, and the end of the step once one waited past startupTimeout)."""
+        if not job.suspended and self.gave_up_starting(job):
+            return
+        waiting = not_started(self.pods_of(job.role), self.observed.now)
+        if waiting and not job.suspended:
+            message = f"{message}; {waiting_text(waiting)}"
         wanted = bool(self.spec.get("suspend"))
         suspended = wanted or (job.suspended and not job.suspended_by_step)  # not resuming
         if suspended:
@@ -392,6 +404,15 @@ class StepPass:
             if self.is_true("Suspended"):
                 self.condition("Suspended", False, "Resumed", "")
             self.show(phase, message)
+
+    def gave_up_starting(self, job: JobView) -> bool:
+        waiting = not_started(self.pods_of(job.role), self.observed.now)
+        failure = startup_failure(waiting, int(self.spec["startupTimeout"]))
+        if failure is None:
+            return False
+        self.fail("PodsNotStarting", f"{job.role}: {failure}", final=True)
+        self.result.actions.append(DeleteJob(job.name))
+        return True
 
     def output_uri(self) -> str:
         return str(self.spec["output"]["uri"]).rstrip("/")

@@ -46,6 +46,7 @@ DEFAULTS: dict[str, Any] = {
     "runInvocationTimeout": 60,
     "runMaxTry": 3,
     "progressUpdateTimeout": None,  # runInvocationTimeout x runMaxTry + INIT_ALLOWANCE
+    "startupTimeout": 300,  # seconds a pod may take to start (pull, schedule, mount)
     "maxShardRetries": 3,
     "allowReuse": True,
     "arguments": [],
@@ -81,6 +82,7 @@ SCALAR_FIELDS: dict[str, str] = {
     "runInvocationTimeout": "int",
     "runMaxTry": "int",
     "progressUpdateTimeout": "int",
+    "startupTimeout": "int",
     "maxShardRetries": "int",
     "allowReuse": "bool",
     "suspend": "bool",
@@ -127,6 +129,7 @@ MINIMUMS: dict[str, int] = {
     "runInvocationTimeout": 1,
     "runMaxTry": 1,
     "progressUpdateTimeout": 1,
+    "startupTimeout": 1,
     "maxShardRetries": 0,
     "ttlSecondsAfterFinished": 0,
 }

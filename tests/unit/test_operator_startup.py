@@ -1,0 +1,97 @@
+"""Pods that never start are visible in the status, and after startupTimeout the step fails
+with PodsNotStarting, naming the pod and why."""
+
+from __future__ import annotations
+
+import datetime
+from typing import Any
+
+import pytest
+
+from prs_operator.actions import DeleteJob
+from prs_operator.observation import JobView, Observed, PodView, view_pod
+from prs_operator.startup import Waiting, not_started, startup_failure, waiting_text
+from prs_operator.status import compute_pass
+from prs_runner.step.spec import apply_defaults
+from tests.unit.test_operator_status import NOW, PLANNED, SETTINGS
+
+
+def pending(name: str, age: float, why: str = "", started: bool = False,
+            phase: str = "Pending", role: str = "run") -> PodView:
+    return PodView(name, role, 0, phase, None, None, waiting=why, created=NOW - age,
+                   started=started)
+
+
+@pytest.mark.parametrize(("body", "waiting"), [
+    ({"containerStatuses": [{"state": {"waiting": {
+        "reason": "ImagePullBackOff", "message": "Back-off pulling image \"nope:1\""}}}]},
+     'ImagePullBackOff: Back-off pulling image "nope:1"'),
+    ({"containerStatuses": [{"state": {"waiting": {"reason": "CreateContainerConfigError"}}}]},
+     "CreateContainerConfigError"),
+    ({"conditions": [{"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+                      "message": "0/2 nodes are available: 2 Insufficient nvidia.com/gpu."}]},
+     "Unschedulable: 0/2 nodes are available: 2 Insufficient nvidia.com/gpu."),
+    ({"conditions": [{"type": "PodScheduled", "status": "True"}]}, ""),
+    ({}, ""),
+])
+def test_why_a_pod_waits(body: dict[str, Any], waiting: str) -> None:
+    pod = view_pod({"metadata": {"name": "p", "creationTimestamp": "2027-01-15T08:00:00Z"},
+                    "status": {"phase": "Pending", **body}})
+    assert pod.waiting == waiting
+    created = datetime.datetime(2027, 1, 15, 8, tzinfo=datetime.UTC).timestamp()
+    assert (pod.created, pod.started) == (created, False)
+
+
+def test_only_pending_pods_that_never_started_count_oldest_first() -> None:
+    pods = [pending("a", 10, "X"), pending("b", 50, "Y"), pending("c", 99, started=True),
+            pending("d", 99, phase="Running", started=True)]
+    assert not_started(pods, NOW) == [Waiting("b", "Y", 50.0), Waiting("a", "X", 10.0)]
+    assert not_started([PodView("e", "run", 0, "Pending", None, None)], NOW) == [
+        Waiting("e", "Pending", 0.0)]
+
+
+def test_the_waiting_text_names_three_pods_and_counts_the_rest() -> None:
+    waiting = [Waiting(f"p{i}", "ImagePullBackOff", 60.0 - i) for i in range(5)]
+    assert waiting_text(waiting) == (
+        "pod p0 not started after 60 s: ImagePullBackOff; pod p1 not started after 59 s: "
+        "ImagePullBackOff; pod p2 not started after 58 s: ImagePullBackOff (and 2 more)")
+
+
+def test_the_step_gives_up_only_past_the_timeout() -> None:
+    assert startup_failure([Waiting("p", "X", 300.0)], 300) is None
+    assert startup_failure([Waiting("p", "X", 301.0), Waiting("q", "Y", 5.0)], 300) == (
+        "pod p not started after 301 s: X; no pod may take longer than startupTimeout=300 s "
+        "to start: fix the cause (image, ConfigMap, node selector, resources) and create the "
+        "step again")
+
+
+def observe(pods: list[PodView], **spec: Any) -> Any:
+    full = apply_defaults({"code": {"entryScript": "s.py", "configMap": "c"},
+                           "input": {"type": "files", "uri": "pvc://d/in"},
+                           "output": {"uri": "pvc://d/out"}, **spec})
+    step = {"metadata": {"name": "s", "namespace": "ns", "uid": "u", "generation": 1,
+                         "creationTimestamp": "2027-01-15T08:00:00Z"}, "spec": full,
+            "status": {**PLANNED, "phase": "Running"}}
+    jobs = {"plan": JobView("s-plan", "plan", complete=True),
+            "run": JobView("s-run", "run", active=2)}
+    return compute_pass(Observed(step, jobs, pods, {}, {}, NOW), SETTINGS)
+
+
+def test_waiting_pods_show_in_the_message() -> None:
+    result = observe([pending("s-run-0", 42, "ImagePullBackOff: no such image")])
+    assert result.status["phase"] == "Running"
+    assert result.status["message"] == ("0/10 mini-batches done; pod s-run-0 not started "
+                                        "after 42 s: ImagePullBackOff: no such image")
+    assert result.actions == []
+
+
+def test_past_the_startup_timeout_the_step_fails_and_its_job_goes() -> None:
+    result = observe([pending("s-run-0", 61, "Unschedulable: no GPU")], startupTimeout=60)
+    assert result.status["phase"] == "Failed"
+    failed = next(c for c in result.status["conditions"] if c["type"] == "Failed")
+    assert failed["reason"] == "PodsNotStarting"
+    assert result.status["message"].startswith(
+        "run: pod s-run-0 not started after 61 s: Unschedulable: no GPU; no pod may take "
+        "longer than startupTimeout=60 s")
+    assert "completionTime" in result.status
+    assert result.actions == [DeleteJob("s-run")]
