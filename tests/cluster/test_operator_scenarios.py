@@ -248,6 +248,24 @@ def test_a_recreated_step_runs_for_itself_and_never_adopts_its_predecessors_jobs
     assert output_lines(claim, "again") == NAMES[:4]
 
 
+def test_a_job_the_api_server_rejects_fails_the_step_with_its_words(
+    control_plane: ControlPlane, operator: OperatorProcess, namespace: str
+) -> None:
+    stage_step(control_plane, namespace, 2)
+    # The CRD keeps `resources` as given; the Job's validation refuses the quantity.
+    create_step(control_plane, namespace, step_document(
+        "refused", resources={"limits": {"cpu": "lots"}}))
+    status = wait_finished(control_plane, namespace, "refused", timeout=120)
+    failed = next(c for c in status["conditions"] if c["type"] == "Failed")
+    assert (failed["status"], failed["reason"]) == ("True", "JobRejected"), status
+    assert status["message"].startswith("the API server refused Job refused-")
+    assert "(422 Invalid)" in status["message"] and "lots" in status["message"]
+    events = control_plane.kubectl("get", "events", "-n", namespace, "--field-selector",
+                                   "reason=FailedCreate", "-o", "json").stdout
+    assert any(item["type"] == "Warning" and "lots" in item["message"]
+               for item in json.loads(events)["items"])
+
+
 def post_report(operator: OperatorProcess, payload: dict[str, Any], token: str) -> int:
     request = urllib.request.Request(
         f"{operator.url}/v1/progress", data=json.dumps(payload).encode(), method="POST",

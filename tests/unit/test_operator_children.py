@@ -119,3 +119,63 @@ def test_an_oom_killed_shard_names_the_memory_limit() -> None:
     assert result.status["message"] == (
         "OOMKilled: run pod s-run-0 used more memory than its limit "
         "(resources.limits.memory=64Mi); raise the limit or use less memory per process")
+
+
+def rejected_pass(rejection: Any, jobs: list[JobView] | None = None) -> Any:
+    spec = apply_defaults({"code": {"entryScript": "s.py", "configMap": "c"},
+                           "input": {"type": "files", "uri": "pvc://d/in"},
+                           "output": {"uri": "pvc://d/out"}})
+    step = {"metadata": {"name": "s", "namespace": "ns", "uid": "step-new", "generation": 1,
+                         "creationTimestamp": "2027-01-15T08:00:00Z"}, "spec": spec,
+            "status": {**PLANNED, "phase": "Running"}}
+    observed = Observed(step, {j.role: j for j in jobs or [JobView("s-plan", "plan",
+                                                                   complete=True)]},
+                        [], {}, {}, NOW, rejection=rejection)
+    return compute_pass(observed, SETTINGS)
+
+
+def test_an_invalid_job_ends_the_step_with_the_api_servers_words() -> None:
+    from prs_operator.actions import Rejection
+
+    result = rejected_pass(Rejection("s-run", 422, "Invalid",
+                                     'Job.batch "s-run" is invalid: spec.template...: '
+                                     'Invalid value: "bogus": must be a quantity'))
+    failed = next(c for c in result.status["conditions"] if c["type"] == "Failed")
+    assert (failed["status"], failed["reason"]) == ("True", "JobRejected")
+    assert result.status["message"] == (
+        'the API server refused Job s-run (422 Invalid): Job.batch "s-run" is invalid: '
+        'spec.template...: Invalid value: "bogus": must be a quantity')
+    assert "completionTime" in result.status and result.actions == []
+
+
+def test_a_refusal_that_may_heal_is_shown_and_retried() -> None:
+    from prs_operator.actions import CreateJob, Rejection
+
+    result = rejected_pass(Rejection("s-run", 403, "Forbidden",
+                                     "exceeded quota: compute, requested: pods=2", attempts=3))
+    created = next(c for c in result.status["conditions"] if c["type"] == "CreateFailed")
+    assert (created["status"], created["reason"]) == ("True", "Forbidden")
+    assert created["message"] == ("the API server refused Job s-run (403 Forbidden): exceeded "
+                                  "quota: compute, requested: pods=2; retrying (attempt 3)")
+    assert [a.manifest["metadata"]["name"] for a in result.actions
+            if isinstance(a, CreateJob)] == ["s-run"]
+    assert "completionTime" not in result.status
+
+
+def test_once_created_the_refusal_is_cleared() -> None:
+    from prs_operator.actions import Rejection
+
+    before = rejected_pass(Rejection("s-run", 403, "Forbidden", "quota"))
+    step_status = before.status
+    jobs = [JobView("s-plan", "plan", complete=True), JobView("s-run", "run", active=1)]
+    spec = apply_defaults({"code": {"entryScript": "s.py", "configMap": "c"},
+                           "input": {"type": "files", "uri": "pvc://d/in"},
+                           "output": {"uri": "pvc://d/out"}})
+    step = {"metadata": {"name": "s", "namespace": "ns", "uid": "step-new", "generation": 1,
+                         "creationTimestamp": "2027-01-15T08:00:00Z"}, "spec": spec,
+            "status": step_status}
+    after = compute_pass(Observed(step, {j.role: j for j in jobs}, [], {}, {}, NOW,
+                                  rejection=Rejection("s-run", 403, "Forbidden", "quota")),
+                         SETTINGS)
+    created = next(c for c in after.status["conditions"] if c["type"] == "CreateFailed")
+    assert (created["status"], created["reason"]) == ("False", "Created")

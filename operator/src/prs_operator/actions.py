@@ -31,3 +31,20 @@ class Event:
 
 
 Action = CreateJob | SetJobSuspended | DeleteJob
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """The API server refused to create a child Job (what the Job controller would call
+    FailedCreate): an invalid manifest (400/422) never heals; a quota, a policy webhook or a
+    terminating namespace (403, 5xx) may."""
+
+    job: str
+    code: int
+    reason: str
+    message: str
+    attempts: int = 1
+
+    @property
+    def final(self) -> bool:
+        return self.code in (400, 422)

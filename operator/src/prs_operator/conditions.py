@@ -6,7 +6,7 @@ import datetime
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-CONDITION_TYPES = ("Planned", "Complete", "Failed", "Suspended", "Reused")
+CONDITION_TYPES = ("Planned", "Complete", "Failed", "Suspended", "Reused", "CreateFailed")
 
 
 def find(conditions: Sequence[Mapping[str, Any]], kind: str) -> Mapping[str, Any] | None:

@@ -7,6 +7,7 @@ API objects are held as Any here and nowhere else."""
 from __future__ import annotations
 
 import datetime
+import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -18,6 +19,24 @@ from prs_operator.observation import ANNOTATION_SUSPENDED_BY_STEP
 
 GROUP, VERSION, PLURAL = "parallelrun.io", "v1alpha1", "parallelrunsteps"
 COMPONENT = "parallelrun-operator"
+
+
+class CreateRejected(Exception):
+    """The API server refused a Job: its status code, reason and message."""
+
+    def __init__(self, code: int, reason: str, message: str) -> None:
+        super().__init__(f"{code} {reason}: {message}")
+        self.code, self.reason, self.message = code, reason, message
+
+
+def api_reason(error: ApiException) -> tuple[str, str]:
+    """(reason, message) from the API's Status body, or what the exception says."""
+    try:
+        body = json.loads(error.body or "{}")
+    except ValueError:
+        body = {}
+    return (str(body.get("reason") or error.reason or "Error"),
+            str(body.get("message") or error.body or error.reason or ""))
 
 
 class Cluster:
@@ -44,6 +63,8 @@ class Cluster:
         except ApiException as error:
             if error.status in (404, 409):
                 return False
+            if isinstance(action, CreateJob) and error.status is not None:
+                raise CreateRejected(error.status, *api_reason(error)) from None
             raise
         return True
 

@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from prs_operator.actions import Rejection
 from prs_operator.conditions import parse_time
 
 LABEL_STEP = "parallelrun.io/step"
@@ -171,3 +172,4 @@ class Observed:
     succeeded: Mapping[str, Sequence[ReuseSource]]  # fingerprint → Succeeded steps (namespace)
     now: float
     stale: Sequence[JobView] = ()  # Jobs of a deleted step of the same name
+    rejection: Rejection | None = None  # the last Job the API server refused to create

@@ -10,10 +10,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from prs_operator.actions import Action, CreateJob, Event, SetJobSuspended
+from prs_operator.actions import Action, CreateJob, Event, Rejection, SetJobSuspended
 from prs_operator.builders import RunnerSettings
 from prs_operator.conditions import parse_time
-from prs_operator.kube import Cluster
+from prs_operator.kube import Cluster, CreateRejected
 from prs_operator.metrics import Metrics
 from prs_operator.observation import JobView, Observed, PodView, ReuseSource, own_children
 from prs_operator.progress import ProgressBook
@@ -22,7 +22,8 @@ from prs_runner.step.spec import apply_defaults, drop_nulls
 
 Key = tuple[str, str]
 PROGRESS_WRITE_INTERVAL = 2.0  # seconds between status writes caused by progress reports
-RESYNC_SECONDS = 30.0  # every unfinished step is reconciled at least this often
+RESYNC_SECONDS = 30.0
+MAX_BACKOFF_SECONDS = 300.0  # every unfinished step is reconciled at least this often
 TERMINAL = ("Succeeded", "Failed")
 logger = logging.getLogger(__name__)
 
@@ -67,6 +68,8 @@ class Reconciler:
         self.written: dict[Key, Mapping[str, Any]] = {}  # status we wrote, newer than the index
         self.scheduled: set[Key] = set()
         self.last_write: dict[Key, float] = {}
+        self.rejections: dict[Key, Rejection] = {}  # the last Job creation the API refused
+        self.rejected_at: dict[Key, float] = {}
 
     async def reconcile(self, key: Key) -> None:
         lock = self.locks.setdefault(key, asyncio.Lock())
@@ -100,13 +103,23 @@ class Reconciler:
             jobs=children.jobs,
             pods=children.pods,
             stale=children.stale,
+            rejection=self.rejections.get(key),
             live=self.book.shards(namespace, name, uid),
             succeeded=self.succeeded_steps(namespace),
             now=time.time(),
         )
         result = compute_pass(observed, self.settings)
         for action in result.actions:
-            done = await asyncio.to_thread(self.cluster.apply, namespace, action)
+            if isinstance(action, CreateJob) and self.backing_off(key, action):
+                continue
+            try:
+                done = await asyncio.to_thread(self.cluster.apply, namespace, action)
+            except CreateRejected as refused:
+                assert isinstance(action, CreateJob)  # only creations are refused this way
+                await self.rejected(key, step, action, refused)
+                continue
+            if isinstance(action, CreateJob):
+                self.rejections.pop(key, None)
             logger.info("%s/%s: %s%s", namespace, name, describe(action),
                         "" if done else " (nothing to do)")
             if done and isinstance(action, CreateJob):
@@ -124,6 +137,27 @@ class Reconciler:
             if result.status.get("phase") in TERMINAL and old.get("phase") not in TERMINAL:
                 self.metrics.observe_finish(result.status)
         self.metrics.observe_phase(key, result.status.get("phase"))
+
+    def backing_off(self, key: Key, action: CreateJob) -> bool:
+        """After a refused create, the next try waits 2, 4, 8 ... up to 300 s."""
+        rejection = self.rejections.get(key)
+        if rejection is None or rejection.job != action.manifest["metadata"]["name"]:
+            return False
+        wait = min(2.0 ** rejection.attempts, MAX_BACKOFF_SECONDS)
+        return time.monotonic() < self.rejected_at.get(key, 0.0) + wait
+
+    async def rejected(self, key: Key, step: Mapping[str, Any], action: CreateJob,
+                       refused: CreateRejected) -> None:
+        name = action.manifest["metadata"]["name"]
+        earlier = self.rejections.get(key)
+        attempts = earlier.attempts + 1 if earlier is not None and earlier.job == name else 1
+        self.rejections[key] = Rejection(name, refused.code, refused.reason, refused.message,
+                                         attempts)
+        self.rejected_at[key] = time.monotonic()
+        logger.warning("%s/%s: Job %s refused: %s", *key, name, refused)
+        await self.event(step, Event("Warning", "FailedCreate",
+                                     f"Error creating Job {name}: {refused}"))
+        self.schedule(key)  # the next pass shows it (and ends the step if it cannot heal)
 
     async def event(self, step: Mapping[str, Any], event: Event) -> None:
         try:
@@ -145,6 +179,8 @@ class Reconciler:
 
     def forget(self, key: Key) -> None:
         self.written.pop(key, None)
+        self.rejections.pop(key, None)
+        self.rejected_at.pop(key, None)
         self.last_write.pop(key, None)
         self.book.forget(*key)
         self.metrics.observe_phase(key, None)

@@ -105,13 +105,31 @@ class StepPass:
                 self.condition(kind, False, "Pending", "")
         if self.is_true("Complete") or self.status.get("completionTime"):
             return
-        if self.clear_stale_jobs():
+        if self.clear_stale_jobs() or self.rejected_for_good():
             return
         if not self.is_true("Planned") and not self.plan():
             return
         if self.reuse() or self.execute():
             return
         self.merge()
+
+    def rejected_for_good(self) -> bool:
+        """A Job the API server refused: CreateFailed with its words while a retry may
+        help (the I/O layer backs off), the step's end when it cannot (400/422)."""
+        rejection = self.observed.rejection
+        created = {job.name for job in self.observed.jobs.values()}
+        if rejection is None or rejection.job in created:
+            if self.is_true("CreateFailed"):
+                self.condition("CreateFailed", False, "Created", "")
+            return False
+        text = (f"the API server refused Job {rejection.job} ({rejection.code} "
+                f"{rejection.reason}): {rejection.message}")
+        if rejection.final:
+            self.fail("JobRejected", text, final=True)
+            return True
+        self.condition("CreateFailed", True, rejection.reason,
+                       f"{text}; retrying (attempt {rejection.attempts})")
+        return False
 
     def clear_stale_jobs(self) -> bool:
         """Jobs that carry this step's name but belong to a deleted step of the same name are
