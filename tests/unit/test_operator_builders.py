@@ -56,7 +56,8 @@ def test_every_child_is_owned_named_labelled_and_locked_down(role: str, build: A
         "uid": "u-1", "controller": True}]
     labels = job["metadata"]["labels"]
     assert labels["parallelrun.io/role"] == role and labels["parallelrun.io/step"] == "step"
-    assert labels["kueue.x-k8s.io/queue-name"] == "q"
+    # Kueue's label only on the run Job: one Workload, one admission per step.
+    assert labels.get("kueue.x-k8s.io/queue-name") == ("q" if role == "run" else None)
     pod = pod_of(job)
     assert pod["automountServiceAccountToken"] is False
     assert pod["restartPolicy"] == "Never"
@@ -209,7 +210,7 @@ def test_each_phase_gives_exactly_this_job_around_its_pod(
         "apiVersion": "batch/v1", "kind": "Job",
         "metadata": {
             "name": f"step-{role}", "namespace": "ns",
-            "labels": {"kueue.x-k8s.io/queue-name": "q",
+            "labels": {**({"kueue.x-k8s.io/queue-name": "q"} if role == "run" else {}),
                        "app.kubernetes.io/managed-by": "parallelrun-operator",
                        "parallelrun.io/step": "step", "parallelrun.io/role": role},
             "annotations": {},

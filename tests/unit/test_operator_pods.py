@@ -176,3 +176,42 @@ def test_the_reuse_job_mounts_the_earlier_outputs_claim_once_and_read_only(
     assert pod["volumes"] == base["volumes"] + extra_volumes
     assert pod["containers"][0]["volumeMounts"] == (
         base["containers"][0]["volumeMounts"] + extra_mounts)
+
+
+GPU_STEP = {"resources": {"requests": {"cpu": "8", "memory": "64Gi", "nvidia.com/gpu": "1"},
+                          "limits": {"memory": "64Gi", "nvidia.com/gpu": "1"}},
+            "podTemplate": {"nodeSelector": {"gpu": "a100"},
+                            "tolerations": [{"key": "gpu", "operator": "Exists"}],
+                            "priorityClassName": "batch-high",
+                            "imagePullSecrets": [{"name": "registry"}]}}
+
+
+@pytest.mark.parametrize("role", ["plan", "merge", "reuse"])
+def test_plan_merge_and_copy_pods_are_small_and_go_anywhere(role: str) -> None:
+    from prs_operator.builders import build_merge_job, build_plan_job
+
+    step = make_step(**GPU_STEP)
+    jobs = {"plan": build_plan_job(step, SETTINGS),
+            "merge": build_merge_job(step, SETTINGS, 1.0),
+            "reuse": build_reuse_job(step, SETTINGS, "earlier", "pvc://data/old")}
+    pod = pod_of(jobs[role])
+    assert pod["containers"][0]["resources"] == {
+        "requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"memory": "64Gi"}}
+    assert not {"nodeSelector", "tolerations", "affinity", "priorityClassName"} & set(pod)
+    assert pod["imagePullSecrets"] == [{"name": "registry"}]
+
+
+def test_the_shard_pods_get_the_steps_resources_and_placement() -> None:
+    pod = pod_of(build_run_job(make_step(**GPU_STEP), SETTINGS))
+    assert pod["containers"][0]["resources"] == GPU_STEP["resources"]
+    assert pod["nodeSelector"] == {"gpu": "a100"}
+    assert pod["tolerations"] == [{"key": "gpu", "operator": "Exists"}]
+    assert pod["priorityClassName"] == "batch-high"
+
+
+def test_without_a_memory_limit_auxiliary_pods_only_request() -> None:
+    from prs_operator.builders import build_plan_job
+
+    pod = pod_of(build_plan_job(make_step(resources={"limits": {"cpu": "4"}}), SETTINGS))
+    assert pod["containers"][0]["resources"] == {"requests": {"cpu": "100m",
+                                                              "memory": "256Mi"}}

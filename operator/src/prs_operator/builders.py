@@ -31,6 +31,11 @@ class RunnerSettings:
     progress_key: bytes
 
 
+PLACEMENT_KEYS = ("nodeSelector", "tolerations", "affinity", "priorityClassName")
+AUXILIARY_REQUESTS = {"cpu": "100m", "memory": "256Mi"}
+KUEUE_PREFIX = "kueue.x-k8s.io/"
+
+
 def child_name(step_name: str, role: str) -> str:
     return f"{step_name}-{role}"
 
@@ -118,8 +123,9 @@ def build_pod_template(
         "terminationMessagePath": TERMINATION_LOG,
         "terminationMessagePolicy": "FallbackToLogsOnError",
     }
-    if spec.get("resources"):
-        container["resources"] = spec["resources"]
+    resources = spec.get("resources") if role == "run" else auxiliary_resources(spec)
+    if resources:
+        container["resources"] = resources
     pod_spec: dict[str, Any] = {
         "restartPolicy": "Never",
         "automountServiceAccountToken": False,
@@ -130,8 +136,10 @@ def build_pod_template(
         "containers": [container],
         "volumes": volumes,
     }
-    for key in ("nodeSelector", "tolerations", "affinity", "imagePullSecrets",
-                "priorityClassName"):
+    # Placement is for the shards (GPU nodes, a priority); plan, merge and copy pods go
+    # wherever they fit. Image pull secrets are needed by every role.
+    placement = PLACEMENT_KEYS if role == "run" else ()
+    for key in (*placement, "imagePullSecrets"):
         if template.get(key):
             pod_spec[key] = template[key]
     labels = {**(template.get("labels") or {}), **child_labels(step, role)}
@@ -139,6 +147,25 @@ def build_pod_template(
     if template.get("annotations"):
         metadata["annotations"] = dict(template["annotations"])
     return {"metadata": metadata, "spec": pod_spec}
+
+
+def auxiliary_resources(spec: Mapping[str, Any]) -> dict[str, Any]:
+    """Plan, merge and copy pods: small requests, none of the shards' GPUs or other
+    extended resources, and the step's memory limit (a merge holds one mini-batch)."""
+    limits = (spec.get("resources") or {}).get("limits") or {}
+    resources: dict[str, Any] = {"requests": dict(AUXILIARY_REQUESTS)}
+    if limits.get("memory"):
+        resources["limits"] = {"memory": limits["memory"]}
+    return resources
+
+
+def job_labels(step: Mapping[str, Any], role: str) -> dict[str, str]:
+    """The step's labels on its Jobs; Kueue's only on the run Job, so that a step is one
+    Workload (one admission) and its small plan and merge Jobs never wait in a queue."""
+    labels = dict(step["metadata"].get("labels") or {})
+    if role != "run":
+        labels = {k: v for k, v in labels.items() if not k.startswith(KUEUE_PREFIX)}
+    return {**labels, **child_labels(step, role)}
 
 
 def child_labels(step: Mapping[str, Any], role: str) -> dict[str, str]:
@@ -174,8 +201,7 @@ def build_job(
         "metadata": {
             "name": child_name(metadata["name"], role),
             "namespace": metadata["namespace"],
-            # The step's own labels travel to the Job: Kueue reads its queue-name there.
-            "labels": {**(metadata.get("labels") or {}), **child_labels(step, role)},
+            "labels": job_labels(step, role),
             "annotations": annotations,
             "ownerReferences": [owner_reference(step)],
         },
