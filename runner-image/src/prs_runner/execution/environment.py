@@ -12,12 +12,21 @@ from prs_runner.storage.filesystem import local_root
 
 
 def visible_gpus(env: Mapping[str, str], device_names: list[str]) -> list[str]:
-    """GPU ids this pod or machine may use: CUDA_VISIBLE_DEVICES when set, else /dev/nvidiaN."""
+    """GPU ids as CUDA in this process numbers them. CUDA_VISIBLE_DEVICES, when set, already
+    is (indices or UUIDs). Otherwise CUDA numbers the GPUs it can see from 0, whatever their
+    host numbers: a container given host GPUs 3 and 5 (/dev/nvidia3, /dev/nvidia5, or the
+    device plugin's NVIDIA_VISIBLE_DEVICES=3,5) has GPUs 0 and 1."""
     given = env.get("CUDA_VISIBLE_DEVICES")
     if given is not None:
-        return [g for g in given.split(",") if g.strip()]
-    numbers = [m.group(1) for n in device_names if (m := re.fullmatch(r"nvidia(\d+)", n))]
-    return sorted(numbers, key=int)
+        return [g.strip() for g in given.split(",") if g.strip()]
+    devices = [n for n in device_names if re.fullmatch(r"nvidia\d+", n)]
+    plugin = env.get("NVIDIA_VISIBLE_DEVICES")
+    if plugin is not None and plugin.strip() not in ("all", ""):
+        count = 0 if plugin.strip() in ("none", "void") else len(
+            [g for g in plugin.split(",") if g.strip()])
+    else:
+        count = len(devices)
+    return [str(index) for index in range(count)]
 
 
 def gpu_for_process(gpus: list[str], process: int) -> str | None:
