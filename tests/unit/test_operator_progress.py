@@ -87,3 +87,21 @@ def test_the_book_keeps_every_shard_of_a_step_apart_from_other_steps() -> None:
     book.forget("ns", "never-seen")  # forgetting an unknown step is harmless
     assert book.shards("ns", "step", "u-1") == {}
     assert book.shards("ns", "other", "u-1") == {1: REPORT}
+
+
+@pytest.mark.parametrize(("report", "why"), [
+    ({"shard": -1, "counts": {}}, "shard -1 is out of range"),
+    ({"shard": 1000, "counts": {}}, "shard 1000 is out of range"),
+    ({"shard": 0, "counts": {"itemsFailed": -5}}, "counts must be whole numbers >= 0"),
+    ({"shard": 0, "counts": {"itemsFailed": 1.5}}, "counts must be whole numbers >= 0"),
+    ({"shard": 0, "counts": {"itemsFailed": True}}, "counts must be whole numbers >= 0"),
+    ({"shard": 0, "counts": {"itemsFailed": "9"}}, "counts must be whole numbers >= 0"),
+])
+def test_reports_out_of_bounds_are_rejected(report: dict[str, Any], why: str) -> None:
+    from prs_operator.builders import progress_token as token_for
+    from prs_operator.progress import ReportRejected as Rejected
+    from prs_operator.progress import verify_report as verify
+
+    payload = {"namespace": "ns", "name": "s", "uid": "u", "report": report}
+    with pytest.raises(Rejected, match=why):
+        verify(b"key", payload, f"Bearer {token_for(b'key', 'ns', 's', 'u')}")

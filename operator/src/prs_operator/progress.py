@@ -13,6 +13,8 @@ from typing import Any
 
 from prs_operator.builders import progress_token
 
+MAX_SHARDS = 1000  # nodeCount's upper bound
+
 
 class ReportRejected(ValueError):
     pass
@@ -34,9 +36,13 @@ def verify_report(key: bytes, payload: Any, authorization: str) -> Report:
         namespace, name, uid = (str(payload[k]) for k in ("namespace", "name", "uid"))
         report = payload["report"]
         shard = int(report["shard"])
-        dict(report["counts"])
+        counts = dict(report["counts"])
     except (KeyError, TypeError, ValueError) as error:
         raise ReportRejected(f"malformed report: {error}") from None
+    if not 0 <= shard < MAX_SHARDS:
+        raise ReportRejected(f"shard {shard} is out of range")
+    if any(not isinstance(v, int) or isinstance(v, bool) or v < 0 for v in counts.values()):
+        raise ReportRejected("counts must be whole numbers >= 0")
     scheme, _, token = authorization.partition(" ")
     expected = progress_token(key, namespace, name, uid)
     if scheme != "Bearer" or not hmac.compare_digest(token.encode(), expected.encode()):

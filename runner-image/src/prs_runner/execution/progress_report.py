@@ -6,12 +6,25 @@ shard, and the final counts travel in the termination message anyway."""
 from __future__ import annotations
 
 import json
+import random
 import threading
 import urllib.request
 from collections.abc import Mapping
 from typing import Any
 
 TIMEOUT_SECONDS = 2.0
+# Reports go out when the counts changed, at most every MIN_INTERVAL seconds (with jitter,
+# so 500 shards started together do not post in step); the final one always goes.
+MIN_INTERVAL = 3.0
+JITTER = 0.3
+
+
+def worth_sending(report: Mapping[str, Any], sent: Mapping[str, Any] | None) -> bool:
+    """A final report, or counts that changed since the last one sent."""
+    if report.get("final") or sent is None:
+        return True
+    return bool(report.get("counts") != sent.get("counts") or
+                report.get("status") != sent.get("status"))
 
 
 class ProgressPoster:
@@ -36,16 +49,25 @@ class ProgressPoster:
         self.thread.join(TIMEOUT_SECONDS + 1)
 
     def loop(self) -> None:
+        sent: Mapping[str, Any] | None = None
         while True:
             with self.wake:
                 while self.latest is None and not self.closed:
                     self.wake.wait()
                 report, self.latest = self.latest, None
                 closing = self.closed
-            if report is not None:
+            if report is not None and worth_sending(report, sent):
                 self.post(report)
+                sent = report
+                if not closing:
+                    self.pause(MIN_INTERVAL * random.uniform(1 - JITTER, 1 + JITTER))
             if closing:
                 return
+
+    def pause(self, seconds: float) -> None:
+        """Wait before the next post; a close ends the wait (the final report goes now)."""
+        with self.wake:
+            self.wake.wait_for(lambda: self.closed, timeout=seconds)
 
     def post(self, report: Mapping[str, Any]) -> None:
         body = json.dumps({**self.step, "report": report}).encode()
