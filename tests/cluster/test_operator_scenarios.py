@@ -175,7 +175,10 @@ def test_a_job_suspended_by_someone_else_stays_suspended(
     wait_for(lambda: "run" in roles(children(control_plane, namespace, "queued", "jobs")), 60,
              "the run Job")
     jobs = children(control_plane, namespace, "queued", "jobs")
-    assert all(j["metadata"]["labels"]["kueue.x-k8s.io/queue-name"] == "team-a" for j in jobs)
+    # Kueue's label is on the run Job only: one Workload per step.
+    queues = {j["metadata"]["labels"]["parallelrun.io/role"]:
+              j["metadata"]["labels"].get("kueue.x-k8s.io/queue-name") for j in jobs}
+    assert queues == {"plan": None, "run": "team-a"}
     with control_plane.api_client() as api:
         batch = client.BatchV1Api(api)
         call(batch.patch_namespaced_job, "queued-run", namespace, {"spec": {"suspend": True}})
@@ -258,11 +261,13 @@ def test_a_job_the_api_server_rejects_fails_the_step_with_its_words(
     status = wait_finished(control_plane, namespace, "refused", timeout=120)
     failed = next(c for c in status["conditions"] if c["type"] == "Failed")
     assert (failed["status"], failed["reason"]) == ("True", "JobRejected"), status
-    assert status["message"].startswith("the API server refused Job refused-")
-    assert "(422 Invalid)" in status["message"] and "lots" in status["message"]
+    # The quantity does not even decode: 400 BadRequest, which no retry heals either.
+    assert status["message"].startswith("the API server refused Job refused-run (400 "
+                                        "BadRequest): "), status["message"]
+    assert "quantities must match" in status["message"]
     events = control_plane.kubectl("get", "events", "-n", namespace, "--field-selector",
                                    "reason=FailedCreate", "-o", "json").stdout
-    assert any(item["type"] == "Warning" and "lots" in item["message"]
+    assert any(item["type"] == "Warning" and "quantities must match" in item["message"]
                for item in json.loads(events)["items"])
 
 
