@@ -179,3 +179,28 @@ def test_once_created_the_refusal_is_cleared() -> None:
                          SETTINGS)
     created = next(c for c in after.status["conditions"] if c["type"] == "CreateFailed")
     assert (created["status"], created["reason"]) == ("False", "Created")
+
+
+def run_stage(status: dict[str, Any], jobs: list[JobView]) -> Any:
+    spec = apply_defaults({"code": {"entryScript": "s.py", "configMap": "c"},
+                           "input": {"type": "files", "uri": "pvc://d/in"},
+                           "output": {"uri": "pvc://d/out"}, "ttlSecondsAfterFinished": 0})
+    step = {"metadata": {"name": "s", "namespace": "ns", "uid": "step-new", "generation": 1,
+                         "creationTimestamp": "2027-01-15T08:00:00Z"}, "spec": spec,
+            "status": status}
+    return compute_pass(Observed(step, {j.role: j for j in jobs}, [], {}, {}, NOW), SETTINGS)
+
+
+def test_a_completed_run_is_recorded_before_the_merge_starts() -> None:
+    done = run_stage({**PLANNED, "phase": "Running"},
+                     [JobView("s-plan", "plan", complete=True),
+                      JobView("s-run", "run", complete=True)])
+    assert "runCompletionTime" in done.status
+    assert [a.manifest["metadata"]["name"] for a in done.actions] == ["s-merge"]
+
+
+def test_a_run_job_deleted_after_it_completed_is_not_run_again() -> None:
+    # ttlSecondsAfterFinished: 0 lets the Job controller delete the run Job at once.
+    later = run_stage({**PLANNED, "phase": "Merging", "runCompletionTime": "2027-01-15T08:01:00Z"},
+                      [JobView("s-plan", "plan", complete=True)])
+    assert [a.manifest["metadata"]["name"] for a in later.actions] == ["s-merge"]

@@ -249,6 +249,8 @@ class StepPass:
         """True while the Indexed Job runs; False once the merge is due."""
         if "merge" in self.observed.jobs or self.is_true("Reused"):
             return False
+        if self.status.get("runCompletionTime"):
+            return False  # recorded: a run Job deleted since (ttlSecondsAfterFinished) is done
         job = self.observed.jobs.get("run")
         if self.is_true("Failed"):  # a threshold was crossed: make sure no pod keeps running
             if job is not None and not job.finished:
@@ -267,6 +269,7 @@ class StepPass:
             self.result.actions.append(DeleteJob(job.name))
             return False
         if job.complete:
+            self.status["runCompletionTime"] = self.now
             return False
         if job.failed_reason:
             self.fail(*self.run_failure(job), final=False)
