@@ -363,6 +363,11 @@ BAD_CASES: list[Case] = [
     bad("input-uri-not-string", "spec.input.uri", setting("spec.input.uri", ["./a", "./b"])),
     bad("resources-not-an-object", "spec.resources", setting("spec.resources", ["cpu"])),
     bad("pod-template-not-an-object", "spec.podTemplate", setting("spec.podTemplate", "big")),
+    # what podTemplate holds reaches the pods; anything else is refused, not dropped
+    bad("pod-template-unknown-key", "spec.podTemplate.hostNetwork",
+        setting("spec.podTemplate", {"hostNetwork": True})),
+    bad("pod-template-reserved-env", "spec.podTemplate.env",
+        setting("spec.podTemplate", {"env": [{"name": "PRS_STEP", "value": "x"}]})),
     bad(
         "ttl-string", "spec.ttlSecondsAfterFinished", setting("spec.ttlSecondsAfterFinished", "1h")
     ),
@@ -480,6 +485,13 @@ GOOD_CASES: list[Case] = [
         setting("spec.env", [{"name": "A", "value": None}]),
     ),
     good("image", setting("spec.image", "ghcr.io/example/prs-runner:0.1.0")),
+    good("pod-template-credentials", setting("spec.podTemplate", {
+        "serviceAccountName": "batch-reader",
+        "env": [{"name": "AWS_ACCESS_KEY_ID", "valueFrom": {
+            "secretKeyRef": {"name": "s3", "key": "id"}}}],
+        "envFrom": [{"secretRef": {"name": "s3-endpoint"}}],
+        "imagePullSecrets": [{"name": "registry"}],
+    })),
     good(
         "resources-and-pod-template",
         setting("spec.resources", {"requests": {"cpu": "500m"}, "limits": {"nvidia.com/gpu": 1}}),

@@ -215,3 +215,26 @@ def test_without_a_memory_limit_auxiliary_pods_only_request() -> None:
     pod = pod_of(build_plan_job(make_step(resources={"limits": {"cpu": "4"}}), SETTINGS))
     assert pod["containers"][0]["resources"] == {"requests": {"cpu": "100m",
                                                               "memory": "256Mi"}}
+
+
+@pytest.mark.parametrize("role", ["plan", "run", "merge", "reuse"])
+def test_credentials_reach_every_pod_of_the_step(role: str) -> None:
+    from prs_operator.builders import build_merge_job, build_plan_job
+
+    secret_env = {"name": "AWS_SECRET_ACCESS_KEY",
+                  "valueFrom": {"secretKeyRef": {"name": "s3", "key": "secret"}}}
+    step = make_step(env=[{"name": "AWS_ENDPOINT_URL", "value": "http://minio:9000"}],
+                     podTemplate={"serviceAccountName": "reader", "env": [secret_env],
+                                  "envFrom": [{"secretRef": {"name": "more"}}]})
+    jobs = {"plan": build_plan_job(step, SETTINGS), "run": build_run_job(step, SETTINGS),
+            "merge": build_merge_job(step, SETTINGS, 1.0),
+            "reuse": build_reuse_job(step, SETTINGS, "earlier", "pvc://data/old")}
+    pod = pod_of(jobs[role])
+    container = pod["containers"][0]
+    assert pod["serviceAccountName"] == "reader"
+    assert pod["automountServiceAccountToken"] is False  # the runner never calls the API
+    assert {"name": "AWS_ENDPOINT_URL", "value": "http://minio:9000"} in container["env"]
+    assert secret_env in container["env"]
+    assert container["envFrom"] == [{"secretRef": {"name": "more"}}]
+    names = [e["name"] for e in container["env"]]
+    assert names.index("AWS_ENDPOINT_URL") > names.index("PRS_PROGRESS_TOKEN")

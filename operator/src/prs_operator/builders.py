@@ -117,7 +117,7 @@ def build_pod_template(
         "name": "runner",
         "image": spec.get("image") or settings.image,
         "command": command,
-        "env": build_env(step, settings) + (extra_env or []),
+        "env": build_env(step, settings) + step_env(spec) + (extra_env or []),
         "volumeMounts": mounts,
         "securityContext": container_security(),
         "terminationMessagePath": TERMINATION_LOG,
@@ -139,14 +139,24 @@ def build_pod_template(
     # Placement is for the shards (GPU nodes, a priority); plan, merge and copy pods go
     # wherever they fit. Image pull secrets are needed by every role.
     placement = PLACEMENT_KEYS if role == "run" else ()
-    for key in (*placement, "imagePullSecrets"):
+    for key in (*placement, "imagePullSecrets", "serviceAccountName"):
         if template.get(key):
             pod_spec[key] = template[key]
+    if template.get("envFrom"):
+        container["envFrom"] = list(template["envFrom"])
     labels = {**(template.get("labels") or {}), **child_labels(step, role)}
     metadata: dict[str, Any] = {"labels": labels}
     if template.get("annotations"):
         metadata["annotations"] = dict(template["annotations"])
     return {"metadata": metadata, "spec": pod_spec}
+
+
+def step_env(spec: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The step's variables in every pod (plan and merge read and write the storage too):
+    spec.env as plain values, then podTemplate.env as given (valueFrom a Secret, say)."""
+    plain = [{"name": item["name"], "value": str(item.get("value", ""))}
+             for item in spec.get("env") or []]
+    return plain + list((spec.get("podTemplate") or {}).get("env") or [])
 
 
 def auxiliary_resources(spec: Mapping[str, Any]) -> dict[str, Any]:

@@ -103,6 +103,12 @@ def progress_timeout(spec: Mapping[str, Any]) -> int:
 
 LIST_FIELDS = {"input.partitionKeys", "sideInputs", "arguments", "env"}
 OBJECT_FIELDS = {"resources", "podTemplate"}
+# What podTemplate may hold: each reaches the pods (see the operator's builders); anything
+# else is refused rather than dropped in silence. Placement keys apply to the shard pods,
+# credentials and volumes to every pod of the step.
+POD_TEMPLATE_KEYS = ("labels", "annotations", "nodeSelector", "tolerations", "affinity",
+                     "priorityClassName", "volumes", "volumeMounts", "imagePullSecrets",
+                     "serviceAccountName", "env", "envFrom")
 SECTIONS = {
     "code": {"entryScript", *CODE_SOURCES},
     "input": {"type", "uri", "glob", "format", "partitionKeys"},

@@ -25,6 +25,7 @@ from prs_runner.step.spec import (
     MINI_BATCH_SIZE_PATTERN,
     MINIMUMS,
     NAME_PATTERN,
+    POD_TEMPLATE_KEYS,
     RESERVED_ENV_PREFIX,
     RESERVED_FILE_NAMES,
     SCALAR_FIELDS,
@@ -148,6 +149,12 @@ def check_types(spec: Mapping[str, Any]) -> list[str]:
     for path in ("resources", "podTemplate"):
         if not isinstance(spec.get(path), Mapping):
             problems.append(f"spec.{path}: must be an object")
+    template = spec.get("podTemplate")
+    if isinstance(template, Mapping):
+        problems += [f"spec.podTemplate.{key}: unknown field (known: "
+                     f"{', '.join(POD_TEMPLATE_KEYS)})"
+                     for key in template if key not in POD_TEMPLATE_KEYS]
+        problems += check_reserved_env(template.get("env"), "podTemplate.env")
     return [p for p in problems if p]
 
 
@@ -292,9 +299,9 @@ def inside_its_root(path: str) -> bool:
     return not path.startswith("/") and "\x00" not in path and ".." not in parts
 
 
-def check_reserved_env(items: Any) -> list[str]:
+def check_reserved_env(items: Any, path: str = "env") -> list[str]:
     return [
-        f"spec.env[{index}].name: {item['name']!r} is reserved: the runner sets "
+        f"spec.{path}[{index}].name: {item['name']!r} is reserved: the runner sets "
         f"{RESERVED_ENV_PREFIX}* variables itself; choose another name"
         for index, item in enumerate(items if isinstance(items, list) else [])
         if isinstance(item, Mapping) and isinstance(item.get("name"), str)
