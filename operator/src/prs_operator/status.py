@@ -8,7 +8,7 @@ Planning (plan Job) → Reusing (copy an identical earlier result) or Running (I
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -349,15 +349,18 @@ class StepPass:
                         f"limit{within}; raise the limit or use less memory per process")
             if pod.phase == "Failed":
                 text = pod.raw_message.strip().splitlines()
-                tail = text[-1] if text else ""
+                parsed = pod.message or {}
+                tail = text[-1] if text else str(parsed.get("message") or parsed.get("error") or "")
                 return f"{role} pod {pod.name} exited with code {pod.exit_code}: {tail}".strip()
         return f"{role} Job {job.name} failed: {job.failed_reason} {job.failed_message}".strip()
 
     def shard_counts(self) -> tuple[Counts, str]:
-        """Final counts of finished shards (termination messages), live reports otherwise."""
+        """Final counts of finished shards (termination messages), live reports otherwise.
+        One pass over the pods: a pass stays linear in the number of pods."""
         total, first_error = Counts(), ""
+        final = final_reports(self.pods_of("run"))
         for shard in range(self.spec["nodeCount"]):
-            report = self.shard_report(shard)
+            report = final.get(shard) or self.observed.live.get(shard)
             if report is None:
                 continue
             total += Counts.from_dict(report.get("counts") or {})
@@ -365,14 +368,6 @@ class StepPass:
             if error is not None and not first_error:
                 first_error = f"; first error: {error.one_line()}"
         return total, first_error
-
-    def shard_report(self, shard: int) -> Mapping[str, Any] | None:
-        pods = [p for p in self.pods_of("run") if p.index == shard and p.message is not None]
-        for phase in ("Succeeded", "Failed"):
-            for pod in pods:
-                if pod.phase == phase and pod.message and "counts" in pod.message:
-                    return pod.message
-        return self.observed.live.get(shard)
 
     def run_failure(self, job: JobView) -> tuple[str, str]:
         for pod in self.pods_of("run"):
@@ -457,3 +452,20 @@ class StepPass:
                 kind = "Warning" if condition["type"] == "Failed" else "Normal"
                 self.result.events.append(
                     Event(kind, condition["reason"], condition["message"] or condition["type"]))
+
+
+def final_reports(pods: Sequence[PodView]) -> dict[int, Mapping[str, Any]]:
+    """Shard index → the counts its pods reported when they ended: a Succeeded pod's over a
+    Failed one's (a retried index has both)."""
+    found: dict[int, Mapping[str, Any]] = {}
+    succeeded: set[int] = set()
+    for pod in pods:
+        message = pod.message
+        if pod.index is None or not message or "counts" not in message:
+            continue
+        if pod.phase == "Succeeded" and pod.index not in succeeded:
+            found[pod.index] = message
+            succeeded.add(pod.index)
+        elif pod.phase == "Failed" and pod.index not in found:
+            found[pod.index] = message
+    return found
