@@ -5,7 +5,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+)
 
 
 class Metrics:
@@ -27,6 +34,13 @@ class Metrics:
         self.reconcile = Histogram(
             "parallelrunstep_reconcile_duration_seconds", "Time of one reconcile pass.",
             registry=self.registry)
+        self.reconcile_errors = Counter(
+            "parallelrunstep_reconcile_errors_total",
+            "Reconcile passes that ended with an error (retried by the next event or resync).",
+            registry=self.registry)
+        self.status_writes = Counter(
+            "parallelrunstep_status_writes_total", "Status writes to steps.",
+            registry=self.registry)
         self.to_running = Histogram(
             "parallelrunstep_creation_to_running_seconds",
             "Time from a step's creation until its Indexed Job was created.",
@@ -36,6 +50,9 @@ class Metrics:
             "Progress reports received from runner pods, by result (accepted, rejected).",
             ["result"], registry=self.registry)
         self.phases: dict[tuple[str, str], str] = {}
+        # process_resident_memory_bytes, process_cpu_seconds_total, open fds, python_info
+        ProcessCollector(registry=self.registry)
+        PlatformCollector(registry=self.registry)
 
     def observe_phase(self, key: tuple[str, str], phase: str | None) -> None:
         old = self.phases.pop(key, None)

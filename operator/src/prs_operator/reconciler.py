@@ -16,6 +16,7 @@ from prs_operator.conditions import parse_time
 from prs_operator.kube import Cluster, CreateRejected
 from prs_operator.metrics import Metrics
 from prs_operator.observation import JobView, Observed, PodView, ReuseSource, own_children
+from prs_operator.pass_queue import PassQueue
 from prs_operator.progress import ProgressBook
 from prs_operator.status import compute_pass
 from prs_runner.step.spec import apply_defaults, drop_nulls
@@ -64,7 +65,7 @@ class Reconciler:
                  metrics: Metrics) -> None:
         self.cluster, self.settings, self.book, self.metrics = cluster, settings, book, metrics
         self.indexes = Indexes()
-        self.locks: dict[Key, asyncio.Lock] = {}
+        self.queue = PassQueue()
         self.written: dict[Key, Mapping[str, Any]] = {}  # status we wrote, newer than the index
         self.scheduled: set[Key] = set()
         self.last_write: dict[Key, float] = {}
@@ -72,15 +73,21 @@ class Reconciler:
         self.rejected_at: dict[Key, float] = {}
 
     async def reconcile(self, key: Key) -> None:
-        lock = self.locks.setdefault(key, asyncio.Lock())
-        async with lock:
-            started = time.monotonic()
-            step = self.current_step(key)
-            if step is None:
-                self.forget(key)
-                return
-            await self.run_pass(key, step)
-            self.metrics.reconcile.observe(time.monotonic() - started)
+        """A pass of KEY, or one more round of the pass already running (see PassQueue)."""
+        try:
+            await self.queue.run(key, lambda: self.one_pass(key))
+        except Exception:
+            self.metrics.reconcile_errors.inc()
+            raise
+
+    async def one_pass(self, key: Key) -> None:
+        started = time.monotonic()
+        step = self.current_step(key)
+        if step is None:
+            self.forget(key)
+            return
+        await self.run_pass(key, step)
+        self.metrics.reconcile.observe(time.monotonic() - started)
 
     def current_step(self, key: Key) -> dict[str, Any] | None:
         bodies = list(self.indexes.steps.get(key, ()))
@@ -132,6 +139,7 @@ class Reconciler:
         old = step.get("status") or {}
         if result.status != old:
             await asyncio.to_thread(self.cluster.patch_status, namespace, name, result.status)
+            self.metrics.status_writes.inc()
             self.written[key] = {**result.status, "_uid": uid}
             self.last_write[key] = time.monotonic()
             if result.status.get("phase") in TERMINAL and old.get("phase") not in TERMINAL:
