@@ -115,7 +115,7 @@ def terminated(exit_code: int, message: str | None = None, reason: str = "Error"
 
 @pytest.mark.parametrize(("body", "expected"), [
     (pod_body(terminated(3, json.dumps(MESSAGE))),
-     PodView("step-run-2-abcde", "run", 2, "Failed", 3, MESSAGE, json.dumps(MESSAGE),
+     PodView("step-run-2-abcde", "run", 2, "Failed", 3, MESSAGE, "",  # parsed: no raw copy
              reason="Error", started=True)),
     (pod_body(terminated(0, "", reason="Completed"), phase="Succeeded"),
      PodView("step-run-2-abcde", "run", 2, "Succeeded", 0, None, "", reason="Completed",
@@ -135,7 +135,7 @@ def terminated(exit_code: int, message: str | None = None, reason: str = "Error"
      PodView("step-run-2-abcde", "run", 2, "Pending", None, None, "",
              waiting="ContainerCreating")),
     (pod_body(runner({}), runner({"terminated": {"exitCode": 3, "message": "{}"}}), index="0"),
-     PodView("step-run-2-abcde", "run", 0, "Failed", 3, {}, "{}", started=True)),
+     PodView("step-run-2-abcde", "run", 0, "Failed", 3, {}, "", started=True)),
     (pod_body(terminated(1), index="x1"),
      PodView("step-run-2-abcde", "run", None, "Failed", 1, None, "", reason="Error",
              started=True)),

@@ -36,6 +36,11 @@ async def start(
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=GROUP)
     settings.posting.enabled = False  # our own events carry the step's reasons
     settings.watching.server_timeout = 300
+    # Server-side filters: the API server sends only the step's own Jobs and pods (not every
+    # pod of the cluster), and the first list comes in pages of 500.
+    settings.watching.label_selectors["batch", "jobs"] = LABEL_STEP
+    settings.watching.label_selectors["v1", "pods"] = LABEL_STEP
+    settings.watching.chunk_size = 500
     operator = from_process_env()
     state["settings"] = operator
     try:

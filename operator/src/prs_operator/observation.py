@@ -118,14 +118,15 @@ def view_pod(body: Mapping[str, Any]) -> PodView:
             reason = terminated.get("reason") or ""
         elif state.get("waiting"):
             waiting = describe_waiting(state["waiting"])
+    message = parse_message(text)
     return PodView(
         name=metadata["name"],
         role=(metadata.get("labels") or {}).get(LABEL_ROLE, ""),
         index=int(index) if index is not None and str(index).isdigit() else None,
         phase=status.get("phase", "Pending"),
         exit_code=exit_code,
-        message=parse_message(text),
-        raw_message=text[-2000:],
+        message=message,
+        raw_message="" if message is not None else text[-2000:],  # kept only when unparsed
         owner_uid=controller_uid(metadata),
         reason=reason,
         waiting=waiting or unschedulable(status),
