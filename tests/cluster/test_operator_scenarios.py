@@ -165,9 +165,12 @@ def test_suspend_stops_the_pods_and_resume_keeps_committed_work(
     assert len(repeated) <= 2, f"redone after resume: {repeated} (done before: {done_before})"
 
 
-def test_a_job_suspended_by_someone_else_stays_suspended(
+def test_a_queued_run_follows_kueues_protocol(
     control_plane: ControlPlane, operator: OperatorProcess, namespace: str
 ) -> None:
+    """Kueue's protocol for batch/v1 Jobs, with this test in Kueue's place (Kueue's
+    controller does not run here): the queued run Job is created suspended, only "Kueue"
+    resumes it (admission) or suspends it (eviction), and the operator waits meanwhile."""
     stage_step(control_plane, namespace, 30)
     create_step(control_plane, namespace, step_document(
         "queued", env={"SCENARIO_DELAY": "0.2"},
@@ -179,16 +182,26 @@ def test_a_job_suspended_by_someone_else_stays_suspended(
     queues = {j["metadata"]["labels"]["parallelrun.io/role"]:
               j["metadata"]["labels"].get("kueue.x-k8s.io/queue-name") for j in jobs}
     assert queues == {"plan": None, "run": "team-a"}
+    run = next(j for j in jobs if j["metadata"]["name"] == "queued-run")
+    assert run["spec"]["suspend"] is True, "a queued Job is created suspended"
+    waiting = wait_status(control_plane, namespace, "queued", "Suspended", 30,
+                          lambda s: s.get("phase") == "Suspended")
+    suspended = next(c for c in waiting["conditions"] if c["type"] == "Suspended")
+    assert suspended["reason"] == "AwaitingAdmission", suspended
+    pause(4)
     with control_plane.api_client() as api:
         batch = client.BatchV1Api(api)
+        job = call(batch.read_namespaced_job, "queued-run", namespace)
+        assert job["spec"]["suspend"] is True, "the operator resumed a Job Kueue had not admitted"
+        call(batch.patch_namespaced_job, "queued-run", namespace, {"spec": {"suspend": False}})
+        wait_status(control_plane, namespace, "queued", "progress", 120,
+                    lambda s: (s.get("miniBatches") or {}).get("succeeded", 0) >= 3)
         call(batch.patch_namespaced_job, "queued-run", namespace, {"spec": {"suspend": True}})
-        status = wait_status(control_plane, namespace, "queued", "Suspended", 30,
-                             lambda s: s.get("phase") == "Suspended")
+        wait_status(control_plane, namespace, "queued", "evicted", 30,
+                    lambda s: s.get("phase") == "Suspended")
         pause(4)
         job = call(batch.read_namespaced_job, "queued-run", namespace)
-        assert job["spec"]["suspend"] is True, "the operator resumed a Job it did not suspend"
-        suspended = next(c for c in status["conditions"] if c["type"] == "Suspended")
-        assert suspended["reason"] == "JobSuspended"
+        assert job["spec"]["suspend"] is True, "the operator resumed an evicted Job"
         call(batch.patch_namespaced_job, "queued-run", namespace, {"spec": {"suspend": False}})
     assert condition_true(wait_finished(control_plane, namespace, "queued"), "Complete")
 

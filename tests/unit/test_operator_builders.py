@@ -34,6 +34,12 @@ def make_step(**spec: Any) -> dict[str, Any]:
             "spec": apply_defaults(body)}
 
 
+def unqueued(step: dict[str, Any]) -> dict[str, Any]:
+    """STEP without Kueue's queue label (make_step's steps are queued)."""
+    step["metadata"]["labels"] = {}
+    return step
+
+
 def pod_of(job: dict[str, Any]) -> dict[str, Any]:
     pod: dict[str, Any] = job["spec"]["template"]["spec"]
     return pod
@@ -126,11 +132,11 @@ def test_code_comes_from_the_config_map_or_the_image(
 
 
 def test_pod_template_resources_ttl_and_suspend_are_applied() -> None:
-    step = make_step(
+    step = unqueued(make_step(
         resources={"limits": {"cpu": "2"}}, ttlSecondsAfterFinished=60, suspend=True,
         podTemplate={"nodeSelector": {"gpu": "yes"}, "tolerations": [{"key": "k"}],
                      "labels": {"team": "a"}, "volumes": [{"name": "x", "emptyDir": {}}],
-                     "volumeMounts": [{"name": "x", "mountPath": "/x"}]})
+                     "volumeMounts": [{"name": "x", "mountPath": "/x"}]}))
     job = build_run_job(step, SETTINGS)
     pod = pod_of(job)
     assert pod["nodeSelector"] == {"gpu": "yes"} and pod["tolerations"] == [{"key": "k"}]
@@ -193,7 +199,7 @@ def test_every_child_runs_the_runner_with_exactly_its_phase_arguments(
 
 @pytest.mark.parametrize(("role", "build", "job_spec"), [
     ("plan", BUILDERS[0][1], {"backoffLimit": 2, "podFailurePolicy": POLICY, "suspend": False}),
-    ("run", BUILDERS[1][1], {"podFailurePolicy": POLICY, "suspend": False,
+    ("run", BUILDERS[1][1], {"podFailurePolicy": POLICY, "suspend": True,  # queued: Kueue's
                              "completionMode": "Indexed", "completions": 4, "parallelism": 4,
                              "backoffLimitPerIndex": 2}),
     ("merge", BUILDERS[2][1], {"backoffLimit": 2, "podFailurePolicy": POLICY,
@@ -241,10 +247,24 @@ def test_a_suspended_step_marks_its_jobs_and_the_ttl_is_passed_through(
 ) -> None:
     build: Any
     for _, build in BUILDERS:
-        job = build(make_step(suspend=suspend, ttlSecondsAfterFinished=ttl))
+        job = build(unqueued(make_step(suspend=suspend, ttlSecondsAfterFinished=ttl)))
         assert job["spec"]["suspend"] is suspend
         assert job["metadata"]["annotations"] == annotations
         assert job["spec"].get("ttlSecondsAfterFinished", "absent") == job_ttl
+
+
+@pytest.mark.parametrize("suspend", [False, True])
+def test_a_queued_run_job_is_created_suspended_for_kueue_to_admit(suspend: bool) -> None:
+    """Kueue's protocol: created suspended, with no mark that would let the step resume it;
+    the plan, merge and copy Jobs are not queued and follow spec.suspend."""
+    build: Any
+    for role, build in BUILDERS:
+        job = build(make_step(suspend=suspend))
+        queued = role.startswith("run")
+        assert job["spec"]["suspend"] is (queued or suspend), role
+        marked = suspend and not queued
+        assert job["metadata"]["annotations"] == (
+            {"parallelrun.io/suspended-by-step": "true"} if marked else {}), role
 
 
 def test_the_owner_reference_follows_the_steps_api_version_and_labels_cannot_spoof() -> None:

@@ -73,6 +73,17 @@ def test_a_job_tells_who_suspended_it(
     assert (view.suspended, view.suspended_by_step) == (suspended, by_step)
 
 
+@pytest.mark.parametrize(("labels", "queue"), [
+    ({"kueue.x-k8s.io/queue-name": "team-a"}, "team-a"),
+    ({"kueue.x-k8s.io/priority-class": "high"}, ""),
+    (None, ""),
+])
+def test_a_job_tells_its_kueue_queue(labels: dict[str, str] | None, queue: str) -> None:
+    body = job_body()
+    body["metadata"]["labels"] = labels
+    assert view_job(body).queue == queue
+
+
 @pytest.mark.parametrize(("view", "finished"), [
     (JobView("j", "run"), False),
     (JobView("j", "run", complete=True), True),

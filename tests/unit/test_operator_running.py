@@ -264,6 +264,25 @@ def test_a_suspended_run_says_so(suspend: bool, run: JobView, reason: str) -> No
     assert result.events == [Event("Normal", reason, "Job s-run is suspended")]
 
 
+@pytest.mark.parametrize("suspend", [False, True])
+@pytest.mark.parametrize("run", [
+    pytest.param(job("run", suspended=True, queue="team-a"), id="waiting for admission"),
+    pytest.param(job("run", active=1, queue="team-a"), id="admitted"),
+])
+def test_a_queued_run_job_is_kueues_alone(suspend: bool, run: JobView) -> None:
+    """Under Kueue the operator neither resumes a queued Job nor suspends an admitted one:
+    Kueue admits and evicts (spec.suspend still holds the plan and merge Jobs)."""
+    result = run_pass(spec={"suspend": suspend}, status=PLANNED, jobs=[PLAN_DONE, run])
+    assert result.actions == []
+    if run.suspended:
+        text = "Job s-run waits for Kueue to admit it (queue team-a)"
+        assert condition(result, "Suspended") == ("True", "AwaitingAdmission", text)
+        assert result.status["phase"] == "Suspended"
+        assert result.status["message"].startswith(text)
+    else:
+        assert result.status["phase"] == "Running"
+
+
 def test_a_resumed_run_clears_the_suspended_condition() -> None:
     suspended = {**PLANNED, "conditions": [*PLANNED["conditions"], {
         "type": "Suspended", "status": "True", "reason": "StepSuspended", "message": "m",

@@ -34,6 +34,7 @@ class RunnerSettings:
 PLACEMENT_KEYS = ("nodeSelector", "tolerations", "affinity", "priorityClassName")
 AUXILIARY_REQUESTS = {"cpu": "100m", "memory": "256Mi"}
 KUEUE_PREFIX = "kueue.x-k8s.io/"
+KUEUE_QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
 
 
 def child_name(step_name: str, role: str) -> str:
@@ -195,7 +196,11 @@ def build_job(
     extra_env: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     metadata, spec = step["metadata"], step["spec"]
-    suspend = bool(spec.get("suspend"))
+    labels = job_labels(step, role)
+    # Kueue's protocol for batch/v1 Jobs: a queued Job is created suspended and only Kueue
+    # resumes it (on admission), so it carries no mark saying the step suspended it.
+    queued = KUEUE_QUEUE_LABEL in labels
+    suspend = queued or bool(spec.get("suspend"))
     job_spec: dict[str, Any] = {
         "backoffLimit": 2,
         "podFailurePolicy": failure_policy(),
@@ -204,14 +209,14 @@ def build_job(
     }
     if spec.get("ttlSecondsAfterFinished") is not None:
         job_spec["ttlSecondsAfterFinished"] = spec["ttlSecondsAfterFinished"]
-    annotations = {ANNOTATION_SUSPENDED_BY_STEP: "true"} if suspend else {}
+    annotations = {ANNOTATION_SUSPENDED_BY_STEP: "true"} if suspend and not queued else {}
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
         "metadata": {
             "name": child_name(metadata["name"], role),
             "namespace": metadata["namespace"],
-            "labels": job_labels(step, role),
+            "labels": labels,
             "annotations": annotations,
             "ownerReferences": [owner_reference(step)],
         },

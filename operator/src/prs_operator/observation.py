@@ -17,6 +17,7 @@ LABEL_STEP = "parallelrun.io/step"
 LABEL_ROLE = "parallelrun.io/role"
 ANNOTATION_SUSPENDED_BY_STEP = "parallelrun.io/suspended-by-step"
 COMPLETION_INDEX = "batch.kubernetes.io/job-completion-index"
+LABEL_KUEUE_QUEUE = "kueue.x-k8s.io/queue-name"
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,7 @@ class JobView:
     failed_message: str = ""
     suspended: bool = False
     suspended_by_step: bool = False
+    queue: str = ""  # Kueue's LocalQueue: only Kueue suspends and resumes such a Job
     uid: str = ""
     owner_uid: str = ""  # the controller's: a Job belongs to the step whose UID this is
 
@@ -71,6 +73,7 @@ def view_job(body: Mapping[str, Any]) -> JobView:
         failed_message=failed.get("message", "") if failed else "",
         suspended=bool(spec.get("suspend")),
         suspended_by_step=annotations.get(ANNOTATION_SUSPENDED_BY_STEP) == "true",
+        queue=(metadata.get("labels") or {}).get(LABEL_KUEUE_QUEUE, ""),
         uid=metadata.get("uid") or "",
         owner_uid=controller_uid(metadata),
     )

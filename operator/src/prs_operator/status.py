@@ -395,7 +395,9 @@ class StepPass:
 
     def sync_suspend(self, job: JobView) -> None:
         """Suspend follows spec.suspend, but a Job suspended by someone else (Kueue) is left
-        for them to resume."""
+        for them to resume, and a queued Job is Kueue's alone (it admits and evicts)."""
+        if job.queue:
+            return
         wanted = bool(self.spec.get("suspend"))
         if wanted and not job.suspended:
             self.result.actions.append(SetJobSuspended(job.name, True))
@@ -410,10 +412,14 @@ class StepPass:
         waiting = not_started(self.pods_of(job.role), self.observed.now)
         if waiting and not job.suspended:
             message = f"{message}; {waiting_text(waiting)}"
-        wanted = bool(self.spec.get("suspend"))
+        wanted = bool(self.spec.get("suspend")) and not job.queue
         suspended = wanted or (job.suspended and not job.suspended_by_step)  # not resuming
-        if suspended:
-            reason = "StepSuspended" if self.spec.get("suspend") else "JobSuspended"
+        if suspended and job.queue:
+            text = f"Job {job.name} waits for Kueue to admit it (queue {job.queue})"
+            self.condition("Suspended", True, "AwaitingAdmission", text)
+            self.show("Suspended", f"{text}; {message}")
+        elif suspended:
+            reason = "StepSuspended" if wanted else "JobSuspended"
             self.condition("Suspended", True, reason, f"Job {job.name} is suspended")
             self.show("Suspended", f"suspended while {phase.lower()}: {message}")
         else:
