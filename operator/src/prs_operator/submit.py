@@ -19,6 +19,9 @@ from prs_runner.step.spec import SpecError, Step
 from prs_runner.storage.code_archive import ARCHIVE_NAME, pack_directory
 
 POLL_SECONDS = 2.0
+PICKUP_SECONDS = 30.0  # an operator sets the step's conditions on its first pass
+# The API server refuses objects over 1 MiB (etcd's request limit); leave room for metadata.
+MAX_CONFIG_MAP_BYTES = 1_000_000
 
 
 def code_config_map(step: Step) -> tuple[str, dict[str, Any]] | None:
@@ -27,11 +30,18 @@ def code_config_map(step: Step) -> tuple[str, dict[str, Any]] | None:
     if not folder:
         return None
     archive = pack_directory(step.resolve_local(folder))
+    encoded = base64.b64encode(archive).decode()
+    if len(encoded) > MAX_CONFIG_MAP_BYTES:
+        raise SpecError([
+            f"code.sourceDirectory: {folder} packs to {len(archive) / 2**20:.1f} MiB, more than "
+            f"a ConfigMap holds (about {MAX_CONFIG_MAP_BYTES * 3 // 4 // 1024} KiB packed); keep "
+            "data and models out of it (sideInputs), or build the code into an image and set "
+            "code.path"])
     name = f"prs-code-{hashlib.sha256(archive).hexdigest()[:16]}"
     return name, {"apiVersion": "v1", "kind": "ConfigMap",
                   "metadata": {"name": name, "labels": {"app.kubernetes.io/part-of":
                                                         "parallelrunstep"}},
-                  "binaryData": {ARCHIVE_NAME: base64.b64encode(archive).decode()},
+                  "binaryData": {ARCHIVE_NAME: encoded},
                   "immutable": True}
 
 
@@ -44,8 +54,21 @@ def cluster_document(step: Step, config_map: str | None) -> dict[str, Any]:
         raise SpecError(problems)
     if config_map is not None:
         spec["code"] = {"entryScript": spec["code"]["entryScript"], "configMap": config_map}
+    # Labels (Kueue's queue name among them) and annotations travel with the step.
+    metadata = {"name": step.name, **{key: dict(step.metadata[key]) for key in
+                                      ("labels", "annotations") if step.metadata.get(key)}}
     return {"apiVersion": f"{GROUP}/{VERSION}", "kind": "ParallelRunStep",
-            "metadata": {"name": step.name}, "spec": spec}
+            "metadata": metadata, "spec": spec}
+
+
+def target_namespace(step: Step, flag: str | None) -> str:
+    """-n, else the step's metadata.namespace, else the kube context's; -n and a different
+    metadata.namespace is an error, as with kubectl."""
+    written = step.metadata.get("namespace")
+    if flag and written and flag != written:
+        raise SpecError([f"metadata.namespace: the step says {written!r} but -n says {flag!r}; "
+                         "drop one of them"])
+    return str(flag or written or current_namespace())
 
 
 def uris_of(spec: Mapping[str, Any]) -> list[tuple[str, str]]:
@@ -56,7 +79,7 @@ def uris_of(spec: Mapping[str, Any]) -> list[tuple[str, str]]:
 def submit(step: Step, namespace: str | None, wait: bool, timeout: float,
            stream: TextIO = sys.stdout) -> int:
     api = new_client()
-    namespace = namespace or current_namespace()
+    namespace = target_namespace(step, namespace)
     found = code_config_map(step)
     core: Any = client.CoreV1Api(api)
     if found is not None:
@@ -81,11 +104,18 @@ def submit(step: Step, namespace: str | None, wait: bool, timeout: float,
     return follow(custom, namespace, step.name, timeout, stream) if wait else 0
 
 
-def follow(custom: Any, namespace: str, name: str, timeout: float, stream: TextIO) -> int:
-    deadline, last = time.monotonic() + timeout, ""
+def follow(custom: Any, namespace: str, name: str, timeout: float, stream: TextIO,
+           pickup_timeout: float = PICKUP_SECONDS) -> int:
+    started = time.monotonic()
+    deadline, last = started + timeout, ""
     while time.monotonic() < deadline:
         status = custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL,
                                                      name).get("status") or {}
+        if not status.get("conditions") and time.monotonic() - started > pickup_timeout:
+            print(f"no operator has picked up the step after {pickup_timeout:.0f} s: is the "
+                  f"operator installed and watching namespace {namespace}? (helm list -A; "
+                  "the chart's watchNamespaces); the step stays", file=stream)
+            return 3
         line = f"{status.get('phase', 'Pending')}: {status.get('message', '')}"
         if line != last:
             print(line, file=stream, flush=True)

@@ -30,3 +30,5 @@ def register(commands: Any) -> None:
     sub.add_argument("--wait", action="store_true", help="follow the step to its end")
     sub.add_argument("--timeout", type=float, default=3600.0,
                      help="seconds --wait follows the step (default 3600)")
+    sub.set_defaults(on_interrupt="stopped following; the step goes on in the cluster "
+                                  "(kubectl get prs)")

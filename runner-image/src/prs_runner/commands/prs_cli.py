@@ -80,7 +80,7 @@ def add_step_command(commands: Any, name: str, help_text: str,
     sub.add_argument("step", help="ParallelRunStep YAML file")
     sub.add_argument("--set", action="append", metavar="KEY=VALUE",
                      help="override a spec field, e.g. --set nodeCount=4")
-    sub.set_defaults(handler=handler)
+    sub.set_defaults(handler=handler, on_interrupt="interrupted")
     return sub
 
 
@@ -117,6 +117,8 @@ def parser() -> argparse.ArgumentParser:
             sub.add_argument("--output", help="output URI instead of spec.output.uri")
     commands.choices["run"].add_argument(
         "--fresh", action="store_true", help="discard earlier results under the output")
+    commands.choices["run"].set_defaults(
+        on_interrupt="interrupted: run `prs run` again to resume")
     register_plugins(commands)
     return root
 
@@ -139,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"prs {args.command}: {describe_os_error(error)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("interrupted: run `prs run` again to resume", file=sys.stderr)
+        print(args.on_interrupt, file=sys.stderr)  # what Ctrl-C left behind, per command
         return 130
 
 

@@ -176,6 +176,7 @@ class Step:
     namespace: str
     spec: dict[str, Any]
     base_dir: Path = field(default=Path("."))
+    metadata: dict[str, Any] = field(default_factory=dict)  # as written: labels, namespace...
 
     def get(self, path: str) -> Any:
         return lookup(self.spec, path)

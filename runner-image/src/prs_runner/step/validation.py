@@ -79,6 +79,7 @@ def step_from_document(document: Mapping[str, Any], base_dir: Path = Path(".")) 
         namespace=metadata.get("namespace") or "default",
         spec=apply_defaults(document["spec"]),
         base_dir=base_dir,
+        metadata=dict(metadata),
     )
 
 
