@@ -98,10 +98,20 @@ def test_a_deleted_runner_pod_is_retried_and_output_stays_exactly_once(
         "pod-loss", env={"SCENARIO_DELAY": "0.2"}))
     live = wait_status(control_plane, namespace, "pod-loss", "live progress", 120,
                        lambda s: 4 <= (s.get("miniBatches") or {}).get("succeeded", 0) < 50)
-    assert live["phase"] == "Running"
+    assert live["phase"] == "Running"  # live counts: the pods' reports were accepted
     victim = next(p for p in children(control_plane, namespace, "pod-loss", "pods")
                   if p["metadata"]["labels"]["parallelrun.io/role"] == "run"
                   and p["status"].get("phase") == "Running")
+    # ... with a token the pod spec only points to: it is in the step's own Secret.
+    [token] = [e for e in victim["spec"]["containers"][0]["env"]
+               if e["name"] == "PRS_PROGRESS_TOKEN"]
+    secret_name = token["valueFrom"]["secretKeyRef"]["name"]
+    assert "value" not in token
+    with control_plane.api_client() as api:
+        secret = call(client.CoreV1Api(api).read_namespaced_secret, secret_name, namespace)
+    step_uid = json.loads(control_plane.kubectl(
+        "get", "prs/pod-loss", "-n", namespace, "-o", "json").stdout)["metadata"]["uid"]
+    assert [o["uid"] for o in secret["metadata"]["ownerReferences"]] == [step_uid]
     with control_plane.api_client() as api:
         call(client.CoreV1Api(api).delete_namespaced_pod, victim["metadata"]["name"], namespace)
     status = wait_finished(control_plane, namespace, "pod-loss")

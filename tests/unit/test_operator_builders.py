@@ -13,6 +13,7 @@ from prs_operator.builders import (
     RunnerSettings,
     build_merge_job,
     build_plan_job,
+    build_progress_secret,
     build_reuse_job,
     build_run_job,
     claims_of,
@@ -75,8 +76,10 @@ def test_every_child_is_owned_named_labelled_and_locked_down(role: str, build: A
     assert security["capabilities"] == {"drop": ["ALL"]}
     assert security["allowPrivilegeEscalation"] is False
     assert container["image"] == "runner:1"
-    env = {e["name"]: e["value"] for e in container["env"]}
-    assert env["PRS_PROGRESS_TOKEN"] == progress_token(b"key", "ns", "step", "u-1")
+    env = {e["name"]: e.get("value", e.get("valueFrom")) for e in container["env"]}
+    assert env["PRS_PROGRESS_TOKEN"] == {"secretKeyRef": {"name": "prs-progress-u-1",
+                                                          "key": "token"}}
+    assert progress_token(b"key", "ns", "step", "u-1") not in json.dumps(job)
     assert {"name": "tmp", "mountPath": "/tmp"} in container["volumeMounts"]
 
 
@@ -97,7 +100,7 @@ def test_the_run_job_is_indexed_with_per_index_retries_and_a_failure_policy() ->
 
 def test_the_plan_pod_gets_the_whole_step_document() -> None:
     job = build_plan_job(make_step(), SETTINGS)
-    env = {e["name"]: e["value"] for e in pod_of(job)["containers"][0]["env"]}
+    env = {e["name"]: e.get("value") for e in pod_of(job)["containers"][0]["env"]}
     document = json.loads(env["PRS_STEP"])
     assert document["kind"] == "ParallelRunStep" and document["metadata"]["name"] == "step"
     assert document["spec"]["input"]["uri"] == "pvc://data/in"
@@ -301,3 +304,13 @@ def test_the_progress_token_is_an_hmac_of_namespace_name_and_uid() -> None:
     assert len({progress_token(b"key", *ids) for ids in [
         ("ns", "step", "u-1"), ("ns", "step", "u-2"), ("ns", "other", "u-1"),
         ("ns2", "step", "u-1")]}) == 4
+
+
+def test_the_progress_secret_holds_the_token_and_belongs_to_the_step() -> None:
+    secret = build_progress_secret(make_step(), SETTINGS)
+    assert secret["metadata"]["name"] == "prs-progress-u-1"
+    assert secret["metadata"]["namespace"] == "ns"
+    [owner] = secret["metadata"]["ownerReferences"]
+    assert (owner["uid"], owner["controller"]) == ("u-1", True)
+    assert secret["metadata"]["labels"]["parallelrun.io/step"] == "step"
+    assert secret["stringData"] == {"token": progress_token(b"key", "ns", "step", "u-1")}

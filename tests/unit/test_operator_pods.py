@@ -27,7 +27,8 @@ BASE_ENV = [
     {"name": "PRS_STEP_NAME", "value": "step"},
     {"name": "PRS_STEP_UID", "value": "u-1"},
     {"name": "PRS_PROGRESS_URL", "value": "http://op:8080/v1/progress"},
-    {"name": "PRS_PROGRESS_TOKEN", "value": TOKEN},
+    {"name": "PRS_PROGRESS_TOKEN", "valueFrom": {"secretKeyRef": {
+        "name": "prs-progress-u-1", "key": "token"}}},  # never a plain value in the pod spec
 ]
 CONTAINER_SECURITY = {
     "runAsNonRoot": True, "runAsUser": 10001, "runAsGroup": 10001,

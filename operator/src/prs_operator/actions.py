@@ -9,6 +9,7 @@ from typing import Any
 @dataclass(frozen=True)
 class CreateJob:
     manifest: dict[str, Any]
+    secret: dict[str, Any] | None = None  # made (or brought up to date) before the Job
 
 
 @dataclass(frozen=True)

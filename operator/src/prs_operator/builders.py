@@ -35,6 +35,7 @@ PLACEMENT_KEYS = ("nodeSelector", "tolerations", "affinity", "priorityClassName"
 AUXILIARY_REQUESTS = {"cpu": "100m", "memory": "256Mi"}
 KUEUE_PREFIX = "kueue.x-k8s.io/"
 KUEUE_QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
+PROGRESS_TOKEN_KEY = "token"
 
 
 def child_name(step_name: str, role: str) -> str:
@@ -94,9 +95,32 @@ def build_env(step: Mapping[str, Any], settings: RunnerSettings) -> list[dict[st
         {"name": "PRS_STEP_NAME", "value": name},
         {"name": "PRS_STEP_UID", "value": uid},
         {"name": "PRS_PROGRESS_URL", "value": settings.progress_url},
-        {"name": "PRS_PROGRESS_TOKEN",
-         "value": progress_token(settings.progress_key, namespace, name, uid)},
+        # From the step's own Secret, not a plain value: a pod spec is readable by anyone
+        # who may list pods in the namespace, a Secret only by those who may read Secrets.
+        {"name": "PRS_PROGRESS_TOKEN", "valueFrom": {"secretKeyRef": {
+            "name": progress_secret_name(uid), "key": PROGRESS_TOKEN_KEY}}},
     ]
+
+
+def progress_secret_name(uid: str) -> str:
+    """Named after the step's UID: only this step's pods use it, and a step created again
+    under the same name gets a Secret of its own."""
+    return f"prs-progress-{uid}"
+
+
+def build_progress_secret(step: Mapping[str, Any], settings: RunnerSettings) -> dict[str, Any]:
+    metadata = step["metadata"]
+    namespace, name, uid = metadata["namespace"], metadata["name"], metadata["uid"]
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": "Opaque",
+        "metadata": {"name": progress_secret_name(uid), "namespace": namespace,
+                     "labels": child_labels(step, "progress"),
+                     "ownerReferences": [owner_reference(step)]},
+        "stringData": {PROGRESS_TOKEN_KEY: progress_token(settings.progress_key, namespace,
+                                                          name, uid)},
+    }
 
 
 def container_security() -> dict[str, Any]:

@@ -49,6 +49,8 @@ class Cluster:
         """Carry out one action; False when it found nothing to do (409/404)."""
         try:
             if isinstance(action, CreateJob):
+                if action.secret is not None:
+                    self.put_secret(namespace, action.secret)
                 self.batch.create_namespaced_job(namespace, action.manifest)
             elif isinstance(action, SetJobSuspended):
                 annotation = "true" if action.suspend else None
@@ -67,6 +69,17 @@ class Cluster:
                 raise CreateRejected(error.status, *api_reason(error)) from None
             raise
         return True
+
+    def put_secret(self, namespace: str, secret: Mapping[str, Any]) -> None:
+        """Create the Secret, or bring an existing one (ours: its name holds the step's UID)
+        up to date, e.g. after the operator's key changed. A refusal is the Job's refusal."""
+        try:
+            self.core.create_namespaced_secret(namespace, dict(secret))
+        except ApiException as error:
+            if error.status != 409:
+                raise
+            self.core.patch_namespaced_secret(secret["metadata"]["name"], namespace,
+                                              {"stringData": secret["stringData"]})
 
     def patch_status(self, namespace: str, name: str, status: Mapping[str, Any]) -> None:
         try:

@@ -17,6 +17,7 @@ from prs_operator.builders import (
     RunnerSettings,
     build_merge_job,
     build_plan_job,
+    build_progress_secret,
     build_reuse_job,
     build_run_job,
 )
@@ -94,7 +95,9 @@ class StepPass:
             self.status["duration"] = format_duration(ended - started)
 
     def create(self, manifest: dict[str, Any]) -> None:
-        self.result.actions.append(CreateJob(manifest))  # its event follows a real creation
+        # Its event follows a real creation; the step's token Secret comes first.
+        self.result.actions.append(CreateJob(manifest, build_progress_secret(
+            self.observed.step, self.settings)))
 
     # -- stages -------------------------------------------------------------------------------
 
