@@ -85,3 +85,31 @@ def processes_with(marker: str) -> list[int]:
         except OSError:
             continue
     return found
+
+
+def test_a_step_past_active_deadline_seconds_stops_and_keeps_what_it_committed(
+        make_step: MakeStep) -> None:
+    script = """
+import time
+def run(mini_batch):
+    mark("calls")
+    time.sleep(0.5)
+    return [p.rsplit("/", 1)[-1] for p in mini_batch]
+"""
+    # 40 mini-batches of 0.5 s in one process need 20 s; the deadline stops it at 3 s.
+    step = make_step(script, files=40, miniBatchSize="1", activeDeadlineSeconds=3)
+    started = time.monotonic()
+    result = step.run(timeout=60)
+    assert time.monotonic() - started < 15
+    assert result.returncode == 1, result.stdout + result.stderr
+    job = step.job_result()
+    assert job["reason"] == "DeadlineExceeded"
+    assert job["message"].startswith("the step ran longer than activeDeadlineSeconds=3; ")
+    done = job["miniBatches"]["succeeded"]
+    assert 0 < done < 40
+    # a runtime setting: raising it resumes the same results instead of starting over
+    resumed = step.run("--set", "activeDeadlineSeconds=600")
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert step.output_lines() == [f"item{i:04d}.txt" for i in range(40)]
+    # only the mini-batch cut short at the deadline ran twice
+    assert len(step.marks("calls")) <= 41

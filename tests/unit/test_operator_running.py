@@ -311,3 +311,27 @@ def test_the_summary_of_a_succeeded_step(status: dict[str, Any], text: str) -> N
     assert condition(result, "Complete") == ("True", "Succeeded", text)
     assert result.events == [Event("Normal", "Succeeded", text)]
 
+
+
+# -- activeDeadlineSeconds --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("limit", "ends"), [
+    pytest.param(None, False, id="no limit"),
+    pytest.param(8 * 3600 + 1, False, id="within"),
+    pytest.param(8 * 3600, True, id="reached"),  # PLANNED started 8 h before NOW
+    pytest.param(60, True, id="long past"),
+])
+def test_a_step_past_its_deadline_fails_and_stops_its_unfinished_jobs(
+    limit: int | None, ends: bool
+) -> None:
+    result = run_pass(spec={"activeDeadlineSeconds": limit}, status=PLANNED,
+                      jobs=[PLAN_DONE, job("run", active=2, uid="r-1")], live={0: counts(3)})
+    if not ends:
+        assert result.status["phase"] == "Running" and result.actions == []
+        return
+    text = f"the step ran longer than activeDeadlineSeconds={limit}; 3/10 mini-batches done"
+    assert condition(result, "Failed") == ("True", "DeadlineExceeded", text)
+    assert (result.status["phase"], result.status["message"]) == ("Failed", text)
+    assert result.actions == [DeleteJob("s-run", "r-1")]  # the finished plan Job stays
+    assert result.status["completionTime"]

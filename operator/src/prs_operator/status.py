@@ -108,13 +108,29 @@ class StepPass:
                 self.condition(kind, False, "Pending", "")
         if self.is_true("Complete") or self.status.get("completionTime"):
             return
-        if self.clear_stale_jobs() or self.rejected_for_good():
+        if self.clear_stale_jobs() or self.rejected_for_good() or self.past_deadline():
             return
         if not self.is_true("Planned") and not self.plan():
             return
         if self.reuse() or self.execute():
             return
         self.merge()
+
+    def past_deadline(self) -> bool:
+        """activeDeadlineSeconds, for the whole step: its end, and every unfinished Job
+        stopped (committed mini-batches stay under the output)."""
+        limit = self.spec.get("activeDeadlineSeconds")
+        started = parse_time(self.status.get("startTime"))
+        if not limit or started is None or self.observed.now - started < limit:
+            return False
+        if self.is_true("Planned"):
+            self.record_counts(self.shard_counts()[0])  # the last counts it will show
+        self.fail("DeadlineExceeded", f"the step ran longer than activeDeadlineSeconds={limit}; "
+                  f"{self.progress_text()}", final=True)
+        for job in self.observed.jobs.values():
+            if not job.finished:
+                self.result.actions.append(DeleteJob(job.name, job.uid or None))
+        return True
 
     def rejected_for_good(self) -> bool:
         """A Job the API server refused: CreateFailed with its words while a retry may

@@ -9,6 +9,7 @@ import os
 import selectors
 import signal
 import subprocess
+import time
 from typing import Any
 
 from prs_runner.execution.processes import spawn_shard
@@ -29,6 +30,8 @@ class ShardRunner:
         self.selector = selectors.DefaultSelector()
         self.buffers: dict[int, bytes] = {}
         self.failure: tuple[str, str, str] | None = None
+        limit = spec.get("activeDeadlineSeconds")
+        self.deadline = time.monotonic() + limit if limit else None
 
     def start(self, shard: int) -> None:
         process = spawn_shard(["shard", "--plan", self.plan_path, "--index", str(shard),
@@ -48,6 +51,7 @@ class ShardRunner:
             while self.selector.get_map():
                 for key, _ in self.selector.select(1.0):
                     self.read(*key.data)
+                self.check_deadline()
         finally:
             self.stop_all()
             self.progress.close()
@@ -71,6 +75,17 @@ class ShardRunner:
         if why and self.failure is None:
             self.failure = ("Failed", "ErrorThresholdExceeded", why + self.first_error_text())
             self.stop_all()
+
+    def check_deadline(self) -> None:
+        if self.deadline is None or time.monotonic() < self.deadline or self.failure:
+            return
+        done = sum(self.counts, Counts())
+        finished = done.mini_batches_succeeded + done.mini_batches_failed
+        self.failure = ("Failed", "DeadlineExceeded",
+                        f"the step ran longer than activeDeadlineSeconds="
+                        f"{self.spec['activeDeadlineSeconds']}; {finished}/{self.total} "
+                        "mini-batches done (kept: run again to resume)")
+        self.stop_all()
 
     def first_error_text(self) -> str:
         errors = [e for e in self.errors if e is not None]

@@ -14,7 +14,7 @@ from prs_runner.storage.filesystem import FileEntry
 RUNTIME_FIELDS = frozenset({
     "nodeCount", "processCountPerNode", "loggingLevel", "suspend", "ttlSecondsAfterFinished",
     "resources", "podTemplate", "allowReuse", "maxShardRetries", "output",
-    "progressUpdateTimeout", "startupTimeout",
+    "progressUpdateTimeout", "startupTimeout", "activeDeadlineSeconds",
 })
 
 

@@ -29,7 +29,7 @@ SIDE_INPUT_NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
 
 CODE_SOURCES = ("sourceDirectory", "configMap", "path")
 # Fields where null is kept: "never" (ttlSecondsAfterFinished), "computed" (the others).
-NULLABLE_FIELDS = {"ttlSecondsAfterFinished", "progressUpdateTimeout"}
+NULLABLE_FIELDS = {"ttlSecondsAfterFinished", "progressUpdateTimeout", "activeDeadlineSeconds"}
 
 DEFAULTS: dict[str, Any] = {
     "image": "",
@@ -47,6 +47,7 @@ DEFAULTS: dict[str, Any] = {
     "runMaxTry": 3,
     "progressUpdateTimeout": None,  # runInvocationTimeout x runMaxTry + INIT_ALLOWANCE
     "startupTimeout": 300,  # seconds a pod may take to start (pull, schedule, mount)
+    "activeDeadlineSeconds": None,  # seconds the whole step may run; null: no limit
     "maxShardRetries": 3,
     "allowReuse": True,
     "arguments": [],
@@ -83,6 +84,7 @@ SCALAR_FIELDS: dict[str, str] = {
     "runMaxTry": "int",
     "progressUpdateTimeout": "int",
     "startupTimeout": "int",
+    "activeDeadlineSeconds": "int",
     "maxShardRetries": "int",
     "allowReuse": "bool",
     "suspend": "bool",
@@ -136,6 +138,7 @@ MINIMUMS: dict[str, int] = {
     "runMaxTry": 1,
     "progressUpdateTimeout": 1,
     "startupTimeout": 1,
+    "activeDeadlineSeconds": 1,
     "maxShardRetries": 0,
     "ttlSecondsAfterFinished": 0,
 }
