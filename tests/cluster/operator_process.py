@@ -108,14 +108,17 @@ class OperatorProcess:
                                             stdout=log, stderr=subprocess.STDOUT)
         wait_for(self.healthy, 60, "operator /healthz")
 
-    def healthy(self) -> bool:
+    def healthy(self, path: str = "/healthz") -> bool:
         if self.process is not None and self.process.poll() is not None:
             raise AssertionError(f"the operator exited:\n{self.log_tail()}")
         try:
-            with urllib.request.urlopen(f"{self.url}/healthz", timeout=2) as response:
+            with urllib.request.urlopen(f"{self.url}{path}", timeout=2) as response:
                 return bool(response.status == 200)
         except OSError:
             return False
+
+    def ready(self) -> bool:
+        return self.healthy("/readyz")
 
     def stop(self, sig: signal.Signals = signal.SIGTERM) -> None:
         if self.process is None or self.process.poll() is not None:

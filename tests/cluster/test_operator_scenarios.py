@@ -19,7 +19,7 @@ from kubernetes import client
 from prs_operator.builders import progress_token
 
 from .controlplane import ControlPlane, free_port, wait_for
-from .operator_process import OperatorProcess, grant_operator_rules
+from .operator_process import OperatorProcess, grant_operator_rules, kubeconfig_for
 from .pod_sandbox import call
 from .step_scenarios import (
     calls,
@@ -346,3 +346,57 @@ def test_without_progress_reports_the_final_counts_come_from_termination_message
                          "job_result.json").read_text())
     assert status["miniBatches"] == report["miniBatches"]
     assert status["miniBatches"]["failed"] == 1 and status["items"]["succeeded"] == 11
+
+
+def test_a_changed_progress_key_is_used_without_a_restart(
+    control_plane: ControlPlane, tmp_path: Path
+) -> None:
+    """The chart mounts the key from a Secret, which the kubelet swaps in place when it
+    changes. A second operator (watching a namespace with no steps) serves the endpoint."""
+    watcher = OperatorProcess(control_plane.kubeconfig, tmp_path, "prs-no-steps-here")
+    watcher.start()
+    try:
+        key_file = tmp_path / "progress.key"
+        step = {"namespace": "ns", "name": "step", "uid": "1234"}
+        body = {**step, "report": {"shard": 0, "counts": {"miniBatchesSucceeded": 1}}}
+
+        def token(key: bytes) -> str:
+            return progress_token(key, "ns", "step", "1234")
+
+        def swap(key: bytes) -> None:
+            fresh = tmp_path / "progress.key.new"
+            fresh.write_bytes(key)
+            fresh.replace(key_file)
+
+        first = key_file.read_bytes().strip()
+        assert post_report(watcher, body, token(first)) == 200
+        swap(b"second-key")
+        assert post_report(watcher, body, token(b"second-key")) == 200
+        assert post_report(watcher, body, token(first)) == 200, "pods started before the change"
+        swap(b"third-key")
+        assert post_report(watcher, body, token(first)) == 401, "only one key back"
+        assert post_report(watcher, body, token(b"third-key")) == 200
+    finally:
+        watcher.stop()
+
+
+def test_an_operator_without_its_permissions_is_live_but_not_ready(
+    control_plane: ControlPlane, namespace: str, tmp_path: Path
+) -> None:
+    """/healthz: the operator's loop runs; /readyz: it also reached the API server with its
+    own credentials. A service account with no grants is the second without the first."""
+    control_plane.wait_for_service_account(namespace)
+    kubeconfig = kubeconfig_for(control_plane, namespace, "default", tmp_path / "bare.kubeconfig")
+    bare = OperatorProcess(kubeconfig, tmp_path, namespace)
+    bare.start()
+    try:
+        assert bare.healthy()
+        pause(8)
+        assert not bare.ready()
+        assert "not ready: cannot list ParallelRunSteps" in bare.log_tail(200)
+    finally:
+        bare.stop()
+
+
+def test_the_session_operator_is_ready(operator: OperatorProcess) -> None:
+    wait_for(operator.ready, 30, "operator /readyz")

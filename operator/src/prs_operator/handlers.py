@@ -16,10 +16,12 @@ from prs_operator.kube import GROUP, PLURAL, VERSION, Cluster
 from prs_operator.metrics import Metrics
 from prs_operator.observation import LABEL_STEP, ReuseSource, view_job, view_pod
 from prs_operator.progress import ProgressBook, Report
+from prs_operator.progress_key import ProgressKey
 from prs_operator.reconciler import Indexes, Reconciler
 from prs_operator.settings import Settings, from_process_env
 
 CHILD_LABELS = {LABEL_STEP: kopf.PRESENT}
+READY_RETRY_SECONDS = 5.0
 state: dict[str, Any] = {}
 
 
@@ -48,20 +50,42 @@ async def start(
     except config.ConfigException:
         config.load_kube_config()  # type: ignore[no-untyped-call]
     metrics, book = Metrics(), ProgressBook()
+    keys = ProgressKey(operator.progress_key_file, operator.progress_key)
+    cluster = Cluster(client.ApiClient())
     state["reconciler"] = Reconciler(
-        Cluster(client.ApiClient()),
+        cluster,
         RunnerSettings(operator.runner_image, operator.progress_url, operator.progress_key),
-        book, metrics)
-    app = build_app(operator.progress_key, book, metrics, on_report, lambda: True)
+        book, metrics, signing_key=keys.current)
+    ready = {"api": False}
+    app = build_app(keys.accepted, book, metrics, on_report, reconciler().alive,
+                    lambda: ready["api"] and reconciler().alive())
     state["http"] = await start_server(app, operator.http_port)
     state["resync"] = asyncio.create_task(reconciler().resync_forever())
+    state["ready_check"] = asyncio.create_task(
+        until_api_answers(cluster, operator.namespaces, ready, logger))
     logger.info("serving progress, metrics and health on port %d", operator.http_port)
+
+
+async def until_api_answers(cluster: Cluster, namespaces: tuple[str, ...], ready: dict[str, bool],
+                            logger: logging.Logger | logging.LoggerAdapter[Any]) -> None:
+    """Ready once the API server answered a list of steps with this operator's own
+    credentials; until then /readyz says 503 and the reason is logged."""
+    while True:
+        try:
+            await asyncio.to_thread(cluster.list_steps_once, namespaces)
+        except Exception as error:  # any failure (RBAC, network): not ready, try again
+            logger.warning("not ready: cannot list ParallelRunSteps: %s", str(error)[:300])
+            await asyncio.sleep(READY_RETRY_SECONDS)
+        else:
+            ready["api"] = True
+            return
 
 
 @kopf.on.cleanup()
 async def stop(**_: Any) -> None:
-    if "resync" in state:
-        state["resync"].cancel()
+    for task in ("resync", "ready_check"):
+        if task in state:
+            state[task].cancel()
     if "http" in state:
         await state["http"].cleanup()
 

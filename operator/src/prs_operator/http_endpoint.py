@@ -17,15 +17,16 @@ logger = logging.getLogger(__name__)
 
 
 def build_app(
-    key: bytes, book: ProgressBook, metrics: Metrics, on_report: Callable[[Report], None],
-    healthy: Callable[[], bool],
+    keys: Callable[[], tuple[bytes, ...]], book: ProgressBook, metrics: Metrics,
+    on_report: Callable[[Report], None], healthy: Callable[[], bool],
+    ready: Callable[[], bool] = lambda: True,
 ) -> web.Application:
     async def progress(request: web.Request) -> web.Response:
         try:
             if (request.content_length or 0) > MAX_REPORT_BYTES:
                 raise ReportRejected("report too large")
             payload = json.loads(await request.read())
-            report = verify_report(key, payload, request.headers.get("Authorization", ""))
+            report = verify_report(keys(), payload, request.headers.get("Authorization", ""))
         except (ReportRejected, ValueError) as error:
             metrics.reports.labels("rejected").inc()
             logger.warning("progress report rejected: %s", error)  # never logs the token
@@ -43,9 +44,13 @@ def build_app(
         ok = healthy()
         return web.json_response({"ok": ok}, status=200 if ok else 503)
 
+    async def readiness(_: web.Request) -> web.Response:
+        ok = ready()
+        return web.json_response({"ready": ok}, status=200 if ok else 503)
+
     app = web.Application(client_max_size=MAX_REPORT_BYTES)
     app.add_routes([web.post("/v1/progress", progress), web.get("/metrics", scrape),
-                    web.get("/healthz", health)])
+                    web.get("/healthz", health), web.get("/readyz", readiness)])
     return app
 
 

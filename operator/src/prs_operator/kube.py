@@ -70,6 +70,16 @@ class Cluster:
             raise
         return True
 
+    def list_steps_once(self, namespaces: tuple[str, ...]) -> None:
+        """One small list of steps where the operator watches: proof that the API server is
+        reachable and the credentials and RBAC work (raises otherwise)."""
+        plain = [n for n in namespaces if "*" not in n]
+        if plain:
+            self.custom.list_namespaced_custom_object(GROUP, VERSION, plain[0], PLURAL, limit=1)
+        elif not namespaces:
+            self.custom.list_cluster_custom_object(GROUP, VERSION, PLURAL, limit=1)
+        # only globs: kopf finds the namespaces; its watch errors are logged
+
     def put_secret(self, namespace: str, secret: Mapping[str, Any]) -> None:
         """Create the Secret, or bring an existing one (ours: its name holds the step's UID)
         up to date, e.g. after the operator's key changed. A refusal is the Job's refusal."""

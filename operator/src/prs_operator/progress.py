@@ -7,7 +7,7 @@ report for another and nobody without the key can forge a report."""
 from __future__ import annotations
 
 import hmac
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,7 +29,9 @@ class Report:
     body: Mapping[str, Any]
 
 
-def verify_report(key: bytes, payload: Any, authorization: str) -> Report:
+def verify_report(keys: bytes | Sequence[bytes], payload: Any, authorization: str) -> Report:
+    """The report in PAYLOAD, if its token was made with one of KEYS (the current key, and
+    the one before it while pods started under it still run)."""
     if not isinstance(payload, dict):
         raise ReportRejected("the body must be a JSON object")
     try:
@@ -44,8 +46,11 @@ def verify_report(key: bytes, payload: Any, authorization: str) -> Report:
     if any(not isinstance(v, int) or isinstance(v, bool) or v < 0 for v in counts.values()):
         raise ReportRejected("counts must be whole numbers >= 0")
     scheme, _, token = authorization.partition(" ")
-    expected = progress_token(key, namespace, name, uid)
-    if scheme != "Bearer" or not hmac.compare_digest(token.encode(), expected.encode()):
+    candidates = (keys,) if isinstance(keys, bytes) else tuple(keys)
+    valid = [hmac.compare_digest(token.encode(), progress_token(key, namespace, name,
+                                                                uid).encode())
+             for key in candidates]
+    if scheme != "Bearer" or not any(valid):
         raise ReportRejected(f"not authenticated for step {namespace}/{name}")
     return Report(namespace, name, uid, shard, report)
 

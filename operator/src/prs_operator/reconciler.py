@@ -6,8 +6,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from prs_operator.actions import Action, CreateJob, Event, Rejection, SetJobSuspended
@@ -24,6 +24,8 @@ from prs_runner.step.spec import apply_defaults, drop_nulls
 Key = tuple[str, str]
 PROGRESS_WRITE_INTERVAL = 2.0  # seconds between status writes caused by progress reports
 RESYNC_SECONDS = 30.0
+# A round of the resync loop can take a while when many steps are unfinished.
+HEARTBEAT_LIMIT_SECONDS = 3 * RESYNC_SECONDS + 60
 MAX_BACKOFF_SECONDS = 300.0  # every unfinished step is reconciled at least this often
 TERMINAL = ("Succeeded", "Failed")
 logger = logging.getLogger(__name__)
@@ -62,8 +64,10 @@ def describe(action: Action) -> str:
 
 class Reconciler:
     def __init__(self, cluster: Cluster, settings: RunnerSettings, book: ProgressBook,
-                 metrics: Metrics) -> None:
+                 metrics: Metrics, signing_key: Callable[[], bytes] | None = None) -> None:
         self.cluster, self.settings, self.book, self.metrics = cluster, settings, book, metrics
+        self.signing_key = signing_key  # the key may change while the operator runs
+        self.heartbeat = time.monotonic()  # the resync loop's last round
         self.indexes = Indexes()
         self.queue = PassQueue()
         self.written: dict[Key, Mapping[str, Any]] = {}  # status we wrote, newer than the index
@@ -115,7 +119,10 @@ class Reconciler:
             succeeded=self.succeeded_steps(namespace),
             now=time.time(),
         )
-        result = compute_pass(observed, self.settings)
+        settings = self.settings
+        if self.signing_key is not None:
+            settings = replace(settings, progress_key=self.signing_key())
+        result = compute_pass(observed, settings)
         for action in result.actions:
             if isinstance(action, CreateJob) and self.backing_off(key, action):
                 continue
@@ -197,12 +204,18 @@ class Reconciler:
         """Events drive the passes; this catches what a failed pass or a missed event left
         behind. A plain task, not a kopf timer: timers would put a finalizer on every step."""
         while True:
+            self.heartbeat = time.monotonic()
             await asyncio.sleep(RESYNC_SECONDS)
             for key in self.unfinished():
                 try:
                     await self.reconcile(key)
                 except Exception:
                     logger.exception("resync of %s/%s failed", *key)
+
+    def alive(self) -> bool:
+        """The resync loop went round lately: the event loop is not stuck (a pass that
+        blocks it would stop the heartbeat) and the loop's task is still running."""
+        return time.monotonic() - self.heartbeat < HEARTBEAT_LIMIT_SECONDS
 
     def unfinished(self) -> list[Key]:
         return unfinished_steps(self.indexes.steps, self.written)

@@ -18,6 +18,7 @@ class Settings:
     progress_url: str
     progress_key: bytes
     log_level: str = "INFO"
+    progress_key_file: str = ""  # followed for changes (ProgressKey)
 
     @staticmethod
     def from_env(env: Mapping[str, str]) -> Settings:
@@ -37,6 +38,7 @@ class Settings:
             progress_url=env.get("PRS_PROGRESS_URL", f"http://127.0.0.1:{port}/v1/progress"),
             progress_key=key,
             log_level=env.get("PRS_LOG_LEVEL", "INFO"),
+            progress_key_file=key_file,
         )
 
 
