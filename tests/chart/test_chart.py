@@ -30,8 +30,10 @@ def test_lint_strict_is_clean(helm: Helm, values: dict[str, Any]) -> None:
 def test_cluster_wide_renders_one_cluster_role_with_every_rule(helm: Helm) -> None:
     docs = helm.template({})
     assert Counter(doc["kind"] for doc in docs) == Counter(
-        ["ServiceAccount", "Secret", "ClusterRole", "ClusterRoleBinding", "Service", "Deployment"]
+        ["ServiceAccount", "Secret", "ClusterRole", "ClusterRoleBinding", "Service", "Deployment",
+         "Role", "RoleBinding"]  # the leader-election Lease's, in the release namespace
     )
+    assert_leader_election_only(docs)
     role = only(docs, "ClusterRole")
     assert role["rules"] == load_operator_rules()
     binding = only(docs, "ClusterRoleBinding")
@@ -42,10 +44,30 @@ def test_cluster_wide_renders_one_cluster_role_with_every_rule(helm: Helm) -> No
     assert env_of(only(docs, "Deployment"))["PRS_NAMESPACES"] == ""
 
 
+def assert_leader_election_only(docs: list[dict[str, Any]]) -> None:
+    """The release namespace's Role grants the operator's own Lease and nothing else."""
+    [role] = [doc for doc in by_kind(docs, "Role")
+              if doc["metadata"]["name"] == f"{FULLNAME}-leader-election"]
+    assert role["metadata"]["namespace"] == "prs-system"
+    assert role["rules"] == [
+        {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["create"]},
+        {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"],
+         "resourceNames": [FULLNAME], "verbs": ["get", "update"]}]
+    env = env_of(only(docs, "Deployment"))
+    assert (env["PRS_LEASE_NAMESPACE"], env["PRS_LEASE_NAME"]) == ("prs-system", FULLNAME)
+    [binding] = [doc for doc in by_kind(docs, "RoleBinding")
+                 if doc["metadata"]["name"] == f"{FULLNAME}-leader-election"]
+    assert binding["roleRef"]["name"] == role["metadata"]["name"]
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": FULLNAME, "namespace": "prs-system"}]
+
+
 def test_namespaced_mode_splits_the_rules(helm: Helm) -> None:
     docs = helm.template(NAMESPACED)
     kinds = Counter(doc["kind"] for doc in docs)
-    assert kinds["Role"] == 2 and kinds["RoleBinding"] == 2 and kinds["ClusterRole"] == 1
+    assert kinds["Role"] == 3 and kinds["RoleBinding"] == 3 and kinds["ClusterRole"] == 1
+    assert_leader_election_only(docs)
+    docs = [doc for doc in docs if not doc["metadata"]["name"].endswith("-leader-election")]
     needed = grants_of_rules(load_operator_rules())
 
     cluster_grants = grants_of_rules(only(docs, "ClusterRole")["rules"])
@@ -226,7 +248,7 @@ def test_schema_rejects_bad_values(helm: Helm, values: dict[str, Any], message: 
 
 def env_of(deployment: dict[str, Any]) -> dict[str, str]:
     (container,) = deployment["spec"]["template"]["spec"]["containers"]
-    return {item["name"]: item["value"] for item in container["env"]}
+    return {item["name"]: item.get("value", "") for item in container["env"]}
 
 
 def mounts_by_path(container: dict[str, Any]) -> dict[str, dict[str, Any]]:

@@ -81,6 +81,7 @@ class OperatorProcess:
     workdir: Path
     namespaces: str = ""  # PRS_NAMESPACES: empty = cluster-wide
     progress_url: str = ""  # where runner pods report; empty: this operator's endpoint
+    lease: tuple[str, str, str] | None = None  # leader election: namespace, name, identity
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
     starts: int = 0
@@ -93,7 +94,7 @@ class OperatorProcess:
     def log_path(self) -> Path:
         return self.workdir / f"operator-{self.starts}.log"
 
-    def start(self) -> None:
+    def start(self, wait: bool = True) -> None:
         key_file = self.workdir / "progress.key"
         if not key_file.exists():
             key_file.write_bytes(os.urandom(32).hex().encode())
@@ -103,10 +104,14 @@ class OperatorProcess:
                "PRS_PROGRESS_URL": self.progress_url or f"{self.url}/v1/progress",
                "PRS_PROGRESS_KEY_FILE": str(key_file), "PRS_RUNNER_IMAGE": "prs-runner:test",
                "PRS_LOG_LEVEL": "INFO", "PRS_NAMESPACES": self.namespaces}
+        if self.lease is not None:
+            env.update(zip(("PRS_LEASE_NAMESPACE", "PRS_LEASE_NAME", "PRS_POD_NAME"),
+                           self.lease, strict=True))
         with open(self.log_path, "wb") as log:
             self.process = subprocess.Popen([sys.executable, "-m", "prs_operator"], env=env,
                                             stdout=log, stderr=subprocess.STDOUT)
-        wait_for(self.healthy, 60, "operator /healthz")
+        if wait:
+            wait_for(self.healthy, 60, "operator /healthz")
 
     def healthy(self, path: str = "/healthz") -> bool:
         if self.process is not None and self.process.poll() is not None:

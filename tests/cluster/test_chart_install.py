@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import os
+import signal
 import subprocess
 import sys
 import uuid
@@ -259,11 +260,46 @@ def test_helm_install_upgrade_keeps_the_progress_key_and_uninstall_removes_the_r
 
 def test_rendered_kinds_match_the_modes(releases: Releases) -> None:
     cluster_wide, namespaced = releases.cluster_wide, releases.namespaced
-    assert by_kind(cluster_wide.docs, "Role") == []
+    # Cluster-wide: one Role only, for the leader-election Lease in the release namespace.
+    assert [r["metadata"]["namespace"] for r in by_kind(cluster_wide.docs, "Role")] == [
+        cluster_wide.namespace]
     assert len(by_kind(cluster_wide.docs, "CustomResourceDefinition")) == 1
     assert sorted(r["metadata"]["namespace"] for r in by_kind(namespaced.docs, "Role")) == sorted(
-        namespaced.watched
+        [*namespaced.watched, namespaced.namespace]
     )
+
+
+def test_two_operators_elect_one_leader_with_the_charts_lease_role(
+    control_plane: ControlPlane, releases: Releases, tmp_path: Path
+) -> None:
+    """Two operators with the chart's ServiceAccount: one leads, the other waits and takes
+    over when the leader dies (SIGKILL: no release of the Lease, it has to run out)."""
+    release = releases.namespaced
+    lease_name = only(release.docs, "Deployment")["metadata"]["name"]
+    kubeconfig = kubeconfig_for(control_plane, release.namespace, release.service_account,
+                                tmp_path / "chart.kubeconfig")
+    operators = []
+    for identity in ("op-a", "op-b"):
+        workdir = tmp_path / identity
+        workdir.mkdir()
+        operators.append(OperatorProcess(kubeconfig, workdir, ",".join(release.watched),
+                                         lease=(release.namespace, lease_name, identity)))
+    first, second = operators
+    first.start()
+    second.start(wait=False)
+    try:
+        wait_for(lambda: "held by op-a" in second.log_tail(), 30, "op-b waiting for op-a")
+        assert not second.healthy(), "a standby does not serve (or reconcile) anything"
+        first.stop(signal.SIGKILL)
+        wait_for(second.healthy, 60, "op-b taking over")
+        assert "acquired the lease" in second.log_tail()
+        lease = yaml.safe_load(control_plane.kubectl(
+            "get", "lease", lease_name, "-n", release.namespace, "-o", "yaml").stdout)
+        assert lease["spec"]["holderIdentity"] == "op-b"
+        assert lease["spec"]["leaseTransitions"] == 1
+    finally:
+        for operator in operators:
+            operator.stop()
 
 
 def test_the_operator_under_the_charts_namespaced_account_completes_the_digits_example(

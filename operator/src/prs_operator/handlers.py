@@ -13,6 +13,7 @@ from kubernetes import client, config
 from prs_operator.builders import RunnerSettings
 from prs_operator.http_endpoint import build_app, start_server
 from prs_operator.kube import GROUP, PLURAL, VERSION, Cluster
+from prs_operator.leader_lease import LeaseLock, lead
 from prs_operator.metrics import Metrics
 from prs_operator.observation import LABEL_STEP, ReuseSource, view_job, view_pod
 from prs_operator.progress import ProgressBook, Report
@@ -45,10 +46,7 @@ async def start(
     settings.watching.chunk_size = 500
     operator = from_process_env()
     state["settings"] = operator
-    try:
-        config.load_incluster_config()  # type: ignore[no-untyped-call]
-    except config.ConfigException:
-        config.load_kube_config()  # type: ignore[no-untyped-call]
+    load_config()
     metrics, book = Metrics(), ProgressBook()
     keys = ProgressKey(operator.progress_key_file, operator.progress_key)
     cluster = Cluster(client.ApiClient())
@@ -88,6 +86,18 @@ async def stop(**_: Any) -> None:
             state[task].cancel()
     if "http" in state:
         await state["http"].cleanup()
+
+
+def load_config() -> None:
+    try:
+        config.load_incluster_config()  # type: ignore[no-untyped-call]
+    except config.ConfigException:
+        config.load_kube_config()  # type: ignore[no-untyped-call]
+
+
+def new_api_client() -> client.ApiClient:
+    load_config()
+    return client.ApiClient()
 
 
 def on_report(report: Report) -> None:
@@ -148,5 +158,8 @@ async def pod_changed(namespace: str | None, labels: kopf.Labels, **kwargs: Any)
 def run(settings: Settings) -> None:
     logging.basicConfig(level=settings.log_level,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if settings.lease_name:  # several replicas: only the lease holder reconciles
+        lead(LeaseLock(client.CoordinationV1Api(new_api_client()), settings.lease_namespace,
+                       settings.lease_name, settings.identity))
     kopf.run(standalone=True, clusterwide=not settings.namespaces,
              namespaces=settings.namespaces)

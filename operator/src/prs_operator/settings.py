@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -19,6 +20,9 @@ class Settings:
     progress_key: bytes
     log_level: str = "INFO"
     progress_key_file: str = ""  # followed for changes (ProgressKey)
+    lease_namespace: str = ""  # leader election: empty = this operator is the only one
+    lease_name: str = ""
+    identity: str = ""  # the pod's name: who holds the lease
 
     @staticmethod
     def from_env(env: Mapping[str, str]) -> Settings:
@@ -39,6 +43,9 @@ class Settings:
             progress_key=key,
             log_level=env.get("PRS_LOG_LEVEL", "INFO"),
             progress_key_file=key_file,
+            lease_namespace=env.get("PRS_LEASE_NAMESPACE", ""),
+            lease_name=env.get("PRS_LEASE_NAME", ""),
+            identity=env.get("PRS_POD_NAME") or socket.gethostname(),
         )
 
 
