@@ -11,7 +11,7 @@ import pytest
 
 from prs_operator.actions import DeleteJob, Event, SetJobSuspended
 from prs_operator.observation import JobView, PodView
-from prs_operator.status import Pass
+from prs_operator.pass_state import Pass
 from tests.unit.test_operator_status import (
     PLAN,
     PLANNED,
@@ -66,7 +66,8 @@ def test_running_counts_items_shards_and_progress() -> None:
     assert status["miniBatches"] == {"total": 10, "succeeded": 4, "failed": 1, "pending": 5}
     assert status["items"] == {"total": 100, "succeeded": 40, "failed": 4}
     assert status["progress"] == "4/10"
-    assert status["shards"] == {"total": 2, "active": 2, "succeeded": 1, "failed": 3}
+    assert status["shards"] == {"total": 2, "active": 2, "succeeded": 1, "failed": 3,
+                                "table": [], "tableOmitted": 0}  # no pod needs a look
     assert (status["phase"], status["message"]) == ("Running", "5/10 mini-batches done")
     assert result.actions == [] and "completionTime" not in status
     assert "Suspended" not in {c["type"] for c in status["conditions"]}  # never suspended

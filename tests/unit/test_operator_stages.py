@@ -11,7 +11,8 @@ import pytest
 
 from prs_operator.actions import CreateJob
 from prs_operator.observation import JobView, Observed, PodView, ReuseSource
-from prs_operator.status import Pass, compute_pass
+from prs_operator.pass_state import Pass
+from prs_operator.status import compute_pass
 from prs_runner.step.spec import apply_defaults
 from tests.unit.test_operator_status import (
     NOW,

@@ -11,8 +11,9 @@ from prs_operator.actions import CreateJob, DeleteJob, SetJobSuspended
 from prs_operator.builders import RunnerSettings
 from prs_operator.conditions import format_duration, set_condition
 from prs_operator.observation import JobView, Observed, PodView, ReuseSource, view_job, view_pod
+from prs_operator.pass_state import Pass
 from prs_operator.reconciler import unfinished_steps
-from prs_operator.status import Pass, compute_pass
+from prs_operator.status import compute_pass
 from prs_runner.step.spec import apply_defaults
 
 SETTINGS = RunnerSettings("runner:1", "http://op/v1/progress", b"key")

@@ -8,41 +8,21 @@ Planning (plan Job) → Reusing (copy an identical earlier result) or Running (I
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping
 from typing import Any
 
-from prs_operator.actions import Action, CreateJob, DeleteJob, Event, SetJobSuspended
+from prs_operator.actions import DeleteJob
 from prs_operator.builders import (
     RunnerSettings,
     build_merge_job,
     build_plan_job,
-    build_progress_secret,
     build_reuse_job,
     build_run_job,
 )
-from prs_operator.conditions import (
-    format_duration,
-    is_true,
-    parse_time,
-    rfc3339,
-    set_condition,
-)
-from prs_operator.observation import JobView, Observed, PodView, ReuseSource
-from prs_operator.startup import (
-    not_started,
-    startup_failure,
-    waiting_text,
-)
-from prs_runner.output.results import ErrorInfo
-from prs_runner.step.thresholds import Counts, crossed_threshold
-
-
-@dataclass
-class Pass:
-    status: dict[str, Any]
-    actions: list[Action] = field(default_factory=list)
-    events: list[Event] = field(default_factory=list)
+from prs_operator.conditions import parse_time
+from prs_operator.observation import Observed, ReuseSource
+from prs_operator.pass_state import Pass, PassState
+from prs_runner.step.thresholds import crossed_threshold
 
 
 def compute_pass(observed: Observed, settings: RunnerSettings) -> Pass:
@@ -52,54 +32,8 @@ def compute_pass(observed: Observed, settings: RunnerSettings) -> Pass:
     return reconciler.result
 
 
-class StepPass:
-    def __init__(self, observed: Observed, settings: RunnerSettings) -> None:
-        self.observed, self.settings = observed, settings
-        self.step, self.spec = observed.step, observed.step["spec"]
-        self.old: Mapping[str, Any] = observed.step.get("status") or {}
-        status = dict(self.old)
-        status["conditions"] = [dict(c) for c in self.old.get("conditions") or []]
-        status["observedGeneration"] = observed.step["metadata"].get("generation", 1)
-        self.result = Pass(status)
-        self.now = rfc3339(observed.now)
-
-    # -- status writing ---------------------------------------------------------------------
-
-    @property
-    def status(self) -> dict[str, Any]:
-        return self.result.status
-
-    def condition(self, kind: str, true: bool, reason: str, message: str) -> None:
-        self.status["conditions"] = set_condition(
-            self.status["conditions"], kind, true, reason, message, self.now,
-            self.status["observedGeneration"])
-
-    def is_true(self, kind: str) -> bool:
-        return is_true(self.status["conditions"], kind)
-
-    def show(self, phase: str, message: str) -> None:
-        self.status["phase"], self.status["message"] = phase, message
-
-    def fail(self, reason: str, message: str, final: bool) -> None:
-        self.condition("Failed", True, reason, message)
-        self.condition("Complete", False, reason, "the step failed")
-        self.show("Failed", message)
-        if final:
-            self.finish()
-
-    def finish(self) -> None:
-        self.status.setdefault("completionTime", self.now)
-        started = parse_time(self.status.get("startTime"))
-        ended = parse_time(self.status["completionTime"])
-        if started is not None and ended is not None:
-            self.status["duration"] = format_duration(ended - started)
-
-    def create(self, manifest: dict[str, Any]) -> None:
-        # Its event follows a real creation; the step's token Secret comes first.
-        self.result.actions.append(CreateJob(manifest, build_progress_secret(
-            self.observed.step, self.settings)))
-
-    # -- stages -------------------------------------------------------------------------------
+class StepPass(PassState):
+    """The stages of one pass, each entered only when the previous one is done."""
 
     def run(self) -> None:
         self.status.setdefault("startTime", self.now)
@@ -341,156 +275,3 @@ class StepPass:
         else:
             self.fail(result.get("reason") or "Failed",
                       result.get("message") or "the merge reported a failure", final=True)
-
-    # -- reading the children -------------------------------------------------------------------
-
-    def pods_of(self, role: str) -> list[PodView]:
-        return [p for p in self.observed.pods if p.role == role]
-
-    def final_message(self, role: str) -> Mapping[str, Any] | None:
-        for pod in self.pods_of(role):
-            if pod.phase == "Succeeded" and pod.message is not None:
-                return pod.message
-        return None
-
-    def failure_message(self, role: str) -> Mapping[str, Any] | None:
-        for pod in self.pods_of(role):
-            if pod.phase == "Failed" and pod.message is not None:
-                return pod.message
-        return None
-
-    def pod_text(self, role: str, job: JobView) -> str:
-        for pod in self.pods_of(role):
-            if pod.phase == "Failed" and pod.reason == "OOMKilled":
-                limit = (self.spec.get("resources") or {}).get("limits", {}).get("memory")
-                within = f" (resources.limits.memory={limit})" if limit else ""
-                return (f"OOMKilled: {role} pod {pod.name} used more memory than its "
-                        f"limit{within}; raise the limit or use less memory per process")
-            if pod.phase == "Failed":
-                text = pod.raw_message.strip().splitlines()
-                parsed = pod.message or {}
-                tail = text[-1] if text else str(parsed.get("message") or parsed.get("error") or "")
-                return f"{role} pod {pod.name} exited with code {pod.exit_code}: {tail}".strip()
-        return f"{role} Job {job.name} failed: {job.failed_reason} {job.failed_message}".strip()
-
-    def shard_counts(self) -> tuple[Counts, str]:
-        """Final counts of finished shards (termination messages), live reports otherwise.
-        One pass over the pods: a pass stays linear in the number of pods."""
-        total, first_error = Counts(), ""
-        final = final_reports(self.pods_of("run"))
-        for shard in range(self.spec["nodeCount"]):
-            report = final.get(shard) or self.observed.live.get(shard)
-            if report is None:
-                continue
-            total += Counts.from_dict(report.get("counts") or {})
-            error = ErrorInfo.from_dict(report.get("firstError"))
-            if error is not None and not first_error:
-                first_error = f"; first error: {error.one_line()}"
-        return total, first_error
-
-    def run_failure(self, job: JobView) -> tuple[str, str]:
-        for pod in self.pods_of("run"):
-            message = pod.message or {}
-            if pod.phase == "Failed" and message.get("status") == "failed":
-                return str(message.get("reason") or "ShardFailed"), str(message.get("message"))
-        return "ShardFailed", self.pod_text("run", job)
-
-    # -- bookkeeping ------------------------------------------------------------------------------
-
-    def record_counts(self, counts: Counts) -> None:
-        total = self.status["miniBatches"]["total"]
-        done = counts.mini_batches_succeeded + counts.mini_batches_failed
-        self.status["miniBatches"] = {"total": total, "succeeded": counts.mini_batches_succeeded,
-                                      "failed": counts.mini_batches_failed,
-                                      "pending": max(total - done, 0)}
-        self.status["items"] = {"total": self.status["items"]["total"],
-                                "succeeded": counts.items_succeeded,
-                                "failed": counts.items_failed}
-        self.status["progress"] = f"{counts.mini_batches_succeeded}/{total}"
-
-    def record_shards(self, job: JobView) -> None:
-        self.status["shards"] = {"total": self.spec["nodeCount"], "active": job.active,
-                                 "succeeded": job.succeeded, "failed": job.failed}
-
-    def sync_suspend(self, job: JobView) -> None:
-        """Suspend follows spec.suspend, but a Job suspended by someone else (Kueue) is left
-        for them to resume, and a queued Job is Kueue's alone (it admits and evicts)."""
-        if job.queue:
-            return
-        wanted = bool(self.spec.get("suspend"))
-        if wanted and not job.suspended:
-            self.result.actions.append(SetJobSuspended(job.name, True))
-        elif not wanted and job.suspended and job.suspended_by_step:
-            self.result.actions.append(SetJobSuspended(job.name, False))
-
-    def show_waiting(self, job: JobView, phase: str, message: str) -> None:
-        """Show an active Job's stage: suspended, or running (with the pods that have not
-        started, and the end of the step once one waited past startupTimeout)."""
-        if not job.suspended and self.gave_up_starting(job):
-            return
-        waiting = not_started(self.pods_of(job.role), self.observed.now)
-        if waiting and not job.suspended:
-            message = f"{message}; {waiting_text(waiting)}"
-        wanted = bool(self.spec.get("suspend")) and not job.queue
-        suspended = wanted or (job.suspended and not job.suspended_by_step)  # not resuming
-        if suspended and job.queue:
-            text = f"Job {job.name} waits for Kueue to admit it (queue {job.queue})"
-            self.condition("Suspended", True, "AwaitingAdmission", text)
-            self.show("Suspended", f"{text}; {message}")
-        elif suspended:
-            reason = "StepSuspended" if wanted else "JobSuspended"
-            self.condition("Suspended", True, reason, f"Job {job.name} is suspended")
-            self.show("Suspended", f"suspended while {phase.lower()}: {message}")
-        else:
-            if self.is_true("Suspended"):
-                self.condition("Suspended", False, "Resumed", "")
-            self.show(phase, message)
-
-    def gave_up_starting(self, job: JobView) -> bool:
-        waiting = not_started(self.pods_of(job.role), self.observed.now)
-        failure = startup_failure(waiting, int(self.spec["startupTimeout"]))
-        if failure is None:
-            return False
-        self.fail("PodsNotStarting", f"{job.role}: {failure}", final=True)
-        self.result.actions.append(DeleteJob(job.name))
-        return True
-
-    def output_uri(self) -> str:
-        return str(self.spec["output"]["uri"]).rstrip("/")
-
-    def progress_text(self) -> str:
-        batches = self.status.get("miniBatches") or {}
-        return (f"{batches.get('succeeded', 0) + batches.get('failed', 0)}/"
-                f"{batches.get('total', 0)} mini-batches done")
-
-    def summary_text(self) -> str:
-        batches, items = self.status.get("miniBatches") or {}, self.status.get("items") or {}
-        text = (f"{batches.get('succeeded', 0)}/{batches.get('total', 0)} mini-batches, "
-                f"{items.get('succeeded', 0)} items succeeded, {items.get('failed', 0)} failed")
-        source = self.status.get("reusedFrom")
-        return text + (f" (reused from {source})" if source else "")
-
-    def record_events(self) -> None:
-        old = self.old.get("conditions") or []
-        for condition in self.status["conditions"]:
-            if condition["status"] == "True" and not is_true(old, condition["type"]):
-                kind = "Warning" if condition["type"] == "Failed" else "Normal"
-                self.result.events.append(
-                    Event(kind, condition["reason"], condition["message"] or condition["type"]))
-
-
-def final_reports(pods: Sequence[PodView]) -> dict[int, Mapping[str, Any]]:
-    """Shard index → the counts its pods reported when they ended: a Succeeded pod's over a
-    Failed one's (a retried index has both)."""
-    found: dict[int, Mapping[str, Any]] = {}
-    succeeded: set[int] = set()
-    for pod in pods:
-        message = pod.message
-        if pod.index is None or not message or "counts" not in message:
-            continue
-        if pod.phase == "Succeeded" and pod.index not in succeeded:
-            found[pod.index] = message
-            succeeded.add(pod.index)
-        elif pod.phase == "Failed" and pod.index not in found:
-            found[pod.index] = message
-    return found
