@@ -400,3 +400,4 @@ def test_an_operator_without_its_permissions_is_live_but_not_ready(
 
 def test_the_session_operator_is_ready(operator: OperatorProcess) -> None:
     wait_for(operator.ready, 30, "operator /readyz")
+
