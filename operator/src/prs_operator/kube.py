@@ -15,7 +15,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from prs_operator.actions import Action, CreateJob, DeleteJob, Event, SetJobSuspended
-from prs_operator.observation import ANNOTATION_SUSPENDED_BY_STEP
+from prs_operator.observation import ANNOTATION_SUSPENDED_BY_STEP, LABEL_STEP
 
 GROUP, VERSION, PLURAL = "parallelrun.io", "v1alpha1", "parallelrunsteps"
 COMPONENT = "parallelrun-operator"
@@ -69,6 +69,11 @@ class Cluster:
                 raise CreateRejected(error.status, *api_reason(error)) from None
             raise
         return True
+
+    def job_uids(self, namespace: str, step: str) -> set[str]:
+        """The UIDs of the Jobs labelled as STEP's that exist now (a consistent list)."""
+        found = self.batch.list_namespaced_job(namespace, label_selector=f"{LABEL_STEP}={step}")
+        return {job.metadata.uid for job in found.items}
 
     def list_steps_once(self, namespaces: tuple[str, ...]) -> None:
         """One small list of steps where the operator watches: proof that the API server is

@@ -68,6 +68,9 @@ class Reconciler:
         self.cluster, self.settings, self.book, self.metrics = cluster, settings, book, metrics
         self.signing_key = signing_key  # the key may change while the operator runs
         self.heartbeat = time.monotonic()  # the resync loop's last round
+        # Jobs still in the index that the API server no longer has: kopf does not turn a
+        # deletion missed during a watch restart into an event, so the resync checks.
+        self.gone: set[str] = set()
         self.indexes = Indexes()
         self.queue = PassQueue()
         self.written: dict[Key, Mapping[str, Any]] = {}  # status we wrote, newer than the index
@@ -107,8 +110,8 @@ class Reconciler:
     async def run_pass(self, key: Key, step: dict[str, Any]) -> None:
         namespace, name = key
         uid = step["metadata"]["uid"]
-        children = own_children(uid, list(self.indexes.jobs.get(key, ())),
-                                list(self.indexes.pods.get(key, ())))
+        jobs = [job for job in self.indexes.jobs.get(key, ()) if job.uid not in self.gone]
+        children = own_children(uid, jobs, list(self.indexes.pods.get(key, ())))
         observed = Observed(
             step=step,
             jobs=children.jobs,
@@ -208,9 +211,21 @@ class Reconciler:
             await asyncio.sleep(RESYNC_SECONDS)
             for key in self.unfinished():
                 try:
+                    await self.forget_deleted_jobs(key)
                     await self.reconcile(key)
                 except Exception:
                     logger.exception("resync of %s/%s failed", *key)
+
+    async def forget_deleted_jobs(self, key: Key) -> None:
+        known = {job.uid for job in self.indexes.jobs.get(key, ()) if job.uid} - self.gone
+        if not known:
+            return
+        existing = await asyncio.to_thread(self.cluster.job_uids, *key)
+        missed = known - existing
+        if missed:
+            logger.warning("%s/%s: %d Job(s) deleted without an event; reconciling without "
+                           "them", *key, len(missed))
+            self.gone |= missed
 
     def alive(self) -> bool:
         """The resync loop went round lately: the event loop is not stuck (a pass that
