@@ -5,7 +5,9 @@ Never part of the product. Started by ``controlplane.ControlPlane`` as
 
 - registers one Node (Ready, capacity cpu/memory/pods of this machine) and keeps its status
   and its Lease in ``kube-node-lease`` fresh;
-- binds every unscheduled pod (``spec.schedulerName`` default-scheduler) to that Node;
+- binds every unscheduled pod (``spec.schedulerName`` default-scheduler) whose
+  ``nodeSelector`` the Node's labels satisfy to that Node, and marks the others
+  ``PodScheduled=False``/``Unschedulable`` as kube-scheduler would;
 - runs the containers of the pods bound to it as local processes (see ``pod_sandbox``:
   images are ignored, ``command`` + ``args`` run with the project's Python environment first
   on ``PATH``, volumes bind-mounted in a private mount namespace);
@@ -234,6 +236,8 @@ class NodeAgent:
         self.core = client.CoreV1Api(api)
         self.leases = client.CoordinationV1Api(api)
         self.node_name = node_name
+        self.node_labels = {"kubernetes.io/hostname": node_name, "kubernetes.io/os": "linux",
+                            "kubernetes.io/arch": ARCH}
         self.root = root
         self.pvc_root = root / "pvc"
         self.api_port = api_port
@@ -266,10 +270,7 @@ class NodeAgent:
         }
         node = {
             "apiVersion": "v1", "kind": "Node",
-            "metadata": {"name": self.node_name, "labels": {
-                "kubernetes.io/hostname": self.node_name, "kubernetes.io/os": "linux",
-                "kubernetes.io/arch": ARCH,
-            }},
+            "metadata": {"name": self.node_name, "labels": self.node_labels},
         }  # fmt: skip
         with contextlib.suppress(client.ApiException):
             call(self.core.create_node, node)
@@ -350,7 +351,10 @@ class NodeAgent:
             if spec.get(
                 "schedulerName", "default-scheduler"
             ) == "default-scheduler" and not meta.get("deletionTimestamp"):
-                self.bind(pod)
+                if self.fits(pod):
+                    self.bind(pod)
+                else:
+                    self.unschedulable(pod)
             return
         if spec["nodeName"] != self.node_name:
             return
@@ -365,6 +369,30 @@ class NodeAgent:
         if worker is None and (pod.get("status") or {}).get("phase", "Pending") == "Pending":
             self.workers[uid] = worker = PodWorker(self, pod)
             worker.start()
+
+    def fits(self, pod: Json) -> bool:
+        """The scheduler's node selector check (the only predicate this node agent plays):
+        a pod for other nodes (a GPU pool, a benchmark's own node) stays unbound."""
+        selector = pod["spec"].get("nodeSelector") or {}
+        return all(self.node_labels.get(key) == value for key, value in selector.items())
+
+    def unschedulable(self, pod: Json) -> None:
+        """What kube-scheduler writes for a pod no node fits."""
+        meta = pod["metadata"]
+        scheduled = condition("PodScheduled", False, "Unschedulable")
+        scheduled["message"] = ("0/1 nodes are available: 1 node(s) didn't match Pod's node "
+                                "affinity/selector.")
+        conditions = (pod.get("status") or {}).get("conditions") or []
+        if any(c.get("type") == "PodScheduled" and c.get("reason") == "Unschedulable"
+               for c in conditions):
+            return
+        try:
+            call(self.core.patch_namespaced_pod_status, meta["name"], meta["namespace"],
+                 {"status": {"conditions": [scheduled]}})
+        except client.ApiException as exc:
+            if exc.status != 404:
+                log.warning("marking %s/%s unschedulable failed: %s", meta["namespace"],
+                            meta["name"], exc.reason)
 
     def bind(self, pod: Json) -> None:
         meta = pod["metadata"]

@@ -401,3 +401,28 @@ def test_an_operator_without_its_permissions_is_live_but_not_ready(
 def test_the_session_operator_is_ready(operator: OperatorProcess) -> None:
     wait_for(operator.ready, 30, "operator /readyz")
 
+
+
+def test_shards_no_node_fits_are_listed_and_end_the_step_after_startup_timeout(
+    control_plane: ControlPlane, operator: OperatorProcess, namespace: str
+) -> None:
+    """A node selector no node has (a GPU pool that is not there): the shard pods stay
+    Pending and Unschedulable. The step lists them in status.shards.table with the
+    scheduler's reason, then fails with PodsNotStarting after startupTimeout."""
+    stage_step(control_plane, namespace, 4)
+    create_step(control_plane, namespace, step_document(
+        "stuck", startupTimeout=20, podTemplate={"nodeSelector": {"pool": "gpu-a100"}}))
+    listed = wait_status(control_plane, namespace, "stuck", "the shard table", 90,
+                         lambda s: len((s.get("shards") or {}).get("table") or []) == 2)
+    rows = listed["shards"]["table"]
+    assert [(r["shard"], r["phase"], r["reason"], r["restarts"]) for r in rows] == [
+        (0, "Pending", "Unschedulable", 0), (1, "Pending", "Unschedulable", 0)]
+    assert "didn't match Pod's node affinity/selector" in rows[0]["message"]
+    assert "Unschedulable" in listed["message"]
+    status = wait_finished(control_plane, namespace, "stuck", timeout=120)
+    failed = next(c for c in status["conditions"] if c["type"] == "Failed")
+    assert failed["reason"] == "PodsNotStarting", status
+    assert "startupTimeout=20" in status["message"]
+    wait_for(lambda: not children(control_plane, namespace, "stuck", "pods") or all(
+        p["metadata"]["labels"]["parallelrun.io/role"] != "run"
+        for p in children(control_plane, namespace, "stuck", "pods")), 60, "run pods gone")
