@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from prs_operator.observation import PodView
+from prs_operator.pass_state import progress_only
 from prs_operator.pod_reports import MAX_TABLE_ROWS, ShardRow, final_reports, shard_table
 
 
@@ -56,3 +57,19 @@ def test_final_reports_prefer_a_succeeded_pod_over_a_failed_one() -> None:
     for order in ([failed, done], [done, failed]):
         assert final_reports(order) == {0: {"counts": {"miniBatchesSucceeded": 5}}}
     assert final_reports([pod(1, "Running", message={"counts": {}})]) == {}
+
+
+@pytest.mark.parametrize(("old", "new", "expected"), [
+    pytest.param({"progress": "1/10"}, {"progress": "2/10"}, True, id="counts"),
+    pytest.param({"message": "a", "shards": {"active": 2}}, {"message": "b", "shards": {}}, True,
+                 id="message and shards"),
+    pytest.param({"phase": "Running"}, {"phase": "Merging"}, False, id="phase"),
+    pytest.param({}, {"runCompletionTime": "t"}, False, id="a new time"),
+    pytest.param({"conditions": []}, {"conditions": [{"type": "Failed"}]}, False,
+                 id="conditions"),
+    pytest.param({"progress": "1/10"}, {"progress": "1/10"}, True, id="nothing"),
+])
+def test_only_progress_fields_may_wait_for_the_next_write(
+    old: dict[str, Any], new: dict[str, Any], expected: bool
+) -> None:
+    assert progress_only(old, new) is expected

@@ -38,6 +38,17 @@ from prs_operator.startup import (
 from prs_runner.output.results import ErrorInfo
 from prs_runner.step.thresholds import Counts
 
+# Status fields that move with every report or pod event; a change of these alone may wait
+# for the next status write (at most one every 2 s per step). Anything else (phase,
+# conditions, times, the fingerprint, the output) is written at once.
+PROGRESS_FIELDS = frozenset({"miniBatches", "items", "progress", "shards", "message"})
+
+
+def progress_only(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
+    """True when NEW differs from OLD in progress fields only."""
+    changed = {key for key in set(old) | set(new) if old.get(key) != new.get(key)}
+    return changed <= PROGRESS_FIELDS
+
 
 @dataclass
 class Pass:

@@ -17,12 +17,13 @@ from prs_operator.kube import Cluster, CreateRejected
 from prs_operator.metrics import Metrics
 from prs_operator.observation import JobView, Observed, PodView, ReuseSource, own_children
 from prs_operator.pass_queue import PassQueue
+from prs_operator.pass_state import progress_only
 from prs_operator.progress import ProgressBook
 from prs_operator.status import compute_pass
 from prs_runner.step.spec import apply_defaults, drop_nulls
 
 Key = tuple[str, str]
-PROGRESS_WRITE_INTERVAL = 2.0  # seconds between status writes caused by progress reports
+PROGRESS_WRITE_INTERVAL = 2.0  # seconds between status writes that only move the counts
 RESYNC_SECONDS = 30.0
 # A round of the resync loop can take a while when many steps are unfinished.
 HEARTBEAT_LIMIT_SECONDS = 3 * RESYNC_SECONDS + 60
@@ -147,7 +148,9 @@ class Reconciler:
         for event in result.events:
             await self.event(step, event)
         old = step.get("status") or {}
-        if result.status != old:
+        if result.status != old and progress_only(old, result.status) and self.wrote_lately(key):
+            self.schedule(key)  # counts only: they go out with the next write, in <= 2 s
+        elif result.status != old:
             await asyncio.to_thread(self.cluster.patch_status, namespace, name, result.status)
             self.metrics.status_writes.inc()
             self.written[key] = {**result.status, "_uid": uid}
@@ -155,6 +158,9 @@ class Reconciler:
             if result.status.get("phase") in TERMINAL and old.get("phase") not in TERMINAL:
                 self.metrics.observe_finish(result.status)
         self.metrics.observe_phase(key, result.status.get("phase"))
+
+    def wrote_lately(self, key: Key) -> bool:
+        return time.monotonic() < self.last_write.get(key, 0.0) + PROGRESS_WRITE_INTERVAL
 
     def backing_off(self, key: Key, action: CreateJob) -> bool:
         """After a refused create, the next try waits 2, 4, 8 ... up to 300 s."""
