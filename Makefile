@@ -100,7 +100,9 @@ bench-tabular: venv
 	$(PY) benchmarks/tabular_read.py
 
 bench-operator: venv
+	$(PY) benchmarks/operator_pass.py
 	$(PY) benchmarks/operator_scale.py --steps 50
+	$(PY) benchmarks/operator_large_step.py --nodes 500
 
 ## kind-e2e: the operator and the digits example on a kind cluster (needs docker, kind, kubectl,
 ## helm and a registry for python:3.11-slim; it cannot run on a machine without them)
