@@ -183,7 +183,7 @@ def test_a_queued_run_follows_kueues_protocol(
     resumes it (admission) or suspends it (eviction), and the operator waits meanwhile."""
     stage_step(control_plane, namespace, 30)
     create_step(control_plane, namespace, step_document(
-        "queued", env={"SCENARIO_DELAY": "0.2"},
+        "queued", env={"SCENARIO_DELAY": "1.0"},  # 15 s per shard: time to evict mid-run
         labels={"kueue.x-k8s.io/queue-name": "team-a"}))
     wait_for(lambda: "run" in roles(children(control_plane, namespace, "queued", "jobs")), 60,
              "the run Job")
