@@ -7,9 +7,16 @@ from typing import Any
 
 import pytest
 
-from prs_operator.observation import PodView
+from prs_operator.observation import JobView, PodView
 from prs_operator.pass_state import progress_only
-from prs_operator.pod_reports import MAX_TABLE_ROWS, ShardRow, final_reports, shard_table
+from prs_operator.pod_reports import (
+    MAX_TABLE_ROWS,
+    ShardRow,
+    failure_text,
+    final_reports,
+    shard_row,
+    shard_table,
+)
 
 
 def pod(index: int, phase: str, created: float = 1.0, name: str = "", **fields: Any) -> PodView:
@@ -73,3 +80,61 @@ def test_only_progress_fields_may_wait_for_the_next_write(
     old: dict[str, Any], new: dict[str, Any], expected: bool
 ) -> None:
     assert progress_only(old, new) is expected
+
+
+def test_a_row_is_written_with_every_column() -> None:
+    row = ShardRow(3, "p", "Pending", "Unschedulable", 1, "no node")
+    assert row.to_dict() == {"shard": 3, "pod": "p", "phase": "Pending",
+                             "reason": "Unschedulable", "restarts": 1, "message": "no node"}
+
+
+@pytest.mark.parametrize(("newest", "report", "row"), [
+    pytest.param(pod(0, "Failed", exit_code=1, reason="Error", started=True,
+                     message={"message": "x" * 400}), None,
+                 ShardRow(0, "s-run-0-1", "Failed", "Error", 2, "x" * 300),
+                 id="a long message is cut at 300"),
+    pytest.param(pod(0, "Failed", exit_code=2, started=True), None,
+                 ShardRow(0, "s-run-0-1", "Failed", "Error", 2, "exit code 2"),
+                 id="no reason, no message"),
+    pytest.param(pod(0, "Succeeded", started=True,
+                     message={"counts": {"miniBatchesSucceeded": 7}}), None,
+                 ShardRow(0, "s-run-0-1", "Succeeded", "Retried", 2, "7 mini-batches done"),
+                 id="retried and done: its own final counts"),
+    pytest.param(pod(0, "Running", started=True), None,
+                 ShardRow(0, "s-run-0-1", "Running", "Retried", 2, ""),
+                 id="retried, no counts yet"),
+    pytest.param(pod(0, "Pending", waiting="ErrImagePull: a: b"), None,
+                 ShardRow(0, "s-run-0-1", "Pending", "ErrImagePull", 2, "a: b"),
+                 id="only the first colon splits reason from message"),
+])
+def test_shard_row(newest: PodView, report: dict[str, Any] | None, row: ShardRow) -> None:
+    assert shard_row(0, newest, 2, report) == row
+
+
+JOB = JobView("s-run", "run", failed_reason="BackoffLimitExceeded", failed_message="too many")
+
+
+@pytest.mark.parametrize(("pods", "limit", "text"), [
+    pytest.param([pod(0, "Failed", reason="OOMKilled", exit_code=137)], "4Gi",
+                 "OOMKilled: run pod s-run-0-1 used more memory than its limit "
+                 "(resources.limits.memory=4Gi); raise the limit or use less memory per process",
+                 id="oom with the limit"),
+    pytest.param([pod(0, "Failed", reason="OOMKilled", exit_code=137)], None,
+                 "OOMKilled: run pod s-run-0-1 used more memory than its limit; raise the "
+                 "limit or use less memory per process", id="oom without a limit"),
+    pytest.param([pod(0, "Failed", exit_code=1, raw_message="Traceback\n  boom\nKeyError: 'x'\n")],
+                 None, "run pod s-run-0-1 exited with code 1: KeyError: 'x'",
+                 id="the last line of an unparsed message"),
+    pytest.param([pod(0, "Failed", exit_code=3, message={"error": "bad plan"})], None,
+                 "run pod s-run-0-1 exited with code 3: bad plan", id="a parsed message's error"),
+    pytest.param([pod(0, "Failed", exit_code=3, message={"message": "m", "error": "e"})], None,
+                 "run pod s-run-0-1 exited with code 3: m", id="its message first"),
+    pytest.param([pod(0, "Failed", exit_code=9)], None, "run pod s-run-0-1 exited with code 9:",
+                 id="nothing to add"),
+    pytest.param([pod(0, "Running")], None,
+                 "run Job s-run failed: BackoffLimitExceeded too many", id="no failed pod"),
+    pytest.param([PodView("m", "merge", None, "Failed", 1, None, "merge broke")], None,
+                 "run Job s-run failed: BackoffLimitExceeded too many", id="another role's pod"),
+])
+def test_failure_text(pods: list[PodView], limit: str | None, text: str) -> None:
+    assert failure_text(pods, "run", JOB, limit) == text
