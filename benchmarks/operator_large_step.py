@@ -25,7 +25,6 @@ import json
 import random
 import re
 import sys
-import tempfile
 import threading
 import time
 import urllib.request
@@ -35,11 +34,11 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench_cluster import bench_cluster, running_operator
 from kubernetes import client
 
-from tests.cluster.controlplane import ControlPlane, build_binaries
-from tests.cluster.crd_install import install_crd
-from tests.cluster.operator_process import OperatorProcess, grant_operator_rules
+from tests.cluster.controlplane import ControlPlane, wait_for
+from tests.cluster.operator_process import OperatorProcess
 from tests.cluster.pod_sandbox import call
 from tests.cluster.step_scenarios import create_step, stage_step, step_document
 
@@ -180,16 +179,6 @@ class WriteSampler:
                    default=0.0)
 
 
-def wait_until(probe: Any, timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = probe()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise SystemExit(f"timed out after {timeout:.0f} s: {what}")
-
-
 def run_step(plane: ControlPlane, operator: OperatorProcess, nodes: int) -> dict[str, float]:
     namespace = "bench-step"
     stage_step(plane, namespace, 2 * nodes)
@@ -206,7 +195,7 @@ def run_step(plane: ControlPlane, operator: OperatorProcess, nodes: int) -> dict
                     namespace, "parallelrunsteps", "big")
         return body.get("status") or {}
 
-    wait_until(lambda: status().get("runCompletionTime"), 900, "the run recorded as complete")
+    wait_for(lambda: status().get("runCompletionTime"), 900, "the run recorded as complete")
     recorded = time.time()
     sampler.stop.set()
     driver.stop.set()
@@ -242,7 +231,7 @@ def run_plain_job(plane: ControlPlane, nodes: int) -> float:
         return any(c["type"] == "Complete" and c["status"] == "True"
                    for c in (job.get("status") or {}).get("conditions") or [])
 
-    wait_until(complete, 900, "the plain Job's Complete")
+    wait_for(complete, 900, "the plain Job's Complete")
     done = time.time()
     driver.stop.set()
     return done - driver.last_end
@@ -252,28 +241,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--nodes", type=int, default=500)
     args = parser.parse_args()
-    bin_dir = build_binaries()
-    with tempfile.TemporaryDirectory(prefix="prs-large-step-") as folder:
-        work = Path(folder)
-        plane = ControlPlane.start(work / "plane", bin_dir)
-        operator: OperatorProcess | None = None
-        try:
-            with plane.api_client() as api:
-                install_crd(api)
-                core: Any = client.CoreV1Api(api)
-                register_driver_node(core)
-                for namespace in ("bench-step", "bench-baseline"):
-                    call(core.create_namespace, {"metadata": {"name": namespace}})
-            for namespace in ("bench-step", "bench-baseline"):
-                plane.wait_for_service_account(namespace)
-            baseline = run_plain_job(plane, args.nodes)
-            operator = OperatorProcess(grant_operator_rules(plane, work), work)
-            operator.start()
+    with bench_cluster("prs-large-step-", ("bench-step", "bench-baseline"),
+                       register_driver_node) as (plane, work):
+        baseline = run_plain_job(plane, args.nodes)
+        with running_operator(plane, work) as operator:
             found = run_step(plane, operator, args.nodes)
-        finally:
-            if operator is not None:
-                operator.stop()
-            plane.stop()
     print(f"one step, nodeCount {args.nodes}; pods driven through the API server "
           f"(operator, control plane and driver share 2 CPUs)")
     print(f"  shards running, first to last end       {found['duration']:8.1f} s")

@@ -14,20 +14,18 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench_cluster import bench_cluster, running_operator
 from kubernetes import client
 
-from tests.cluster.controlplane import ControlPlane, build_binaries
-from tests.cluster.crd_install import install_crd
-from tests.cluster.operator_process import OperatorProcess, grant_operator_rules
+from tests.cluster.controlplane import ControlPlane
+from tests.cluster.operator_process import OperatorProcess
 from tests.cluster.pod_sandbox import call
 from tests.cluster.step_scenarios import create_step, stage_step, step_document
 
@@ -110,33 +108,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--steps", type=int, default=50)
     args = parser.parse_args()
-    bin_dir = build_binaries()
-    with tempfile.TemporaryDirectory(prefix="prs-operator-bench-") as folder:
-        work = Path(folder)
-        plane = ControlPlane.start(work / "plane", bin_dir)
-        operator: OperatorProcess | None = None
-        try:
-            with plane.api_client() as api:
-                install_crd(api)
-                core: Any = client.CoreV1Api(api)
-                for namespace in ("bench-baseline", "bench-steps"):
-                    call(core.create_namespace, {"metadata": {"name": namespace}})
-            plane.wait_for_service_account("bench-steps")
-            plane.wait_for_service_account("bench-baseline")
-            operator = OperatorProcess(grant_operator_rules(plane, work), work)
-            operator.start()
-            plain = baseline(plane, "bench-baseline", args.steps)
-            to_plan, to_run, total = run_steps(plane, operator, "bench-steps", args.steps)
-            print(f"{args.steps} steps applied at once (operator and pods share 2 CPUs)")
-            print(describe("baseline: plain Job, create → listed", plain))
-            print(describe("operator: step created → plan Job", to_plan))
-            print(describe("operator: step created → Indexed Job (after plan)", to_run))
-            print(f"{'every step has its Indexed Job after':<44} {total:7.2f} s")
-            print(f"{'operator peak memory (VmHWM)':<44} {operator.peak_rss_kib() / 1024:7.1f} MiB")
-        finally:
-            if operator is not None:
-                operator.stop()
-            plane.stop()
+    namespaces = ("bench-baseline", "bench-steps")
+    with bench_cluster("prs-operator-bench-", namespaces) as (plane, work), \
+            running_operator(plane, work) as operator:
+        plain = baseline(plane, "bench-baseline", args.steps)
+        to_plan, to_run, total = run_steps(plane, operator, "bench-steps", args.steps)
+        rss = operator.peak_rss_kib() / 1024
+    print(f"{args.steps} steps applied at once (operator and pods share 2 CPUs)")
+    print(describe("baseline: plain Job, create → listed", plain))
+    print(describe("operator: step created → plan Job", to_plan))
+    print(describe("operator: step created → Indexed Job (after plan)", to_run))
+    print(f"{'every step has its Indexed Job after':<44} {total:7.2f} s")
+    print(f"{'operator peak memory (VmHWM)':<44} {rss:7.1f} MiB")
 
 
 if __name__ == "__main__":
