@@ -95,3 +95,35 @@ def test_past_the_startup_timeout_the_step_fails_and_its_job_goes() -> None:
         "longer than startupTimeout=60 s")
     assert "completionTime" in result.status
     assert result.actions == [DeleteJob("s-run")]
+
+
+@pytest.mark.parametrize(("age", "noticed"), [(29.0, False), (30.0, True), (200.0, True)])
+def test_a_pod_waiting_30_s_raises_pods_waiting_with_a_warning_event(
+        age: float, noticed: bool) -> None:
+    result = observe([pending("s-run-0", age, "ErrImagePull: no registry")])
+    kinds = {c["type"]: c for c in result.status["conditions"]}
+    if not noticed:
+        assert "PodsWaiting" not in kinds and result.events == []
+        return
+    waiting = kinds["PodsWaiting"]
+    assert (waiting["status"], waiting["reason"]) == ("True", "ErrImagePull")
+    assert waiting["message"] == (f"pod s-run-0 not started after {age:.0f} s: "
+                                  "ErrImagePull: no registry")
+    assert [(e.type, e.reason) for e in result.events] == [("Warning", "ErrImagePull")]
+
+
+def test_pods_waiting_clears_once_they_start() -> None:
+    first = observe([pending("s-run-0", 40, "Unschedulable")])
+    step_status = first.status
+    full = apply_defaults({"code": {"entryScript": "s.py", "configMap": "c"},
+                           "input": {"type": "files", "uri": "pvc://d/in"},
+                           "output": {"uri": "pvc://d/out"}})
+    step = {"metadata": {"name": "s", "namespace": "ns", "uid": "u", "generation": 1},
+            "spec": full, "status": step_status}
+    jobs = {"plan": JobView("s-plan", "plan", complete=True),
+            "run": JobView("s-run", "run", active=2)}
+    started = [pending("s-run-0", 41, started=True, phase="Running")]
+    later = compute_pass(Observed(step, jobs, started, {}, {}, NOW), SETTINGS)
+    waiting = next(c for c in later.status["conditions"] if c["type"] == "PodsWaiting")
+    assert (waiting["status"], waiting["reason"]) == ("False", "Started")
+    assert later.events == []

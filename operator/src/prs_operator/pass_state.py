@@ -4,7 +4,7 @@ pods that have not started, and the events of conditions that became true."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,6 +31,7 @@ from prs_operator.pod_reports import (
     shard_table,
 )
 from prs_operator.startup import (
+    Waiting,
     not_started,
     startup_failure,
     waiting_text,
@@ -48,6 +49,10 @@ def progress_only(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
     """True when NEW differs from OLD in progress fields only."""
     changed = {key for key in set(old) | set(new) if old.get(key) != new.get(key)}
     return changed <= PROGRESS_FIELDS
+
+
+WAITING_NOTICE_SECONDS = 30  # a pod still not started after this is worth an event
+WARNINGS = frozenset({"Failed", "PodsWaiting", "CreateFailed"})
 
 
 @dataclass
@@ -177,6 +182,7 @@ class PassState:
         waiting = not_started(self.pods_of(job.role), self.observed.now)
         if waiting and not job.suspended:
             message = f"{message}; {waiting_text(waiting)}"
+        self.note_waiting([] if job.suspended else waiting)
         wanted = bool(self.spec.get("suspend")) and not job.queue
         suspended = wanted or (job.suspended and not job.suspended_by_step)  # not resuming
         if suspended and job.queue:
@@ -191,6 +197,16 @@ class PassState:
             if self.is_true("Suspended"):
                 self.condition("Suspended", False, "Resumed", "")
             self.show(phase, message)
+
+    def note_waiting(self, waiting: Sequence[Waiting]) -> None:
+        """PodsWaiting: True (and a Warning event) once a pod has waited WAITING_NOTICE_SECONDS
+        to start, with the kubelet's or scheduler's reason; False again once none waits."""
+        late = [w for w in waiting if w.seconds >= WAITING_NOTICE_SECONDS]
+        if late:
+            reason = late[0].why.partition(":")[0] or "Pending"
+            self.condition("PodsWaiting", True, reason, waiting_text(late))
+        elif self.is_true("PodsWaiting"):
+            self.condition("PodsWaiting", False, "Started", "")
 
     def gave_up_starting(self, job: JobView) -> bool:
         waiting = not_started(self.pods_of(job.role), self.observed.now)
@@ -220,6 +236,6 @@ class PassState:
         old = self.old.get("conditions") or []
         for condition in self.status["conditions"]:
             if condition["status"] == "True" and not is_true(old, condition["type"]):
-                kind = "Warning" if condition["type"] == "Failed" else "Normal"
+                kind = "Warning" if condition["type"] in WARNINGS else "Normal"
                 self.result.events.append(
                     Event(kind, condition["reason"], condition["message"] or condition["type"]))
