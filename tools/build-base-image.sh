@@ -4,6 +4,7 @@
 # with its python3 and python3-venv, imported with `docker import`.
 #
 #   tools/build-base-image.sh            # prints the image name on stdout
+#   tools/build-base-image.sh --rootfs   # only the root filesystem tarball; prints its path
 #
 # Cached twice: the image is left alone when it exists, and the root filesystem tarball is kept
 # under ~/.cache/parallelrunstep so a fresh engine only needs `docker import`.
@@ -60,6 +61,14 @@ build_rootfs() {
   tar --numeric-owner -C "$root" -czf "$tarball.partial" .
   mv "$tarball.partial" "$tarball"
 }
+
+if [[ ${1:-} == --rootfs ]]; then
+  # Only the root filesystem tarball (no Docker needed), e.g. for the real nodes of
+  # tests/cluster, which make an OCI image of it: its path is printed on stdout.
+  if [[ -s "$tarball" ]]; then log "using cached $tarball"; else build_rootfs; fi
+  echo "$tarball"
+  exit 0
+fi
 
 if "$docker" image inspect "$image" >/dev/null 2>&1; then
   log "$image exists"
