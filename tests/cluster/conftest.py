@@ -15,6 +15,7 @@ from tests.chart.helm_cli import Helm, prebuild_helm, session_helm
 from .controlplane import ControlPlane, ControlPlaneError, build_binaries
 from .crd_install import install_crd
 from .operator_process import OperatorProcess, grant_operator_rules
+from .real_node import REAL_CLUSTER_CONTROLLERS, RealCluster, build_node_binaries
 
 # Filled before the first test runs (outside any per-test timeout): the first build of the
 # binaries takes many minutes, later runs find them in the cache.
@@ -34,6 +35,13 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         _build["bin_dir"] = build_binaries()
     except ControlPlaneError as exc:
         _build["error"] = str(exc)
+    if any("real_cluster" in getattr(item, "fixturenames", ()) for item in session.items):
+        if reporter is not None:
+            reporter.write_line("cluster tier: building or finding the real node binaries ...")
+        try:
+            _build["node_bin_dir"] = build_node_binaries()
+        except ControlPlaneError as exc:
+            _build["node_error"] = str(exc)
 
 
 @pytest.fixture(scope="session")
@@ -53,6 +61,39 @@ def control_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlP
     try:
         yield plane
     finally:
+        plane.stop()
+
+
+@pytest.fixture(scope="session")
+def real_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealCluster]:
+    """A second control plane (no node agent) with two real nodes (real_node.py): containerd,
+    kubelet and kube-proxy each, kube-scheduler, CoreDNS. For the whole session."""
+    for key in ("error", "node_error"):
+        if key in _build:
+            pytest.fail(f"real node binaries unavailable: {_build[key]}", pytrace=False)
+    try:
+        bin_dir = Path(_build["bin_dir"]) if "bin_dir" in _build else build_binaries()
+        node_bin_dir = (
+            Path(_build["node_bin_dir"]) if "node_bin_dir" in _build else build_node_binaries()
+        )
+        plane = ControlPlane.start(
+            tmp_path_factory.mktemp("real-control-plane"), bin_dir,
+            node_agent=False, extra_controllers=REAL_CLUSTER_CONTROLLERS,
+        )  # fmt: skip
+    except ControlPlaneError as exc:
+        pytest.fail(f"control plane did not start: {exc}", pytrace=False)
+    try:
+        cluster = RealCluster.start(plane, node_bin_dir, tmp_path_factory.mktemp("real-nodes"))
+    except ControlPlaneError as exc:
+        plane.stop()
+        pytest.fail(f"real nodes did not start: {exc}", pytrace=False)
+    except BaseException:
+        plane.stop()
+        raise
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
         plane.stop()
 
 

@@ -140,6 +140,12 @@ class Credentials:
             "/CN=system:kube-controller-manager",
             "extendedKeyUsage=clientAuth",
         )
+        # How the API server authenticates to kubelets (logs, exec) of real nodes.
+        creds._sign(
+            "apiserver-kubelet-client",
+            "/O=system:masters/CN=kube-apiserver-kubelet-client",
+            "extendedKeyUsage=clientAuth",
+        )
         _openssl("genrsa", "-out", str(creds.key("service-account")), "2048")
         _openssl(
             "rsa", "-in", str(creds.key("service-account")), "-pubout",
@@ -233,7 +239,17 @@ class ControlPlane:
         return self.workdir / "logs" / f"{component}.log"
 
     @classmethod
-    def start(cls, workdir: Path, bin_dir: Path, startup_timeout: float = 90.0) -> ControlPlane:
+    def start(
+        cls,
+        workdir: Path,
+        bin_dir: Path,
+        startup_timeout: float = 90.0,
+        *,
+        node_agent: bool = True,
+        extra_controllers: Sequence[str] = (),
+    ) -> ControlPlane:
+        """Start etcd, kube-apiserver, kube-controller-manager and (unless ``node_agent`` is
+        false, for real nodes) the node agent; ``extra_controllers`` are enabled too."""
         workdir.mkdir(parents=True, exist_ok=True)
         (workdir / "logs").mkdir(exist_ok=True)
         creds = Credentials.generate(workdir / "pki")
@@ -248,13 +264,20 @@ class ControlPlane:
             agent_root=workdir / "node-agent",
         )
         try:
-            plane._launch_all(creds, api_port, startup_timeout)
+            plane._launch_all(creds, api_port, startup_timeout, node_agent, extra_controllers)
         except BaseException:
             plane.stop()
             raise
         return plane
 
-    def _launch_all(self, creds: Credentials, api_port: int, timeout: float) -> None:
+    def _launch_all(
+        self,
+        creds: Credentials,
+        api_port: int,
+        timeout: float,
+        node_agent: bool,
+        extra_controllers: Sequence[str],
+    ) -> None:
         deadline = time.monotonic() + timeout
         etcd_url = f"http://127.0.0.1:{free_port()}"
         peer_url = f"http://127.0.0.1:{free_port()}"
@@ -282,6 +305,9 @@ class ControlPlane:
             f"--service-cluster-ip-range={SERVICE_CLUSTER_IP_RANGE}",
             "--endpoint-reconciler-type=none",  # 127.0.0.1 is not a valid Endpoints address
             "--allow-privileged=true",
+            f"--kubelet-client-certificate={creds.cert('apiserver-kubelet-client')}",
+            f"--kubelet-client-key={creds.key('apiserver-kubelet-client')}",
+            "--kubelet-preferred-address-types=InternalIP",
             "--profiling=false",
         ])  # fmt: skip
         self._wait_ready(creds, deadline)
@@ -295,13 +321,15 @@ class ControlPlane:
             f"--authorization-kubeconfig={kcm_kubeconfig}",
             "--bind-address=127.0.0.1", f"--secure-port={free_port()}",
             f"--cert-dir={self.workdir / 'controller-manager-certs'}",
-            f"--controllers={','.join(CONTROLLERS)}",
+            f"--controllers={','.join((*CONTROLLERS, *extra_controllers))}",
             f"--service-account-private-key-file={creds.key('service-account')}",
             f"--root-ca-file={creds.ca_cert}",
             "--use-service-account-credentials=true",
             "--leader-elect=false",
             "--concurrent-job-syncs=5",
         ])  # fmt: skip
+        if not node_agent:
+            return
         self._launch("node-agent", [
             sys.executable, "-m", "cluster.node_agent",
             "--kubeconfig", str(self.kubeconfig), "--node-name", self.node_name,
