@@ -45,9 +45,14 @@ NODE_BINARIES = (
     "kubelet", "kube-scheduler", "kube-proxy", "containerd", "ctr",
     "containerd-shim-runc-v2", "coredns",
 )  # fmt: skip
-# Controllers a real cluster needs beyond the node agent's set: Services get EndpointSlices, and
-# the not-ready taint kubelets register their Node with is removed once they are Ready.
-REAL_CLUSTER_CONTROLLERS = ("endpointslice-controller", "node-lifecycle-controller")
+# Controllers a real cluster needs beyond the node agent's set: Services get EndpointSlices,
+# the not-ready taint kubelets register their Node with is removed once they are Ready, and
+# claims are bound to (local) PersistentVolumes.
+REAL_CLUSTER_CONTROLLERS = (
+    "endpointslice-controller",
+    "node-lifecycle-controller",
+    "persistentvolume-binder-controller",
+)
 
 HUB_PREFIX = "10.231.0"
 HOST_IP = f"{HUB_PREFIX}.1"
@@ -468,6 +473,7 @@ disabled_plugins = ["io.containerd.nri.v1.nri"]
             "volumePluginDir": str(node.root / "volume-plugins"),
             "serializeImagePulls": False,
             "rotateCertificates": False,
+            "oomScoreAdj": 0,  # no CAP_SYS_RESOURCE here: -999 cannot be set
         }  # fmt: skip
         conf = node.root / "kubelet.yaml"
         conf.write_text(json.dumps(config, indent=2) + "\n")
@@ -490,6 +496,8 @@ disabled_plugins = ["io.containerd.nri.v1.nri"]
             "conntrack": {"maxPerCore": 0, "min": 0, "tcpEstablishedTimeout": "0s",
                           "tcpCloseWaitTimeout": "0s"},
             "iptables": {"localhostNodePorts": False},
+            "oomScoreAdj": 0,
+            "nodePortAddresses": [f"{node_ip(node.index)}/32"],
         }  # fmt: skip
         conf = node.root / "kube-proxy.yaml"
         conf.write_text(json.dumps(config, indent=2) + "\n")
