@@ -15,11 +15,12 @@ from tests.chart.helm_cli import Helm, prebuild_helm, session_helm
 from .controlplane import ControlPlane, ControlPlaneError, build_binaries
 from .crd_install import install_crd
 from .operator_process import OperatorProcess, grant_operator_rules
-from .real_node import REAL_CLUSTER_CONTROLLERS, RealCluster, build_node_binaries
+from .real_node import REAL_CLUSTER_CONTROLLERS, RealCluster, build_node_binaries, image_archives
 
 # Filled before the first test runs (outside any per-test timeout): the first build of the
 # binaries takes many minutes, later runs find them in the cache.
 _build: dict[str, Path | str] = {}
+_node_images: list[Path] = []
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
@@ -40,6 +41,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
             reporter.write_line("cluster tier: building or finding the real node binaries ...")
         try:
             _build["node_bin_dir"] = build_node_binaries()
+            _node_images[:] = image_archives(Path(_build["node_bin_dir"]))
         except ControlPlaneError as exc:
             _build["node_error"] = str(exc)
 
@@ -83,7 +85,10 @@ def real_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealClust
     except ControlPlaneError as exc:
         pytest.fail(f"control plane did not start: {exc}", pytrace=False)
     try:
-        cluster = RealCluster.start(plane, node_bin_dir, tmp_path_factory.mktemp("real-nodes"))
+        cluster = RealCluster.start(
+            plane, node_bin_dir, tmp_path_factory.mktemp("real-nodes"),
+            archives=_node_images or None,
+        )  # fmt: skip
     except ControlPlaneError as exc:
         plane.stop()
         pytest.fail(f"real nodes did not start: {exc}", pytrace=False)

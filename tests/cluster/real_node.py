@@ -104,8 +104,11 @@ def build_node_binaries(timeout: float = 3600.0) -> Path:
     return bin_dir
 
 
-def image_archives(bin_dir: Path, workdir: Path) -> list[Path]:
-    """OCI archives every node imports: the sandbox image, CoreDNS, the Debian base image."""
+def image_archives(bin_dir: Path) -> list[Path]:
+    """OCI archives every node imports: the sandbox image, CoreDNS, the Debian base image.
+
+    Made once next to the binaries; the base image's root filesystem may need a debootstrap
+    (minutes) on a fresh machine, so the conftest calls this before the first test."""
     images = bin_dir.parent / "images"
     coredns = images / "coredns.tar"
     if not coredns.is_file():
@@ -280,7 +283,7 @@ class RealCluster:
     @classmethod
     def start(
         cls, plane: ControlPlane, bin_dir: Path, workdir: Path, nodes: int = 2,
-        timeout: float = 240.0,
+        timeout: float = 240.0, archives: Sequence[Path] | None = None,
     ) -> RealCluster:  # fmt: skip
         workdir.mkdir(parents=True, exist_ok=True)
         (workdir / "logs").mkdir(exist_ok=True)
@@ -290,7 +293,8 @@ class RealCluster:
             processes=Processes(workdir / "logs"),
         )  # fmt: skip
         try:
-            cluster._start_all(tag, nodes, time.monotonic() + timeout)
+            images = list(archives) if archives is not None else image_archives(bin_dir)
+            cluster._start_all(tag, nodes, images, time.monotonic() + timeout)
         except BaseException:
             cluster.stop()
             raise
@@ -298,7 +302,7 @@ class RealCluster:
 
     # -- start ---------------------------------------------------------------------------
 
-    def _start_all(self, tag: str, count: int, deadline: float) -> None:
+    def _start_all(self, tag: str, count: int, archives: list[Path], deadline: float) -> None:
         for name in KUBELET_SYSCTLS:
             self.sysctls[name] = (Path("/proc/sys") / name).read_text().strip()
         for mount_point in (Path("/var/lib/kubelet"), Path("/var/log/pods")):
@@ -325,7 +329,6 @@ class RealCluster:
             f"--authorization-kubeconfig={scheduler_kubeconfig}",
             "--leader-elect=false", "--bind-address=127.0.0.1", f"--secure-port={free_port()}",
         ])  # fmt: skip
-        archives = image_archives(self.bin_dir, self.workdir)
         for index in range(count):
             node = RealNode(
                 index=index, name=f"prs-real-{index}", root=self.workdir / "nodes" / f"n{index}",
