@@ -303,6 +303,12 @@ class RealCluster:
     # -- start ---------------------------------------------------------------------------
 
     def _start_all(self, tag: str, count: int, archives: list[Path], deadline: float) -> None:
+        if (CGROUP_V1 / "cgroup.controllers").exists():
+            raise ControlPlaneError(
+                "this machine has cgroup v2; real_node.py makes the kubelets' cgroupRoot in "
+                "cgroup v1 hierarchies only (never run on v2: each node would need its "
+                "cgroupRoot made with controllers enabled in cgroup.subtree_control)"
+            )
         for name in KUBELET_SYSCTLS:
             self.sysctls[name] = (Path("/proc/sys") / name).read_text().strip()
         for mount_point in (Path("/var/lib/kubelet"), Path("/var/log/pods")):
@@ -336,17 +342,21 @@ class RealCluster:
             )  # fmt: skip
             self.nodes.append(node)
             self._start_containerd(node, deadline)
-        for node in self.nodes:  # imports of both nodes before the kubelets load the machine
-            for archive in archives:
-                _run(
-                    str(self.bin_dir / "ctr"), "--address", str(node.socket), "-n", "k8s.io",
-                    "images", "import", "--local", str(archive), timeout=600,
-                )  # fmt: skip
+        for archive in archives:  # into both nodes before the kubelets load the machine
+            self.import_images(archive)
         for node in self.nodes:
             self._start_kubelet(node, creds, relay)
             self._start_kube_proxy(node, creds, relay)
         self._wait_nodes_ready(deadline)
         self._deploy_coredns(deadline)
+
+    def import_images(self, archive: Path) -> None:
+        """Import an image archive (OCI layout, or ``docker save`` output) into every node."""
+        for node in self.nodes:
+            _run(
+                str(self.bin_dir / "ctr"), "--address", str(node.socket), "-n", "k8s.io",
+                "images", "import", "--local", str(archive), timeout=900,
+            )  # fmt: skip
 
     def _publish_api_endpoint(self, api_port: int) -> None:
         """The ``kubernetes`` Service's endpoint, for pods: the relay on the hub."""
@@ -544,16 +554,28 @@ disabled_plugins = ["io.containerd.nri.v1.nri"]
 
     def stop(self) -> None:
         """Stop every process, kill the containers, remove cgroups, namespaces and sysctls."""
+        started = time.monotonic()
+        stop_log = self.workdir / "logs" / "stop.log"
+
+        def took(what: str) -> None:  # logs/stop.log: where the teardown's time goes
+            with contextlib.suppress(OSError), stop_log.open("a") as out:
+                out.write(f"{time.monotonic() - started:7.2f}s {what}\n")
+
         for name in [n for n in self.processes.started if not n.startswith("containerd-")]:
             self.processes.stop(name)
+            took(f"stopped {name}")
         for node in self.nodes:
             self._kill_node_leftovers(node)
+            took(f"{node.name}: containers and shims killed")
             self.processes.stop(f"containerd-{node.name}")
             self._kill_node_leftovers(node)
+            took(f"{node.name}: containerd stopped")
             self._remove_cgroup_root(node)
+            took(f"{node.name}: cgroups removed")
         for name in list(self.processes.started):
             self.processes.stop(name)
         self.network.destroy()
+        took("network namespaces removed")
         for name, value in self.sysctls.items():
             with contextlib.suppress(OSError):
                 (Path("/proc/sys") / name).write_text(value + "\n")
@@ -562,6 +584,7 @@ disabled_plugins = ["io.containerd.nri.v1.nri"]
                 made.rmdir()
         for node in self.nodes:  # container layers: hundreds of MB a node
             _run("rm", "-rf", str(node.root / "containerd"), check=False)
+        took("container layers removed")
 
     def _kill_node_leftovers(self, node: RealNode) -> None:
         """SIGKILL the node's containers (by cgroup) and shims (by mount namespace)."""
