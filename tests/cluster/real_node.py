@@ -4,8 +4,9 @@ kube-scheduler, the CNI bridge and CoreDNS, on this machine (test infrastructure
 Built by ``tools/build-node.sh`` (cached outside the repository). Every node lives in
 namespaces the tier creates and removes:
 
-- network: a "hub" namespace holds a bridge; the host (``HOST_IP``) and each node
-  (``node_ip(i)``) have a veth on it. Pods of node i get ``10.244.i.0/24`` on a CNI bridge
+- network: a "hub" namespace holds a bridge; the host (``10.231.K.1``, K picked per session
+  among the /24s no route of the host uses) and each node (``10.231.K.1<i>``) have a veth on
+  it. Pods of node i get ``10.244.i.0/24`` on a CNI bridge
   inside node i's namespace; kube-proxy's iptables rules live there too. Nothing is routed off
   the machine: node namespaces have routes to the hub subnet, the other nodes' pod subnets
   and the Service range only, and CoreDNS forwards nothing.
@@ -15,8 +16,8 @@ namespaces the tier creates and removes:
 - cgroups (v1, ``cgroupfs`` driver): each kubelet has its own ``cgroupRoot``
   (``/prs-<id>-n<i>``).
 
-The API server stays on 127.0.0.1; a ``socat`` relay on ``HOST_IP`` forwards the nodes' (and,
-through the ``kubernetes`` Service's EndpointSlice, the pods') connections to it.
+The API server stays on 127.0.0.1; a ``socat`` relay on the host's hub address forwards the
+nodes' (and, through the ``kubernetes`` Service's EndpointSlice, the pods') connections to it.
 """
 
 from __future__ import annotations
@@ -54,8 +55,7 @@ REAL_CLUSTER_CONTROLLERS = (
     "persistentvolume-binder-controller",
 )
 
-HUB_PREFIX = "10.231.0"
-HOST_IP = f"{HUB_PREFIX}.1"
+HUB_NETWORKS = "10.231"  # the hub is one 10.231.K.0/24, K free on the host, per session
 POD_CIDR = "10.244.0.0/16"
 SERVICE_CIDR = "10.96.0.0/16"
 CLUSTER_DNS = "10.96.0.10"
@@ -67,8 +67,6 @@ CGROUP_V1 = Path("/sys/fs/cgroup")
 KUBELET_SYSCTLS = ("vm/overcommit_memory", "kernel/panic", "kernel/panic_on_oops")
 
 
-def node_ip(index: int) -> str:
-    return f"{HUB_PREFIX}.{10 + index}"
 
 
 def pod_subnet(index: int) -> str:
@@ -181,6 +179,24 @@ class Network:
     tag: str
     nodes: int
     created: list[str] = field(default_factory=list)
+    prefix: str = ""  # 10.231.K, chosen by create()
+
+    @property
+    def host_ip(self) -> str:
+        return f"{self.prefix}.1"
+
+    def node_ip(self, index: int) -> str:
+        return f"{self.prefix}.{10 + index}"
+
+    def _free_prefix(self) -> str:
+        """A 10.231.K that no route of the host uses (another session's hub, say)."""
+        routes = _run("ip", "-4", "route", "show", "table", "all").stdout
+        start = int(self.tag, 16)
+        for step in range(256):
+            prefix = f"{HUB_NETWORKS}.{(start + step) % 256}"
+            if f"{prefix}." not in routes:
+                return prefix
+        raise ControlPlaneError(f"no free /24 in {HUB_NETWORKS}.0.0/16 for the hub")
 
     @property
     def hub(self) -> str:
@@ -194,6 +210,7 @@ class Network:
         return f"prs{self.tag}h"
 
     def create(self) -> None:
+        self.prefix = self._free_prefix()
         hub = self.hub
         self._add_ns(hub)
         self._in(hub, "ip", "link", "add", "br0", "type", "bridge")
@@ -201,7 +218,7 @@ class Network:
         self._in(hub, "ip", "link", "set", "lo", "up")
         _run("ip", "link", "add", self.host_link, "type", "veth", "peer", "name", "host0",
              "netns", hub)  # fmt: skip
-        _run("ip", "addr", "add", f"{HOST_IP}/24", "dev", self.host_link)
+        _run("ip", "addr", "add", f"{self.host_ip}/24", "dev", self.host_link)
         _run("ip", "link", "set", self.host_link, "up")
         self._in(hub, "ip", "link", "set", "host0", "master", "br0", "up")
         for index in range(self.nodes):
@@ -211,14 +228,15 @@ class Network:
                      "eth0", "netns", ns)  # fmt: skip
             self._in(hub, "ip", "link", "set", f"n{index}", "master", "br0", "up")
             self._in(ns, "ip", "link", "set", "lo", "up")
-            self._in(ns, "ip", "addr", "add", f"{node_ip(index)}/24", "dev", "eth0")
+            self._in(ns, "ip", "addr", "add", f"{self.node_ip(index)}/24", "dev", "eth0")
             self._in(ns, "ip", "link", "set", "eth0", "up")
             # Only what a node must reach: Services (DNATed by kube-proxy before they leave),
             # the other nodes' pods. No default route: nothing leaves the machine.
-            self._in(ns, "ip", "route", "add", SERVICE_CIDR, "via", HOST_IP)
+            self._in(ns, "ip", "route", "add", SERVICE_CIDR, "via", self.host_ip)
             for other in range(self.nodes):
                 if other != index:
-                    self._in(ns, "ip", "route", "add", pod_subnet(other), "via", node_ip(other))
+                    self._in(ns, "ip", "route", "add", pod_subnet(other), "via",
+                             self.node_ip(other))  # fmt: skip
             self._in(ns, "sysctl", "-qw", "net.ipv4.ip_forward=1")
 
     def _add_ns(self, name: str) -> None:
@@ -278,7 +296,6 @@ class RealCluster:
     processes: Processes
     nodes: list[RealNode] = field(default_factory=list)
     sysctls: dict[str, str] = field(default_factory=dict)
-    made_dirs: list[Path] = field(default_factory=list)
 
     @classmethod
     def start(
@@ -311,18 +328,18 @@ class RealCluster:
             )
         for name in KUBELET_SYSCTLS:
             self.sysctls[name] = (Path("/proc/sys") / name).read_text().strip()
+        # Mount points of the nodes' own folders, left in place (empty) at the end: removing a
+        # mount point detaches what other sessions' nodes mounted there.
         for mount_point in (Path("/var/lib/kubelet"), Path("/var/log/pods")):
-            if not mount_point.exists():
-                mount_point.mkdir(parents=True)
-                self.made_dirs.append(mount_point)
+            mount_point.mkdir(parents=True, exist_ok=True)
         creds = Credentials(self.plane.workdir / "pki")
         api_port = int(self.plane.server.rsplit(":", 1)[1])
         self.network.create()
         self.processes.launch("api-relay", [
-            "socat", f"TCP-LISTEN:{api_port},bind={HOST_IP},fork,reuseaddr",
+            "socat", f"TCP-LISTEN:{api_port},bind={self.network.host_ip},fork,reuseaddr",
             f"TCP:127.0.0.1:{api_port}",
         ])  # fmt: skip
-        relay = f"https://{HOST_IP}:{api_port}"
+        relay = f"https://{self.network.host_ip}:{api_port}"
         self._publish_api_endpoint(api_port)
         creds._sign("kube-scheduler", "/CN=system:kube-scheduler", "extendedKeyUsage=clientAuth")
         creds._sign("kube-proxy", "/CN=system:kube-proxy", "extendedKeyUsage=clientAuth")
@@ -366,7 +383,7 @@ class RealCluster:
                 "kubernetes.io/service-name": "kubernetes",
                 "endpointslice.kubernetes.io/managed-by": "prs-real-nodes"}},
             "addressType": "IPv4",
-            "endpoints": [{"addresses": [HOST_IP], "conditions": {"ready": True}}],
+            "endpoints": [{"addresses": [self.network.host_ip], "conditions": {"ready": True}}],
             "ports": [{"name": "https", "port": api_port, "protocol": "TCP"}],
         }  # fmt: skip
         with self.plane.api_client() as api:
@@ -493,7 +510,7 @@ disabled_plugins = ["io.containerd.nri.v1.nri"]
         self.processes.launch(f"kubelet-{node.name}", [
             "nsenter", "-t", str(self._containerd_pid(node)), "--mount", "--net", "--",
             str(self.bin_dir / "kubelet"), f"--config={conf}", f"--kubeconfig={kubeconfig}",
-            f"--hostname-override={node.name}", f"--node-ip={node_ip(node.index)}",
+            f"--hostname-override={node.name}", f"--node-ip={self.network.node_ip(node.index)}",
             f"--node-labels=prs.test/real-node={node.index}", "--v=2",
         ])  # fmt: skip
 
@@ -503,14 +520,14 @@ disabled_plugins = ["io.containerd.nri.v1.nri"]
             "apiVersion": "kubeproxy.config.k8s.io/v1alpha1", "kind": "KubeProxyConfiguration",
             "clientConnection": {"kubeconfig": str(kubeconfig)},
             "mode": "iptables", "clusterCIDR": POD_CIDR, "hostnameOverride": node.name,
-            "bindAddress": node_ip(node.index),
+            "bindAddress": self.network.node_ip(node.index),
             "healthzBindAddress": "127.0.0.1:10256", "metricsBindAddress": "127.0.0.1:10249",
             # 0: leave the (host-wide) conntrack table size and timeouts alone
             "conntrack": {"maxPerCore": 0, "min": 0, "tcpEstablishedTimeout": "0s",
                           "tcpCloseWaitTimeout": "0s"},
             "iptables": {"localhostNodePorts": False},
             "oomScoreAdj": 0,
-            "nodePortAddresses": [f"{node_ip(node.index)}/32"],
+            "nodePortAddresses": [f"{self.network.node_ip(node.index)}/32"],
         }  # fmt: skip
         conf = node.root / "kube-proxy.yaml"
         conf.write_text(json.dumps(config, indent=2) + "\n")
@@ -579,9 +596,6 @@ disabled_plugins = ["io.containerd.nri.v1.nri"]
         for name, value in self.sysctls.items():
             with contextlib.suppress(OSError):
                 (Path("/proc/sys") / name).write_text(value + "\n")
-        for made in self.made_dirs:
-            with contextlib.suppress(OSError):
-                made.rmdir()
         for node in self.nodes:  # container layers: hundreds of MB a node
             _run("rm", "-rf", str(node.root / "containerd"), check=False)
         took("container layers removed")
