@@ -218,6 +218,35 @@ def test_without_a_memory_limit_auxiliary_pods_only_request() -> None:
                                                               "memory": "256Mi"}}
 
 
+@pytest.mark.parametrize(("limit", "wanted"), [
+    ("64Mi", "64Mi"), ("200M", "200M"), ("0.1Gi", "0.1Gi"), ("1e8", "1e8"),
+    ("256Mi", "256Mi"), ("1Gi", "256Mi"), ("300M", "256Mi"), ("lots", "256Mi")])
+def test_a_memory_limit_below_the_usual_request_becomes_the_request(
+        limit: str, wanted: str) -> None:
+    """The API server refuses a pod whose memory request is over its limit ("lots" is left
+    for it to refuse in its own words)."""
+    from prs_operator.builders import build_plan_job
+
+    pod = pod_of(build_plan_job(make_step(resources={"limits": {"memory": limit}}), SETTINGS))
+    assert pod["containers"][0]["resources"] == {
+        "requests": {"cpu": "100m", "memory": wanted}, "limits": {"memory": limit}}
+
+
+def test_quantities_read_as_the_api_server_reads_them() -> None:
+    from decimal import Decimal
+
+    from prs_operator.builders import quantity_value
+
+    assert quantity_value("64Mi") == 64 * 2**20
+    assert quantity_value("1.5Gi") == Decimal(3 * 2**29)
+    assert quantity_value("500M") == 500_000_000
+    assert quantity_value("2e3") == quantity_value("2k") == 2000
+    assert quantity_value("100m") == Decimal("0.1")
+    assert quantity_value(" 1E ") == 10**18  # exa, not an exponent
+    assert quantity_value("lots") is None
+    assert quantity_value("") is None
+
+
 @pytest.mark.parametrize("role", ["plan", "run", "merge", "reuse"])
 def test_credentials_reach_every_pod_of_the_step(role: str) -> None:
     from prs_operator.builders import build_merge_job, build_plan_job

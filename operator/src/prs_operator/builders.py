@@ -9,8 +9,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 from prs_operator.observation import ANNOTATION_SUSPENDED_BY_STEP, LABEL_ROLE, LABEL_STEP
@@ -186,12 +188,36 @@ def step_env(spec: Mapping[str, Any]) -> list[dict[str, Any]]:
 
 def auxiliary_resources(spec: Mapping[str, Any]) -> dict[str, Any]:
     """Plan, merge and copy pods: small requests, none of the shards' GPUs or other
-    extended resources, and the step's memory limit (a merge holds one mini-batch)."""
+    extended resources, and the step's memory limit (a merge holds one mini-batch). A limit
+    below the usual request becomes the request: the API server refuses a pod whose request
+    is over its limit."""
     limits = (spec.get("resources") or {}).get("limits") or {}
     resources: dict[str, Any] = {"requests": dict(AUXILIARY_REQUESTS)}
-    if limits.get("memory"):
-        resources["limits"] = {"memory": limits["memory"]}
+    limit = limits.get("memory")
+    if limit:
+        resources["limits"] = {"memory": limit}
+        allowed, usual = quantity_value(str(limit)), quantity_value(AUXILIARY_REQUESTS["memory"])
+        if allowed is not None and usual is not None and allowed < usual:
+            resources["requests"]["memory"] = limit
     return resources
+
+
+QUANTITY = re.compile(r"([+-]?(?:\d+\.?\d*|\.\d+))([KMGTPE]i|[numkMGTPE]|[eE][+-]?\d+)?")
+SUFFIXES = {**{f"{s}i": Decimal(1024) ** (n + 1) for n, s in enumerate("KMGTPE")},
+            **{s: Decimal(1000) ** (n + 1) for n, s in enumerate("kMGTPE")},
+            "n": Decimal("1e-9"), "u": Decimal("1e-6"), "m": Decimal("1e-3")}
+
+
+def quantity_value(text: str) -> Decimal | None:
+    """A Kubernetes resource quantity (64Mi, 0.5Gi, 200M, 1e9) as a number; None when it is
+    not one (the API server then refuses the Job in its own words)."""
+    match = QUANTITY.fullmatch(text.strip())
+    if match is None:
+        return None
+    number, suffix = Decimal(match[1]), match[2] or ""
+    if suffix[:1] in ("e", "E") and len(suffix) > 1:
+        return number * Decimal(10) ** int(suffix[1:])
+    return number * SUFFIXES.get(suffix, Decimal(1))
 
 
 def job_labels(step: Mapping[str, Any], role: str) -> dict[str, str]:
