@@ -3,6 +3,7 @@ does; a Job left by a deleted step of the same name is deleted (by UID), never a
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -204,3 +205,38 @@ def test_a_run_job_deleted_after_it_completed_is_not_run_again() -> None:
     later = run_stage({**PLANNED, "phase": "Merging", "runCompletionTime": "2027-01-15T08:01:00Z"},
                       [JobView("s-plan", "plan", complete=True)])
     assert [a.manifest["metadata"]["name"] for a in later.actions] == ["s-merge"]
+
+
+@pytest.mark.parametrize("exit_code", [0, 3])
+def test_a_worker_killed_for_memory_leads_the_failure_with_the_memory_limit(
+        exit_code: int) -> None:
+    """The OOM killer ended a worker, not the shard: the shard went on (exit 0, or 3 once a
+    threshold was crossed) and only its container's reason says OOMKilled. The merge's
+    words follow the memory limit."""
+    from prs_operator.observation import PodView as View
+
+    spec = apply_defaults({"code": {"entryScript": "s.py", "configMap": "c"},
+                           "input": {"type": "files", "uri": "pvc://d/in"},
+                           "output": {"uri": "pvc://d/out"},
+                           "resources": {"limits": {"memory": "64Mi"}}})
+    step = {"metadata": {"name": "s", "namespace": "ns", "uid": "step-new", "generation": 1,
+                         "creationTimestamp": "2027-01-15T08:00:00Z"}, "spec": spec,
+            "status": {**PLANNED, "phase": "Merging", "runCompletionTime": "2027-01-15T08:01:00Z"}}
+    phase = "Succeeded" if exit_code == 0 else "Failed"
+    shard = View("s-run-0", "run", 0, phase, exit_code, {"counts": {}}, reason="OOMKilled")
+    merged = View("s-merge-1", "merge", None, "Succeeded", 0, {
+        "status": "Failed", "reason": "AllMiniBatchesFailed",
+        "message": "all 2 mini-batches failed; first error: OOMKilled: worker process ..."})
+    jobs = {"plan": JobView("s-plan", "plan", complete=True),
+            "run": JobView("s-run", "run", complete=True),
+            "merge": JobView("s-merge", "merge", complete=True)}
+    result = compute_pass(Observed(step, jobs, [shard, merged], {}, {}, NOW), SETTINGS)
+    failed = next(c for c in result.status["conditions"] if c["type"] == "Failed")
+    assert failed["reason"] == "AllMiniBatchesFailed"
+    assert result.status["message"] == failed["message"] == (
+        "OOMKilled: run pod s-run-0 used more memory than its limit "
+        "(resources.limits.memory=64Mi); raise the limit or use less memory per process; "
+        "all 2 mini-batches failed; first error: OOMKilled: worker process ...")
+    calm = compute_pass(Observed(step, jobs, [replace(shard, reason="Completed"), merged], {},
+                                 {}, NOW), SETTINGS)
+    assert calm.status["message"].startswith("all 2 mini-batches failed")

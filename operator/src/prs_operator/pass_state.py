@@ -27,6 +27,8 @@ from prs_operator.pod_reports import (
     final_message,
     final_reports,
     of_role,
+    oom_killed,
+    oom_text,
     run_failure,
     shard_table,
 )
@@ -96,6 +98,14 @@ class PassState:
         self.show("Failed", message)
         if final:
             self.finish()
+
+    def fail_run(self, reason: str, message: str, final: bool) -> None:
+        """A failure of the shards' work, led by the kernel's OOM kill when a shard's
+        container saw one: a worker killed for memory only says it was killed by SIGKILL."""
+        killed = oom_killed(self.observed.pods, "run")
+        if killed is not None and not message.startswith("OOMKilled:"):
+            message = f"{oom_text(killed, self.memory_limit())}; {message}"
+        self.fail(reason, message, final)
 
     def finish(self) -> None:
         self.status.setdefault("completionTime", self.now)

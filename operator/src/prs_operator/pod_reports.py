@@ -36,15 +36,26 @@ def failure_text(pods: Sequence[PodView], role: str, job: JobView,
     """Why the role's Job failed, in the words of its first failed pod."""
     for pod in of_role(pods, role):
         if pod.phase == "Failed" and pod.reason == "OOMKilled":
-            within = f" (resources.limits.memory={memory_limit})" if memory_limit else ""
-            return (f"OOMKilled: {role} pod {pod.name} used more memory than its "
-                    f"limit{within}; raise the limit or use less memory per process")
+            return oom_text(pod, memory_limit)
         if pod.phase == "Failed":
             text = pod.raw_message.strip().splitlines()
             parsed = pod.message or {}
             tail = text[-1] if text else str(parsed.get("message") or parsed.get("error") or "")
             return f"{role} pod {pod.name} exited with code {pod.exit_code}: {tail}".strip()
     return f"{role} Job {job.name} failed: {job.failed_reason} {job.failed_message}".strip()
+
+
+def oom_text(pod: PodView, memory_limit: str | None) -> str:
+    within = f" (resources.limits.memory={memory_limit})" if memory_limit else ""
+    return (f"OOMKilled: {pod.role} pod {pod.name} used more memory than its "
+            f"limit{within}; raise the limit or use less memory per process")
+
+
+def oom_killed(pods: Sequence[PodView], role: str) -> PodView | None:
+    """The first pod of ROLE whose container saw the kernel kill a process for memory. The
+    shard's own process may live on (the OOM killer picks the largest process, most often a
+    worker): its container then ends with its own exit code, even 0, and reason OOMKilled."""
+    return next((pod for pod in of_role(pods, role) if pod.reason == "OOMKilled"), None)
 
 
 def run_failure(pods: Sequence[PodView], job: JobView,

@@ -218,14 +218,14 @@ class StepPass(PassState):
         self.record_counts(counts)
         why = crossed_threshold(counts, self.spec, self.status["miniBatches"]["total"])
         if why and not job.complete:
-            self.fail("ErrorThresholdExceeded", why + first_error, final=False)
+            self.fail_run("ErrorThresholdExceeded", why + first_error, final=False)
             self.result.actions.append(DeleteJob(job.name))
             return False
         if job.complete:
             self.status["runCompletionTime"] = self.now
             return False
         if job.failed_reason:
-            self.fail(*self.run_failure(job), final=False)
+            self.fail_run(*self.run_failure(job), final=False)
             return False
         self.record_shards(job)
         self.show_waiting(job, "Running", self.progress_text())
@@ -273,5 +273,5 @@ class StepPass(PassState):
             self.show("Succeeded", self.summary_text())
             self.finish()
         else:
-            self.fail(result.get("reason") or "Failed",
-                      result.get("message") or "the merge reported a failure", final=True)
+            self.fail_run(result.get("reason") or "Failed",
+                          result.get("message") or "the merge reported a failure", final=True)

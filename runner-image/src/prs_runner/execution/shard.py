@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from prs_runner.execution.environment import worker_environment
+from prs_runner.execution.memory_kills import read_memory_cgroup, worker_death
 from prs_runner.execution.processes import can_fork, fork_worker, kill_group, spawn_worker
 from prs_runner.execution.worker import preload, run_worker
 from prs_runner.output.results import FAILED as FAILED_STATUS
@@ -98,6 +99,7 @@ class ShardSupervisor:
         self.stop_reason: tuple[str, str] | None = None
         self.listeners: list[Callable[[dict[str, Any]], None]] = []
         self.fork = can_fork()
+        self.oom_kills = read_memory_cgroup().oom_kills  # the kernel's, for memory
         if plan is not None:
             self.adopt(plan)
 
@@ -199,7 +201,10 @@ class ShardSupervisor:
         chunk = os.read(slot.events, 1 << 16)
         if not chunk:
             status = reap(slot.pid)
-            self.lose_worker(slot, {"type": "WorkerDied", "message": f"worker process {status}"})
+            memory = read_memory_cgroup()
+            error = worker_death(status, status.endswith("(SIGKILL)"), self.oom_kills, memory)
+            self.oom_kills = memory.oom_kills
+            self.lose_worker(slot, error)
             return
         slot.buffer += chunk
         *lines, slot.buffer = slot.buffer.split(b"\n")
