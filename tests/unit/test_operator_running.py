@@ -73,6 +73,17 @@ def test_running_counts_items_shards_and_progress() -> None:
     assert "Suspended" not in {c["type"] for c in status["conditions"]}  # never suspended
 
 
+@pytest.mark.parametrize("ended", [{"complete": True}, {"failed_reason": "FailedIndexes"}])
+def test_the_shards_are_counted_once_more_when_the_run_ends(ended: dict[str, Any]) -> None:
+    """Not the last running picture ("active": 2) left in the status for good."""
+    result = run_pass(spec={"nodeCount": 2}, status={**PLANNED, "shards": {
+        "total": 2, "active": 2, "succeeded": 0, "failed": 0, "table": [], "tableOmitted": 0}},
+        jobs=[PLAN_DONE, job("run", succeeded=2 if "complete" in ended else 1,
+                             failed=0 if "complete" in ended else 1, **ended)])
+    shards = result.status["shards"]
+    assert (shards["active"], shards["succeeded"] + shards["failed"]) == (0, 2)
+
+
 def test_more_done_than_planned_leaves_nothing_pending() -> None:
     result = run_pass(status=PLANNED, jobs=[PLAN_DONE, job("run", active=1)],
                       live={0: counts(9, failed=3)})

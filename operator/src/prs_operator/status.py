@@ -221,13 +221,13 @@ class StepPass(PassState):
             self.fail_run("ErrorThresholdExceeded", why + first_error, final=False)
             self.result.actions.append(DeleteJob(job.name))
             return False
+        self.record_shards(job)  # also the last time: no shard left "active" once it ended
         if job.complete:
             self.status["runCompletionTime"] = self.now
             return False
         if job.failed_reason:
             self.fail_run(*self.run_failure(job), final=False)
             return False
-        self.record_shards(job)
         self.show_waiting(job, "Running", self.progress_text())
         return True
 
