@@ -3,6 +3,7 @@ with PodsNotStarting, naming the pod and why."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 from typing import Any
 
@@ -10,7 +11,7 @@ import pytest
 
 from prs_operator.actions import DeleteJob
 from prs_operator.observation import JobView, Observed, PodView, view_pod
-from prs_operator.startup import Waiting, not_started, startup_failure, waiting_text
+from prs_operator.startup import Waiting, not_started, recheck_in, startup_failure, waiting_text
 from prs_operator.status import compute_pass
 from prs_runner.step.spec import apply_defaults
 from tests.unit.test_operator_status import NOW, PLANNED, SETTINGS
@@ -127,3 +128,45 @@ def test_pods_waiting_clears_once_they_start() -> None:
     waiting = next(c for c in later.status["conditions"] if c["type"] == "PodsWaiting")
     assert (waiting["status"], waiting["reason"]) == ("False", "Started")
     assert later.events == []
+
+
+def test_a_pass_is_due_just_after_the_oldest_waiting_pod_reaches_the_timeout() -> None:
+    """An Unschedulable pod gets no further event: without a pass of its own the step would
+    fail only at the next resync, up to 30 s past startupTimeout."""
+    assert recheck_in([Waiting("a", "X", 42.0), Waiting("b", "Y", 10.0)], 60) == 19.0
+    assert recheck_in([Waiting("a", "X", 75.0)], 60) == 1.0
+    assert recheck_in([], 60) is None
+    assert observe([pending("s-run-0", 42, "Unschedulable: no GPU")]).recheck_in == 259.0
+    assert observe([pending("s-run-0", 42, started=True, phase="Running")]).recheck_in is None
+
+
+def test_the_reconciler_runs_the_pass_that_is_due() -> None:
+    from tests.unit.test_operator_missed_deletions import reconciler_with
+
+    async def scenario() -> list[tuple[str, str]]:
+        reconciler, _ = reconciler_with([], existing=set())
+        passes: list[tuple[str, str]] = []
+
+        async def reconcile(key: tuple[str, str]) -> None:
+            passes.append(key)
+
+        reconciler.reconcile = reconcile  # type: ignore[method-assign]
+        reconciler.recheck(("ns", "s"), 0.05)
+        reconciler.recheck(("ns", "s"), 30.0)  # later than the one already due: not kept
+        assert list(reconciler.rechecks) == [("ns", "s")]
+        await asyncio.sleep(0.3)
+        assert reconciler.rechecks == {}
+        return passes
+
+    assert asyncio.run(scenario()) == [("ns", "s")]
+
+
+@pytest.mark.parametrize(("age", "timeout", "due"), [
+    (10.0, 300, 21.0),   # the 30 s notice comes first
+    (40.0, 300, 261.0),  # past the notice: the timeout
+    (10.0, 20, 11.0),    # a timeout shorter than the notice
+])
+def test_the_next_pass_is_due_at_the_next_mark_a_waiting_pod_reaches(
+        age: float, timeout: int, due: float) -> None:
+    result = observe([pending("s-run-0", age, "Unschedulable")], startupTimeout=timeout)
+    assert result.recheck_in == due

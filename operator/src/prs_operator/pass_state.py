@@ -35,6 +35,7 @@ from prs_operator.pod_reports import (
 from prs_operator.startup import (
     Waiting,
     not_started,
+    recheck_in,
     startup_failure,
     waiting_text,
 )
@@ -62,6 +63,7 @@ class Pass:
     status: dict[str, Any]
     actions: list[Action] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
+    recheck_in: float | None = None  # seconds until a pass is due with or without an event
 
 
 class PassState:
@@ -192,6 +194,11 @@ class PassState:
         waiting = not_started(self.pods_of(job.role), self.observed.now)
         if waiting and not job.suspended:
             message = f"{message}; {waiting_text(waiting)}"
+            # the next mark a waiting pod reaches with no event: the notice, or the timeout
+            timeout, oldest = int(self.spec["startupTimeout"]), waiting[0].seconds
+            mark = min((m for m in (WAITING_NOTICE_SECONDS, timeout) if m >= oldest),
+                       default=timeout)
+            self.result.recheck_in = recheck_in(waiting, mark)
         self.note_waiting([] if job.suspended else waiting)
         wanted = bool(self.spec.get("suspend")) and not job.queue
         suspended = wanted or (job.suspended and not job.suspended_by_step)  # not resuming

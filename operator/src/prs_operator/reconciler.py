@@ -76,6 +76,7 @@ class Reconciler:
         self.queue = PassQueue()
         self.written: dict[Key, Mapping[str, Any]] = {}  # status we wrote, newer than the index
         self.scheduled: set[Key] = set()
+        self.rechecks: dict[Key, float] = {}  # the next pass due without an event (monotonic)
         self.last_write: dict[Key, float] = {}
         self.rejections: dict[Key, Rejection] = {}  # the last Job creation the API refused
         self.rejected_at: dict[Key, float] = {}
@@ -158,6 +159,8 @@ class Reconciler:
             if result.status.get("phase") in TERMINAL and old.get("phase") not in TERMINAL:
                 self.metrics.observe_finish(result.status)
         self.metrics.observe_phase(key, result.status.get("phase"))
+        if result.recheck_in is not None:
+            self.recheck(key, result.recheck_in)
 
     def wrote_lately(self, key: Key) -> bool:
         return time.monotonic() < self.last_write.get(key, 0.0) + PROGRESS_WRITE_INTERVAL
@@ -206,6 +209,7 @@ class Reconciler:
         self.rejections.pop(key, None)
         self.rejected_at.pop(key, None)
         self.last_write.pop(key, None)
+        self.rechecks.pop(key, None)
         self.book.forget(*key)
         self.metrics.observe_phase(key, None)
 
@@ -248,6 +252,20 @@ class Reconciler:
         self.scheduled.add(key)
         wait = max(0.0, self.last_write.get(key, 0.0) + PROGRESS_WRITE_INTERVAL - time.monotonic())
         asyncio.get_running_loop().call_later(wait, self.fire, key)
+
+    def recheck(self, key: Key, delay: float) -> None:
+        """A pass in DELAY seconds (a waiting pod reaches startupTimeout then), unless an
+        earlier one is already due: the resync alone could be RESYNC_SECONDS late."""
+        due = time.monotonic() + delay
+        if self.rechecks.get(key, float("inf")) <= due:
+            return
+        self.rechecks[key] = due
+        asyncio.get_running_loop().call_later(delay, self.fire_recheck, key, due)
+
+    def fire_recheck(self, key: Key, due: float) -> None:
+        if self.rechecks.get(key) == due:
+            del self.rechecks[key]
+        asyncio.get_running_loop().create_task(self.reconcile(key))
 
     def fire(self, key: Key) -> None:
         self.scheduled.discard(key)

@@ -42,3 +42,11 @@ def startup_failure(waiting: Sequence[Waiting], timeout: int) -> str | None:
     return (f"{waiting_text(late)}; no pod may take longer than startupTimeout={timeout} s "
             "to start: fix the cause (image, ConfigMap, node selector, resources) and "
             "create the step again")
+
+
+def recheck_in(waiting: Sequence[Waiting], timeout: int) -> float | None:
+    """Seconds until a pass must look again although no event may come (the scheduler
+    leaves an Unschedulable pod alone): just after the oldest waiting pod passes TIMEOUT."""
+    if not waiting:
+        return None
+    return max(timeout - max(w.seconds for w in waiting), 0.0) + 1.0
