@@ -29,8 +29,20 @@ try:
     print("root filesystem: writable")
 except OSError as exc:
     print("root filesystem:", exc.strerror)
-print("echo ->", socket.gethostbyname("echo"))
-print("kubernetes ->", socket.gethostbyname("kubernetes.default.svc.cluster.local"))
+import time
+def resolve(name):
+    # A Service made a moment ago reaches CoreDNS and every kube-proxy within seconds;
+    # clients retry, and so does this one (for at most 30 s).
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            return socket.gethostbyname(name)
+        except socket.gaierror:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+print("echo ->", resolve("echo"))
+print("kubernetes ->", resolve("kubernetes.default.svc.cluster.local"))
 """
 
 
