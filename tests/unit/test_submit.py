@@ -13,7 +13,7 @@ import pytest
 from prs_operator.submit import cluster_document, code_config_map, follow, target_namespace
 from prs_runner.step.spec import SpecError, Step
 from prs_runner.step.validation import step_from_document
-from prs_runner.storage.code_archive import pack_directory
+from prs_runner.storage.code_archive import ARCHIVE_NAME, pack_directory, unpack_code_root
 
 
 def make_step(tmp_path: Path, metadata: dict[str, Any] | None = None, **uris: str) -> Step:
@@ -129,3 +129,32 @@ def test_a_step_with_conditions_is_followed_to_its_end() -> None:
     out = io.StringIO()
     assert follow(StatusReads(done), "ml", "abc", 3600, out, pickup_timeout=0) == 0
     assert out.getvalue() == "Succeeded: 10/10\n"
+
+
+def test_the_code_unpacks_without_extraction_filters(tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """Python 3.11.2 (Debian bookworm's, the local base image's) has no tarfile filters."""
+    make_step(tmp_path)
+    (tmp_path / "pod").mkdir()
+    (tmp_path / "pod" / ARCHIVE_NAME).write_bytes(pack_directory(str(tmp_path / "src")))
+    monkeypatch.delattr(tarfile, "data_filter", raising=False)
+    unpacked = Path(unpack_code_root(str(tmp_path / "pod")))
+    assert (unpacked / "pkg" / "model.py").read_text() == "X = 1\n"
+    assert (unpacked / "score.py").stat().st_mode & 0o777 == 0o644
+
+
+@pytest.mark.parametrize("name, kind", [("../escape.py", tarfile.REGTYPE),
+                                        ("/etc/passwd", tarfile.REGTYPE),
+                                        ("link.py", tarfile.SYMTYPE)])
+def test_only_plain_files_inside_are_unpacked_without_filters(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, kind: bytes) -> None:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+        info = tarfile.TarInfo(name)
+        info.type = kind
+        info.linkname = "/etc/passwd" if kind == tarfile.SYMTYPE else ""
+        archive.addfile(info, io.BytesIO(b""))
+    (tmp_path / ARCHIVE_NAME).write_bytes(buffer.getvalue())
+    monkeypatch.delattr(tarfile, "data_filter", raising=False)
+    with pytest.raises(ValueError, match="refusing to unpack"):
+        unpack_code_root(str(tmp_path))

@@ -58,5 +58,24 @@ def unpack_code_root(root: str) -> str:
         return root
     target = tempfile.mkdtemp(prefix="prs-code-")
     with tarfile.open(archive_path, mode="r:gz") as archive:
-        archive.extractall(target, filter="data")
+        if hasattr(tarfile, "data_filter"):  # extraction filters: Python 3.11.4+ (PEP 706)
+            archive.extractall(target, filter="data")
+        else:
+            archive.extractall(target, members=checked_members(archive, target))
     return target
+
+
+def checked_members(archive: tarfile.TarFile, target: str) -> list[tarfile.TarInfo]:
+    """Without extraction filters (Debian bookworm's python3 is 3.11.2): the members of an
+    archive from `prs submit`, which packs regular files only, or ValueError for a link, a
+    device, an absolute name or one leading out of TARGET. Modes are reset as the "data"
+    filter does."""
+    root = os.path.realpath(target)
+    members = archive.getmembers()
+    for member in members:
+        path = os.path.realpath(os.path.join(root, member.name))
+        if not (member.isfile() or member.isdir()) or os.path.isabs(member.name) \
+                or os.path.commonpath([root, path]) != root:
+            raise ValueError(f"{ARCHIVE_NAME}: refusing to unpack {member.name!r}")
+        member.mode = 0o755 if member.isdir() else 0o644
+    return members
