@@ -2,6 +2,7 @@
 # Build what a real node of the cluster test tier (tests/cluster/real_node.py) runs, from the
 # published Go modules pinned in tools/k8s, tools/containerd and tools/coredns:
 #   kubelet, kube-scheduler, kube-proxy (k8s.io/kubernetes, as tools/build-control-plane.sh),
+#   kubeadm (the same module; only the kind node image of tools/build-kind-node.sh uses it),
 #   containerd, ctr, containerd-shim-runc-v2 (github.com/containerd/containerd/v2),
 #   coredns (github.com/coredns/coredns),
 #   images/pause.tar: the sandbox image localhost/prs-pause:1, an OCI archive made by
@@ -18,7 +19,7 @@
 set -euo pipefail
 
 tools_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-binaries=(kubelet kube-scheduler kube-proxy containerd ctr containerd-shim-runc-v2 coredns)
+binaries=(kubelet kube-scheduler kube-proxy kubeadm containerd ctr containerd-shim-runc-v2 coredns)
 
 module_version() {  # module_version GO_MOD MODULE_PATH -> pinned version of MODULE_PATH
     awk -v mod="$2" '$1 == mod && $2 ~ /^v/ {print $2; exit} $1 == "require" && $2 == mod {print $3; exit}' "$1"
@@ -87,20 +88,22 @@ started=$SECONDS
 read -r -a go_flags <<<"${PRS_GO_BUILD_FLAGS:--p 1}"
 go_flags+=(-trimpath -buildvcs=false)
 
-if [[ ! -x "$bin_dir/kubelet" || ! -x "$bin_dir/kube-scheduler" || ! -x "$bin_dir/kube-proxy" ]]; then
-    # The version stamp of tools/build-control-plane.sh (hack/lib/version.sh).
-    k8s_minor="${k8s_version#v1.}"
-    k8s_minor="${k8s_minor%%.*}"
-    version_flags=""
-    for pkg in k8s.io/client-go/pkg/version k8s.io/component-base/version; do
-        version_flags+=" -X $pkg.gitVersion=$k8s_version -X $pkg.gitMajor=1 -X $pkg.gitMinor=$k8s_minor"
-        version_flags+=" -X $pkg.gitTreeState=clean -X $pkg.buildDate=$(date -u +%Y-%m-%dT%H:%M:%SZ)"
-    done
-    echo "build-node: Kubernetes $k8s_version (kubelet, kube-scheduler, kube-proxy)" >&2
+# The version stamp of tools/build-control-plane.sh (hack/lib/version.sh).
+k8s_minor="${k8s_version#v1.}"
+k8s_minor="${k8s_minor%%.*}"
+version_flags=""
+for pkg in k8s.io/client-go/pkg/version k8s.io/component-base/version; do
+    version_flags+=" -X $pkg.gitVersion=$k8s_version -X $pkg.gitMajor=1 -X $pkg.gitMinor=$k8s_minor"
+    version_flags+=" -X $pkg.gitTreeState=clean -X $pkg.buildDate=$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+done
+k8s_commands=()
+for name in kubelet kube-scheduler kube-proxy kubeadm; do
+    [[ -x "$bin_dir/$name" ]] || k8s_commands+=("k8s.io/kubernetes/cmd/$name")
+done
+if ((${#k8s_commands[@]})); then
+    echo "build-node: Kubernetes $k8s_version (${k8s_commands[*]##*/})" >&2
     (cd "$tools_dir/k8s" && go build "${go_flags[@]}" -ldflags="-s -w$version_flags" -o "$staging/" \
-        k8s.io/kubernetes/cmd/kubelet \
-        k8s.io/kubernetes/cmd/kube-scheduler \
-        k8s.io/kubernetes/cmd/kube-proxy)
+        "${k8s_commands[@]}")
 fi
 
 if [[ ! -x "$bin_dir/containerd" || ! -x "$bin_dir/ctr" || ! -x "$bin_dir/containerd-shim-runc-v2" ]]; then
