@@ -1,25 +1,32 @@
 #!/usr/bin/env bash
-# Build kind (sigs.k8s.io/kind) from its Go module, pinned in tools/kind/go.mod, for
-# tools/kind-e2e.sh.
+# Build kind (sigs.k8s.io/kind, pinned in tools/kind/go.mod) for tools/kind-e2e.sh, and crictl
+# (sigs.k8s.io/cri-tools, pinned in tools/crictl/go.mod) for the kind node image of
+# tools/build-kind-node.sh (`kind load` asks crictl which images a node already has).
 #
-# The binary goes to a cache OUTSIDE the repository, keyed by the pinned version:
-#   ${PRS_K8S_CACHE:-$HOME/.cache/parallelrunstep}/kind-v<KIND>/bin/kind
-# If it is already there, nothing is built. The bin directory is printed as the last line of
-# stdout; progress goes to stderr. Settings: PRS_GO_BUILD_FLAGS (default "-p 1").
+# The binaries go to a cache OUTSIDE the repository, keyed by the pinned versions:
+#   ${PRS_K8S_CACHE:-$HOME/.cache/parallelrunstep}/kind-v<KIND>-crictl-v<CRICTL>/bin/{kind,crictl}
+# If both are already there, nothing is built. The bin directory is printed as the last line
+# of stdout; progress goes to stderr. Settings: PRS_GO_BUILD_FLAGS (default "-p 1").
 set -euo pipefail
 
 tools_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 
-kind_version="$(awk '$1 == "sigs.k8s.io/kind" && $2 ~ /^v/ {print $2; exit}' "$tools_dir/kind/go.mod")"
-if [[ -z "$kind_version" ]]; then
-    echo "build-kind: cannot read the pinned version from tools/kind/go.mod" >&2
+module_version() {  # module_version GO_MOD MODULE_PATH -> pinned version of MODULE_PATH
+    awk -v mod="$2" '$1 == mod && $2 ~ /^v/ {print $2; exit}' "$1"
+}
+kind_version="$(module_version "$tools_dir/kind/go.mod" sigs.k8s.io/kind)"
+crictl_version="$(module_version "$tools_dir/crictl/go.mod" sigs.k8s.io/cri-tools)"
+if [[ -z "$kind_version" || -z "$crictl_version" ]]; then
+    echo "build-kind: cannot read the pinned versions from tools/{kind,crictl}/go.mod" >&2
     exit 1
 fi
 
 cache_root="${PRS_K8S_CACHE:-$HOME/.cache/parallelrunstep}"
-bin_dir="$cache_root/kind-$kind_version/bin"
+bin_dir="$cache_root/kind-$kind_version-crictl-$crictl_version/bin"
 
-if [[ -x "$bin_dir/kind" ]]; then
+all_built() { [[ -x "$bin_dir/kind" && -x "$bin_dir/crictl" ]]; }
+
+if all_built; then
     echo "$bin_dir"
     exit 0
 fi
@@ -28,7 +35,7 @@ command -v go >/dev/null || { echo "build-kind: 'go' is not on PATH" >&2; exit 1
 mkdir -p "$cache_root"
 exec 9>"$cache_root/.build-kind.lock"
 flock 9
-if [[ -x "$bin_dir/kind" ]]; then
+if all_built; then
     echo "$bin_dir"
     exit 0
 fi
@@ -37,11 +44,24 @@ staging="$(mktemp -d "$cache_root/.build-kind.XXXXXX")"
 trap 'rm -rf "$staging"' EXIT
 started=$SECONDS
 read -r -a go_flags <<<"${PRS_GO_BUILD_FLAGS:--p 1}"
-echo "build-kind: kind $kind_version -> $bin_dir" >&2
-# kind's Makefile: static, -trimpath, no build id.
-(cd "$tools_dir/kind" && CGO_ENABLED=0 go build "${go_flags[@]}" -trimpath -buildvcs=false \
-    -ldflags="-buildid= -s -w" -o "$staging/kind" sigs.k8s.io/kind)
+go_flags+=(-trimpath -buildvcs=false)
+# Both static, without build ids, as kind's and cri-tools' Makefiles build them.
+if [[ ! -x "$bin_dir/kind" ]]; then
+    echo "build-kind: kind $kind_version" >&2
+    (cd "$tools_dir/kind" && CGO_ENABLED=0 go build "${go_flags[@]}" -ldflags="-buildid= -s -w" \
+        -o "$staging/kind" sigs.k8s.io/kind)
+fi
+if [[ ! -x "$bin_dir/crictl" ]]; then
+    echo "build-kind: crictl $crictl_version" >&2
+    (cd "$tools_dir/crictl" && CGO_ENABLED=0 go build "${go_flags[@]}" \
+        -ldflags="-buildid= -s -w -X sigs.k8s.io/cri-tools/pkg/version.Version=$crictl_version" \
+        -o "$staging/crictl" sigs.k8s.io/cri-tools/cmd/crictl)
+fi
 mkdir -p "$bin_dir"
-mv -f "$staging/kind" "$bin_dir/kind"
+for name in kind crictl; do
+    if [[ -e "$staging/$name" ]]; then
+        mv -f "$staging/$name" "$bin_dir/$name"
+    fi
+done
 echo "build-kind: built in $((SECONDS - started))s" >&2
 echo "$bin_dir"
