@@ -6,7 +6,7 @@ PYTEST := $(PY) -m pytest
 
 .PHONY: demo test test-unit test-runner test-chart test-cluster test-images test-fast lint bench \
 	test-mutation test-faults \
-	bench-runner bench-tabular bench-operator kind-e2e venv images locks clean
+	bench-runner bench-tabular bench-operator test-kind kind-e2e venv images locks clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -104,10 +104,13 @@ bench-operator: venv
 	$(PY) benchmarks/operator_scale.py --steps 50
 	$(PY) benchmarks/operator_large_step.py --nodes 500
 
-## kind-e2e: the operator and the digits example on a kind cluster (needs docker, kind, kubectl,
-## helm and a registry for python:3.11-slim; it cannot run on a machine without them)
-kind-e2e: venv
+## test-kind: the operator and the digits example on a kind cluster (tools/kind-e2e.sh), all
+## built here: kind, the node image, kubectl, helm, the images on the local base; no registry.
+## Needs root, Docker (started if needed), Go and PyPI. Not part of `make test`.
+test-kind: venv
 	tools/kind-e2e.sh
+
+kind-e2e: test-kind
 
 clean:
 	rm -rf $(VENV) examples/digits/data examples/digits/models examples/digits/out \
