@@ -267,6 +267,7 @@ log "images imported in $((SECONDS - step))s"
 
 step=$SECONDS
 log "docker import as $image"
+previous=$("$docker" image inspect --format '{{.Id}}' "$image" 2>/dev/null || true)
 tar --numeric-owner -C "$root" -c . | "$docker" import \
     --change 'ENV container=docker' \
     --change 'ENV HTTP_PROXY="" HTTPS_PROXY="" NO_PROXY=""' \
@@ -276,5 +277,6 @@ tar --numeric-owner -C "$root" -c . | "$docker" import \
 printf 'FROM %s\nSTOPSIGNAL SIGRTMIN+3\nLABEL io.parallelrunstep.inputs=%s\n' "$image-rootfs" "$inputs" \
     | DOCKER_BUILDKIT=1 "$docker" build -q -t "$image" - >&2
 "$docker" rmi "$image-rootfs" >/dev/null
+if [[ -n $previous ]]; then "$docker" rmi "$previous" >/dev/null 2>&1 || true; fi  # the old build
 log "docker import in $((SECONDS - step))s; $image built in $((SECONDS - started))s"
 echo "$image"
