@@ -426,3 +426,21 @@ def test_shards_no_node_fits_are_listed_and_end_the_step_after_startup_timeout(
     wait_for(lambda: not children(control_plane, namespace, "stuck", "pods") or all(
         p["metadata"]["labels"]["parallelrun.io/role"] != "run"
         for p in children(control_plane, namespace, "stuck", "pods")), 60, "run pods gone")
+
+
+def test_namespaces_that_come_and_go_at_once_do_not_stall_the_operator(
+    control_plane: ControlPlane, operator: OperatorProcess, namespace: str
+) -> None:
+    """Watched namespaces deleted right after they were created (a CI job's, a careless
+    script's): their watches stop before their first listing ends. Steps in other namespaces
+    are still reconciled at once."""
+    with control_plane.api_client() as api:
+        core = client.CoreV1Api(api)
+        for _ in range(12):
+            name = f"t-gone-{uuid.uuid4().hex[:8]}"
+            call(core.create_namespace, {"metadata": {"name": name}})
+            call(core.delete_namespace, name)
+    stage_step(control_plane, namespace, 2)
+    create_step(control_plane, namespace, step_document("after-flash"))
+    status = wait_finished(control_plane, namespace, "after-flash", timeout=120)
+    assert condition_true(status, "Complete"), operator.log_tail()

@@ -20,6 +20,7 @@ from prs_operator.progress import ProgressBook, Report
 from prs_operator.progress_key import ProgressKey
 from prs_operator.reconciler import Indexes, Reconciler
 from prs_operator.settings import Settings, from_process_env
+from prs_operator.task_dump import install as install_task_dump
 
 CHILD_LABELS = {LABEL_STEP: kopf.PRESENT}
 READY_RETRY_SECONDS = 5.0
@@ -44,6 +45,7 @@ async def start(
     settings.watching.label_selectors["batch", "jobs"] = LABEL_STEP
     settings.watching.label_selectors["v1", "pods"] = LABEL_STEP
     settings.watching.chunk_size = 500
+    install_task_dump(asyncio.get_running_loop())
     operator = from_process_env()
     state["settings"] = operator
     load_config()
