@@ -7,6 +7,7 @@ API objects are held as Any here and nowhere else."""
 from __future__ import annotations
 
 import datetime
+import functools
 import json
 from collections.abc import Mapping
 from typing import Any
@@ -19,6 +20,10 @@ from prs_operator.observation import ANNOTATION_SUSPENDED_BY_STEP, LABEL_STEP
 
 GROUP, VERSION, PLURAL = "parallelrun.io", "v1alpha1", "parallelrunsteps"
 COMPONENT = "parallelrun-operator"
+# Seconds to connect and to wait for each read of a response. The client has no timeout of its
+# own: a connection the network dropped without a reset would block a worker thread forever,
+# and once every thread of the pool waits so, every pass of every step waits with them.
+REQUEST_TIMEOUT = (10.0, 60.0)
 
 
 class CreateRejected(Exception):
@@ -27,6 +32,17 @@ class CreateRejected(Exception):
     def __init__(self, code: int, reason: str, message: str) -> None:
         super().__init__(f"{code} {reason}: {message}")
         self.code, self.reason, self.message = code, reason, message
+
+
+class Timed:
+    """An API group whose every call carries the request timeout."""
+
+    def __init__(self, api: Any, timeout: tuple[float, float]) -> None:
+        self.api, self.timeout = api, timeout
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self.api, name)
+        return functools.partial(method, _request_timeout=self.timeout)
 
 
 def api_reason(error: ApiException) -> tuple[str, str]:
@@ -40,10 +56,11 @@ def api_reason(error: ApiException) -> tuple[str, str]:
 
 
 class Cluster:
-    def __init__(self, api: client.ApiClient) -> None:
-        self.batch: Any = client.BatchV1Api(api)
-        self.core: Any = client.CoreV1Api(api)
-        self.custom: Any = client.CustomObjectsApi(api)
+    def __init__(self, api: client.ApiClient,
+                 timeout: tuple[float, float] = REQUEST_TIMEOUT) -> None:
+        self.batch: Any = Timed(client.BatchV1Api(api), timeout)
+        self.core: Any = Timed(client.CoreV1Api(api), timeout)
+        self.custom: Any = Timed(client.CustomObjectsApi(api), timeout)
 
     def apply(self, namespace: str, action: Action) -> bool:
         """Carry out one action; False when it found nothing to do (409/404)."""

@@ -23,6 +23,9 @@ from kubernetes.client.exceptions import ApiException
 LEASE_SECONDS = 15  # another operator takes over this long after the last renewal
 RENEW_EVERY = 5.0
 RETRY_EVERY = 2.0
+# Each Lease call gives up after this (connect, read): a call that hangs on a dead connection
+# must not hold the renewal past the lease. The watchdog below covers even a call that hangs.
+CALL_TIMEOUT = (2.0, 3.0)
 logger = logging.getLogger(__name__)
 
 
@@ -56,6 +59,7 @@ class LeaseLock:
     def __init__(self, coordination: Any, namespace: str, name: str, identity: str) -> None:
         self.api, self.namespace, self.name, self.identity = coordination, namespace, name, identity
         self.seen_version, self.seen_at = "", time.monotonic()
+        self.renewed = time.monotonic()  # the last time this operator held the lease
 
     def try_hold(self) -> bool:
         try:
@@ -76,7 +80,7 @@ class LeaseLock:
                 "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
                 "metadata": {"name": self.name, "namespace": self.namespace,
                              "resourceVersion": version},
-                "spec": spec})
+                "spec": spec}, _request_timeout=CALL_TIMEOUT)
         except ApiException as error:
             if error.status == 409:  # someone else wrote it first
                 return False
@@ -88,7 +92,8 @@ class LeaseLock:
         try:
             self.api.create_namespaced_lease(self.namespace, {
                 "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
-                "metadata": {"name": self.name, "namespace": self.namespace}, "spec": spec})
+                "metadata": {"name": self.name, "namespace": self.namespace}, "spec": spec},
+                _request_timeout=CALL_TIMEOUT)
         except ApiException as error:
             if error.status == 409:
                 return False
@@ -97,7 +102,8 @@ class LeaseLock:
 
     def read(self) -> dict[str, Any]:
         response = self.api.read_namespaced_lease(self.name, self.namespace,
-                                                  _preload_content=False)
+                                                  _preload_content=False,
+                                                  _request_timeout=CALL_TIMEOUT)
         body: dict[str, Any] = json.loads(response.data)
         return body
 
@@ -122,8 +128,11 @@ def lead(lock: LeaseLock, exit_now: Callable[[int], None] = os._exit) -> None:
             announced = holder
         time.sleep(RETRY_EVERY)
     logger.info("acquired the lease %s/%s as %s", lock.namespace, lock.name, lock.identity)
-    threading.Thread(target=renew_forever, args=(lock, exit_now), daemon=True,
+    lock.renewed = time.monotonic()
+    threading.Thread(target=renew_forever, args=(lock,), daemon=True,
                      name="lease-renewal").start()
+    threading.Thread(target=exit_when_lost, args=(lock, exit_now), daemon=True,
+                     name="lease-watchdog").start()
 
 
 def attempt(lock: LeaseLock) -> bool:
@@ -134,14 +143,19 @@ def attempt(lock: LeaseLock) -> bool:
         return False
 
 
-def renew_forever(lock: LeaseLock, exit_now: Callable[[int], None]) -> None:
-    renewed = time.monotonic()
+def renew_forever(lock: LeaseLock) -> None:
     while True:
         time.sleep(RENEW_EVERY)
         if attempt(lock):
-            renewed = time.monotonic()
-        elif time.monotonic() - renewed > LEASE_SECONDS - RENEW_EVERY:
-            logger.error("lost the lease %s/%s: exiting so that only one operator "
-                         "reconciles", lock.namespace, lock.name)
-            exit_now(1)
-            return
+            lock.renewed = time.monotonic()
+
+
+def exit_when_lost(lock: LeaseLock, exit_now: Callable[[int], None],
+                   check_every: float = 0.5) -> None:
+    """Exit once no renewal succeeded for longer than the lease minus a renewal interval,
+    even while a renewal call still hangs: another operator may take the lease then."""
+    while time.monotonic() - lock.renewed <= LEASE_SECONDS - RENEW_EVERY:
+        time.sleep(check_every)
+    logger.error("lost the lease %s/%s: exiting so that only one operator reconciles",
+                 lock.namespace, lock.name)
+    exit_now(1)
