@@ -40,6 +40,11 @@ async def start(
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=GROUP)
     settings.posting.enabled = False  # our own events carry the step's reasons
     settings.watching.server_timeout = 300
+    # The server ends each watch after 300 s; a watch still open 30 s later lost its
+    # connection without a word, and waiting on it would hide every event from then on.
+    settings.watching.client_timeout = 330
+    settings.watching.connect_timeout = 10
+    settings.networking.connect_timeout = 10
     # Server-side filters: the API server sends only the step's own Jobs and pods (not every
     # pod of the cluster), and the first list comes in pages of 500.
     settings.watching.label_selectors["batch", "jobs"] = LABEL_STEP
