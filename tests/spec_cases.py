@@ -371,10 +371,40 @@ BAD_CASES: list[Case] = [
     bad(
         "ttl-string", "spec.ttlSecondsAfterFinished", setting("spec.ttlSecondsAfterFinished", "1h")
     ),
+    # URIs: a scheme some storage takes, a bucket or container name, no aliasing segments
+    bad("uri-scheme-typo", "spec.input.uri", setting("spec.input.uri", "s4://bucket/in")),
+    bad("uri-scheme-unknown-side-input", "spec.sideInputs",
+        setting("spec.sideInputs", [{"name": "m", "uri": "sftp://host/m.joblib"}])),
+    bad("uri-bucket-name", "spec.output.uri", setting("spec.output.uri", "s3://My_Bucket/out")),
+    bad("uri-bucket-short", "spec.input.uri", setting("spec.input.uri", "gs://ab/in")),
+    bad("uri-abfs-without-account", "spec.input.uri",
+        setting("spec.input.uri", "abfs://container/in")),
+    bad("uri-abfs-other-host", "spec.output.uri",
+        setting("spec.output.uri", "abfs://c01@account.example.com/out")),
+    bad("uri-dot-dot", "spec.output.uri", setting("spec.output.uri", "s3://bucket/out/../x")),
+    bad("uri-dot", "spec.output.uri", setting("spec.output.uri", "az://container/./out")),
+    bad("uri-empty-segment", "spec.input.uri", setting("spec.input.uri", "gs://bucket//in")),
+    bad("uri-pvc-dot-dot", "spec.output.uri", setting("spec.output.uri", "pvc://data/../x")),
+    bad("uri-too-long", "spec.output.uri", setting("spec.output.uri", "s3://bucket/" + "x" * 2040)),
+    bad("side-inputs-too-many", "spec.sideInputs", setting(
+        "spec.sideInputs", [{"name": f"m{n}", "uri": f"./m{n}"} for n in range(65)])),
+    bad("uri-pvc-without-claim", "spec.output.uri", setting("spec.output.uri", "pvc:///out")),
 ]
 
 
+
 GOOD_CASES: list[Case] = [
+    good("uri-s3", setting("spec.input.uri", "s3://bucket-1/in/"),
+         setting("spec.output.uri", "s3://bucket-1/out/predict")),
+    good("uri-gs", setting("spec.input.uri", "gs://my.bucket/in"),
+         setting("spec.output.uri", "gs://my.bucket/out")),
+    good("uri-abfs", setting("spec.input.uri",
+                             "abfs://data@account01.dfs.core.windows.net/in/digits"),
+         setting("spec.output.uri", "abfss://data@account01.dfs.core.windows.net/out")),
+    good("uri-az", setting("spec.input.uri", "az://data/in"),
+         setting("spec.sideInputs", [{"name": "m", "uri": "az://models/m.joblib"}])),
+    good("uri-bucket-root", setting("spec.input.uri", "s3://bucket/")),
+    good("uri-hidden-name", setting("spec.input.uri", "s3://bucket/.data/in")),
     good("base"),
     good("contract-example", lambda doc: doc.update(full_document())),
     good(

@@ -13,6 +13,7 @@ from typing import Any
 import yaml
 
 from prs_runner.step.globs import GlobError, glob_to_regex
+from prs_runner.step.uris import UriError, parse_uri
 from prs_runner.step.spec import (
     API_VERSION,
     CODE_SOURCES,
@@ -107,8 +108,35 @@ def validate_spec(raw: Mapping[str, Any]) -> list[str]:
     if problems:
         return problems
     spec = apply_defaults(raw)
-    for check in (check_types, check_enums, check_ranges, check_code, check_input, check_output):
+    for check in (check_types, check_enums, check_ranges, check_code, check_input, check_output,
+                  check_uris):
         problems += check(spec)
+    return problems
+
+
+MAX_URI_LENGTH = 2048  # the CRD's maxLength: CEL's cost budget needs a bound
+MAX_SIDE_INPUTS = 64
+
+
+def check_uris(spec: Mapping[str, Any]) -> list[str]:
+    """Every URI in a form some storage takes (a typo in the scheme is caught here, before
+    any pod starts)."""
+    places = [("spec.input.uri", spec["input"].get("uri")),
+              ("spec.output.uri", spec["output"].get("uri"))]
+    places += [(f"spec.sideInputs[{index}].uri", item.get("uri"))
+               for index, item in enumerate(spec.get("sideInputs") or [])
+               if isinstance(item, Mapping)]
+    problems = []
+    if len(places) - 2 > MAX_SIDE_INPUTS:
+        problems.append(f"spec.sideInputs: at most {MAX_SIDE_INPUTS} side inputs")
+    for field, uri in places:
+        if isinstance(uri, str) and len(uri) > MAX_URI_LENGTH:
+            problems.append(f"{field}: longer than {MAX_URI_LENGTH} characters")
+        elif isinstance(uri, str) and uri:
+            try:
+                parse_uri(uri)
+            except UriError as error:
+                problems.append(f"{field}: {error}")
     return problems
 
 
