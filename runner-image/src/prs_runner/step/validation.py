@@ -13,7 +13,6 @@ from typing import Any
 import yaml
 
 from prs_runner.step.globs import GlobError, glob_to_regex
-from prs_runner.step.uris import UriError, parse_uri
 from prs_runner.step.spec import (
     API_VERSION,
     CODE_SOURCES,
@@ -39,6 +38,7 @@ from prs_runner.step.spec import (
     load_yaml,
     lookup,
 )
+from prs_runner.step.uris import UriError, parse_uri
 
 TOP_LEVEL_FIELDS = {*DEFAULTS, *SECTIONS, "miniBatchSize"}
 
