@@ -17,8 +17,10 @@ import json
 import logging
 import os
 import sys
+import threading
 import time
 import traceback
+from collections import deque
 from collections.abc import Callable
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
@@ -27,6 +29,8 @@ from prs_runner.entry_script import RunContext, side_inputs_from_env
 from prs_runner.output.results import SUCCEEDED, ResultHeader, commit_record
 from prs_runner.output.row_encoding import count_returned, encode_result
 from prs_runner.planning.plan import MiniBatch, read_plan
+from prs_runner.step.uris import parse_uri
+from prs_runner.storage.download_cache import DownloadCache
 from prs_runner.storage.filesystem import Storage, local_root
 
 if TYPE_CHECKING:
@@ -95,6 +99,10 @@ class Worker:
         self.summary_only = self.spec["outputAction"] == "summary_only"
         self.row_format = self.spec["appendRowFormat"]
         self.table_reader: TableReader | None = None  # files steps pass local paths instead
+        # Files on object storage: downloaded before run(), the next mini-batch meanwhile.
+        self.downloads: DownloadCache | None = None
+        self.remote_files = (self.spec["input"]["type"] == "files"
+                             and parse_uri(self.spec["input"]["uri"]).remote)
         self.run_fn: Callable[..., Any] = lambda batch: batch
         self.wants_context = False
 
@@ -114,6 +122,9 @@ class Worker:
         plan = read_plan(self.plan_uri)
         self.batches = {mb.id: mb for mb in plan.for_shard(self.shard)}
         self.input_root = local_root(plan.input_uri) or plan.input_uri
+        if self.remote_files:
+            self.downloads = DownloadCache(Storage(plan.input_uri),
+                                           f"{self.shard}-{self.process}")
         if self.spec["input"]["type"] == "tabular":
             from prs_runner.planning.tabular_reading import TableReader
 
@@ -132,6 +143,8 @@ class Worker:
     def load(self, mb: MiniBatch) -> tuple[Any, str]:
         """The run() argument: local paths, or a DataFrame (and the parser's message about
         rows it had to skip)."""
+        if mb.table is None and self.downloads is not None:
+            return self.downloads.paths(mb.id, mb.items), ""
         if mb.table is None:
             return [os.path.join(self.input_root, item) for item in mb.items], ""
         assert self.table_reader is not None
@@ -144,10 +157,21 @@ class Worker:
             return b"", count_returned(result)
         return encode_result(result, self.row_format)
 
+    def prefetch(self, mini_batch_id: int) -> None:
+        """Start downloading a mini-batch the supervisor has queued for this worker."""
+        if self.downloads is not None and mini_batch_id in self.batches:
+            self.downloads.start(mini_batch_id, self.batches[mini_batch_id].items)
+
     def run_one(self, mini_batch_id: int, attempt: int) -> dict[str, Any]:
         if not self.batches:
             self.load_plan()
-        mb = self.batches[mini_batch_id]
+        try:
+            return self.run_loaded(self.batches[mini_batch_id], attempt)
+        finally:
+            if self.downloads is not None:
+                self.downloads.release(mini_batch_id)
+
+    def run_loaded(self, mb: MiniBatch, attempt: int) -> dict[str, Any]:
         started = time.perf_counter()
         batch, skipped = self.load(mb)
         args = (batch, self.context(mb)) if self.wants_context else (batch,)
@@ -186,8 +210,8 @@ def serve(worker: Worker, commands: Any, events: int) -> int:
         send({"init_failed": error_info(exc)})
         return 1
     send({"ready": True})
-    for line in commands:
-        command = json.loads(line)
+    queue = CommandQueue(commands, worker.prefetch if worker.remote_files else None)
+    while (command := queue.next()) is not None:
         if command.get("stop"):
             break
         try:
@@ -199,7 +223,50 @@ def serve(worker: Worker, commands: Any, events: int) -> int:
             send({"error": error_info(exc), "id": command["run"]})
     if callable(getattr(module, "shutdown", None)):
         module.shutdown()
+    if worker.downloads is not None:
+        worker.downloads.close()
     return 0
+
+
+class CommandQueue:
+    """The supervisor's commands, one at a time. With PREFETCH set (files on object
+    storage), a reader thread takes them off the pipe as they come, so that the mini-batch
+    queued behind the running one starts downloading at once."""
+
+    def __init__(self, stream: Any, prefetch: Callable[[int], None] | None) -> None:
+        self.stream, self.prefetch = stream, prefetch
+        self.items: deque[dict[str, Any] | None] = deque()
+        self.ready = threading.Condition()
+        self.busy = False
+        if prefetch is not None:
+            threading.Thread(target=self.read_all, daemon=True, name="prs-commands").start()
+
+    def read_all(self) -> None:
+        for line in self.stream:
+            command = json.loads(line)
+            with self.ready:
+                self.items.append(command)
+                waiting = self.busy and len(self.items) == 1
+                self.ready.notify()
+            if waiting and "run" in command and self.prefetch is not None:
+                self.prefetch(command["run"])
+        with self.ready:
+            self.items.append(None)
+            self.ready.notify()
+
+    def next(self) -> dict[str, Any] | None:
+        if self.prefetch is None:
+            line = self.stream.readline()
+            return json.loads(line) if line else None
+        with self.ready:
+            self.busy = False
+            self.ready.wait_for(lambda: bool(self.items))
+            command = self.items.popleft()
+            self.busy = True
+            following = self.items[0] if self.items else None
+        if following and "run" in following:
+            self.prefetch(following["run"])
+        return command
 
 
 def run_worker(

@@ -1,9 +1,14 @@
 """All reads and writes of inputs and outputs go through here.
 
 A `Storage` is a root URI: a local folder (a path, `file://`, or a mounted `pvc://` claim) or
-any filesystem pyarrow.fs understands (`s3://...`). Local folders use `os` directly: workers
-commit a result per mini-batch, and the os calls are several times cheaper than going through
-pyarrow, whose import alone costs a worker about half a second.
+an object store (`s3://`, `gs://`, `abfs://`, `az://`: object_stores.py). Local folders use
+`os` directly: workers commit a result per mini-batch, and the os calls are several times
+cheaper than going through pyarrow, whose import alone costs a worker about half a second.
+
+On object stores nothing is renamed in place: an object appears whole when its upload ends
+(a PUT is atomic), so commits are written straight to their names, and a file that must
+appear at once after a long write (the merged output) is uploaded under a temporary name and
+copied server-side. Every remote call is counted (`requests`): it is what a step costs.
 """
 
 from __future__ import annotations
@@ -15,10 +20,14 @@ import functools
 import hashlib
 import os
 import shutil
+from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import IO, Any
 
 from prs_runner.step.globs import glob_to_regex
+from prs_runner.step.uris import UriError, parse_uri
+from prs_runner.storage.object_stores import StorageError, open_filesystem, remote_failure
 
 PVC_ROOT_ENV = "PRS_PVC_ROOT"  # where pvc://CLAIM is mounted; /mnt/pvc/CLAIM by default
 
@@ -69,16 +78,36 @@ def local_root(uri: str) -> str | None:
     return uri
 
 
+# Remote calls made by this process, by kind (list, head, get, put, copy, delete): workers
+# report theirs with each mini-batch, so that a step can say how many requests it made.
+REQUESTS: Counter[str] = Counter()
+
+
 class Storage:
     def __init__(self, uri: str) -> None:
         self.uri = uri.rstrip("/") or "/"
+        try:
+            location = parse_uri(self.uri)
+        except UriError as error:
+            raise StorageError(str(error)) from None
         self.local = local_root(self.uri)
         self._fs: Any = None
         self._root = ""
-        if self.local is None:
-            from pyarrow import fs as pafs
+        if location.remote:
+            self._fs, self._root = open_filesystem(location, self.uri, os.environ)
 
-            self._fs, self._root = pafs.FileSystem.from_uri(self.uri)
+    @contextlib.contextmanager
+    def remote(self, kind: str, path: str = "") -> Iterator[None]:
+        """Count one remote call of KIND and turn its failure into one line naming the URI
+        (a missing object stays FileNotFoundError: callers ask for it)."""
+        REQUESTS[kind] += 1
+        try:
+            yield
+        except (FileNotFoundError, StorageError):
+            raise
+        except OSError as error:
+            where = f"{self.uri}/{path}" if path else self.uri
+            raise StorageError(remote_failure(where, error)) from error
 
     def join(self, *parts: str) -> str:
         base = self.local if self.local is not None else self._root
@@ -148,7 +177,13 @@ class Storage:
     def _list_remote(self) -> list[FileEntry]:
         from pyarrow import fs as pafs
 
-        infos = self._fs.get_file_info(pafs.FileSelector(self._root, recursive=True))
+        with self.remote("list"):
+            infos = self._fs.get_file_info(pafs.FileSelector(self._root, recursive=True))
+            if not infos and self._fs.get_file_info(self._root).type == pafs.FileType.File:
+                info = self._fs.get_file_info(self._root)
+                return [FileEntry(info.base_name, info.size, info.mtime_ns or 0)]
+            if not infos and self._fs.get_file_info(self._root).type == pafs.FileType.NotFound:
+                raise FileNotFoundError(errno.ENOENT, "no such object or prefix", self.uri)
         return [
             FileEntry(i.path[len(self._root) :].lstrip("/"), i.size, i.mtime_ns or 0)
             for i in infos
@@ -161,22 +196,44 @@ class Storage:
             return os.path.isfile(self.local)
         from pyarrow import fs as pafs
 
-        return bool(self._fs.get_file_info(self._root).type == pafs.FileType.File)
+        with self.remote("head"):
+            return bool(self._fs.get_file_info(self._root).type == pafs.FileType.File)
 
     def read_bytes(self, path: str) -> bytes:
-        with self.open_read(path) as stream:
-            return stream.read()
+        if self.local is not None:
+            with open(self.join(path), "rb") as stream:
+                return stream.read()
+        with self.remote("get", path), self._fs.open_input_stream(self.join(path)) as stream:
+            return stream.read()  # type: ignore[no-any-return]
 
     def open_read(self, path: str) -> IO[bytes]:
         if self.local is not None:
             return open(self.join(path), "rb")
-        return self._fs.open_input_stream(self.join(path))  # type: ignore[no-any-return]
+        with self.remote("get", path):
+            return self._fs.open_input_stream(self.join(path))  # type: ignore[no-any-return]
 
     def open_seekable(self, path: str) -> IO[bytes]:
         """For reads at offsets (byte ranges, Parquet footers and row groups)."""
         if self.local is not None:
             return open(self.join(path), "rb")
-        return self._fs.open_input_file(self.join(path))  # type: ignore[no-any-return]
+        with self.remote("get", path):
+            return self._fs.open_input_file(self.join(path))  # type: ignore[no-any-return]
+
+    def download(self, path: str, target: str) -> int:
+        """Copy the file at PATH to the local file TARGET (created fresh); its size."""
+        if self.local is not None:
+            shutil.copyfile(self.join(path), target)
+            return os.path.getsize(target)
+        size = 0
+        with self.remote("get", path), self._fs.open_input_stream(self.join(path)) as stream:
+            fd = create_fresh(target)
+            try:
+                for chunk in iter(lambda: stream.read(1 << 20), b""):
+                    write_all(fd, chunk)
+                    size += len(chunk)
+            finally:
+                os.close(fd)
+        return size
 
     def open_write(self, path: str) -> IO[bytes]:
         """A new file at `path`, created fresh: whatever was there (a symlink planted there
@@ -186,7 +243,8 @@ class Storage:
             os.makedirs(os.path.dirname(target), exist_ok=True)
             self.confined(path)  # the folders just made are checked too
             return os.fdopen(create_fresh(target), "wb")
-        return self._fs.open_output_stream(target)  # type: ignore[no-any-return]
+        with self.remote("put", path):
+            return self._fs.open_output_stream(target)  # type: ignore[no-any-return]
 
     def digest(self, path: str) -> tuple[int, str] | None:
         """(size, sha256 hex) of the file at PATH, read in 1 MiB chunks; None if missing."""
@@ -205,10 +263,8 @@ class Storage:
         """Readers see the whole content or nothing: write, then publish the name."""
         target = self.confined(path)
         if self.local is None:
-            temp = f"{path}.{os.getpid()}.tmp"
-            with self.open_write(temp) as stream:
-                stream.write(data)
-            self.rename(temp, path)
+            with self.remote("put", path), self._fs.open_output_stream(target) as stream:
+                stream.write(data)  # the object appears whole when the upload ends
         elif not publish_unnamed(target, data):
             temp = f"{path}.{os.getpid()}.tmp"  # one writer per process at a time
             try:
@@ -222,8 +278,12 @@ class Storage:
         """Replaces `target` (a symlink there is replaced, never followed)."""
         if self.local is not None:
             os.replace(self.confined(source), self.confined(target))
-        else:
-            self._fs.move(self.confined(source), self.confined(target))
+            return
+        # A server-side copy: the target appears whole, or not at all (no store renames).
+        with self.remote("copy", target):
+            self._fs.copy_file(self.confined(source), self.confined(target))
+        with self.remote("delete", source):
+            self._fs.delete_file(self.confined(source))
 
     def list_names(self, folder: str) -> list[str]:
         if self.local is not None:
@@ -234,7 +294,8 @@ class Storage:
         from pyarrow import fs as pafs
 
         selector = pafs.FileSelector(self.join(folder), allow_not_found=True)
-        return [i.base_name for i in self._fs.get_file_info(selector)]
+        with self.remote("list", folder):
+            return [i.base_name for i in self._fs.get_file_info(selector)]
 
     def delete(self, path: str) -> None:
         """Delete one file (a symlink: the link itself). A whole folder only under `_prs/`,
@@ -252,12 +313,15 @@ class Storage:
             return
         from pyarrow import fs as pafs
 
-        info = self._fs.get_file_info(target)
+        with self.remote("head", path):
+            info = self._fs.get_file_info(target)
         if info.type == pafs.FileType.Directory:
             self.refuse_folder(target, own)
-            self._fs.delete_dir(target)
+            with self.remote("delete", path):
+                self._fs.delete_dir(target)
         elif info.type == pafs.FileType.File:
-            self._fs.delete_file(target)
+            with self.remote("delete", path):
+                self._fs.delete_file(target)
 
     @staticmethod
     def refuse_folder(target: str, own: bool) -> None:

@@ -1,0 +1,142 @@
+"""pyarrow.fs filesystems for s3://, gs:// and Azure Blob, set up the way each ecosystem
+sets up its own clients: from the standard environment variables and credential chains,
+never from the step's spec (which the cluster stores in plain text).
+
+- S3: the AWS SDK's chain (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE, web
+  identity, instance metadata); AWS_ENDPOINT_URL_S3 or AWS_ENDPOINT_URL for an
+  S3-compatible server (MinIO, SeaweedFS, Ceph); AWS_REGION or AWS_DEFAULT_REGION.
+- GCS: Google's application default credentials (GOOGLE_APPLICATION_CREDENTIALS, the
+  metadata server); STORAGE_EMULATOR_HOST for an emulator, as Google's own clients read it.
+- Azure: AZURE_STORAGE_CONNECTION_STRING (account, key or SAS, endpoints: Azurite's form),
+  else AZURE_STORAGE_ACCOUNT_NAME with AZURE_STORAGE_ACCOUNT_KEY or AZURE_STORAGE_SAS_TOKEN,
+  else DefaultAzureCredential (workload identity, managed identity, AZURE_CLIENT_ID...).
+
+pyarrow.fs was chosen over fsspec and obstore: it is already a dependency (tabular input),
+its readers do ranged reads and Parquet row groups directly, and it serves all three.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import urlsplit
+
+from prs_runner.step.uris import Location
+
+CONNECT_TIMEOUT_SECONDS = 10.0
+REQUEST_TIMEOUT_SECONDS = 60.0
+RETRY_ATTEMPTS = 8  # AWS standard retries back off up to 20 s: about a minute of outage
+GCS_RETRY_SECONDS = 60
+
+
+class StorageError(OSError):
+    """A storage call that failed; the message names the URI, what happened and what to do."""
+
+
+def open_filesystem(location: Location, uri: str, env: Mapping[str, str]) -> tuple[Any, str]:
+    """The pyarrow filesystem for LOCATION and the path of its root on it."""
+    from pyarrow import fs as pafs
+
+    root = "/".join(p for p in (location.bucket, location.path) if p)
+    if location.scheme == "s3":
+        return pafs.S3FileSystem(**s3_options(env)), root
+    if location.scheme == "gs":
+        return pafs.GcsFileSystem(**gcs_options(env)), root
+    return pafs.AzureFileSystem(**azure_options(location, uri, env)), root
+
+
+def endpoint(url: str) -> tuple[str, str]:
+    """(host[:port][/path], scheme) of an endpoint URL; https when it names no scheme."""
+    parts = urlsplit(url if "://" in url else f"https://{url}")
+    return parts.netloc + parts.path.rstrip("/"), parts.scheme
+
+
+def s3_options(env: Mapping[str, str]) -> dict[str, Any]:
+    from pyarrow import fs as pafs
+
+    options: dict[str, Any] = {
+        "connect_timeout": CONNECT_TIMEOUT_SECONDS,
+        "request_timeout": REQUEST_TIMEOUT_SECONDS,
+        "retry_strategy": pafs.AwsStandardS3RetryStrategy(max_attempts=RETRY_ATTEMPTS),
+    }
+    url = env.get("AWS_ENDPOINT_URL_S3") or env.get("AWS_ENDPOINT_URL")
+    if url:
+        options["endpoint_override"], options["scheme"] = endpoint(url)
+        options["force_virtual_addressing"] = False  # path style: what S3-compatible servers take
+    region = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION")
+    if region:
+        options["region"] = region
+    return options
+
+
+def gcs_options(env: Mapping[str, str]) -> dict[str, Any]:
+    options: dict[str, Any] = {
+        "retry_time_limit": datetime.timedelta(seconds=GCS_RETRY_SECONDS),
+    }
+    emulator = env.get("STORAGE_EMULATOR_HOST")
+    if emulator:
+        options["endpoint_override"], options["scheme"] = endpoint(
+            emulator if "://" in emulator else f"http://{emulator}")
+        options["anonymous"] = True  # emulators take no credentials
+    return options
+
+
+def connection_string(text: str) -> dict[str, str]:
+    """AZURE_STORAGE_CONNECTION_STRING's `Key=Value;...` pairs (values may hold '=')."""
+    pairs = (item.split("=", 1) for item in text.split(";") if "=" in item)
+    return {key.strip(): value.strip() for key, value in pairs}
+
+
+def azure_options(location: Location, uri: str, env: Mapping[str, str]) -> dict[str, Any]:
+    settings = connection_string(env.get("AZURE_STORAGE_CONNECTION_STRING", ""))
+    account = (location.account or settings.get("AccountName")
+               or env.get("AZURE_STORAGE_ACCOUNT_NAME", ""))
+    if not account:
+        raise StorageError(
+            f"{uri}: no storage account: set AZURE_STORAGE_ACCOUNT_NAME or "
+            "AZURE_STORAGE_CONNECTION_STRING, or write "
+            "abfs://CONTAINER@ACCOUNT.dfs.core.windows.net/PATH")
+    options: dict[str, Any] = {"account_name": account}
+    key = settings.get("AccountKey") or env.get("AZURE_STORAGE_ACCOUNT_KEY") \
+        or env.get("AZURE_STORAGE_KEY")
+    sas = settings.get("SharedAccessSignature") or env.get("AZURE_STORAGE_SAS_TOKEN")
+    if key:
+        options["account_key"] = key
+    elif sas:
+        options["sas_token"] = sas
+    blob = settings.get("BlobEndpoint")
+    if blob:
+        # Azurite serves the account under its endpoint's path; pyarrow adds the account to
+        # the path itself for such an authority, so only host and port are passed.
+        authority, scheme = endpoint(blob)
+        authority = authority.split("/", 1)[0]
+        options.update(blob_storage_authority=authority, blob_storage_scheme=scheme,
+                       dfs_storage_authority=authority, dfs_storage_scheme=scheme)
+    elif settings.get("DefaultEndpointsProtocol") == "http":
+        options.update(blob_storage_scheme="http", dfs_storage_scheme="http")
+    return options
+
+
+HINTS = (
+    (("ACCESS_DENIED", "AccessDenied", "403", "Forbidden", "InvalidAccessKeyId",
+      "SignatureDoesNotMatch", "AuthenticationFailed", "AuthorizationFailure",
+      "No credentials", "credentials", "Unauthorized", "401"),
+     "check the credentials in the environment (AWS_*, AZURE_STORAGE_*, "
+     "GOOGLE_APPLICATION_CREDENTIALS) and their rights on this place"),
+    (("NoSuchBucket", "NO_SUCH_BUCKET", "bucket does not exist", "ContainerNotFound",
+      "Bucket '", "does not exist"),
+     "the bucket or container does not exist: create it or fix the name"),
+    (("Couldn't connect", "Could not connect", "Connection refused", "curlCode: 7",
+      "Failed to connect", "Couldn't resolve", "Timeout", "timed out", "Unavailable"),
+     "the storage endpoint did not answer: check AWS_ENDPOINT_URL, STORAGE_EMULATOR_HOST or "
+     "the connection string, and the network"),
+)
+
+
+def remote_failure(where: str, error: OSError) -> str:
+    """One line for a failed remote call: where, the store's own first line, what to do."""
+    text = " ".join(str(error).split())
+    hint = next((advice for words, advice in HINTS if any(w in text for w in words)),
+                "fix it, then run again to resume")
+    return f"{where}: {text[:400]}; {hint}"
