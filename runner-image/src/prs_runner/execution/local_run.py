@@ -222,7 +222,7 @@ def run_locked(step: Step, survey: Survey, output: Storage, fresh: bool, started
         return RunResult(earlier, reused=True)
     clear_for_run(output, survey.spec, survey.fingerprint, fresh)
     output.write_atomic(STEP_FILE, json.dumps(survey.spec).encode())
-    runner = ShardRunner(survey.spec, output.join(PLAN_FILE), Progress(stream, 0, 0))
+    runner = ShardRunner(survey.spec, output.uri_of(PLAN_FILE), Progress(stream, 0, 0))
     runner.start_all()
     try:
         plan = cut_plan(step, survey)

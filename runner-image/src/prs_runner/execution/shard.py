@@ -38,6 +38,7 @@ from prs_runner.output.results import (
 from prs_runner.planning.plan import MiniBatch, Plan, read_plan
 from prs_runner.step.spec import progress_timeout
 from prs_runner.step.thresholds import Counts, crossed_threshold
+from prs_runner.step.uris import parse_uri
 from prs_runner.storage.filesystem import Storage
 
 EXIT_FATAL = 3  # do not retry this shard: threshold crossed or init() keeps failing
@@ -45,6 +46,11 @@ INIT_MAX_TRIES = 3
 PREFETCH = 4
 PROGRESS_INTERVAL = 0.25
 PLAN_POLL_SECONDS = 0.005  # while workers start up, the plan is being written
+
+
+def uses_object_storage(spec: dict[str, Any]) -> bool:
+    uris = [spec["input"]["uri"], spec["output"]["uri"], *(s["uri"] for s in spec["sideInputs"])]
+    return any(parse_uri(uri).remote for uri in uris)
 
 
 @dataclass
@@ -98,7 +104,9 @@ class ShardSupervisor:
         self.last_progress = time.monotonic()
         self.stop_reason: tuple[str, str] | None = None
         self.listeners: list[Callable[[dict[str, Any]], None]] = []
-        self.fork = can_fork()
+        # The AWS, Azure and Google clients inside pyarrow are not fork-safe: a worker forked
+        # after this process used one dies of SIGSEGV. Steps on object storage exec theirs.
+        self.fork = can_fork() and not uses_object_storage(spec)
         self.oom_kills = read_memory_cgroup().oom_kills  # the kernel's, for memory
         if plan is not None:
             self.adopt(plan)

@@ -21,7 +21,7 @@ import threading
 import time
 import traceback
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
@@ -228,6 +228,14 @@ def serve(worker: Worker, commands: Any, events: int) -> int:
     return 0
 
 
+def pipe_lines(fd: int) -> Iterator[bytes]:
+    buffer = b""
+    while chunk := os.read(fd, 65536):
+        buffer += chunk
+        *lines, buffer = buffer.split(b"\n")
+        yield from (line for line in lines if line)
+
+
 class CommandQueue:
     """The supervisor's commands, one at a time. With PREFETCH set (files on object
     storage), a reader thread takes them off the pipe as they come, so that the mini-batch
@@ -242,7 +250,9 @@ class CommandQueue:
             threading.Thread(target=self.read_all, daemon=True, name="prs-commands").start()
 
     def read_all(self) -> None:
-        for line in self.stream:
+        # Raw reads on the descriptor: a buffered reader would hold its lock while blocked
+        # here, and the main thread's close of the stream at exit would wait for it forever.
+        for line in pipe_lines(self.stream.fileno()):
             command = json.loads(line)
             with self.ready:
                 self.items.append(command)

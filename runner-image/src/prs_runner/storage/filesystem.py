@@ -18,6 +18,7 @@ import ctypes
 import errno
 import functools
 import hashlib
+import io
 import os
 import shutil
 from collections import Counter
@@ -78,9 +79,53 @@ def local_root(uri: str) -> str | None:
     return uri
 
 
+READ_BUFFER = 1 << 20  # each read of an object is a ranged GET: few and large
+
 # Remote calls made by this process, by kind (list, head, get, put, copy, delete): workers
 # report theirs with each mini-batch, so that a step can say how many requests it made.
 REQUESTS: Counter[str] = Counter()
+
+
+class ObjectReader(io.RawIOBase):
+    """An object as a seekable raw file: ranged reads that stop at its size (GCS refuses a
+    range that starts at the end), failures as one line naming the object."""
+
+    def __init__(self, raw: Any, uri: str) -> None:
+        self.raw, self.uri, self.position = raw, uri, 0
+        self.length = raw.size()
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self.position, io.SEEK_END: self.length}[whence]
+        self.position = max(0, base + offset)
+        return self.position
+
+    def tell(self) -> int:
+        return self.position
+
+    def readinto(self, buffer: Any) -> int:
+        wanted = min(len(buffer), self.length - self.position)
+        if wanted <= 0:
+            return 0
+        REQUESTS["get"] += 1
+        try:
+            data = self.raw.read_at(wanted, self.position)
+        except Exception as error:  # pyarrow raises OSError and ArrowInvalid alike
+            raise StorageError(remote_failure(self.uri, error)) from error
+        view = memoryview(buffer).cast("B")
+        view[: len(data)] = data
+        self.position += len(data)
+        return len(data)
+
+    def close(self) -> None:
+        if not self.closed:
+            self.raw.close()
+        super().close()
 
 
 class Storage:
@@ -112,6 +157,10 @@ class Storage:
     def join(self, *parts: str) -> str:
         base = self.local if self.local is not None else self._root
         return "/".join([base.rstrip("/"), *parts])
+
+    def uri_of(self, path: str) -> str:
+        """PATH below the root as something Storage() takes again: a path, or a URI."""
+        return self.join(path) if self.local is not None else f"{self.uri}/{path}"
 
     def confined(self, path: str) -> str:
         """The full path of PATH for a write, rename or delete: relative, no `..`, and, on a
@@ -177,13 +226,15 @@ class Storage:
     def _list_remote(self) -> list[FileEntry]:
         from pyarrow import fs as pafs
 
+        with self.remote("head"):
+            info = self._fs.get_file_info(self._root)
+        if info.type == pafs.FileType.File:
+            return [FileEntry(info.base_name, info.size, info.mtime_ns or 0)]
+        selector = pafs.FileSelector(self._root, recursive=True, allow_not_found=True)
         with self.remote("list"):
-            infos = self._fs.get_file_info(pafs.FileSelector(self._root, recursive=True))
-            if not infos and self._fs.get_file_info(self._root).type == pafs.FileType.File:
-                info = self._fs.get_file_info(self._root)
-                return [FileEntry(info.base_name, info.size, info.mtime_ns or 0)]
-            if not infos and self._fs.get_file_info(self._root).type == pafs.FileType.NotFound:
-                raise FileNotFoundError(errno.ENOENT, "no such object or prefix", self.uri)
+            infos = self._fs.get_file_info(selector)
+        if not infos and info.type == pafs.FileType.NotFound:
+            raise FileNotFoundError(errno.ENOENT, "no such object or prefix", self.uri)
         return [
             FileEntry(i.path[len(self._root) :].lstrip("/"), i.size, i.mtime_ns or 0)
             for i in infos
@@ -209,15 +260,15 @@ class Storage:
     def open_read(self, path: str) -> IO[bytes]:
         if self.local is not None:
             return open(self.join(path), "rb")
-        with self.remote("get", path):
-            return self._fs.open_input_stream(self.join(path))  # type: ignore[no-any-return]
+        return self.open_seekable(path)
 
     def open_seekable(self, path: str) -> IO[bytes]:
         """For reads at offsets (byte ranges, Parquet footers and row groups)."""
         if self.local is not None:
             return open(self.join(path), "rb")
         with self.remote("get", path):
-            return self._fs.open_input_file(self.join(path))  # type: ignore[no-any-return]
+            raw = self._fs.open_input_file(self.join(path))
+        return io.BufferedReader(ObjectReader(raw, f"{self.uri}/{path}"), READ_BUFFER)
 
     def download(self, path: str, target: str) -> int:
         """Copy the file at PATH to the local file TARGET (created fresh); its size."""
@@ -318,7 +369,12 @@ class Storage:
         if info.type == pafs.FileType.Directory:
             self.refuse_folder(target, own)
             with self.remote("delete", path):
-                self._fs.delete_dir(target)
+                self._fs.delete_dir_contents(target, missing_dir_ok=True)
+            with self.remote("head", path):
+                marker = self._fs.get_file_info(target).type == pafs.FileType.Directory
+            if marker:  # a folder marker object, where the store keeps one
+                with self.remote("delete", path):
+                    self._fs.delete_dir(target)
         elif info.type == pafs.FileType.File:
             with self.remote("delete", path):
                 self._fs.delete_file(target)

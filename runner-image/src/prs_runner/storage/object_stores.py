@@ -134,7 +134,7 @@ HINTS = (
 )
 
 
-def remote_failure(where: str, error: OSError) -> str:
+def remote_failure(where: str, error: Exception) -> str:
     """One line for a failed remote call: where, the store's own first line, what to do."""
     text = " ".join(str(error).split())
     hint = next((advice for words, advice in HINTS if any(w in text for w in words)),
