@@ -5,11 +5,12 @@ from __future__ import annotations
 import errno
 
 from prs_runner.storage.filesystem import ListingError, UnsafePath
+from prs_runner.storage.object_stores import StorageError
 
 
 def describe_os_error(error: OSError) -> str:
     """One line naming the file and what to do, instead of a traceback."""
-    if isinstance(error, UnsafePath | ListingError):
+    if isinstance(error, UnsafePath | ListingError | StorageError):
         return str(error)
     where = f"{error.filename}: " if error.filename else ""
     hint = {

@@ -21,7 +21,7 @@ from prs_runner.step.spec import SpecError, Step
 from prs_runner.step.validation import check_overlaps
 from prs_runner.storage.code_archive import code_digests
 from prs_runner.storage.filesystem import FileEntry, ListingError, Storage
-from prs_runner.storage.output_lock import LOCK_FILE, output_lock
+from prs_runner.storage.output_lock import CLAIMS, LOCK_FILE, output_lock
 
 PLAN_FILE = "_prs/plan.json"
 STEP_FILE = f"_prs/{STEP_FILE_NAME}"
@@ -67,6 +67,7 @@ class Survey:
 
 def survey_step(step: Step) -> Survey:
     spec = resolve_spec(step)
+    reach_output(spec["output"]["uri"])
     listing = list_for(spec["input"]["uri"], spec["input"].get("glob"), "spec.input.uri")
     if not listing:
         raise SpecError([f"spec.input.uri: no input files under {spec['input']['uri']}"
@@ -89,11 +90,19 @@ def survey_step(step: Step) -> Survey:
 def list_for(uri: str, glob: str | None, field: str) -> list[FileEntry]:
     """The listing of a spec field's URI; what cannot be listed is a SpecError naming it."""
     try:
-        return Storage(uri).list_files(glob)
+        return Storage(uri, patient=False).list_files(glob)
     except FileNotFoundError:
         raise SpecError([f"{field}: {uri} does not exist"]) from None
     except ListingError as error:
         raise SpecError([f"{field}: {error}"]) from None
+
+
+def reach_output(uri: str) -> None:
+    """One quick call to an object store before anything is planned: a wrong endpoint or
+    credential is one line at once, not a minute of retries first."""
+    output = Storage(uri, patient=False)
+    if output.local is None:
+        output.list_names("_prs")
 
 
 def cut_plan(step: Step, survey: Survey) -> Plan:
@@ -112,7 +121,7 @@ def build_plan(step: Step) -> Plan:
 
 def input_folder(uri: str) -> str:
     """What the listed paths are relative to: the URI, or its folder when it is one file."""
-    if Storage(uri).is_file():
+    if Storage(uri, patient=False).is_file():
         return uri.rstrip("/").rsplit("/", 1)[0] or "/"
     return uri
 
@@ -155,7 +164,7 @@ def earlier_fingerprint(output: Storage) -> str | None:
 def start_over(output: Storage, spec: dict[str, Any]) -> None:
     """Everything under _prs/ but the lock (its holder is this run), and the output file."""
     for name in output.list_names("_prs"):
-        if f"_prs/{name}" != LOCK_FILE:
+        if f"_prs/{name}" not in (LOCK_FILE, CLAIMS):
             output.delete(f"_prs/{name}")
     output.delete(spec["appendRowFileName"])
 

@@ -129,7 +129,9 @@ class ObjectReader(io.RawIOBase):
 
 
 class Storage:
-    def __init__(self, uri: str) -> None:
+    def __init__(self, uri: str, patient: bool = True) -> None:
+        """PATIENT: remote calls retry through an outage of about a minute (workers and the
+        merge); otherwise a few seconds (planning: a wrong place or key is said at once)."""
         self.uri = uri.rstrip("/") or "/"
         try:
             location = parse_uri(self.uri)
@@ -139,18 +141,20 @@ class Storage:
         self._fs: Any = None
         self._root = ""
         if location.remote:
-            self._fs, self._root = open_filesystem(location, self.uri, os.environ)
+            self._fs, self._root = open_filesystem(location, self.uri, os.environ, patient)
 
     @contextlib.contextmanager
     def remote(self, kind: str, path: str = "") -> Iterator[None]:
         """Count one remote call of KIND and turn its failure into one line naming the URI
         (a missing object stays FileNotFoundError: callers ask for it)."""
+        from pyarrow.lib import ArrowException
+
         REQUESTS[kind] += 1
         try:
             yield
         except (FileNotFoundError, StorageError):
             raise
-        except OSError as error:
+        except (OSError, ArrowException) as error:  # pyarrow raises both for a store's refusal
             where = f"{self.uri}/{path}" if path else self.uri
             raise StorageError(remote_failure(where, error)) from error
 

@@ -18,6 +18,7 @@ its readers do ranged reads and Parquet row groups directly, and it serves all t
 from __future__ import annotations
 
 import datetime
+import os
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
@@ -28,21 +29,26 @@ CONNECT_TIMEOUT_SECONDS = 10.0
 REQUEST_TIMEOUT_SECONDS = 60.0
 RETRY_ATTEMPTS = 8  # AWS standard retries back off up to 20 s: about a minute of outage
 GCS_RETRY_SECONDS = 60
+QUICK_CONNECT_SECONDS = 3.0  # planning: a wrong endpoint or key is said at once
+QUICK_ATTEMPTS = 2
+QUICK_GCS_RETRY_SECONDS = 5
 
 
 class StorageError(OSError):
     """A storage call that failed; the message names the URI, what happened and what to do."""
 
 
-def open_filesystem(location: Location, uri: str, env: Mapping[str, str]) -> tuple[Any, str]:
-    """The pyarrow filesystem for LOCATION and the path of its root on it."""
+def open_filesystem(location: Location, uri: str, env: Mapping[str, str],
+                    patient: bool = True) -> tuple[Any, str]:
+    """The pyarrow filesystem for LOCATION and the path of its root on it; PATIENT ones
+    retry through an outage of about a minute, the others give up within seconds."""
     from pyarrow import fs as pafs
 
     root = "/".join(p for p in (location.bucket, location.path) if p)
     if location.scheme == "s3":
-        return pafs.S3FileSystem(**s3_options(env)), root
+        return pafs.S3FileSystem(**s3_options(env, patient)), root
     if location.scheme == "gs":
-        return pafs.GcsFileSystem(**gcs_options(env)), root
+        return pafs.GcsFileSystem(**gcs_options(env, patient)), root
     return pafs.AzureFileSystem(**azure_options(location, uri, env)), root
 
 
@@ -52,13 +58,14 @@ def endpoint(url: str) -> tuple[str, str]:
     return parts.netloc + parts.path.rstrip("/"), parts.scheme
 
 
-def s3_options(env: Mapping[str, str]) -> dict[str, Any]:
+def s3_options(env: Mapping[str, str], patient: bool = True) -> dict[str, Any]:
     from pyarrow import fs as pafs
 
     options: dict[str, Any] = {
-        "connect_timeout": CONNECT_TIMEOUT_SECONDS,
+        "connect_timeout": CONNECT_TIMEOUT_SECONDS if patient else QUICK_CONNECT_SECONDS,
         "request_timeout": REQUEST_TIMEOUT_SECONDS,
-        "retry_strategy": pafs.AwsStandardS3RetryStrategy(max_attempts=RETRY_ATTEMPTS),
+        "retry_strategy": pafs.AwsStandardS3RetryStrategy(
+            max_attempts=RETRY_ATTEMPTS if patient else QUICK_ATTEMPTS),
     }
     url = env.get("AWS_ENDPOINT_URL_S3") or env.get("AWS_ENDPOINT_URL")
     if url:
@@ -70,9 +77,10 @@ def s3_options(env: Mapping[str, str]) -> dict[str, Any]:
     return options
 
 
-def gcs_options(env: Mapping[str, str]) -> dict[str, Any]:
+def gcs_options(env: Mapping[str, str], patient: bool = True) -> dict[str, Any]:
     options: dict[str, Any] = {
-        "retry_time_limit": datetime.timedelta(seconds=GCS_RETRY_SECONDS),
+        "retry_time_limit": datetime.timedelta(
+            seconds=GCS_RETRY_SECONDS if patient else QUICK_GCS_RETRY_SECONDS),
     }
     emulator = env.get("STORAGE_EMULATOR_HOST")
     if emulator:
@@ -118,25 +126,52 @@ def azure_options(location: Location, uri: str, env: Mapping[str, str]) -> dict[
     return options
 
 
-HINTS = (
-    (("ACCESS_DENIED", "AccessDenied", "403", "Forbidden", "InvalidAccessKeyId",
-      "SignatureDoesNotMatch", "AuthenticationFailed", "AuthorizationFailure",
-      "No credentials", "credentials", "Unauthorized", "401"),
-     "check the credentials in the environment (AWS_*, AZURE_STORAGE_*, "
-     "GOOGLE_APPLICATION_CREDENTIALS) and their rights on this place"),
-    (("NoSuchBucket", "NO_SUCH_BUCKET", "bucket does not exist", "ContainerNotFound",
-      "Bucket '", "does not exist"),
-     "the bucket or container does not exist: create it or fix the name"),
-    (("Couldn't connect", "Could not connect", "Connection refused", "curlCode: 7",
-      "Failed to connect", "Couldn't resolve", "Timeout", "timed out", "Unavailable"),
-     "the storage endpoint did not answer: check AWS_ENDPOINT_URL, STORAGE_EMULATOR_HOST or "
-     "the connection string, and the network"),
-)
+CREDENTIALS = {
+    "s3": "the AWS credential chain (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, AWS_PROFILE, "
+          "web identity, the instance role)",
+    "gs": "Google's default credentials (GOOGLE_APPLICATION_CREDENTIALS, the metadata server)",
+    "az": "AZURE_STORAGE_CONNECTION_STRING, AZURE_STORAGE_ACCOUNT_KEY or AZURE_STORAGE_SAS_TOKEN, "
+          "else DefaultAzureCredential",
+}
+ENDPOINTS = {
+    "s3": "AWS_ENDPOINT_URL", "gs": "STORAGE_EMULATOR_HOST",
+    "az": "the connection string's BlobEndpoint",
+}
+DENIED = ("ACCESS_DENIED", "AccessDenied", "403", "Forbidden", "InvalidAccessKeyId",
+          "SignatureDoesNotMatch", "AuthenticationFailed", "AuthorizationFailure",
+          "No credentials", "credentials", "Unauthorized", "401")
+MISSING = ("NoSuchBucket", "NO_SUCH_BUCKET", "bucket does not exist", "ContainerNotFound")
+UNREACHABLE = ("Couldn't connect", "Could not connect", "Connection refused", "curlCode: 7",
+               "Failed to connect", "Couldn't resolve", "Timeout", "timed out", "UNAVAILABLE",
+               "Unavailable")
 
 
-def remote_failure(where: str, error: Exception) -> str:
-    """One line for a failed remote call: where, the store's own first line, what to do."""
+AWS_CREDENTIAL_SOURCES = ("AWS_ACCESS_KEY_ID", "AWS_PROFILE", "AWS_WEB_IDENTITY_TOKEN_FILE",
+                          "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+                          "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI")
+
+
+def remote_failure(where: str, error: Exception,
+                   env: Mapping[str, str] = os.environ) -> str:
+    """One line for a failed remote call: where, the store's own words, what to do."""
     text = " ".join(str(error).split())
-    hint = next((advice for words, advice in HINTS if any(w in text for w in words)),
-                "fix it, then run again to resume")
-    return f"{where}: {text[:400]}; {hint}"
+    family = {"abfs": "az", "abfss": "az", "az": "az", "gs": "gs"}.get(
+        where.split("://", 1)[0], "s3")
+    if family == "s3" and "ACCESS_DENIED" in text and not any(
+            name in env for name in AWS_CREDENTIAL_SOURCES):
+        hint = ("no AWS credentials in the environment (AWS_ACCESS_KEY_ID and "
+                "AWS_SECRET_ACCESS_KEY, AWS_PROFILE, AWS_WEB_IDENTITY_TOKEN_FILE) and no "
+                "instance role gave any: set them, e.g. from a Secret with envFrom")
+    elif family == "az" and "Bearer token" in text:
+        hint = ("no account key or SAS token (AZURE_STORAGE_CONNECTION_STRING, "
+                "AZURE_STORAGE_ACCOUNT_KEY, AZURE_STORAGE_SAS_TOKEN), and DefaultAzureCredential "
+                "needs https")
+    elif any(word in text for word in DENIED):
+        hint = f"the credentials were refused; they came from {CREDENTIALS[family]}"
+    elif any(word in text for word in MISSING):
+        hint = "the bucket or container does not exist: create it or fix the name"
+    elif any(word in text for word in UNREACHABLE):
+        hint = f"the store did not answer: check {ENDPOINTS[family]} and the network"
+    else:
+        hint = "fix it, then run again to resume"
+    return f"{where}: {text[:240]}; {hint}"

@@ -1,0 +1,269 @@
+"""`prs run` with its input and output on real object-storage servers (SeaweedFS for S3,
+Azurite for Azure Blob, fake-gcs-server for GCS): files and tabular input, every output
+format, a kill and a rerun, a server that goes away mid-run, two runs on one output, and
+the one-line errors of a wrong bucket, key or credential."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from prs_runner.storage.filesystem import Storage
+from tests.storage_servers import KINDS, StorageServer
+
+SCRIPT = '''
+import os, time
+def init():
+    pass
+def run(mini_batch):
+    delay = float(os.environ.get("SCENARIO_DELAY", "0"))
+    calls = os.environ.get("SCENARIO_CALLS")
+    if isinstance(mini_batch, list):
+        rows = [f"{os.path.basename(p)} {open(p).read().strip()} {p.startswith('/tmp')}"
+                for p in mini_batch]
+    else:
+        rows = mini_batch
+    if calls:
+        with open(calls, "a") as log:
+            log.write(f"{len(mini_batch)}\\n")
+    time.sleep(delay)
+    return rows
+'''
+
+
+@pytest.fixture(params=KINDS)
+def server(request: pytest.FixtureRequest) -> StorageServer:
+    fixture = {"s3": "s3_server", "azure": "azure_server", "gcs": "gcs_server"}[request.param]
+    found: StorageServer = request.getfixturevalue(fixture)
+    return found
+
+
+def storage(server: StorageServer, path: str, monkeypatch: pytest.MonkeyPatch) -> Storage:
+    for key, value in server.env.items():
+        monkeypatch.setenv(key, value)
+    return Storage(server.uri(path))
+
+
+def write_step(tmp_path: Path, spec: dict[str, Any]) -> Path:
+    code = tmp_path / "code"
+    code.mkdir(exist_ok=True)
+    (code / "score.py").write_text(SCRIPT)
+    body = {"code": {"entryScript": "score.py", "sourceDirectory": str(code)},
+            "nodeCount": 2, "processCountPerNode": 2, **spec}
+    document = {"apiVersion": "parallelrun.io/v1alpha1", "kind": "ParallelRunStep",
+                "metadata": {"name": "remote"}, "spec": body}
+    path = tmp_path / "step.yaml"
+    path.write_text(json.dumps(document))
+    return path
+
+
+def prs_run(step: Path, server: StorageServer, *args: str, wait: bool = True,
+            **env: str) -> Any:
+    command = [sys.executable, "-m", "prs_runner.commands.prs_cli", "run", str(step), *args]
+    full_env = {**os.environ, **server.env, **env}
+    if not wait:
+        return subprocess.Popen(command, env=full_env, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+    return subprocess.run(command, env=full_env, capture_output=True, text=True, timeout=300)
+
+
+def files_step(tmp_path: Path, server: StorageServer, monkeypatch: pytest.MonkeyPatch,
+               count: int, **spec: Any) -> tuple[Path, Storage]:
+    prefix = f"t-{uuid.uuid4().hex[:8]}"
+    source = storage(server, f"{prefix}/in", monkeypatch)
+    for number in range(count):
+        source.write_atomic(f"part{number % 3}/item{number:04d}.txt", f"{number}\n".encode())
+    step = write_step(tmp_path, {"input": {"type": "files", "uri": server.uri(f"{prefix}/in")},
+                                 "output": {"uri": server.uri(f"{prefix}/out")},
+                                 "miniBatchSize": "3", **spec})
+    return step, storage(server, f"{prefix}/out", monkeypatch)
+
+
+def expected_lines(count: int) -> list[str]:
+    names = sorted(f"part{n % 3}/item{n:04d}.txt" for n in range(count))
+    return [f"{name.split('/')[1]} {int(name[-8:-4])} True" for name in names]
+
+
+def test_files_input_reaches_run_as_local_paths_and_the_output_is_in_order(
+    server: StorageServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    step, output = files_step(tmp_path, server, monkeypatch, 40)
+    done = prs_run(step, server)
+    assert done.returncode == 0, done.stderr
+    lines = output.read_bytes("parallel_run_step.txt").decode().splitlines()
+    assert lines == expected_lines(40)  # each once, in input order, read from /tmp copies
+    report = json.loads(output.read_bytes("_prs/report/job_result.json"))
+    assert report["miniBatches"]["succeeded"] == 14
+    assert not any(e.path.startswith("_prs/lock.d/") for e in output.list_files())
+
+
+@pytest.mark.parametrize(("source_format", "row_format", "file_name"), [
+    ("csv", "csv", "out.csv"), ("parquet", "parquet", "out.parquet"),
+])
+def test_tabular_input_and_output_formats(
+    server: StorageServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    source_format: str, row_format: str, file_name: str,
+) -> None:
+    prefix = f"t-{uuid.uuid4().hex[:8]}"
+    table = pa.table({"key": list(range(3000)), "square": [n * n for n in range(3000)]})
+    source = storage(server, f"{prefix}/in", monkeypatch)
+    with source.open_write(f"table.{source_format}") as stream:
+        if source_format == "csv":
+            stream.write(table.to_pandas().to_csv(index=False).encode())
+        else:
+            pq.write_table(table, stream, row_group_size=500)
+    step = write_step(tmp_path, {
+        "input": {"type": "tabular", "uri": server.uri(f"{prefix}/in")},
+        "output": {"uri": server.uri(f"{prefix}/out")}, "miniBatchSize": "8KB",
+        "appendRowFormat": row_format, "appendRowFileName": file_name})
+    done = prs_run(step, server)
+    assert done.returncode == 0, done.stderr
+    output = storage(server, f"{prefix}/out", monkeypatch)
+    with output.open_seekable(file_name) as stream:
+        data = stream.read()
+    if row_format == "parquet":
+        merged = pq.read_table(pa.BufferReader(data)).to_pandas()
+    else:
+        import io
+
+        import pandas as pd
+
+        merged = pd.read_csv(io.BytesIO(data))
+    assert merged.iloc[:, 0].tolist() == list(range(3000))
+    assert merged.iloc[:, 1].tolist() == [n * n for n in range(3000)]
+
+
+def test_a_killed_run_resumes_and_runs_each_mini_batch_once(
+    server: StorageServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    step, output = files_step(tmp_path, server, monkeypatch, 36)
+    calls = tmp_path / "calls.log"
+    first = prs_run(step, server, wait=False, SCENARIO_DELAY="0.4", SCENARIO_CALLS=str(calls))
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and len(committed(output)) < 4:
+        time.sleep(0.2)
+    first.send_signal(signal.SIGKILL)
+    first.wait(30)
+    before = len(committed(output))
+    assert 4 <= before < 12
+    second = prs_run(step, server, SCENARIO_CALLS=str(calls))
+    assert second.returncode == 0, second.stderr
+    assert output.read_bytes("parallel_run_step.txt").decode().splitlines() == expected_lines(36)
+    runs = calls.read_text().splitlines()
+    assert len(runs) <= 12 + 4  # the rerun ran only what was not committed (+ those in flight)
+
+
+def committed(output: Storage) -> list[str]:
+    try:
+        return output.list_names("_prs/results")
+    except FileNotFoundError:
+        return []
+
+
+def test_a_server_away_for_a_few_seconds_mid_run(
+    server: StorageServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The clients retry: the run completes with every item once and in order, or fails with
+    one line naming the URI; never a corrupt or partial output."""
+    step, output = files_step(tmp_path, server, monkeypatch, 30)
+    running = prs_run(step, server, wait=False, SCENARIO_DELAY="0.3")
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and len(committed(output)) < 2:
+        time.sleep(0.1)
+    server.stop()
+    time.sleep(3)
+    server.start()
+    stdout, stderr = running.communicate(timeout=300)
+    if running.returncode == 0:
+        text = output.read_bytes("parallel_run_step.txt").decode()
+        assert text.splitlines() == expected_lines(30)
+    else:
+        assert "Traceback" not in stderr, stderr
+        assert server.uri("") in stderr or "mini-batch" in stderr, stderr
+        assert "parallel_run_step.txt" not in output.list_names("")
+
+
+def test_two_runs_on_one_output_one_is_refused(
+    server: StorageServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    step, output = files_step(tmp_path, server, monkeypatch, 12)
+    first = prs_run(step, server, wait=False, SCENARIO_DELAY="1")
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not output.list_names("_prs/lock.d"):
+        time.sleep(0.1)
+    second = prs_run(step, server)
+    assert second.returncode == 2, second.stderr
+    assert "is in use by pid" in second.stderr
+    assert first.wait(120) == 0
+    assert output.read_bytes("parallel_run_step.txt").decode().splitlines() == expected_lines(12)
+
+
+@pytest.mark.parametrize("case", ["wrong-bucket", "wrong-key", "missing-prefix"])
+def test_bad_places_and_credentials_are_one_line_naming_the_uri(
+    server: StorageServer, tmp_path: Path, case: str
+) -> None:
+    uri = server.uri("nothing/here")
+    env = dict(server.env)
+    if case == "wrong-bucket":
+        uri = uri.replace("prs-test", "no-such-bucket")
+    elif case == "wrong-key":
+        env = wrong_credentials(env)
+    step = write_step(tmp_path, {"input": {"type": "files", "uri": uri},
+                                 "output": {"uri": str(tmp_path / "out")}})
+    started = time.monotonic()
+    done = subprocess.run([sys.executable, "-m", "prs_runner.commands.prs_cli", "run", str(step)],
+                          env={**os.environ, **env}, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2, (done.stdout, done.stderr)
+    assert "Traceback" not in done.stderr
+    assert len(done.stderr.strip().splitlines()) <= 2, done.stderr  # (a spec problem: a list)
+    assert uri in done.stderr, done.stderr
+    assert time.monotonic() - started < 30  # at once: not a minute of retries
+
+
+def wrong_credentials(env: dict[str, str]) -> dict[str, str]:
+    changed = dict(env)
+    if "AWS_SECRET_ACCESS_KEY" in changed:
+        changed["AWS_SECRET_ACCESS_KEY"] = "wrong-secret"
+    if "AZURE_STORAGE_CONNECTION_STRING" in changed:
+        changed["AZURE_STORAGE_CONNECTION_STRING"] = changed[
+            "AZURE_STORAGE_CONNECTION_STRING"].replace("AccountKey=Eby8", "AccountKey=AAAA")
+        changed.pop("AZURE_STORAGE_ACCOUNT_KEY", None)
+    if "STORAGE_EMULATOR_HOST" in changed:  # the emulator takes any credentials: an endpoint
+        changed["STORAGE_EMULATOR_HOST"] = "http://127.0.0.1:9"  # where nothing listens
+    return changed
+
+
+@pytest.mark.parametrize("fixture", ["s3_server", "azure_server"])
+def test_missing_credentials_are_one_line_saying_where_they_were_looked_for(
+    fixture: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """(fake-gcs-server takes any request, so a refused GCS credential cannot be made here.)"""
+    server: StorageServer = request.getfixturevalue(fixture)
+    env = {k: v for k, v in server.env.items()
+           if k not in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AZURE_STORAGE_ACCOUNT_KEY")}
+    if "AZURE_STORAGE_CONNECTION_STRING" in env:
+        env["AZURE_STORAGE_CONNECTION_STRING"] = ";".join(
+            part for part in env["AZURE_STORAGE_CONNECTION_STRING"].split(";")
+            if not part.startswith("AccountKey="))
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "AZURE_"))}
+    step = write_step(tmp_path, {"input": {"type": "files", "uri": server.uri("in")},
+                                 "output": {"uri": str(tmp_path / "out")}})
+    done = subprocess.run([sys.executable, "-m", "prs_runner.commands.prs_cli", "run", str(step)],
+                          env={**base, **env}, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert server.uri("in") in done.stderr
+    assert ("no AWS credentials in the environment" in done.stderr
+            or "no account key or SAS token" in done.stderr), done.stderr
+    assert not (tmp_path / "out").exists()
