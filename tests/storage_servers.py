@@ -348,6 +348,8 @@ class S3Server(StorageServer):
             f"-filer.localSocket={self.root / 'filer.sock'}",
             "-s3", f"-s3.port={self.port}", f"-s3.port.grpc={p['s3_grpc']}",
             "-s3.port.iceberg=0", "-s3.port.lance=0", f"-s3.config={config}",
+            # As S3 does: a PUT into a missing bucket is NoSuchBucket, not a new bucket.
+            "-s3.autoCreateBucket=false",
             f"-s3.localSocket={self.root / 's3.sock'}",
         ]  # fmt: skip
 
@@ -375,7 +377,12 @@ class S3Server(StorageServer):
 
 
 class AzureServer(StorageServer):
-    """Azurite's blob service (path-style URLs: http://127.0.0.1:PORT/devstoreaccount1/...)."""
+    """Azurite's blob service (path-style URLs: http://127.0.0.1:PORT/devstoreaccount1/...).
+
+    Azurite keeps its blob index in memory and saves it every few seconds and at a graceful
+    stop: `stop()` (SIGTERM) keeps every blob, `stop(kill=True)` loses the blobs written in
+    the last ~5 s (their data files stay, the index forgets them), which real Azure never does.
+    """
 
     kind = "azure"
     build_script = "build-azurite.sh"
@@ -470,11 +477,25 @@ class AzureServer(StorageServer):
 
 
 class GcsServer(StorageServer):
-    """fake-gcs-server with its filesystem backend; no authentication at all."""
+    """fake-gcs-server; it checks no credentials at all.
+
+    With its filesystem backend (`persistent=True`, the default, needed for stop()/start())
+    each object is a file under data/<bucket>/, so two GCS behaviours are lost: an object
+    cannot share its name with a "directory" prefix of other objects (an upload of ``a/b``
+    beside ``a/b/c`` fails with 404), and directory marker objects (``d/``, what pyarrow's
+    create_dir writes) are not kept. `persistent=False` uses the memory backend, which has
+    neither problem but forgets everything at stop().
+    """
 
     kind = "gcs"
     build_script = "build-fake-gcs-server.sh"
     PROJECT = "prs-test"
+
+    def __init__(
+        self, binary: Path, root: Path, bucket: str = DEFAULT_BUCKET, persistent: bool = True
+    ) -> None:
+        super().__init__(binary, root, bucket)
+        self.persistent = persistent
 
     @property
     def env(self) -> dict[str, str]:
@@ -494,7 +515,8 @@ class GcsServer(StorageServer):
     def _command(self) -> list[str]:
         return [
             str(self.binary), "-scheme", "http", "-host", "127.0.0.1", "-port", str(self.port),
-            "-backend", "filesystem", "-filesystem-root", str(self.data_dir),
+            "-backend", "filesystem" if self.persistent else "memory",
+            "-filesystem-root", str(self.data_dir),
             "-public-host", self.host, "-external-url", self.endpoint, "-log-level", "warn",
         ]  # fmt: skip
 

@@ -184,7 +184,7 @@ def test_a_server_away_for_a_few_seconds_mid_run(
     server.stop()
     time.sleep(3)
     server.start()
-    stdout, stderr = running.communicate(timeout=300)
+    _, stderr = running.communicate(timeout=300)
     if running.returncode == 0:
         text = output.read_bytes("parallel_run_step.txt").decode()
         assert text.splitlines() == expected_lines(30)
