@@ -267,3 +267,23 @@ def test_missing_credentials_are_one_line_saying_where_they_were_looked_for(
     assert ("no AWS credentials in the environment" in done.stderr
             or "no account key or SAS token" in done.stderr), done.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_a_key_with_dot_dot_is_named_at_planning_never_downloaded(
+    azure_server: StorageServer, tmp_path: Path
+) -> None:
+    """Azurite keeps a blob named `in/a/../../escape.txt` as written (SeaweedFS refuses such a
+    key, fake-gcs-server and pyarrow normalise it): downloaded by its name it would land
+    outside the worker's cache folder. Planning names it and nothing runs."""
+    prefix = f"t-{uuid.uuid4().hex[:8]}"
+    blobs = azure_server.filesystem()
+    for key in ("ok.txt", "a/../../escape.txt"):
+        with blobs.open_output_stream(f"prs-test/{prefix}/in/{key}") as stream:
+            stream.write(b"1\n")
+    step = write_step(tmp_path, {"input": {"type": "files", "uri": azure_server.uri(f"{prefix}/in")},
+                                 "output": {"uri": str(tmp_path / "out")}})
+    done = prs_run(step, azure_server)
+    assert done.returncode == 2, done.stderr
+    assert "'a/../../escape.txt': an empty, '.' or '..' segment in the key" in done.stderr
+    assert not (tmp_path / "escape.txt").exists()
+    assert not (tmp_path / "out").exists()

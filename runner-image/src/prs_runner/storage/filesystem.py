@@ -34,6 +34,12 @@ PVC_ROOT_ENV = "PRS_PVC_ROOT"  # where pvc://CLAIM is mounted; /mnt/pvc/CLAIM by
 
 
 UNREADABLE_FOLDER = "cannot read this folder"
+UNSAFE_KEY = ("an empty, '.' or '..' segment in the key: it has no local path; rename the "
+              "object")
+
+
+def plain_key(path: str) -> bool:
+    return all(part not in ("", ".", "..") for part in path.split("/")) and "\x00" not in path
 
 
 class ListingError(OSError):
@@ -189,6 +195,8 @@ class Storage:
             entries, problems = self._list_local()
         else:
             entries, problems = self._list_remote(), []
+            problems = [(e.path, UNSAFE_KEY) for e in entries if not plain_key(e.path)]
+            entries = [e for e in entries if plain_key(e.path)]
         if glob:
             pattern = glob_to_regex(glob)
             entries = [e for e in entries if pattern.match(e.path)]
