@@ -287,3 +287,38 @@ def test_a_key_with_dot_dot_is_named_at_planning_never_downloaded(
     assert "'a/../../escape.txt': an empty, '.' or '..' segment in the key" in done.stderr
     assert not (tmp_path / "escape.txt").exists()
     assert not (tmp_path / "out").exists()
+
+
+SIDE_SCRIPT = '''
+import os
+from prs_runner.entry_script import side_inputs_from_env
+def run(mini_batch):
+    sides = side_inputs_from_env()
+    offset = int(open(sides["offset"]).read())
+    table = os.path.join(sides["tables"], "sub", "names.txt")
+    names = open(table).read().split()
+    return [f"{names[int(open(p).read()) % len(names)]} {int(open(p).read()) + offset}"
+            for p in mini_batch]
+'''
+
+
+def test_side_inputs_on_object_storage_reach_workers_as_local_copies(
+    server: StorageServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One object (a file path) and a prefix (a folder), downloaded once per shard."""
+    step, output = files_step(tmp_path, server, monkeypatch, 9)
+    prefix = server.uri("").rstrip("/")
+    document = json.loads(step.read_text())
+    sides = storage(server, f"{document['spec']['input']['uri'][len(prefix) + 1:-3]}/sides",
+                    monkeypatch)
+    sides.write_atomic("offset.txt", b"1000")
+    sides.write_atomic("tables/sub/names.txt", b"ann bob cid")
+    (tmp_path / "code" / "score.py").write_text(SIDE_SCRIPT)
+    document["spec"]["sideInputs"] = [{"name": "offset", "uri": sides.uri_of("offset.txt")},
+                                      {"name": "tables", "uri": sides.uri_of("tables")}]
+    step.write_text(json.dumps(document))
+    done = prs_run(step, server)
+    assert done.returncode == 0, done.stderr
+    lines = output.read_bytes("parallel_run_step.txt").decode().splitlines()
+    numbers = sorted(range(9), key=lambda n: f"part{n % 3}/item{n:04d}.txt")
+    assert lines == [f"{['ann', 'bob', 'cid'][n % 3]} {n + 1000}" for n in numbers]

@@ -92,6 +92,13 @@ def test_worker_environment() -> None:
     }
 
 
+def test_side_inputs_on_object_storage_are_their_local_copies() -> None:
+    env = worker_environment(SPEC, 0, 0, "/code", base={},
+                             side_input_paths={"labels": "/tmp/prs-side-0-x/labels.txt"})
+    assert env["PRS_SIDE_INPUT_LABELS"] == "/tmp/prs-side-0-x/labels.txt"
+    assert env["PRS_SIDE_INPUT_MY_MODEL"] == "/models/m"  # local: where it is
+
+
 def test_the_base_is_not_changed() -> None:
     base = {"CUDA_VISIBLE_DEVICES": "0,1"}
     worker_environment(SPEC, 0, 1, "/code", base)

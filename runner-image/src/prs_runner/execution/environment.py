@@ -35,9 +35,10 @@ def gpu_for_process(gpus: list[str], process: int) -> str | None:
 
 def worker_environment(
     spec: Mapping[str, Any], shard: int, process: int, code_root: str,
-    base: Mapping[str, str] | None = None,
+    base: Mapping[str, str] | None = None, side_input_paths: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
-    """From the resolved spec alone, so workers can start while the input is still planned."""
+    """From the resolved spec alone, so workers can start while the input is still planned;
+    SIDE_INPUT_PATHS: local copies of side inputs on object storage, by name."""
     env = dict(os.environ if base is None else base)
     for item in spec["env"]:
         env[item["name"]] = str(item.get("value", ""))
@@ -54,7 +55,7 @@ def worker_environment(
     for side in spec.get("sideInputs") or []:
         name, uri = side["name"], side["uri"]
         var = SideInput(name, uri).env_name
-        env[var] = local_root(uri) or uri
+        env[var] = (side_input_paths or {}).get(name) or local_root(uri) or uri
         names.append(f"{name}={var}")
     env["PRS_SIDE_INPUT_NAMES"] = ",".join(names)
     gpu = gpu_for_process(visible_gpus(env, _dev_names()), process)

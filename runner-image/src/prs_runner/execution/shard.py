@@ -39,6 +39,7 @@ from prs_runner.planning.plan import MiniBatch, Plan, read_plan
 from prs_runner.step.spec import progress_timeout
 from prs_runner.step.thresholds import Counts, crossed_threshold
 from prs_runner.step.uris import parse_uri
+from prs_runner.storage.download_cache import fetch_side_inputs
 from prs_runner.storage.filesystem import Storage
 
 EXIT_FATAL = 3  # do not retry this shard: threshold crossed or init() keeps failing
@@ -107,6 +108,7 @@ class ShardSupervisor:
         # The AWS, Azure and Google clients inside pyarrow are not fork-safe: a worker forked
         # after this process used one dies of SIGSEGV. Steps on object storage exec theirs.
         self.fork = can_fork() and not uses_object_storage(spec)
+        self.side_paths: dict[str, str] | None = None
         self.oom_kills = read_memory_cgroup().oom_kills  # the kernel's, for memory
         if plan is not None:
             self.adopt(plan)
@@ -189,7 +191,10 @@ class ShardSupervisor:
         self.selector.register(slot.events, selectors.EVENT_READ, slot)
 
     def worker_env(self, process: int) -> dict[str, str]:
-        return worker_environment(self.spec, self.index, process, self.code_root)
+        if self.side_paths is None:  # once, before the first worker starts
+            self.side_paths = fetch_side_inputs(self.spec["sideInputs"], str(self.index))
+        return worker_environment(self.spec, self.index, process, self.code_root,
+                                  side_input_paths=self.side_paths)
 
     def poll(self, longest: float = PROGRESS_INTERVAL) -> None:
         now = time.monotonic()

@@ -71,3 +71,27 @@ class DownloadCache:
             self.release(mb_id)
         self.pool.shutdown(wait=True)
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+def fetch_side_inputs(side_inputs: Sequence[dict[str, str]], label: str) -> dict[str, str]:
+    """Side inputs on object storage, downloaded once per shard before its workers start:
+    name -> the local file (a URI naming one object) or folder (a prefix). Local side inputs
+    are left out: workers read them where they are."""
+    local: dict[str, str] = {}
+    for side in side_inputs:
+        source = Storage(side["uri"])
+        if source.local is not None:
+            continue
+        folder = tempfile.mkdtemp(prefix=f"prs-side-{label}-")
+        entries = source.list_files()
+        if source.is_file():
+            target = os.path.join(folder, entries[0].path)
+            Storage(side["uri"].rsplit("/", 1)[0]).download(entries[0].path, target)
+            local[side["name"]] = target
+            continue
+        for entry in entries:
+            target = os.path.join(folder, *relative_parts(entry.path))
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            source.download(entry.path, target)
+        local[side["name"]] = folder
+    return local
