@@ -105,6 +105,10 @@ def test_files_input_reaches_run_as_local_paths_and_the_output_is_in_order(
     assert lines == expected_lines(40)  # each once, in input order, read from /tmp copies
     report = json.loads(output.read_bytes("_prs/report/job_result.json"))
     assert report["miniBatches"]["succeeded"] == 14
+    requests = report["storageRequests"]  # what the step cost in object-store calls
+    assert requests["plan"] >= 2  # the output's probe and the input's listing, at least
+    assert requests["shards"] >= 40 + 14  # a download per file, a commit per mini-batch
+    assert requests["merge"] >= 14 + 3  # a read per record, the output, its copy, the report
     assert not any(e.path.startswith("_prs/lock.d/") for e in output.list_files())
 
 

@@ -224,12 +224,19 @@ def test_for_shard_gives_exactly_that_shards_mini_batches(shard: int, ids: list[
 
 def test_plan_json_is_compact_and_keyed() -> None:
     plan = Plan("s", "sha256:x", "/in", 2, tuple(plan_files(files(3, 4, 5), 2, 2)),
-                {"a": 1}, {"model": "/m"})
+                {"a": 1}, {"model": "/m"}, storage_requests=7)
     assert plan_to_json(plan) == (
         b'{"version":1,"stepName":"s","fingerprint":"sha256:x","inputUri":"/in",'
-        b'"nodeCount":2,"step":{"a":1},"sideInputs":{"model":"/m"},'
+        b'"nodeCount":2,"step":{"a":1},"sideInputs":{"model":"/m"},"storageRequests":7,'
         b'"miniBatches":[[0,0,7,["f000","f001"]],[1,1,5,["f002"]]]}'
     )
+    assert plan_from_json(plan_to_json(plan)) == plan
+
+
+def test_a_plan_written_before_request_counts_reads_as_zero() -> None:
+    document = (b'{"version":1,"stepName":"s","fingerprint":"f","inputUri":"/in","nodeCount":1,'
+                b'"step":{},"sideInputs":{},"miniBatches":[]}')
+    assert plan_from_json(document).storage_requests == 0
 
 
 @pytest.mark.parametrize(

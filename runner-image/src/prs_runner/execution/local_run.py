@@ -20,7 +20,7 @@ from prs_runner.planning.tabular_formats import guess_format
 from prs_runner.step.spec import SpecError, Step
 from prs_runner.step.validation import check_overlaps
 from prs_runner.storage.code_archive import code_digests
-from prs_runner.storage.filesystem import FileEntry, ListingError, Storage
+from prs_runner.storage.filesystem import FileEntry, ListingError, Storage, requests_made
 from prs_runner.storage.output_lock import CLAIMS, LOCK_FILE, output_lock
 
 PLAN_FILE = "_prs/plan.json"
@@ -112,6 +112,7 @@ def cut_plan(step: Step, survey: Survey) -> Plan:
         node_count=spec["nodeCount"],
         mini_batches=tuple(plan_mini_batches(step, spec, survey.input_root, survey.listing)),
         step=spec, side_inputs={s["name"]: s["uri"] for s in spec["sideInputs"]},
+        storage_requests=requests_made(),
     )
 
 

@@ -40,7 +40,7 @@ from prs_runner.step.spec import progress_timeout
 from prs_runner.step.thresholds import Counts, crossed_threshold
 from prs_runner.step.uris import parse_uri
 from prs_runner.storage.download_cache import fetch_side_inputs
-from prs_runner.storage.filesystem import Storage
+from prs_runner.storage.filesystem import Storage, requests_made
 
 EXIT_FATAL = 3  # do not retry this shard: threshold crossed or init() keeps failing
 INIT_MAX_TRIES = 3
@@ -75,11 +75,13 @@ class Outcome:
     message: str = ""
     counts: Counts = field(default_factory=Counts)
     first_error: ErrorInfo | None = None
+    storage_requests: int = 0  # object-store calls of the shard and its workers
 
     def to_dict(self, shard: int) -> dict[str, Any]:
         return {
             "shard": shard, "status": self.status, "reason": self.reason,
             "message": self.message, "counts": self.counts.to_dict(),
+            "storageRequests": self.storage_requests,
             "firstError": self.first_error.__dict__ if self.first_error else None,
         }
 
@@ -109,6 +111,7 @@ class ShardSupervisor:
         # after this process used one dies of SIGSEGV. Steps on object storage exec theirs.
         self.fork = can_fork() and not uses_object_storage(spec)
         self.side_paths: dict[str, str] | None = None
+        self.worker_requests = 0  # object-store calls the workers reported
         self.oom_kills = read_memory_cgroup().oom_kills  # the kernel's, for memory
         if plan is not None:
             self.adopt(plan)
@@ -174,8 +177,10 @@ class ShardSupervisor:
     def outcome(self) -> Outcome:
         if self.stop_reason:
             reason, message = self.stop_reason
-            return Outcome("failed", reason, message, self.counts, self.first_error)
-        return Outcome("succeeded", "", "", self.counts, self.first_error)
+            return Outcome("failed", reason, message, self.counts, self.first_error,
+                           self.worker_requests + requests_made())
+        return Outcome("succeeded", "", "", self.counts, self.first_error,
+                       self.worker_requests + requests_made())
 
     def start_worker(self, slot: Slot) -> None:
         env = self.worker_env(slot.index)
@@ -284,6 +289,7 @@ class ShardSupervisor:
                 os.write(slot.commands, b"".join(commands))
 
     def finish(self, mb_id: int, event: dict[str, Any]) -> None:
+        self.worker_requests += int(event.get("requests", 0))
         self.counts += Counts(1, 0, event["succeeded"], event["failed"], event["rows"])
         if event.get("skipped"):
             self.remember_error(event["skipped"], mb_id)

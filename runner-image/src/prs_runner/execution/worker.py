@@ -31,7 +31,7 @@ from prs_runner.output.row_encoding import count_returned, encode_result
 from prs_runner.planning.plan import MiniBatch, read_plan
 from prs_runner.step.uris import parse_uri
 from prs_runner.storage.download_cache import DownloadCache
-from prs_runner.storage.filesystem import Storage, local_root
+from prs_runner.storage.filesystem import Storage, local_root, requests_made
 
 if TYPE_CHECKING:
     from prs_runner.planning.tabular_reading import TableReader
@@ -101,6 +101,7 @@ class Worker:
         self.table_reader: TableReader | None = None  # files steps pass local paths instead
         # Files on object storage: downloaded before run(), the next mini-batch meanwhile.
         self.downloads: DownloadCache | None = None
+        self.reported = 0  # object-store calls already counted in a report
         self.remote_files = (self.spec["input"]["type"] == "files"
                              and parse_uri(self.spec["input"]["uri"]).remote)
         self.run_fn: Callable[..., Any] = lambda batch: batch
@@ -157,6 +158,12 @@ class Worker:
             return b"", count_returned(result)
         return encode_result(result, self.row_format)
 
+    def new_requests(self) -> int:
+        """Object-store calls since the last report (downloads, reads, the commit)."""
+        made = requests_made()
+        new, self.reported = made - self.reported, made
+        return new
+
     def prefetch(self, mini_batch_id: int) -> None:
         """Start downloading a mini-batch the supervisor has queued for this worker."""
         if self.downloads is not None and mini_batch_id in self.batches:
@@ -195,7 +202,7 @@ class Worker:
         except OSError as error:
             raise CommitFailed(mb.id, error) from error
         done = {"done": mb.id, "succeeded": succeeded, "failed": header.failed,
-                "rows": returned, "status": header.status}
+                "rows": returned, "status": header.status, "requests": self.new_requests()}
         return done if error is None else done | {"skipped": error}
 
 

@@ -24,7 +24,7 @@ from prs_runner.output.results import (
 )
 from prs_runner.planning.plan import Plan
 from prs_runner.step.thresholds import Counts
-from prs_runner.storage.filesystem import Storage
+from prs_runner.storage.filesystem import Storage, requests_made
 
 REPORT_DIR = "_prs/report"
 JOB_RESULT = f"{REPORT_DIR}/job_result.json"
@@ -81,6 +81,7 @@ def merge_into(
     status_override: tuple[str, str, str] | None,
 ) -> dict[str, Any]:
     status, reason, message = status_override or overall_status(outcomes)
+    requests_before = requests_made()
     spec = plan.step
     write_output = status == "Succeeded" and spec["outputAction"] == "append_row"
     file_name = spec["appendRowFileName"]
@@ -132,6 +133,12 @@ def merge_into(
     else:
         output.delete(temp)
     result = job_result(plan, counts, done, (status, reason, message), started, digest)
+    result["storageRequests"] = {  # object-store calls: what the step cost (0 on local files)
+        "plan": plan.storage_requests,
+        "shards": sum(int(o.get("storageRequests", 0)) for o in outcomes),
+        # the merge's own, and the report's write just below
+        "merge": requests_made() - requests_before + (output.local is None),
+    }
     output.write_atomic(JOB_RESULT, json.dumps(result, indent=2).encode())
     return result
 

@@ -67,6 +67,7 @@ class Plan:
     mini_batches: tuple[MiniBatch, ...]
     step: dict[str, Any] = field(default_factory=dict)  # the resolved spec the workers run
     side_inputs: dict[str, str] = field(default_factory=dict)  # name -> local path or URI
+    storage_requests: int = 0  # object-store calls made to list and plan the input
 
     @property
     def total_items(self) -> int:
@@ -118,6 +119,7 @@ def plan_to_json(plan: Plan) -> bytes:
         "nodeCount": plan.node_count,
         "step": plan.step,
         "sideInputs": plan.side_inputs,
+        "storageRequests": plan.storage_requests,
         "miniBatches": [mini_batch_to_json(mb) for mb in plan.mini_batches],
     }
     return json.dumps(document, separators=(",", ":")).encode()
@@ -134,6 +136,7 @@ def plan_from_json(data: bytes) -> Plan:
         node_count=document["nodeCount"],
         step=document["step"],
         side_inputs=document["sideInputs"],
+        storage_requests=int(document.get("storageRequests", 0)),
         mini_batches=tuple(mini_batch_from_json(row) for row in document["miniBatches"]),
     )
 

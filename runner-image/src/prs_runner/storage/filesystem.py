@@ -92,6 +92,11 @@ READ_BUFFER = 1 << 20  # each read of an object is a ranged GET: few and large
 REQUESTS: Counter[str] = Counter()
 
 
+def requests_made() -> int:
+    """Remote calls this process made so far."""
+    return sum(REQUESTS.values())
+
+
 class ObjectReader(io.RawIOBase):
     """An object as a seekable raw file: ranged reads that stop at its size (GCS refuses a
     range that starts at the end), failures as one line naming the object."""
