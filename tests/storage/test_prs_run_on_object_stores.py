@@ -284,7 +284,8 @@ def test_a_key_with_dot_dot_is_named_at_planning_never_downloaded(
     for key in ("ok.txt", "a/../../escape.txt"):
         with blobs.open_output_stream(f"prs-test/{prefix}/in/{key}") as stream:
             stream.write(b"1\n")
-    step = write_step(tmp_path, {"input": {"type": "files", "uri": azure_server.uri(f"{prefix}/in")},
+    source = azure_server.uri(f"{prefix}/in")
+    step = write_step(tmp_path, {"input": {"type": "files", "uri": source},
                                  "output": {"uri": str(tmp_path / "out")}})
     done = prs_run(step, azure_server)
     assert done.returncode == 2, done.stderr
