@@ -72,10 +72,13 @@ def prs_run(step: Path, server: StorageServer, *args: str, wait: bool = True,
             **env: str) -> Any:
     command = [sys.executable, "-m", "prs_runner.commands.prs_cli", "run", str(step), *args]
     full_env = {**os.environ, **server.env, **env}
+    work = step.parent / "work"  # an empty working folder: nothing may land in it
+    work.mkdir(exist_ok=True)
     if not wait:
         return subprocess.Popen(command, env=full_env, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True)
-    return subprocess.run(command, env=full_env, capture_output=True, text=True, timeout=300)
+                                stderr=subprocess.PIPE, text=True, cwd=work)
+    return subprocess.run(command, env=full_env, capture_output=True, text=True, timeout=300,
+                          cwd=work)
 
 
 def files_step(tmp_path: Path, server: StorageServer, monkeypatch: pytest.MonkeyPatch,
@@ -109,7 +112,10 @@ def test_files_input_reaches_run_as_local_paths_and_the_output_is_in_order(
     assert requests["plan"] >= 2  # the output's probe and the input's listing, at least
     assert requests["shards"] >= 40 + 14  # a download per file, a commit per mini-batch
     assert requests["merge"] >= 14 + 3  # a read per record, the output, its copy, the report
-    assert not any(e.path.startswith("_prs/lock.d/") for e in output.list_files())
+    paths = [e.path for e in output.list_files()]
+    assert not any(path.startswith("_prs/lock.d/") for path in paths)
+    assert {"_prs/logs/0/0.log", "_prs/logs/1/1.log"} <= set(paths)  # uploaded at the end
+    assert not any((tmp_path / "work").iterdir())  # nothing written beside the run
 
 
 @pytest.mark.parametrize(("source_format", "row_format", "file_name"), [

@@ -41,6 +41,7 @@ from prs_runner.step.thresholds import Counts, crossed_threshold
 from prs_runner.step.uris import parse_uri
 from prs_runner.storage.download_cache import fetch_side_inputs
 from prs_runner.storage.filesystem import Storage, requests_made
+from prs_runner.storage.log_files import LogFiles
 
 EXIT_FATAL = 3  # do not retry this shard: threshold crossed or init() keeps failing
 INIT_MAX_TRIES = 3
@@ -112,6 +113,7 @@ class ShardSupervisor:
         self.fork = can_fork() and not uses_object_storage(spec)
         self.side_paths: dict[str, str] | None = None
         self.worker_requests = 0  # object-store calls the workers reported
+        self.logs = LogFiles(self.output, str(index))
         self.oom_kills = read_memory_cgroup().oom_kills  # the kernel's, for memory
         if plan is not None:
             self.adopt(plan)
@@ -155,6 +157,7 @@ class ShardSupervisor:
             self.check_progress()
             self.report()
         self.stop_workers()
+        self.logs.publish()
         return self.outcome()
 
     def await_plan(self) -> None:
@@ -184,7 +187,7 @@ class ShardSupervisor:
 
     def start_worker(self, slot: Slot) -> None:
         env = self.worker_env(slot.index)
-        log = self.output.confined(f"_prs/logs/{self.index}/{slot.index}.log")
+        log = self.logs.path(f"_prs/logs/{self.index}/{slot.index}.log")
         if self.fork:
             slot.pid, slot.commands, slot.events = fork_worker(
                 functools.partial(run_worker, self.plan_uri, self.index, slot.index,
