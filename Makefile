@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PYTEST := $(PY) -m pytest
 
 .PHONY: demo test test-unit test-runner test-chart test-cluster test-images test-fast lint bench \
-	test-mutation test-faults \
+	test-mutation test-faults test-storage \
 	bench-runner bench-tabular bench-operator test-kind kind-e2e venv images locks clean
 
 $(VENV)/.installed: pyproject.toml
@@ -24,7 +24,7 @@ demo: venv
 
 ## test: every tier (lint, unit, runner, chart, cluster, images); a tier whose prerequisites are
 ## missing fails
-test: lint test-unit test-runner test-chart test-cluster test-images
+test: lint test-unit test-runner test-storage test-chart test-cluster test-images
 
 ## test-fast: an explicit opt-out of the cluster tier, for quick iterations
 test-fast: lint test-unit test-runner
@@ -41,6 +41,11 @@ test-unit: venv
 
 test-runner: venv
 	$(PYTEST) -q tests/runner
+
+## test-storage: prs run on real object-storage servers (SeaweedFS for S3, Azurite for Azure
+## Blob, fake-gcs-server for GCS; built from Go modules and npm on first use, then cached)
+test-storage: venv
+	$(PYTEST) -q tests/storage
 
 # The Helm chart linted and rendered by a helm binary built from its Go module (needs Go).
 test-chart: venv
