@@ -6,7 +6,7 @@ PYTEST := $(PY) -m pytest
 
 .PHONY: demo test test-unit test-runner test-chart test-cluster test-images test-fast lint bench \
 	test-mutation test-faults test-storage \
-	bench-runner bench-tabular bench-operator test-kind kind-e2e venv images locks clean
+	bench-runner bench-tabular bench-operator bench-storage test-kind kind-e2e venv images locks clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -95,7 +95,7 @@ locks: venv
 
 ## bench: the runner's dispatch rate and efficiency against multiprocessing.Pool, tabular
 ## reading throughput against plain pyarrow, and the operator at 50 steps
-bench: bench-runner bench-tabular bench-operator
+bench: bench-runner bench-tabular bench-operator bench-storage
 
 bench-runner: venv
 	$(PY) benchmarks/dispatch.py
@@ -103,6 +103,11 @@ bench-runner: venv
 
 bench-tabular: venv
 	$(PY) benchmarks/tabular_read.py
+
+## bench-storage: prs run on a real S3 server (tabular 500 MB, 10,000 small files) beside
+## plain pyarrow and a plain download loop in the same run, and the requests each made
+bench-storage: venv
+	$(PY) benchmarks/storage_throughput.py
 
 bench-operator: venv
 	$(PY) benchmarks/operator_pass.py
