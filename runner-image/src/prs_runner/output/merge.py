@@ -10,7 +10,7 @@ import csv
 import io
 import json
 import time
-from typing import Any
+from typing import IO, Any
 
 from prs_runner.output.append_row_output import AppendRowOutput, OutputMismatch, open_output
 from prs_runner.output.results import (
@@ -25,6 +25,7 @@ from prs_runner.output.results import (
 from prs_runner.planning.plan import Plan
 from prs_runner.step.thresholds import Counts
 from prs_runner.storage.filesystem import Storage, requests_made
+from prs_runner.storage.read_ahead import read_in_order
 
 REPORT_DIR = "_prs/report"
 JOB_RESULT = f"{REPORT_DIR}/job_result.json"
@@ -93,15 +94,21 @@ def merge_into(
         writer.writerow(REPORT_COLUMNS)
         sink = open_output(spec["appendRowFormat"], output.open_write(temp)) if (
             write_output) else None
-        for mb in plan.mini_batches:
+        records = read_in_order(
+            output, (f"{RESULTS_DIR}/{record_name(mb.id)}" for mb in plan.mini_batches))
+        for mb, stream in zip(plan.mini_batches, records, strict=True):
             try:
-                row, mb_counts = copy_record(output, mb.id, sink)
+                row, mb_counts = copy_record(stream, mb.id, sink)
             except OutputMismatch as mismatch:
-                assert sink is not None
+                assert sink is not None and stream is not None
                 sink.close()
                 sink, write_output = None, False
                 status, reason, message = "Failed", "AppendRowSchemaMismatch", str(mismatch)
-                row, mb_counts = copy_record(output, mb.id, None)
+                stream.seek(0)
+                row, mb_counts = copy_record(stream, mb.id, None)
+            finally:
+                if stream is not None:
+                    stream.close()
             writer.writerow(row or [mb.id, mb.shard, "", 0, mb.item_count, 0, 0, "", "not_run", ""])
             counts += mb_counts
             done += row is not None
@@ -144,20 +151,19 @@ def merge_into(
 
 
 def copy_record(
-    output: Storage, mb_id: int, sink: AppendRowOutput | None
+    stream: IO[bytes] | None, mb_id: int, sink: AppendRowOutput | None
 ) -> tuple[list[Any] | None, Counts]:
-    try:
-        stream = output.open_seekable(f"{RESULTS_DIR}/{record_name(mb_id)}")
-    except FileNotFoundError:
+    """Mini-batch MB_ID's committed record (None: there is none) into the report's row, its
+    counts and, when it succeeded, its rows into SINK."""
+    if stream is None:
         return None, Counts()
-    with stream:
-        try:
-            header, _ = read_header(stream, record_size(stream))
-        except TornRecord:
-            return None, Counts()  # not committed: the mini-batch did not run to the end
-        ok = header.status == SUCCEEDED
-        if sink is not None and ok:
-            sink.append(mb_id, stream)
+    try:
+        header, _ = read_header(stream, record_size(stream))
+    except TornRecord:
+        return None, Counts()  # not committed: the mini-batch did not run to the end
+    ok = header.status == SUCCEEDED
+    if sink is not None and ok:
+        sink.append(mb_id, stream)
     counts = Counts(int(ok), int(not ok), header.succeeded,
                     header.failed, header.rows)
     error = header.error or {}
