@@ -105,3 +105,14 @@ def test_stop_start_keeps_port_and_data(kind: Kind, make_storage_server: MakeSto
     assert read(server.filesystem(), path) == b"still here"
     write(server.filesystem(), f"{server.bucket}/kept/after.txt", b"new")
     assert read(server.filesystem(), f"{server.bucket}/kept/after.txt") == b"new"
+
+
+def test_pause_hangs_requests_until_resume(azure_server: AzureServer) -> None:
+    azure_server.pause()
+    try:
+        with pytest.raises(TimeoutError):
+            azure_server.request("GET", "/devstoreaccount1", query={"comp": "list"}, timeout=1)
+    finally:
+        azure_server.resume()
+    reply = azure_server.request("GET", "/devstoreaccount1", query={"comp": "list"})
+    assert reply.status == 200
