@@ -16,6 +16,7 @@ from .controlplane import ControlPlane, ControlPlaneError, build_binaries
 from .crd_install import install_crd
 from .operator_process import OperatorProcess, grant_operator_rules
 from .real_node import REAL_CLUSTER_CONTROLLERS, RealCluster, build_node_binaries, image_archives
+from .real_release import operator_release  # noqa: F401 (a fixture: the chart on real nodes)
 
 # Filled before the first test runs (outside any per-test timeout): the first build of the
 # binaries takes many minutes, later runs find them in the cache.

@@ -333,3 +333,28 @@ def test_side_inputs_on_object_storage_reach_workers_as_local_copies(
     lines = output.read_bytes("parallel_run_step.txt").decode().splitlines()
     numbers = sorted(range(9), key=lambda n: f"part{n % 3}/item{n:04d}.txt")
     assert lines == [f"{['ann', 'bob', 'cid'][n % 3]} {n + 1000}" for n in numbers]
+
+
+OUTPUT_DIR_SCRIPT = '''
+import os
+from prs_runner.entry_script import EntryScript
+def run(mini_batch, context):
+    folder = os.path.join(EntryScript().output_dir, "extra")
+    os.makedirs(folder, exist_ok=True)
+    with open(os.path.join(folder, f"{context.minibatch_index}.txt"), "w") as out:
+        out.write(str(len(mini_batch)))
+    return [os.path.basename(p) for p in mini_batch]
+'''
+
+
+def test_files_run_writes_to_output_dir_reach_the_output(
+    server: StorageServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """output_dir is a local folder per shard, uploaded into the output when it ends."""
+    step, output = files_step(tmp_path, server, monkeypatch, 7)
+    (tmp_path / "code" / "score.py").write_text(OUTPUT_DIR_SCRIPT)
+    done = prs_run(step, server)
+    assert done.returncode == 0, done.stderr
+    extra = sorted(e.path for e in output.list_files() if e.path.startswith("extra/"))
+    assert extra == ["extra/0.txt", "extra/1.txt", "extra/2.txt"]
+    assert output.read_bytes("extra/2.txt") == b"1"

@@ -99,6 +99,12 @@ def test_side_inputs_on_object_storage_are_their_local_copies() -> None:
     assert env["PRS_SIDE_INPUT_MY_MODEL"] == "/models/m"  # local: where it is
 
 
+def test_an_object_store_output_gets_a_local_output_dir() -> None:
+    env = worker_environment(SPEC, 0, 0, "/code", base={}, output_dir="/tmp/prs-staging/output")
+    assert env["PRS_OUTPUT_DIR"] == "/tmp/prs-staging/output"
+    assert worker_environment(SPEC, 0, 0, "/code", base={})["PRS_OUTPUT_DIR"] == "/data/out"
+
+
 def test_the_base_is_not_changed() -> None:
     base = {"CUDA_VISIBLE_DEVICES": "0,1"}
     worker_environment(SPEC, 0, 1, "/code", base)

@@ -36,13 +36,15 @@ def gpu_for_process(gpus: list[str], process: int) -> str | None:
 def worker_environment(
     spec: Mapping[str, Any], shard: int, process: int, code_root: str,
     base: Mapping[str, str] | None = None, side_input_paths: Mapping[str, str] | None = None,
+    output_dir: str | None = None,
 ) -> dict[str, str]:
     """From the resolved spec alone, so workers can start while the input is still planned;
-    SIDE_INPUT_PATHS: local copies of side inputs on object storage, by name."""
+    SIDE_INPUT_PATHS: local copies of side inputs on object storage, by name; OUTPUT_DIR:
+    the local folder run() writes its files to when the output is on object storage."""
     env = dict(os.environ if base is None else base)
     for item in spec["env"]:
         env[item["name"]] = str(item.get("value", ""))
-    output = local_root(spec["output"]["uri"]) or spec["output"]["uri"]
+    output = output_dir or local_root(spec["output"]["uri"]) or spec["output"]["uri"]
     env.update(
         PRS_SHARD_INDEX=str(shard),
         PRS_PROCESS_INDEX=str(process),

@@ -41,7 +41,7 @@ from prs_runner.step.thresholds import Counts, crossed_threshold
 from prs_runner.step.uris import parse_uri
 from prs_runner.storage.download_cache import fetch_side_inputs
 from prs_runner.storage.filesystem import Storage, requests_made
-from prs_runner.storage.log_files import LogFiles
+from prs_runner.storage.local_staging import LocalStaging
 
 EXIT_FATAL = 3  # do not retry this shard: threshold crossed or init() keeps failing
 INIT_MAX_TRIES = 3
@@ -113,7 +113,7 @@ class ShardSupervisor:
         self.fork = can_fork() and not uses_object_storage(spec)
         self.side_paths: dict[str, str] | None = None
         self.worker_requests = 0  # object-store calls the workers reported
-        self.logs = LogFiles(self.output, str(index))
+        self.staging = LocalStaging(self.output, str(index))
         self.oom_kills = read_memory_cgroup().oom_kills  # the kernel's, for memory
         if plan is not None:
             self.adopt(plan)
@@ -157,7 +157,7 @@ class ShardSupervisor:
             self.check_progress()
             self.report()
         self.stop_workers()
-        self.logs.publish()
+        self.staging.publish()
         return self.outcome()
 
     def await_plan(self) -> None:
@@ -187,7 +187,7 @@ class ShardSupervisor:
 
     def start_worker(self, slot: Slot) -> None:
         env = self.worker_env(slot.index)
-        log = self.logs.path(f"_prs/logs/{self.index}/{slot.index}.log")
+        log = self.staging.path(f"_prs/logs/{self.index}/{slot.index}.log")
         if self.fork:
             slot.pid, slot.commands, slot.events = fork_worker(
                 functools.partial(run_worker, self.plan_uri, self.index, slot.index,
@@ -202,7 +202,8 @@ class ShardSupervisor:
         if self.side_paths is None:  # once, before the first worker starts
             self.side_paths = fetch_side_inputs(self.spec["sideInputs"], str(self.index))
         return worker_environment(self.spec, self.index, process, self.code_root,
-                                  side_input_paths=self.side_paths)
+                                  side_input_paths=self.side_paths,
+                                  output_dir=self.staging.output_dir())
 
     def poll(self, longest: float = PROGRESS_INTERVAL) -> None:
         now = time.monotonic()

@@ -1,0 +1,66 @@
+"""What workers write as files beside their results: their logs, and what run() puts in
+`output_dir` (EntryScript().output_dir). On a local output both go straight into it. On an
+object store they go to a local folder first (a log is appended line by line, and objects
+cannot be appended to), uploaded into the output when the shard ends."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+
+from prs_runner.storage.filesystem import Storage
+
+log = logging.getLogger(__name__)
+
+
+class LocalStaging:
+    def __init__(self, output: Storage, label: str) -> None:
+        self.output, self.label = output, label
+        self.staged: dict[str, str] = {}  # output path -> local file
+        self.folder = ""
+        self.scratch = ""  # the local output_dir of an object-store output
+
+    def local_folder(self) -> str:
+        if not self.folder:
+            self.folder = tempfile.mkdtemp(prefix=f"prs-staging-{self.label}-")
+        return self.folder
+
+    def path(self, relative: str) -> str:
+        """The local file to append the log RELATIVE (below the output) to."""
+        if self.output.local is not None:
+            return self.output.confined(relative)
+        logs = os.path.join(self.local_folder(), "logs")
+        os.makedirs(logs, exist_ok=True)
+        return self.staged.setdefault(relative, os.path.join(logs, str(len(self.staged))))
+
+    def output_dir(self) -> str | None:
+        """The folder run() writes its own files to; None: the output itself (local)."""
+        if self.output.local is not None:
+            return None
+        if not self.scratch:
+            self.scratch = os.path.join(self.local_folder(), "output")
+            os.makedirs(self.scratch, exist_ok=True)
+        return self.scratch
+
+    def publish(self) -> None:
+        """Upload the staged logs and run()'s own files (what cannot be uploaded is said and
+        kept locally, not fatal: the results are committed already)."""
+        written = {}
+        if self.scratch:
+            for folder, _dirs, files in os.walk(self.scratch):
+                for name in files:
+                    local = os.path.join(folder, name)
+                    relative = os.path.relpath(local, self.scratch).replace(os.sep, "/")
+                    if relative.split("/")[0] != "_prs":  # the runner's own folder
+                        written[relative] = local
+        for relative, local in {**written, **self.staged}.items():
+            if not os.path.exists(local):
+                continue
+            try:
+                with open(local, "rb") as source, self.output.open_write(relative) as target:
+                    shutil.copyfileobj(source, target, 1 << 20)
+            except OSError as error:
+                log.warning("could not upload the log %s to %s: %s (kept at %s)", relative,
+                            self.output.uri, error, local)
