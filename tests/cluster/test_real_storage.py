@@ -5,14 +5,19 @@ storage tier), and the output equals what `prs run` writes from the same objects
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
+import yaml
 from kubernetes import client
 
 from prs_runner.storage.filesystem import Storage
@@ -69,39 +74,101 @@ def test_a_step_on_s3_runs_on_real_nodes_and_equals_prs_run(
         monkeypatch.setenv(key, value)
     prefix = f"r-{uuid.uuid4().hex[:8]}"
     put_inputs(server, prefix, 24)
-    namespace = f"r-{uuid.uuid4().hex[:10]}"
-    plane = real_cluster.plane
-    with plane.api_client() as api:
-        core = client.CoreV1Api(api)
-        core.create_namespace(
-            client.V1Namespace(metadata=client.V1ObjectMeta(name=namespace, labels=RESTRICTED)))
-        try:
-            plane.wait_for_service_account(namespace)
-            call(core.create_namespaced_config_map, namespace,
-                 {"metadata": {"name": "code"}, "data": {"score.py": SCRIPT}})
-            call(core.create_namespaced_secret, namespace,
-                 {"metadata": {"name": "s3-credentials"}, "stringData": pod_env})
-            document = step_document(
-                "on-s3", podTemplate={"envFrom": [{"secretRef": {"name": "s3-credentials"}}]},
-                miniBatchSize="5")
-            document["spec"]["input"] = {"type": "files", "uri": server.uri(f"{prefix}/in")}
-            document["spec"]["output"] = {"uri": server.uri(f"{prefix}/out")}
-            create_step(plane, namespace, document)
-            try:
-                status = wait_finished(plane, namespace, "on-s3", timeout=300)
-            except AssertionError as error:
-                pytest.fail(f"{error}\n{status_of(plane, namespace, 'on-s3')}\n"
-                            f"{describe(real_cluster, namespace)}", pytrace=False)
-            assert condition_true(status, "Complete"), status
-            assert status["items"] == {"total": 24, "succeeded": 24, "failed": 0}
-            secret_text = pod_env["AWS_SECRET_ACCESS_KEY"]
-            assert secret_text not in str(status)  # no secret in the status
-        finally:
-            core.delete_namespace(namespace, propagation_policy="Background")
+    document = step_document(
+        "on-s3", podTemplate={"envFrom": [{"secretRef": {"name": "s3-credentials"}}]},
+        miniBatchSize="5")
+    document["spec"]["input"] = {"type": "files", "uri": server.uri(f"{prefix}/in")}
+    document["spec"]["output"] = {"uri": server.uri(f"{prefix}/out")}
+    with step_namespace(real_cluster, pod_env, {"score.py": SCRIPT}) as namespace:
+        create_step(real_cluster.plane, namespace, document)
+        status = finished(real_cluster, namespace, "on-s3")
+        assert condition_true(status, "Complete"), status
+        assert status["items"] == {"total": 24, "succeeded": 24, "failed": 0}
+        assert pod_env["AWS_SECRET_ACCESS_KEY"] not in str(status)  # no secret in the status
     cluster_output = Storage(server.uri(f"{prefix}/out")).read_bytes("parallel_run_step.txt")
     local = local_run(tmp_path, server, prefix)
     assert cluster_output == local
     assert cluster_output.decode().splitlines()[:2] == ["item0000.txt 0", "item0002.txt 2"]
+
+
+SALES = Path(__file__).resolve().parents[2] / "examples" / "sales"
+
+
+def test_the_many_models_sales_step_on_s3_on_real_nodes_equals_prs_run(
+    real_cluster: RealCluster, operator_release: str,
+    s3_for_pods: tuple[StorageServer, dict[str, str]], tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """examples/sales/forecast.yaml with its hive-style Parquet folders on S3: one model per
+    store x brand written by run() to output_dir, the fitted rows merged into one Parquet
+    file; cluster and `prs run` agree on both."""
+    server, pod_env = s3_for_pods
+    for key, value in server.env.items():
+        monkeypatch.setenv(key, value)
+    prefix = f"sales-{uuid.uuid4().hex[:8]}"
+    data = tmp_path / "data"
+    subprocess.run([sys.executable, str(SALES / "generate.py"), "--rows", "20000", "--data",
+                    str(data)], check=True, timeout=300, capture_output=True)
+    bucket = Storage(server.uri(f"{prefix}/parquet"))
+    for path in sorted((data / "parquet").rglob("*.parquet")):
+        bucket.write_atomic(path.relative_to(data / "parquet").as_posix(), path.read_bytes())
+    document = yaml.safe_load((SALES / "forecast.yaml").read_text())
+    document["spec"]["input"]["uri"] = server.uri(f"{prefix}/parquet")
+    document["spec"]["output"]["uri"] = server.uri(f"{prefix}/cluster-out")
+    document["spec"]["code"] = {"entryScript": "forecast.py", "configMap": "code"}
+    document["spec"]["podTemplate"] = {"envFrom": [{"secretRef": {"name": "s3-credentials"}}]}
+    code = {"forecast.py": (SALES / "src" / "forecast.py").read_text()}
+    with step_namespace(real_cluster, pod_env, code) as namespace:
+        create_step(real_cluster.plane, namespace, document)
+        status = finished(real_cluster, namespace, "forecast-sales")
+        assert condition_true(status, "Complete"), status
+    local = yaml.safe_load((SALES / "forecast.yaml").read_text())
+    local["spec"]["input"]["uri"] = server.uri(f"{prefix}/parquet")
+    local["spec"]["output"]["uri"] = server.uri(f"{prefix}/local-out")
+    local["spec"]["code"]["sourceDirectory"] = str(SALES / "src")
+    (tmp_path / "forecast.yaml").write_text(yaml.safe_dump(local))
+    done = subprocess.run([sys.executable, "-m", "prs_runner.commands.prs_cli", "run",
+                           str(tmp_path / "forecast.yaml")], env={**os.environ, **server.env},
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    cluster_out, local_out = (Storage(server.uri(f"{prefix}/{o}")) for o in ("cluster-out",
+                                                                            "local-out"))
+    tables = [pq.read_table(pa.BufferReader(o.read_bytes("forecasts.parquet")))
+              for o in (cluster_out, local_out)]
+    assert tables[0].num_rows == 20000
+    assert tables[0].equals(tables[1])
+    models = [sorted(e.path for e in o.list_files() if e.path.startswith("models/"))
+              for o in (cluster_out, local_out)]
+    assert len(models[0]) == 12 and models[0] == models[1]  # 4 stores x 3 brands, via output_dir
+
+
+@contextlib.contextmanager
+def step_namespace(cluster: RealCluster, pod_env: dict[str, str],
+                   code: dict[str, str]) -> Iterator[str]:
+    """A restricted namespace with the ConfigMap `code` (CODE: file name -> text) and the
+    Secret `s3-credentials` (POD_ENV)."""
+    namespace = f"r-{uuid.uuid4().hex[:10]}"
+    with cluster.plane.api_client() as api:
+        core = client.CoreV1Api(api)
+        core.create_namespace(
+            client.V1Namespace(metadata=client.V1ObjectMeta(name=namespace, labels=RESTRICTED)))
+        try:
+            cluster.plane.wait_for_service_account(namespace)
+            call(core.create_namespaced_config_map, namespace,
+                 {"metadata": {"name": "code"}, "data": code})
+            call(core.create_namespaced_secret, namespace,
+                 {"metadata": {"name": "s3-credentials"}, "stringData": pod_env})
+            yield namespace
+        finally:
+            core.delete_namespace(namespace, propagation_policy="Background")
+
+
+def finished(cluster: RealCluster, namespace: str, name: str) -> dict[str, Any]:
+    try:
+        return wait_finished(cluster.plane, namespace, name, timeout=300)
+    except AssertionError as error:
+        pytest.fail(f"{error}\n{status_of(cluster.plane, namespace, name)}\n"
+                    f"{describe(cluster, namespace)}", pytrace=False)
 
 
 def local_run(tmp_path: Path, server: StorageServer, prefix: str) -> bytes:

@@ -26,6 +26,8 @@ RUN_BY = {
     "examples/digits/step.yaml": ("tests/runner/test_examples.py", 'example / "step.yaml"'),
     "examples/digits/cluster-step.yaml": ("tests/cluster/test_operator.py",
                                           'DIGITS / "cluster-step.yaml"'),
+    "examples/digits/s3-step.yaml": ("tests/storage/test_examples_on_s3.py",
+                                     'DIGITS / "s3-step.yaml"'),
     "examples/sales/score.yaml": ("tests/runner/test_examples.py", 'example / "score.yaml"'),
     "examples/sales/forecast.yaml": ("tests/runner/test_examples.py",
                                      'example / "forecast.yaml"'),
