@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -136,7 +137,12 @@ def test_the_many_models_sales_step_on_s3_on_real_nodes_equals_prs_run(
     tables = [pq.read_table(pa.BufferReader(o.read_bytes("forecasts.parquet")))
               for o in (cluster_out, local_out)]
     assert tables[0].num_rows == 20000
-    assert tables[0].equals(tables[1])
+    assert tables[0].schema == tables[1].schema
+    frames = [table.to_pandas() for table in tables]
+    for column in ("id", "store", "brand"):  # the same rows in the same order
+        assert frames[0][column].tolist() == frames[1][column].tolist()
+    # the same fits, up to the last bits of the image's own numpy and BLAS
+    assert np.allclose(frames[0]["fitted_units"], frames[1]["fitted_units"], rtol=1e-9)
     models = [sorted(e.path for e in o.list_files() if e.path.startswith("models/"))
               for o in (cluster_out, local_out)]
     assert len(models[0]) == 12 and models[0] == models[1]  # 4 stores x 3 brands, via output_dir
