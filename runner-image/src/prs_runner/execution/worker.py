@@ -243,10 +243,13 @@ def pipe_lines(fd: int) -> Iterator[bytes]:
         yield from (line for line in lines if line)
 
 
+PREFETCH_AHEAD = 2  # mini-batches downloaded ahead of the running one (the cache's bound)
+
+
 class CommandQueue:
     """The supervisor's commands, one at a time. With PREFETCH set (files on object
-    storage), a reader thread takes them off the pipe as they come, so that the mini-batch
-    queued behind the running one starts downloading at once."""
+    storage), a reader thread takes them off the pipe as they come, so that the mini-batches
+    queued behind the running one start downloading at once."""
 
     def __init__(self, stream: Any, prefetch: Callable[[int], None] | None) -> None:
         self.stream, self.prefetch = stream, prefetch
@@ -263,7 +266,7 @@ class CommandQueue:
             command = json.loads(line)
             with self.ready:
                 self.items.append(command)
-                waiting = self.busy and len(self.items) == 1
+                waiting = self.busy and len(self.items) <= PREFETCH_AHEAD
                 self.ready.notify()
             if waiting and "run" in command and self.prefetch is not None:
                 self.prefetch(command["run"])
@@ -280,9 +283,10 @@ class CommandQueue:
             self.ready.wait_for(lambda: bool(self.items))
             command = self.items.popleft()
             self.busy = True
-            following = self.items[0] if self.items else None
-        if following and "run" in following:
-            self.prefetch(following["run"])
+            following = list(self.items)[:PREFETCH_AHEAD]
+        for queued in following:
+            if queued and "run" in queued:
+                self.prefetch(queued["run"])
         return command
 
 

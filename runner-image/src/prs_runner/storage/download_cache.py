@@ -1,9 +1,9 @@
 """Files input on object storage: run() receives local paths, as in Azure's download mode.
 
 Each worker downloads a mini-batch's files into a folder of its own under /tmp (TMPDIR, an
-emptyDir in pods), several at a time, and starts on the next mini-batch the supervisor has
-already sent while run() works on the current one. The cache holds at most the current and
-the next mini-batch: a mini-batch's folder is removed once its result is committed.
+emptyDir in pods), several at a time, and starts on the next two mini-batches the supervisor
+has already sent while run() works on the current one. The cache holds at most those three
+mini-batches: a mini-batch's folder is removed once its result is committed.
 """
 
 from __future__ import annotations
