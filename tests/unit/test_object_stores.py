@@ -79,11 +79,23 @@ def test_connection_string_keeps_equals_signs_in_values() -> None:
      {"account_name": "acct03", "account_key": "k2"}),
     ("az://data/x", {"AZURE_STORAGE_ACCOUNT_NAME": "acct04"}, {"account_name": "acct04"}),
     ("az://data/x", {"AZURE_STORAGE_CONNECTION_STRING":
-                     "DefaultEndpointsProtocol=http;AccountName=acct05"},
-     {"account_name": "acct05", "blob_storage_scheme": "http", "dfs_storage_scheme": "http"}),
+                     "DefaultEndpointsProtocol=http;AccountName=acct05;AccountKey=k5"},
+     {"account_name": "acct05", "account_key": "k5", "blob_storage_scheme": "http",
+      "dfs_storage_scheme": "http"}),
 ])
 def test_azure_options(uri: str, env: dict[str, str], expected: dict[str, Any]) -> None:
     assert azure_options(parse_uri(uri), uri, env) == expected
+
+
+@pytest.mark.parametrize("text", [
+    "DefaultEndpointsProtocol=http;AccountName=a1",
+    "AccountName=devstoreaccount1;BlobEndpoint=http://127.0.0.1:10000/devstoreaccount1",
+])
+def test_an_http_endpoint_without_a_key_or_sas_is_refused_before_any_call(text: str) -> None:
+    """pyarrow's Azure client aborts the process on a token credential over plain http."""
+    with pytest.raises(StorageError, match="no account key or SAS token for the http endpoint"):
+        azure_options(parse_uri("az://data/x"), "az://data/x",
+                      {"AZURE_STORAGE_CONNECTION_STRING": text})
 
 
 def test_azure_without_an_account_says_where_to_put_one() -> None:

@@ -114,6 +114,14 @@ def azure_options(location: Location, uri: str, env: Mapping[str, str]) -> dict[
     elif sas:
         options["sas_token"] = sas
     blob = settings.get("BlobEndpoint")
+    plain_http = (blob or "").startswith("http://") or settings.get(
+        "DefaultEndpointsProtocol") == "http"
+    if plain_http and not (key or sas):
+        # DefaultAzureCredential refuses a non-TLS endpoint by aborting the whole process
+        # (a C++ exception nobody catches), so this is said here, before any call.
+        raise StorageError(f"{uri}: no account key or SAS token for the http endpoint "
+                           f"{blob or 'of the connection string'}: set AccountKey or "
+                           "SharedAccessSignature in AZURE_STORAGE_CONNECTION_STRING")
     if blob:
         # Azurite serves the account under its endpoint's path; pyarrow adds the account to
         # the path itself for such an authority, so only host and port are passed.
