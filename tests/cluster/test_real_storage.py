@@ -22,12 +22,13 @@ import yaml
 from kubernetes import client
 
 from prs_runner.storage.filesystem import Storage
+from tests.images.docker_engine import DockerEngine, DockerError
 from tests.storage_servers import StorageServer, start_server
 
 from .controlplane import free_port
 from .pod_sandbox import call
 from .real_node import RealCluster, describe
-from .real_release import RESTRICTED
+from .real_release import RESTRICTED, RUNNER_IMAGE
 from .step_scenarios import condition_true, create_step, status_of, step_document, wait_finished
 
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(1800)]  # the first image build
@@ -92,7 +93,8 @@ def test_a_step_on_s3_runs_on_real_nodes_and_equals_prs_run(
     assert cluster_output.decode().splitlines()[:2] == ["item0000.txt 0", "item0002.txt 2"]
 
 
-SALES = Path(__file__).resolve().parents[2] / "examples" / "sales"
+ROOT = Path(__file__).resolve().parents[2]
+SALES = ROOT / "examples" / "sales"
 
 
 def test_the_many_models_sales_step_on_s3_on_real_nodes_equals_prs_run(
@@ -175,6 +177,61 @@ def finished(cluster: RealCluster, namespace: str, name: str) -> dict[str, Any]:
     except AssertionError as error:
         pytest.fail(f"{error}\n{status_of(cluster.plane, namespace, name)}\n"
                     f"{describe(cluster, namespace)}", pytrace=False)
+
+
+DIGITS = ROOT / "examples" / "digits"
+DIGITS_IMAGE = "parallelrunstep/digits:real-nodes"
+
+
+@pytest.fixture(scope="module")
+def digits_image(real_cluster: RealCluster, operator_release: str,
+                 tmp_path_factory: pytest.TempPathFactory) -> str:
+    """examples/digits/Dockerfile's two lines on the release's runner image, in every node."""
+    folder = tmp_path_factory.mktemp("digits-image")
+    try:
+        engine = DockerEngine.start()
+        engine.build(DIGITS_IMAGE, ROOT / "tests" / "images" / "digits.Dockerfile", folder,
+                     {"RUNNER_IMAGE": RUNNER_IMAGE})
+        engine.docker("save", "-o", str(folder / "digits.tar"), DIGITS_IMAGE, timeout=600)
+    except DockerError as exc:
+        pytest.fail(f"the digits image: {exc}", pytrace=False)
+    real_cluster.import_images(folder / "digits.tar")
+    return DIGITS_IMAGE
+
+
+def test_the_s3_digits_example_on_real_nodes_equals_prs_run(
+    real_cluster: RealCluster, s3_for_pods: tuple[StorageServer, dict[str, str]],
+    digits_image: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """examples/digits/s3-step.yaml as written (its bucket under a prefix here), in the digits
+    image, the Secret `s3-credentials` given by its own podTemplate.envFrom."""
+    server, pod_env = s3_for_pods
+    for key, value in server.env.items():
+        monkeypatch.setenv(key, value)
+    subprocess.run([sys.executable, str(DIGITS / "prepare.py")], check=True, timeout=300)
+    prefix = f"digits-{uuid.uuid4().hex[:8]}"
+    bucket = Storage(server.uri(prefix))
+    for path in sorted((DIGITS / "data" / "digits").rglob("*.png")):
+        bucket.write_atomic(f"digits/{path.relative_to(DIGITS / 'data' / 'digits').as_posix()}",
+                            path.read_bytes())
+    bucket.write_atomic("models/digits.joblib", (DIGITS / "models" / "digits.joblib").read_bytes())
+    document = yaml.safe_load((DIGITS / "s3-step.yaml").read_text().replace(
+        "s3://prs-examples/", f"{server.uri(prefix)}/"))
+    document["spec"]["code"] = {"entryScript": "score.py", "configMap": "code"}
+    document["spec"]["image"] = digits_image
+    code = {"score.py": (DIGITS / "src" / "score.py").read_text()}
+    with step_namespace(real_cluster, pod_env, code) as namespace:
+        create_step(real_cluster.plane, namespace, document)
+        status = finished(real_cluster, namespace, "predict-digits-s3")
+        assert condition_true(status, "Complete"), status
+        assert status["items"]["succeeded"] == 1797
+    done = subprocess.run([sys.executable, "-m", "prs_runner.commands.prs_cli", "run",
+                           str(DIGITS / "step.yaml"), "--output", str(tmp_path / "local"),
+                           "--fresh"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    cluster_text = Storage(server.uri(f"{prefix}/out/predict-digits")).read_bytes(
+        "parallel_run_step.txt")
+    assert cluster_text == (tmp_path / "local" / "parallel_run_step.txt").read_bytes()
 
 
 def local_run(tmp_path: Path, server: StorageServer, prefix: str) -> bytes:
