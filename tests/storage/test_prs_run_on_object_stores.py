@@ -358,3 +358,25 @@ def test_files_run_writes_to_output_dir_reach_the_output(
     extra = sorted(e.path for e in output.list_files() if e.path.startswith("extra/"))
     assert extra == ["extra/0.txt", "extra/1.txt", "extra/2.txt"]
     assert output.read_bytes("extra/2.txt") == b"1"
+
+
+def test_a_killed_worker_loses_nothing_while_its_record_uploads(
+    server: StorageServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On an object store a worker uploads one record while run() goes on with the next
+    mini-batch: killed then, whatever it committed counts once, the rest runs again."""
+    step, output = files_step(tmp_path, server, monkeypatch, 48)
+    calls = tmp_path / "calls.log"
+    running = prs_run(step, server, wait=False, SCENARIO_DELAY="0.2", SCENARIO_CALLS=str(calls))
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and len(committed(output)) < 3:
+        time.sleep(0.05)
+    workers = subprocess.run(["pgrep", "-f", f"prs_runner.execution.worker {server.uri('')}"],
+                             capture_output=True, text=True).stdout.split()
+    assert workers, "no worker to kill"
+    os.kill(int(workers[0]), signal.SIGKILL)
+    _, stderr = running.communicate(timeout=300)
+    assert running.returncode == 0, stderr
+    assert output.read_bytes("parallel_run_step.txt").decode().splitlines() == expected_lines(48)
+    report = json.loads(output.read_bytes("_prs/report/job_result.json"))
+    assert report["miniBatches"] == {"total": 16, "succeeded": 16, "failed": 0, "pending": 0}

@@ -326,23 +326,31 @@ class ShardSupervisor:
             slot.dead = True
 
     def lose_worker(self, slot: Slot, error: dict[str, Any]) -> None:
-        """A worker died or was killed: its running mini-batch failed a try (unless its
-        result was committed just before), the prefetched ones go back to the queue."""
-        queue, was_ready = list(slot.queue), slot.ready
+        """A worker died or was killed. The mini-batches it had whose results were committed
+        before it said so are done (on an object store a record uploads while the next
+        mini-batch runs); the first one without a result failed a try; the rest go back to
+        the queue."""
+        queue, was_ready = deque(slot.queue), slot.ready
         self.retire(slot)
         if not was_ready:
             self.fail_init(slot, {**error, "traceback": ""})
             return
-        for mb_id in queue[1:]:
+        # Committed but not yet said: one record locally, two where one uploads while the
+        # next mini-batch runs.
+        unsaid, finished = (1 if self.output.local is not None else 2), 0
+        while finished < unsaid and queue and (
+                header := load_header(self.output, queue[0])) is not None and (
+                header.status == SUCCEEDED):
+            self.finish(queue.popleft(), {"status": header.status, **header.__dict__})
+            finished += 1
+        # Locally a worker that committed and died before saying so ran nothing after it.
+        running = queue.popleft() if queue and not (finished and unsaid == 1) else None
+        for mb_id in queue:
             self.tries[mb_id] -= 1
-        self.pending.extendleft(reversed(queue[1:]))
-        if queue:
-            header = load_header(self.output, queue[0])
-            if header is not None and header.status == SUCCEEDED:
-                self.finish(queue[0], {"status": header.status, **header.__dict__})
-            else:
-                self.fail_try(queue[0], {**error, "message": f"{error['message']} "
-                                         f"(mini-batch {queue[0]}, try {self.tries[queue[0]]})"})
+        self.pending.extendleft(reversed(queue))
+        if running is not None:
+            self.fail_try(running, {**error, "message": f"{error['message']} "
+                                    f"(mini-batch {running}, try {self.tries[running]})"})
         self.start_worker(slot)
         self.dispatch(slot)
 

@@ -10,6 +10,7 @@ The worker's stdout and stderr are its log file, so a script's prints cannot bre
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import inspect
 import io
@@ -22,6 +23,8 @@ import time
 import traceback
 from collections import deque
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
@@ -44,6 +47,7 @@ class CommitFailed(Exception):
     failure, and no retry can succeed, so the shard stops."""
 
     def __init__(self, mini_batch: int, error: OSError) -> None:
+        self.mb_id = mini_batch
         where = f" to {error.filename}" if error.filename else ""
         super().__init__(f"cannot commit the result of mini-batch {mini_batch}{where}: "
                          f"{error.strerror or error}; free space or fix the output, then run "
@@ -169,7 +173,7 @@ class Worker:
         if self.downloads is not None and mini_batch_id in self.batches:
             self.downloads.start(mini_batch_id, self.batches[mini_batch_id].items)
 
-    def run_one(self, mini_batch_id: int, attempt: int) -> dict[str, Any]:
+    def run_one(self, mini_batch_id: int, attempt: int) -> Ran:
         if not self.batches:
             self.load_plan()
         try:
@@ -178,7 +182,7 @@ class Worker:
             if self.downloads is not None:
                 self.downloads.release(mini_batch_id)
 
-    def run_loaded(self, mb: MiniBatch, attempt: int) -> dict[str, Any]:
+    def run_loaded(self, mb: MiniBatch, attempt: int) -> Ran:
         started = time.perf_counter()
         batch, skipped = self.load(mb)
         args = (batch, self.context(mb)) if self.wants_context else (batch,)
@@ -197,13 +201,17 @@ class Worker:
             seconds=round(time.perf_counter() - started, 6),
             status=SUCCEEDED, rows=returned, error=error,
         )
-        try:
-            commit_record(self.output, header, payload)
-        except OSError as error:
-            raise CommitFailed(mb.id, error) from error
         done = {"done": mb.id, "succeeded": succeeded, "failed": header.failed,
-                "rows": returned, "status": header.status, "requests": self.new_requests()}
-        return done if error is None else done | {"skipped": error}
+                "rows": returned, "status": header.status}
+        return Ran(header, payload, done if error is None else done | {"skipped": error})
+
+    def commit(self, ran: Ran) -> dict[str, Any]:
+        """Publish the record; the 'done' message once it is committed."""
+        try:
+            commit_record(self.output, ran.header, ran.payload)
+        except OSError as error:
+            raise CommitFailed(ran.header.id, error) from error
+        return ran.done | {"requests": self.new_requests()}
 
 
 def serve(worker: Worker, commands: Any, events: int) -> int:
@@ -218,21 +226,62 @@ def serve(worker: Worker, commands: Any, events: int) -> int:
         return 1
     send({"ready": True})
     queue = CommandQueue(commands, worker.prefetch if worker.remote_files else None)
+    outbox = Outbox(send, ahead=worker.output.local is None)
     while (command := queue.next()) is not None:
         if command.get("stop"):
             break
         try:
-            send(worker.run_one(command["run"], command["try"]))
-        except CommitFailed as exc:
-            send({"commit_failed": str(exc), "id": command["run"]})
+            ran = worker.run_one(command["run"], command["try"])
         except BaseException as exc:  # sys.exit() and KeyboardInterrupt in run() too
             log.exception("run() failed on mini-batch %d", command["run"])
-            send({"error": error_info(exc), "id": command["run"]})
+            outbox.post(functools.partial(dict, error=error_info(exc), id=command["run"]))
+            continue
+        outbox.post(functools.partial(worker.commit, ran))
+    outbox.close()
     if callable(getattr(module, "shutdown", None)):
         module.shutdown()
     if worker.downloads is not None:
         worker.downloads.close()
     return 0
+
+
+@dataclass(frozen=True)
+class Ran:
+    """A mini-batch run() finished with: its record, to be committed, and its 'done'."""
+
+    header: ResultHeader
+    payload: bytes
+    done: dict[str, Any]
+
+
+class Outbox:
+    """Messages to the supervisor, in order. AHEAD (an object-store output, where a record's
+    upload is a round trip): the upload of one record runs on a thread of its own while run()
+    goes on with the next mini-batch, and the 'done' leaves once the record is committed; at
+    most one upload is in flight, and every message still leaves in order."""
+
+    def __init__(self, send: Callable[[dict[str, Any]], None], ahead: bool) -> None:
+        self.send = send
+        self.pool = ThreadPoolExecutor(1, thread_name_prefix="prs-commit") if ahead else None
+        self.last: Future[None] | None = None
+
+    def post(self, message: Callable[[], dict[str, Any]]) -> None:
+        if self.pool is None:
+            self.deliver(message)
+            return
+        if self.last is not None:
+            self.last.result()  # one upload in flight at most
+        self.last = self.pool.submit(self.deliver, message)
+
+    def deliver(self, message: Callable[[], dict[str, Any]]) -> None:
+        try:
+            self.send(message())
+        except CommitFailed as exc:
+            self.send({"commit_failed": str(exc), "id": exc.mb_id})
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=True)
 
 
 def pipe_lines(fd: int) -> Iterator[bytes]:
