@@ -17,6 +17,7 @@ import argparse
 import json
 import multiprocessing
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -147,9 +148,12 @@ def download_loop(server: StorageServer, count: int) -> float:
             return target.write(stream.read())
 
     started = time.perf_counter()
-    with ThreadPoolExecutor(2 * DOWNLOAD_THREADS) as pool:
-        list(pool.map(get, keys))
-    return time.perf_counter() - started
+    try:
+        with ThreadPoolExecutor(2 * DOWNLOAD_THREADS) as pool:
+            list(pool.map(get, keys))
+        return time.perf_counter() - started
+    finally:
+        shutil.rmtree(folder)  # a gigabyte of copies
 
 
 def main() -> None:
@@ -158,13 +162,20 @@ def main() -> None:
     parser.add_argument("--objects", type=int, default=10_000)
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="bench-storage-"))
-    csv_path, parquet_path = generate(args.megabytes)
+    try:
+        run_all(root, args.megabytes, args.objects)
+    finally:
+        shutil.rmtree(root)  # the server's data: about 2 GB
+
+
+def run_all(root: Path, megabytes: int, objects: int) -> None:
+    csv_path, parquet_path = generate(megabytes)
     with start_server("s3", root / "server") as server:
         upload(server, csv_path, "tabular/csv/sales.csv")
         upload(server, parquet_path, "tabular/parquet/sales.parquet")
-        upload_objects(server, args.objects)
+        upload_objects(server, objects)
         print(f"tabular: {csv_path.stat().st_size / MB:.0f} MB CSV, "
-              f"{parquet_path.stat().st_size / MB:.0f} MB Parquet; files: {args.objects} "
+              f"{parquet_path.stat().st_size / MB:.0f} MB Parquet; files: {objects} "
               f"objects of {OBJECT_BYTES // 1024} KB, on SeaweedFS (S3)")
         for fmt, local, key in (("csv", csv_path, "tabular/csv/sales.csv"),
                                 ("parquet", parquet_path, "tabular/parquet/sales.parquet")):
@@ -185,10 +196,10 @@ def main() -> None:
             "input": {"type": "files", "uri": server.uri("files")},
             "output": {"uri": server.uri("out-files")}, "miniBatchSize": "20"})
         prs_time, requests = time_prs(step, server, "out-files")
-        loop = download_loop(server, args.objects)
-        per_object = sum(requests.values()) / args.objects
-        print(f"files    prs run {args.objects / prs_time:6.0f} objects/s  download loop "
-              f"{args.objects / loop:6.0f} objects/s  ratio {loop / prs_time:.2f} (goal >= 1.0)  "
+        loop = download_loop(server, objects)
+        per_object = sum(requests.values()) / objects
+        print(f"files    prs run {objects / prs_time:6.0f} objects/s  download loop "
+              f"{objects / loop:6.0f} objects/s  ratio {loop / prs_time:.2f} (goal >= 1.0)  "
               f"requests {requests} = {per_object:.2f} per object")
 
 
