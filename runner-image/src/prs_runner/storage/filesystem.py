@@ -22,7 +22,7 @@ import io
 import os
 import shutil
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import IO, Any
 
@@ -121,14 +121,7 @@ class ObjectReader(io.RawIOBase):
         return self.position
 
     def readinto(self, buffer: Any) -> int:
-        wanted = min(len(buffer), self.length - self.position)
-        if wanted <= 0:
-            return 0
-        REQUESTS["get"] += 1
-        try:
-            data = self.raw.read_at(wanted, self.position)
-        except Exception as error:  # pyarrow raises OSError and ArrowInvalid alike
-            raise StorageError(remote_failure(self.uri, error)) from error
+        data = self.read_at(self.position, len(buffer))
         view = memoryview(buffer).cast("B")
         view[: len(data)] = data
         self.position += len(data)
@@ -138,6 +131,25 @@ class ObjectReader(io.RawIOBase):
         if not self.closed:
             self.raw.close()
         super().close()
+
+    def read_at(self, offset: int, size: int) -> bytes:
+        """Up to SIZE bytes at OFFSET, one ranged read; safe from several threads at once
+        (the position is not used)."""
+        wanted = min(size, self.length - offset)
+        if wanted <= 0:
+            return b""
+        REQUESTS["get"] += 1
+        try:
+            return self.raw.read_at(wanted, offset)  # type: ignore[no-any-return]
+        except Exception as error:  # pyarrow raises OSError and ArrowInvalid alike
+            raise StorageError(remote_failure(self.uri, error)) from error
+
+
+def object_reads(stream: IO[bytes]) -> Callable[[int, int], bytes] | None:
+    """read_at(offset, size) of a stream open_seekable gave for an object (ranged reads from
+    several threads at once pay off there: each is a round trip); None for anything else."""
+    raw = getattr(stream, "raw", None)
+    return raw.read_at if isinstance(raw, ObjectReader) else None
 
 
 class Storage:
