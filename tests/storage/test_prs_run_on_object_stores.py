@@ -135,7 +135,7 @@ def test_tabular_input_and_output_formats(
             pq.write_table(table, stream, row_group_size=500)
     step = write_step(tmp_path, {
         "input": {"type": "tabular", "uri": server.uri(f"{prefix}/in")},
-        "output": {"uri": server.uri(f"{prefix}/out")}, "miniBatchSize": "8KB",
+        "output": {"uri": server.uri(f"{prefix}/out")}, "miniBatchSize": "2KB",
         "appendRowFormat": row_format, "appendRowFileName": file_name})
     done = prs_run(step, server)
     assert done.returncode == 0, done.stderr
@@ -152,6 +152,12 @@ def test_tabular_input_and_output_formats(
         merged = pd.read_csv(io.BytesIO(data))
     assert merged.iloc[:, 0].tolist() == list(range(3000))
     assert merged.iloc[:, 1].tolist() == [n * n for n in range(3000)]
+    report = json.loads(output.read_bytes("_prs/report/job_result.json"))
+    mini_batches, shards = report["miniBatches"]["total"], report["storageRequests"]["shards"]
+    assert mini_batches >= 6
+    # A worker keeps its file open and its CSV header: a mini-batch costs its commit and one
+    # ranged read (Parquet: its row groups), plus a few calls per worker (4 of them).
+    assert shards <= (2 if source_format == "csv" else 3) * mini_batches + 4 * 4, shards
 
 
 def test_a_killed_run_resumes_and_runs_each_mini_batch_once(

@@ -106,8 +106,9 @@ class Worker:
         # Files on object storage: downloaded before run(), the next mini-batch meanwhile.
         self.downloads: DownloadCache | None = None
         self.reported = 0  # object-store calls already counted in a report
-        self.remote_files = (self.spec["input"]["type"] == "files"
-                             and parse_uri(self.spec["input"]["uri"]).remote)
+        # Input on object storage: the next mini-batches are fetched while run() works.
+        self.remote_input = parse_uri(self.spec["input"]["uri"]).remote
+        self.remote_files = self.remote_input and self.spec["input"]["type"] == "files"
         self.run_fn: Callable[..., Any] = lambda batch: batch
         self.wants_context = False
 
@@ -133,7 +134,8 @@ class Worker:
         if self.spec["input"]["type"] == "tabular":
             from prs_runner.planning.tabular_reading import TableReader
 
-            self.table_reader = TableReader(Storage(plan.input_uri), self.spec["input"]["format"])
+            self.table_reader = TableReader(Storage(plan.input_uri), self.spec["input"]["format"],
+                                            ahead=self.remote_input)
 
     def context(self, mb: MiniBatch) -> RunContext:
         return RunContext(
@@ -169,9 +171,12 @@ class Worker:
         return new
 
     def prefetch(self, mini_batch_id: int) -> None:
-        """Start downloading a mini-batch the supervisor has queued for this worker."""
-        if self.downloads is not None and mini_batch_id in self.batches:
-            self.downloads.start(mini_batch_id, self.batches[mini_batch_id].items)
+        """Start fetching a mini-batch the supervisor has queued for this worker."""
+        mb = self.batches.get(mini_batch_id)
+        if mb is not None and self.downloads is not None:
+            self.downloads.start(mini_batch_id, mb.items)
+        elif mb is not None and self.table_reader is not None:
+            self.table_reader.prefetch(mb)
 
     def run_one(self, mini_batch_id: int, attempt: int) -> Ran:
         if not self.batches:
@@ -225,7 +230,7 @@ def serve(worker: Worker, commands: Any, events: int) -> int:
         send({"init_failed": error_info(exc)})
         return 1
     send({"ready": True})
-    queue = CommandQueue(commands, worker.prefetch if worker.remote_files else None)
+    queue = CommandQueue(commands, worker.prefetch if worker.remote_input else None)
     outbox = Outbox(send, ahead=worker.output.local is None)
     while (command := queue.next()) is not None:
         if command.get("stop"):

@@ -4,7 +4,9 @@ to the entry script. Imported by workers of tabular steps only (pyarrow is slow 
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Any
 
@@ -26,7 +28,7 @@ MIN_BLOCK_BYTES = 1 << 20
 MAX_BLOCK_BYTES = 1 << 28  # pyarrow's block size is a 32-bit int; whole files can be larger
 
 
-def block_size(data: bytes) -> int:
+def block_size(data: bytes | bytearray) -> int:
     """One parser block for a mini-batch's bytes (faster than several small ones)."""
     return min(max(len(data) + 1, MIN_BLOCK_BYTES), MAX_BLOCK_BYTES)
 
@@ -54,26 +56,31 @@ class SkippedRows:
         return self.first + more
 
 
-def parse_csv(data: bytes, on_invalid: SkippedRows | None = None) -> pa.Table:
+def parse_csv(data: bytes | bytearray, on_invalid: SkippedRows | None = None) -> pa.Table:
     options = pacsv.ParseOptions(newlines_in_values=b'"' in data,
                                  invalid_row_handler=on_invalid)
     read = pacsv.ReadOptions(use_threads=False, block_size=block_size(data))
     return pacsv.read_csv(pa.py_buffer(data), read_options=read, parse_options=options)
 
 
-def parse_jsonl(data: bytes) -> pa.Table:
+def parse_jsonl(data: bytes | bytearray) -> pa.Table:
     read = pajson.ReadOptions(use_threads=False, block_size=block_size(data))
     return pajson.read_json(pa.py_buffer(data), read_options=read)
 
 
-def read_range(stream: IO[bytes], fmt: str, part: TableSlice, on_invalid: SkippedRows
-               ) -> pa.Table:
-    header = stream.read(part.header_end) if part.header_end else b""
+def read_range(stream: IO[bytes], fmt: str, part: TableSlice, on_invalid: SkippedRows,
+               header: bytes = b"") -> pa.Table:
+    """The slice's records (after HEADER, the file's CSV header) parsed. One read into one
+    buffer: a buffered reader passes a read larger than its buffer straight through, so an
+    object store gets one ranged GET, not one plus a buffer's worth past the end."""
+    data = bytearray(len(header) + part.end - part.start)
+    data[: len(header)] = header
     stream.seek(part.start)
-    data = stream.read(part.end - part.start)
+    got = stream.readinto(memoryview(data)[len(header):])  # type: ignore[attr-defined]
+    del data[len(header) + got:]
     if fmt == "jsonl":
         return parse_jsonl(data)
-    return parse_csv(header + data, on_invalid)
+    return parse_csv(data, on_invalid)
 
 
 def read_whole(stream: IO[bytes], fmt: str, on_invalid: SkippedRows) -> pa.Table:
@@ -132,39 +139,95 @@ def read_partition(storage: Storage, mb: MiniBatch, fmt: str, partition: dict[st
 
 
 class TableReader:
-    """Reads the mini-batches of one step in one worker. Keeps the footers of the Parquet
-    files it read last: a worker often reads many mini-batches of the same file, and
-    parsing a footer with many row groups can cost more than reading the rows."""
+    """Reads the mini-batches of one step in one worker. A worker often reads many
+    mini-batches of the same file, so it keeps that file open (on an object store, opening
+    is a request), its CSV header, and the footers of the Parquet files it read last
+    (parsing a footer with many row groups can cost more than reading the rows).
 
-    FOOTERS_KEPT = 16
+    With AHEAD (input on object storage, where each read is a round trip), the reading and
+    parsing happen on a thread of their own, and the next mini-batch the supervisor queued
+    is read while run() works on this one. Only that thread touches the open file."""
 
-    def __init__(self, storage: Storage, fmt: str) -> None:
+    KEPT = 16  # footers and headers
+    AHEAD = 1  # mini-batches read ahead, each held in memory until run
+    AHEAD_MAX_BYTES = 256 << 20  # larger mini-batches are read when their turn comes
+
+    def __init__(self, storage: Storage, fmt: str, ahead: bool = False) -> None:
         self.storage, self.fmt = storage, fmt
         self.footers: dict[str, Any] = {}
+        self.headers: dict[str, bytes] = {}
+        self.opened: tuple[str, IO[bytes]] | None = None
+        self.pool = ThreadPoolExecutor(1, thread_name_prefix="prs-read") if ahead else None
+        self.ahead: dict[int, Future[tuple[pa.Table, SkippedRows]]] = {}
+        self.lock = threading.Lock()  # the command reader thread calls prefetch()
+
+    def prefetch(self, mb: MiniBatch) -> None:
+        """Start reading MB if there is room: it runs next or soon after."""
+        with self.lock:
+            if (self.pool is None or mb.id in self.ahead or len(self.ahead) >= self.AHEAD
+                    or mb.bytes > self.AHEAD_MAX_BYTES):
+                return
+            self.ahead[mb.id] = self.pool.submit(self.table, mb)
+
+    def stream(self, path: str) -> IO[bytes]:
+        if self.opened is None or self.opened[0] != path:
+            self.close()
+            self.opened = (path, self.storage.open_seekable(path))
+        return self.opened[1]
+
+    def close(self) -> None:
+        if self.opened is not None:
+            self.opened[1].close()
+            self.opened = None
 
     def parquet_file(self, path: str, stream: IO[bytes]) -> pq.ParquetFile:
-        footer = self.footers.pop(path, None)
-        parquet = pq.ParquetFile(stream, metadata=footer)
-        self.footers[path] = parquet.metadata  # most recent last
-        while len(self.footers) > self.FOOTERS_KEPT:
-            self.footers.pop(next(iter(self.footers)))
+        parquet = pq.ParquetFile(stream, metadata=self.footers.pop(path, None))
+        keep(self.footers, path, parquet.metadata)
         return parquet
+
+    def header(self, path: str, stream: IO[bytes], part: TableSlice) -> bytes:
+        header = self.headers.pop(path, None)
+        if header is None or len(header) != part.header_end:
+            stream.seek(0)
+            header = stream.read(part.header_end)
+        keep(self.headers, path, header)
+        return header
 
     def read(self, mb: MiniBatch) -> tuple[pd.DataFrame, str]:
         """The mini-batch as a DataFrame (index 0..n-1), and the parser's message about rows
-        it skipped ("" when none)."""
+        it skipped ("" when none). A read's failure is raised here, when MB runs."""
+        with self.lock:
+            future = self.ahead.pop(mb.id, None)
+        if future is None and self.pool is not None:
+            future = self.pool.submit(self.table, mb)
+        table, skipped = future.result() if future is not None else self.table(mb)
+        frame = table.to_pandas(split_blocks=True, date_as_object=False)
+        return frame, skipped.message() if skipped.count else ""
+
+    def table(self, mb: MiniBatch) -> tuple[pa.Table, SkippedRows]:
         part = mb.table
         assert part is not None
         path = mb.items[0]
         skipped = SkippedRows(f"{path} bytes {part.start}-{part.end}" if part.end else path)
         if part.partition is not None:
-            table = read_partition(self.storage, mb, self.fmt, part.partition, skipped)
-        else:
-            with self.storage.open_seekable(path) as stream:
-                if self.fmt == "parquet":
-                    table = self.parquet_file(path, stream).read_row_groups(
-                        list(part.row_groups), use_threads=False)
-                else:
-                    table = read_range(stream, self.fmt, part, skipped)
-        frame = table.to_pandas(split_blocks=True, date_as_object=False)
-        return frame, skipped.message() if skipped.count else ""
+            return read_partition(self.storage, mb, self.fmt, part.partition, skipped), skipped
+        try:
+            return self.read_slice(path, part, skipped), skipped
+        except BaseException:
+            self.close()  # a failed read may leave the stream anywhere; the retry reopens
+            raise
+
+    def read_slice(self, path: str, part: TableSlice, skipped: SkippedRows) -> pa.Table:
+        stream = self.stream(path)
+        if self.fmt == "parquet":
+            return self.parquet_file(path, stream).read_row_groups(
+                list(part.row_groups), use_threads=False)
+        header = self.header(path, stream, part) if part.header_end else b""
+        return read_range(stream, self.fmt, part, skipped, header)
+
+
+def keep(cache: dict[str, Any], path: str, value: Any) -> None:
+    """Put PATH last (most recent) and drop the oldest beyond TableReader.KEPT."""
+    cache[path] = value
+    while len(cache) > TableReader.KEPT:
+        cache.pop(next(iter(cache)))
