@@ -6,7 +6,10 @@ doing the same reads in the same run:
   pieces from the same objects in a 2-process pool, to pandas as run() gets them;
 - files: N objects of ~100 KB, `prs run` with a no-op run() (1 node x 2 processes) against a
   plain threaded download loop with the same total concurrency (2 x 8 threads);
-- the object-store requests each run made (job_result.json storageRequests).
+- the object-store requests each run made (job_result.json storageRequests);
+- the CPU each side used, the server's and the clients', and what one commit-sized PUT costs
+  the server: on a small machine the server shares the cores with the step, so a request
+  the baseline does not make (a commit per mini-batch, the planning scan) costs time.
 
     python benchmarks/storage_throughput.py [--megabytes 500] [--objects 10000]
 """
@@ -17,6 +20,7 @@ import argparse
 import json
 import multiprocessing
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -60,6 +64,43 @@ def upload_objects(server: StorageServer, count: int) -> None:
         list(pool.map(put, range(count)))
 
 
+class CpuMeter:
+    """Wall time, and the CPU seconds the server and this process with its children used."""
+
+    def __init__(self, server: StorageServer) -> None:
+        self.server = server
+
+    def __enter__(self) -> CpuMeter:
+        self.wall, self.server_cpu, self.client_cpu = time.perf_counter(), \
+            self.server.cpu_seconds(), client_cpu()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.wall = time.perf_counter() - self.wall
+        self.server_cpu = self.server.cpu_seconds() - self.server_cpu
+        self.client_cpu = client_cpu() - self.client_cpu
+
+    def __str__(self) -> str:
+        return (f"{self.wall:5.1f} s (cpu: server {self.server_cpu:4.1f} s, "
+                f"clients {self.client_cpu:4.1f} s)")
+
+
+def client_cpu() -> float:
+    own, children = resource.getrusage(resource.RUSAGE_SELF), \
+        resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def put_cost(server: StorageServer, count: int = 200) -> float:
+    """Server CPU milliseconds per PUT of a small object (a mini-batch's commit record)."""
+    filesystem = server.filesystem()
+    started = server.cpu_seconds()
+    for number in range(count):
+        with filesystem.open_output_stream(f"prs-test/put-cost/{number:04d}") as target:
+            target.write(b"r" * 300)
+    return (server.cpu_seconds() - started) * 1000 / count
+
+
 def write_step(root: Path, server: StorageServer, spec: dict[str, Any]) -> Path:
     (root / "src").mkdir(parents=True, exist_ok=True)
     (root / "src" / "score.py").write_text(
@@ -74,12 +115,11 @@ def write_step(root: Path, server: StorageServer, spec: dict[str, Any]) -> Path:
     return step
 
 
-def time_prs(step: Path, server: StorageServer, output: str) -> tuple[float, dict[str, int]]:
-    started = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "prs_runner.commands.prs_cli", "run", str(step),
-                    "--fresh"], env={**os.environ, **server.env}, check=True,
-                   stdout=subprocess.DEVNULL)
-    elapsed = time.perf_counter() - started
+def time_prs(step: Path, server: StorageServer, output: str) -> tuple[CpuMeter, dict[str, int]]:
+    with CpuMeter(server) as elapsed:
+        subprocess.run([sys.executable, "-m", "prs_runner.commands.prs_cli", "run", str(step),
+                        "--fresh"], env={**os.environ, **server.env}, check=True,
+                       stdout=subprocess.DEVNULL)
     filesystem = server.filesystem()
     with filesystem.open_input_stream(f"prs-test/{output}/_prs/report/job_result.json") as f:
         report = json.loads(f.read())
@@ -114,11 +154,13 @@ def read_groups(task: tuple[str, list[int]]) -> int:
     return len(to_pandas(table))
 
 
-def pool_time(function: Any, tasks: list[Any], env: dict[str, str]) -> float:
-    started = time.perf_counter()
-    with multiprocessing.Pool(2, initializer=ENV.update, initargs=(env,)) as pool:
+def pool_time(function: Any, tasks: list[Any], server: StorageServer) -> CpuMeter:
+    with CpuMeter(server) as elapsed, \
+            multiprocessing.Pool(2, initializer=ENV.update, initargs=(server.env,)) as pool:
         sum(pool.imap(function, tasks))
-    return time.perf_counter() - started
+        pool.close()
+        pool.join()  # the workers' CPU is counted once they are waited for
+    return elapsed
 
 
 def csv_pieces(local: Path, key: str) -> list[tuple[str, int, int, bytes]]:
@@ -137,7 +179,7 @@ def csv_pieces(local: Path, key: str) -> list[tuple[str, int, int, bytes]]:
     return tasks
 
 
-def download_loop(server: StorageServer, count: int) -> float:
+def download_loop(server: StorageServer, count: int) -> CpuMeter:
     filesystem = server.filesystem()
     keys = [f"prs-test/files/{n % 100:02d}/obj{n:06d}.bin" for n in range(count)]
     folder = tempfile.mkdtemp(prefix="bench-downloads-")
@@ -147,11 +189,10 @@ def download_loop(server: StorageServer, count: int) -> float:
                 open(os.path.join(folder, key.replace("/", "_")), "wb") as target:
             return target.write(stream.read())
 
-    started = time.perf_counter()
     try:
-        with ThreadPoolExecutor(2 * DOWNLOAD_THREADS) as pool:
+        with CpuMeter(server) as elapsed, ThreadPoolExecutor(2 * DOWNLOAD_THREADS) as pool:
             list(pool.map(get, keys))
-        return time.perf_counter() - started
+        return elapsed
     finally:
         shutil.rmtree(folder)  # a gigabyte of copies
 
@@ -176,7 +217,8 @@ def run_all(root: Path, megabytes: int, objects: int) -> None:
         upload_objects(server, objects)
         print(f"tabular: {csv_path.stat().st_size / MB:.0f} MB CSV, "
               f"{parquet_path.stat().st_size / MB:.0f} MB Parquet; files: {objects} "
-              f"objects of {OBJECT_BYTES // 1024} KB, on SeaweedFS (S3)")
+              f"objects of {OBJECT_BYTES // 1024} KB, on SeaweedFS (S3); "
+              f"a small PUT costs the server {put_cost(server):.1f} ms of CPU")
         for fmt, local, key in (("csv", csv_path, "tabular/csv/sales.csv"),
                                 ("parquet", parquet_path, "tabular/parquet/sales.parquet")):
             step = write_step(root / fmt, server, {
@@ -185,21 +227,22 @@ def run_all(root: Path, megabytes: int, objects: int) -> None:
             prs_time, requests = time_prs(step, server, f"out-{fmt}")
             if fmt == "csv":
                 baseline = pool_time(read_csv_piece, csv_pieces(local, f"prs-test/{key}"),
-                                     server.env)
+                                     server)
             else:
                 tasks = [(f"prs-test/{key}", g) for g in row_group_runs(local, MB)]
-                baseline = pool_time(read_groups, tasks, server.env)
-            print(f"{fmt:8s} prs run {prs_time:6.1f} s  plain pyarrow {baseline:6.1f} s  "
-                  f"ratio {prs_time / baseline:.2f} (goal <= {1.25 if fmt == 'csv' else 1.15})"
-                  f"  requests {requests}")
+                baseline = pool_time(read_groups, tasks, server)
+            print(f"{fmt:8s} prs run {prs_time}  plain pyarrow {baseline}  "
+                  f"ratio {prs_time.wall / baseline.wall:.2f} "
+                  f"(goal <= {1.25 if fmt == 'csv' else 1.15})  requests {requests}")
         step = write_step(root / "files", server, {
             "input": {"type": "files", "uri": server.uri("files")},
             "output": {"uri": server.uri("out-files")}, "miniBatchSize": "20"})
         prs_time, requests = time_prs(step, server, "out-files")
         loop = download_loop(server, objects)
         per_object = sum(requests.values()) / objects
-        print(f"files    prs run {objects / prs_time:6.0f} objects/s  download loop "
-              f"{objects / loop:6.0f} objects/s  ratio {loop / prs_time:.2f} (goal >= 1.0)  "
+        print(f"files    prs run {objects / prs_time.wall:6.0f} objects/s {prs_time}  "
+              f"download loop {objects / loop.wall:6.0f} objects/s {loop}  "
+              f"ratio {loop.wall / prs_time.wall:.2f} (goal >= 1.0)  "
               f"requests {requests} = {per_object:.2f} per object")
 
 

@@ -131,6 +131,13 @@ class StorageServer:
     def running(self) -> bool:
         return self._process is not None and self._process.poll() is None
 
+    def cpu_seconds(self) -> float:
+        """CPU time the server process has used (user + system): on a small machine the
+        server shares the cores with its clients, and benchmarks say what it took."""
+        assert self._process is not None
+        fields = Path(f"/proc/{self._process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def start(self, timeout: float = 60.0, writable: bool = True) -> None:
         """Start the process (same port, same data as before) and wait until it serves: until
         it accepts writes, or with `writable=False` only until it answers (SeaweedFS reads at
