@@ -69,24 +69,25 @@ T = TypeVar("T")
 
 def build_binaries(timeout: float = 3600.0) -> Path:
     """Build (or find in the cache) the control-plane binaries; return their directory."""
+    return run_build_script(BUILD_SCRIPT, BINARIES, timeout)
+
+
+def run_build_script(script: Path, binaries: Sequence[str], timeout: float) -> Path:
+    """Run a tools/build-*.sh (a no-op when its cache is filled): the folder it prints last,
+    once it holds every one of BINARIES."""
     try:
-        result = subprocess.run(
-            ["bash", str(BUILD_SCRIPT)],
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
+        result = subprocess.run(["bash", str(script)], capture_output=True, text=True,
+                                timeout=timeout, check=False)
     except (OSError, subprocess.TimeoutExpired) as exc:
-        raise ControlPlaneError(f"{BUILD_SCRIPT} could not run: {exc}") from exc
+        raise ControlPlaneError(f"{script} could not run: {exc}") from exc
     if result.returncode != 0:
         raise ControlPlaneError(
-            f"{BUILD_SCRIPT} failed with exit code {result.returncode}:\n{result.stderr[-4000:]}"
+            f"{script} failed with exit code {result.returncode}:\n{result.stderr[-4000:]}"
         )
     bin_dir = Path(result.stdout.strip().splitlines()[-1])
-    missing = [name for name in BINARIES if not (bin_dir / name).is_file()]
+    missing = [name for name in binaries if not (bin_dir / name).is_file()]
     if missing:
-        raise ControlPlaneError(f"{BUILD_SCRIPT} did not produce {missing} in {bin_dir}")
+        raise ControlPlaneError(f"{script} did not produce {missing} in {bin_dir}")
     return bin_dir
 
 

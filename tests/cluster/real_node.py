@@ -36,7 +36,14 @@ from typing import Any
 
 from kubernetes import client
 
-from .controlplane import REPO_ROOT, ControlPlane, ControlPlaneError, Credentials, free_port
+from .controlplane import (
+    REPO_ROOT,
+    ControlPlane,
+    ControlPlaneError,
+    Credentials,
+    free_port,
+    run_build_script,
+)
 from .pod_sandbox import call
 
 BUILD_SCRIPT = REPO_ROOT / "tools" / "build-node.sh"
@@ -84,22 +91,7 @@ def _run(*argv: str, check: bool = True, timeout: float = 120) -> subprocess.Com
 
 def build_node_binaries(timeout: float = 3600.0) -> Path:
     """Build (or find in the cache) the node binaries and images; return the bin directory."""
-    try:
-        result = subprocess.run(
-            ["bash", str(BUILD_SCRIPT)], capture_output=True, text=True, timeout=timeout,
-            check=False,
-        )  # fmt: skip
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        raise ControlPlaneError(f"{BUILD_SCRIPT} could not run: {exc}") from exc
-    if result.returncode != 0:
-        raise ControlPlaneError(
-            f"{BUILD_SCRIPT} failed with exit code {result.returncode}:\n{result.stderr[-4000:]}"
-        )
-    bin_dir = Path(result.stdout.strip().splitlines()[-1])
-    missing = [name for name in NODE_BINARIES if not (bin_dir / name).is_file()]
-    if missing:
-        raise ControlPlaneError(f"{BUILD_SCRIPT} did not produce {missing} in {bin_dir}")
-    return bin_dir
+    return run_build_script(BUILD_SCRIPT, NODE_BINARIES, timeout)
 
 
 def image_archives(bin_dir: Path) -> list[Path]:
