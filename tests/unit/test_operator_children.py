@@ -103,16 +103,21 @@ def test_a_job_that_belongs_to_no_step_is_not_deleted() -> None:
                                          "step; delete it")
 
 
-def test_an_oom_killed_shard_names_the_memory_limit() -> None:
-    from prs_operator.observation import PodView as View
-
+def memory_limited_step(status: dict[str, Any]) -> dict[str, Any]:
+    """A step whose pods have a 64Mi memory limit, with STATUS."""
     spec = apply_defaults({"code": {"entryScript": "s.py", "configMap": "c"},
                            "input": {"type": "files", "uri": "pvc://d/in"},
                            "output": {"uri": "pvc://d/out"},
                            "resources": {"limits": {"memory": "64Mi"}}})
-    step = {"metadata": {"name": "s", "namespace": "ns", "uid": "step-new", "generation": 1,
+    return {"metadata": {"name": "s", "namespace": "ns", "uid": "step-new", "generation": 1,
                          "creationTimestamp": "2027-01-15T08:00:00Z"}, "spec": spec,
-            "status": {**PLANNED, "phase": "Running"}}
+            "status": status}
+
+
+def test_an_oom_killed_shard_names_the_memory_limit() -> None:
+    from prs_operator.observation import PodView as View
+
+    step = memory_limited_step({**PLANNED, "phase": "Running"})
     killed = View("s-run-0", "run", 0, "Failed", 137, None, "", reason="OOMKilled")
     jobs = {"plan": JobView("s-plan", "plan", complete=True),
             "run": JobView("s-run", "run", failed_reason="BackoffLimitExceeded")}
@@ -215,13 +220,8 @@ def test_a_worker_killed_for_memory_leads_the_failure_with_the_memory_limit(
     words follow the memory limit."""
     from prs_operator.observation import PodView as View
 
-    spec = apply_defaults({"code": {"entryScript": "s.py", "configMap": "c"},
-                           "input": {"type": "files", "uri": "pvc://d/in"},
-                           "output": {"uri": "pvc://d/out"},
-                           "resources": {"limits": {"memory": "64Mi"}}})
-    step = {"metadata": {"name": "s", "namespace": "ns", "uid": "step-new", "generation": 1,
-                         "creationTimestamp": "2027-01-15T08:00:00Z"}, "spec": spec,
-            "status": {**PLANNED, "phase": "Merging", "runCompletionTime": "2027-01-15T08:01:00Z"}}
+    step = memory_limited_step(
+        {**PLANNED, "phase": "Merging", "runCompletionTime": "2027-01-15T08:01:00Z"})
     phase = "Succeeded" if exit_code == 0 else "Failed"
     shard = View("s-run-0", "run", 0, phase, exit_code, {"counts": {}}, reason="OOMKilled")
     merged = View("s-merge-1", "merge", None, "Succeeded", 0, {

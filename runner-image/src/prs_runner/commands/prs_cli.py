@@ -127,10 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         return args.handler(args)  # type: ignore[no-any-return]
-    except SpecError as error:
-        print(f"prs {args.command}: {error}", file=sys.stderr)
-        return 2
-    except OutputInUse as error:
+    except (SpecError, OutputInUse) as error:
         print(f"prs {args.command}: {error}", file=sys.stderr)
         return 2
     except BrokenPipeError:
