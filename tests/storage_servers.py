@@ -44,6 +44,8 @@ from urllib.parse import quote, urlencode
 
 import pytest
 
+from tests.build_scripts import run_build_script
+
 REPO = Path(__file__).resolve().parents[1]
 TOOLS = REPO / "tools"
 
@@ -638,18 +640,7 @@ def azure_shared_key_headers(
 def build_server(kind: Kind, timeout: float = 3600.0) -> Path:
     """Run the kind's tools/build-*.sh (a no-op when cached) and return the binary it prints."""
     script = TOOLS / SERVER_CLASSES[kind].build_script
-    try:
-        done = subprocess.run(
-            ["bash", str(script)], capture_output=True, text=True, timeout=timeout
-        )
-    except subprocess.TimeoutExpired as exc:
-        raise StorageServerError(f"{script.name} did not finish in {timeout:.0f}s") from exc
-    lines = done.stdout.strip().splitlines()
-    if done.returncode != 0 or not lines:
-        raise StorageServerError(
-            f"{script.name} failed (exit {done.returncode}):\n{done.stderr[-4000:]}"
-        )
-    binary = Path(lines[-1])
+    binary = run_build_script(script, timeout, StorageServerError)
     if not binary.is_file():
         raise StorageServerError(f"{script.name} printed {binary}, which is not a file")
     return binary

@@ -15,6 +15,8 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.build_scripts import run_build_script
+
 REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "helm" / "parallelrun-operator"
 BUILD_SCRIPT = REPO / "tools" / "build-helm.sh"
@@ -26,18 +28,7 @@ class HelmError(RuntimeError):
 
 def build_helm(timeout: float = 1800.0) -> Path:
     """Run tools/build-helm.sh (a no-op when the binary is cached) and return the binary."""
-    try:
-        done = subprocess.run(
-            ["bash", str(BUILD_SCRIPT)], capture_output=True, text=True, timeout=timeout
-        )
-    except subprocess.TimeoutExpired as exc:
-        raise HelmError(f"{BUILD_SCRIPT.name} did not finish in {timeout:.0f}s") from exc
-    lines = done.stdout.strip().splitlines()
-    if done.returncode != 0 or not lines:
-        raise HelmError(
-            f"{BUILD_SCRIPT.name} failed (exit {done.returncode}):\n{done.stderr[-4000:]}"
-        )
-    binary = Path(lines[-1])
+    binary = run_build_script(BUILD_SCRIPT, timeout, HelmError)
     if not binary.is_file():
         raise HelmError(f"{BUILD_SCRIPT.name} printed {binary}, which is not a file")
     return binary

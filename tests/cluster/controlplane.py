@@ -37,6 +37,8 @@ from typing import Any, TypeVar, cast
 
 from kubernetes import client, config
 
+from tests import build_scripts
+
 from .pod_sandbox import call
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -75,16 +77,7 @@ def build_binaries(timeout: float = 3600.0) -> Path:
 def run_build_script(script: Path, binaries: Sequence[str], timeout: float) -> Path:
     """Run a tools/build-*.sh (a no-op when its cache is filled): the folder it prints last,
     once it holds every one of BINARIES."""
-    try:
-        result = subprocess.run(["bash", str(script)], capture_output=True, text=True,
-                                timeout=timeout, check=False)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        raise ControlPlaneError(f"{script} could not run: {exc}") from exc
-    if result.returncode != 0:
-        raise ControlPlaneError(
-            f"{script} failed with exit code {result.returncode}:\n{result.stderr[-4000:]}"
-        )
-    bin_dir = Path(result.stdout.strip().splitlines()[-1])
+    bin_dir = build_scripts.run_build_script(script, timeout, ControlPlaneError)
     missing = [name for name in binaries if not (bin_dir / name).is_file()]
     if missing:
         raise ControlPlaneError(f"{script} did not produce {missing} in {bin_dir}")
