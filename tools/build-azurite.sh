@@ -19,7 +19,7 @@ if [[ -z "$version" ]]; then
     exit 1
 fi
 
-cache_root="${PRS_K8S_CACHE:-$HOME/.cache/parallelrunstep}"
+source "$tools_dir/build-common.sh"
 install_dir="$cache_root/azurite-$version"
 entry="$install_dir/node_modules/.bin/azurite-blob"
 
@@ -30,21 +30,14 @@ if installed; then
     exit 0
 fi
 
-for tool in node npm; do
-    command -v "$tool" >/dev/null || { echo "build-azurite: '$tool' is not on PATH" >&2; exit 1; }
-done
-mkdir -p "$cache_root"
-# One install at a time (parallel test sessions, or a test run racing a manual install).
-exec 9>"$cache_root/.build-azurite.lock"
-flock 9
+require_tools build-azurite node npm
+lock_build build-azurite
 if installed; then
     echo "$entry"
     exit 0
 fi
 
-staging="$(mktemp -d "$cache_root/.build-azurite.XXXXXX")"
-trap 'rm -rf "$staging"' EXIT
-started=$SECONDS
+start_staging build-azurite
 
 echo "build-azurite: azurite $version -> $install_dir" >&2
 cp "$package_dir/package.json" "$package_dir/package-lock.json" "$staging/"

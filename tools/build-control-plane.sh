@@ -23,7 +23,7 @@ if [[ -z "$k8s_version" || -z "$etcd_version" ]]; then
     exit 1
 fi
 
-cache_root="${PRS_K8S_CACHE:-$HOME/.cache/parallelrunstep}"
+source "$tools_dir/build-common.sh"
 bin_dir="$cache_root/k8s-$k8s_version-etcd-$etcd_version/bin"
 
 all_built() {
@@ -38,19 +38,14 @@ if all_built; then
     exit 0
 fi
 
-command -v go >/dev/null || { echo "build-control-plane: 'go' is not on PATH" >&2; exit 1; }
-mkdir -p "$cache_root"
-# One build at a time (parallel test sessions, or a test run racing a manual build).
-exec 9>"$cache_root/.build.lock"
-flock 9
+require_tools build-control-plane go
+lock_build build-control-plane
 if all_built; then
     echo "$bin_dir"
     exit 0
 fi
 
-staging="$(mktemp -d "$cache_root/.build.XXXXXX")"
-trap 'rm -rf "$staging"' EXIT
-started=$SECONDS
+start_staging build-control-plane
 build_flags=(-trimpath -buildvcs=false -ldflags=-s\ -w)
 
 echo "build-control-plane: etcd $etcd_version -> $bin_dir" >&2

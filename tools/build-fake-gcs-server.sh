@@ -20,7 +20,7 @@ if [[ -z "$version" ]]; then
     exit 1
 fi
 
-cache_root="${PRS_K8S_CACHE:-$HOME/.cache/parallelrunstep}"
+source "$tools_dir/build-common.sh"
 binary="$cache_root/fake-gcs-server-$version/bin/fake-gcs-server"
 
 if [[ -x "$binary" ]]; then
@@ -28,21 +28,14 @@ if [[ -x "$binary" ]]; then
     exit 0
 fi
 
-command -v go >/dev/null || { echo "build-fake-gcs-server: 'go' is not on PATH" >&2; exit 1; }
-mkdir -p "$cache_root"
-# One build at a time (parallel test sessions, or a test run racing a manual build).
-exec 9>"$cache_root/.build-fake-gcs-server.lock"
-flock 9
+require_tools build-fake-gcs-server go
+lock_build build-fake-gcs-server
 if [[ -x "$binary" ]]; then
     echo "$binary"
     exit 0
 fi
 
-staging="$(mktemp -d "$cache_root/.build-fake-gcs-server.XXXXXX")"
-trap 'rm -rf "$staging"' EXIT
-started=$SECONDS
-read -r -a go_flags <<<"${PRS_GO_BUILD_FLAGS:--p 1}"
-go_flags+=(-trimpath -buildvcs=false)
+start_staging build-fake-gcs-server
 
 echo "build-fake-gcs-server: fake-gcs-server $version -> $binary" >&2
 (cd "$tools_dir/fake-gcs-server" && CGO_ENABLED=0 go build "${go_flags[@]}" -ldflags="-s -w" \

@@ -19,7 +19,7 @@ if [[ -z "$helm_version" ]]; then
     exit 1
 fi
 
-cache_root="${PRS_K8S_CACHE:-$HOME/.cache/parallelrunstep}"
+source "$tools_dir/build-common.sh"
 binary="$cache_root/helm-$helm_version/bin/helm"
 
 if [[ -x "$binary" ]]; then
@@ -27,19 +27,14 @@ if [[ -x "$binary" ]]; then
     exit 0
 fi
 
-command -v go >/dev/null || { echo "build-helm: 'go' is not on PATH" >&2; exit 1; }
-mkdir -p "$cache_root"
-# One build at a time (parallel test sessions, or a test run racing a manual build).
-exec 9>"$cache_root/.build-helm.lock"
-flock 9
+require_tools build-helm go
+lock_build build-helm
 if [[ -x "$binary" ]]; then
     echo "$binary"
     exit 0
 fi
 
-staging="$(mktemp -d "$cache_root/.build-helm.XXXXXX")"
-trap 'rm -rf "$staging"' EXIT
-started=$SECONDS
+start_staging build-helm
 
 # Stamp the version as Helm's own Makefile does for a tagged build; without it the binary
 # reports only its minor version.

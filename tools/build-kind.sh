@@ -21,7 +21,7 @@ if [[ -z "$kind_version" || -z "$crictl_version" ]]; then
     exit 1
 fi
 
-cache_root="${PRS_K8S_CACHE:-$HOME/.cache/parallelrunstep}"
+source "$tools_dir/build-common.sh"
 bin_dir="$cache_root/kind-$kind_version-crictl-$crictl_version/bin"
 
 all_built() { [[ -x "$bin_dir/kind" && -x "$bin_dir/crictl" ]]; }
@@ -31,20 +31,14 @@ if all_built; then
     exit 0
 fi
 
-command -v go >/dev/null || { echo "build-kind: 'go' is not on PATH" >&2; exit 1; }
-mkdir -p "$cache_root"
-exec 9>"$cache_root/.build-kind.lock"
-flock 9
+require_tools build-kind go
+lock_build build-kind
 if all_built; then
     echo "$bin_dir"
     exit 0
 fi
 
-staging="$(mktemp -d "$cache_root/.build-kind.XXXXXX")"
-trap 'rm -rf "$staging"' EXIT
-started=$SECONDS
-read -r -a go_flags <<<"${PRS_GO_BUILD_FLAGS:--p 1}"
-go_flags+=(-trimpath -buildvcs=false)
+start_staging build-kind
 # Both static, without build ids, as kind's and cri-tools' Makefiles build them.
 if [[ ! -x "$bin_dir/kind" ]]; then
     echo "build-kind: kind $kind_version" >&2

@@ -34,7 +34,7 @@ if [[ -z "$k8s_version" || -z "$containerd_version" || -z "$coredns_version" ]];
 fi
 pause_hash="$(cat "$tools_dir/pause/pause.c" "$tools_dir/oci_image.py" | sha256sum | cut -c1-12)"
 
-cache_root="${PRS_K8S_CACHE:-$HOME/.cache/parallelrunstep}"
+source "$tools_dir/build-common.sh"
 node_dir="$cache_root/node-k8s-$k8s_version-containerd-$containerd_version-coredns-$coredns_version"
 bin_dir="$node_dir/bin"
 pause_image="$node_dir/images/pause-$pause_hash.tar"
@@ -65,10 +65,7 @@ if all_built; then
     exit 0
 fi
 
-mkdir -p "$cache_root"
-# One build at a time (parallel test sessions, or a test run racing a manual build).
-exec 9>"$cache_root/.build-node.lock"
-flock 9
+lock_build build-node
 if all_built; then
     echo "$bin_dir"
     exit 0
@@ -81,12 +78,8 @@ if ((${#missing_packages[@]})); then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing_packages[@]}" >&2
 fi
 
-command -v go >/dev/null || { echo "build-node: 'go' is not on PATH" >&2; exit 1; }
-staging="$(mktemp -d "$cache_root/.build-node.XXXXXX")"
-trap 'rm -rf "$staging"' EXIT
-started=$SECONDS
-read -r -a go_flags <<<"${PRS_GO_BUILD_FLAGS:--p 1}"
-go_flags+=(-trimpath -buildvcs=false)
+require_tools build-node go
+start_staging build-node
 
 # The version stamp of tools/build-control-plane.sh (hack/lib/version.sh).
 k8s_minor="${k8s_version#v1.}"

@@ -1,0 +1,31 @@
+# Sourced by the tools/build-*.sh scripts: the shared cache, one build at a time, and a
+# staging folder that a failed build leaves nothing in.
+
+cache_root="${PRS_K8S_CACHE:-$HOME/.cache/parallelrunstep}"
+
+# require_tools SCRIPT TOOL...: one line naming the first missing tool, and exit.
+require_tools() {
+    local script=$1 tool
+    shift
+    for tool in "$@"; do
+        command -v "$tool" >/dev/null || { echo "$script: '$tool' is not on PATH" >&2; exit 1; }
+    done
+}
+
+# lock_build NAME: one build of NAME at a time (parallel test sessions, or a test run racing
+# a manual build), held until the script exits.
+lock_build() {
+    mkdir -p "$cache_root"
+    exec 9>"$cache_root/.$1.lock"
+    flock 9
+}
+
+# start_staging NAME: $staging, a fresh folder in the cache removed at exit (a finished build
+# moves its results out first), $started, and $go_flags for `go build`.
+start_staging() {
+    staging="$(mktemp -d "$cache_root/.$1.XXXXXX")"
+    trap 'rm -rf "$staging"' EXIT
+    started=$SECONDS
+    read -r -a go_flags <<<"${PRS_GO_BUILD_FLAGS:--p 1}"
+    go_flags+=(-trimpath -buildvcs=false)
+}
