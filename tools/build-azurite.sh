@@ -11,6 +11,7 @@
 set -euo pipefail
 
 tools_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+source "$tools_dir/build-common.sh"
 package_dir="$tools_dir/azurite"
 
 version="$(sed -n 's/^ *"azurite": *"\([0-9][^"]*\)".*/\1/p' "$package_dir/package.json" | head -n 1)"
@@ -19,7 +20,6 @@ if [[ -z "$version" ]]; then
     exit 1
 fi
 
-source "$tools_dir/build-common.sh"
 install_dir="$cache_root/azurite-$version"
 entry="$install_dir/node_modules/.bin/azurite-blob"
 

@@ -29,3 +29,16 @@ start_staging() {
     read -r -a go_flags <<<"${PRS_GO_BUILD_FLAGS:--p 1}"
     go_flags+=(-trimpath -buildvcs=false)
 }
+
+# pinned_version SCRIPT GO_MOD MODULE: the version GO_MOD requires MODULE at (in a require
+# block or a one-line require); one line naming both, and exit, when it has none.
+pinned_version() {
+    local version
+    version="$(awk -v mod="$3" '$1 == mod && $2 ~ /^v/ {print $2; exit}
+        $1 == "require" && $2 == mod {print $3; exit}' "$2")"
+    if [[ -z "$version" ]]; then
+        echo "$1: cannot read the pinned $3 version from $2" >&2
+        exit 1
+    fi
+    echo "$version"
+}

@@ -10,20 +10,12 @@
 set -euo pipefail
 
 tools_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+source "$tools_dir/build-common.sh"
 binaries=(etcd kube-apiserver kube-controller-manager kubectl)
 
-module_version() {  # module_version GO_MOD MODULE_PATH -> pinned version of MODULE_PATH
-    awk -v mod="$2" '$1 == mod && $2 ~ /^v/ {print $2; exit} $1 == "require" && $2 == mod {print $3; exit}' "$1"
-}
+k8s_version="$(pinned_version build-control-plane "$tools_dir/k8s/go.mod" k8s.io/kubernetes)"
+etcd_version="$(pinned_version build-control-plane "$tools_dir/etcd/go.mod" go.etcd.io/etcd/server/v3)"
 
-k8s_version="$(module_version "$tools_dir/k8s/go.mod" k8s.io/kubernetes)"
-etcd_version="$(module_version "$tools_dir/etcd/go.mod" go.etcd.io/etcd/server/v3)"
-if [[ -z "$k8s_version" || -z "$etcd_version" ]]; then
-    echo "build-control-plane: cannot read the pinned versions from tools/{k8s,etcd}/go.mod" >&2
-    exit 1
-fi
-
-source "$tools_dir/build-common.sh"
 bin_dir="$cache_root/k8s-$k8s_version-etcd-$etcd_version/bin"
 
 all_built() {

@@ -10,17 +10,11 @@
 set -euo pipefail
 
 tools_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+source "$tools_dir/build-common.sh"
 module=github.com/fsouza/fake-gcs-server
 
-version="$(awk -v mod="$module" '$1 == mod && $2 ~ /^v/ {print $2; exit}' \
-    "$tools_dir/fake-gcs-server/go.mod")"
-if [[ -z "$version" ]]; then
-    echo "build-fake-gcs-server: cannot read the pinned $module version" \
-        "from tools/fake-gcs-server/go.mod" >&2
-    exit 1
-fi
+version="$(pinned_version build-fake-gcs-server "$tools_dir/fake-gcs-server/go.mod" "$module")"
 
-source "$tools_dir/build-common.sh"
 binary="$cache_root/fake-gcs-server-$version/bin/fake-gcs-server"
 
 if [[ -x "$binary" ]]; then

@@ -9,17 +9,11 @@
 set -euo pipefail
 
 tools_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+source "$tools_dir/build-common.sh"
 module=helm.sh/helm/v4
 
-helm_version="$(awk -v mod="$module" '($1 == mod || ($1 == "require" && $2 == mod)) {
-    for (i = 1; i <= NF; i++) if ($i ~ /^v[0-9]/) {print $i; exit}
-}' "$tools_dir/helm/go.mod")"
-if [[ -z "$helm_version" ]]; then
-    echo "build-helm: cannot read the pinned $module version from tools/helm/go.mod" >&2
-    exit 1
-fi
+helm_version="$(pinned_version build-helm "$tools_dir/helm/go.mod" "$module")"
 
-source "$tools_dir/build-common.sh"
 binary="$cache_root/helm-$helm_version/bin/helm"
 
 if [[ -x "$binary" ]]; then

@@ -10,18 +10,11 @@
 set -euo pipefail
 
 tools_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-
-module_version() {  # module_version GO_MOD MODULE_PATH -> pinned version of MODULE_PATH
-    awk -v mod="$2" '$1 == mod && $2 ~ /^v/ {print $2; exit}' "$1"
-}
-kind_version="$(module_version "$tools_dir/kind/go.mod" sigs.k8s.io/kind)"
-crictl_version="$(module_version "$tools_dir/crictl/go.mod" sigs.k8s.io/cri-tools)"
-if [[ -z "$kind_version" || -z "$crictl_version" ]]; then
-    echo "build-kind: cannot read the pinned versions from tools/{kind,crictl}/go.mod" >&2
-    exit 1
-fi
-
 source "$tools_dir/build-common.sh"
+
+kind_version="$(pinned_version build-kind "$tools_dir/kind/go.mod" sigs.k8s.io/kind)"
+crictl_version="$(pinned_version build-kind "$tools_dir/crictl/go.mod" sigs.k8s.io/cri-tools)"
+
 bin_dir="$cache_root/kind-$kind_version-crictl-$crictl_version/bin"
 
 all_built() { [[ -x "$bin_dir/kind" && -x "$bin_dir/crictl" ]]; }

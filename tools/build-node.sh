@@ -19,22 +19,14 @@
 set -euo pipefail
 
 tools_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+source "$tools_dir/build-common.sh"
 binaries=(kubelet kube-scheduler kube-proxy kubeadm containerd ctr containerd-shim-runc-v2 coredns)
 
-module_version() {  # module_version GO_MOD MODULE_PATH -> pinned version of MODULE_PATH
-    awk -v mod="$2" '$1 == mod && $2 ~ /^v/ {print $2; exit} $1 == "require" && $2 == mod {print $3; exit}' "$1"
-}
-
-k8s_version="$(module_version "$tools_dir/k8s/go.mod" k8s.io/kubernetes)"
-containerd_version="$(module_version "$tools_dir/containerd/go.mod" github.com/containerd/containerd/v2)"
-coredns_version="$(module_version "$tools_dir/coredns/go.mod" github.com/coredns/coredns)"
-if [[ -z "$k8s_version" || -z "$containerd_version" || -z "$coredns_version" ]]; then
-    echo "build-node: cannot read the pinned versions from tools/{k8s,containerd,coredns}/go.mod" >&2
-    exit 1
-fi
+k8s_version="$(pinned_version build-node "$tools_dir/k8s/go.mod" k8s.io/kubernetes)"
+containerd_version="$(pinned_version build-node "$tools_dir/containerd/go.mod" github.com/containerd/containerd/v2)"
+coredns_version="$(pinned_version build-node "$tools_dir/coredns/go.mod" github.com/coredns/coredns)"
 pause_hash="$(cat "$tools_dir/pause/pause.c" "$tools_dir/oci_image.py" | sha256sum | cut -c1-12)"
 
-source "$tools_dir/build-common.sh"
 node_dir="$cache_root/node-k8s-$k8s_version-containerd-$containerd_version-coredns-$coredns_version"
 bin_dir="$node_dir/bin"
 pause_image="$node_dir/images/pause-$pause_hash.tar"

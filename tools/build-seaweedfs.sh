@@ -10,16 +10,11 @@
 set -euo pipefail
 
 tools_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+source "$tools_dir/build-common.sh"
 module=github.com/seaweedfs/seaweedfs
 
-version="$(awk -v mod="$module" '$1 == mod && $2 ~ /^v/ {print $2; exit}' \
-    "$tools_dir/seaweedfs/go.mod")"
-if [[ -z "$version" ]]; then
-    echo "build-seaweedfs: cannot read the pinned $module version from tools/seaweedfs/go.mod" >&2
-    exit 1
-fi
+version="$(pinned_version build-seaweedfs "$tools_dir/seaweedfs/go.mod" "$module")"
 
-source "$tools_dir/build-common.sh"
 binary="$cache_root/seaweedfs-$version/bin/weed"
 
 if [[ -x "$binary" ]]; then
