@@ -166,9 +166,7 @@ def test_a_killed_run_resumes_and_runs_each_mini_batch_once(
     step, output = files_step(tmp_path, server, monkeypatch, 36)
     calls = tmp_path / "calls.log"
     first = prs_run(step, server, wait=False, SCENARIO_DELAY="0.4", SCENARIO_CALLS=str(calls))
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and len(committed(output)) < 4:
-        time.sleep(0.2)
+    wait_for_commits(output, 4)
     first.send_signal(signal.SIGKILL)
     first.wait(30)
     before = len(committed(output))
@@ -180,6 +178,13 @@ def test_a_killed_run_resumes_and_runs_each_mini_batch_once(
     # The rerun ran only what was not committed: at most two per worker were in flight at
     # the kill (one running, the one before it uploading its record).
     assert len(runs) <= 12 + 2 * 4
+
+
+def wait_for_commits(output: Storage, count: int, timeout: float = 60) -> None:
+    """Until COUNT mini-batches are committed (the test's own asserts say if they never are)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and len(committed(output)) < count:
+        time.sleep(0.05)
 
 
 def committed(output: Storage) -> list[str]:
@@ -376,9 +381,7 @@ def test_a_killed_worker_loses_nothing_while_its_record_uploads(
     step, output = files_step(tmp_path, server, monkeypatch, 48)
     calls = tmp_path / "calls.log"
     running = prs_run(step, server, wait=False, SCENARIO_DELAY="0.2", SCENARIO_CALLS=str(calls))
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and len(committed(output)) < 3:
-        time.sleep(0.05)
+    wait_for_commits(output, 3)
     workers = subprocess.run(["pgrep", "-f", f"prs_runner.execution.worker {server.uri('')}"],
                              capture_output=True, text=True).stdout.split()
     assert workers, "no worker to kill"

@@ -9,7 +9,6 @@ GCS or Azure file answers. The servers themselves are in tests/storage.
 from __future__ import annotations
 
 import io
-import random
 from pathlib import Path
 
 import pandas as pd
@@ -22,14 +21,7 @@ from prs_runner.planning.tabular_reading import TableReader
 from prs_runner.planning.tabular_scan import FETCHERS, scan_text_file
 from prs_runner.step.spec import MiniBatchSize
 from prs_runner.storage.filesystem import REQUESTS, ObjectReader, Storage, object_reads
-
-
-def sample_csv(rows: int, seed: int) -> bytes:
-    rng = random.Random(seed)
-    texts = ["plain", "with, comma", 'say "hi"', "two\nlines", "three\nshort\nlines", ""]
-    frame = pd.DataFrame({"id": range(rows), "text": [rng.choice(texts) for _ in range(rows)],
-                          "value": [rng.random() for _ in range(rows)]})
-    return frame.to_csv(index=False).encode()
+from tests.unit.test_tabular_planning import csv_with_quoted_newlines
 
 
 def as_object(path: Path) -> io.BufferedReader:
@@ -41,7 +33,7 @@ def as_object(path: Path) -> io.BufferedReader:
 def test_the_scan_of_an_object_reads_blocks_at_once_and_cuts_as_the_plain_scan(
     tmp_path: Path, block_bytes: int
 ) -> None:
-    data = sample_csv(400, seed=3)
+    data = csv_with_quoted_newlines(400, seed=3)
     for size in (len(data), len(data) - len(data) % block_bytes):  # the end: part or whole
         path = tmp_path / f"table-{size}.csv"
         path.write_bytes(data[:size])
@@ -77,9 +69,9 @@ def planned(folder: Path, target_bytes: int) -> list[MiniBatch]:
 def test_mini_batches_read_in_turn_or_ahead_are_the_whole_table_once(
     tmp_path: Path, ahead: bool
 ) -> None:
-    data = sample_csv(300, seed=8)
+    data = csv_with_quoted_newlines(300, seed=8)
     (tmp_path / "b.csv").write_bytes(data)
-    (tmp_path / "a.csv").write_bytes(sample_csv(50, seed=9))
+    (tmp_path / "a.csv").write_bytes(csv_with_quoted_newlines(50, seed=9))
     batches = planned(tmp_path, 900)
     assert len(batches) > 10
     reader = TableReader(Storage(str(tmp_path)), "csv", ahead=ahead)
@@ -101,7 +93,7 @@ def test_mini_batches_read_in_turn_or_ahead_are_the_whole_table_once(
 def test_read_ahead_holds_one_mini_batch_and_a_failure_is_raised_when_it_runs(
     tmp_path: Path
 ) -> None:
-    (tmp_path / "t.csv").write_bytes(sample_csv(200, seed=4))
+    (tmp_path / "t.csv").write_bytes(csv_with_quoted_newlines(200, seed=4))
     first, second, third, *_ = planned(tmp_path, 600)
     reader = TableReader(Storage(str(tmp_path)), "csv", ahead=True)
     reader.prefetch(second)
@@ -118,7 +110,7 @@ def test_read_ahead_holds_one_mini_batch_and_a_failure_is_raised_when_it_runs(
 
 
 def test_a_large_mini_batch_is_not_read_ahead(tmp_path: Path) -> None:
-    (tmp_path / "t.csv").write_bytes(sample_csv(100, seed=2))
+    (tmp_path / "t.csv").write_bytes(csv_with_quoted_newlines(100, seed=2))
     _, second, *_ = planned(tmp_path, 400)
     reader = TableReader(Storage(str(tmp_path)), "csv", ahead=True)
     reader.AHEAD_MAX_BYTES = second.bytes - 1
@@ -128,7 +120,7 @@ def test_a_large_mini_batch_is_not_read_ahead(tmp_path: Path) -> None:
 
 
 def test_the_csv_header_is_read_once_per_file(tmp_path: Path) -> None:
-    (tmp_path / "t.csv").write_bytes(sample_csv(200, seed=6))
+    (tmp_path / "t.csv").write_bytes(csv_with_quoted_newlines(200, seed=6))
     batches = planned(tmp_path, 500)
     reader = TableReader(Storage(str(tmp_path)), "csv")
     for mb in batches:
