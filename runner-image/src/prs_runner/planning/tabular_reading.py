@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 ROW_TEXT_CHARS = 500  # of a malformed row, in the error: the report stays readable
 MIN_BLOCK_BYTES = 1 << 20
 MAX_BLOCK_BYTES = 1 << 28  # pyarrow's block size is a 32-bit int; whole files can be larger
+KEPT = 16  # Parquet footers and CSV headers a worker keeps, most recent files
 
 
 def block_size(data: bytes | bytearray) -> int:
@@ -148,7 +149,6 @@ class TableReader:
     parsing happen on a thread of their own, and the next mini-batch the supervisor queued
     is read while run() works on this one. Only that thread touches the open file."""
 
-    KEPT = 16  # footers and headers
     AHEAD = 1  # mini-batches read ahead, each held in memory until run
     AHEAD_MAX_BYTES = 256 << 20  # larger mini-batches are read when their turn comes
 
@@ -227,7 +227,7 @@ class TableReader:
 
 
 def keep(cache: dict[str, Any], path: str, value: Any) -> None:
-    """Put PATH last (most recent) and drop the oldest beyond TableReader.KEPT."""
+    """Put PATH last (most recent) and drop the oldest beyond KEPT."""
     cache[path] = value
-    while len(cache) > TableReader.KEPT:
+    while len(cache) > KEPT:
         cache.pop(next(iter(cache)))

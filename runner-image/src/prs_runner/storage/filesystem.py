@@ -85,8 +85,9 @@ def local_root(uri: str) -> str | None:
     return uri
 
 
-READ_BUFFER = 64 << 10  # a small read (a CSV header) costs one small GET; large reads go
-# straight through to one ranged GET each
+# A small read (a CSV header) costs one small GET; a read larger than the buffer goes straight
+# through to one ranged GET.
+READ_BUFFER = 64 << 10
 
 # Remote calls made by this process, by kind (list, head, get, put, copy, delete): workers
 # report theirs with each mini-batch, so that a step can say how many requests it made.
