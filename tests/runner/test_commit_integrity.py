@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.runner.conftest import MakeStep
+from tests.runner.conftest import MakeStep, StepDir
 
 ECHO = """
 import os
@@ -24,27 +24,60 @@ def merge_again(plan: str) -> subprocess.CompletedProcess[str]:
                            "--plan", plan], capture_output=True, text=True, timeout=60)
 
 
-def test_an_empty_or_torn_record_runs_again(make_step: MakeStep) -> None:
+def index_lines(step: StepDir) -> dict[int, tuple[Path, int]]:
+    """Each mini-batch's index line: its file and the line's offset in it."""
+    places = {}
+    for index in (step.out / "_prs/commits").glob("*.idx"):
+        offset = 0
+        for line in index.read_bytes().splitlines(keepends=True):
+            places[json.loads(line[9:])["id"]] = (index, offset)
+            offset += len(line)
+    return places
+
+
+def payload_place(step: StepDir, mb_id: int) -> tuple[Path, int, int]:
+    index, offset = index_lines(step)[mb_id]
+    with index.open("rb") as stream:
+        stream.seek(offset)
+        fields = json.loads(stream.readline()[9:])
+    return index.with_suffix(".dat"), fields["offset"], fields["payload_bytes"]
+
+
+def test_a_torn_index_line_or_payload_runs_again(make_step: MakeStep) -> None:
+    """What a power cut can leave: an index cut short, or a whole index line whose payload
+    never reached the disk."""
     step = make_step(ECHO, files=12, miniBatchSize="3", allowReuse=False)
     assert step.run().returncode == 0
-    results = step.out / "_prs/results"
-    (results / "00000001.res").write_bytes(b"")  # what a power cut can leave
-    whole = (results / "00000002.res").read_bytes()
-    (results / "00000002.res").write_bytes(whole[:-3])  # payload cut short
+    data, start, length = payload_place(step, 1)
+    index, offset = index_lines(step)[3]
+    with index.open("r+b") as stream:
+        stream.truncate(offset + 20)  # mini-batch 3's line cut short
+    with data.open("r+b") as stream:
+        stream.seek(start)
+        stream.write(b"\0" * length)  # mini-batch 1's payload lost
     (step.root / "marks/calls").unlink()
     # Drop the success so the rerun resumes instead of starting over.
     (step.out / "_prs/report/job_result.json").unlink()
     rerun = step.run()
-    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
-    assert step.marks("calls") == ["3", "3"]  # just the two torn mini-batches
+    # The resume trusts a whole index line; the merge checks the payload, finds 1 torn, and
+    # says so: the next run runs it.
+    assert rerun.returncode != 0
+    assert step.marks("calls") == ["3"]
+    job = step.job_result()
+    assert (job["reason"], job["miniBatches"]["pending"]) == ("MiniBatchesNotRun", 1)
+    again = step.run()
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert step.marks("calls") == ["3", "3"]
     assert step.output_lines() == EXPECTED
 
 
 def test_a_merge_with_missing_results_fails_naming_how_many(make_step: MakeStep) -> None:
     step = make_step(ECHO, files=12, miniBatchSize="3")
     assert step.run().returncode == 0
-    for record in ("00000000.res", "00000003.res"):
-        (step.out / "_prs/results" / record).unlink()
+    for index in (step.out / "_prs/commits").glob("*.idx"):
+        lines = index.read_bytes().splitlines(keepends=True)
+        index.write_bytes(b"".join(line for line in lines
+                                   if json.loads(line[9:])["id"] not in (0, 3)))
     merged = merge_again(str(step.out / "_prs/plan.json"))
     assert merged.returncode == 0, merged.stderr  # the outcome is in the report
     job = step.job_result()

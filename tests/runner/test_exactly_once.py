@@ -8,6 +8,9 @@ import signal
 import time
 from pathlib import Path
 
+from prs_runner.output.commit_index import chosen
+from prs_runner.output.commit_log import read_commits
+from prs_runner.storage.filesystem import Storage
 from tests.runner.conftest import MakeStep, StepDir
 
 SLOW_ECHO = """
@@ -51,7 +54,8 @@ def worker_pids(step: StepDir) -> list[int]:
 
 
 def committed(step: StepDir) -> int:
-    return len(list((step.out / "_prs/results").glob("*.res")))
+    """Mini-batches with a committed record (read as a resume reads them)."""
+    return len(chosen(read_commits(Storage(str(step.out)))))
 
 
 def wait_for(condition: object, timeout: float = 30) -> None:
@@ -88,7 +92,7 @@ def test_sigkill_of_workers_never_loses_or_duplicates_a_result(make_step: MakeSt
 def test_killing_prs_run_leaves_no_worker_and_a_rerun_resumes(make_step: MakeStep) -> None:
     step = make_step(slow(0.05), files=240, nodeCount=2, processCountPerNode=2)
     run = step.start()
-    wait_for(lambda: (step.out / "_prs/results").exists() and committed(step) >= 20)
+    wait_for(lambda: committed(step) >= 20)
     run.send_signal(signal.SIGKILL)
     run.wait()
     wait_for(lambda: not step_processes(step), timeout=10)

@@ -19,6 +19,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from prs_runner.output.commit_index import chosen
+from prs_runner.output.commit_log import read_commits
 from prs_runner.storage.filesystem import Storage
 from tests.storage_servers import KINDS, StorageServer
 
@@ -187,11 +189,9 @@ def wait_for_commits(output: Storage, count: int, timeout: float = 60) -> None:
         time.sleep(0.05)
 
 
-def committed(output: Storage) -> list[str]:
-    try:
-        return output.list_names("_prs/results")
-    except FileNotFoundError:
-        return []
+def committed(output: Storage) -> list[int]:
+    """The mini-batches with a committed record."""
+    return sorted(chosen(read_commits(output)))
 
 
 def test_a_server_away_for_a_few_seconds_mid_run(

@@ -12,8 +12,9 @@ from typing import Any, TextIO
 from prs_runner.execution.local_shards import ShardRunner
 from prs_runner.execution.progress import Progress
 from prs_runner.execution.worker import STEP_FILE_NAME
+from prs_runner.output.commit_index import chosen
+from prs_runner.output.commit_log import read_commits
 from prs_runner.output.merge import JOB_RESULT, merge_results, read_shard_outcomes
-from prs_runner.output.results import committed_ids
 from prs_runner.planning.fingerprint import compute_fingerprint
 from prs_runner.planning.plan import MiniBatch, Plan, plan_files, plan_from_json, plan_to_json
 from prs_runner.planning.tabular_formats import guess_format
@@ -241,7 +242,7 @@ def run_locked(step: Step, survey: Survey, output: Storage, fresh: bool, started
         runner.stop_all()
         raise
     runner.progress.total = len(plan.mini_batches)
-    runner.progress.resumed = len(committed_ids(output))
+    runner.progress.resumed = len(chosen(read_commits(output)))
     override = runner.run(len(plan.mini_batches))
     outcomes = read_shard_outcomes(output, plan.node_count)
     return RunResult(merge_results(plan, output, outcomes, started, override), reused=False)

@@ -26,15 +26,10 @@ from prs_runner.execution.environment import worker_environment
 from prs_runner.execution.memory_kills import read_memory_cgroup, worker_death
 from prs_runner.execution.processes import can_fork, fork_worker, kill_group, spawn_worker
 from prs_runner.execution.worker import preload, run_worker
+from prs_runner.output.commit_index import chosen
+from prs_runner.output.commit_log import CommitLog, life_name, read_commits, read_life
 from prs_runner.output.results import FAILED as FAILED_STATUS
-from prs_runner.output.results import (
-    SUCCEEDED,
-    ErrorInfo,
-    ResultHeader,
-    commit_record,
-    committed_ids,
-    load_header,
-)
+from prs_runner.output.results import SUCCEEDED, ErrorInfo, ResultHeader
 from prs_runner.planning.plan import MiniBatch, Plan, read_plan
 from prs_runner.step.spec import progress_timeout
 from prs_runner.step.thresholds import Counts, crossed_threshold
@@ -63,6 +58,8 @@ class Slot:
     events: int = -1
     buffer: bytes = b""
     queue: deque[int] = field(default_factory=deque)
+    ran: set[int] = field(default_factory=set)  # run to the end, their commit not yet written
+    life: str = ""
     head_started: float = 0.0
     ready: bool = False
     init_failures: int = 0
@@ -114,6 +111,7 @@ class ShardSupervisor:
         self.side_paths: dict[str, str] | None = None
         self.worker_requests = 0  # object-store calls the workers reported
         self.staging = LocalStaging(self.output, str(index))
+        self.log = CommitLog(self.output, life_name(index, "s"))  # the failures it commits
         self.oom_kills = read_memory_cgroup().oom_kills  # the kernel's, for memory
         if plan is not None:
             self.adopt(plan)
@@ -123,11 +121,11 @@ class ShardSupervisor:
         self.batches = {mb.id: mb for mb in plan.for_shard(self.index)}
 
     def resume(self) -> None:
-        committed = committed_ids(self.output)  # one listing, not one open per mini-batch
+        committed = chosen(read_commits(self.output))
         for mb_id in sorted(self.batches):
-            header = load_header(self.output, mb_id) if mb_id in committed else None
-            if header is not None and header.status == SUCCEEDED:
-                self.counts += counts_of(header)
+            commit = committed.get(mb_id)
+            if commit is not None and commit.header.status == SUCCEEDED:
+                self.counts += counts_of(commit.header)
             else:
                 self.pending.append(mb_id)
 
@@ -157,6 +155,7 @@ class ShardSupervisor:
             self.check_progress()
             self.report()
         self.stop_workers()
+        self.log.close()
         self.staging.publish()
         return self.outcome()
 
@@ -186,7 +185,8 @@ class ShardSupervisor:
                        self.worker_requests + requests_made())
 
     def start_worker(self, slot: Slot) -> None:
-        env = self.worker_env(slot.index)
+        slot.life = life_name(self.index, str(slot.index))
+        env = self.worker_env(slot.index) | {"PRS_COMMIT_LIFE": slot.life}
         log = self.staging.path(f"_prs/logs/{self.index}/{slot.index}.log")
         if self.fork:
             slot.pid, slot.commands, slot.events = fork_worker(
@@ -195,7 +195,7 @@ class ShardSupervisor:
         else:
             slot.pid, slot.commands, slot.events = spawn_worker(
                 self.plan_uri, self.index, slot.index, self.code_root, env, log)
-        slot.ready, slot.buffer, slot.queue = False, b"", deque()
+        slot.ready, slot.buffer, slot.queue, slot.ran = False, b"", deque(), set()
         self.selector.register(slot.events, selectors.EVENT_READ, slot)
 
     def worker_env(self, process: int) -> dict[str, str]:
@@ -208,13 +208,13 @@ class ShardSupervisor:
     def poll(self, longest: float = PROGRESS_INTERVAL) -> None:
         now = time.monotonic()
         timeout = self.spec["runInvocationTimeout"]
-        deadlines = [s.head_started + timeout for s in self.slots if s.queue and s.ready]
+        deadlines = [s.head_started + timeout for s in self.slots if running(s)]
         wait = min([longest, *[d - now for d in deadlines]])
         for key, _ in self.selector.select(max(wait, 0.0)):
             self.read_events(key.data)
         now = time.monotonic()
         for slot in self.slots:
-            if slot.ready and slot.queue and now - slot.head_started > timeout:
+            if running(slot) and now - slot.head_started > timeout:
                 kill_group(slot.pid)
                 message = f"run() did not return within runInvocationTimeout={timeout}s"
                 self.lose_worker(slot, {"type": "TimeoutError", "message": message})
@@ -248,18 +248,26 @@ class ShardSupervisor:
             return "gave up after init() failed"
         if not slot.ready:
             return "in init()"
-        if slot.queue:
+        if running(slot):
             since = time.monotonic() - slot.head_started
-            return f"in run() of mini-batch {slot.queue[0]} for {since:.0f} s"
+            head = next(mb_id for mb_id in slot.queue if mb_id not in slot.ran)
+            return f"in run() of mini-batch {head} for {since:.0f} s"
         return "idle"
 
     def handle_event(self, slot: Slot, event: dict[str, Any]) -> None:
-        if "done" in event or "error" in event:
+        if "done" in event or "error" in event or "ran" in event:
             self.last_progress = time.monotonic()
-        if "done" in event:
-            mb_id = slot.queue.popleft()
+        if "ran" in event:  # its commit follows (object stores): the next one runs now
+            slot.ran.add(event["ran"])
             slot.head_started = time.monotonic()
-            self.finish(mb_id, event)
+            return
+        if "done" in event:
+            if not slot.ran:
+                slot.head_started = time.monotonic()
+            self.worker_requests += int(event.get("requests", 0))
+            for done in event["done"]:
+                slot.ran.discard(slot.queue.popleft())
+                self.finish(done["done"], done)
         elif "commit_failed" in event:
             mb_id = slot.queue.popleft()
             self.tries[mb_id] -= 1  # not the script's try: it runs again after a fix
@@ -293,7 +301,6 @@ class ShardSupervisor:
                 os.write(slot.commands, b"".join(commands))
 
     def finish(self, mb_id: int, event: dict[str, Any]) -> None:
-        self.worker_requests += int(event.get("requests", 0))
         self.counts += Counts(1, 0, event["succeeded"], event["failed"], event["rows"])
         if event.get("skipped"):
             self.remember_error(event["skipped"], mb_id)
@@ -311,7 +318,8 @@ class ShardSupervisor:
             succeeded=0, failed=items, seconds=0.0, status=FAILED_STATUS,
             error={"type": error["type"], "message": error["message"]},
         )
-        commit_record(self.output, header, b"")
+        self.log.add(header, b"")
+        self.log.flush()
         self.counts += Counts(0, 1, 0, items, 0)
         self.check_thresholds()
         self.report(force=True)
@@ -326,28 +334,25 @@ class ShardSupervisor:
             slot.dead = True
 
     def lose_worker(self, slot: Slot, error: dict[str, Any]) -> None:
-        """A worker died or was killed. The mini-batches it had whose results were committed
-        before it said so are done (on an object store a record uploads while the next
-        mini-batch runs); the first one without a result failed a try; the rest go back to
-        the queue."""
-        queue, was_ready = deque(slot.queue), slot.ready
+        """A worker died or was killed. Its log says which of its mini-batches are committed:
+        those are done; those it ran to the end but had not committed, and those it had not
+        started, go back to the queue; the one it was running failed a try."""
+        queue, ran, was_ready = deque(slot.queue), set(slot.ran), slot.ready
         self.retire(slot)
         if not was_ready:
             self.fail_init(slot, {**error, "traceback": ""})
             return
-        # Committed but not yet said: one record locally, two where one uploads while the
-        # next mini-batch runs.
-        unsaid, finished = (1 if self.output.local is not None else 2), 0
-        while finished < unsaid and queue and (
-                header := load_header(self.output, queue[0])) is not None and (
-                header.status == SUCCEEDED):
-            self.finish(queue.popleft(), {"status": header.status, **header.__dict__})
-            finished += 1
-        # Locally a worker that committed and died before saying so ran nothing after it.
-        running = queue.popleft() if queue and not (finished and unsaid == 1) else None
+        committed = {c.header.id: c.header for c in read_life(self.output, slot.life)}
+        back, running = [], None
         for mb_id in queue:
-            self.tries[mb_id] -= 1
-        self.pending.extendleft(reversed(queue))
+            if mb_id in committed:
+                self.finish(mb_id, vars(committed[mb_id]))
+            elif mb_id in ran or running is not None:
+                self.tries[mb_id] -= 1
+                back.append(mb_id)
+            else:
+                running = mb_id
+        self.pending.extendleft(reversed(back))
         if running is not None:
             self.fail_try(running, {**error, "message": f"{error['message']} "
                                     f"(mini-batch {running}, try {self.tries[running]})"})
@@ -360,7 +365,7 @@ class ShardSupervisor:
             os.close(fd)
         kill_group(slot.pid)
         reap(slot.pid)
-        slot.queue, slot.ready = deque(), False
+        slot.queue, slot.ran, slot.ready = deque(), set(), False
 
     def remember_error(self, error: dict[str, Any], mb_id: int | None) -> None:
         if self.first_error is None:
@@ -407,6 +412,11 @@ class ShardSupervisor:
             emit(report)
             for listener in self.listeners:
                 listener(report)
+
+
+def running(slot: Slot) -> bool:
+    """Whether SLOT's worker is in run() (queued mini-batches it has not run to the end)."""
+    return slot.ready and len(slot.queue) > len(slot.ran)
 
 
 def counts_of(header: ResultHeader) -> Counts:

@@ -10,7 +10,6 @@ The worker's stdout and stderr are its log file, so a script's prints cannot bre
 
 from __future__ import annotations
 
-import functools
 import importlib.util
 import inspect
 import io
@@ -23,13 +22,13 @@ import time
 import traceback
 from collections import deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from prs_runner.entry_script import RunContext, side_inputs_from_env
-from prs_runner.output.results import SUCCEEDED, ResultHeader, commit_record
+from prs_runner.execution.committer import Committer, Ran
+from prs_runner.output.commit_log import CommitLog, life_name
+from prs_runner.output.results import SUCCEEDED, ResultHeader
 from prs_runner.output.row_encoding import count_returned, encode_result
 from prs_runner.planning.plan import MiniBatch, read_plan
 from prs_runner.step.uris import parse_uri
@@ -40,18 +39,6 @@ if TYPE_CHECKING:
     from prs_runner.planning.tabular_reading import TableReader
 
 log = logging.getLogger("prs.worker")
-
-
-class CommitFailed(Exception):
-    """The result could not be written (a full disk, a read-only output): not the script's
-    failure, and no retry can succeed, so the shard stops."""
-
-    def __init__(self, mini_batch: int, error: OSError) -> None:
-        self.mb_id = mini_batch
-        where = f" to {error.filename}" if error.filename else ""
-        super().__init__(f"cannot commit the result of mini-batch {mini_batch}{where}: "
-                         f"{error.strerror or error}; free space or fix the output, then run "
-                         "again to resume")
 
 
 def error_info(exc: BaseException) -> dict[str, Any]:
@@ -100,6 +87,9 @@ class Worker:
         self.batches: dict[int, MiniBatch] = {}
         self.input_root = ""
         self.output = Storage(self.spec["output"]["uri"])
+        # The supervisor names the life, to read what it committed should it die.
+        self.log = CommitLog(self.output, os.environ.get("PRS_COMMIT_LIFE")
+                             or life_name(shard, str(process)))
         self.summary_only = self.spec["outputAction"] == "summary_only"
         self.row_format = self.spec["appendRowFormat"]
         self.table_reader: TableReader | None = None  # files steps pass local paths instead
@@ -126,7 +116,8 @@ class Worker:
     def load_plan(self) -> None:
         """On the first mini-batch: the supervisor sends work only once the plan exists."""
         plan = read_plan(self.plan_uri)
-        self.batches = {mb.id: mb for mb in plan.for_shard(self.shard)}
+        # Every mini-batch, not only the shard's own: it may take some from another shard.
+        self.batches = {mb.id: mb for mb in plan.mini_batches}
         self.input_root = local_root(plan.input_uri) or plan.input_uri
         if self.remote_files:
             self.downloads = DownloadCache(Storage(plan.input_uri),
@@ -210,14 +201,6 @@ class Worker:
                 "rows": returned, "status": header.status}
         return Ran(header, payload, done if error is None else done | {"skipped": error})
 
-    def commit(self, ran: Ran) -> dict[str, Any]:
-        """Publish the record; the 'done' message once it is committed."""
-        try:
-            commit_record(self.output, ran.header, ran.payload)
-        except OSError as error:
-            raise CommitFailed(ran.header.id, error) from error
-        return ran.done | {"requests": self.new_requests()}
-
 
 def serve(worker: Worker, commands: Any, events: int) -> int:
     def send(message: dict[str, Any]) -> None:
@@ -230,8 +213,10 @@ def serve(worker: Worker, commands: Any, events: int) -> int:
         send({"init_failed": error_info(exc)})
         return 1
     send({"ready": True})
-    queue = CommandQueue(commands, worker.prefetch if worker.remote_input else None)
-    outbox = Outbox(send, ahead=worker.output.local is None)
+    committer = Committer(worker.log, send, lambda: {"requests": worker.new_requests()})
+    queue = CommandQueue(commands, worker.prefetch if worker.remote_input else None,
+                         threaded=worker.remote_input or committer.grouped,
+                         on_idle=committer.idle)
     while (command := queue.next()) is not None:
         if command.get("stop"):
             break
@@ -239,54 +224,15 @@ def serve(worker: Worker, commands: Any, events: int) -> int:
             ran = worker.run_one(command["run"], command["try"])
         except BaseException as exc:  # sys.exit() and KeyboardInterrupt in run() too
             log.exception("run() failed on mini-batch %d", command["run"])
-            outbox.post(functools.partial(dict, error=error_info(exc), id=command["run"]))
+            committer.tell({"error": error_info(exc), "id": command["run"]})
             continue
-        outbox.post(functools.partial(worker.commit, ran))
-    outbox.close()
+        committer.commit(ran)
+    committer.close()
     if callable(getattr(module, "shutdown", None)):
         module.shutdown()
     if worker.downloads is not None:
         worker.downloads.close()
     return 0
-
-
-@dataclass(frozen=True)
-class Ran:
-    """A mini-batch run() finished with: its record, to be committed, and its 'done'."""
-
-    header: ResultHeader
-    payload: bytes
-    done: dict[str, Any]
-
-
-class Outbox:
-    """Messages to the supervisor, in order. AHEAD (an object-store output, where a record's
-    upload is a round trip): the upload of one record runs on a thread of its own while run()
-    goes on with the next mini-batch, and the 'done' leaves once the record is committed; at
-    most one upload is in flight, and every message still leaves in order."""
-
-    def __init__(self, send: Callable[[dict[str, Any]], None], ahead: bool) -> None:
-        self.send = send
-        self.pool = ThreadPoolExecutor(1, thread_name_prefix="prs-commit") if ahead else None
-        self.last: Future[None] | None = None
-
-    def post(self, message: Callable[[], dict[str, Any]]) -> None:
-        if self.pool is None:
-            self.deliver(message)
-            return
-        if self.last is not None:
-            self.last.result()  # one upload in flight at most
-        self.last = self.pool.submit(self.deliver, message)
-
-    def deliver(self, message: Callable[[], dict[str, Any]]) -> None:
-        try:
-            self.send(message())
-        except CommitFailed as exc:
-            self.send({"commit_failed": str(exc), "id": exc.mb_id})
-
-    def close(self) -> None:
-        if self.pool is not None:
-            self.pool.shutdown(wait=True)
 
 
 def pipe_lines(fd: int) -> Iterator[bytes]:
@@ -301,16 +247,19 @@ PREFETCH_AHEAD = 2  # mini-batches downloaded ahead of the running one (the cach
 
 
 class CommandQueue:
-    """The supervisor's commands, one at a time. With PREFETCH set (files on object
-    storage), a reader thread takes them off the pipe as they come, so that the mini-batches
-    queued behind the running one start downloading at once."""
+    """The supervisor's commands, one at a time. THREADED (input or output on an object
+    store), a reader thread takes them off the pipe as they come, so that the mini-batches
+    queued behind the running one start downloading at once (PREFETCH), and ON_IDLE is
+    called when the worker is about to wait for a command (held commits go out then)."""
 
-    def __init__(self, stream: Any, prefetch: Callable[[int], None] | None) -> None:
-        self.stream, self.prefetch = stream, prefetch
+    def __init__(self, stream: Any, prefetch: Callable[[int], None] | None, threaded: bool,
+                 on_idle: Callable[[], None]) -> None:
+        self.stream, self.prefetch, self.threaded = stream, prefetch, threaded
+        self.on_idle = on_idle
         self.items: deque[dict[str, Any] | None] = deque()
         self.ready = threading.Condition()
         self.busy = False
-        if prefetch is not None:
+        if threaded:
             threading.Thread(target=self.read_all, daemon=True, name="prs-commands").start()
 
     def read_all(self) -> None:
@@ -329,18 +278,21 @@ class CommandQueue:
             self.ready.notify()
 
     def next(self) -> dict[str, Any] | None:
-        if self.prefetch is None:
+        if not self.threaded:
             line = self.stream.readline()
             return json.loads(line) if line else None
         with self.ready:
             self.busy = False
+            if not self.items:
+                self.on_idle()
             self.ready.wait_for(lambda: bool(self.items))
             command = self.items.popleft()
             self.busy = True
             following = list(self.items)[:PREFETCH_AHEAD]
-        for queued in following:
-            if queued and "run" in queued:
-                self.prefetch(queued["run"])
+        if self.prefetch is not None:
+            for queued in following:
+                if queued and "run" in queued:
+                    self.prefetch(queued["run"])
         return command
 
 

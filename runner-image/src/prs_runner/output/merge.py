@@ -10,22 +10,15 @@ import csv
 import io
 import json
 import time
-from typing import IO, Any
+from typing import Any
 
 from prs_runner.output.append_row_output import AppendRowOutput, OutputMismatch, open_output
-from prs_runner.output.results import (
-    RESULTS_DIR,
-    SUCCEEDED,
-    ErrorInfo,
-    TornRecord,
-    read_header,
-    record_name,
-    record_size,
-)
+from prs_runner.output.commit_index import Commit, chosen
+from prs_runner.output.commit_log import read_commits, read_payloads, void
+from prs_runner.output.results import SUCCEEDED, ErrorInfo
 from prs_runner.planning.plan import Plan
 from prs_runner.step.thresholds import Counts
 from prs_runner.storage.filesystem import Storage, requests_made
-from prs_runner.storage.read_ahead import read_in_order
 
 REPORT_DIR = "_prs/report"
 JOB_RESULT = f"{REPORT_DIR}/job_result.json"
@@ -94,24 +87,26 @@ def merge_into(
         writer.writerow(REPORT_COLUMNS)
         sink = open_output(spec["appendRowFormat"], output.open_write(temp)) if (
             write_output) else None
-        records = read_in_order(
-            output, (f"{RESULTS_DIR}/{record_name(mb.id)}" for mb in plan.mini_batches))
-        for mb, stream in zip(plan.mini_batches, records, strict=True):
+        chosen_commits = chosen(read_commits(output))
+        commits = [chosen_commits.get(mb.id) for mb in plan.mini_batches]
+        torn: list[Commit] = []
+        for mb, commit, payload in zip(plan.mini_batches, commits,
+                                       read_payloads(output, commits), strict=True):
+            if commit is not None and payload is None:
+                torn.append(commit)  # its index line is whole, its payload is not
+                commit = None
             try:
-                row, mb_counts = copy_record(stream, mb.id, sink)
+                row, mb_counts = copy_record(commit, payload, sink)
             except OutputMismatch as mismatch:
-                assert sink is not None and stream is not None
+                assert sink is not None
                 sink.close()
                 sink, write_output = None, False
                 status, reason, message = "Failed", "AppendRowSchemaMismatch", str(mismatch)
-                stream.seek(0)
-                row, mb_counts = copy_record(stream, mb.id, None)
-            finally:
-                if stream is not None:
-                    stream.close()
+                row, mb_counts = copy_record(commit, payload, None)
             writer.writerow(row or [mb.id, mb.shard, "", 0, mb.item_count, 0, 0, "", "not_run", ""])
             counts += mb_counts
             done += row is not None
+        void(output, torn)
         if sink is not None:
             sink.close()
         report.flush()
@@ -151,19 +146,16 @@ def merge_into(
 
 
 def copy_record(
-    stream: IO[bytes] | None, mb_id: int, sink: AppendRowOutput | None
+    commit: Commit | None, payload: bytes | None, sink: AppendRowOutput | None
 ) -> tuple[list[Any] | None, Counts]:
-    """Mini-batch MB_ID's committed record (None: there is none) into the report's row, its
+    """A mini-batch's committed record (None: there is none) into the report's row, its
     counts and, when it succeeded, its rows into SINK."""
-    if stream is None:
+    if commit is None or payload is None:
         return None, Counts()
-    try:
-        header, _ = read_header(stream, record_size(stream))
-    except TornRecord:
-        return None, Counts()  # not committed: the mini-batch did not run to the end
+    header = commit.header
     ok = header.status == SUCCEEDED
     if sink is not None and ok:
-        sink.append(mb_id, stream)
+        sink.append(header.id, io.BytesIO(payload))
     counts = Counts(int(ok), int(not ok), header.succeeded,
                     header.failed, header.rows)
     error = header.error or {}

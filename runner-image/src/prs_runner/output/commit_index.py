@@ -1,0 +1,89 @@
+"""Commit-log index lines, and which committed record of a mini-batch counts. Pure.
+
+A worker life appends its results to one payload file and commits each one with a line in
+its index: the record's header, where its payload lies and the payload's CRC-32, prefixed by
+the CRC-32 of the line itself. A line that is torn (cut short by a crash or lost in a power
+cut) fails its checksum and, with everything after it in that index, counts as never
+written: those mini-batches run again.
+
+A mini-batch can have more than one record: a failed try committed before a later success,
+a rerun of a failed mini-batch, or two shards that both ran it while one took it from the
+other. The one that counts (`chosen`) is the same for every reader: a success over a
+failure, then the later life, then the later line.
+"""
+
+from __future__ import annotations
+
+import json
+import zlib
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from prs_runner.output.results import SUCCEEDED, ResultHeader
+
+CHECKSUM_WIDTH = 8  # hex digits of the CRC-32 that starts a line
+
+
+@dataclass(frozen=True)
+class Commit:
+    """One committed record: its header, and its payload's place in LIFE's payload file."""
+
+    header: ResultHeader
+    life: str
+    line: int  # the index line's number in its life, from 0
+    offset: int
+    length: int
+    crc: int  # of the payload
+
+    def rank(self) -> tuple[bool, str, int]:
+        return self.header.status == SUCCEEDED, self.life, self.line
+
+
+def payload_crc(payload: bytes) -> int:
+    return zlib.crc32(payload)
+
+
+def encode_line(header: ResultHeader, offset: int, length: int, crc: int) -> bytes:
+    fields = {**vars(header), "payload_bytes": length, "offset": offset, "crc": crc}
+    body = json.dumps(fields, separators=(",", ":")).encode()
+    return b"%08x %s\n" % (zlib.crc32(body), body)
+
+
+def decode_line(line: bytes, life: str, number: int) -> Commit | None:
+    """The commit on LINE, or None when it is torn (incomplete, or its checksum fails)."""
+    if not line.endswith(b"\n") or len(line) < CHECKSUM_WIDTH + 2:
+        return None
+    body = line[CHECKSUM_WIDTH + 1 : -1]
+    try:
+        if int(line[:CHECKSUM_WIDTH], 16) != zlib.crc32(body):
+            return None
+        fields = json.loads(body)
+    except ValueError:
+        return None
+    try:
+        offset, crc = fields.pop("offset"), fields.pop("crc")
+        header = ResultHeader(**fields)
+    except (AttributeError, KeyError, TypeError):  # a sound line of some other shape
+        return None
+    return Commit(header, life, number, offset, fields["payload_bytes"], crc)
+
+
+def decode_index(data: bytes, life: str) -> list[Commit]:
+    """The commits of one index, up to its first torn line."""
+    commits = []
+    for number, line in enumerate(data.splitlines(keepends=True)):
+        commit = decode_line(line, life, number)
+        if commit is None:
+            break
+        commits.append(commit)
+    return commits
+
+
+def chosen(commits: Iterable[Commit]) -> dict[int, Commit]:
+    """The commit that counts for each mini-batch (see the module docstring)."""
+    best: dict[int, Commit] = {}
+    for commit in commits:
+        held = best.get(commit.header.id)
+        if held is None or commit.rank() > held.rank():
+            best[commit.header.id] = commit
+    return best

@@ -1,0 +1,231 @@
+"""Commit logs: each worker life (and each shard supervisor) commits the records of its
+mini-batches into a log of its own under `_prs/commits/`, not one file per mini-batch.
+
+Locally a log is two files, appended to: `<life>.dat` holds the payloads and `<life>.idx`
+one index line per record (see commit_index). The payload is written first and the line
+after it, so a record is committed exactly when its index line is whole; a write that fails
+(a full disk) is cut back off both files, and the mini-batch is not committed.
+
+Objects cannot be appended to. On an object store a life writes parts instead:
+`<life>-<part>.dat`, then `<life>-<part>.idx`, each holding the records gathered over about a
+second (or 8 MB), so that small mini-batches cost one pair of PUTs per part, not one each,
+and a resume or the merge reads a few index objects instead of listing one per mini-batch.
+
+A log's stem (`<life>` or `<life>-<part>`) sorts by the life's start, so that `chosen` can
+prefer the later of two records.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import json
+import os
+import threading
+import time
+from collections import deque
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import IO
+
+from prs_runner.output.commit_index import Commit, decode_index, encode_line, payload_crc
+from prs_runner.output.results import ResultHeader
+from prs_runner.storage.filesystem import Storage, write_all
+from prs_runner.storage.local_descriptors import new_log_file, read_descriptor
+
+COMMITS_DIR = "_prs/commits"
+VOID_PREFIX = "void-"
+FETCHERS = 16
+AHEAD = 64  # payloads held in memory at most while an object store is read ahead
+
+
+def life_name(shard: int, role: str) -> str:
+    """A new life's name: its start first (hex nanoseconds), so names sort by start."""
+    return f"{time.time_ns():016x}-{shard}-{role}-{os.getpid()}"
+
+
+class CommitLog:
+    def __init__(self, output: Storage, life: str) -> None:
+        self.output, self.life = output, life
+        self.fds: tuple[int, int] | None = None  # local: (payloads, index)
+        self.sizes = (0, 0)
+        self.part = 0
+        self.held: list[tuple[ResultHeader, bytes]] = []  # object store: the next part
+        self.held_bytes = 0
+
+    def add(self, header: ResultHeader, payload: bytes) -> None:
+        """Locally the record is committed when this returns; on an object store it is held
+        for the next part (`flush`)."""
+        if self.output.local is None:
+            self.held.append((header, payload))
+            self.held_bytes += len(payload)
+            return
+        payloads, index = self.open()
+        start, index_size = self.sizes
+        line = encode_line(header, start, len(payload), payload_crc(payload))
+        try:
+            write_all(payloads, payload)
+            write_all(index, line)
+        except OSError:
+            # What was written of it is not committed: cut it off, and write the next
+            # record where this one began.
+            with contextlib.suppress(OSError):
+                for fd, size in ((index, index_size), (payloads, start)):
+                    os.ftruncate(fd, size)
+                    os.lseek(fd, size, os.SEEK_SET)
+            raise
+        self.sizes = (start + len(payload), index_size + len(line))
+
+    def open(self) -> tuple[int, int]:
+        if self.fds is None:
+            stem = f"{COMMITS_DIR}/{self.life}"
+            self.fds = (new_log_file(self.output, f"{stem}.dat"),
+                        new_log_file(self.output, f"{stem}.idx"))
+        return self.fds
+
+    def flush(self) -> list[ResultHeader]:
+        """Object store: write the held records as one part; the headers committed."""
+        if not self.held:
+            return []
+        payloads, lines, offset = [], [], 0
+        for header, payload in self.held:
+            lines.append(encode_line(header, offset, len(payload), payload_crc(payload)))
+            payloads.append(payload)
+            offset += len(payload)
+        stem = f"{COMMITS_DIR}/{self.life}-{self.part:06d}"
+        self.output.write_atomic(f"{stem}.dat", b"".join(payloads))
+        self.output.write_atomic(f"{stem}.idx", b"".join(lines))  # the commit
+        self.part += 1
+        committed = [header for header, _ in self.held]
+        self.held, self.held_bytes = [], 0
+        return committed
+
+    def close(self) -> None:
+        if self.fds is not None:
+            for fd in self.fds:
+                os.close(fd)
+            self.fds = None
+
+
+def read_commits(output: Storage) -> list[Commit]:
+    """Every commit in the output's logs, but those a merge found torn (`void`)."""
+    names = output.list_names(COMMITS_DIR)
+    stems = [name[:-4] for name in names if name.endswith(".idx")]
+    voided = read_voids(output, [n for n in names if n.startswith(VOID_PREFIX)])
+    commits = [c for stem_commits in read_indexes(output, stems) for c in stem_commits]
+    return [c for c in commits if (c.life, c.line) not in voided] if voided else commits
+
+
+def read_life(output: Storage, life: str) -> list[Commit]:
+    """The commits of one life (a worker that died: which of its mini-batches are done)."""
+    if output.local is not None:
+        return read_indexes(output, [life])[0]
+    stems = sorted(name[:-4] for name in output.list_names(COMMITS_DIR)
+                   if name.startswith(f"{life}-") and name.endswith(".idx"))
+    return [commit for commits in read_indexes(output, stems) for commit in commits]
+
+
+def read_indexes(output: Storage, stems: list[str]) -> list[list[Commit]]:
+    def read(stem: str) -> list[Commit]:
+        try:
+            return decode_index(output.read_bytes(f"{COMMITS_DIR}/{stem}.idx"), stem)
+        except FileNotFoundError:
+            return []
+
+    if output.local is not None or len(stems) < 2:
+        return [read(stem) for stem in stems]
+    with ThreadPoolExecutor(FETCHERS, thread_name_prefix="prs-read-index") as pool:
+        return list(pool.map(read, stems))
+
+
+def read_voids(output: Storage, names: list[str]) -> set[tuple[str, int]]:
+    voided: set[tuple[str, int]] = set()
+    for name in names:
+        with contextlib.suppress(FileNotFoundError, ValueError):
+            voided.update((stem, line) for stem, line in
+                          json.loads(output.read_bytes(f"{COMMITS_DIR}/{name}")))
+    return voided
+
+
+def void(output: Storage, commits: list[Commit]) -> None:
+    """Mark COMMITS as not committed: their payloads were found torn, so their mini-batches
+    run again on the next run (records are never rewritten in place)."""
+    if commits:
+        places = [[c.life, c.line] for c in commits]
+        name = f"{COMMITS_DIR}/{VOID_PREFIX}{time.time_ns():016x}-{os.getpid()}.json"
+        output.write_atomic(name, json.dumps(places).encode())
+
+
+class PayloadReader:
+    """Payloads by their commit, checked against its CRC (None: torn). Local logs are read
+    with pread on descriptors kept open; object-store parts with one ranged read each."""
+
+    def __init__(self, output: Storage) -> None:
+        self.output = output
+        self.files: dict[str, IO[bytes] | int] = {}
+        self.lock = threading.Lock()
+
+    def read(self, commit: Commit) -> bytes | None:
+        handle = self.handle(commit.life)
+        if isinstance(handle, int):
+            data = os.pread(handle, commit.length, commit.offset)
+        else:
+            data = handle.raw.read_at(commit.offset, commit.length)  # type: ignore[attr-defined]
+        ok = len(data) == commit.length and payload_crc(data) == commit.crc
+        return data if ok else None
+
+    def handle(self, stem: str) -> IO[bytes] | int:
+        with self.lock:
+            if stem not in self.files:
+                path = f"{COMMITS_DIR}/{stem}.dat"
+                if self.output.local is not None:
+                    self.files[stem] = read_descriptor(self.output, path)
+                else:
+                    self.files[stem] = self.output.open_seekable(path)
+            return self.files[stem]
+
+    def close(self) -> None:
+        for handle in self.files.values():
+            if isinstance(handle, int):
+                os.close(handle)
+            else:
+                handle.close()
+        self.files.clear()
+
+
+def read_payloads(output: Storage, commits: Iterable[Commit | None]) -> Iterator[bytes | None]:
+    """Each commit's payload in order (None: no commit, or a torn payload). On an object
+    store the next ones are fetched while the current one is used."""
+    reader = PayloadReader(output)
+    try:
+        if output.local is not None:
+            for commit in commits:
+                yield None if commit is None else payload_or_none(reader, commit)
+            return
+        yield from read_ahead(reader, iter(commits))
+    finally:
+        reader.close()
+
+
+def payload_or_none(reader: PayloadReader, commit: Commit) -> bytes | None:
+    try:
+        return reader.read(commit)
+    except FileNotFoundError:
+        return None
+
+
+def read_ahead(reader: PayloadReader, commits: Iterator[Commit | None]) -> Iterator[bytes | None]:
+    def fetch(commit: Commit | None) -> bytes | None:
+        return None if commit is None else payload_or_none(reader, commit)
+
+    with ThreadPoolExecutor(FETCHERS, thread_name_prefix="prs-read-ahead") as pool:
+        window: deque[Future[bytes | None]] = deque()
+        for commit in commits:
+            window.append(pool.submit(fetch, commit))
+            if len(window) >= AHEAD:
+                break
+        while window:
+            head = window.popleft()
+            for following in itertools.islice(commits, 1):
+                window.append(pool.submit(fetch, following))
+            yield head.result()

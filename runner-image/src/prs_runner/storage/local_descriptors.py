@@ -1,0 +1,24 @@
+"""Raw descriptors on files of a local output, for the commit logs: one append and one pread
+per record are what a mini-batch costs there, so no file object sits in between."""
+
+from __future__ import annotations
+
+import os
+
+from prs_runner.storage.filesystem import Storage, create_fresh
+
+
+def new_log_file(storage: Storage, path: str) -> int:
+    """A descriptor on a new file at PATH (below STORAGE, a local folder) to append to;
+    its folders are made and checked, and nothing is written through a symlink."""
+    assert storage.local is not None, "only a local folder can be appended to"
+    target = storage.confined(path)
+    os.makedirs(os.path.dirname(target), exist_ok=True)
+    storage.confined(path)  # the folders just made are checked too
+    return create_fresh(target)
+
+
+def read_descriptor(storage: Storage, path: str) -> int:
+    """A read-only descriptor on the local file at PATH, for pread; never through a symlink."""
+    assert storage.local is not None, "object stores are read with ranged reads"
+    return os.open(storage.confined(path), os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)

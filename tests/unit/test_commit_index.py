@@ -1,0 +1,96 @@
+"""Commit-log index lines: what decodes, what counts as torn, and which record counts."""
+
+from __future__ import annotations
+
+import zlib
+
+import pytest
+
+from prs_runner.output.commit_index import (
+    Commit,
+    chosen,
+    decode_index,
+    decode_line,
+    encode_line,
+    payload_crc,
+)
+from prs_runner.output.results import FAILED, SUCCEEDED, ResultHeader
+
+
+def header(mb_id: int = 7, status: str = SUCCEEDED, **extra: object) -> ResultHeader:
+    fields: dict[str, object] = dict(id=mb_id, shard=1, process=0, tries=1, items=3,
+                                     succeeded=3, failed=0, seconds=0.25, status=status)
+    return ResultHeader(**(fields | extra))  # type: ignore[arg-type]
+
+
+def test_a_line_round_trips_with_its_payload_place() -> None:
+    line = encode_line(header(rows=2), 40, 12, 99)
+    commit = decode_line(line, "life-a", 3)
+    assert commit == Commit(header(rows=2, payload_bytes=12), "life-a", 3, 40, 12, 99)
+    assert line.endswith(b"\n") and line[8:9] == b" "
+    assert int(line[:8], 16) == zlib.crc32(line[9:-1])
+
+
+def resealed(body: bytes) -> bytes:
+    return b"%08x %s\n" % (zlib.crc32(body), body)
+
+
+GOOD = encode_line(header(), 0, 5, 1)
+
+
+@pytest.mark.parametrize("line", [
+    GOOD[:-1],  # no newline: cut short
+    GOOD[:30] + b"\n",
+    b"\n",
+    b"0000000 {}\n",  # too short to hold a checksum and a body
+    b"zzzzzzzz {}\n",  # not a checksum
+    GOOD[:9] + GOOD[9:].replace(b'"id":7', b'"id":8'),  # a changed body
+    resealed(b"[1, 2]"),  # sound, but not a record
+    resealed(b'{"id": 1}'),  # a record without its place
+    resealed(b'{"offset": 0, "crc": 0, "bogus": 1}'),
+    resealed(b"{not json"),
+], ids=["no-newline", "cut", "empty", "short", "hex", "changed", "list", "no-place",
+        "unknown-field", "not-json"])
+def test_a_torn_or_foreign_line_is_not_a_commit(line: bytes) -> None:
+    assert decode_line(line, "life", 0) is None
+
+
+def test_an_index_is_read_up_to_its_first_torn_line() -> None:
+    lines = [encode_line(header(i), i * 5, 5, i) for i in range(4)]
+    whole = decode_index(b"".join(lines), "life")
+    assert [c.header.id for c in whole] == [0, 1, 2, 3]
+    assert [c.line for c in whole] == [0, 1, 2, 3]
+    torn = decode_index(lines[0] + lines[1][:-9] + lines[2] + lines[3], "life")
+    assert [c.header.id for c in torn] == [0]
+    assert decode_index(b"", "life") == []
+
+
+def commit(mb_id: int, life: str, line: int = 0, status: str = SUCCEEDED) -> Commit:
+    return Commit(header(mb_id, status), life, line, 0, 0, 0)
+
+
+@pytest.mark.parametrize(("records", "expected"), [
+    ([commit(1, "a")], ("a", 0)),
+    ([commit(1, "a", status=FAILED), commit(1, "b")], ("b", 0)),  # a later success
+    ([commit(1, "b"), commit(1, "a", status=FAILED)], ("b", 0)),  # success over a failure
+    ([commit(1, "b", status=FAILED), commit(1, "a")], ("a", 0)),
+    ([commit(1, "a"), commit(1, "b")], ("b", 0)),  # two successes: the later life
+    ([commit(1, "b"), commit(1, "a")], ("b", 0)),
+    ([commit(1, "a", 0), commit(1, "a", 4)], ("a", 4)),  # same life: the later line
+    ([commit(1, "a", 4), commit(1, "a", 0)], ("a", 4)),
+    ([commit(1, "a", status=FAILED), commit(1, "b", status=FAILED)], ("b", 0)),
+])
+def test_the_record_that_counts(records: list[Commit], expected: tuple[str, int]) -> None:
+    best = chosen(records)
+    assert list(best) == [1]
+    assert (best[1].life, best[1].line) == expected
+
+
+def test_each_mini_batch_gets_its_own_choice() -> None:
+    best = chosen([commit(1, "a"), commit(2, "a", 1), commit(1, "b", 2)])
+    assert {k: (v.life, v.line) for k, v in best.items()} == {1: ("b", 2), 2: ("a", 1)}
+
+
+def test_payload_crc_is_crc32() -> None:
+    assert payload_crc(b"") == 0
+    assert payload_crc(b"rows\n") == zlib.crc32(b"rows\n")

@@ -1,0 +1,120 @@
+"""Commit logs on a real local folder: appends, what a failed write leaves, lives, voids."""
+
+from __future__ import annotations
+
+import resource
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from prs_runner.output.commit_index import chosen
+from prs_runner.output.commit_log import (
+    CommitLog,
+    life_name,
+    read_commits,
+    read_life,
+    read_payloads,
+    void,
+)
+from prs_runner.output.results import SUCCEEDED, ResultHeader
+from prs_runner.storage.filesystem import Storage
+
+
+def header(mb_id: int) -> ResultHeader:
+    return ResultHeader(id=mb_id, shard=0, process=0, tries=1, items=1, succeeded=1, failed=0,
+                        seconds=0.0, status=SUCCEEDED)
+
+
+@pytest.fixture
+def output(tmp_path: Path) -> Storage:
+    return Storage(str(tmp_path))
+
+
+def payloads_of(output: Storage) -> dict[int, bytes | None]:
+    commits = chosen(read_commits(output))
+    ids = sorted(commits)
+    return dict(zip(ids, read_payloads(output, [commits[i] for i in ids]), strict=True))
+
+
+def test_records_are_committed_as_they_are_added(output: Storage) -> None:
+    log = CommitLog(output, "0000000000000001-0-0-1")
+    log.add(header(3), b"three\n")
+    assert payloads_of(output) == {3: b"three\n"}  # before close: committed on add
+    log.add(header(1), b"")
+    log.add(header(2), b"two\n" * 1000)
+    log.close()
+    assert payloads_of(output) == {1: b"", 2: b"two\n" * 1000, 3: b"three\n"}
+    assert [c.header.id for c in read_life(output, log.life)] == [3, 1, 2]
+
+
+def test_lives_are_read_apart_and_names_sort_by_start(output: Storage) -> None:
+    first, second = life_name(0, "0"), life_name(0, "1")
+    assert first < second and first.endswith(f"-0-0-{__import__('os').getpid()}")
+    for life, mb_id in ((first, 1), (second, 2)):
+        log = CommitLog(output, life)
+        log.add(header(mb_id), b"x")
+        log.close()
+    assert [c.header.id for c in read_life(output, first)] == [1]
+    assert sorted(c.header.id for c in read_commits(output)) == [1, 2]
+
+
+@pytest.fixture
+def file_size_limit(tmp_path: Path) -> Iterator[int]:
+    """Writes past 64 KiB fail with EFBIG, as on a full disk (the signal is ignored)."""
+    limit = 64 << 10
+    previous = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, hard))
+    try:
+        yield limit
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGXFSZ, previous)
+
+
+def test_a_failed_write_is_cut_back_and_commits_nothing(
+    output: Storage, file_size_limit: int
+) -> None:
+    log = CommitLog(output, "life")
+    log.add(header(0), b"a" * 1000)
+    with pytest.raises(OSError):
+        log.add(header(1), b"b" * file_size_limit)
+    log.add(header(2), b"c" * 10)  # the log goes on where it was
+    log.close()
+    assert payloads_of(output) == {0: b"a" * 1000, 2: b"c" * 10}
+    assert (Path(output.uri) / "_prs/commits/life.dat").stat().st_size == 1010
+
+
+def test_a_torn_payload_reads_as_none_and_a_void_hides_its_commit(output: Storage) -> None:
+    log = CommitLog(output, "life")
+    log.add(header(0), b"kept")
+    log.add(header(1), b"lost")
+    log.close()
+    data = Path(output.uri) / "_prs/commits/life.dat"
+    data.write_bytes(b"kept" + b"\0\0\0\0")
+    assert payloads_of(output) == {0: b"kept", 1: None}
+    void(output, [c for c in read_commits(output) if c.header.id == 1])
+    assert payloads_of(output) == {0: b"kept"}
+    void(output, [])
+    assert len(list((Path(output.uri) / "_prs/commits").glob("void-*"))) == 1
+
+
+def test_a_missing_payload_file_and_no_commit_read_as_none(output: Storage) -> None:
+    log = CommitLog(output, "life")
+    log.add(header(0), b"x")
+    log.close()
+    commit = read_commits(output)[0]
+    (Path(output.uri) / "_prs/commits/life.dat").unlink()
+    assert list(read_payloads(output, [None, commit])) == [None, None]
+
+
+def test_a_symlinked_commits_folder_is_refused(output: Storage, tmp_path: Path) -> None:
+    elsewhere = tmp_path.parent / f"{tmp_path.name}-elsewhere"
+    elsewhere.mkdir()
+    (tmp_path / "_prs").mkdir()
+    (tmp_path / "_prs/commits").symlink_to(elsewhere)
+    with pytest.raises(OSError):
+        CommitLog(output, "life").add(header(0), b"x")
+    assert list(elsewhere.iterdir()) == []
