@@ -26,6 +26,7 @@ from prs_runner.execution.environment import worker_environment
 from prs_runner.execution.memory_kills import read_memory_cgroup, worker_death
 from prs_runner.execution.processes import can_fork, fork_worker, kill_group, spawn_worker
 from prs_runner.execution.worker import preload, run_worker
+from prs_runner.execution.worker_slot import Slot
 from prs_runner.output.commit_index import chosen
 from prs_runner.output.commit_log import CommitLog, life_name, read_commits, read_life
 from prs_runner.output.results import FAILED as FAILED_STATUS
@@ -40,7 +41,6 @@ from prs_runner.storage.local_staging import LocalStaging
 
 EXIT_FATAL = 3  # do not retry this shard: threshold crossed or init() keeps failing
 INIT_MAX_TRIES = 3
-PREFETCH = 4
 PROGRESS_INTERVAL = 0.25
 PLAN_POLL_SECONDS = 0.005  # while workers start up, the plan is being written
 
@@ -48,22 +48,6 @@ PLAN_POLL_SECONDS = 0.005  # while workers start up, the plan is being written
 def uses_object_storage(spec: dict[str, Any]) -> bool:
     uris = [spec["input"]["uri"], spec["output"]["uri"], *(s["uri"] for s in spec["sideInputs"])]
     return any(parse_uri(uri).remote for uri in uris)
-
-
-@dataclass
-class Slot:
-    index: int
-    pid: int = 0
-    commands: int = -1
-    events: int = -1
-    buffer: bytes = b""
-    queue: deque[int] = field(default_factory=deque)
-    ran: set[int] = field(default_factory=set)  # run to the end, their commit not yet written
-    life: str = ""
-    head_started: float = 0.0
-    ready: bool = False
-    init_failures: int = 0
-    dead: bool = False
 
 
 @dataclass
@@ -208,13 +192,13 @@ class ShardSupervisor:
     def poll(self, longest: float = PROGRESS_INTERVAL) -> None:
         now = time.monotonic()
         timeout = self.spec["runInvocationTimeout"]
-        deadlines = [s.head_started + timeout for s in self.slots if running(s)]
+        deadlines = [s.head_started + timeout for s in self.slots if s.running()]
         wait = min([longest, *[d - now for d in deadlines]])
         for key, _ in self.selector.select(max(wait, 0.0)):
             self.read_events(key.data)
         now = time.monotonic()
         for slot in self.slots:
-            if running(slot) and now - slot.head_started > timeout:
+            if slot.running() and now - slot.head_started > timeout:
                 kill_group(slot.pid)
                 message = f"run() did not return within runInvocationTimeout={timeout}s"
                 self.lose_worker(slot, {"type": "TimeoutError", "message": message})
@@ -248,7 +232,7 @@ class ShardSupervisor:
             return "gave up after init() failed"
         if not slot.ready:
             return "in init()"
-        if running(slot):
+        if slot.running():
             since = time.monotonic() - slot.head_started
             head = next(mb_id for mb_id in slot.queue if mb_id not in slot.ran)
             return f"in run() of mini-batch {head} for {since:.0f} s"
@@ -260,10 +244,13 @@ class ShardSupervisor:
         if "ran" in event:  # its commit follows (object stores): the next one runs now
             slot.ran.add(event["ran"])
             slot.head_started = time.monotonic()
-            return
-        if "done" in event:
-            if not slot.ran:
-                slot.head_started = time.monotonic()
+            slot.finished(1, slot.head_started)
+        elif "done" in event:
+            now = time.monotonic()
+            unsaid = sum(done["done"] not in slot.ran for done in event["done"])
+            if unsaid:
+                slot.head_started = now
+                slot.finished(unsaid, now)
             self.worker_requests += int(event.get("requests", 0))
             for done in event["done"]:
                 slot.ran.discard(slot.queue.popleft())
@@ -287,18 +274,22 @@ class ShardSupervisor:
         self.dispatch(slot)
 
     def dispatch(self, slot: Slot) -> None:
+        wanted = min(slot.wants(), len(self.pending))
+        if not wanted:
+            return
+        now = time.monotonic()
+        if not slot.running():
+            slot.head_started = now
+        slot.sent(now)
         commands = []
-        while slot.ready and len(slot.queue) < PREFETCH and self.pending:
+        for _ in range(wanted):
             mb_id = self.pending.popleft()
-            self.tries[mb_id] = self.tries.get(mb_id, 0) + 1
-            if not slot.queue:
-                slot.head_started = time.monotonic()
+            self.tries[mb_id] = tries = self.tries.get(mb_id, 0) + 1
             slot.queue.append(mb_id)
-            commands.append(json.dumps({"run": mb_id, "try": self.tries[mb_id]}).encode() + b"\n")
-        if commands:
-            # A dead worker's pipe is broken; its EOF returns these mini-batches.
-            with contextlib.suppress(BrokenPipeError):
-                os.write(slot.commands, b"".join(commands))
+            commands.append(b'{"run":%d,"try":%d}\n' % (mb_id, tries))
+        # A dead worker's pipe is broken; its EOF returns these mini-batches.
+        with contextlib.suppress(BrokenPipeError):
+            os.write(slot.commands, b"".join(commands))
 
     def finish(self, mb_id: int, event: dict[str, Any]) -> None:
         self.counts += Counts(1, 0, event["succeeded"], event["failed"], event["rows"])
@@ -412,11 +403,6 @@ class ShardSupervisor:
             emit(report)
             for listener in self.listeners:
                 listener(report)
-
-
-def running(slot: Slot) -> bool:
-    """Whether SLOT's worker is in run() (queued mini-batches it has not run to the end)."""
-    return slot.ready and len(slot.queue) > len(slot.ran)
 
 
 def counts_of(header: ResultHeader) -> Counts:

@@ -14,6 +14,7 @@ failure, then the later life, then the later line.
 
 from __future__ import annotations
 
+import itertools
 import json
 import zlib
 from collections.abc import Iterable
@@ -24,7 +25,7 @@ from prs_runner.output.results import SUCCEEDED, ResultHeader
 CHECKSUM_WIDTH = 8  # hex digits of the CRC-32 that starts a line
 
 
-@dataclass(frozen=True)
+@dataclass  # not frozen: one is built per record read
 class Commit:
     """One committed record: its header, and its payload's place in LIFE's payload file."""
 
@@ -54,29 +55,59 @@ def decode_line(line: bytes, life: str, number: int) -> Commit | None:
     if not line.endswith(b"\n") or len(line) < CHECKSUM_WIDTH + 2:
         return None
     body = line[CHECKSUM_WIDTH + 1 : -1]
+    if line[CHECKSUM_WIDTH : CHECKSUM_WIDTH + 1] != b" " or not sound(line[:CHECKSUM_WIDTH], body):
+        return None
     try:
-        if int(line[:CHECKSUM_WIDTH], 16) != zlib.crc32(body):
-            return None
-        fields = json.loads(body)
+        return commit_of(json.loads(body), life, number)
     except ValueError:
+        return None
+
+
+def commit_of(fields: object, life: str, number: int) -> Commit | None:
+    """The commit a sound line's fields describe; None for fields of some other shape."""
+    if not isinstance(fields, dict):
         return None
     try:
         offset, crc = fields.pop("offset"), fields.pop("crc")
         header = ResultHeader(**fields)
-    except (AttributeError, KeyError, TypeError):  # a sound line of some other shape
+    except (KeyError, TypeError):
         return None
-    return Commit(header, life, number, offset, fields["payload_bytes"], crc)
+    return Commit(header, life, number, offset, header.payload_bytes or 0, crc)
 
 
 def decode_index(data: bytes, life: str) -> list[Commit]:
-    """The commits of one index, up to its first torn line."""
+    """The commits of one index, up to its first torn line. The checksums are checked line
+    by line and the sound bodies parsed as one JSON array: one parse, not one per line."""
+    bodies = []
+    for line in data.splitlines(keepends=True):
+        body = line[CHECKSUM_WIDTH + 1 : -1]
+        if not (line.endswith(b"\n") and line[CHECKSUM_WIDTH : CHECKSUM_WIDTH + 1] == b" "
+                and sound(line[:CHECKSUM_WIDTH], body)):
+            break
+        bodies.append(body)
+    try:
+        records = json.loads(b"[%s]" % b",".join(bodies))
+    except ValueError:
+        records = None
+    if not isinstance(records, list) or len(records) != len(bodies):
+        # Not a list of records after all: line by line, up to the first that is not one.
+        lines = data.splitlines(keepends=True)[: len(bodies)]
+        decoded = [decode_line(line, life, number) for number, line in enumerate(lines)]
+        return list(itertools.takewhile(lambda commit: commit is not None, decoded))  # type: ignore[arg-type]
     commits = []
-    for number, line in enumerate(data.splitlines(keepends=True)):
-        commit = decode_line(line, life, number)
+    for number, fields in enumerate(records):
+        commit = commit_of(fields, life, number)
         if commit is None:
             break
         commits.append(commit)
     return commits
+
+
+def sound(checksum: bytes, body: bytes) -> bool:
+    try:
+        return int(checksum, 16) == zlib.crc32(body)
+    except ValueError:
+        return False
 
 
 def chosen(commits: Iterable[Commit]) -> dict[int, Commit]:

@@ -33,7 +33,7 @@ class ErrorInfo:
         return ErrorInfo(**{**data, "items": tuple(data.get("items", ()))})
 
 
-@dataclass(frozen=True)
+@dataclass  # not frozen: a resume or merge builds one per record, and frozen costs 2x
 class ResultHeader:
     id: int
     shard: int

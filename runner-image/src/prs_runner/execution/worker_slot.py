@@ -1,0 +1,63 @@
+"""A shard supervisor's view of one worker process: its pipes, what it has been sent, and
+how many mini-batches to keep queued for it.
+
+The queue depth follows the worker's pace: deep enough that a fast worker never waits for
+its next command (one write sends many), shallow enough that slow mini-batches stay in the
+shard's queue, where an idle worker of this or another shard can take them.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+
+PREFETCH = 4  # queued for a worker before its pace is known
+QUEUED_SECONDS = 0.05  # of work kept queued for a worker once its pace is known
+SHALLOWEST, DEEPEST = 2, 64
+PACE_WEIGHT = 0.2  # of the newest measurement in the moving average
+
+
+@dataclass
+class Slot:
+    index: int
+    pid: int = 0
+    commands: int = -1
+    events: int = -1
+    buffer: bytes = b""
+    queue: deque[int] = field(default_factory=deque)
+    ran: set[int] = field(default_factory=set)  # run to the end, their commit not yet written
+    life: str = ""
+    head_started: float = 0.0
+    ready: bool = False
+    init_failures: int = 0
+    dead: bool = False
+    depth: int = PREFETCH
+    pace: float = 0.0  # seconds per mini-batch, a moving average
+    last_done: float = 0.0
+
+    def running(self) -> bool:
+        """Whether the worker is in run() (it holds mini-batches it has not run to the end)."""
+        return self.ready and len(self.queue) > len(self.ran)
+
+    def wants(self) -> int:
+        """How many mini-batches to send it now: none while it holds more than half its
+        depth, else enough to fill it (commands go out in bulk, not one per finished one)."""
+        held = len(self.queue) - len(self.ran)  # those that ran wait only for their commit
+        if not self.ready or held > self.depth // 2:
+            return 0
+        return self.depth - held
+
+    def sent(self, now: float) -> None:
+        """Work was sent; an idle worker's pace is measured from now, not from its last."""
+        if len(self.queue) == len(self.ran):
+            self.last_done = now
+
+    def finished(self, count: int, now: float) -> None:
+        """COUNT mini-batches finished at NOW: the pace, and the depth it sets."""
+        if count <= 0:
+            return
+        seconds = max(now - self.last_done, 0.0) / count
+        self.pace = seconds if not self.pace else (
+            (1 - PACE_WEIGHT) * self.pace + PACE_WEIGHT * seconds)
+        self.depth = max(SHALLOWEST, min(DEEPEST, int(QUEUED_SECONDS / max(self.pace, 1e-9))))
+        self.last_done = now
