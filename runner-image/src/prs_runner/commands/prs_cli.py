@@ -15,7 +15,7 @@ from importlib.metadata import entry_points
 from typing import Any
 
 from prs_runner.commands.os_errors import describe_os_error
-from prs_runner.execution.processes import exit_now
+from prs_runner.execution.processes import exit_now, runner_gc
 from prs_runner.step.spec import SpecError
 from prs_runner.step.validation import load_step
 from prs_runner.storage.output_lock import OutputInUse
@@ -144,6 +144,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def entry() -> None:
     """The console script: main(), then exit without the interpreter's teardown."""
+    runner_gc()
     exit_now(main())
 
 

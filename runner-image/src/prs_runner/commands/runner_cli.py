@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 from prs_runner.commands.os_errors import describe_os_error
 from prs_runner.commands.termination_message import fit
-from prs_runner.execution.processes import exit_now, kill_group
+from prs_runner.execution.processes import exit_now, kill_group, runner_gc
 from prs_runner.execution.shard import EXIT_FATAL, ShardSupervisor, emit
 from prs_runner.execution.worker import read_spec
 from prs_runner.planning.plan import read_plan
@@ -165,6 +165,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def entry() -> None:
     """The console script: main(), then exit without the interpreter's teardown."""
+    runner_gc()
     exit_now(main())
 
 

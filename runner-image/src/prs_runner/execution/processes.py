@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import gc
 import os
 import signal
 import subprocess
@@ -123,3 +124,19 @@ def exit_now(code: int) -> None:
         with contextlib.suppress(Exception):
             stream.flush()
     os._exit(code)
+
+
+PYTHON_GC = gc.get_threshold()  # what user code expects in a worker
+RUNNER_GC_GENERATION_0 = 50_000
+
+
+def runner_gc() -> None:
+    """The runner's own processes hold tens of thousands of small objects (the plan, a
+    listing, the commits read back), none of them in cycles; Python's default collects
+    every 700 allocations and walks all of them each time, which doubled the time to read
+    20,000 commits. Workers get Python's defaults back before the script is imported."""
+    gc.set_threshold(RUNNER_GC_GENERATION_0, *PYTHON_GC[1:])
+
+
+def python_gc() -> None:
+    gc.set_threshold(*PYTHON_GC)

@@ -25,8 +25,9 @@ from typing import Any
 from prs_runner.execution.environment import worker_environment
 from prs_runner.execution.memory_kills import read_memory_cgroup, worker_death
 from prs_runner.execution.processes import can_fork, fork_worker, kill_group, spawn_worker
+from prs_runner.execution.steals import BALANCE_SECONDS, Balancer
 from prs_runner.execution.worker import preload, run_worker
-from prs_runner.execution.worker_slot import Slot
+from prs_runner.execution.worker_slot import SHALLOWEST, Slot
 from prs_runner.output.commit_index import chosen
 from prs_runner.output.commit_log import CommitLog, life_name, read_commits, read_life
 from prs_runner.output.results import FAILED as FAILED_STATUS
@@ -77,6 +78,8 @@ class ShardSupervisor:
         self.spec, self.plan_uri, self.index, self.code_root = spec, plan_uri, index, code_root
         self.output = Storage(self.spec["output"]["uri"])
         self.plan: Plan | None = None
+        self.balancer: Balancer | None = None  # with more than one shard
+        self.gave_up_stealing = 0.0  # when the last try to take work found none
         self.batches: dict[int, MiniBatch] = {}
         self.total = 0
         self.tries: dict[int, int] = {}
@@ -102,11 +105,21 @@ class ShardSupervisor:
 
     def adopt(self, plan: Plan) -> None:
         self.plan, self.total = plan, len(plan.mini_batches)
-        self.batches = {mb.id: mb for mb in plan.for_shard(self.index)}
+        # Every mini-batch: this shard may take some of another's (steals).
+        self.batches = {mb.id: mb for mb in plan.mini_batches}
+        if plan.node_count > 1:
+            self.balancer = Balancer(self.output, {mb.id: mb.shard for mb in plan.mini_batches},
+                                     self.index, len(self.slots) * SHALLOWEST)
+
+    def owned(self) -> list[int]:
+        if self.balancer is None:
+            return sorted(self.batches)
+        self.balancer.refresh()
+        return self.balancer.owned()
 
     def resume(self) -> None:
         committed = chosen(read_commits(self.output))
-        for mb_id in sorted(self.batches):
+        for mb_id in self.owned():
             commit = committed.get(mb_id)
             if commit is not None and commit.header.status == SUCCEEDED:
                 self.counts += counts_of(commit.header)
@@ -132,11 +145,12 @@ class ShardSupervisor:
             for slot in self.slots:
                 self.dispatch(slot)
         self.last_progress = time.monotonic()
-        while (self.pending or any(s.queue for s in self.slots)) and not self.stop_reason:
+        while self.has_work() and not self.stop_reason:
             if self.init_failed_everywhere():
                 break
             self.poll()
             self.check_progress()
+            self.balance()
             self.report()
         self.stop_workers()
         self.log.close()
@@ -150,6 +164,36 @@ class ShardSupervisor:
                 return
             except FileNotFoundError:
                 self.poll(PLAN_POLL_SECONDS)
+
+    def has_work(self) -> bool:
+        """Whether anything is left to run here, once more work is taken from another
+        shard where this one would idle."""
+        if self.plan is not None and not self.pending and any(
+                s.wants() for s in self.slots if not s.dead):
+            # The last try before this shard ends is never skipped.
+            self.take_work(last=not any(s.queue for s in self.slots))
+        return bool(self.pending or any(s.queue for s in self.slots))
+
+    def take_work(self, last: bool) -> None:
+        balancer = self.balancer
+        recently = time.monotonic() - self.gave_up_stealing < BALANCE_SECONDS
+        if balancer is None or (recently and not last):
+            return
+        taken = balancer.steal(chosen(read_commits(self.output)))
+        if not taken:
+            self.gave_up_stealing = time.monotonic()
+            return
+        self.pending.extend(taken)
+        for slot in self.slots:
+            self.dispatch(slot)
+
+    def balance(self) -> None:
+        """Read the steal marks now and then; drop what another shard took from the queue
+        (what a worker already holds runs anyway: both records are kept, one counts)."""
+        if self.balancer is None or not self.balancer.due() or not self.balancer.refresh():
+            return
+        owned = set(self.balancer.owned())
+        self.pending = deque(mb_id for mb_id in self.pending if mb_id in owned)
 
     def init_failed_everywhere(self) -> bool:
         if not all(s.dead for s in self.slots):

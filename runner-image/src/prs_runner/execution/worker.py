@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from prs_runner.entry_script import RunContext, side_inputs_from_env
 from prs_runner.execution.committer import Committer, Ran
+from prs_runner.execution.processes import python_gc
 from prs_runner.output.commit_log import CommitLog, life_name
 from prs_runner.output.results import SUCCEEDED, ResultHeader
 from prs_runner.output.row_encoding import count_returned, encode_result
@@ -300,6 +301,7 @@ def run_worker(
     plan_uri: str, shard: int, process: int, code_root: str, command_fd: int, event_fd: int
 ) -> int:
     """A worker's whole life, in a process of its own (exec'ed or forked)."""
+    python_gc()
     # A forked worker's sys.path was set up before the step's env: honour its PYTHONPATH.
     extra = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
     sys.path[:0] = [p for p in extra if p not in sys.path]

@@ -1,0 +1,64 @@
+"""Work stealing between shards: who owns a mini-batch after the steals so far, and what an
+idle shard takes. Pure.
+
+Every mini-batch starts with the shard the plan gave it. A shard with nothing left writes a
+steal mark that moves part of another shard's remaining mini-batches to itself. Marks are
+applied in the order of their names (the time they were written, then victim and thief):
+a mark moves only the mini-batches its victim still owned at that point, so every reader of
+the same marks gets the same owners, whatever order it read them in.
+
+Why the output stays exactly once and in order: ownership only decides who runs a
+mini-batch, never what is committed. A victim that ran a mini-batch before it saw the mark
+that took it, and the thief that ran it too, both commit a record; every reader (resume and
+merge) counts the same one of them (commit_index.chosen). No mini-batch is ever dropped:
+the shard that owns it under the marks it has read runs it unless it is committed, and a
+shard reads the marks again before it takes or gives up work.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+LEAST = 2  # fewer left than this beyond what its workers hold: not worth a mark
+
+
+@dataclass(frozen=True)
+class Mark:
+    name: str  # sorts by the time the mark was written
+    victim: int
+    thief: int
+    ids: tuple[int, ...]
+
+
+def owners_after(planned: Mapping[int, int], marks: Iterable[Mark]) -> dict[int, int]:
+    """The mini-batches whose owner the MARKS changed, and their owner now; PLANNED gives
+    every mini-batch's shard in the plan."""
+    moved: dict[int, int] = {}
+    for mark in sorted(marks, key=lambda m: m.name):
+        for mb_id in mark.ids:
+            if moved.get(mb_id, planned.get(mb_id)) == mark.victim:
+                moved[mb_id] = mark.thief
+    return moved
+
+
+def owned_by(shard: int, planned: Mapping[int, int], moved: Mapping[int, int]) -> list[int]:
+    """SHARD's mini-batches, in id order."""
+    own = {mb_id for mb_id, owner in planned.items() if owner == shard and mb_id not in moved}
+    own.update(mb_id for mb_id, owner in moved.items() if owner == shard)
+    return sorted(own)
+
+
+def pick_loot(remaining: Mapping[int, Sequence[int]], thief: int,
+              keep: int) -> tuple[int, list[int]]:
+    """(victim, ids) for THIEF: the later half of the longest list of another shard's
+    remaining mini-batches (in id order, so the ones its owner reaches last), leaving it its
+    first KEEP (those its workers probably hold already: taking them would run them twice);
+    (-1, []) when no other shard has LEAST more than that left."""
+    others = [(len(ids), -shard) for shard, ids in remaining.items()
+              if shard != thief and len(ids) - keep >= LEAST]
+    if not others:
+        return -1, []
+    victim = -max(others)[1]
+    ids = sorted(remaining[victim])[keep:]
+    return victim, ids[len(ids) - len(ids) // 2 :]

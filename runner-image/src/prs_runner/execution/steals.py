@@ -1,0 +1,67 @@
+"""One shard's side of work stealing (see loot): the steal marks under `_prs/steals/`, read
+again every BALANCE_SECONDS, and the marks this shard writes when it runs out of work.
+
+A mark is one small file written whole (write-then-publish, or one object upload), named by
+the time it was written, so the marks sort the same for every shard and every pod; nothing
+but the output's storage is shared, and the operator stays out of the data path.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from collections.abc import Mapping
+
+from prs_runner.execution.loot import Mark, owned_by, owners_after, pick_loot
+from prs_runner.storage.filesystem import Storage
+
+STEALS_DIR = "_prs/steals"
+BALANCE_SECONDS = 0.5  # how often a shard reads the marks, and how often an idle one tries
+
+
+class Balancer:
+    def __init__(self, output: Storage, planned: Mapping[int, int], shard: int,
+                 held: int) -> None:
+        """HELD: how many mini-batches a shard's workers hold at most while they run
+        slow ones (those a thief leaves to their owner)."""
+        self.output, self.planned, self.shard, self.held = output, planned, shard, held
+        self.marks: dict[str, Mark] = {}
+        self.moved: dict[int, int] = {}
+        self.read_at = 0.0
+
+    def refresh(self) -> bool:
+        """Read the marks written since the last time; whether there were any."""
+        self.read_at = time.monotonic()
+        new = [name for name in self.output.list_names(STEALS_DIR)
+               if name.endswith(".json") and name not in self.marks]
+        for name in new:
+            with contextlib.suppress(FileNotFoundError, ValueError, KeyError, TypeError):
+                data = json.loads(self.output.read_bytes(f"{STEALS_DIR}/{name}"))
+                self.marks[name] = Mark(name, int(data["victim"]), int(data["thief"]),
+                                        tuple(int(i) for i in data["ids"]))
+        if new:
+            self.moved = owners_after(self.planned, self.marks.values())
+        return bool(new)
+
+    def due(self) -> bool:
+        return time.monotonic() - self.read_at >= BALANCE_SECONDS
+
+    def owned(self) -> list[int]:
+        return owned_by(self.shard, self.planned, self.moved)
+
+    def steal(self, committed: Mapping[int, object]) -> list[int]:
+        """Take part of the shard with the most left (none committed); the ids taken."""
+        self.refresh()
+        remaining: dict[int, list[int]] = {}
+        for mb_id, planned in self.planned.items():
+            if mb_id not in committed:
+                remaining.setdefault(self.moved.get(mb_id, planned), []).append(mb_id)
+        victim, ids = pick_loot(remaining, self.shard, self.held)
+        if not ids:
+            return []
+        name = f"{time.time_ns():016x}-{victim}-{self.shard}.json"
+        mark = {"victim": victim, "thief": self.shard, "ids": ids}
+        self.output.write_atomic(f"{STEALS_DIR}/{name}", json.dumps(mark).encode())
+        self.refresh()
+        return [mb_id for mb_id in ids if self.moved.get(mb_id) == self.shard]
