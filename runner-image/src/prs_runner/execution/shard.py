@@ -25,7 +25,7 @@ from typing import Any
 from prs_runner.execution.environment import worker_environment
 from prs_runner.execution.memory_kills import read_memory_cgroup, worker_death
 from prs_runner.execution.processes import can_fork, fork_worker, kill_group, spawn_worker
-from prs_runner.execution.steals import BALANCE_SECONDS, Balancer
+from prs_runner.execution.steals import BALANCE_SECONDS, FRESH_SECONDS, Balancer
 from prs_runner.execution.worker import preload, run_worker
 from prs_runner.execution.worker_slot import SHALLOWEST, Slot
 from prs_runner.output.commit_index import chosen
@@ -187,10 +187,10 @@ class ShardSupervisor:
         for slot in self.slots:
             self.dispatch(slot)
 
-    def balance(self) -> None:
+    def balance(self, every: float = BALANCE_SECONDS) -> None:
         """Read the steal marks now and then; drop what another shard took from the queue
         (what a worker already holds runs anyway: both records are kept, one counts)."""
-        if self.balancer is None or not self.balancer.due() or not self.balancer.refresh():
+        if self.balancer is None or not self.balancer.due(every) or not self.balancer.refresh():
             return
         owned = set(self.balancer.owned())
         self.pending = deque(mb_id for mb_id in self.pending if mb_id in owned)
@@ -318,6 +318,8 @@ class ShardSupervisor:
         self.dispatch(slot)
 
     def dispatch(self, slot: Slot) -> None:
+        if slot.wants():
+            self.balance(FRESH_SECONDS)  # not what another shard has just taken
         wanted = min(slot.wants(), len(self.pending))
         if not wanted:
             return

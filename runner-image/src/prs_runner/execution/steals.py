@@ -18,6 +18,7 @@ from prs_runner.storage.filesystem import Storage
 
 STEALS_DIR = "_prs/steals"
 BALANCE_SECONDS = 0.5  # how often a shard reads the marks, and how often an idle one tries
+FRESH_SECONDS = 0.05  # marks older than this are read again before work is sent to a worker
 
 
 class Balancer:
@@ -44,8 +45,8 @@ class Balancer:
             self.moved = owners_after(self.planned, self.marks.values())
         return bool(new)
 
-    def due(self) -> bool:
-        return time.monotonic() - self.read_at >= BALANCE_SECONDS
+    def due(self, every: float = BALANCE_SECONDS) -> bool:
+        return time.monotonic() - self.read_at >= every
 
     def owned(self) -> list[int]:
         return owned_by(self.shard, self.planned, self.moved)

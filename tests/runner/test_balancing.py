@@ -1,0 +1,96 @@
+"""Work stealing between shards: an idle shard takes what another has left, and the output
+stays exactly once and in order, with kills and reruns in between."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import time
+
+from tests.runner.conftest import MakeStep, StepDir
+from tests.runner.test_exactly_once import wait_for, worker_pids
+
+# Even items are slow. With files of one size and one file per mini-batch, the plan gives
+# mini-batch i to shard i % 2: every slow one to shard 0.
+SKEWED = """
+import os, time
+def run(mini_batch):
+    for path in mini_batch:
+        number = int(open(path).read())
+        mark("calls", str(number))
+        if number % 2 == 0:
+            time.sleep(DELAY)
+    return [os.path.basename(p) for p in mini_batch]
+"""
+
+
+def skewed(make_step: MakeStep, files: int, delay: float, **spec: object) -> StepDir:
+    step = make_step(f"DELAY = {delay}\n" + SKEWED, files=files, miniBatchSize="1",
+                     nodeCount=2, **spec)
+    for i in range(files):
+        (step.root / "data" / f"item{i:04d}.txt").write_text(f"{i:04d}\n")
+    return step
+
+
+def planned_shards(step: StepDir) -> dict[int, int]:
+    plan = json.loads((step.out / "_prs/plan.json").read_text())
+    return {row[0]: row[1] for row in plan["miniBatches"]}
+
+
+def test_an_idle_shard_takes_the_slow_shards_work(make_step: MakeStep) -> None:
+    step = skewed(make_step, files=40, delay=0.1)
+    result = step.run()
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert step.output_lines() == [f"item{i:04d}.txt" for i in range(40)]
+    planned = planned_shards(step)
+    assert {i for i, shard in planned.items() if shard == 0} == set(range(0, 40, 2))
+    ran_by = {int(row["id"]): int(row["shard"]) for row in step.report_rows()}
+    taken = [i for i in range(0, 40, 2) if ran_by[i] == 1]
+    assert len(taken) >= 5, ran_by  # shard 1 ran slow ones the plan gave shard 0
+    steals = list((step.out / "_prs/steals").glob("*.json"))
+    assert steals
+    # Each ran once, but for one a worker held while its shard was robbed.
+    calls = [int(c) for c in step.marks("calls")]
+    assert set(calls) == set(range(40)) and len(calls) <= 40 + len(steals)
+
+
+def test_killed_workers_while_shards_take_work_lose_and_duplicate_nothing(
+    make_step: MakeStep
+) -> None:
+    step = skewed(make_step, files=300, delay=0.02, processCountPerNode=2, runMaxTry=10)
+    run = step.start()
+    kills, rng = 0, random.Random(11)
+    while run.poll() is None and kills < 12:
+        time.sleep(0.2)
+        pids = worker_pids(step)
+        if pids:
+            try:
+                os.kill(rng.choice(pids), signal.SIGKILL)
+                kills += 1
+            except ProcessLookupError:
+                pass
+    out, err = run.communicate(timeout=120)
+    assert run.returncode == 0, out + err
+    assert kills >= 4
+    assert step.output_lines() == [f"item{i:04d}.txt" for i in range(300)]
+    assert step.job_result()["items"] == {"total": 300, "succeeded": 300, "failed": 0}
+    ran_by = {int(row["id"]): int(row["shard"]) for row in step.report_rows()}
+    assert any(ran_by[i] == 1 for i in range(0, 300, 2))
+
+
+def test_a_rerun_after_a_kill_resumes_with_the_marks_it_finds(make_step: MakeStep) -> None:
+    step = skewed(make_step, files=60, delay=0.1)
+    run = step.start()
+    wait_for(lambda: any((step.out / "_prs/steals").glob("*.json"))
+             if (step.out / "_prs/steals").exists() else False)
+    time.sleep(0.3)
+    run.send_signal(signal.SIGKILL)
+    run.wait()
+    before = len(step.marks("calls"))
+    result = step.run()
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert step.output_lines() == [f"item{i:04d}.txt" for i in range(60)]
+    rerun = step.marks("calls")[before:]
+    assert len(rerun) <= 60 - before + 4 + 2  # what was in flight, and a race at the end

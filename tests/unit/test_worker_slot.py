@@ -1,0 +1,80 @@
+"""A worker's queue depth follows its pace; commands go out in bulk."""
+
+from __future__ import annotations
+
+from collections import deque
+
+import pytest
+
+from prs_runner.execution.worker_slot import (
+    DEEPEST,
+    PACE_WEIGHT,
+    PREFETCH,
+    QUEUED_SECONDS,
+    SHALLOWEST,
+    Slot,
+)
+
+
+def slot(queued: int = 0, ran: int = 0, depth: int = PREFETCH, ready: bool = True) -> Slot:
+    return Slot(0, queue=deque(range(queued)), ran=set(range(ran)), depth=depth, ready=ready)
+
+
+@pytest.mark.parametrize(("queued", "ran", "depth", "ready", "wants"), [
+    (0, 0, PREFETCH, True, PREFETCH),
+    (0, 0, PREFETCH, False, 0),  # not ready: nothing yet
+    (2, 0, 4, True, 2),  # at half: fill up
+    (3, 0, 4, True, 0),  # more than half: wait
+    (3, 2, 4, True, 3),  # those that ran only wait for their commit
+    (32, 0, 64, True, 32),
+    (33, 0, 64, True, 0),
+    (1, 0, 2, True, 1),
+    (2, 0, 2, True, 0),
+])
+def test_wants(queued: int, ran: int, depth: int, ready: bool, wants: int) -> None:
+    assert slot(queued, ran, depth, ready).wants() == wants
+
+
+def test_the_depth_follows_the_pace() -> None:
+    fast = slot()
+    fast.finished(10, 0.001 * 10)  # 1 ms each
+    assert fast.pace == pytest.approx(0.001)
+    assert fast.depth == int(QUEUED_SECONDS / 0.001) == 50
+    faster = slot()
+    faster.finished(100, 0.001)
+    assert faster.depth == DEEPEST
+    slow = slot()
+    slow.finished(1, 0.2)
+    assert slow.depth == SHALLOWEST
+
+
+def test_the_pace_is_a_moving_average_measured_from_the_last_finish() -> None:
+    worker = slot()
+    worker.finished(1, 1.0)
+    worker.finished(2, 1.5)  # 0.25 s each since the last
+    assert worker.pace == pytest.approx((1 - PACE_WEIGHT) * 1.0 + PACE_WEIGHT * 0.25)
+    assert worker.last_done == 1.5
+    worker.finished(0, 9.0)  # nothing finished: nothing changes
+    assert worker.last_done == 1.5
+
+
+def test_an_idle_worker_is_timed_from_when_it_gets_work() -> None:
+    worker = slot()
+    worker.sent(5.0)
+    assert worker.last_done == 5.0
+    worker.queue.append(1)
+    worker.sent(6.0)  # it was busy: its pace runs on
+    assert worker.last_done == 5.0
+    worker.ran.add(1)
+    worker.sent(7.0)  # all it holds has run
+    assert worker.last_done == 7.0
+    worker.finished(1, 7.5)
+    assert worker.pace == pytest.approx(0.5)
+
+
+@pytest.mark.parametrize(("queued", "ran", "ready", "running"), [
+    (0, 0, True, False), (1, 0, True, True), (1, 1, True, False), (2, 1, True, True),
+    (1, 0, False, False),
+])
+def test_running(queued: int, ran: int, ready: bool, running: bool) -> None:
+    assert slot(queued, ran, ready=ready).running() is running
