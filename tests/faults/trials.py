@@ -29,10 +29,12 @@ import yaml
 FAULTS = ("kill-worker", "kill-supervisor", "kill-prs-run", "kill-during-merge", "full-disk",
           "second-run")
 PAD = "x" * 1000  # output lines large enough for the small disk to fill up
+# Files of one size, two per mini-batch: the plan gives mini-batch k to shard k % 2. Shard 0's
+# are the slow ones, so shard 1 takes work from it (steals) while faults strike.
 FILES_SCRIPT = f"""
 import os, time
 def run(mini_batch):
-    time.sleep(0.08)
+    time.sleep(0.16 if int(open(mini_batch[0]).read()) // 2 % 2 == 0 else 0.0)
     return [os.path.basename(p) + " " + open(p).read().strip() + " {PAD}" for p in mini_batch]
 """
 TABLE_SCRIPT = f"""
@@ -58,7 +60,7 @@ class Trial:
 
     def expected(self) -> list[str]:
         if self.kind == "files":
-            return [f"item{i:04d}.txt {i} {PAD}" for i in range(60)]
+            return [f"item{i:04d}.txt {i:02d} {PAD}" for i in range(60)]
         return [f"{i} row{i} {PAD}" for i in range(3000)]
 
     def output(self) -> list[str]:
@@ -71,7 +73,7 @@ def make_trial(root: Path, kind: str) -> Trial:
     (root / "data").mkdir()
     if kind == "files":
         for i in range(60):
-            (root / "data" / f"item{i:04d}.txt").write_text(f"{i}\n")
+            (root / "data" / f"item{i:04d}.txt").write_text(f"{i:02d}\n")
         script, spec = FILES_SCRIPT, {"input": {"type": "files", "uri": "./data"},
                                       "miniBatchSize": "2"}
     else:
@@ -178,7 +180,9 @@ def run_trial(number: int, fault: str, kind: str, rng: random.Random, base: Path
     finally:
         if mounted:
             subprocess.run(["umount", "-l", str(trial.out)], check=False)
-    print(f"trial {number:3d}: {kind:8s} {fault:18s} {note}: exactly once")
+    steals = len(list((trial.out / "_prs/steals").glob("*.json")))
+    print(f"trial {number:3d}: {kind:8s} {fault:18s} {note}: exactly once"
+          + (f" ({steals} steals)" if steals else ""))
     return True
 
 
