@@ -28,7 +28,7 @@ from prs_runner.execution.processes import can_fork, fork_worker, kill_group, sp
 from prs_runner.execution.steals import BALANCE_SECONDS, FRESH_SECONDS, Balancer
 from prs_runner.execution.worker import preload, run_worker
 from prs_runner.execution.worker_slot import SHALLOWEST, Slot
-from prs_runner.output.commit_index import chosen
+from prs_runner.output.commit_index import Commit, chosen
 from prs_runner.output.commit_log import CommitLog, life_name, read_commits, read_life
 from prs_runner.output.results import FAILED as FAILED_STATUS
 from prs_runner.output.results import SUCCEEDED, ErrorInfo, ResultHeader
@@ -79,7 +79,11 @@ class ShardSupervisor:
         self.output = Storage(self.spec["output"]["uri"])
         self.plan: Plan | None = None
         self.balancer: Balancer | None = None  # with more than one shard
+        # How old the steal marks may be when work is sent: a listing is cheap on a local
+        # folder, a billed request on an object store.
+        self.fresh = FRESH_SECONDS if self.output.local is not None else BALANCE_SECONDS
         self.gave_up_stealing = 0.0  # when the last try to take work found none
+        self.parts_read: dict[str, list[Commit]] = {}  # commit-log parts of an object store
         self.batches: dict[int, MiniBatch] = {}
         self.total = 0
         self.tries: dict[int, int] = {}
@@ -179,7 +183,7 @@ class ShardSupervisor:
         recently = time.monotonic() - self.gave_up_stealing < BALANCE_SECONDS
         if balancer is None or (recently and not last):
             return
-        taken = balancer.steal(chosen(read_commits(self.output)))
+        taken = balancer.steal(chosen(read_commits(self.output, self.parts_read)))
         if not taken:
             self.gave_up_stealing = time.monotonic()
             return
@@ -319,7 +323,7 @@ class ShardSupervisor:
 
     def dispatch(self, slot: Slot) -> None:
         if slot.wants():
-            self.balance(FRESH_SECONDS)  # not what another shard has just taken
+            self.balance(self.fresh)  # not what another shard has just taken
         wanted = min(slot.wants(), len(self.pending))
         if not wanted:
             return

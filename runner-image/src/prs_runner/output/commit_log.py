@@ -107,12 +107,17 @@ class CommitLog:
             self.fds = None
 
 
-def read_commits(output: Storage) -> list[Commit]:
-    """Every commit in the output's logs, but those a merge found torn (`void`)."""
+def read_commits(output: Storage, known: dict[str, list[Commit]] | None = None) -> list[Commit]:
+    """Every commit in the output's logs, but those a merge found torn (`void`). KNOWN, when
+    given, keeps the parts of an object store read before: a part is never written again,
+    so only new ones are read (a local log grows: it is read again)."""
     names = output.list_names(COMMITS_DIR)
     stems = [name[:-4] for name in names if name.endswith(".idx")]
     voided = read_voids(output, [n for n in names if n.startswith(VOID_PREFIX)])
-    commits = [c for stem_commits in read_indexes(output, stems) for c in stem_commits]
+    cache = known if known is not None and output.local is None else {}
+    new = [stem for stem in stems if stem not in cache]
+    cache.update(zip(new, read_indexes(output, new), strict=True))
+    commits = [c for stem in stems for c in cache[stem]]
     return [c for c in commits if (c.life, c.line) not in voided] if voided else commits
 
 
