@@ -100,6 +100,7 @@ bench: bench-runner bench-tabular bench-operator bench-storage
 bench-runner: venv
 	$(PY) benchmarks/dispatch.py
 	$(PY) benchmarks/efficiency.py
+	cd benchmarks && ../$(PY) skew.py
 
 bench-tabular: venv
 	$(PY) benchmarks/tabular_read.py

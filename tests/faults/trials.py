@@ -29,12 +29,12 @@ import yaml
 FAULTS = ("kill-worker", "kill-supervisor", "kill-prs-run", "kill-during-merge", "full-disk",
           "second-run")
 PAD = "x" * 1000  # output lines large enough for the small disk to fill up
-# Files of one size, two per mini-batch: the plan gives mini-batch k to shard k % 2. Shard 0's
+# Files of one size, two per mini-batch: the plan gives the first half to shard 0, and those
 # are the slow ones, so shard 1 takes work from it (steals) while faults strike.
 FILES_SCRIPT = f"""
 import os, time
 def run(mini_batch):
-    time.sleep(0.16 if int(open(mini_batch[0]).read()) // 2 % 2 == 0 else 0.0)
+    time.sleep(0.16 if int(open(mini_batch[0]).read()) < 30 else 0.0)
     return [os.path.basename(p) + " " + open(p).read().strip() + " {PAD}" for p in mini_batch]
 """
 TABLE_SCRIPT = f"""

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from prs_runner.execution.local_run import PLAN_FILE, build_plan
-from prs_runner.planning.plan import plan_to_json
+from prs_runner.planning.plan_store import write_plan as store_plan
 from prs_runner.step.validation import load_step
 from prs_runner.storage.filesystem import Storage
 
@@ -44,7 +44,7 @@ def write_plan(output: Path) -> str:
     user (a pod gets a writable output through fsGroup)."""
     plan = build_plan(load_step(DIGITS / "step.yaml", [], str(output)))
     storage = Storage(str(output))
-    storage.write_atomic(PLAN_FILE, plan_to_json(plan))
+    store_plan(storage.uri_of(PLAN_FILE), plan)
     for path in [output, *output.rglob("*")]:
         os.chown(path, PRS_UID, PRS_UID)
     return storage.join(PLAN_FILE)

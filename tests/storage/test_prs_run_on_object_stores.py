@@ -426,7 +426,7 @@ SKEWED = '''
 import os, time
 def run(mini_batch):
     for path in mini_batch:
-        if int(open(path).read()) % 2 == 0:
+        if int(open(path).read()) < 15:
             time.sleep(0.2)
     return [os.path.basename(p) for p in mini_batch]
 '''
@@ -435,7 +435,7 @@ def run(mini_batch):
 def test_shards_take_work_from_each_other_on_an_object_store(
     s3_server: StorageServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Files of one size, one per mini-batch: the plan gives the even (slow) ones to shard 0;
+    """Files of one size, one per mini-batch: the plan gives the first half (slow) to shard 0;
     shard 1 takes some of them through steal marks in the bucket, and the output is the
     same. One server: what differs between stores is covered above."""
     prefix = f"t-{uuid.uuid4().hex[:8]}"
@@ -455,4 +455,4 @@ def test_shards_take_work_from_each_other_on_an_object_store(
     assert steals
     report = output.read_bytes("_prs/report/processed_mini_batches.csv").decode().splitlines()
     ran_by = {int(row.split(",")[0]): int(row.split(",")[1]) for row in report[1:]}
-    assert any(ran_by[n] == 1 for n in range(0, 30, 2)), ran_by
+    assert any(ran_by[n] == 1 for n in range(15)), ran_by

@@ -26,16 +26,20 @@ PLANNED = {0: 0, 1: 0, 2: 0, 3: 1, 4: 1, 5: 1}
     ([Mark("a", 0, 1, (99,))], {}),
 ])
 def test_owners_after_the_marks(marks: list[Mark], moved: dict[int, int]) -> None:
-    assert owners_after(PLANNED, marks) == moved
+    assert owners_after(PLANNED.get, marks) == moved
+
+
+def planned_ids(shard: int) -> list[int]:
+    return [mb_id for mb_id, owner in PLANNED.items() if owner == shard]
 
 
 def test_owned_by_a_shard_in_id_order() -> None:
     moved = {2: 1, 4: 0, 5: 2}
-    assert owned_by(0, PLANNED, moved) == [0, 1, 4]
-    assert owned_by(1, PLANNED, moved) == [2, 3]
-    assert owned_by(2, PLANNED, moved) == [5]
-    assert owned_by(3, PLANNED, moved) == []
-    assert owned_by(0, PLANNED, {}) == [0, 1, 2]
+    assert owned_by(0, planned_ids(0), moved) == [0, 1, 4]
+    assert owned_by(1, planned_ids(1), moved) == [2, 3]
+    assert owned_by(2, planned_ids(2), moved) == [5]
+    assert owned_by(3, planned_ids(3), moved) == []
+    assert owned_by(0, planned_ids(0), {}) == [0, 1, 2]
 
 
 @pytest.mark.parametrize(("remaining", "keep", "loot"), [

@@ -17,13 +17,17 @@ from prs_runner.planning.plan import (
     Plan,
     TableSlice,
     assign_shards,
+    cut_parts,
     describe_plan,
     describe_slice,
+    header_from_json,
+    header_of,
+    header_to_json,
+    part_from_json,
+    part_to_json,
     plan_files,
-    plan_from_json,
-    plan_to_json,
-    read_plan,
 )
+from prs_runner.planning.plan_store import PlanView, read_header, read_plan, write_plan
 from prs_runner.step.globs import glob_to_regex
 from prs_runner.step.spec import DEFAULTS
 from prs_runner.step.thresholds import Counts, crossed_threshold
@@ -40,7 +44,7 @@ def files(*sizes: int) -> list[FileEntry]:
     ("sizes", "per_batch", "nodes", "expected_items", "expected_shards"),
     [
         ((1, 1, 1, 1, 1), 2, 1, [2, 2, 1], [0, 0, 0]),
-        ((1, 1, 1, 1), 1, 2, [1, 1, 1, 1], [0, 1, 0, 1]),
+        ((1, 1, 1, 1), 1, 2, [1, 1, 1, 1], [0, 0, 1, 1]),  # contiguous ranges
         ((100, 1, 1, 1), 1, 2, [1, 1, 1, 1], [0, 1, 1, 1]),  # balanced by bytes
         ((5,), 10, 3, [1], [0]),
         ((), 3, 2, [], []),
@@ -63,10 +67,9 @@ def test_shards_stay_within_one_mini_batch_of_each_other() -> None:
     assert max(loads) - min(loads) <= 1
 
 
-def test_plan_round_trips_through_json() -> None:
+def test_describe_plan_totals() -> None:
     plan = Plan("s", "sha256:x", "/in", 2, tuple(plan_files(files(3, 4, 5), 2, 2)),
                 {"a": 1}, {"model": "/m"})
-    assert plan_from_json(plan_to_json(plan)) == plan
     assert describe_plan(plan)[0] == "2 mini-batches, 3 items, 12 bytes, 2 shard(s)"
 
 
@@ -194,12 +197,16 @@ def test_progress_line() -> None:
     [
         pytest.param([], 3, [], id="nothing"),
         pytest.param([7, 7, 7], 1, [0, 0, 0], id="one-shard"),
-        pytest.param([1, 1, 1], 3, [0, 1, 2], id="ties-lowest-index"),
-        pytest.param([0, 0, 0, 0], 2, [0, 1, 0, 1], id="empty-batches-by-count"),
-        # after 5, 10, 5 both shards hold 10 bytes; shard 1 has fewer mini-batches
-        pytest.param([5, 10, 5, 1], 2, [0, 1, 0, 1], id="equal-bytes-fewest-batches"),
-        pytest.param([4, 3, 1, 2, 2], 2, [0, 1, 1, 0, 1], id="fewest-bytes"),
+        pytest.param([1, 1, 1], 3, [0, 1, 2], id="one-each"),
+        pytest.param([0, 0, 0, 0], 2, [0, 0, 1, 1], id="empty-batches-by-count"),
+        # a mini-batch opens shard 1 once its middle reaches half of the 21 bytes
+        pytest.param([5, 10, 5, 1], 2, [0, 0, 1, 1], id="by-middles"),
+        pytest.param([4, 3, 1, 2, 2], 2, [0, 0, 1, 1, 1], id="half-the-bytes"),
+        pytest.param([1, 1, 10], 2, [0, 0, 1], id="a-large-last"),
+        pytest.param([100, 1, 1], 3, [0, 1, 2], id="every-shard-gets-one"),
+        pytest.param([1, 1, 1, 100], 3, [0, 0, 1, 2], id="room-for-the-last"),
         pytest.param([1], 4, [0], id="more-shards-than-batches"),
+        pytest.param([1, 2], 4, [0, 1], id="more-shards-than-two"),
     ],
 )
 def test_assign_shards(sizes: list[int], nodes: int, expected: list[int]) -> None:
@@ -222,33 +229,52 @@ def test_for_shard_gives_exactly_that_shards_mini_batches(shard: int, ids: list[
     assert [mb.id for mb in SHARDED.for_shard(shard)] == ids
 
 
-def test_plan_json_is_compact_and_keyed() -> None:
-    plan = Plan("s", "sha256:x", "/in", 2, tuple(plan_files(files(3, 4, 5), 2, 2)),
-                {"a": 1}, {"model": "/m"}, storage_requests=7)
-    assert plan_to_json(plan) == (
-        b'{"version":1,"stepName":"s","fingerprint":"sha256:x","inputUri":"/in",'
-        b'"nodeCount":2,"step":{"a":1},"sideInputs":{"model":"/m"},"storageRequests":7,'
-        b'"miniBatches":[[0,0,7,["f000","f001"]],[1,1,5,["f002"]]]}'
-    )
-    assert plan_from_json(plan_to_json(plan)) == plan
+CONTIGUOUS = Plan("s", "sha256:x", "/in", 3,
+                  (batch(0, 0, 5), batch(1, 0, 6), batch(2, 1), batch(3, 1), batch(4, 1)),
+                  {"a": 1}, {"model": "/m"}, storage_requests=7)
 
 
-def test_a_plan_written_before_request_counts_reads_as_zero() -> None:
-    document = (b'{"version":1,"stepName":"s","fingerprint":"f","inputUri":"/in","nodeCount":1,'
-                b'"step":{},"sideInputs":{},"miniBatches":[]}')
-    assert plan_from_json(document).storage_requests == 0
+def test_a_plan_is_stored_as_a_compact_header_and_parts(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("prs_runner.planning.plan.PART_MINI_BATCHES", 2)
+    parts = cut_parts(CONTIGUOUS)
+    assert [[mb.id for mb in part] for part in parts] == [[0, 1], [2, 3], [4]]
+    header = header_of(CONTIGUOUS, parts)
+    assert header_to_json(header) == (
+        b'{"version":2,"stepName":"s","fingerprint":"sha256:x","inputUri":"/in",'
+        b'"nodeCount":3,"step":{"a":1},"sideInputs":{"model":"/m"},"storageRequests":7,'
+        b'"miniBatches":5,"items":5,"bytes":14,"shardStarts":[0,2,5],"partStarts":[0,2,4]}')
+    assert header_from_json(header_to_json(header)) == header
+    assert part_to_json(parts[2]) == b'{"miniBatches":[[4,1,1,["f4"]]]}'
+    assert part_from_json(part_to_json(parts[1])) == list(parts[1])
+
+
+def test_a_part_never_spans_two_shards() -> None:
+    assert [[mb.id for mb in part] for part in cut_parts(CONTIGUOUS)] == [[0, 1], [2, 3, 4]]
+
+
+@pytest.mark.parametrize(("mb_id", "shard", "part"), [
+    (0, 0, 0), (1, 0, 0), (2, 1, 2), (3, 1, 2), (4, 1, 4),
+])
+def test_the_header_finds_shards_and_parts(mb_id: int, shard: int, part: int) -> None:
+    header = header_of(CONTIGUOUS, [CONTIGUOUS.mini_batches[:2], CONTIGUOUS.mini_batches[2:4],
+                                    CONTIGUOUS.mini_batches[4:]])
+    assert header.shard_of(mb_id) == shard
+    assert header.part_of(mb_id) == part
+    assert list(header.shard_ids(0)) == [0, 1]
+    assert list(header.shard_ids(1)) == [2, 3, 4]
+    assert list(header.shard_ids(2)) == []  # none: it starts at the end
 
 
 @pytest.mark.parametrize(
     ("document", "message"),
     [
-        (b'{"version":2,"stepName":"s"}', "plan version 2 is not 1"),
-        (b'{"stepName":"s"}', "plan version None is not 1"),
+        (b'{"version":1,"stepName":"s"}', "plan version 1 is not 2"),
+        (b'{"stepName":"s"}', "plan version None is not 2"),
     ],
 )
 def test_a_plan_of_another_version_is_refused(document: bytes, message: str) -> None:
     with pytest.raises(ValueError, match=f"^{message}$"):
-        plan_from_json(document)
+        header_from_json(document)
 
 
 def test_describe_plan() -> None:
@@ -291,9 +317,24 @@ def test_describe_slice(table: TableSlice | None, text: str) -> None:
     assert describe_slice(table) == text
 
 
-def test_read_plan_reads_plan_json_from_the_output(tmp_path: Path) -> None:
-    plan = Plan("s", "sha256:x", str(tmp_path), 1, (batch(0, 0),), {"a": 1})
-    (tmp_path / "_prs").mkdir()
-    (tmp_path / "_prs" / "plan.json").write_bytes(plan_to_json(plan))
-    assert read_plan(f"{tmp_path}/_prs/plan.json") == plan
-    assert read_plan(f"file://{tmp_path}/_prs/plan.json") == plan
+def test_a_stored_plan_reads_back_whole_or_by_part(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("prs_runner.planning.plan.PART_MINI_BATCHES", 2)
+    monkeypatch.setattr("prs_runner.planning.plan_store.PARTS_HELD", 1)
+    uri = f"{tmp_path}/_prs/plan.json"
+    header = write_plan(uri, CONTIGUOUS)
+    assert sorted(p.name for p in (tmp_path / "_prs/plan").iterdir()) == [
+        "00000000.json", "00000002.json", "00000004.json"]
+    assert read_plan(uri) == CONTIGUOUS
+    assert read_plan(f"file://{uri}") == CONTIGUOUS
+    assert read_header(uri) == header
+    view = PlanView(uri)
+    assert view[3] == CONTIGUOUS.mini_batches[3]
+    assert view[2] == CONTIGUOUS.mini_batches[2]
+    assert view.parts_read == 1  # one part held both
+    assert view[0].id == 0 and view[3].id == 3
+    assert view.parts_read == 3  # one part held at a time
+    assert view.get(5) is None and view.get(-1) is None
+    with pytest.raises(KeyError):
+        view[5]

@@ -12,7 +12,8 @@ from typing import Any
 
 from prs_runner.execution.local_run import build_plan, prepare_output
 from prs_runner.output.merge import JOB_RESULT, REPORT_DIR
-from prs_runner.planning.plan import Plan, read_plan
+from prs_runner.planning.plan import Plan
+from prs_runner.planning.plan_store import read_header
 from prs_runner.step.spec import SpecError
 from prs_runner.step.validation import step_from_document
 from prs_runner.storage.code_archive import unpack_code_root
@@ -51,7 +52,7 @@ def plan_failure(error: SpecError) -> dict[str, Any]:
 
 def reuse_in_pod(plan_uri: str, source_uri: str, source_step: str) -> dict[str, Any]:
     """Copy an earlier step's output file and report into this step's output."""
-    plan = read_plan(plan_uri)  # the plan Job left it in this step's output already
+    plan = read_header(plan_uri)  # the plan Job left it in this step's output already
     source, target = Storage(source_uri), Storage(plan.step["output"]["uri"])
     earlier = json.loads(source.read_bytes(JOB_RESULT))
     if earlier.get("fingerprint") != plan.fingerprint or earlier.get("status") != "Succeeded":

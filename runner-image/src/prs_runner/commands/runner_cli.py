@@ -23,7 +23,7 @@ from prs_runner.commands.termination_message import fit
 from prs_runner.execution.processes import exit_now, kill_group, runner_gc
 from prs_runner.execution.shard import EXIT_FATAL, ShardSupervisor, emit
 from prs_runner.execution.worker import read_spec
-from prs_runner.planning.plan import read_plan
+from prs_runner.planning.plan_store import PlanView, read_plan
 from prs_runner.step.spec import SpecError
 
 # Only what a shard needs is imported up front: a shard's start-up delays its workers'.
@@ -37,8 +37,8 @@ if TYPE_CHECKING:
 def run_shard(args: argparse.Namespace) -> int:
     # --await-plan: `prs run` starts shards while it still cuts the input; the resolved spec
     # is already in step.json next to where the plan will appear.
-    plan = None if args.await_plan else read_plan(args.plan)
-    spec = read_spec(args.plan) if plan is None else plan.step
+    plan = None if args.await_plan else PlanView(args.plan)
+    spec = read_spec(args.plan) if plan is None else plan.header.step
     code_root = unpack_code_root(args.code_root or spec["code"].get("sourceDirectory") or "")
     supervisor = ShardSupervisor(spec, args.plan, args.index, code_root, plan)
     poster = progress_poster(os.environ)

@@ -16,7 +16,8 @@ from prs_runner.output.commit_index import chosen
 from prs_runner.output.commit_log import read_commits
 from prs_runner.output.merge import JOB_RESULT, merge_results, read_shard_outcomes
 from prs_runner.planning.fingerprint import compute_fingerprint
-from prs_runner.planning.plan import MiniBatch, Plan, plan_files, plan_from_json, plan_to_json
+from prs_runner.planning.plan import MiniBatch, Plan, plan_files
+from prs_runner.planning.plan_store import read_header, write_plan
 from prs_runner.planning.tabular_formats import guess_format
 from prs_runner.step.spec import SpecError, Step
 from prs_runner.step.validation import check_overlaps
@@ -25,6 +26,7 @@ from prs_runner.storage.filesystem import FileEntry, ListingError, Storage, requ
 from prs_runner.storage.output_lock import CLAIMS, LOCK_FILE, output_lock
 
 PLAN_FILE = "_prs/plan.json"
+PLAN_PARTS = "_prs/plan"  # its parts (planning.plan_store)
 STEP_FILE = f"_prs/{STEP_FILE_NAME}"
 
 
@@ -158,7 +160,7 @@ def earlier_result(output: Storage) -> dict[str, Any] | None:
 
 def earlier_fingerprint(output: Storage) -> str | None:
     try:
-        return plan_from_json(output.read_bytes(PLAN_FILE)).fingerprint
+        return read_header(output.uri_of(PLAN_FILE)).fingerprint
     except (FileNotFoundError, ValueError, KeyError):
         return None
 
@@ -201,7 +203,7 @@ def clear_for_run(output: Storage, spec: dict[str, Any], fingerprint: str, fresh
     rerun = earlier is not None and earlier.get("status") == "Succeeded" and not spec["allowReuse"]
     if fresh or rerun or earlier_fingerprint(output) != fingerprint:
         start_over(output, spec)
-    for stale in ("_prs/shards", JOB_RESULT, PLAN_FILE, STEP_FILE):
+    for stale in ("_prs/shards", JOB_RESULT, PLAN_FILE, PLAN_PARTS, STEP_FILE):
         output.delete(stale)
 
 
@@ -212,7 +214,7 @@ def prepare_output(plan: Plan, output: Storage, fresh: bool = False) -> dict[str
     if earlier is not None:
         return earlier
     clear_for_run(output, plan.step, plan.fingerprint, fresh)
-    output.write_atomic(PLAN_FILE, plan_to_json(plan))
+    write_plan(output.uri_of(PLAN_FILE), plan)
     return None
 
 
@@ -237,7 +239,7 @@ def run_locked(step: Step, survey: Survey, output: Storage, fresh: bool, started
     runner.start_all()
     try:
         plan = cut_plan(step, survey)
-        output.write_atomic(PLAN_FILE, plan_to_json(plan))
+        write_plan(output.uri_of(PLAN_FILE), plan)
     except BaseException:
         runner.stop_all()
         raise

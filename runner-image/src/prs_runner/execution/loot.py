@@ -17,7 +17,7 @@ shard reads the marks again before it takes or gives up work.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 LEAST = 2  # fewer left than this beyond what its workers hold: not worth a mark
@@ -31,20 +31,22 @@ class Mark:
     ids: tuple[int, ...]
 
 
-def owners_after(planned: Mapping[int, int], marks: Iterable[Mark]) -> dict[int, int]:
+def owners_after(planned: Callable[[int], int | None],
+                 marks: Iterable[Mark]) -> dict[int, int]:
     """The mini-batches whose owner the MARKS changed, and their owner now; PLANNED gives
-    every mini-batch's shard in the plan."""
+    a mini-batch's shard in the plan (None: the plan has no such mini-batch)."""
     moved: dict[int, int] = {}
     for mark in sorted(marks, key=lambda m: m.name):
         for mb_id in mark.ids:
-            if moved.get(mb_id, planned.get(mb_id)) == mark.victim:
+            if moved.get(mb_id, planned(mb_id)) == mark.victim:
                 moved[mb_id] = mark.thief
     return moved
 
 
-def owned_by(shard: int, planned: Mapping[int, int], moved: Mapping[int, int]) -> list[int]:
-    """SHARD's mini-batches, in id order."""
-    own = {mb_id for mb_id, owner in planned.items() if owner == shard and mb_id not in moved}
+def owned_by(shard: int, planned_ids: Iterable[int], moved: Mapping[int, int]) -> list[int]:
+    """SHARD's mini-batches, in id order: those the plan gave it (PLANNED_IDS) that no mark
+    moved, and those marks moved to it."""
+    own = {mb_id for mb_id in planned_ids if mb_id not in moved}
     own.update(mb_id for mb_id, owner in moved.items() if owner == shard)
     return sorted(own)
 

@@ -32,7 +32,8 @@ from prs_runner.output.commit_index import Commit, chosen
 from prs_runner.output.commit_log import CommitLog, life_name, read_commits, read_life
 from prs_runner.output.results import FAILED as FAILED_STATUS
 from prs_runner.output.results import SUCCEEDED, ErrorInfo, ResultHeader
-from prs_runner.planning.plan import MiniBatch, Plan, read_plan
+from prs_runner.planning.plan import MiniBatch
+from prs_runner.planning.plan_store import PlanView
 from prs_runner.step.spec import progress_timeout
 from prs_runner.step.thresholds import Counts, crossed_threshold
 from prs_runner.step.uris import parse_uri
@@ -74,17 +75,16 @@ class ShardSupervisor:
     starts the workers (imports, init()) and waits for the plan to appear at plan_uri."""
 
     def __init__(self, spec: dict[str, Any], plan_uri: str, index: int, code_root: str,
-                 plan: Plan | None = None) -> None:
+                 plan: PlanView | None = None) -> None:
         self.spec, self.plan_uri, self.index, self.code_root = spec, plan_uri, index, code_root
         self.output = Storage(self.spec["output"]["uri"])
-        self.plan: Plan | None = None
+        self.plan: PlanView | None = None
         self.balancer: Balancer | None = None  # with more than one shard
         # How old the steal marks may be when work is sent: a listing is cheap on a local
         # folder, a billed request on an object store.
         self.fresh = FRESH_SECONDS if self.output.local is not None else BALANCE_SECONDS
         self.gave_up_stealing = 0.0  # when the last try to take work found none
         self.parts_read: dict[str, list[Commit]] = {}  # commit-log parts of an object store
-        self.batches: dict[int, MiniBatch] = {}
         self.total = 0
         self.tries: dict[int, int] = {}
         self.counts = Counts()
@@ -107,17 +107,16 @@ class ShardSupervisor:
         if plan is not None:
             self.adopt(plan)
 
-    def adopt(self, plan: Plan) -> None:
-        self.plan, self.total = plan, len(plan.mini_batches)
-        # Every mini-batch: this shard may take some of another's (steals).
-        self.batches = {mb.id: mb for mb in plan.mini_batches}
-        if plan.node_count > 1:
-            self.balancer = Balancer(self.output, {mb.id: mb.shard for mb in plan.mini_batches},
-                                     self.index, len(self.slots) * SHALLOWEST)
+    def adopt(self, plan: PlanView) -> None:
+        self.plan, self.total = plan, plan.header.mini_batch_count
+        if plan.header.node_count > 1:
+            self.balancer = Balancer(self.output, plan.header, self.index,
+                                     len(self.slots) * SHALLOWEST)
 
     def owned(self) -> list[int]:
+        assert self.plan is not None
         if self.balancer is None:
-            return sorted(self.batches)
+            return list(self.plan.header.shard_ids(self.index))
         self.balancer.refresh()
         return self.balancer.owned()
 
@@ -164,7 +163,7 @@ class ShardSupervisor:
     def await_plan(self) -> None:
         while not self.stop_reason and not self.init_failed_everywhere():
             try:
-                self.adopt(read_plan(self.plan_uri))
+                self.adopt(PlanView(self.plan_uri))
                 return
             except FileNotFoundError:
                 self.poll(PLAN_POLL_SECONDS)
@@ -410,13 +409,17 @@ class ShardSupervisor:
 
     def remember_error(self, error: dict[str, Any], mb_id: int | None) -> None:
         if self.first_error is None:
-            items = self.batches[mb_id].items if mb_id is not None else ()
+            items = self.mini_batch(mb_id).items if mb_id is not None else ()
             self.first_error = ErrorInfo(
                 error["type"], error["message"], error.get("traceback", ""), mb_id, items[:5]
             )
 
     def items(self, mb_id: int) -> int:
-        return self.batches[mb_id].item_count
+        return self.mini_batch(mb_id).item_count
+
+    def mini_batch(self, mb_id: int) -> MiniBatch:
+        assert self.plan is not None
+        return self.plan[mb_id]
 
     def check_thresholds(self) -> None:
         why = crossed_threshold(self.counts, self.spec, self.total)

@@ -14,6 +14,7 @@ import time
 from collections.abc import Mapping
 
 from prs_runner.execution.loot import Mark, owned_by, owners_after, pick_loot
+from prs_runner.planning.plan import PlanHeader
 from prs_runner.storage.filesystem import Storage
 
 STEALS_DIR = "_prs/steals"
@@ -22,11 +23,10 @@ FRESH_SECONDS = 0.05  # marks older than this are read again before work is sent
 
 
 class Balancer:
-    def __init__(self, output: Storage, planned: Mapping[int, int], shard: int,
-                 held: int) -> None:
+    def __init__(self, output: Storage, plan: PlanHeader, shard: int, held: int) -> None:
         """HELD: how many mini-batches a shard's workers hold at most while they run
         slow ones (those a thief leaves to their owner)."""
-        self.output, self.planned, self.shard, self.held = output, planned, shard, held
+        self.output, self.plan, self.shard, self.held = output, plan, shard, held
         self.marks: dict[str, Mark] = {}
         self.moved: dict[int, int] = {}
         self.read_at = 0.0
@@ -48,16 +48,20 @@ class Balancer:
     def due(self, every: float = BALANCE_SECONDS) -> bool:
         return time.monotonic() - self.read_at >= every
 
+    def planned(self, mb_id: int) -> int | None:
+        return self.plan.shard_of(mb_id) if 0 <= mb_id < self.plan.mini_batch_count else None
+
     def owned(self) -> list[int]:
-        return owned_by(self.shard, self.planned, self.moved)
+        return owned_by(self.shard, self.plan.shard_ids(self.shard), self.moved)
 
     def steal(self, committed: Mapping[int, object]) -> list[int]:
         """Take part of the shard with the most left (none committed); the ids taken."""
         self.refresh()
         remaining: dict[int, list[int]] = {}
-        for mb_id, planned in self.planned.items():
-            if mb_id not in committed:
-                remaining.setdefault(self.moved.get(mb_id, planned), []).append(mb_id)
+        for planned in range(self.plan.node_count):
+            for mb_id in self.plan.shard_ids(planned):
+                if mb_id not in committed:
+                    remaining.setdefault(self.moved.get(mb_id, planned), []).append(mb_id)
         victim, ids = pick_loot(remaining, self.shard, self.held)
         if not ids:
             return []

@@ -31,7 +31,8 @@ from prs_runner.execution.processes import python_gc
 from prs_runner.output.commit_log import CommitLog, life_name
 from prs_runner.output.results import SUCCEEDED, ResultHeader
 from prs_runner.output.row_encoding import count_returned, encode_result
-from prs_runner.planning.plan import MiniBatch, read_plan
+from prs_runner.planning.plan import MiniBatch
+from prs_runner.planning.plan_store import PlanView, read_header
 from prs_runner.step.uris import parse_uri
 from prs_runner.storage.download_cache import DownloadCache
 from prs_runner.storage.filesystem import Storage, local_root, requests_made
@@ -77,7 +78,7 @@ def read_spec(plan_uri: str) -> dict[str, Any]:
         spec: dict[str, Any] = json.loads(storage.read_bytes(STEP_FILE_NAME))
         return spec
     except FileNotFoundError:
-        return read_plan(plan_uri).step
+        return read_header(plan_uri).step
 
 
 class Worker:
@@ -85,7 +86,7 @@ class Worker:
         self.plan_uri = plan_uri
         self.spec = read_spec(plan_uri)
         self.shard, self.process, self.code_root = shard, process, code_root
-        self.batches: dict[int, MiniBatch] = {}
+        self.batches: PlanView | None = None  # read on the first mini-batch
         self.input_root = ""
         self.output = Storage(self.spec["output"]["uri"])
         # The supervisor names the life, to read what it committed should it die.
@@ -116,17 +117,17 @@ class Worker:
 
     def load_plan(self) -> None:
         """On the first mini-batch: the supervisor sends work only once the plan exists."""
-        plan = read_plan(self.plan_uri)
-        # Every mini-batch, not only the shard's own: it may take some from another shard.
-        self.batches = {mb.id: mb for mb in plan.mini_batches}
-        self.input_root = local_root(plan.input_uri) or plan.input_uri
+        # Read by part as needed: the shard's own, and what it takes from another shard.
+        self.batches = batches = PlanView(self.plan_uri)
+        input_uri = batches.header.input_uri
+        self.input_root = local_root(input_uri) or input_uri
         if self.remote_files:
-            self.downloads = DownloadCache(Storage(plan.input_uri),
+            self.downloads = DownloadCache(Storage(input_uri),
                                            f"{self.shard}-{self.process}")
         if self.spec["input"]["type"] == "tabular":
             from prs_runner.planning.tabular_reading import TableReader
 
-            self.table_reader = TableReader(Storage(plan.input_uri), self.spec["input"]["format"],
+            self.table_reader = TableReader(Storage(input_uri), self.spec["input"]["format"],
                                             ahead=self.remote_input)
 
     def context(self, mb: MiniBatch) -> RunContext:
@@ -164,15 +165,16 @@ class Worker:
 
     def prefetch(self, mini_batch_id: int) -> None:
         """Start fetching a mini-batch the supervisor has queued for this worker."""
-        mb = self.batches.get(mini_batch_id)
+        mb = self.batches.get(mini_batch_id) if self.batches is not None else None
         if mb is not None and self.downloads is not None:
             self.downloads.start(mini_batch_id, mb.items)
         elif mb is not None and self.table_reader is not None:
             self.table_reader.prefetch(mb)
 
     def run_one(self, mini_batch_id: int, attempt: int) -> Ran:
-        if not self.batches:
+        if self.batches is None:
             self.load_plan()
+        assert self.batches is not None
         try:
             return self.run_loaded(self.batches[mini_batch_id], attempt)
         finally:

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import heapq
+import bisect
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from prs_runner.storage.filesystem import FileEntry, Storage
+from prs_runner.storage.filesystem import FileEntry
 
-PLAN_VERSION = 1
+PLAN_VERSION = 2  # 2: a header and parts (1: one document)
 
 
 @dataclass(frozen=True)
@@ -86,16 +86,29 @@ def chunk_files(listing: Sequence[FileEntry], files_per_batch: int) -> list[list
 
 
 def assign_shards(batch_bytes: Sequence[int], node_count: int) -> list[int]:
-    """Each mini-batch, in id order, goes to the shard with the fewest bytes so far
-    (then the fewest mini-batches, then the lowest index), which keeps shards within
-    one mini-batch of each other and is deterministic."""
-    heap = [(0, 0, shard) for shard in range(node_count)]
-    shards = []
-    for size in batch_bytes:
-        load, count, shard = heapq.heappop(heap)
-        shards.append(shard)
-        heapq.heappush(heap, (load + size, count + 1, shard))
-    return shards
+    """Each shard gets one contiguous range of mini-batches, of about equal bytes (by count
+    when every mini-batch is empty), and at least one while there are enough: a shard's part
+    of the plan is then one range of ids, and a shard that runs out of work takes more from
+    another at run time (execution.loot), so the cut need not be perfect."""
+    count = len(batch_bytes)
+    shards = min(node_count, count)
+    weights = list(batch_bytes) if sum(batch_bytes) else [1] * count
+    total = sum(weights)
+    starts, before = [0], 0
+    for index, weight in enumerate(weights):
+        # A mini-batch opens the next shard once its middle reaches that shard's share.
+        while len(starts) < shards and (2 * before + weight) * shards >= 2 * len(starts) * total:
+            starts.append(index)
+        before += weight
+    starts += [count] * (shards - len(starts))  # shares a last large mini-batch outweighed
+    for shard in range(1, shards):  # non-empty, and room left for those after
+        starts[shard] = min(max(starts[shard], starts[shard - 1] + 1), count - (shards - shard))
+    assigned, shard = [], 0
+    for index in range(count):
+        while shard + 1 < shards and index >= starts[shard + 1]:
+            shard += 1
+        assigned.append(shard)
+    return assigned
 
 
 def plan_files(
@@ -110,35 +123,111 @@ def plan_files(
     ]
 
 
-def plan_to_json(plan: Plan) -> bytes:
+@dataclass(frozen=True)
+class PlanHeader:
+    """What every process of a run reads of the plan: all but the mini-batches, which are
+    stored in parts (`part_starts`: each part's first id) and read by id when needed."""
+
+    step_name: str
+    fingerprint: str
+    input_uri: str
+    node_count: int
+    step: dict[str, Any]
+    side_inputs: dict[str, str]
+    storage_requests: int
+    mini_batch_count: int
+    total_items: int
+    total_bytes: int
+    shard_starts: tuple[int, ...]  # each shard's first id (a shard with none: the next's)
+    part_starts: tuple[int, ...]
+
+    def shard_of(self, mb_id: int) -> int:
+        return bisect.bisect_right(self.shard_starts, mb_id) - 1
+
+    def shard_ids(self, shard: int) -> range:
+        end = (self.shard_starts[shard + 1] if shard + 1 < len(self.shard_starts)
+               else self.mini_batch_count)
+        return range(self.shard_starts[shard], end)
+
+    def part_of(self, mb_id: int) -> int:
+        """The first id of the part that holds MB_ID."""
+        return self.part_starts[bisect.bisect_right(self.part_starts, mb_id) - 1]
+
+
+PART_MINI_BATCHES = 2048  # per stored part of a plan, at most (a part holds one shard's)
+
+
+def cut_parts(plan: Plan) -> list[tuple[MiniBatch, ...]]:
+    """The plan's mini-batches in parts of at most PART_MINI_BATCHES, none across shards."""
+    parts: list[list[MiniBatch]] = []
+    for mb in plan.mini_batches:
+        if not parts or len(parts[-1]) >= PART_MINI_BATCHES or parts[-1][-1].shard != mb.shard:
+            parts.append([])
+        parts[-1].append(mb)
+    return [tuple(part) for part in parts]
+
+
+def header_of(plan: Plan, parts: Sequence[Sequence[MiniBatch]]) -> PlanHeader:
+    starts = [0] * plan.node_count
+    shard = -1
+    for mb in plan.mini_batches:
+        while shard < mb.shard:
+            shard += 1
+            starts[shard] = mb.id
+    for later in range(shard + 1, plan.node_count):  # shards with none start at the end
+        starts[later] = len(plan.mini_batches)
+    return PlanHeader(
+        plan.step_name, plan.fingerprint, plan.input_uri, plan.node_count, plan.step,
+        plan.side_inputs, plan.storage_requests, len(plan.mini_batches), plan.total_items,
+        plan.total_bytes, tuple(starts), tuple(part[0].id for part in parts))
+
+
+def header_to_json(header: PlanHeader) -> bytes:
     document = {
         "version": PLAN_VERSION,
-        "stepName": plan.step_name,
-        "fingerprint": plan.fingerprint,
-        "inputUri": plan.input_uri,
-        "nodeCount": plan.node_count,
-        "step": plan.step,
-        "sideInputs": plan.side_inputs,
-        "storageRequests": plan.storage_requests,
-        "miniBatches": [mini_batch_to_json(mb) for mb in plan.mini_batches],
+        "stepName": header.step_name,
+        "fingerprint": header.fingerprint,
+        "inputUri": header.input_uri,
+        "nodeCount": header.node_count,
+        "step": header.step,
+        "sideInputs": header.side_inputs,
+        "storageRequests": header.storage_requests,
+        "miniBatches": header.mini_batch_count,
+        "items": header.total_items,
+        "bytes": header.total_bytes,
+        "shardStarts": list(header.shard_starts),
+        "partStarts": list(header.part_starts),
     }
     return json.dumps(document, separators=(",", ":")).encode()
 
 
-def plan_from_json(data: bytes) -> Plan:
+def header_from_json(data: bytes) -> PlanHeader:
     document = json.loads(data)
     if document.get("version") != PLAN_VERSION:
         raise ValueError(f"plan version {document.get('version')} is not {PLAN_VERSION}")
-    return Plan(
-        step_name=document["stepName"],
-        fingerprint=document["fingerprint"],
-        input_uri=document["inputUri"],
-        node_count=document["nodeCount"],
-        step=document["step"],
-        side_inputs=document["sideInputs"],
+    return PlanHeader(
+        step_name=document["stepName"], fingerprint=document["fingerprint"],
+        input_uri=document["inputUri"], node_count=document["nodeCount"],
+        step=document["step"], side_inputs=document["sideInputs"],
         storage_requests=int(document.get("storageRequests", 0)),
-        mini_batches=tuple(mini_batch_from_json(row) for row in document["miniBatches"]),
+        mini_batch_count=document["miniBatches"], total_items=document["items"],
+        total_bytes=document["bytes"], shard_starts=tuple(document["shardStarts"]),
+        part_starts=tuple(document["partStarts"]),
     )
+
+
+def part_to_json(part: Sequence[MiniBatch]) -> bytes:
+    rows = [mini_batch_to_json(mb) for mb in part]
+    return json.dumps({"miniBatches": rows}, separators=(",", ":")).encode()
+
+
+def part_from_json(data: bytes) -> list[MiniBatch]:
+    return [mini_batch_from_json(row) for row in json.loads(data)["miniBatches"]]
+
+
+def plan_of(header: PlanHeader, mini_batches: tuple[MiniBatch, ...]) -> Plan:
+    return Plan(header.step_name, header.fingerprint, header.input_uri, header.node_count,
+                mini_batches, header.step, header.side_inputs, header.storage_requests)
 
 
 def mini_batch_to_json(mb: MiniBatch) -> list[Any]:
@@ -157,8 +246,10 @@ def describe_plan(plan: Plan) -> list[str]:
         f"{len(plan.mini_batches)} mini-batches, {plan.total_items} items, "
         f"{plan.total_bytes} bytes, {plan.node_count} shard(s)"
     ]
-    for shard in range(plan.node_count):
-        batches = plan.for_shard(shard)
+    by_shard: list[list[MiniBatch]] = [[] for _ in range(plan.node_count)]
+    for mb in plan.mini_batches:
+        by_shard[mb.shard].append(mb)
+    for shard, batches in enumerate(by_shard):
         lines.append(
             f"shard {shard}: {len(batches)} mini-batches, "
             f"{sum(b.item_count for b in batches)} items, {sum(b.bytes for b in batches)} bytes"
@@ -182,9 +273,3 @@ def describe_slice(table: TableSlice | None) -> str:
     if table.partition is not None:
         where = " " + ", ".join(f"{k}={v}" for k, v in table.partition.items())
     return f"{where}  {table.rows} rows"
-
-
-def read_plan(plan_uri: str) -> Plan:
-    """The plan stored at PLAN_URI (`<output>/_prs/plan.json`)."""
-    folder, name = plan_uri.rsplit("/", 1)
-    return plan_from_json(Storage(folder).read_bytes(name))

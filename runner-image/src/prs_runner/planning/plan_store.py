@@ -1,0 +1,97 @@
+"""Where a plan is stored, and how a shard or a worker reads only what it needs.
+
+`_prs/plan.json` is the header: the step, the fingerprint, the totals, where each shard's
+range of mini-batch ids starts and where each part starts. The mini-batches are in parts,
+`_prs/plan/<first id>.json`, of at most PART_MINI_BATCHES each and never across shards. The
+parts are written first and the header last, so whoever finds the header finds every part.
+A shard supervisor and its workers read the header, then the parts of the mini-batches they
+run, when they first need them: their own range, and of another shard's only what they
+take from it. The merge and `prs plan` read them all.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+from prs_runner.planning.plan import (
+    MiniBatch,
+    Plan,
+    PlanHeader,
+    cut_parts,
+    header_from_json,
+    header_of,
+    header_to_json,
+    part_from_json,
+    part_to_json,
+    plan_of,
+)
+from prs_runner.storage.filesystem import Storage
+
+PARTS_FOLDER = "plan"  # beside plan.json
+PARTS_HELD = 8  # parts a PlanView keeps in memory
+
+
+def split_uri(plan_uri: str) -> tuple[Storage, str]:
+    folder, name = plan_uri.rsplit("/", 1)
+    return Storage(folder), name
+
+
+def part_name(first: int) -> str:
+    return f"{PARTS_FOLDER}/{first:08d}.json"
+
+
+def write_plan(plan_uri: str, plan: Plan) -> PlanHeader:
+    """Store PLAN at PLAN_URI (`<output>/_prs/plan.json`): its parts, then its header."""
+    folder, name = split_uri(plan_uri)
+    parts = cut_parts(plan)
+    for part in parts:
+        folder.write_atomic(part_name(part[0].id), part_to_json(part))
+    header = header_of(plan, parts)
+    folder.write_atomic(name, header_to_json(header))
+    return header
+
+
+def read_header(plan_uri: str) -> PlanHeader:
+    folder, name = split_uri(plan_uri)
+    return header_from_json(folder.read_bytes(name))
+
+
+def read_plan(plan_uri: str) -> Plan:
+    """The whole plan: the header and every part."""
+    header = read_header(plan_uri)
+    folder, _ = split_uri(plan_uri)
+    batches = [mb for first in header.part_starts
+               for mb in part_from_json(folder.read_bytes(part_name(first)))]
+    return plan_of(header, tuple(batches))
+
+
+class PlanView:
+    """The plan as a shard or a worker sees it: the header, and mini-batches by id, read a
+    part at a time when first asked for and kept for the PARTS_HELD parts used last."""
+
+    def __init__(self, plan_uri: str, header: PlanHeader | None = None) -> None:
+        self.folder, _ = split_uri(plan_uri)
+        self.header = header or read_header(plan_uri)
+        self.parts: OrderedDict[int, dict[int, MiniBatch]] = OrderedDict()
+        self.parts_read = 0
+
+    def __getitem__(self, mb_id: int) -> MiniBatch:
+        if not 0 <= mb_id < self.header.mini_batch_count:
+            raise KeyError(mb_id)
+        first = self.header.part_of(mb_id)
+        part = self.parts.get(first)
+        if part is None:
+            part = {mb.id: mb for mb in part_from_json(self.folder.read_bytes(part_name(first)))}
+            self.parts_read += 1
+            self.parts[first] = part
+            if len(self.parts) > PARTS_HELD:
+                self.parts.popitem(last=False)
+        else:
+            self.parts.move_to_end(first)
+        return part[mb_id]
+
+    def get(self, mb_id: int) -> MiniBatch | None:
+        try:
+            return self[mb_id]
+        except KeyError:
+            return None
