@@ -438,14 +438,13 @@ disabled_plugins = ["io.containerd.nri.v1.nri"]
 """
         conf = node.root / "containerd.toml"
         conf.write_text(config)
-        binds = " && ".join(
-            f"mount --bind {source} {target}"
-            for source, target in (
-                (dirs["run"], "/run/containerd"),
-                (dirs["var-lib-kubelet"], "/var/lib/kubelet"),
-                (dirs["pod-logs"], "/var/log/pods"),
-            )
-        )
+        places = ((dirs["run"], "/run/containerd"), (dirs["var-lib-kubelet"], "/var/lib/kubelet"),
+                  (dirs["pod-logs"], "/var/log/pods"))
+        for _, target in places:
+            # A bind needs its mount point: a machine without containerd or a kubelet of its
+            # own has none of these folders (they stay empty here, the binds are private).
+            Path(target).mkdir(parents=True, exist_ok=True)
+        binds = " && ".join(f"mount --bind {source} {target}" for source, target in places)
         pid = self.processes.launch(f"containerd-{node.name}", [
             "nsenter", f"--net=/run/netns/{node.netns}", "--",
             "unshare", "--mount", "--propagation", "private", "--",
