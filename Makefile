@@ -6,7 +6,7 @@ PYTEST := $(PY) -m pytest
 
 .PHONY: demo test test-unit test-runner test-chart test-cluster test-images test-fast lint bench \
 	test-mutation test-faults test-storage \
-	bench-runner bench-tabular bench-operator bench-storage test-kind kind-e2e venv images locks clean
+	bench-runner bench-tabular bench-scale bench-operator bench-storage test-kind kind-e2e venv images locks clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -104,6 +104,11 @@ bench-runner: venv
 
 bench-tabular: venv
 	$(PY) benchmarks/tabular_read.py
+
+## bench-scale: 10,000 and 100,000 files (SCALE_ARGS=--million adds 1,000,000): plan, run,
+## merge and rerun times, peak memory per process kind, exponents between sizes
+bench-scale: venv
+	cd benchmarks && ../$(PY) scale.py $(SCALE_ARGS)
 
 ## bench-storage: prs run on a real S3 server (tabular 500 MB, 10,000 small files) beside
 ## plain pyarrow and a plain download loop in the same run, and the requests each made

@@ -16,6 +16,7 @@ from pathlib import Path
 from bench_steps import data_paths, time_prs_run, write_step
 
 NOOP = "def run(mini_batch):\n    return mini_batch\n"
+GOAL = 0.5  # of the raw pool's rate, every mini-batch still committed before it counts
 
 
 def noop(path: str) -> str:
@@ -50,8 +51,9 @@ def main() -> None:
           f"({statistics.median(prs):.2f} s)")
     print(f"  multiprocessing.Pool(2).imap(chunksize=1):   {pool_rate:9,.0f} mini-batches/s "
           f"({statistics.median(pool):.2f} s)")
-    print(f"  ratio prs/pool: {prs_rate / pool_rate:.2f}   goal: prs >= 5,000/s -> "
-          f"{'met' if prs_rate >= 5000 else 'NOT met'}")
+    ratio = prs_rate / pool_rate
+    print(f"  ratio prs/pool: {ratio:.2f}   goal: >= {GOAL:.2f} of the pool's rate -> "
+          f"{'met' if ratio >= GOAL else 'NOT met'}")
 
 
 if __name__ == "__main__":
