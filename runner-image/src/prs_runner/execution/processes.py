@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 import traceback
 from collections.abc import Callable
 
@@ -140,3 +141,28 @@ def runner_gc() -> None:
 
 def python_gc() -> None:
     gc.set_threshold(*PYTHON_GC)
+
+
+def exited_by(pid: int, deadline: float) -> bool:
+    """Whether the child PID has exited by DEADLINE. It is left a zombie (not reaped), so
+    its pid, and so its process group's id, cannot be reused before kill_group."""
+    while True:
+        try:
+            if os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None:
+                return True
+        except ChildProcessError:
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.02)
+
+
+def reap(pid: int) -> str:
+    try:
+        _, status = os.waitpid(pid, 0)
+    except ChildProcessError:
+        return "exited"
+    if os.WIFSIGNALED(status):
+        number = os.WTERMSIG(status)
+        return f"was killed by signal {number} ({signal.Signals(number).name})"
+    return f"exited with code {os.WEXITSTATUS(status)}"

@@ -14,17 +14,23 @@ import functools
 import json
 import os
 import selectors
-import signal
 import sys
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 from prs_runner.execution.environment import worker_environment
 from prs_runner.execution.memory_kills import read_memory_cgroup, worker_death
-from prs_runner.execution.processes import can_fork, fork_worker, kill_group, spawn_worker
+from prs_runner.execution.processes import (
+    can_fork,
+    exited_by,
+    fork_worker,
+    kill_group,
+    reap,
+    spawn_worker,
+)
+from prs_runner.execution.shard_outcome import Outcome, counts_of
 from prs_runner.execution.steals import BALANCE_SECONDS, FRESH_SECONDS, Balancer
 from prs_runner.execution.worker import preload, run_worker
 from prs_runner.execution.worker_slot import SHALLOWEST, Slot
@@ -50,24 +56,6 @@ PLAN_POLL_SECONDS = 0.005  # while workers start up, the plan is being written
 def uses_object_storage(spec: dict[str, Any]) -> bool:
     uris = [spec["input"]["uri"], spec["output"]["uri"], *(s["uri"] for s in spec["sideInputs"])]
     return any(parse_uri(uri).remote for uri in uris)
-
-
-@dataclass
-class Outcome:
-    status: str  # succeeded | failed
-    reason: str = ""
-    message: str = ""
-    counts: Counts = field(default_factory=Counts)
-    first_error: ErrorInfo | None = None
-    storage_requests: int = 0  # object-store calls of the shard and its workers
-
-    def to_dict(self, shard: int) -> dict[str, Any]:
-        return {
-            "shard": shard, "status": self.status, "reason": self.reason,
-            "message": self.message, "counts": self.counts.to_dict(),
-            "storageRequests": self.storage_requests,
-            "firstError": self.first_error.__dict__ if self.first_error else None,
-        }
 
 
 class ShardSupervisor:
@@ -456,35 +444,6 @@ class ShardSupervisor:
             emit(report)
             for listener in self.listeners:
                 listener(report)
-
-
-def counts_of(header: ResultHeader) -> Counts:
-    return Counts(1, 0, header.succeeded, header.failed, header.rows)
-
-
-def exited_by(pid: int, deadline: float) -> bool:
-    """Whether the child PID has exited by DEADLINE. It is left a zombie (not reaped), so
-    its pid, and so its process group's id, cannot be reused before kill_group."""
-    while True:
-        try:
-            if os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None:
-                return True
-        except ChildProcessError:
-            return True
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(0.02)
-
-
-def reap(pid: int) -> str:
-    try:
-        _, status = os.waitpid(pid, 0)
-    except ChildProcessError:
-        return "exited"
-    if os.WIFSIGNALED(status):
-        number = os.WTERMSIG(status)
-        return f"was killed by signal {number} ({signal.Signals(number).name})"
-    return f"exited with code {os.WEXITSTATUS(status)}"
 
 
 def emit(message: dict[str, Any]) -> None:

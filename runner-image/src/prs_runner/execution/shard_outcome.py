@@ -1,0 +1,32 @@
+"""What a shard ends with: its outcome, in `_prs/shards/<index>.json`, in its progress
+reports and in its pod's termination message."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from prs_runner.output.results import ErrorInfo, ResultHeader
+from prs_runner.step.thresholds import Counts
+
+
+@dataclass
+class Outcome:
+    status: str  # succeeded | failed
+    reason: str = ""
+    message: str = ""
+    counts: Counts = field(default_factory=Counts)
+    first_error: ErrorInfo | None = None
+    storage_requests: int = 0  # object-store calls of the shard and its workers
+
+    def to_dict(self, shard: int) -> dict[str, Any]:
+        return {
+            "shard": shard, "status": self.status, "reason": self.reason,
+            "message": self.message, "counts": self.counts.to_dict(),
+            "storageRequests": self.storage_requests,
+            "firstError": self.first_error.__dict__ if self.first_error else None,
+        }
+
+
+def counts_of(header: ResultHeader) -> Counts:
+    return Counts(1, 0, header.succeeded, header.failed, header.rows)
