@@ -16,8 +16,8 @@ from prs_runner.output.commit_index import chosen
 from prs_runner.output.commit_log import read_commits
 from prs_runner.output.merge import JOB_RESULT, merge_results, read_shard_outcomes
 from prs_runner.planning.fingerprint import compute_fingerprint
-from prs_runner.planning.plan import MiniBatch, Plan, plan_files
-from prs_runner.planning.plan_store import read_header, write_plan
+from prs_runner.planning.plan import MiniBatch, Plan, PlanHeader, plan_files
+from prs_runner.planning.plan_store import read_header, read_plan, write_plan
 from prs_runner.planning.tabular_formats import guess_format
 from prs_runner.step.spec import SpecError, Step
 from prs_runner.step.validation import check_overlaps
@@ -195,16 +195,35 @@ def output_intact(output: Storage, earlier: dict[str, Any]) -> bool:
     return found == (recorded.get("bytes"), recorded["sha256"])
 
 
-def clear_for_run(output: Storage, spec: dict[str, Any], fingerprint: str, fresh: bool) -> None:
+def clear_for_run(output: Storage, spec: dict[str, Any], fingerprint: str, fresh: bool,
+                  keep_plan: bool = False) -> bool:
     """Keep the committed results of the same step (resume, or merge again when a reusable
-    result's output file was changed); otherwise start over. The old plan goes too: a shard
-    must only ever see this run's."""
+    result's output file was changed); otherwise start over. The old plan goes too (a shard
+    must only ever see this run's), unless KEEP_PLAN: it is this run's (kept_plan). Whether
+    the results were kept."""
     earlier = earlier_result(output)
     rerun = earlier is not None and earlier.get("status") == "Succeeded" and not spec["allowReuse"]
-    if fresh or rerun or earlier_fingerprint(output) != fingerprint:
+    kept = not (fresh or rerun or earlier_fingerprint(output) != fingerprint)
+    if not kept:
         start_over(output, spec)
-    for stale in ("_prs/shards", JOB_RESULT, PLAN_FILE, PLAN_PARTS, STEP_FILE):
+    plan = () if kept and keep_plan else (PLAN_FILE, PLAN_PARTS)
+    for stale in ("_prs/shards", JOB_RESULT, *plan, STEP_FILE):
         output.delete(stale)
+    return kept
+
+
+def kept_plan(output: Storage, spec: dict[str, Any], fingerprint: str) -> PlanHeader | None:
+    """The stored plan, when a resume can use it as it is: the same fingerprint (the input's
+    listing, the code, what changes results) and the same resolved spec (shard ranges and
+    every setting the shards run with). Planning is deterministic, so cutting the input
+    again would give the same plan: a rerun lists the input (to know it is unchanged) but
+    does not cut it again (a CSV is not scanned again)."""
+    try:
+        header = read_header(output.uri_of(PLAN_FILE))
+    except (FileNotFoundError, ValueError, KeyError):
+        return None
+    same = header.fingerprint == fingerprint and header.step == spec
+    return header if same else None
 
 
 def prepare_output(plan: Plan, output: Storage, fresh: bool = False) -> dict[str, Any] | None:
@@ -233,18 +252,23 @@ def run_locked(step: Step, survey: Survey, output: Storage, fresh: bool, started
     earlier = reusable_result(output, survey.spec, survey.fingerprint, fresh)
     if earlier is not None:
         return RunResult(earlier, reused=True)
-    clear_for_run(output, survey.spec, survey.fingerprint, fresh)
+    header = None if fresh else kept_plan(output, survey.spec, survey.fingerprint)
+    if not clear_for_run(output, survey.spec, survey.fingerprint, fresh, header is not None):
+        header = None
     output.write_atomic(STEP_FILE, json.dumps(survey.spec).encode())
     runner = ShardRunner(survey.spec, output.uri_of(PLAN_FILE), Progress(stream, 0, 0))
     runner.start_all()
+    plan = None
     try:
-        plan = cut_plan(step, survey)
-        write_plan(output.uri_of(PLAN_FILE), plan)
+        if header is None:
+            plan = cut_plan(step, survey)
+            header = write_plan(output.uri_of(PLAN_FILE), plan)
     except BaseException:
         runner.stop_all()
         raise
-    runner.progress.total = len(plan.mini_batches)
+    runner.progress.total = header.mini_batch_count
     runner.progress.resumed = len(chosen(read_commits(output)))
-    override = runner.run(len(plan.mini_batches))
-    outcomes = read_shard_outcomes(output, plan.node_count)
+    override = runner.run(header.mini_batch_count)
+    outcomes = read_shard_outcomes(output, header.node_count)
+    plan = plan or read_plan(output.uri_of(PLAN_FILE))
     return RunResult(merge_results(plan, output, outcomes, started, override), reused=False)
