@@ -14,6 +14,7 @@ from creation to its end (plan and merge pods included).
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
@@ -45,14 +46,31 @@ NAMESPACE = "bench-skew"
 
 def shard_seconds(plane: ControlPlane, name: str) -> float:
     prs = plane.pvc_path(NAMESPACE, "data") / "out" / name / "_prs"
-    ended = max(p.stat().st_mtime_ns for p in (prs / "shards").glob("*.json"))
+    outcomes = list((prs / "shards").glob("*.json"))
+    if not outcomes:
+        raise SystemExit(f"{name}: no shard outcome under {prs}: "
+                         f"{sorted(str(p.relative_to(prs)) for p in prs.rglob('*'))[:40]}")
+    ended = max(p.stat().st_mtime_ns for p in outcomes)
+    rows = (prs / "report/processed_mini_batches.csv").read_text().splitlines()[1:]
+    by_shard = [row.split(",")[1] for row in rows]
+    started = (prs / "plan.json").stat().st_mtime_ns
+    print(f"  {name}: {len(list((prs / 'steals').glob('*.json')))} steals; mini-batches per "
+          f"shard {[by_shard.count(str(s)) for s in range(len(outcomes))]}; shards ended "
+          f"{[round((p.stat().st_mtime_ns - started) / 1e9, 2) for p in sorted(outcomes)]} s "
+          "after the plan", file=sys.stderr)
+    for mark in sorted((prs / "steals").glob("*.json")):
+        data = json.loads(mark.read_text())
+        print(f"    {(mark.stat().st_mtime_ns - started) / 1e9:5.2f} s: {data['victim']} -> "
+              f"{data['thief']} {len(data['ids'])} ids {data['ids'][:1]}..{data['ids'][-1:]}",
+              file=sys.stderr)
     return (ended - (prs / "plan.json").stat().st_mtime_ns) / 1e9
 
 
 def run_step(plane: ControlPlane, name: str, nodes: int, processes: int) -> tuple[float, float]:
     began = time.monotonic()
     create_step(plane, NAMESPACE, step_document(
-        name, nodeCount=nodes, processCountPerNode=processes, miniBatchSize="1"))
+        name, nodeCount=nodes, processCountPerNode=processes, miniBatchSize="1",
+        allowReuse=False))  # the same work each time: never the earlier result
     status = wait_finished(plane, NAMESPACE, name, timeout=600)
     wall = time.monotonic() - began
     if not condition_true(status, "Complete"):

@@ -78,3 +78,26 @@ def test_an_idle_worker_is_timed_from_when_it_gets_work() -> None:
 ])
 def test_running(queued: int, ran: int, ready: bool, running: bool) -> None:
     assert slot(queued, ran, ready=ready).running() is running
+
+
+def test_new_work_forgets_the_pace() -> None:
+    worker = slot()
+    worker.finished(1000, 0.1)
+    assert worker.depth == DEEPEST
+    worker.new_work()
+    assert (worker.pace, worker.depth) == (0.0, SHALLOWEST)
+    worker.finished(1, 0.2)  # measured again from the next one
+    assert worker.pace == pytest.approx(0.1)
+
+
+def test_after_new_work_the_old_work_still_queued_does_not_set_the_pace() -> None:
+    worker = slot(queued=3)
+    worker.finished(1000, 0.1)
+    worker.new_work()
+    assert worker.settling == 3
+    worker.finished(2, 0.1001)  # fast ones of the old kind
+    assert (worker.depth, worker.pace, worker.settling) == (SHALLOWEST, 0.0, 1)
+    worker.finished(1, 0.1002)
+    assert worker.settling == 0 and worker.last_done == 0.1002
+    worker.finished(1, 0.3002)  # the first of the new kind
+    assert worker.pace == pytest.approx(0.2) and worker.depth == SHALLOWEST

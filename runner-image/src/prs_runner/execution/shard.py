@@ -176,6 +176,7 @@ class ShardSupervisor:
             return
         self.pending.extend(taken)
         for slot in self.slots:
+            slot.new_work()
             self.dispatch(slot)
 
     def balance(self, every: float = BALANCE_SECONDS) -> None:

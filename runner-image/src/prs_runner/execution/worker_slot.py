@@ -34,6 +34,7 @@ class Slot:
     depth: int = PREFETCH
     pace: float = 0.0  # seconds per mini-batch, a moving average
     last_done: float = 0.0
+    settling: int = 0  # mini-batches of the old kind still to finish after new_work()
 
     def running(self) -> bool:
         """Whether the worker is in run() (it holds mini-batches it has not run to the end)."""
@@ -52,9 +53,19 @@ class Slot:
         if len(self.queue) == len(self.ran):
             self.last_done = now
 
+    def new_work(self) -> None:
+        """Work of another kind is coming (taken from another shard, which found it slow):
+        forget the pace, so that this worker is not sent many of it at once, and measure it
+        again only once what it already holds (of the old kind) has finished."""
+        self.pace, self.depth, self.settling = 0.0, SHALLOWEST, len(self.queue)
+
     def finished(self, count: int, now: float) -> None:
         """COUNT mini-batches finished at NOW: the pace, and the depth it sets."""
         if count <= 0:
+            return
+        if self.settling:
+            self.settling = max(self.settling - count, 0)
+            self.last_done = now
             return
         seconds = max(now - self.last_done, 0.0) / count
         self.pace = seconds if not self.pace else (
