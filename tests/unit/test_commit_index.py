@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import zlib
 
 import pytest
@@ -94,3 +95,23 @@ def test_each_mini_batch_gets_its_own_choice() -> None:
 def test_payload_crc_is_crc32() -> None:
     assert payload_crc(b"") == 0
     assert payload_crc(b"rows\n") == zlib.crc32(b"rows\n")
+
+
+@pytest.mark.parametrize("record", [
+    header(),
+    header(status=FAILED, error={"type": "ValueError", "message": 'a "quoted"\nline é'}),
+    header(seconds=1e-07, rows=12),
+    header(seconds=3),  # an int where a float is expected
+    header(status='odd " status'),  # not one of the two: json writes it
+    header(seconds=float("nan")),
+])
+def test_the_fast_line_is_the_json_line(record: ResultHeader) -> None:
+    line = encode_line(record, 7, 9, 11)
+    body = line[9:-1]
+    fields = {**vars(record), "payload_bytes": 9, "offset": 7, "crc": 11}
+    if record.status in ("succeeded", "failed") and record.seconds == record.seconds:
+        fields["seconds"] = float(fields["seconds"])
+        assert body == json.dumps(fields, separators=(",", ":")).encode()
+    decoded = decode_line(line, "life", 0)
+    assert decoded is not None and decoded.header.status == record.status
+    assert decoded.header.error == record.error

@@ -24,7 +24,7 @@ def merged(writer_type: Any, payloads: list[bytes]) -> bytes:
     sink = KeptOpen()
     writer = writer_type(sink)
     for index, payload in enumerate(payloads):
-        writer.append(index, io.BytesIO(payload))
+        writer.append(index, payload)
     writer.close()
     return sink.getvalue()
 

@@ -16,9 +16,8 @@ class TextOutput:
     def __init__(self, sink: IO[bytes]) -> None:
         self.sink = sink
 
-    def append(self, mini_batch: int, payload: IO[bytes]) -> None:
-        for chunk in iter(lambda: payload.read(1 << 20), b""):
-            self.sink.write(chunk)
+    def append(self, mini_batch: int, payload: bytes) -> None:
+        self.sink.write(payload)
 
     def close(self) -> None:
         self.sink.close()
@@ -32,8 +31,9 @@ class CsvOutput(TextOutput):
         self.header: bytes | None = None
         self.header_from = -1
 
-    def append(self, mini_batch: int, payload: IO[bytes]) -> None:
-        header = payload.readline()
+    def append(self, mini_batch: int, payload: bytes) -> None:
+        end = payload.find(b"\n") + 1 or len(payload)
+        header = payload[:end]
         if not header:
             return
         if self.header is None:
@@ -45,7 +45,7 @@ class CsvOutput(TextOutput):
                 f"{header.decode(errors='replace').strip()!r} but mini-batch "
                 f"{self.header_from} returned {self.header.decode(errors='replace').strip()!r}"
             )
-        super().append(mini_batch, payload)
+        super().append(mini_batch, payload[end:])
 
 
 class ParquetOutput:
@@ -56,11 +56,11 @@ class ParquetOutput:
         self.writer: Any = None
         self.schema_from = -1
 
-    def append(self, mini_batch: int, payload: IO[bytes]) -> None:
+    def append(self, mini_batch: int, payload: bytes) -> None:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        data = payload.read()
+        data = payload
         if not data:
             return
         table = pa.ipc.open_stream(data).read_all()

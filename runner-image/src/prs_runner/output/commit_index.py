@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -44,9 +45,26 @@ def payload_crc(payload: bytes) -> int:
     return zlib.crc32(payload)
 
 
+# An index line's body for the usual header: the same JSON as json.dumps would write, at a
+# third of its cost (one line is written per mini-batch). The fields are ints, a finite
+# float, one of two statuses and the error (None or a dict, encoded by json).
+LINE_FORMAT = (b'{"id":%d,"shard":%d,"process":%d,"tries":%d,"items":%d,"succeeded":%d,'
+               b'"failed":%d,"seconds":%s,"status":"%s","rows":%d,"error":%s,'
+               b'"payload_bytes":%d,"offset":%d,"crc":%d}')
+PLAIN_STATUSES = frozenset({"succeeded", "failed"})
+
+
 def encode_line(header: ResultHeader, offset: int, length: int, crc: int) -> bytes:
-    fields = {**vars(header), "payload_bytes": length, "offset": offset, "crc": crc}
-    body = json.dumps(fields, separators=(",", ":")).encode()
+    if header.status in PLAIN_STATUSES and math.isfinite(header.seconds):
+        error = b"null" if header.error is None else json.dumps(
+            header.error, separators=(",", ":")).encode()
+        body = LINE_FORMAT % (
+            header.id, header.shard, header.process, header.tries, header.items,
+            header.succeeded, header.failed, repr(float(header.seconds)).encode(),
+            header.status.encode(), header.rows, error, length, offset, crc)
+    else:
+        fields = {**vars(header), "payload_bytes": length, "offset": offset, "crc": crc}
+        body = json.dumps(fields, separators=(",", ":")).encode()
     return b"%08x %s\n" % (zlib.crc32(body), body)
 
 

@@ -155,7 +155,7 @@ def copy_record(
     header = commit.header
     ok = header.status == SUCCEEDED
     if sink is not None and ok:
-        sink.append(header.id, io.BytesIO(payload))
+        sink.append(header.id, payload)
     counts = Counts(int(ok), int(not ok), header.succeeded,
                     header.failed, header.rows)
     error = header.error or {}
