@@ -66,7 +66,8 @@ def main() -> None:
                               processCountPerNode=2)
             slow = slow_ones(layout, n)
             for i, path in enumerate(data_paths(root)):
-                Path(path).write_text(str(SLOW if i in slow else FAST))
+                # One size for every file, so the plan's byte balance sees equal mini-batches.
+                Path(path).write_text(f"{SLOW if i in slow else FAST:.3f}")
             prs = statistics.median(time_prs_run(step) for _ in range(args.repeat))
             pool = statistics.median(time_pool(data_paths(root)) for _ in range(args.repeat))
         ratio = prs / pool
