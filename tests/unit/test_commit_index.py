@@ -13,6 +13,7 @@ from prs_runner.output.commit_index import (
     decode_index,
     decode_line,
     encode_line,
+    index_ids,
     payload_crc,
 )
 from prs_runner.output.results import FAILED, SUCCEEDED, ResultHeader
@@ -115,3 +116,14 @@ def test_the_fast_line_is_the_json_line(record: ResultHeader) -> None:
     decoded = decode_line(line, "life", 0)
     assert decoded is not None and decoded.header.status == record.status
     assert decoded.header.error == record.error
+
+
+def test_index_ids_reads_the_ids_up_to_the_first_torn_line() -> None:
+    lines = [encode_line(header(i), 0, 0, 0) for i in (4, 2, 9)]
+    assert index_ids(b"".join(lines)) == [4, 2, 9]
+    assert index_ids(lines[0] + lines[1][:-3] + b"\n" + lines[2]) == [4]
+    assert index_ids(resealed(b'{"offset":1}') + lines[0]) == []  # not a record's line
+    assert index_ids(resealed(b'{"id":x,"a":1}')) == []
+    assert index_ids(b"") == []
+    odd = encode_line(header(7, status="odd"), 0, 0, 0)  # the json fallback: id first too
+    assert index_ids(odd) == [7]

@@ -34,8 +34,14 @@ from prs_runner.execution.shard_outcome import Outcome, counts_of
 from prs_runner.execution.steals import BALANCE_SECONDS, FRESH_SECONDS, Balancer
 from prs_runner.execution.worker import preload, run_worker
 from prs_runner.execution.worker_slot import SHALLOWEST, Slot
-from prs_runner.output.commit_index import Commit, chosen
-from prs_runner.output.commit_log import CommitLog, life_name, read_commits, read_life
+from prs_runner.output.commit_index import chosen
+from prs_runner.output.commit_log import (
+    CommitLog,
+    committed_ids,
+    life_name,
+    read_commits,
+    read_life,
+)
 from prs_runner.output.results import FAILED as FAILED_STATUS
 from prs_runner.output.results import SUCCEEDED, ErrorInfo, ResultHeader
 from prs_runner.planning.plan import MiniBatch
@@ -72,7 +78,7 @@ class ShardSupervisor:
         # folder, a billed request on an object store.
         self.fresh = FRESH_SECONDS if self.output.local is not None else BALANCE_SECONDS
         self.gave_up_stealing = 0.0  # when the last try to take work found none
-        self.parts_read: dict[str, list[Commit]] = {}  # commit-log parts of an object store
+        self.parts_read: dict[str, list[int]] = {}  # ids of commit-log parts of an object store
         self.total = 0
         self.tries: dict[int, int] = {}
         self.counts = Counts()
@@ -170,7 +176,7 @@ class ShardSupervisor:
         recently = time.monotonic() - self.gave_up_stealing < BALANCE_SECONDS
         if balancer is None or (recently and not last):
             return
-        taken = balancer.steal(chosen(read_commits(self.output, self.parts_read)))
+        taken = balancer.steal(committed_ids(self.output, self.parts_read))
         if not taken:
             self.gave_up_stealing = time.monotonic()
             return

@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import Container
 
 from prs_runner.execution.loot import Mark, owned_by, owners_after, pick_loot
 from prs_runner.planning.plan import PlanHeader
@@ -54,7 +54,7 @@ class Balancer:
     def owned(self) -> list[int]:
         return owned_by(self.shard, self.plan.shard_ids(self.shard), self.moved)
 
-    def steal(self, committed: Mapping[int, object]) -> list[int]:
+    def steal(self, committed: Container[int]) -> list[int]:
         """Take part of the shard with the most left (none committed); the ids taken."""
         self.refresh()
         remaining: dict[int, list[int]] = {}

@@ -128,6 +128,22 @@ def sound(checksum: bytes, body: bytes) -> bool:
         return False
 
 
+def index_ids(data: bytes) -> list[int]:
+    """The mini-batch ids an index commits, up to its first torn line, without decoding the
+    records (a shard that looks for work needs only these)."""
+    ids = []
+    for line in data.splitlines(keepends=True):
+        body = line[CHECKSUM_WIDTH + 1 : -1]
+        if not (line.endswith(b"\n") and line[CHECKSUM_WIDTH : CHECKSUM_WIDTH + 1] == b" "
+                and sound(line[:CHECKSUM_WIDTH], body) and body.startswith(b'{"id":')):
+            break
+        try:
+            ids.append(int(body[6 : body.index(b",")]))
+        except ValueError:
+            break
+    return ids
+
+
 def chosen(commits: Iterable[Commit]) -> dict[int, Commit]:
     """The commit that counts for each mini-batch (see the module docstring)."""
     best: dict[int, Commit] = {}
