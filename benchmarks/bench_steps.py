@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -44,3 +46,12 @@ def time_prs_run(step: Path) -> float:
 
 def data_paths(root: Path) -> list[str]:
     return sorted(str(p) for p in (root / "data").iterdir())
+
+
+def time_pool(function: Callable[[str], str], paths: list[str], processes: int) -> float:
+    """The baseline: multiprocessing.Pool(PROCESSES).imap(chunksize=1) over PATHS."""
+    started = time.perf_counter()
+    with multiprocessing.Pool(processes) as pool:
+        for _ in pool.imap(function, paths, chunksize=1):
+            pass
+    return time.perf_counter() - started

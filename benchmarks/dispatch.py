@@ -7,13 +7,11 @@ beside a raw multiprocessing.Pool(2).imap(chunksize=1) no-op over the same paths
 from __future__ import annotations
 
 import argparse
-import multiprocessing
 import statistics
 import tempfile
-import time
 from pathlib import Path
 
-from bench_steps import data_paths, time_prs_run, write_step
+from bench_steps import data_paths, time_pool, time_prs_run, write_step
 
 NOOP = "def run(mini_batch):\n    return mini_batch\n"
 GOAL = 0.5  # of the raw pool's rate, every mini-batch still committed before it counts
@@ -21,14 +19,6 @@ GOAL = 0.5  # of the raw pool's rate, every mini-batch still committed before it
 
 def noop(path: str) -> str:
     return path
-
-
-def time_pool(paths: list[str]) -> float:
-    started = time.perf_counter()
-    with multiprocessing.Pool(2) as pool:
-        for _ in pool.imap(noop, paths, chunksize=1):
-            pass
-    return time.perf_counter() - started
 
 
 def main() -> None:
@@ -42,7 +32,7 @@ def main() -> None:
                           processCountPerNode=2)
         paths = data_paths(root)
         prs = [time_prs_run(step) for _ in range(args.repeat)]
-        pool = [time_pool(paths) for _ in range(args.repeat)]
+        pool = [time_pool(noop, paths, 2) for _ in range(args.repeat)]
     n = args.mini_batches
     prs_rate, pool_rate = n / statistics.median(prs), n / statistics.median(pool)
     print(f"dispatch: {n} no-op one-file mini-batches, 1 node x 2 processes, median of "

@@ -9,14 +9,13 @@ every tenth (the plan used to give them all to one shard), at random, clustered 
 from __future__ import annotations
 
 import argparse
-import multiprocessing
 import random
 import statistics
 import tempfile
 import time
 from pathlib import Path
 
-from bench_steps import data_paths, time_prs_run, write_step
+from bench_steps import data_paths, time_pool, time_prs_run, write_step
 
 SLEEP = "import time\ndef run(mini_batch):\n" \
         "    for path in mini_batch:\n        time.sleep(float(open(path).read()))\n" \
@@ -40,14 +39,6 @@ def slow_ones(layout: str, count: int) -> set[int]:
     return set(range(count - slow, count))  # clustered at the end
 
 
-def time_pool(paths: list[str]) -> float:
-    started = time.perf_counter()
-    with multiprocessing.Pool(4) as pool:
-        for _ in pool.imap(sleep_for, paths, chunksize=1):
-            pass
-    return time.perf_counter() - started
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--mini-batches", type=int, default=1000)
@@ -69,7 +60,8 @@ def main() -> None:
                 # One size for every file, so the plan's byte balance sees equal mini-batches.
                 Path(path).write_text(f"{SLOW if i in slow else FAST:.3f}")
             prs = statistics.median(time_prs_run(step) for _ in range(args.repeat))
-            pool = statistics.median(time_pool(data_paths(root)) for _ in range(args.repeat))
+            paths = data_paths(root)
+            pool = statistics.median(time_pool(sleep_for, paths, 4) for _ in range(args.repeat))
         ratio = prs / pool
         worst = max(worst, ratio)
         print(f"  {layout:12} prs run {prs:6.2f} s   Pool(4) {pool:6.2f} s   ratio {ratio:.2f}")

@@ -3,14 +3,12 @@ stays exactly once and in order, with kills and reruns in between."""
 
 from __future__ import annotations
 
-import os
-import random
 import signal
 import time
 
 from prs_runner.planning.plan_store import read_plan
 from tests.runner.conftest import MakeStep, StepDir
-from tests.runner.test_exactly_once import wait_for, worker_pids
+from tests.runner.test_exactly_once import kill_workers_while_it_runs, wait_for
 
 # The first half of the items is slow. With files of one size and one file per mini-batch,
 # the plan gives the first half of the mini-batches to shard 0: every slow one.
@@ -60,20 +58,7 @@ def test_killed_workers_while_shards_take_work_lose_and_duplicate_nothing(
     make_step: MakeStep
 ) -> None:
     step = skewed(make_step, files=300, delay=0.02, processCountPerNode=2, runMaxTry=10)
-    run = step.start()
-    kills, rng = 0, random.Random(11)
-    while run.poll() is None and kills < 12:
-        time.sleep(0.2)
-        pids = worker_pids(step)
-        if pids:
-            try:
-                os.kill(rng.choice(pids), signal.SIGKILL)
-                kills += 1
-            except ProcessLookupError:
-                pass
-    out, err = run.communicate(timeout=120)
-    assert run.returncode == 0, out + err
-    assert kills >= 4
+    assert kill_workers_while_it_runs(step, seed=11, most=12, every=0.2) >= 4
     assert step.output_lines() == [f"item{i:04d}.txt" for i in range(300)]
     assert step.job_result()["items"] == {"total": 300, "succeeded": 300, "failed": 0}
     ran_by = {int(row["id"]): int(row["shard"]) for row in step.report_rows()}

@@ -67,12 +67,13 @@ def wait_for(condition: object, timeout: float = 30) -> None:
     raise AssertionError("condition not reached")
 
 
-def test_sigkill_of_workers_never_loses_or_duplicates_a_result(make_step: MakeStep) -> None:
-    step = make_step(slow(0.01), files=600, nodeCount=2, processCountPerNode=2, runMaxTry=10)
+def kill_workers_while_it_runs(step: StepDir, seed: int, most: int, every: float) -> int:
+    """Run the step, SIGKILL a random worker every EVERY seconds (MOST of them), and check
+    it still succeeds; how many were killed."""
     run = step.start()
-    kills, rng = 0, random.Random(7)
-    while run.poll() is None and kills < 15:
-        time.sleep(0.15)
+    kills, rng = 0, random.Random(seed)
+    while run.poll() is None and kills < most:
+        time.sleep(every)
         pids = worker_pids(step)
         if pids:
             try:
@@ -82,6 +83,12 @@ def test_sigkill_of_workers_never_loses_or_duplicates_a_result(make_step: MakeSt
                 pass
     out, err = run.communicate(timeout=120)
     assert run.returncode == 0, out + err
+    return kills
+
+
+def test_sigkill_of_workers_never_loses_or_duplicates_a_result(make_step: MakeStep) -> None:
+    step = make_step(slow(0.01), files=600, nodeCount=2, processCountPerNode=2, runMaxTry=10)
+    kills = kill_workers_while_it_runs(step, seed=7, most=15, every=0.15)
     assert kills >= 5
     assert step.output_lines() == [f"item{i:04d}.txt" for i in range(600)]
     rows = step.report_rows()
