@@ -127,3 +127,12 @@ def test_index_ids_reads_the_ids_up_to_the_first_torn_line() -> None:
     assert index_ids(b"") == []
     odd = encode_line(header(7, status="odd"), 0, 0, 0)  # the json fallback: id first too
     assert index_ids(odd) == [7]
+
+
+def test_an_index_read_for_some_mini_batches_keeps_their_line_numbers() -> None:
+    data = b"".join(encode_line(header(i), 0, 0, 0) for i in (4, 2, 9, 2))
+    kept = decode_index(data, "life", {2, 9}.__contains__)
+    assert [(c.header.id, c.line) for c in kept] == [(2, 1), (9, 2), (2, 3)]
+    odd = encode_line(header(7, status="odd"), 0, 0, 0) + resealed(b"[1]")  # line by line
+    assert [c.header.id for c in decode_index(odd + data, "life", {7, 4}.__contains__)] == [7]
+    assert [c.header.id for c in decode_index(odd, "life", {8}.__contains__)] == []

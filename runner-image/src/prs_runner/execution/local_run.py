@@ -12,8 +12,7 @@ from typing import Any, TextIO
 from prs_runner.execution.local_shards import ShardRunner
 from prs_runner.execution.progress import Progress
 from prs_runner.execution.worker import STEP_FILE_NAME
-from prs_runner.output.commit_index import chosen
-from prs_runner.output.commit_log import read_commits
+from prs_runner.output.commit_log import committed_ids
 from prs_runner.output.merge import JOB_RESULT, merge_results, read_shard_outcomes
 from prs_runner.planning.fingerprint import compute_fingerprint
 from prs_runner.planning.plan import MiniBatch, Plan, PlanHeader, plan_files
@@ -267,7 +266,7 @@ def run_locked(step: Step, survey: Survey, output: Storage, fresh: bool, started
         runner.stop_all()
         raise
     runner.progress.total = header.mini_batch_count
-    runner.progress.resumed = len(chosen(read_commits(output)))
+    runner.progress.resumed = len(committed_ids(output, {}))
     override = runner.run(header.mini_batch_count)
     outcomes = read_shard_outcomes(output, header.node_count)
     plan = plan or read_plan(output.uri_of(PLAN_FILE))

@@ -115,8 +115,10 @@ class ShardSupervisor:
         return self.balancer.owned()
 
     def resume(self) -> None:
-        committed = chosen(read_commits(self.output))
-        for mb_id in self.owned():
+        owned = self.owned()
+        mine = set(owned)
+        committed = chosen(read_commits(self.output, mine.__contains__))
+        for mb_id in owned:
             commit = committed.get(mb_id)
             if commit is not None and commit.header.status == SUCCEEDED:
                 self.counts += counts_of(commit.header)

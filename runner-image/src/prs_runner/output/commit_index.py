@@ -14,11 +14,10 @@ failure, then the later life, then the later line.
 
 from __future__ import annotations
 
-import itertools
 import json
 import math
 import zlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from prs_runner.output.results import SUCCEEDED, ResultHeader
@@ -93,9 +92,11 @@ def commit_of(fields: object, life: str, number: int) -> Commit | None:
     return Commit(header, life, number, offset, header.payload_bytes or 0, crc)
 
 
-def decode_index(data: bytes, life: str) -> list[Commit]:
-    """The commits of one index, up to its first torn line. The checksums are checked line
-    by line and the sound bodies parsed as one JSON array: one parse, not one per line."""
+def decode_index(data: bytes, life: str,
+                 wanted: Callable[[int], bool] | None = None) -> list[Commit]:
+    """The commits of one index, up to its first torn line (only those of the mini-batches
+    WANTED, when given). The checksums are checked line by line and the sound bodies parsed
+    as one JSON array: one parse, not one per line."""
     bodies = []
     for line in data.splitlines(keepends=True):
         body = line[CHECKSUM_WIDTH + 1 : -1]
@@ -110,14 +111,21 @@ def decode_index(data: bytes, life: str) -> list[Commit]:
     if not isinstance(records, list) or len(records) != len(bodies):
         # Not a list of records after all: line by line, up to the first that is not one.
         lines = data.splitlines(keepends=True)[: len(bodies)]
-        decoded = [decode_line(line, life, number) for number, line in enumerate(lines)]
-        return list(itertools.takewhile(lambda commit: commit is not None, decoded))  # type: ignore[arg-type]
+        kept: list[Commit] = []
+        for number, line in enumerate(lines):
+            commit = decode_line(line, life, number)
+            if commit is None:
+                break
+            if wanted is None or wanted(commit.header.id):
+                kept.append(commit)
+        return kept
     commits = []
     for number, fields in enumerate(records):
         commit = commit_of(fields, life, number)
         if commit is None:
             break
-        commits.append(commit)
+        if wanted is None or wanted(commit.header.id):
+            commits.append(commit)
     return commits
 
 

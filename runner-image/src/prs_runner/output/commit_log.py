@@ -24,7 +24,7 @@ import os
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import IO
 
@@ -113,17 +113,13 @@ class CommitLog:
             self.fds = None
 
 
-def read_commits(output: Storage, known: dict[str, list[Commit]] | None = None) -> list[Commit]:
-    """Every commit in the output's logs, but those a merge found torn (`void`). KNOWN, when
-    given, keeps the parts of an object store read before: a part is never written again,
-    so only new ones are read (a local log grows: it is read again)."""
+def read_commits(output: Storage, wanted: Callable[[int], bool] | None = None) -> list[Commit]:
+    """Every commit in the output's logs (of the mini-batches WANTED, when given: a shard's
+    memory then holds its own), but those a merge found torn (`void`)."""
     names = output.list_names(COMMITS_DIR)
     stems = [name[:-4] for name in names if name.endswith(".idx")]
     voided = read_voids(output, [n for n in names if n.startswith(VOID_PREFIX)])
-    cache = known if known is not None and output.local is None else {}
-    new = [stem for stem in stems if stem not in cache]
-    cache.update(zip(new, read_indexes(output, new), strict=True))
-    commits = [c for stem in stems for c in cache[stem]]
+    commits = [c for part in read_indexes(output, stems, wanted) for c in part]
     return [c for c in commits if (c.life, c.line) not in voided] if voided else commits
 
 
@@ -151,10 +147,11 @@ def read_life(output: Storage, life: str) -> list[Commit]:
     return [commit for commits in read_indexes(output, stems) for commit in commits]
 
 
-def read_indexes(output: Storage, stems: list[str]) -> list[list[Commit]]:
+def read_indexes(output: Storage, stems: list[str],
+                 wanted: Callable[[int], bool] | None = None) -> list[list[Commit]]:
     def read(stem: str) -> list[Commit]:
         try:
-            return decode_index(output.read_bytes(f"{COMMITS_DIR}/{stem}.idx"), stem)
+            return decode_index(output.read_bytes(f"{COMMITS_DIR}/{stem}.idx"), stem, wanted)
         except FileNotFoundError:
             return []
 
