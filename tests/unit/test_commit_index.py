@@ -51,8 +51,11 @@ GOOD = encode_line(header(), 0, 5, 1)
     resealed(b'{"id": 1}'),  # a record without its place
     resealed(b'{"offset": 0, "crc": 0, "bogus": 1}'),
     resealed(b"{not json"),
+    resealed(GOOD[9:-1]).replace(b" ", b"|", 1),  # sound, but not the separator
+    resealed(GOOD[9:-1])[:-1] + b"}",  # sound without its last byte, and no newline
+    b"zzzzzzzz " + GOOD[9:],  # a record, but no checksum
 ], ids=["no-newline", "cut", "empty", "short", "hex", "changed", "list", "no-place",
-        "unknown-field", "not-json"])
+        "unknown-field", "not-json", "separator", "no-newline-sound", "no-checksum"])
 def test_a_torn_or_foreign_line_is_not_a_commit(line: bytes) -> None:
     assert decode_line(line, "life", 0) is None
 
@@ -112,7 +115,7 @@ def test_the_fast_line_is_the_json_line(record: ResultHeader) -> None:
     fields = {**vars(record), "payload_bytes": 9, "offset": 7, "crc": 11}
     if record.status in ("succeeded", "failed") and record.seconds == record.seconds:
         fields["seconds"] = float(fields["seconds"])
-        assert body == json.dumps(fields, separators=(",", ":")).encode()
+    assert body == json.dumps(fields, separators=(",", ":")).encode()
     decoded = decode_line(line, "life", 0)
     assert decoded is not None and decoded.header.status == record.status
     assert decoded.header.error == record.error
@@ -136,3 +139,10 @@ def test_an_index_read_for_some_mini_batches_keeps_their_line_numbers() -> None:
     odd = encode_line(header(7, status="odd"), 0, 0, 0) + resealed(b"[1]")  # line by line
     assert [c.header.id for c in decode_index(odd + data, "life", {7, 4}.__contains__)] == [7]
     assert [c.header.id for c in decode_index(odd, "life", {8}.__contains__)] == []
+
+
+def test_an_index_stops_at_a_sound_line_that_is_not_one_record() -> None:
+    lines = [encode_line(header(i), 0, 0, 0) for i in (1, 2)]
+    for foreign in (resealed(b"{not json"), resealed(b"1,2"), resealed(b'{"id":3},{"id":4}')):
+        assert [c.header.id for c in decode_index(lines[0] + foreign + lines[1], "l")] == [1]
+    assert [c.header.id for c in decode_index(b"".join(lines), "l")] == [1, 2]

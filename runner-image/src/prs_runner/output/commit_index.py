@@ -55,8 +55,7 @@ PLAIN_STATUSES = frozenset({"succeeded", "failed"})
 
 def encode_line(header: ResultHeader, offset: int, length: int, crc: int) -> bytes:
     if header.status in PLAIN_STATUSES and math.isfinite(header.seconds):
-        error = b"null" if header.error is None else json.dumps(
-            header.error, separators=(",", ":")).encode()
+        error = json.dumps(header.error, separators=(",", ":")).encode()  # None: null
         body = LINE_FORMAT % (
             header.id, header.shard, header.process, header.tries, header.items,
             header.succeeded, header.failed, repr(float(header.seconds)).encode(),
@@ -69,15 +68,20 @@ def encode_line(header: ResultHeader, offset: int, length: int, crc: int) -> byt
 
 def decode_line(line: bytes, life: str, number: int) -> Commit | None:
     """The commit on LINE, or None when it is torn (incomplete, or its checksum fails)."""
-    if not line.endswith(b"\n") or len(line) < CHECKSUM_WIDTH + 2:
-        return None
-    body = line[CHECKSUM_WIDTH + 1 : -1]
-    if line[CHECKSUM_WIDTH : CHECKSUM_WIDTH + 1] != b" " or not sound(line[:CHECKSUM_WIDTH], body):
+    body = sound_body(line)
+    if body is None:
         return None
     try:
         return commit_of(json.loads(body), life, number)
     except ValueError:
         return None
+
+
+def sound_body(line: bytes) -> bytes | None:
+    """The JSON body of a whole line whose checksum holds; None for a torn line."""
+    body = line[CHECKSUM_WIDTH + 1 : -1]
+    whole = line.endswith(b"\n") and line[CHECKSUM_WIDTH : CHECKSUM_WIDTH + 1] == b" "
+    return body if whole and sound(line[:CHECKSUM_WIDTH], body) else None
 
 
 def commit_of(fields: object, life: str, number: int) -> Commit | None:
@@ -95,38 +99,39 @@ def commit_of(fields: object, life: str, number: int) -> Commit | None:
 def decode_index(data: bytes, life: str,
                  wanted: Callable[[int], bool] | None = None) -> list[Commit]:
     """The commits of one index, up to its first torn line (only those of the mini-batches
-    WANTED, when given). The checksums are checked line by line and the sound bodies parsed
-    as one JSON array: one parse, not one per line."""
+    WANTED, when given)."""
     bodies = []
     for line in data.splitlines(keepends=True):
-        body = line[CHECKSUM_WIDTH + 1 : -1]
-        if not (line.endswith(b"\n") and line[CHECKSUM_WIDTH : CHECKSUM_WIDTH + 1] == b" "
-                and sound(line[:CHECKSUM_WIDTH], body)):
+        body = sound_body(line)
+        if body is None:
             break
         bodies.append(body)
-    try:
-        records = json.loads(b"[%s]" % b",".join(bodies))
-    except ValueError:
-        records = None
-    if not isinstance(records, list) or len(records) != len(bodies):
-        # Not a list of records after all: line by line, up to the first that is not one.
-        lines = data.splitlines(keepends=True)[: len(bodies)]
-        kept: list[Commit] = []
-        for number, line in enumerate(lines):
-            commit = decode_line(line, life, number)
-            if commit is None:
-                break
-            if wanted is None or wanted(commit.header.id):
-                kept.append(commit)
-        return kept
     commits = []
-    for number, fields in enumerate(records):
+    for number, fields in enumerate(parsed(bodies)):
         commit = commit_of(fields, life, number)
         if commit is None:
             break
         if wanted is None or wanted(commit.header.id):
             commits.append(commit)
     return commits
+
+
+def parsed(bodies: list[bytes]) -> list[object]:
+    """The JSON values of BODIES, up to the first that is not JSON. One parse of them all as
+    an array (one call, not one per line) when each is one value, else line by line."""
+    try:
+        values = json.loads(b"[%s]" % b",".join(bodies))  # pragma: no mutate: the slow path agrees
+        if len(values) == len(bodies):  # pragma: no mutate: the slow path agrees
+            return values  # type: ignore[no-any-return]
+    except ValueError:  # pragma: no mutate: the slow path agrees
+        pass
+    values = []
+    for body in bodies:
+        try:
+            values.append(json.loads(body))
+        except ValueError:
+            break
+    return values
 
 
 def sound(checksum: bytes, body: bytes) -> bool:
@@ -141,9 +146,8 @@ def index_ids(data: bytes) -> list[int]:
     records (a shard that looks for work needs only these)."""
     ids = []
     for line in data.splitlines(keepends=True):
-        body = line[CHECKSUM_WIDTH + 1 : -1]
-        if not (line.endswith(b"\n") and line[CHECKSUM_WIDTH : CHECKSUM_WIDTH + 1] == b" "
-                and sound(line[:CHECKSUM_WIDTH], body) and body.startswith(b'{"id":')):
+        body = sound_body(line)
+        if body is None or not body.startswith(b'{"id":'):
             break
         try:
             ids.append(int(body[6 : body.index(b",")]))
@@ -157,6 +161,6 @@ def chosen(commits: Iterable[Commit]) -> dict[int, Commit]:
     best: dict[int, Commit] = {}
     for commit in commits:
         held = best.get(commit.header.id)
-        if held is None or commit.rank() > held.rank():
+        if held is None or commit.rank() > held.rank():  # pragma: no mutate: equal: the same line
             best[commit.header.id] = commit
     return best
