@@ -31,13 +31,12 @@ from prs_runner.execution.processes import (
     spawn_worker,
 )
 from prs_runner.execution.shard_outcome import Outcome, counts_of
-from prs_runner.execution.steals import BALANCE_SECONDS, FRESH_SECONDS, Balancer
+from prs_runner.execution.steals import BALANCE_SECONDS, Balancer
 from prs_runner.execution.worker import preload, run_worker
 from prs_runner.execution.worker_slot import SHALLOWEST, Slot
 from prs_runner.output.commit_index import chosen
 from prs_runner.output.commit_log import (
     CommitLog,
-    committed_ids,
     life_name,
     read_commits,
     read_life,
@@ -74,11 +73,6 @@ class ShardSupervisor:
         self.output = Storage(self.spec["output"]["uri"])
         self.plan: PlanView | None = None
         self.balancer: Balancer | None = None  # with more than one shard
-        # How old the steal marks may be when work is sent: a listing is cheap on a local
-        # folder, a billed request on an object store.
-        self.fresh = FRESH_SECONDS if self.output.local is not None else BALANCE_SECONDS
-        self.gave_up_stealing = 0.0  # when the last try to take work found none
-        self.parts_read: dict[str, list[int]] = {}  # ids of commit-log parts of an object store
         self.total = 0
         self.tries: dict[int, int] = {}
         self.counts = Counts()
@@ -174,13 +168,8 @@ class ShardSupervisor:
         return bool(self.pending or any(s.queue for s in self.slots))
 
     def take_work(self, last: bool) -> None:
-        balancer = self.balancer
-        recently = time.monotonic() - self.gave_up_stealing < BALANCE_SECONDS
-        if balancer is None or (recently and not last):
-            return
-        taken = balancer.steal(committed_ids(self.output, self.parts_read))
+        taken = self.balancer.take(last) if self.balancer is not None else []
         if not taken:
-            self.gave_up_stealing = time.monotonic()
             return
         self.pending.extend(taken)
         for slot in self.slots:
@@ -190,10 +179,8 @@ class ShardSupervisor:
     def balance(self, every: float = BALANCE_SECONDS) -> None:
         """Read the steal marks now and then; drop what another shard took from the queue
         (what a worker already holds runs anyway: both records are kept, one counts)."""
-        if self.balancer is None or not self.balancer.due(every) or not self.balancer.refresh():
-            return
-        owned = set(self.balancer.owned())
-        self.pending = deque(mb_id for mb_id in self.pending if mb_id in owned)
+        if self.balancer is not None:
+            self.pending = self.balancer.prune(self.pending, every)
 
     def init_failed_everywhere(self) -> bool:
         if not all(s.dead for s in self.slots):
@@ -319,7 +306,7 @@ class ShardSupervisor:
 
     def dispatch(self, slot: Slot) -> None:
         if slot.wants():
-            self.balance(self.fresh)  # not what another shard has just taken
+            self.balance(self.balancer.fresh if self.balancer else 0)  # not what was just taken
         wanted = min(slot.wants(), len(self.pending))
         if not wanted:
             return

@@ -11,9 +11,11 @@ from __future__ import annotations
 import contextlib
 import json
 import time
+from collections import deque
 from collections.abc import Container
 
 from prs_runner.execution.loot import Mark, owned_by, owners_after, pick_loot
+from prs_runner.output.commit_log import committed_ids
 from prs_runner.planning.plan import PlanHeader
 from prs_runner.storage.filesystem import Storage
 
@@ -30,6 +32,29 @@ class Balancer:
         self.marks: dict[str, Mark] = {}
         self.moved: dict[int, int] = {}
         self.read_at = 0.0
+        self.gave_up = 0.0  # when the last try to take work found none
+        self.parts_read: dict[str, list[int]] = {}  # ids of an object store's commit parts
+        # How old the marks may be when work is sent: a listing is cheap on a local folder,
+        # a billed request on an object store.
+        self.fresh = FRESH_SECONDS if output.local is not None else BALANCE_SECONDS
+
+    def take(self, last: bool) -> list[int]:
+        """Work taken from another shard, if any; tried at most every BALANCE_SECONDS but
+        when it is the LAST try before this shard ends."""
+        if time.monotonic() - self.gave_up < BALANCE_SECONDS and not last:
+            return []
+        taken = self.steal(committed_ids(self.output, self.parts_read))
+        if not taken:
+            self.gave_up = time.monotonic()
+        return taken
+
+    def prune(self, pending: deque[int], every: float = BALANCE_SECONDS) -> deque[int]:
+        """PENDING without what another shard took, reading the marks if they are older
+        than EVERY seconds."""
+        if not self.due(every) or not self.refresh():
+            return pending
+        owned = set(self.owned())
+        return deque(mb_id for mb_id in pending if mb_id in owned)
 
     def refresh(self) -> bool:
         """Read the marks written since the last time; whether there were any."""
