@@ -3,9 +3,12 @@ mini-batch its shard supervisor sends, committing each result itself.
 
 Protocol on two inherited pipes, one JSON object per line:
   supervisor -> worker  {"run": ID, "try": N} | {"stop": true}
-  worker -> supervisor  {"ready": true} | {"init_failed": ERROR} | {"done": ID, ...counts}
-                        | {"error": ERROR, "id": ID}
-The worker's stdout and stderr are its log file, so a script's prints cannot break this.
+  worker -> supervisor  {"ready": true} | {"init_failed": ERROR}
+                        | {"done": [{"done": ID, ...counts}, ...], "requests": N}
+                        | {"ran": ID} (object stores: run() returned, its commit follows)
+                        | {"error": ERROR, "id": ID} | {"commit_failed": TEXT, "id": ID}
+Messages answer the commands in order. The worker's stdout and stderr are its log file, so a
+script's prints cannot break this.
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ from prs_runner.planning.plan import MiniBatch
 from prs_runner.planning.plan_store import PlanView, read_header
 from prs_runner.step.uris import parse_uri
 from prs_runner.storage.download_cache import DownloadCache
-from prs_runner.storage.filesystem import Storage, local_root, requests_made
+from prs_runner.storage.filesystem import Storage, local_root, requests_made, write_all
 
 if TYPE_CHECKING:
     from prs_runner.planning.tabular_reading import TableReader
@@ -206,8 +209,12 @@ class Worker:
 
 
 def serve(worker: Worker, commands: Any, events: int) -> int:
+    sending = threading.Lock()  # the commit thread sends too; a long line is not atomic
+
     def send(message: dict[str, Any]) -> None:
-        os.write(events, json.dumps(message).encode() + b"\n")
+        data = json.dumps(message).encode() + b"\n"
+        with sending:
+            write_all(events, data)
 
     try:
         module = worker.start()
