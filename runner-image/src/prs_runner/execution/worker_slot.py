@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 PREFETCH = 4  # queued for a worker before its pace is known
 QUEUED_SECONDS = 0.05  # of work kept queued for a worker once its pace is known
-SHALLOWEST, DEEPEST = 2, 64
+SHALLOWEST, DEEPEST = 1, 64  # slow ones: one at a time (a round trip is ~1 ms)
 PACE_WEIGHT = 0.2  # of the newest measurement in the moving average
 
 
