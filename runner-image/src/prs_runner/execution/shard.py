@@ -305,8 +305,8 @@ class ShardSupervisor:
         self.dispatch(slot)
 
     def dispatch(self, slot: Slot) -> None:
-        if slot.wants():
-            self.balance(self.balancer.fresh if self.balancer else 0)  # not what was just taken
+        if self.balancer is not None and slot.wants():
+            self.balance(self.balancer.fresh)  # not what another shard has just taken
         wanted = min(slot.wants(), len(self.pending))
         if not wanted:
             return

@@ -36,7 +36,7 @@ from prs_runner.output.commit_index import (
     payload_crc,
 )
 from prs_runner.output.results import ResultHeader
-from prs_runner.storage.filesystem import Storage, write_all
+from prs_runner.storage.filesystem import Storage, object_reads, write_all
 from prs_runner.storage.local_descriptors import new_log_file, read_descriptor
 
 COMMITS_DIR = "_prs/commits"
@@ -193,7 +193,9 @@ class PayloadReader:
         if isinstance(handle, int):
             data = os.pread(handle, commit.length, commit.offset)
         else:
-            data = handle.raw.read_at(commit.offset, commit.length)  # type: ignore[attr-defined]
+            read_at = object_reads(handle)
+            assert read_at is not None, "open_seekable gives a ranged reader on an object store"
+            data = read_at(commit.offset, commit.length)
         ok = len(data) == commit.length and payload_crc(data) == commit.crc
         return data if ok else None
 
