@@ -13,6 +13,7 @@ from prs_runner.execution.progress import format_duration, progress_line
 from prs_runner.output.row_encoding import encode_text
 from prs_runner.planning.fingerprint import compute_fingerprint
 from prs_runner.planning.plan import (
+    OPENING_FIRST,
     MiniBatch,
     Plan,
     TableSlice,
@@ -23,6 +24,8 @@ from prs_runner.planning.plan import (
     header_from_json,
     header_of,
     header_to_json,
+    opening_due,
+    opening_limit,
     part_from_json,
     part_to_json,
     plan_files,
@@ -211,6 +214,44 @@ def test_progress_line() -> None:
 )
 def test_assign_shards(sizes: list[int], nodes: int, expected: list[int]) -> None:
     assert assign_shards(sizes, nodes) == expected
+
+
+@pytest.mark.parametrize(
+    ("sizes", "nodes", "opened", "expected"),
+    [
+        pytest.param([1, 1, 1, 1], 2, 0, [0, 0, 1, 1], id="none-opened"),
+        pytest.param([1, 1, 1, 1], 2, 2, [0, 0, 1, 1], id="within-shard-0"),
+        pytest.param([1, 1, 1, 1], 2, 3, [0, 0, 0, 1], id="opened-stay-in-shard-0"),
+        pytest.param([1, 1, 1], 3, 2, [0, 0, 2], id="a-shard-left-empty"),
+        pytest.param([5, 5], 1, 2, [0, 0], id="one-shard"),
+    ],
+)
+def test_opened_mini_batches_are_shard_0s(
+    sizes: list[int], nodes: int, opened: int, expected: list[int]
+) -> None:
+    assert assign_shards(sizes, nodes, opened) == expected
+
+
+@pytest.mark.parametrize(
+    ("published", "eligible", "due"),
+    [
+        (0, 0, False), (0, OPENING_FIRST - 1, False), (0, OPENING_FIRST, True),
+        (8, 15, False), (8, 16, True), (16, 31, False), (16, 32, True), (100, 200, True),
+        (100, 199, False),
+    ],
+)
+def test_openings_start_small_and_double(published: int, eligible: int, due: bool) -> None:
+    assert OPENING_FIRST == 8
+    assert opening_due(published, eligible) is due
+
+
+@pytest.mark.parametrize(
+    ("size", "nodes", "limit"), [(1000, 1, None), (1000, 2, 250), (1000, 4, 125), (999, 2, 249)],
+)
+def test_openings_stay_within_half_of_shard_0s_share(
+    size: int, nodes: int, limit: int | None
+) -> None:
+    assert opening_limit(size, nodes) == limit
 
 
 def batch(id: int, shard: int, size: int = 1, *items: str,

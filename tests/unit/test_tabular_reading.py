@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
+from unittest.mock import patch
 
 import pandas as pd
 import pyarrow.csv as pacsv
@@ -55,6 +56,55 @@ def test_only_an_object_is_read_at_offsets_from_several_threads(tmp_path: Path) 
         assert object_reads(local) is None  # a disk is read in order, by one thread
     assert object_reads(io.BytesIO(b"a\n")) is None
     assert FETCHERS > 1
+
+
+@pytest.mark.parametrize("nodes", [1, 2])
+def test_openings_are_the_plans_first_mini_batches_published_as_they_are_cut(
+    tmp_path: Path, nodes: int
+) -> None:
+    """Two files, the second cut block by block: openings span both, start small and
+    double, and the plan that follows holds them unchanged, in shard 0."""
+    from prs_runner.planning.tabular_scan import Openings, plan_tabular
+
+    (tmp_path / "a.csv").write_bytes(csv_with_quoted_newlines(40, seed=1))
+    (tmp_path / "b.csv").write_bytes(csv_with_quoted_newlines(3000, seed=2))
+    storage = Storage(str(tmp_path))
+    listing = storage.list_files()
+    published: list[list[MiniBatch]] = []
+    openings = Openings(published.append, sum(e.size for e in listing), nodes)
+    with patch("prs_runner.planning.tabular_scan.BLOCK_BYTES", 4096):
+        batches = plan_tabular(storage, listing, "csv", MiniBatchSize(bytes=500), [], nodes,
+                               openings)
+    opened = [mb for opening in published for mb in opening]
+    assert [mb.id for mb in opened] == list(range(len(opened)))
+    assert opened == batches[: len(opened)]
+    assert {mb.shard for mb in opened} == {0}
+    sizes = [len(o) for o in published]
+    assert len(sizes) >= 2 and sizes[0] >= 8, sizes
+    assert all(later >= sum(sizes[:i + 1]) for i, later in enumerate(sizes[1:]))
+    # published while b.csv was still being scanned: not only at its end
+    assert any(o[-1].items[0] == "b.csv" and o[-1].id < batches[-1].id for o in published)
+    assert {mb.items[0] for mb in opened} == {"a.csv", "b.csv"}  # across files
+    share = sum(e.size for e in listing) // (2 * nodes)
+    if nodes == 1:
+        assert len(opened) > len(batches) // 2
+    else:
+        assert sum(mb.bytes for mb in opened) <= share
+        assert len(opened) < len(batches) and {mb.shard for mb in batches} == {0, 1}
+    assert openings.published == len(opened)
+
+
+def test_partitioned_plans_publish_no_openings(tmp_path: Path) -> None:
+    from prs_runner.planning.tabular_scan import Openings, plan_tabular
+
+    for store in range(20):
+        (tmp_path / f"store={store}").mkdir()
+        (tmp_path / f"store={store}" / "p.csv").write_bytes(b"a,b\n1,2\n")
+    storage = Storage(str(tmp_path))
+    published: list[list[MiniBatch]] = []
+    batches = plan_tabular(storage, storage.list_files(), "csv", MiniBatchSize(bytes=1),
+                           ["store"], 1, Openings(published.append, 1000, 1))
+    assert len(batches) == 20 and published == []
 
 
 def planned(folder: Path, target_bytes: int) -> list[MiniBatch]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from prs_runner.step.uris import Location, UriError, parse_uri
+from prs_runner.step.uris import Location, UriError, parse_uri, uses_object_storage
 
 
 @pytest.mark.parametrize(("uri", "location"), [
@@ -65,3 +65,23 @@ def test_errors_name_the_uri_and_the_form(uri: str, words: str) -> None:
         parse_uri(uri)
     assert words in str(raised.value)
     assert str(raised.value).startswith(uri)
+
+
+@pytest.mark.parametrize(
+    ("input_uri", "output_uri", "sides", "remote"),
+    [
+        ("./data", "/tmp/out", [], False),
+        ("s3://bucket/data", "/tmp/out", [], True),
+        ("./data", "gs://bucket/out", [], True),
+        ("./data", "./out", ["./model", "az://account/container/model"], True),
+        ("./data", "./out", ["./model"], False),
+        ("./data", "./out", None, False),  # a spec before defaults: no sideInputs key
+    ],
+)
+def test_a_step_uses_object_storage_when_any_of_its_uris_is_remote(
+    input_uri: str, output_uri: str, sides: list[str] | None, remote: bool
+) -> None:
+    spec: dict[str, object] = {"input": {"uri": input_uri}, "output": {"uri": output_uri}}
+    if sides is not None:
+        spec["sideInputs"] = [{"name": f"s{i}", "uri": uri} for i, uri in enumerate(sides)]
+    assert uses_object_storage(spec) is remote

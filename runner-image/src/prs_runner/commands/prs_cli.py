@@ -11,7 +11,6 @@ import argparse
 import os
 import sys
 from collections.abc import Callable
-from importlib.metadata import entry_points
 from typing import Any
 
 from prs_runner.commands.os_errors import describe_os_error
@@ -94,6 +93,8 @@ def unavailable(name: str, error: Exception) -> Callable[[argparse.Namespace], i
 
 def register_plugins(commands: Any) -> None:
     """Commands of other installed packages; one that cannot load says why when called."""
+    from importlib.metadata import entry_points  # 30 ms: only when a plugin may be wanted
+
     for point in sorted(entry_points(group=COMMAND_GROUP), key=lambda p: p.name):
         try:
             register: Register = point.load()
@@ -105,7 +106,11 @@ def register_plugins(commands: Any) -> None:
         register(commands)
 
 
-def parser() -> argparse.ArgumentParser:
+BUILT_IN = ("run", "validate", "plan")
+
+
+def parser(plugins: bool = True) -> argparse.ArgumentParser:
+    """PLUGINS: register the other packages' commands (not needed to run a built-in one)."""
     root = argparse.ArgumentParser(prog="prs", description=(__doc__ or "").split("\n\n")[0])
     commands = root.add_subparsers(dest="command", required=True)
     for name, help_text, handler in (
@@ -119,12 +124,14 @@ def parser() -> argparse.ArgumentParser:
         "--fresh", action="store_true", help="discard earlier results under the output")
     commands.choices["run"].set_defaults(
         on_interrupt="interrupted: run `prs run` again to resume")
-    register_plugins(commands)
+    if plugins:
+        register_plugins(commands)
     return root
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    args = parser(plugins=not argv or argv[0] not in BUILT_IN).parse_args(argv)
     try:
         return args.handler(args)  # type: ignore[no-any-return]
     except (SpecError, OutputInUse) as error:

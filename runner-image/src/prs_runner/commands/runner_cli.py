@@ -21,8 +21,9 @@ from typing import TYPE_CHECKING
 from prs_runner.commands.os_errors import describe_os_error
 from prs_runner.commands.termination_message import fit
 from prs_runner.execution.processes import exit_now, kill_group, runner_gc
-from prs_runner.execution.shard import EXIT_FATAL, ShardSupervisor, emit
-from prs_runner.execution.worker import read_spec
+from prs_runner.execution.shard import ShardSupervisor, emit
+from prs_runner.execution.shard_outcome import EXIT_FATAL
+from prs_runner.execution.worker import preload_data_stack, read_spec
 from prs_runner.planning.plan_store import PlanView, read_plan
 from prs_runner.step.spec import SpecError
 
@@ -34,7 +35,25 @@ if TYPE_CHECKING:
     from prs_runner.execution.progress_report import ProgressPoster
 
 
+def await_go(args: argparse.Namespace) -> bool:
+    """`prs run` starts its shards first thing (execution.local_shards): preload, then wait
+    for the go line with the plan's URI. False: EOF, the run ended before it began."""
+    # Ctrl-C reaches the whole terminal's group: `prs run` answers it and closes our stdin.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if args.preload:
+        preload_data_stack()
+    line = sys.stdin.readline()
+    if not line:
+        return False
+    args.plan, args.await_plan = json.loads(line)["plan"], True  # --plan only named it
+    return True
+
+
 def run_shard(args: argparse.Namespace) -> int:
+    if args.await_go and not await_go(args):
+        return 0
+    if not args.plan:
+        raise SystemExit("prs-runner shard: --plan is required (or --await-go)")
     # --await-plan: `prs run` starts shards while it still cuts the input; the resolved spec
     # is already in step.json next to where the plan will appear.
     plan = None if args.await_plan else PlanView(args.plan)
@@ -130,11 +149,15 @@ def parser() -> argparse.ArgumentParser:
     plan.add_argument("--code-root", required=True)
     plan.add_argument("--termination-log")
     shard = commands.add_parser("shard", help="run one shard's mini-batches")
-    shard.add_argument("--plan", required=True)
+    shard.add_argument("--plan")
     shard.add_argument("--index", type=int, default=int(os.environ.get("JOB_COMPLETION_INDEX", 0)))
     shard.add_argument("--code-root")
     shard.add_argument("--await-plan", action="store_true",
                        help="start the workers now, wait for the plan (spec in step.json)")
+    shard.add_argument("--await-go", action="store_true",
+                       help="read the plan's URI from stdin first (`prs run`), then --await-plan")
+    shard.add_argument("--preload", action="store_true",
+                       help="with --await-go: import the data stack while waiting")
     shard.add_argument("--termination-log")
     merge = commands.add_parser("merge", help="merge committed results, write the report")
     merge.add_argument("--plan", required=True)

@@ -6,17 +6,24 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, TextIO
 
 from prs_runner.execution.local_shards import ShardRunner
 from prs_runner.execution.progress import Progress
-from prs_runner.execution.worker import STEP_FILE_NAME
 from prs_runner.output.commit_log import committed_ids
 from prs_runner.output.merge import JOB_RESULT, merge_results, read_shard_outcomes
 from prs_runner.planning.fingerprint import compute_fingerprint
 from prs_runner.planning.plan import MiniBatch, Plan, PlanHeader, plan_files
-from prs_runner.planning.plan_store import read_header, read_plan, write_plan
+from prs_runner.planning.plan_store import (
+    STEP_FILE_NAME,
+    read_header,
+    read_plan,
+    write_opening,
+    write_plan,
+)
 from prs_runner.planning.tabular_formats import guess_format
 from prs_runner.step.spec import SpecError, Step
 from prs_runner.step.validation import check_overlaps
@@ -24,6 +31,7 @@ from prs_runner.storage.code_archive import code_digests
 from prs_runner.storage.filesystem import FileEntry, ListingError, Storage, requests_made
 from prs_runner.storage.output_lock import CLAIMS, LOCK_FILE, output_lock
 
+Publish = Callable[[list[MiniBatch]], None]
 PLAN_FILE = "_prs/plan.json"
 PLAN_PARTS = "_prs/plan"  # its parts (planning.plan_store)
 STEP_FILE = f"_prs/{STEP_FILE_NAME}"
@@ -107,12 +115,13 @@ def reach_output(uri: str) -> None:
         output.list_names("_prs")
 
 
-def cut_plan(step: Step, survey: Survey) -> Plan:
+def cut_plan(step: Step, survey: Survey, publish: Publish | None = None) -> Plan:
+    """The plan; PUBLISH gets its first mini-batches while the rest is cut (tabular)."""
     spec = survey.spec
+    batches = plan_mini_batches(step, spec, survey.input_root, survey.listing, publish)
     return Plan(
         step_name=step.name, fingerprint=survey.fingerprint, input_uri=survey.input_root,
-        node_count=spec["nodeCount"],
-        mini_batches=tuple(plan_mini_batches(step, spec, survey.input_root, survey.listing)),
+        node_count=spec["nodeCount"], mini_batches=tuple(batches),
         step=spec, side_inputs={s["name"]: s["uri"] for s in spec["sideInputs"]},
         storage_requests=requests_made(),
     )
@@ -138,16 +147,19 @@ def resolve_format(spec: dict[str, Any], listing: list[FileEntry]) -> str:
 
 
 def plan_mini_batches(
-    step: Step, spec: dict[str, Any], input_root: str, listing: list[FileEntry]
+    step: Step, spec: dict[str, Any], input_root: str, listing: list[FileEntry],
+    publish: Publish | None = None,
 ) -> list[MiniBatch]:
     size = step.mini_batch_size
     if spec["input"]["type"] != "tabular":
         assert size.count is not None  # validation: files take a count
         return plan_files(listing, size.count, spec["nodeCount"])
-    from prs_runner.planning.tabular_scan import plan_tabular
+    from prs_runner.planning.tabular_scan import Openings, plan_tabular
 
+    openings = None if publish is None else Openings(
+        publish, sum(e.size for e in listing), spec["nodeCount"])
     return plan_tabular(Storage(input_root), listing, spec["input"]["format"], size,
-                        spec["input"].get("partitionKeys") or [], spec["nodeCount"])
+                        spec["input"].get("partitionKeys") or [], spec["nodeCount"], openings)
 
 
 def earlier_result(output: Storage) -> dict[str, Any] | None:
@@ -237,17 +249,24 @@ def prepare_output(plan: Plan, output: Storage, fresh: bool = False) -> dict[str
 
 
 def run_local(step: Step, fresh: bool = False, stream: TextIO = sys.stderr) -> RunResult:
-    """Survey, then start the shards (their workers import and init() meanwhile), cut the
-    input into mini-batches, hand the plan over, merge."""
+    """Start the shards (they import meanwhile), survey, lock the output, give the shards
+    the go (their workers import and init()), cut the input into mini-batches (the first
+    ones run as they are cut), hand the plan over, merge."""
     started = time.time()
-    survey = survey_step(step)
-    output = Storage(survey.spec["output"]["uri"])
-    with output_lock(output):
-        return run_locked(step, survey, output, fresh, started, stream)
+    output_uri = step.resolve_local(step.spec["output"]["uri"]).rstrip("/")
+    runner = ShardRunner(step.spec, Progress(stream, 0, 0), f"{output_uri}/{PLAN_FILE}")
+    runner.start_all()
+    try:
+        survey = survey_step(step)
+        output = Storage(survey.spec["output"]["uri"])
+        with output_lock(output):
+            return run_locked(step, survey, output, fresh, started, runner)
+    finally:
+        runner.cancel()  # those still waiting: the run ended before their go
 
 
 def run_locked(step: Step, survey: Survey, output: Storage, fresh: bool, started: float,
-               stream: TextIO) -> RunResult:
+               runner: ShardRunner) -> RunResult:
     earlier = reusable_result(output, survey.spec, survey.fingerprint, fresh)
     if earlier is not None:
         return RunResult(earlier, reused=True)
@@ -255,12 +274,11 @@ def run_locked(step: Step, survey: Survey, output: Storage, fresh: bool, started
     if not clear_for_run(output, survey.spec, survey.fingerprint, fresh, header is not None):
         header = None
     output.write_atomic(STEP_FILE, json.dumps(survey.spec).encode())
-    runner = ShardRunner(survey.spec, output.uri_of(PLAN_FILE), Progress(stream, 0, 0))
-    runner.start_all()
+    runner.go(survey.spec, output.uri_of(PLAN_FILE))
     plan = None
     try:
         if header is None:
-            plan = cut_plan(step, survey)
+            plan = cut_plan(step, survey, opening_writer(output, survey))
             header = write_plan(output.uri_of(PLAN_FILE), plan)
     except BaseException:
         runner.stop_all()
@@ -271,3 +289,11 @@ def run_locked(step: Step, survey: Survey, output: Storage, fresh: bool, started
     outcomes = read_shard_outcomes(output, header.node_count)
     plan = plan or read_plan(output.uri_of(PLAN_FILE))
     return RunResult(merge_results(plan, output, outcomes, started, override), reused=False)
+
+
+def opening_writer(output: Storage, survey: Survey) -> Publish | None:
+    """Openings on a local output only: shard 0 looks for them every few milliseconds while
+    it waits for the plan, which on an object store would be a billed listing each time."""
+    if output.local is None:
+        return None
+    return partial(write_opening, output.uri_of(PLAN_FILE), survey.input_root)

@@ -1,9 +1,17 @@
-"""The shard supervisors of `prs run`, as local processes: started early (their workers
-import and init() while the input is cut), restarted when one crashes (up to
-maxShardRetries), all stopped once the cross-shard counts cross a threshold."""
+"""The shard supervisors of `prs run`, as local processes: started first thing, restarted
+when one crashes (up to maxShardRetries), all stopped once the cross-shard counts cross a
+threshold.
+
+A shard starts before `prs run` has surveyed its input: it imports what it needs (the data
+stack too, for a tabular step whose workers it forks) and waits for one line on its stdin,
+the go, which carries the plan's URI once the output is locked and cleared. Only then does
+it read the output, start its workers (they import and init() while the input is cut) and
+wait for the plan. An EOF instead of the go: the run ended before it began (an error in
+the spec, a result reused, the output in use), and the shard exits having touched nothing."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import selectors
@@ -14,14 +22,18 @@ from typing import Any
 
 from prs_runner.execution.processes import spawn_shard
 from prs_runner.execution.progress import Progress
-from prs_runner.execution.shard import EXIT_FATAL
+from prs_runner.execution.shard_outcome import EXIT_FATAL
 from prs_runner.output.results import ErrorInfo
 from prs_runner.step.thresholds import Counts, crossed_threshold
+from prs_runner.step.uris import uses_object_storage
 
 
 class ShardRunner:
-    def __init__(self, spec: dict[str, Any], plan_path: str, progress: Progress) -> None:
-        self.spec, self.plan_path, self.progress = spec, plan_path, progress
+    def __init__(self, spec: dict[str, Any], progress: Progress, named: str = "") -> None:
+        """SPEC: the step's, as loaded (its URIs not resolved yet); NAMED: the plan's URI as
+        far as it is known before the survey, on each shard's command line (for `ps`)."""
+        self.spec, self.progress, self.named = spec, progress, named
+        self.plan_path: str | None = None  # given with the go
         self.node_count: int = spec["nodeCount"]
         self.total = 0
         self.retries = [0] * self.node_count
@@ -29,20 +41,61 @@ class ShardRunner:
         self.errors: list[ErrorInfo | None] = [None] * self.node_count
         self.selector = selectors.DefaultSelector()
         self.buffers: dict[int, bytes] = {}
+        self.waiting: dict[int, subprocess.Popen[bytes]] = {}  # started, not given the go
         self.failure: tuple[str, str, str] | None = None
-        limit = spec.get("activeDeadlineSeconds")
-        self.deadline = time.monotonic() + limit if limit else None
+        self.deadline: float | None = None
+        # Workers forked from the shard inherit its imports: for a tabular step, the data
+        # stack is imported while `prs run` surveys, with the step's env (numpy reads it).
+        self.preload = spec["input"]["type"] == "tabular" and not uses_object_storage(spec)
 
     def start(self, shard: int) -> None:
-        process = spawn_shard(["shard", "--plan", self.plan_path, "--index", str(shard),
-                               "--await-plan"])
+        args = ["shard", "--index", str(shard), "--await-go", *(["--preload"] * self.preload),
+                *(["--plan", self.named] if self.named else [])]
+        env = None
+        if self.preload:
+            env = os.environ | {e["name"]: str(e.get("value", "")) for e in self.spec["env"]}
+        process = spawn_shard(args, env, stdin=subprocess.PIPE)
         assert process.stdout is not None
         self.selector.register(process.stdout, selectors.EVENT_READ, (shard, process))
         self.buffers[shard] = b""
+        self.waiting[shard] = process
+        if self.plan_path is not None:  # a restart
+            self.go_to(shard)
 
     def start_all(self) -> None:
         for shard in range(self.node_count):
             self.start(shard)
+
+    def go(self, spec: dict[str, Any], plan_path: str) -> None:
+        """The output is this run's: the shards may start on it (SPEC: resolved)."""
+        self.spec, self.plan_path = spec, plan_path
+        limit = spec.get("activeDeadlineSeconds")
+        self.deadline = time.monotonic() + limit if limit else None
+        for shard in list(self.waiting):
+            self.go_to(shard)
+
+    def go_to(self, shard: int) -> None:
+        process = self.waiting.pop(shard)
+        assert process.stdin is not None
+        # A shard that died before its go shows as a failed shard when its EOF is read.
+        with contextlib.suppress(BrokenPipeError):
+            process.stdin.write(json.dumps({"plan": self.plan_path}).encode() + b"\n")
+            process.stdin.flush()
+        with contextlib.suppress(BrokenPipeError):
+            process.stdin.close()
+
+    def cancel(self) -> None:
+        """The run ends before the go: each shard sees EOF and exits, having done nothing."""
+        for process in self.waiting.values():
+            assert process.stdin is not None
+            with contextlib.suppress(BrokenPipeError):
+                process.stdin.close()
+        for process in self.waiting.values():
+            process.wait()
+            assert process.stdout is not None
+            self.selector.unregister(process.stdout)
+            process.stdout.close()
+        self.waiting.clear()
 
     def run(self, total_mini_batches: int) -> tuple[str, str, str] | None:
         """Once the plan is written: follow the shards to their end."""

@@ -100,11 +100,11 @@ def can_fork() -> bool:
     return hasattr(os, "fork") and os.path.isdir("/proc/self/fd")
 
 
-def spawn_shard(args: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+def spawn_shard(args: list[str], env: dict[str, str] | None = None,
+                stdin: int = subprocess.DEVNULL) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [sys.executable, "-m", "prs_runner.commands.runner_cli", *args],
-        stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, env=env,
-        preexec_fn=die_with_parent,
+        stdout=subprocess.PIPE, stdin=stdin, env=env, preexec_fn=die_with_parent,
     )
 
 

@@ -44,23 +44,17 @@ from prs_runner.output.commit_log import (
 from prs_runner.output.results import FAILED as FAILED_STATUS
 from prs_runner.output.results import SUCCEEDED, ErrorInfo, ResultHeader
 from prs_runner.planning.plan import MiniBatch
-from prs_runner.planning.plan_store import PlanView
+from prs_runner.planning.plan_store import OpeningView, PlanView
 from prs_runner.step.spec import progress_timeout
 from prs_runner.step.thresholds import Counts, crossed_threshold
-from prs_runner.step.uris import parse_uri
+from prs_runner.step.uris import uses_object_storage
 from prs_runner.storage.download_cache import fetch_side_inputs
 from prs_runner.storage.filesystem import Storage, requests_made
 from prs_runner.storage.local_staging import LocalStaging
 
-EXIT_FATAL = 3  # do not retry this shard: threshold crossed or init() keeps failing
 INIT_MAX_TRIES = 3
 PROGRESS_INTERVAL = 0.25
 PLAN_POLL_SECONDS = 0.005  # while workers start up, the plan is being written
-
-
-def uses_object_storage(spec: dict[str, Any]) -> bool:
-    uris = [spec["input"]["uri"], spec["output"]["uri"], *(s["uri"] for s in spec["sideInputs"])]
-    return any(parse_uri(uri).remote for uri in uris)
 
 
 class ShardSupervisor:
@@ -72,6 +66,8 @@ class ShardSupervisor:
         self.spec, self.plan_uri, self.index, self.code_root = spec, plan_uri, index, code_root
         self.output = Storage(self.spec["output"]["uri"])
         self.plan: PlanView | None = None
+        self.opening: OpeningView | None = None  # shard 0, while the plan is being cut
+        self.opened: set[int] = set()  # ids taken up from openings
         self.balancer: Balancer | None = None  # with more than one shard
         self.total = 0
         self.tries: dict[int, int] = {}
@@ -100,6 +96,7 @@ class ShardSupervisor:
         if plan.header.node_count > 1:
             self.balancer = Balancer(self.output, plan.header, self.index,
                                      len(self.slots) * SHALLOWEST)
+        self.check_thresholds()  # a share of failures counts once the total is known
 
     def owned(self) -> list[int]:
         assert self.plan is not None
@@ -109,10 +106,13 @@ class ShardSupervisor:
         return self.balancer.owned()
 
     def resume(self) -> None:
-        owned = self.owned()
-        mine = set(owned)
-        committed = chosen(read_commits(self.output, mine.__contains__))
-        for mb_id in owned:
+        self.take_up([mb_id for mb_id in self.owned() if mb_id not in self.opened])
+
+    def take_up(self, ids: list[int]) -> None:
+        """Count those of IDS committed by an earlier life; queue the others."""
+        wanted = set(ids)
+        committed = chosen(read_commits(self.output, wanted.__contains__))
+        for mb_id in ids:
             commit = committed.get(mb_id)
             if commit is not None and commit.header.status == SUCCEEDED:
                 self.counts += counts_of(commit.header)
@@ -151,12 +151,26 @@ class ShardSupervisor:
         return self.outcome()
 
     def await_plan(self) -> None:
+        """Shard 0 runs the openings (planning.plan_store) meanwhile: the plan's first
+        mini-batches, published while the rest of the input is being cut."""
+        opening = OpeningView(self.plan_uri) if self.index == 0 else None
         while not self.stop_reason and not self.init_failed_everywhere():
             try:
                 self.adopt(PlanView(self.plan_uri))
                 return
             except FileNotFoundError:
+                if opening is not None:
+                    self.open(opening)
                 self.poll(PLAN_POLL_SECONDS)
+
+    def open(self, opening: OpeningView) -> None:
+        ids = opening.new_ids()
+        if ids:
+            self.opening = opening
+            self.opened.update(ids)
+            self.take_up(ids)
+            for slot in self.slots:
+                self.dispatch(slot)
 
     def has_work(self) -> bool:
         """Whether anything is left to run here, once more work is taken from another
@@ -402,8 +416,9 @@ class ShardSupervisor:
         return self.mini_batch(mb_id).item_count
 
     def mini_batch(self, mb_id: int) -> MiniBatch:
-        assert self.plan is not None
-        return self.plan[mb_id]
+        view = self.plan if self.plan is not None else self.opening
+        assert view is not None
+        return view[mb_id]
 
     def check_thresholds(self) -> None:
         why = crossed_threshold(self.counts, self.spec, self.total)

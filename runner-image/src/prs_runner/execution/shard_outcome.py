@@ -9,6 +9,8 @@ from typing import Any
 from prs_runner.output.results import ErrorInfo, ResultHeader
 from prs_runner.step.thresholds import Counts
 
+EXIT_FATAL = 3  # a shard's exit code: do not retry it (threshold crossed, init() keeps failing)
+
 
 @dataclass
 class Outcome:

@@ -35,7 +35,7 @@ from prs_runner.output.commit_log import CommitLog, life_name
 from prs_runner.output.results import SUCCEEDED, ResultHeader
 from prs_runner.output.row_encoding import count_returned, encode_result
 from prs_runner.planning.plan import MiniBatch
-from prs_runner.planning.plan_store import PlanView, read_header
+from prs_runner.planning.plan_store import STEP_FILE_NAME, OpeningView, PlanView, read_header
 from prs_runner.step.uris import parse_uri
 from prs_runner.storage.download_cache import DownloadCache
 from prs_runner.storage.filesystem import Storage, local_root, requests_made, write_all
@@ -70,7 +70,6 @@ def import_entry_script(code_root: str, entry_script: str, arguments: list[str])
     return module
 
 
-STEP_FILE_NAME = "step.json"  # the resolved spec, next to plan.json
 
 
 def read_spec(plan_uri: str) -> dict[str, Any]:
@@ -89,7 +88,7 @@ class Worker:
         self.plan_uri = plan_uri
         self.spec = read_spec(plan_uri)
         self.shard, self.process, self.code_root = shard, process, code_root
-        self.batches: PlanView | None = None  # read on the first mini-batch
+        self.batches: PlanView | OpeningView | None = None  # read on the first mini-batch
         self.input_root = ""
         self.output = Storage(self.spec["output"]["uri"])
         # The supervisor names the life, to read what it committed should it die.
@@ -121,8 +120,13 @@ class Worker:
     def load_plan(self) -> None:
         """On the first mini-batch: the supervisor sends work only once the plan exists."""
         # Read by part as needed: the shard's own, and what it takes from another shard.
-        self.batches = batches = PlanView(self.plan_uri)
-        input_uri = batches.header.input_uri
+        try:
+            self.batches = PlanView(self.plan_uri)
+            input_uri = self.batches.header.input_uri
+        except FileNotFoundError:  # still being cut: shard 0 runs its openings meanwhile
+            self.batches = opening = OpeningView(self.plan_uri)
+            opening.new_ids()
+            input_uri = opening.input_uri
         self.input_root = local_root(input_uri) or input_uri
         if self.remote_files:
             self.downloads = DownloadCache(Storage(input_uri),
@@ -175,14 +179,22 @@ class Worker:
             self.table_reader.prefetch(mb)
 
     def run_one(self, mini_batch_id: int, attempt: int) -> Ran:
-        if self.batches is None:
-            self.load_plan()
-        assert self.batches is not None
         try:
-            return self.run_loaded(self.batches[mini_batch_id], attempt)
+            return self.run_loaded(self.mini_batch(mini_batch_id), attempt)
         finally:
             if self.downloads is not None:
                 self.downloads.release(mini_batch_id)
+
+    def mini_batch(self, mb_id: int) -> MiniBatch:
+        if self.batches is None:
+            self.load_plan()
+        if isinstance(self.batches, OpeningView):
+            mb = self.batches.get(mb_id)
+            if mb is not None:
+                return mb
+            self.batches = PlanView(self.plan_uri)  # not opened: the plan is whole now
+        assert self.batches is not None
+        return self.batches[mb_id]
 
     def run_loaded(self, mb: MiniBatch, attempt: int) -> Ran:
         started = time.perf_counter()
@@ -334,9 +346,13 @@ def preload(spec: dict[str, Any]) -> None:
     """What every worker of this step will import, loaded once before they are forked.
     Call with the step's env already applied (numpy reads OMP_NUM_THREADS on import)."""
     if spec["input"]["type"] == "tabular":
-        import pandas  # noqa: F401 (pyarrow imports it lazily, in the first mini-batch)
+        preload_data_stack()
 
-        import prs_runner.planning.tabular_reading  # noqa: F401
+
+def preload_data_stack() -> None:
+    import pandas  # noqa: F401 (pyarrow imports it lazily, in the first mini-batch)
+
+    import prs_runner.planning.tabular_reading  # noqa: F401
 
 
 def main() -> int:

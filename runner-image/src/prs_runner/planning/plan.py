@@ -85,11 +85,12 @@ def chunk_files(listing: Sequence[FileEntry], files_per_batch: int) -> list[list
     return [list(listing[i : i + files_per_batch]) for i in range(0, len(listing), files_per_batch)]
 
 
-def assign_shards(batch_bytes: Sequence[int], node_count: int) -> list[int]:
+def assign_shards(batch_bytes: Sequence[int], node_count: int, opened: int = 0) -> list[int]:
     """Each shard gets one contiguous range of mini-batches, of about equal bytes (by count
     when every mini-batch is empty), and at least one while there are enough: a shard's part
     of the plan is then one range of ids, and a shard that runs out of work takes more from
-    another at run time (execution.loot), so the cut need not be perfect."""
+    another at run time (execution.loot), so the cut need not be perfect. The first OPENED
+    (published while the plan was cut, and run by shard 0 already) are shard 0's."""
     count = len(batch_bytes)
     shards = min(node_count, count)
     weights = list(batch_bytes) if sum(batch_bytes) else [1] * count
@@ -107,7 +108,7 @@ def assign_shards(batch_bytes: Sequence[int], node_count: int) -> list[int]:
     for index in range(count):
         while shard + 1 < shards and index >= starts[shard + 1]:
             shard += 1
-        assigned.append(shard)
+        assigned.append(0 if index < opened else shard)
     return assigned
 
 
@@ -152,6 +153,23 @@ class PlanHeader:
     def part_of(self, mb_id: int) -> int:
         """The first id of the part that holds MB_ID."""
         return self.part_starts[bisect.bisect_right(self.part_starts, mb_id) - 1]
+
+
+OPENING_FIRST = 8  # mini-batches in a plan's first opening; each next one doubles the total
+
+
+def opening_limit(input_bytes: int, node_count: int) -> int | None:
+    """How far into the input (bytes of mini-batches) openings may go: anywhere with one
+    shard; with more, half of shard 0's share of the listing, so that what is opened would
+    be shard 0's anyway (the planner still puts every opened mini-batch in shard 0)."""
+    return None if node_count == 1 else input_bytes // (2 * node_count)
+
+
+def opening_due(published: int, eligible: int) -> bool:
+    """Whether to publish the mini-batches [published, eligible) as the next opening: the
+    first OPENING_FIRST at once, then whenever the new ones are as many as those before, so
+    a plan of n mini-batches has about log2(n) openings."""
+    return eligible - published >= max(OPENING_FIRST, published)
 
 
 PART_MINI_BATCHES = 2048  # per stored part of a plan, at most (a part holds one shard's)

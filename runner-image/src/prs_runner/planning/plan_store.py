@@ -7,11 +7,17 @@ parts are written first and the header last, so whoever finds the header finds e
 A shard supervisor and its workers read the header, then the parts of the mini-batches they
 run, when they first need them: their own range, and of another shard's only what they
 take from it. The merge and `prs plan` read them all.
+
+While a local run's planner is still cutting, it publishes the plan's first mini-batches as
+openings, `_prs/plan/opening-<first id>.json`, so shard 0 starts on them before the header
+exists (an OpeningView); the planner keeps them in shard 0 and with the same ids.
 """
 
 from __future__ import annotations
 
+import json
 from collections import OrderedDict
+from collections.abc import Sequence
 
 from prs_runner.planning.plan import (
     MiniBatch,
@@ -21,6 +27,8 @@ from prs_runner.planning.plan import (
     header_from_json,
     header_of,
     header_to_json,
+    mini_batch_from_json,
+    mini_batch_to_json,
     part_from_json,
     part_to_json,
     plan_of,
@@ -28,7 +36,9 @@ from prs_runner.planning.plan import (
 from prs_runner.storage.filesystem import Storage
 
 PARTS_FOLDER = "plan"  # beside plan.json
+STEP_FILE_NAME = "step.json"  # the resolved spec, beside plan.json (a local run's)
 PARTS_HELD = 8  # parts a PlanView keeps in memory
+OPENING = "opening-"  # the name of an opening in PARTS_FOLDER, before its first id
 
 
 def split_uri(plan_uri: str) -> tuple[Storage, str]:
@@ -89,6 +99,60 @@ class PlanView:
         else:
             self.parts.move_to_end(first)
         return part[mb_id]
+
+    def get(self, mb_id: int) -> MiniBatch | None:
+        try:
+            return self[mb_id]
+        except KeyError:
+            return None
+
+
+def write_opening(plan_uri: str, input_uri: str, mini_batches: Sequence[MiniBatch]) -> None:
+    """Publish MINI_BATCHES (the next ones in id order) before the plan's header exists."""
+    folder, _ = split_uri(plan_uri)
+    rows = [mini_batch_to_json(mb) for mb in mini_batches]
+    document = {"inputUri": input_uri, "miniBatches": rows}
+    name = f"{PARTS_FOLDER}/{OPENING}{mini_batches[0].id:08d}.json"
+    folder.write_atomic(name, json.dumps(document, separators=(",", ":")).encode())
+
+
+class OpeningView:
+    """The mini-batches of a plan that is still being cut, as far as they are published:
+    what shard 0 and its workers run before the header exists. Once it does, `plan()` is
+    the whole plan (the openings' mini-batches are the same in it)."""
+
+    def __init__(self, plan_uri: str) -> None:
+        self.plan_uri = plan_uri
+        self.folder, _ = split_uri(plan_uri)
+        self.batches: dict[int, MiniBatch] = {}
+        self.seen: set[str] = set()
+        self.input_uri = ""
+
+    def plan(self) -> PlanView | None:
+        try:
+            return PlanView(self.plan_uri)
+        except FileNotFoundError:
+            return None
+
+    def new_ids(self) -> list[int]:
+        """The ids published since the last call, in order."""
+        names = sorted(name for name in self.folder.list_names(PARTS_FOLDER)
+                       if name.startswith(OPENING) and name not in self.seen)
+        ids = []
+        for name in names:
+            document = json.loads(self.folder.read_bytes(f"{PARTS_FOLDER}/{name}"))
+            self.input_uri = document["inputUri"]
+            for row in document["miniBatches"]:
+                mb = mini_batch_from_json(row)
+                self.batches[mb.id] = mb
+                ids.append(mb.id)
+            self.seen.add(name)
+        return ids
+
+    def __getitem__(self, mb_id: int) -> MiniBatch:
+        if mb_id not in self.batches:
+            self.new_ids()
+        return self.batches[mb_id]
 
     def get(self, mb_id: int) -> MiniBatch | None:
         try:

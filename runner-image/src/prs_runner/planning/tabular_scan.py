@@ -15,7 +15,13 @@ from typing import IO, Any
 
 import numpy as np
 
-from prs_runner.planning.plan import MiniBatch, TableSlice, assign_shards
+from prs_runner.planning.plan import (
+    MiniBatch,
+    TableSlice,
+    assign_shards,
+    opening_due,
+    opening_limit,
+)
 from prs_runner.planning.tabular_cuts import (
     ByteRange,
     PartitionGroup,
@@ -99,9 +105,11 @@ def line_of(stream: IO[bytes], offset: int) -> int:
 def scan_text_file(
     stream: IO[bytes], size: int, fmt: str, target_bytes: int | None, target_rows: int | None,
     block_bytes: int = BLOCK_BYTES, map_tasks: Callable[..., Iterable[Any]] = map,
+    on_cut: Callable[[int, Sequence[ByteRange]], None] | None = None,
 ) -> tuple[int, list[ByteRange]]:
     """(end of the CSV header, record ranges) of a CSV or JSON Lines file, read once in
-    large blocks. The header is the first record (none for JSON Lines)."""
+    large blocks. The header is the first record (none for JSON Lines). ON_CUT, after each
+    block: the header's end and the ranges cut so far (they do not change)."""
     quoted = fmt == "csv"
     header_end: int | None = None if quoted else 0
     cutter: RangeCutter | None = None
@@ -120,6 +128,8 @@ def scan_text_file(
         if header_end is not None:
             cutter = cutter or RangeCutter(header_end, target_bytes, target_rows)
             cutter.feed(ends, cumulative)
+            if on_cut is not None:
+                on_cut(header_end, cutter.ranges)
         last_block, last_offset = block, offset
         offset += len(block)
     if in_quotes:
@@ -154,23 +164,35 @@ def describe(error: Exception) -> str:
     return f"file ({text[:300]})"
 
 
-def plan_table_slices(
-    storage: Storage, listing: Sequence[FileEntry], fmt: str, size: MiniBatchSize
-) -> Iterator[tuple[FileEntry, int, TableSlice]]:
-    """(file, bytes, slice) for every mini-batch, in file order then offset order."""
-    for entry in listing:
-        with storage.open_seekable(entry.path) as stream:
-            if fmt == "parquet":
-                yield from named_errors(entry, stream,
-                                        partial(list, parquet_slices(entry, stream, size)))
-                continue
-            with scan_threads() as map_tasks:
-                header_end, ranges = named_errors(entry, stream, partial(
-                    scan_text_file, stream, entry.size, fmt, size.bytes, size.rows,
-                    map_tasks=map_tasks))
-        for part in ranges:
-            yield entry, part.end - part.start, TableSlice(
-                rows=part.records, start=part.start, end=part.end, header_end=header_end)
+Part = tuple[tuple[str, ...], int, TableSlice]  # a mini-batch to be: files, bytes, slice
+
+
+def byte_range_part(entry: FileEntry, header_end: int, part: ByteRange) -> Part:
+    return (entry.path,), part.end - part.start, TableSlice(
+        rows=part.records, start=part.start, end=part.end, header_end=header_end)
+
+
+def extend_cut(entry: FileEntry, parts: list[Part], on_cut: Callable[[list[Part]], None],
+               header_end: int, ranges: Sequence[ByteRange]) -> None:
+    """PARTS, grown by the ranges cut since the last call, to ON_CUT (no quadratic copy)."""
+    parts.extend(byte_range_part(entry, header_end, r) for r in ranges[len(parts):])
+    on_cut(parts)
+
+
+def file_parts(storage: Storage, entry: FileEntry, fmt: str, size: MiniBatchSize,
+               on_cut: Callable[[list[Part]], None] | None = None) -> list[Part]:
+    """The mini-batches of one file, in offset order; ON_CUT: those of a large text file
+    cut so far, as the scan goes."""
+    with storage.open_seekable(entry.path) as stream:
+        if fmt == "parquet":
+            slices = named_errors(entry, stream, partial(list, parquet_slices(entry, stream, size)))
+            return [((e.path,), b, part) for e, b, part in slices]
+        cut = None if on_cut is None else partial(extend_cut, entry, [], on_cut)
+        with scan_threads() as map_tasks:
+            header_end, ranges = named_errors(entry, stream, partial(
+                scan_text_file, stream, entry.size, fmt, size.bytes, size.rows,
+                block_bytes=BLOCK_BYTES, map_tasks=map_tasks, on_cut=cut))
+    return [byte_range_part(entry, header_end, r) for r in ranges]
 
 
 def parquet_slices(
@@ -187,16 +209,53 @@ def parquet_slices(
         yield entry, run.bytes, TableSlice(rows=run.rows, row_groups=run.row_groups)
 
 
+class Openings:
+    """Publishes the first mini-batches while the rest of the input is still being cut
+    (plan.opening_due says when), so that shard 0 starts on them (plan_store.OpeningView)."""
+
+    def __init__(self, publish: Callable[[list[MiniBatch]], None], input_bytes: int,
+                 node_count: int) -> None:
+        self.publish = publish
+        self.limit = opening_limit(input_bytes, node_count)
+        self.published = self.eligible = self.eligible_bytes = 0
+        self.closed = False  # past the limit: the rest waits for the whole plan
+
+    def offer(self, done: Sequence[Part], current: Sequence[Part]) -> None:
+        """DONE: the mini-batches of the files cut; CURRENT: of the file being cut, so far."""
+        while not self.closed and self.eligible < len(done) + len(current):
+            index = self.eligible
+            _, size, _ = done[index] if index < len(done) else current[index - len(done)]
+            if self.limit is not None and self.eligible_bytes + size > self.limit:
+                self.closed = True
+                break
+            self.eligible, self.eligible_bytes = index + 1, self.eligible_bytes + size
+        if opening_due(self.published, self.eligible):
+            parts = [*done[self.published:self.eligible],
+                     *current[max(self.published - len(done), 0):max(self.eligible - len(done), 0)]]
+            self.publish([MiniBatch(id=self.published + i, shard=0, bytes=b, items=files,
+                                    table=part) for i, (files, b, part) in enumerate(parts)])
+            self.published = self.eligible
+
+
 def plan_tabular(
     storage: Storage, listing: Sequence[FileEntry], fmt: str, size: MiniBatchSize,
-    partition_keys: Sequence[str], node_count: int,
+    partition_keys: Sequence[str], node_count: int, openings: Openings | None = None,
 ) -> list[MiniBatch]:
+    """The mini-batches; OPENINGS publishes the first ones as they are cut (not with
+    partitionKeys, whose groups are known only at the end)."""
     if partition_keys:
         groups = partition_groups(storage, listing, fmt, partition_keys)
         parts = [(g.files, g.bytes, TableSlice(rows=g.rows, partition=g.values)) for g in groups]
+        openings = None
     else:
-        parts = [((e.path,), b, s) for e, b, s in plan_table_slices(storage, listing, fmt, size)]
-    shards = assign_shards([p[1] for p in parts], node_count)
+        parts = []
+        for entry in listing:
+            on_cut = None if openings is None else partial(openings.offer, parts)
+            parts.extend(file_parts(storage, entry, fmt, size, on_cut))
+            if openings is not None:
+                openings.offer(parts, [])
+    opened = openings.published if openings is not None else 0
+    shards = assign_shards([p[1] for p in parts], node_count, opened)
     return [MiniBatch(id=i, shard=shards[i], bytes=b, items=files, table=part)
             for i, (files, b, part) in enumerate(parts)]
 

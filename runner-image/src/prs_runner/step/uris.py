@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Any
 
 OBJECT_SCHEMES = ("s3", "gs", "abfs", "abfss", "az")
 SCHEMES = ("file", "pvc", *OBJECT_SCHEMES)
@@ -58,6 +59,13 @@ def parse_uri(uri: str) -> Location:
     if not bucket:
         raise UriError(f"{uri}: the claim name is missing (pvc://CLAIM/path)")
     return Location(scheme, bucket, key_prefix(uri, path))
+
+
+def uses_object_storage(spec: dict[str, Any]) -> bool:
+    """Whether any of the step's URIs (input, output, side inputs) is on an object store."""
+    sides = spec.get("sideInputs") or []
+    uris = [spec["input"]["uri"], spec["output"]["uri"], *(s["uri"] for s in sides)]
+    return any(parse_uri(uri).remote for uri in uris)
 
 
 def parse_abfs(uri: str, rest: str) -> Location:
