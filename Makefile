@@ -12,6 +12,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[dev,operator,examples]'
+	$(PY) -m compileall -q runner-image/src operator/src  # bytecode, as an installed copy has
 	touch $@
 
 venv: $(VENV)/.installed

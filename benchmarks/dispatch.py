@@ -31,8 +31,10 @@ def main() -> None:
         step = write_step(root, NOOP, args.mini_batches, miniBatchSize="1", nodeCount=1,
                           processCountPerNode=2)
         paths = data_paths(root)
-        prs = [time_prs_run(step) for _ in range(args.repeat)]
-        pool = [time_pool(noop, paths, 2) for _ in range(args.repeat)]
+        prs, pool = [], []
+        for _ in range(args.repeat):  # interleaved: a change of the machine's speed hits both
+            prs.append(time_prs_run(step))
+            pool.append(time_pool(noop, paths, 2))
     n = args.mini_batches
     prs_rate, pool_rate = n / statistics.median(prs), n / statistics.median(pool)
     print(f"dispatch: {n} no-op one-file mini-batches, 1 node x 2 processes, median of "

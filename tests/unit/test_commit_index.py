@@ -33,6 +33,21 @@ def test_a_line_round_trips_with_its_payload_place() -> None:
     assert int(line[:8], 16) == zlib.crc32(line[9:-1])
 
 
+@pytest.mark.parametrize("missing", [("payload_bytes",), ("rows", "error", "payload_bytes")])
+def test_a_line_written_before_later_fields_decodes_with_their_defaults(
+    missing: tuple[str, ...]
+) -> None:
+    fields = {k: v for k, v in vars(header()).items() if k not in missing}
+    line = resealed(json.dumps(fields | {"offset": 4, "crc": 9}).encode())
+    commit = decode_line(line, "old", 2)
+    assert commit == Commit(header(), "old", 2, 4, 0, 9)  # no payload length: none written
+    assert commit is not None and commit.header.payload_bytes is None
+    for place in ("offset", "crc"):
+        partial = {k: v for k, v in fields.items() if k != place} | {"offset": 4, "crc": 9}
+        del partial[place]
+        assert decode_line(resealed(json.dumps(partial).encode()), "old", 2) is None
+
+
 def resealed(body: bytes) -> bytes:
     return b"%08x %s\n" % (zlib.crc32(body), body)
 

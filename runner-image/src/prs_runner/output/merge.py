@@ -80,7 +80,7 @@ def merge_into(
     write_output = status == "Succeeded" and spec["outputAction"] == "append_row"
     file_name = spec["appendRowFileName"]
     temp = f"{REPORT_DIR}/.{file_name}.partial"
-    counts, done = Counts(), 0
+    tally, done = (0, 0, 0, 0, 0), 0  # Counts' fields: no object per record
     with output.open_write(f"{REPORT_DIR}/.processed_mini_batches.csv.partial") as report_file:
         report = io.TextIOWrapper(report_file, newline="", encoding="utf-8")
         writer = csv.writer(report)
@@ -104,8 +104,12 @@ def merge_into(
                 status, reason, message = "Failed", "AppendRowSchemaMismatch", str(mismatch)
                 row, mb_counts = copy_record(commit, payload, None)
             writer.writerow(row or [mb.id, mb.shard, "", 0, mb.item_count, 0, 0, "", "not_run", ""])
-            counts += mb_counts
-            done += row is not None
+            if row is not None:
+                won, lost, items_won, items_lost, rows = mb_counts
+                tally = (tally[0] + won, tally[1] + lost, tally[2] + items_won,
+                         tally[3] + items_lost, tally[4] + rows)
+                done += 1
+        counts = Counts(*tally)
         void(output, torn)
         if sink is not None:
             sink.close()
@@ -147,17 +151,16 @@ def merge_into(
 
 def copy_record(
     commit: Commit | None, payload: bytes | None, sink: AppendRowOutput | None
-) -> tuple[list[Any] | None, Counts]:
+) -> tuple[list[Any] | None, tuple[int, int, int, int, int]]:
     """A mini-batch's committed record (None: there is none) into the report's row, its
-    counts and, when it succeeded, its rows into SINK."""
+    counts (as Counts' fields) and, when it succeeded, its rows into SINK."""
     if commit is None or payload is None:
-        return None, Counts()
+        return None, (0, 0, 0, 0, 0)
     header = commit.header
     ok = header.status == SUCCEEDED
     if sink is not None and ok:
         sink.append(header.id, payload)
-    counts = Counts(int(ok), int(not ok), header.succeeded,
-                    header.failed, header.rows)
+    counts = (int(ok), int(not ok), header.succeeded, header.failed, header.rows)
     error = header.error or {}
     row = [header.id, header.shard, header.process, header.tries, header.items, header.succeeded,
            header.failed, header.seconds, header.status,

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 from collections import OrderedDict
 from collections.abc import Sequence
+from typing import Any
 
 from prs_runner.planning.plan import (
     MiniBatch,
@@ -30,6 +31,7 @@ from prs_runner.planning.plan import (
     mini_batch_from_json,
     mini_batch_to_json,
     part_from_json,
+    part_rows,
     part_to_json,
     plan_of,
 )
@@ -77,28 +79,33 @@ def read_plan(plan_uri: str) -> Plan:
 
 class PlanView:
     """The plan as a shard or a worker sees it: the header, and mini-batches by id, read a
-    part at a time when first asked for and kept for the PARTS_HELD parts used last."""
+    part at a time when first asked for and kept for the PARTS_HELD parts used last. A
+    part's rows become MiniBatch objects one by one, when asked for: a worker runs only
+    some of a part's mini-batches."""
 
     def __init__(self, plan_uri: str, header: PlanHeader | None = None) -> None:
         self.folder, _ = split_uri(plan_uri)
         self.header = header or read_header(plan_uri)
-        self.parts: OrderedDict[int, dict[int, MiniBatch]] = OrderedDict()
+        self.parts: OrderedDict[int, list[Any]] = OrderedDict()  # first id: its rows
         self.parts_read = 0
 
     def __getitem__(self, mb_id: int) -> MiniBatch:
         if not 0 <= mb_id < self.header.mini_batch_count:
             raise KeyError(mb_id)
         first = self.header.part_of(mb_id)
-        part = self.parts.get(first)
-        if part is None:
-            part = {mb.id: mb for mb in part_from_json(self.folder.read_bytes(part_name(first)))}
+        rows = self.parts.get(first)
+        if rows is None:
+            rows = part_rows(self.folder.read_bytes(part_name(first)))
             self.parts_read += 1
-            self.parts[first] = part
+            self.parts[first] = rows
             if len(self.parts) > PARTS_HELD:
                 self.parts.popitem(last=False)
         else:
             self.parts.move_to_end(first)
-        return part[mb_id]
+        mb = mini_batch_from_json(rows[mb_id - first])
+        if mb.id != mb_id:  # a part holds consecutive ids from its first
+            raise ValueError(f"plan part {first}: row {mb_id - first} is mini-batch {mb.id}")
+        return mb
 
     def get(self, mb_id: int) -> MiniBatch | None:
         try:

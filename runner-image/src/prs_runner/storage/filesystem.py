@@ -23,8 +23,7 @@ import os
 import shutil
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from typing import IO, Any
+from typing import IO, Any, NamedTuple
 
 from prs_runner.step.globs import glob_to_regex
 from prs_runner.step.uris import UriError, parse_uri
@@ -66,8 +65,7 @@ def relative_parts(path: str) -> list[str]:
     return parts
 
 
-@dataclass(frozen=True)
-class FileEntry:
+class FileEntry(NamedTuple):  # a tuple: a listing holds one per file, up to millions
     path: str  # relative to the listed root, '/'-separated
     size: int
     mtime_ns: int
