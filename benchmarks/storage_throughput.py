@@ -34,7 +34,8 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import yaml
-from tabular_read import MB, generate, row_group_runs, to_pandas
+from cold_pyarrow import MB, row_group_runs, to_pandas
+from tabular_read import generate
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))

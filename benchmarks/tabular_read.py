@@ -12,12 +12,10 @@ The data is generated once into ~/.cache/parallelrunstep/bench ($PRS_BENCH_CACHE
 from __future__ import annotations
 
 import argparse
-import multiprocessing
 import os
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -25,6 +23,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import yaml
 from bench_steps import time_prs_run
+from cold_pyarrow import pool_tasks, time_pool
 
 from prs_runner.execution.local_run import build_plan
 from prs_runner.step.validation import load_step
@@ -80,67 +79,6 @@ def generate(megabytes: int) -> tuple[Path, Path]:
     return csv_path, parquet_path
 
 
-def line_ranges(path: Path, size: int) -> list[tuple[int, int]]:
-    """The baseline's own 1 MB line-aligned ranges (this data has no quoted newlines)."""
-    ranges, total = [], path.stat().st_size
-    with path.open("rb") as stream:
-        start = len(stream.readline())
-        while start < total:
-            stream.seek(min(start + size, total))
-            stream.readline()
-            end = min(stream.tell(), total)
-            ranges.append((start, end))
-            start = end
-    return ranges
-
-
-def read_csv_range(task: tuple[str, int, int, bool]) -> int:
-    path, start, end, pandas = task
-    with open(path, "rb") as stream:
-        header = stream.readline()
-        stream.seek(start)
-        data = header + stream.read(end - start)
-    table = pacsv.read_csv(pa.py_buffer(data), read_options=pacsv.ReadOptions(use_threads=False))
-    return len(to_pandas(table)) if pandas else table.num_rows
-
-
-def to_pandas(table: pa.Table) -> Any:
-    """As prs hands frames to run(): dates as datetime64, not one Python object each."""
-    return table.to_pandas(split_blocks=True, date_as_object=False)
-
-
-FOOTERS: dict[str, Any] = {}  # per pool process, as prs keeps them per worker
-
-
-def read_row_groups(task: tuple[str, list[int], bool]) -> int:
-    path, groups, pandas = task
-    parquet = pq.ParquetFile(path, metadata=FOOTERS.get(path))
-    FOOTERS[path] = parquet.metadata
-    table = parquet.read_row_groups(groups, use_threads=False)
-    return len(to_pandas(table)) if pandas else table.num_rows
-
-
-def row_group_runs(path: Path, size: int) -> list[list[int]]:
-    metadata = pq.ParquetFile(path).metadata
-    runs: list[list[int]] = [[]]
-    run_bytes = 0
-    for index in range(metadata.num_row_groups):
-        group = metadata.row_group(index)
-        runs[-1].append(index)
-        run_bytes += sum(group.column(c).total_compressed_size for c in range(group.num_columns))
-        if run_bytes >= size:
-            runs.append([])
-            run_bytes = 0
-    return [r for r in runs if r]
-
-
-def time_pool(function: Any, tasks: list[Any]) -> tuple[float, int]:
-    started = time.perf_counter()
-    with multiprocessing.Pool(2) as pool:
-        rows = sum(pool.imap(function, tasks))
-    return time.perf_counter() - started, rows
-
-
 def write_step(root: Path, data: Path) -> Path:
     (root / "src").mkdir(parents=True, exist_ok=True)
     (root / "src" / "score.py").write_text(SCRIPT)
@@ -169,25 +107,13 @@ def time_prs_run_busy(step: Path) -> tuple[float, float]:
     return elapsed, busy
 
 
-def pool_tasks(fmt: str, path: Path, pandas: bool) -> tuple[Any, list[Any]]:
-    if fmt == "csv":
-        return read_csv_range, [(str(path), s, e, pandas) for s, e in line_ranges(path, MB)]
-    return read_row_groups, [(str(path), g, pandas) for g in row_group_runs(path, MB)]
-
-
-def run_cold_baseline(fmt: str, path: Path) -> None:
-    """What a user's own script does from a cold start: import, cut, Pool(2), to_pandas."""
-    function, tasks = pool_tasks(fmt, path, pandas=True)
-    with multiprocessing.Pool(2) as pool:
-        sum(pool.imap(function, tasks))
-
-
 def time_cold_baseline(fmt: str, path: Path) -> float:
     import subprocess
     import sys
 
     started = time.perf_counter()
-    subprocess.run([sys.executable, __file__, "--cold-baseline", fmt, str(path)], check=True)
+    script = Path(__file__).with_name("cold_pyarrow.py")
+    subprocess.run([sys.executable, str(script), fmt, str(path)], check=True)
     return time.perf_counter() - started
 
 
@@ -222,12 +148,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--megabytes", type=int, default=500)
     parser.add_argument("--repeat", type=int, default=2, help="best of N for every number")
-    parser.add_argument("--cold-baseline", nargs=2, metavar=("FORMAT", "PATH"),
-                        help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.cold_baseline:
-        run_cold_baseline(args.cold_baseline[0], Path(args.cold_baseline[1]))
-        return
     csv_path, parquet_path = generate(args.megabytes)
     print(f"load before: {os.getloadavg()[0]:.2f}")
     with tempfile.TemporaryDirectory() as folder:

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from prs_runner.execution.local_run import PLAN_FILE, build_plan
+from prs_runner.execution.local_run import build_plan
+from prs_runner.planning.plan_store import PLAN_FILE
 from prs_runner.planning.plan_store import write_plan as store_plan
 from prs_runner.step.validation import load_step
 from prs_runner.storage.filesystem import Storage

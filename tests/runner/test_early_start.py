@@ -13,9 +13,9 @@ import sys
 import time
 from pathlib import Path
 
-from prs_runner.execution.local_run import PLAN_FILE, STEP_FILE, cut_plan, survey_step
+from prs_runner.execution.local_run import STEP_FILE, cut_plan, survey_step
 from prs_runner.output.commit_log import read_commits
-from prs_runner.planning.plan_store import write_opening, write_plan
+from prs_runner.planning.plan_store import PLAN_FILE, write_opening, write_plan
 from prs_runner.step.validation import load_step
 from prs_runner.storage.filesystem import Storage
 from tests.runner.conftest import MakeStep

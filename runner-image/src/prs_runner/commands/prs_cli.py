@@ -45,10 +45,14 @@ def print_summary(name: str, result: dict[str, Any], reused: bool) -> None:
 
 
 def command_run(args: argparse.Namespace) -> int:
-    from prs_runner.execution.local_run import run_local
+    from prs_runner.execution.local_shards import start_shards
 
     step = load_step(args.step, args.set or [], args.output)
-    outcome = run_local(step, fresh=args.fresh)
+    shards = start_shards(step)  # first: they import while the rest of `prs run` loads
+
+    from prs_runner.execution.local_run import run_local
+
+    outcome = run_local(step, fresh=args.fresh, shards=shards)
     print_summary(step.name, outcome.result, outcome.reused)
     return 0 if outcome.result["status"] == "Succeeded" else 1
 

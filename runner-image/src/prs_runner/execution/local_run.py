@@ -11,13 +11,13 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any, TextIO
 
-from prs_runner.execution.local_shards import ShardRunner
-from prs_runner.execution.progress import Progress
+from prs_runner.execution.local_shards import ShardRunner, start_shards
 from prs_runner.output.commit_log import committed_ids
 from prs_runner.output.merge import JOB_RESULT, merge_results, read_shard_outcomes
 from prs_runner.planning.fingerprint import compute_fingerprint
 from prs_runner.planning.plan import MiniBatch, Plan, PlanHeader, plan_files
 from prs_runner.planning.plan_store import (
+    PLAN_FILE,
     STEP_FILE_NAME,
     read_header,
     read_plan,
@@ -32,7 +32,6 @@ from prs_runner.storage.filesystem import FileEntry, ListingError, Storage, requ
 from prs_runner.storage.output_lock import CLAIMS, LOCK_FILE, output_lock
 
 Publish = Callable[[list[MiniBatch]], None]
-PLAN_FILE = "_prs/plan.json"
 PLAN_PARTS = "_prs/plan"  # its parts (planning.plan_store)
 STEP_FILE = f"_prs/{STEP_FILE_NAME}"
 
@@ -248,14 +247,13 @@ def prepare_output(plan: Plan, output: Storage, fresh: bool = False) -> dict[str
     return None
 
 
-def run_local(step: Step, fresh: bool = False, stream: TextIO = sys.stderr) -> RunResult:
-    """Start the shards (they import meanwhile), survey, lock the output, give the shards
-    the go (their workers import and init()), cut the input into mini-batches (the first
-    ones run as they are cut), hand the plan over, merge."""
+def run_local(step: Step, fresh: bool = False, stream: TextIO = sys.stderr,
+              shards: ShardRunner | None = None) -> RunResult:
+    """Start the shards (they import meanwhile) unless SHARDS were, survey, lock the
+    output, give the shards the go (their workers import and init()), cut the input into
+    mini-batches (the first ones run as they are cut), hand the plan over, merge."""
     started = time.time()
-    output_uri = step.resolve_local(step.spec["output"]["uri"]).rstrip("/")
-    runner = ShardRunner(step.spec, Progress(stream, 0, 0), f"{output_uri}/{PLAN_FILE}")
-    runner.start_all()
+    runner = shards or start_shards(step, stream)
     try:
         survey = survey_step(step)
         output = Storage(survey.spec["output"]["uri"])

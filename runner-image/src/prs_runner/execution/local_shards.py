@@ -17,15 +17,26 @@ import os
 import selectors
 import signal
 import subprocess
+import sys
 import time
-from typing import Any
+from typing import Any, TextIO
 
 from prs_runner.execution.processes import spawn_shard
 from prs_runner.execution.progress import Progress
 from prs_runner.execution.shard_outcome import EXIT_FATAL
 from prs_runner.output.results import ErrorInfo
+from prs_runner.planning.plan_store import PLAN_FILE
+from prs_runner.step.spec import Step
 from prs_runner.step.thresholds import Counts, crossed_threshold
 from prs_runner.step.uris import uses_object_storage
+
+
+def start_shards(step: Step, stream: TextIO = sys.stderr) -> ShardRunner:
+    """`prs run`'s shard processes, started before anything else (they await the go)."""
+    output_uri = step.resolve_local(step.spec["output"]["uri"]).rstrip("/")
+    runner = ShardRunner(step.spec, Progress(stream, 0, 0), f"{output_uri}/{PLAN_FILE}")
+    runner.start_all()
+    return runner
 
 
 class ShardRunner:

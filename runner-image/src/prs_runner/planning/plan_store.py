@@ -37,6 +37,7 @@ from prs_runner.planning.plan import (
 )
 from prs_runner.storage.filesystem import Storage
 
+PLAN_FILE = "_prs/plan.json"  # in the output
 PARTS_FOLDER = "plan"  # beside plan.json
 STEP_FILE_NAME = "step.json"  # the resolved spec, beside plan.json (a local run's)
 PARTS_HELD = 8  # parts a PlanView keeps in memory
