@@ -101,3 +101,23 @@ def test_after_new_work_the_old_work_still_queued_does_not_set_the_pace() -> Non
     assert worker.settling == 0 and worker.last_done == 0.1002
     worker.finished(1, 0.3002)  # the first of the new kind
     assert worker.pace == pytest.approx(0.2) and worker.depth == SHALLOWEST
+
+
+@pytest.mark.parametrize(
+    ("state", "expected"),
+    [
+        ({"dead": True}, "gave up after init() failed"),
+        ({}, "in init()"),
+        ({"ready": True}, "idle"),
+        ({"ready": True, "queue": [4, 5], "ran": {4}, "head_started": 90.0},
+         "in run() of mini-batch 5 for 10 s"),
+        ({"ready": True, "queue": [6, 7], "head_started": 98.6},
+         "in run() of mini-batch 6 for 1 s"),
+        ({"ready": True, "queue": [4], "ran": {4}}, "idle"),  # ran, its commit not yet written
+    ],
+)
+def test_what_a_worker_is_doing(state: dict[str, object], expected: str) -> None:
+    slot = Slot(0)
+    for name, value in state.items():
+        setattr(slot, name, deque(value) if name == "queue" else value)  # type: ignore[call-overload]
+    assert slot.doing(100.0) == expected

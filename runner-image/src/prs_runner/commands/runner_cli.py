@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING
 from prs_runner.commands.os_errors import describe_os_error
 from prs_runner.commands.termination_message import fit
 from prs_runner.execution.processes import exit_now, kill_group, runner_gc
-from prs_runner.execution.shard import ShardSupervisor, emit
-from prs_runner.execution.shard_outcome import EXIT_FATAL
+from prs_runner.execution.shard import ShardSupervisor
+from prs_runner.execution.shard_outcome import EXIT_FATAL, emit
 from prs_runner.execution.worker import preload_data_stack, read_spec
 from prs_runner.planning.plan_store import PlanView, read_plan
 from prs_runner.step.spec import SpecError

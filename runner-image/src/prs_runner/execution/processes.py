@@ -12,8 +12,12 @@ import sys
 import time
 import traceback
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from prs_runner.storage.filesystem import open_append_log
+
+if TYPE_CHECKING:
+    from prs_runner.execution.worker_slot import Slot
 
 PR_SET_PDEATHSIG = 1
 
@@ -166,3 +170,20 @@ def reap(pid: int) -> str:
         number = os.WTERMSIG(status)
         return f"was killed by signal {number} ({signal.Signals(number).name})"
     return f"exited with code {os.WEXITSTATUS(status)}"
+
+
+def stop_idle(slots: list[Slot], timeout: float, shard: str) -> None:
+    """Ask each live worker to stop: its shutdown() gets TIMEOUT seconds, then the worker is
+    killed, and whatever the script started in the worker's group goes with it."""
+    for slot in slots:
+        if not slot.dead and slot.pid and slot.events >= 0:
+            with contextlib.suppress(BrokenPipeError):
+                os.write(slot.commands, b'{"stop": true}\n')
+    deadline = time.monotonic() + timeout
+    for slot in slots:
+        if slot.events >= 0 and slot.pid and not slot.dead:
+            if not exited_by(slot.pid, deadline):
+                print(f"{shard} process {slot.index}: shutdown() did not return within "
+                      f"{timeout} s; killed", file=sys.stderr)
+            kill_group(slot.pid)
+            reap(slot.pid)

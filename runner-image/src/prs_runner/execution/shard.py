@@ -14,7 +14,6 @@ import functools
 import json
 import os
 import selectors
-import sys
 import time
 from collections import deque
 from collections.abc import Callable
@@ -24,13 +23,13 @@ from prs_runner.execution.environment import worker_environment
 from prs_runner.execution.memory_kills import read_memory_cgroup, worker_death
 from prs_runner.execution.processes import (
     can_fork,
-    exited_by,
     fork_worker,
     kill_group,
     reap,
     spawn_worker,
+    stop_idle,
 )
-from prs_runner.execution.shard_outcome import Outcome, counts_of
+from prs_runner.execution.shard_outcome import Outcome, counts_of, emit
 from prs_runner.execution.steals import BALANCE_SECONDS, Balancer
 from prs_runner.execution.worker import preload, run_worker
 from prs_runner.execution.worker_slot import SHALLOWEST, Slot
@@ -268,20 +267,10 @@ class ShardSupervisor:
         stalled = time.monotonic() - self.last_progress
         if stalled < limit or self.stop_reason:
             return
-        doing = "; ".join(f"process {s.index}: {self.doing(s)}" for s in self.slots)
+        now = time.monotonic()
+        doing = "; ".join(f"process {s.index}: {s.doing(now)}" for s in self.slots)
         self.stop_reason = ("NoProgress", f"no mini-batch finished in shard {self.index} for "
                             f"{stalled:.0f} s (progressUpdateTimeout={limit}); {doing}")
-
-    def doing(self, slot: Slot) -> str:
-        if slot.dead:
-            return "gave up after init() failed"
-        if not slot.ready:
-            return "in init()"
-        if slot.running():
-            since = time.monotonic() - slot.head_started
-            head = next(mb_id for mb_id in slot.queue if mb_id not in slot.ran)
-            return f"in run() of mini-batch {head} for {since:.0f} s"
-        return "idle"
 
     def handle_event(self, slot: Slot, event: dict[str, Any]) -> None:
         if "done" in event or "error" in event or "ran" in event:
@@ -403,6 +392,8 @@ class ShardSupervisor:
             os.close(fd)
         kill_group(slot.pid)
         reap(slot.pid)
+        # Gone: its descriptors' numbers and its pid may be another's from now on.
+        slot.pid, slot.commands, slot.events = 0, -1, -1
         slot.queue, slot.ran, slot.ready = deque(), set(), False
 
     def remember_error(self, error: dict[str, Any], mb_id: int | None) -> None:
@@ -427,25 +418,11 @@ class ShardSupervisor:
             self.stop_reason = ("ErrorThresholdExceeded", why + first)
 
     def stop_workers(self) -> None:
+        """Those with work left (a stop, or its last try) are killed; the others stop."""
         for slot in self.slots:
-            if slot.dead or slot.pid == 0:
-                continue
-            if self.stop_reason or slot.queue:
+            if not (slot.dead or slot.pid == 0) and (self.stop_reason or slot.queue):
                 self.retire(slot)
-                continue
-            with contextlib.suppress(BrokenPipeError):
-                os.write(slot.commands, b'{"stop": true}\n')
-        deadline = time.monotonic() + self.spec["runInvocationTimeout"]
-        for slot in self.slots:
-            if slot.events >= 0 and slot.pid and not slot.dead:
-                # shutdown() gets runInvocationTimeout; then its worker is killed, and
-                # whatever the script started in the worker's group goes with it.
-                if not exited_by(slot.pid, deadline):
-                    print(f"shard {self.index} process {slot.index}: shutdown() did not return "
-                          f"within {self.spec['runInvocationTimeout']} s; killed",
-                          file=sys.stderr)
-                kill_group(slot.pid)
-                reap(slot.pid)
+        stop_idle(self.slots, self.spec["runInvocationTimeout"], f"shard {self.index}")
 
     def report(self, force: bool = False) -> None:
         now = time.monotonic()
@@ -455,8 +432,3 @@ class ShardSupervisor:
             emit(report)
             for listener in self.listeners:
                 listener(report)
-
-
-def emit(message: dict[str, Any]) -> None:
-    sys.stdout.write(json.dumps(message) + "\n")
-    sys.stdout.flush()

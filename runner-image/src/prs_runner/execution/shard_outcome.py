@@ -3,6 +3,8 @@ reports and in its pod's termination message."""
 
 from __future__ import annotations
 
+import json
+import sys
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,3 +34,9 @@ class Outcome:
 
 def counts_of(header: ResultHeader) -> Counts:
     return Counts(1, 0, header.succeeded, header.failed, header.rows)
+
+
+def emit(message: dict[str, Any]) -> None:
+    """A progress report or the outcome, as one JSON line on stdout (`prs run` reads it)."""
+    sys.stdout.write(json.dumps(message) + "\n")
+    sys.stdout.flush()

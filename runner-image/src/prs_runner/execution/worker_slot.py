@@ -36,6 +36,17 @@ class Slot:
     last_done: float = 0.0
     settling: int = 0  # mini-batches of the old kind still to finish after new_work()
 
+    def doing(self, now: float) -> str:
+        """What the worker is doing, for a message about a shard that makes no progress."""
+        if self.dead:
+            return "gave up after init() failed"
+        if not self.ready:
+            return "in init()"
+        if self.running():
+            head = next(mb_id for mb_id in self.queue if mb_id not in self.ran)
+            return f"in run() of mini-batch {head} for {now - self.head_started:.0f} s"
+        return "idle"
+
     def running(self) -> bool:
         """Whether the worker is in run() (it holds mini-batches it has not run to the end)."""
         return self.ready and len(self.queue) > len(self.ran)
@@ -72,3 +83,4 @@ class Slot:
             (1 - PACE_WEIGHT) * self.pace + PACE_WEIGHT * seconds)
         self.depth = max(SHALLOWEST, min(DEEPEST, int(QUEUED_SECONDS / max(self.pace, 1e-9))))
         self.last_done = now
+
