@@ -293,6 +293,24 @@ def test_a_part_never_spans_two_shards() -> None:
     assert [[mb.id for mb in part] for part in cut_parts(CONTIGUOUS)] == [[0, 1], [2, 3, 4]]
 
 
+@pytest.mark.parametrize(
+    ("files", "expected"),
+    [
+        pytest.param([2, 2, 2, 2], [[0, 1], [2, 3]], id="full-at-the-limit"),
+        pytest.param([3, 1, 1, 4], [[0, 1], [2], [3]], id="the-next-would-pass-it"),
+        pytest.param([9, 1, 5], [[0], [1], [2]], id="one-larger-than-the-limit-alone"),
+        pytest.param([1, 1, 1, 1, 1], [[0, 1, 2, 3], [4]], id="by-paths-before-count"),
+    ],
+)
+def test_a_part_holds_at_most_part_paths_paths(
+    monkeypatch: pytest.MonkeyPatch, files: list[int], expected: list[list[int]]
+) -> None:
+    monkeypatch.setattr("prs_runner.planning.plan.PART_PATHS", 4)
+    plan = Plan("s", "sha256:x", "/in", 1, tuple(
+        batch(i, 0, 1, *(f"f{i}-{k}" for k in range(n))) for i, n in enumerate(files)))
+    assert [[mb.id for mb in part] for part in cut_parts(plan)] == expected
+
+
 @pytest.mark.parametrize(("mb_id", "shard", "part"), [
     (0, 0, 0), (1, 0, 0), (2, 1, 2), (3, 1, 2), (4, 1, 4),
 ])

@@ -170,15 +170,22 @@ def opening_due(published: int, eligible: int) -> bool:
 
 
 PART_MINI_BATCHES = 2048  # per stored part of a plan, at most (a part holds one shard's)
+PART_PATHS = 16_384  # paths in a part, at most (one mini-batch aside): about 1 MB of JSON
 
 
 def cut_parts(plan: Plan) -> list[tuple[MiniBatch, ...]]:
-    """The plan's mini-batches in parts of at most PART_MINI_BATCHES, none across shards."""
+    """The plan's mini-batches in parts of at most PART_MINI_BATCHES and, but for a single
+    mini-batch of more, PART_PATHS paths (what a part weighs with many files per mini-batch),
+    none across shards."""
     parts: list[list[MiniBatch]] = []
+    paths = 0
     for mb in plan.mini_batches:
-        if not parts or len(parts[-1]) >= PART_MINI_BATCHES or parts[-1][-1].shard != mb.shard:
+        if (not parts or len(parts[-1]) >= PART_MINI_BATCHES or parts[-1][-1].shard != mb.shard
+                or paths + len(mb.items) > PART_PATHS):
             parts.append([])
+            paths = 0
         parts[-1].append(mb)
+        paths += len(mb.items)
     return [tuple(part) for part in parts]
 
 

@@ -2,8 +2,9 @@
 
 `_prs/plan.json` is the header: the step, the fingerprint, the totals, where each shard's
 range of mini-batch ids starts and where each part starts. The mini-batches are in parts,
-`_prs/plan/<first id>.json`, of at most PART_MINI_BATCHES each and never across shards. The
-parts are written first and the header last, so whoever finds the header finds every part.
+`_prs/plan/<first id>.json`, of at most PART_MINI_BATCHES mini-batches and PART_PATHS paths,
+never across shards. The parts are written first and the header last, so whoever finds the
+header finds every part.
 A shard supervisor and its workers read the header, then the parts of the mini-batches they
 run, when they first need them: their own range, and of another shard's only what they
 take from it. The merge and `prs plan` read them all.
