@@ -129,3 +129,46 @@ def test_a_shard_that_gets_no_go_exits_having_done_nothing(tmp_path: Path) -> No
         cwd=tmp_path, timeout=60)
     assert (shard.returncode, shard.stdout, shard.stderr) == (0, b"", b"")
     assert list(tmp_path.iterdir()) == []
+
+
+def shard_command_lines(step_file: Path) -> list[str]:
+    lines = []
+    for entry in Path("/proc").iterdir():
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except (OSError, ValueError):
+            continue
+        if "runner_cli shard" in cmdline and str(step_file.parent) in cmdline:
+            lines.append(cmdline)
+    return lines
+
+
+def test_the_first_shard_starts_before_prs_reads_the_step_and_becomes_shard_0(
+    make_step: MakeStep
+) -> None:
+    step = make_step("import time\ndef run(mini_batch):\n    time.sleep(0.2)\n"
+                     "    return mini_batch\n", files=8, nodeCount=2, miniBatchSize="1")
+    run = step.start()
+    try:
+        wait_for(lambda: len({line.split(" --")[1] for line in shard_command_lines(step.step)
+                              if "shard" in line}) >= 2, timeout=60)
+        lines = set(shard_command_lines(step.step))
+        assert any(f"--await-setup --for {step.step}" in line for line in lines), lines
+        assert any("--index 1 --await-go" in line and str(step.out) in line for line in lines)
+    finally:
+        out, err = run.communicate(timeout=120)
+    assert run.returncode == 0, out + err
+    assert len(step.output_lines()) == 8
+    assert {row["shard"] for row in step.report_rows()} <= {"0", "1"}
+
+
+def test_a_step_that_does_not_load_leaves_no_shard_behind(tmp_path: Path) -> None:
+    step_file = tmp_path / "step.yaml"
+    step_file.write_text("apiVersion: parallelrun.io/v1alpha1\nkind: ParallelRunStep\n"
+                         "metadata: {name: broken}\nspec: {nodeCount: two}\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "prs_runner.commands.prs_cli", "run", str(step_file)],
+        capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and "spec.code: required" in result.stderr, result.stderr
+    wait_for(lambda: not shard_command_lines(step_file), timeout=10)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["step.yaml"]

@@ -27,14 +27,15 @@ def slow(delay: float) -> str:
 
 
 def step_processes(step: StepDir) -> list[int]:
-    """Supervisor and worker processes of this step (their command lines name its plan)."""
+    """Supervisor and worker processes of this step (their command lines name its plan or,
+    for the shard `prs` starts before it reads the step, the step file)."""
     pids = []
     for entry in Path("/proc").iterdir():
         try:
             cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
         except (OSError, ValueError):
             continue
-        if str(step.out) in cmdline and "prs_runner." in cmdline:
+        if str(step.root) in cmdline and "prs_runner.commands.runner_cli" in cmdline:
             pids.append(int(entry.name))
     return pids
 

@@ -11,13 +11,14 @@ import argparse
 import os
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from prs_runner.commands.os_errors import describe_os_error
-from prs_runner.execution.processes import exit_now, runner_gc
-from prs_runner.step.spec import SpecError
-from prs_runner.step.validation import load_step
-from prs_runner.storage.output_lock import OutputInUse
+from prs_runner.execution.processes import exit_now, runner_gc, spawn_standby_shard
+
+if TYPE_CHECKING:
+    import subprocess
+
+# The rest is imported when a command runs: `prs run` starts its first shard before that.
 
 
 def print_summary(name: str, result: dict[str, Any], reused: bool) -> None:
@@ -46,9 +47,10 @@ def print_summary(name: str, result: dict[str, Any], reused: bool) -> None:
 
 def command_run(args: argparse.Namespace) -> int:
     from prs_runner.execution.local_shards import start_shards
+    from prs_runner.step.validation import load_step
 
     step = load_step(args.step, args.set or [], args.output)
-    shards = start_shards(step)  # first: they import while the rest of `prs run` loads
+    shards = start_shards(step, standby=args.standby)  # they import while `prs run` loads
 
     from prs_runner.execution.local_run import run_local
 
@@ -58,6 +60,8 @@ def command_run(args: argparse.Namespace) -> int:
 
 
 def command_validate(args: argparse.Namespace) -> int:
+    from prs_runner.step.validation import load_step
+
     step = load_step(args.step, args.set or [])
     print(f"{args.step}: valid ParallelRunStep {step.name!r}")
     return 0
@@ -66,6 +70,7 @@ def command_validate(args: argparse.Namespace) -> int:
 def command_plan(args: argparse.Namespace) -> int:
     from prs_runner.execution.local_run import build_plan
     from prs_runner.planning.plan import describe_plan
+    from prs_runner.step.validation import load_step
 
     plan = build_plan(load_step(args.step, args.set or [], args.output))
     print("\n".join(describe_plan(plan)))
@@ -133,9 +138,16 @@ def parser(plugins: bool = True) -> argparse.ArgumentParser:
     return root
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None,
+         standby: subprocess.Popen[bytes] | None = None) -> int:
+    """STANDBY: `prs run`'s first shard process, started before the imports (entry())."""
+    from prs_runner.commands.os_errors import describe_os_error
+    from prs_runner.step.spec import SpecError
+    from prs_runner.storage.output_lock import OutputInUse
+
     argv = sys.argv[1:] if argv is None else argv
     args = parser(plugins=not argv or argv[0] not in BUILT_IN).parse_args(argv)
+    args.standby = standby
     try:
         return args.handler(args)  # type: ignore[no-any-return]
     except (SpecError, OutputInUse) as error:
@@ -156,7 +168,8 @@ def main(argv: list[str] | None = None) -> int:
 def entry() -> None:
     """The console script: main(), then exit without the interpreter's teardown."""
     runner_gc()
-    exit_now(main())
+    standby = spawn_standby_shard(sys.argv[1:])
+    exit_now(main(standby=standby))
 
 
 if __name__ == "__main__":

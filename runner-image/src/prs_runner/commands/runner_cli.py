@@ -36,10 +36,18 @@ if TYPE_CHECKING:
 
 
 def await_go(args: argparse.Namespace) -> bool:
-    """`prs run` starts its shards first thing (execution.local_shards): preload, then wait
-    for the go line with the plan's URI. False: EOF, the run ended before it began."""
+    """`prs run` starts its shards first thing (execution.local_shards): (with --await-setup,
+    read the index, whether to preload and the env to preload with), preload, then wait for
+    the go line with the plan's URI. False: EOF, the run ended before it began."""
     # Ctrl-C reaches the whole terminal's group: `prs run` answers it and closes our stdin.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if args.await_setup:
+        line = sys.stdin.readline()
+        if not line:
+            return False
+        setup = json.loads(line)
+        args.index, args.preload = setup["index"], setup["preload"]
+        os.environ.update(setup["env"])
     if args.preload:
         preload_data_stack()
     line = sys.stdin.readline()
@@ -50,7 +58,7 @@ def await_go(args: argparse.Namespace) -> bool:
 
 
 def run_shard(args: argparse.Namespace) -> int:
-    if args.await_go and not await_go(args):
+    if (args.await_go or args.await_setup) and not await_go(args):
         return 0
     if not args.plan:
         raise SystemExit("prs-runner shard: --plan is required (or --await-go)")
@@ -158,6 +166,9 @@ def parser() -> argparse.ArgumentParser:
                        help="read the plan's URI from stdin first (`prs run`), then --await-plan")
     shard.add_argument("--preload", action="store_true",
                        help="with --await-go: import the data stack while waiting")
+    shard.add_argument("--await-setup", action="store_true",
+                       help="--await-go, with the index, preload and env from stdin first")
+    shard.add_argument("--for", dest="step_file", help="the step file (names the process)")
     shard.add_argument("--termination-log")
     merge = commands.add_parser("merge", help="merge committed results, write the report")
     merge.add_argument("--plan", required=True)

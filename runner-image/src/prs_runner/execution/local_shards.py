@@ -31,10 +31,13 @@ from prs_runner.step.thresholds import Counts, crossed_threshold
 from prs_runner.step.uris import uses_object_storage
 
 
-def start_shards(step: Step, stream: TextIO = sys.stderr) -> ShardRunner:
-    """`prs run`'s shard processes, started before anything else (they await the go)."""
+def start_shards(step: Step, stream: TextIO = sys.stderr,
+                 standby: subprocess.Popen[bytes] | None = None) -> ShardRunner:
+    """`prs run`'s shard processes, started before anything else (they await the go);
+    STANDBY, started by `prs` before its own imports, becomes shard 0."""
     output_uri = step.resolve_local(step.spec["output"]["uri"]).rstrip("/")
     runner = ShardRunner(step.spec, Progress(stream, 0, 0), f"{output_uri}/{PLAN_FILE}")
+    runner.standby = standby
     runner.start_all()
     return runner
 
@@ -53,6 +56,7 @@ class ShardRunner:
         self.selector = selectors.DefaultSelector()
         self.buffers: dict[int, bytes] = {}
         self.waiting: dict[int, subprocess.Popen[bytes]] = {}  # started, not given the go
+        self.standby: subprocess.Popen[bytes] | None = None  # started without its setup
         self.failure: tuple[str, str, str] | None = None
         self.deadline: float | None = None
         # Workers forked from the shard inherit its imports: for a tabular step, the data
@@ -60,12 +64,19 @@ class ShardRunner:
         self.preload = spec["input"]["type"] == "tabular" and not uses_object_storage(spec)
 
     def start(self, shard: int) -> None:
-        args = ["shard", "--index", str(shard), "--await-go", *(["--preload"] * self.preload),
-                *(["--plan", self.named] if self.named else [])]
         env = None
         if self.preload:
-            env = os.environ | {e["name"]: str(e.get("value", "")) for e in self.spec["env"]}
-        process = spawn_shard(args, env, stdin=subprocess.PIPE)
+            env = {e["name"]: str(e.get("value", "")) for e in self.spec["env"]}
+        process, self.standby = self.standby, None
+        if process is not None:  # its setup, as the others get it on their command line
+            setup = {"index": shard, "preload": self.preload, "env": env or {}}
+            self.write_line(process, setup)
+        else:
+            args = ["shard", "--index", str(shard), "--await-go",
+                    *(["--preload"] * self.preload),
+                    *(["--plan", self.named] if self.named else [])]
+            process = spawn_shard(args, None if env is None else os.environ | env,
+                                  stdin=subprocess.PIPE)
         assert process.stdout is not None
         self.selector.register(process.stdout, selectors.EVENT_READ, (shard, process))
         self.buffers[shard] = b""
@@ -88,12 +99,17 @@ class ShardRunner:
     def go_to(self, shard: int) -> None:
         process = self.waiting.pop(shard)
         assert process.stdin is not None
-        # A shard that died before its go shows as a failed shard when its EOF is read.
-        with contextlib.suppress(BrokenPipeError):
-            process.stdin.write(json.dumps({"plan": self.plan_path}).encode() + b"\n")
-            process.stdin.flush()
+        self.write_line(process, {"plan": self.plan_path})
         with contextlib.suppress(BrokenPipeError):
             process.stdin.close()
+
+    @staticmethod
+    def write_line(process: subprocess.Popen[bytes], message: dict[str, Any]) -> None:
+        # A shard that died before reading it shows as a failed shard when its EOF is read.
+        assert process.stdin is not None
+        with contextlib.suppress(BrokenPipeError):
+            process.stdin.write(json.dumps(message).encode() + b"\n")
+            process.stdin.flush()
 
     def cancel(self) -> None:
         """The run ends before the go: each shard sees EOF and exits, having done nothing."""

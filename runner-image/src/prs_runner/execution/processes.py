@@ -14,8 +14,6 @@ import traceback
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from prs_runner.storage.filesystem import open_append_log
-
 if TYPE_CHECKING:
     from prs_runner.execution.worker_slot import Slot
 
@@ -34,6 +32,8 @@ def spawn_worker(
     plan_uri: str, shard: int, process: int, code_root: str, env: dict[str, str], log_path: str
 ) -> tuple[int, int, int]:
     """A worker in its own process group; returns (pid, command fd, event fd)."""
+    from prs_runner.storage.filesystem import open_append_log  # not needed by `prs` itself
+
     command_read, command_write = os.pipe()
     event_read, event_write = os.pipe()
     log = open_append_log(log_path)
@@ -59,6 +59,8 @@ def fork_worker(
     it inherits the imports (pandas, pyarrow) instead of paying them again. The child keeps
     only its two pipe ends and its log, runs run(command_fd, event_fd), and exits with its
     result without running this process's exit handlers. Returns (pid, command fd, event fd)."""
+    from prs_runner.storage.filesystem import open_append_log
+
     command_read, command_write = os.pipe()
     event_read, event_write = os.pipe()
     log = open_append_log(log_path)
@@ -110,6 +112,15 @@ def spawn_shard(args: list[str], env: dict[str, str] | None = None,
         [sys.executable, "-m", "prs_runner.commands.runner_cli", *args],
         stdout=subprocess.PIPE, stdin=stdin, env=env, preexec_fn=die_with_parent,
     )
+
+
+def spawn_standby_shard(argv: list[str]) -> subprocess.Popen[bytes] | None:
+    """For `prs run STEP`, its first shard process, started before `prs` loads the rest of
+    itself (execution.local_shards gives it its setup, then its go); None for the rest."""
+    if len(argv) < 2 or argv[0] != "run" or not os.path.isfile(argv[1]):
+        return None
+    return spawn_shard(["shard", "--await-setup", "--for", os.path.abspath(argv[1])],
+                       stdin=subprocess.PIPE)
 
 
 def kill_group(pid: int) -> None:
