@@ -19,7 +19,7 @@ from prs_runner.planning.plan_store import PLAN_FILE, write_opening, write_plan
 from prs_runner.step.validation import load_step
 from prs_runner.storage.filesystem import Storage
 from tests.runner.conftest import MakeStep
-from tests.runner.test_exactly_once import wait_for
+from tests.runner.test_exactly_once import runner_processes, wait_for
 from tests.runner.test_tabular import tabular_step
 
 SCRIPT = """
@@ -132,15 +132,7 @@ def test_a_shard_that_gets_no_go_exits_having_done_nothing(tmp_path: Path) -> No
 
 
 def shard_command_lines(step_file: Path) -> list[str]:
-    lines = []
-    for entry in Path("/proc").iterdir():
-        try:
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-        except (OSError, ValueError):
-            continue
-        if "runner_cli shard" in cmdline and str(step_file.parent) in cmdline:
-            lines.append(cmdline)
-    return lines
+    return [line for line in runner_processes(step_file.parent).values() if " shard " in line]
 
 
 def test_the_first_shard_starts_before_prs_reads_the_step_and_becomes_shard_0(

@@ -26,18 +26,24 @@ def slow(delay: float) -> str:
     return f"DELAY = {delay}\n" + SLOW_ECHO
 
 
-def step_processes(step: StepDir) -> list[int]:
-    """Supervisor and worker processes of this step (their command lines name its plan or,
-    for the shard `prs` starts before it reads the step, the step file)."""
-    pids = []
+def runner_processes(named: Path) -> dict[int, str]:
+    """The runner's processes (`prs-runner`: supervisors, and their workers, forked with the
+    same command line) whose command line names something under NAMED, by pid."""
+    found = {}
     for entry in Path("/proc").iterdir():
         try:
             cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
         except (OSError, ValueError):
             continue
-        if str(step.root) in cmdline and "prs_runner.commands.runner_cli" in cmdline:
-            pids.append(int(entry.name))
-    return pids
+        if str(named) in cmdline and "prs_runner.commands.runner_cli" in cmdline:
+            found[int(entry.name)] = cmdline
+    return found
+
+
+def step_processes(step: StepDir) -> list[int]:
+    """Supervisor and worker processes of this step (their command lines name its plan or,
+    for the shard `prs` starts before it reads the step, the step file)."""
+    return list(runner_processes(step.root))
 
 
 def parent_of(pid: int) -> int:
