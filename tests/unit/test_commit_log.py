@@ -12,7 +12,6 @@ import pytest
 from prs_runner.output.commit_index import chosen
 from prs_runner.output.commit_log import (
     CommitLog,
-    committed_ids,
     life_name,
     read_commits,
     read_life,
@@ -119,15 +118,3 @@ def test_a_symlinked_commits_folder_is_refused(output: Storage, tmp_path: Path) 
     with pytest.raises(OSError):
         CommitLog(output, "life").add(header(0), b"x")
     assert list(elsewhere.iterdir()) == []
-
-
-def test_committed_ids_are_those_read_commits_gives(output: Storage) -> None:
-    for life, ids in (("a", (1, 2)), ("b", (2, 5))):
-        log = CommitLog(output, life)
-        for mb_id in ids:
-            log.add(header(mb_id), b"x")
-        log.close()
-    assert committed_ids(output, {}) == {1, 2, 5}
-    void(output, [c for c in read_commits(output) if c.header.id == 5])
-    assert committed_ids(output, {}) == {1, 2}
-    assert committed_ids(output, {}) == {c.header.id for c in read_commits(output)}

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from prs_runner.execution.loot import LEAST, Mark, owned_by, owners_after, pick_loot
+from prs_runner.execution.loot import (
+    LEAST,
+    Mark,
+    loot_of,
+    owned_by,
+    owners_after,
+    pick_victim,
+    remaining_counts,
+)
 
 PLANNED = {0: 0, 1: 0, 2: 0, 3: 1, 4: 1, 5: 1}
 
@@ -42,22 +50,52 @@ def test_owned_by_a_shard_in_id_order() -> None:
     assert owned_by(0, planned_ids(0), {}) == [0, 1, 2]
 
 
-@pytest.mark.parametrize(("remaining", "keep", "loot"), [
-    ({0: [], 1: [5, 6, 7, 8]}, 0, (1, [7, 8])),
-    ({0: [], 1: [8, 5, 7, 6]}, 0, (1, [7, 8])),  # in id order, whatever the input order
-    ({0: [], 1: [5, 6, 7, 8, 9]}, 0, (1, [8, 9])),  # the smaller half: the owner keeps more
-    ({0: [], 1: [5, 6]}, 0, (1, [6])),
-    ({0: [], 1: [5]}, 0, (-1, [])),  # fewer than LEAST
-    ({0: [], 1: [5, 6, 7, 8, 9, 10]}, 4, (1, [10])),  # the first KEEP stay with the owner
-    ({0: [], 1: [5, 6, 7, 8, 9]}, 4, (-1, [])),
-    ({0: [], 1: [5, 6, 7], 2: [1, 2, 3, 4]}, 0, (2, [3, 4])),  # the longest
-    ({0: [], 1: [5, 6], 2: [1, 2]}, 0, (1, [6])),  # a tie: the lower shard
-    ({0: [1, 2, 3, 4]}, 0, (-1, [])),  # never from itself
-    ({}, 0, (-1, [])),
+@pytest.mark.parametrize(("left", "keep", "victim"), [
+    ([0, 4], 0, 1),
+    ([0, 2], 0, 1),
+    ([0, 1], 0, -1),  # fewer than LEAST
+    ([0, 6], 4, 1),  # LEAST beyond the first KEEP
+    ([0, 5], 4, -1),
+    ([0, 3, 4], 0, 2),  # the most left
+    ([0, 2, 2], 0, 1),  # a tie: the lower shard
+    ([0, 3, 3, 2], 0, 1),
+    ([4], 0, -1),  # never from itself
+    ([9, 0, 0], 0, -1),
+    ([], 0, -1),
 ])
-def test_pick_loot(remaining: dict[int, list[int]], keep: int,
-                   loot: tuple[int, list[int]]) -> None:
-    assert pick_loot(remaining, 0, keep) == loot
+def test_pick_victim(left: list[int], keep: int, victim: int) -> None:
+    assert pick_victim(left, 0, keep) == victim
+
+
+def test_pick_victim_never_the_thief_itself() -> None:
+    assert pick_victim([2, 9, 3], 1, 0) == 2
+
+
+@pytest.mark.parametrize(("ids", "keep", "loot"), [
+    ([5, 6, 7, 8], 0, [7, 8]),
+    ([8, 5, 7, 6], 0, [7, 8]),  # in id order, whatever the input order
+    ([5, 6, 7, 8, 9], 0, [8, 9]),  # the smaller half: the owner keeps more
+    ([5, 6], 0, [6]),
+    ([5], 0, []),
+    ([5, 6, 7, 8, 9, 10], 4, [10]),  # the first KEEP stay with the owner
+    ([5, 6, 7, 8, 9, 10, 11], 4, [11]),
+    ([5, 6, 7, 8, 9, 10, 11, 12], 4, [11, 12]),
+    ([5, 6, 7], 4, []),
+    ([], 0, []),
+])
+def test_loot_of(ids: list[int], keep: int, loot: list[int]) -> None:
+    assert loot_of(ids, keep) == loot
+
+
+@pytest.mark.parametrize(("planned", "moved", "left"), [
+    ([3, 2], [], [3, 2]),
+    ([3, 2], [(0, 1)], [2, 3]),  # one of shard 0's moved to shard 1
+    ([3, 2, 0], [(0, 2), (0, 2), (1, 0)], [2, 1, 2]),
+    ([1, 1], [(0, 0)], [1, 1]),  # moved back to where the plan put it
+])
+def test_remaining_counts(planned: list[int], moved: list[tuple[int, int]],
+                          left: list[int]) -> None:
+    assert remaining_counts(len(planned), planned.__getitem__, moved) == left
 
 
 def test_least_is_two() -> None:

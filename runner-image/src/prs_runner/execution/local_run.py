@@ -12,7 +12,7 @@ from functools import partial
 from typing import Any, TextIO
 
 from prs_runner.execution.local_shards import ShardRunner, start_shards
-from prs_runner.output.commit_log import committed_ids
+from prs_runner.output.committed_set import CommittedSet
 from prs_runner.output.merge import JOB_RESULT, merge_results, read_shard_outcomes
 from prs_runner.planning.fingerprint import compute_fingerprint
 from prs_runner.planning.plan import MiniBatch, Plan, PlanHeader, plan_files
@@ -282,7 +282,8 @@ def run_locked(step: Step, survey: Survey, output: Storage, fresh: bool, started
         runner.stop_all()
         raise
     runner.progress.total = header.mini_batch_count
-    runner.progress.resumed = len(committed_ids(output, {}))
+    count = header.mini_batch_count
+    runner.progress.resumed = CommittedSet(output, count).refresh().count_in(range(count))
     override = runner.run(header.mini_batch_count)
     outcomes = read_shard_outcomes(output, header.node_count)
     plan = plan or read_plan(output.uri_of(PLAN_FILE))

@@ -51,16 +51,30 @@ def owned_by(shard: int, planned_ids: Iterable[int], moved: Mapping[int, int]) -
     return sorted(own)
 
 
-def pick_loot(remaining: Mapping[int, Sequence[int]], thief: int,
-              keep: int) -> tuple[int, list[int]]:
-    """(victim, ids) for THIEF: the later half of the longest list of another shard's
-    remaining mini-batches (in id order, so the ones its owner reaches last), leaving it its
-    first KEEP (those its workers probably hold already: taking them would run them twice);
-    (-1, []) when no other shard has LEAST more than that left."""
-    others = [(len(ids), -shard) for shard, ids in remaining.items()
-              if shard != thief and len(ids) - keep >= LEAST]
-    if not others:
-        return -1, []
-    victim = -max(others)[1]
-    ids = sorted(remaining[victim])[keep:]
-    return victim, ids[len(ids) - len(ids) // 2 :]
+def remaining_counts(shards: int, planned_left: Callable[[int], int],
+                     moved_left: Iterable[tuple[int, int]]) -> list[int]:
+    """How many mini-batches each of SHARDS shards owns and has not committed, with
+    PLANNED_LEFT(shard): how many of those the plan gave it have no commit, and MOVED_LEFT:
+    (planned shard, owner now) of each moved mini-batch that has no commit. Counts, not
+    lists: a thief's memory does not grow with the input."""
+    left = [planned_left(shard) for shard in range(shards)]
+    for planned, owner in moved_left:
+        left[planned] -= 1
+        left[owner] += 1
+    return left
+
+
+def pick_victim(left: Sequence[int], thief: int, keep: int) -> int:
+    """The shard THIEF takes from: the one with the most LEFT, the lower one on a tie, if it
+    has LEAST more than the first KEEP (those its workers probably hold already); else -1."""
+    others = [(count, -shard) for shard, count in enumerate(left)
+              if shard != thief and count - keep >= LEAST]
+    return -max(others)[1] if others else -1
+
+
+def loot_of(ids: Sequence[int], keep: int) -> list[int]:
+    """What a thief takes of its victim's remaining IDS: the later half (in id order, so the
+    ones its owner reaches last) of those beyond the first KEEP; the owner keeps the larger
+    half."""
+    rest = sorted(ids)[keep:]
+    return rest[len(rest) - len(rest) // 2 :]

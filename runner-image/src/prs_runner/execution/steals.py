@@ -12,10 +12,16 @@ import contextlib
 import json
 import time
 from collections import deque
-from collections.abc import Container
 
-from prs_runner.execution.loot import Mark, owned_by, owners_after, pick_loot
-from prs_runner.output.commit_log import committed_ids
+from prs_runner.execution.loot import (
+    Mark,
+    loot_of,
+    owned_by,
+    owners_after,
+    pick_victim,
+    remaining_counts,
+)
+from prs_runner.output.committed_set import CommittedSet
 from prs_runner.planning.plan import PlanHeader
 from prs_runner.storage.filesystem import Storage
 
@@ -33,7 +39,7 @@ class Balancer:
         self.moved: dict[int, int] = {}
         self.read_at = 0.0
         self.gave_up = 0.0  # when the last try to take work found none
-        self.parts_read: dict[str, list[int]] = {}  # ids of an object store's commit parts
+        self.committed = CommittedSet(output, plan.mini_batch_count)
         # How old the marks may be when work is sent: a listing is cheap on a local folder,
         # a billed request on an object store.
         self.fresh = FRESH_SECONDS if output.local is not None else BALANCE_SECONDS
@@ -43,7 +49,7 @@ class Balancer:
         when it is the LAST try before this shard ends."""
         if time.monotonic() - self.gave_up < BALANCE_SECONDS and not last:
             return []
-        taken = self.steal(committed_ids(self.output, self.parts_read))
+        taken = self.steal(self.committed.refresh())
         if not taken:
             self.gave_up = time.monotonic()
         return taken
@@ -79,15 +85,20 @@ class Balancer:
     def owned(self) -> list[int]:
         return owned_by(self.shard, self.plan.shard_ids(self.shard), self.moved)
 
-    def steal(self, committed: Container[int]) -> list[int]:
+    def steal(self, committed: CommittedSet) -> list[int]:
         """Take part of the shard with the most left (none committed); the ids taken."""
         self.refresh()
-        remaining: dict[int, list[int]] = {}
-        for planned in range(self.plan.node_count):
-            for mb_id in self.plan.shard_ids(planned):
-                if mb_id not in committed:
-                    remaining.setdefault(self.moved.get(mb_id, planned), []).append(mb_id)
-        victim, ids = pick_loot(remaining, self.shard, self.held)
+        shard_ids = self.plan.shard_ids
+        left = remaining_counts(
+            self.plan.node_count,
+            lambda shard: len(shard_ids(shard)) - committed.count_in(shard_ids(shard)),
+            ((self.plan.shard_of(mb_id), owner) for mb_id, owner in self.moved.items()
+             if mb_id not in committed))
+        victim = pick_victim(left, self.shard, self.held)
+        if victim < 0:
+            return []
+        owned = owned_by(victim, shard_ids(victim), self.moved)
+        ids = loot_of([mb_id for mb_id in owned if mb_id not in committed], self.held)
         if not ids:
             return []
         name = f"{time.time_ns():016x}-{victim}-{self.shard}.json"

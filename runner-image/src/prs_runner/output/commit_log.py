@@ -32,7 +32,6 @@ from prs_runner.output.commit_index import (
     Commit,
     decode_index,
     encode_line,
-    index_ids,
     payload_crc,
 )
 from prs_runner.output.results import ResultHeader
@@ -121,21 +120,6 @@ def read_commits(output: Storage, wanted: Callable[[int], bool] | None = None) -
     voided = read_voids(output, [n for n in names if n.startswith(VOID_PREFIX)])
     commits = [c for part in read_indexes(output, stems, wanted) for c in part]
     return [c for c in commits if (c.life, c.line) not in voided] if voided else commits
-
-
-def committed_ids(output: Storage, known: dict[str, list[int]]) -> set[int]:
-    """The ids of every mini-batch with a commit (voided ones aside): what read_commits
-    gives, without the records. KNOWN keeps an object store's parts read before."""
-    names = output.list_names(COMMITS_DIR)
-    if any(name.startswith(VOID_PREFIX) for name in names):  # rare: decode the records
-        return {commit.header.id for commit in read_commits(output)}
-    stems = [name[:-4] for name in names if name.endswith(".idx")]
-    cache = known if output.local is None else {}
-    for stem in stems:
-        if stem not in cache:
-            with contextlib.suppress(FileNotFoundError):
-                cache[stem] = index_ids(output.read_bytes(f"{COMMITS_DIR}/{stem}.idx"))
-    return {mb_id for stem in stems for mb_id in cache.get(stem, ())}
 
 
 def read_life(output: Storage, life: str) -> list[Commit]:

@@ -1,0 +1,80 @@
+"""Which mini-batches have a commit, for a shard that looks for work (execution.steals): one
+bit per mini-batch, kept up to date by reading only what the commit logs gained since the
+last look, so that neither its memory nor a look costs a set of every id in the input.
+
+A local index only grows: a line is appended whole, and a write that fails is cut back
+before the next one (commit_log). So a local index is read on from where the last read
+stopped, up to its last whole line (the next look reads the rest). An object store's index
+parts never change once written, so each is read once. A torn line ends what its log
+commits, as everywhere (commit_index.index_ids). When a merge has voided records (rare),
+every look decodes the records instead, as read_commits does.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+from prs_runner.output.commit_index import index_ids
+from prs_runner.output.commit_log import COMMITS_DIR, VOID_PREFIX, read_commits
+from prs_runner.storage.filesystem import Storage
+
+
+class CommittedSet:
+    def __init__(self, output: Storage, count: int) -> None:
+        self.output, self.count = output, count
+        self.bits = bytearray((count + 7) // 8)
+        self.read_to: dict[str, int] = {}  # index name: bytes read of it, whole lines
+        self.ended: set[str] = set()  # index names with a torn line: nothing after it counts
+
+    def __contains__(self, mb_id: object) -> bool:
+        if not isinstance(mb_id, int) or not 0 <= mb_id < self.count:
+            return False
+        return bool(self.bits[mb_id >> 3] >> (mb_id & 7) & 1)
+
+    def add(self, mb_id: int) -> None:
+        if 0 <= mb_id < self.count:
+            self.bits[mb_id >> 3] |= 1 << (mb_id & 7)
+
+    def count_in(self, ids: range) -> int:
+        """How many of IDS (a step-1 range) have a commit."""
+        start, stop = max(ids.start, 0), min(ids.stop, self.count)
+        if start >= stop:
+            return 0
+        window = int.from_bytes(self.bits[start >> 3 : ((stop - 1) >> 3) + 1], "little")
+        return (window >> (start & 7) & ((1 << (stop - start)) - 1)).bit_count()
+
+    def refresh(self) -> CommittedSet:
+        """Read what the logs gained since the last look; self."""
+        names = self.output.list_names(COMMITS_DIR)
+        if any(name.startswith(VOID_PREFIX) for name in names):
+            self.bits = bytearray(len(self.bits))
+            self.read_to.clear()
+            self.ended.clear()
+            for commit in read_commits(self.output):
+                self.add(commit.header.id)
+            return self
+        for name in names:
+            if name.endswith(".idx") and name not in self.ended:
+                self.read_on(name)
+        return self
+
+    def read_on(self, name: str) -> None:
+        start = self.read_to.get(name, 0)
+        if start and self.output.local is None:
+            return  # a part is written once, whole
+        with contextlib.suppress(FileNotFoundError):
+            data = self.read_from(f"{COMMITS_DIR}/{name}", start)
+            whole = data[: data.rfind(b"\n") + 1]
+            ids = index_ids(whole)
+            for mb_id in ids:
+                self.add(mb_id)
+            if len(ids) < whole.count(b"\n"):
+                self.ended.add(name)
+            self.read_to[name] = start + len(whole)
+
+    def read_from(self, path: str, start: int) -> bytes:
+        if self.output.local is None:
+            return self.output.read_bytes(path)
+        with self.output.open_seekable(path) as stream:
+            stream.seek(start)
+            return stream.read()
