@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from prs_runner.output import committed_set
 from prs_runner.output.commit_log import CommitLog, read_commits, void
 from prs_runner.output.committed_set import CommittedSet
 from prs_runner.output.results import SUCCEEDED, ResultHeader
@@ -63,6 +64,33 @@ def test_reads_on_from_where_it_stopped(output: Storage) -> None:
     log.close()
     assert members(committed.refresh()) == {1, 3}
     assert committed.read_to["a.idx"] > read
+
+
+@pytest.mark.parametrize("chunk", [1, 40, 100, 1 << 20])
+def test_a_long_log_is_read_a_chunk_at_a_time(output: Storage, chunk: int,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(committed_set, "READ_CHUNK", chunk)  # lines are ~90 bytes
+    commit(output, "a", *range(0, 50))
+    committed = CommittedSet(output, 100).refresh()
+    assert members(committed) == set(range(0, 50))
+    commit(output, "b", 60)
+    assert members(committed.refresh()) == {*range(0, 50), 60}
+
+
+@pytest.mark.parametrize("chunk", [1, 64, 1 << 20])
+def test_a_half_written_line_is_left_for_the_next_look_whatever_the_chunk(
+        output: Storage, chunk: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(committed_set, "READ_CHUNK", chunk)
+    commit(output, "a", 1, 2, 3)
+    index = Path(output.uri) / "_prs/commits/a.idx"
+    whole = index.read_bytes()
+    cut = whole.rindex(b"\n", 0, len(whole) - 1) + 1 + 7  # 7 bytes into the last line
+    index.write_bytes(whole[:cut])
+    committed = CommittedSet(output, 10).refresh()
+    assert members(committed) == {1, 2}
+    index.write_bytes(whole)
+    assert members(committed.refresh()) == {1, 2, 3}
+    assert committed.read_to["a.idx"] == len(whole)
 
 
 def test_a_half_written_line_counts_once_it_is_whole(output: Storage) -> None:

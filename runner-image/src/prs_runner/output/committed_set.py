@@ -18,6 +18,8 @@ from prs_runner.output.commit_index import index_ids
 from prs_runner.output.commit_log import COMMITS_DIR, VOID_PREFIX, read_commits
 from prs_runner.storage.filesystem import Storage
 
+READ_CHUNK = 1 << 20  # bytes of a local index read at once
+
 
 class CommittedSet:
     def __init__(self, output: Storage, count: int) -> None:
@@ -59,22 +61,30 @@ class CommittedSet:
         return self
 
     def read_on(self, name: str) -> None:
-        start = self.read_to.get(name, 0)
-        if start and self.output.local is None:
-            return  # a part is written once, whole
+        path = f"{COMMITS_DIR}/{name}"
         with contextlib.suppress(FileNotFoundError):
-            data = self.read_from(f"{COMMITS_DIR}/{name}", start)
-            whole = data[: data.rfind(b"\n") + 1]
-            ids = index_ids(whole)
-            for mb_id in ids:
-                self.add(mb_id)
-            if len(ids) < whole.count(b"\n"):
-                self.ended.add(name)
-            self.read_to[name] = start + len(whole)
+            if self.output.local is None:
+                # A part is written once, whole (read empty: its upload was still open).
+                if not self.read_to.get(name):
+                    self.take_lines(name, self.output.read_bytes(path))
+                return
+            with self.output.open_seekable(path) as stream:
+                stream.seek(self.read_to.get(name, 0))
+                # A log of a long run holds many lines: a chunk at a time keeps this small.
+                while name not in self.ended:
+                    chunk = stream.read(READ_CHUNK)
+                    if len(chunk) == READ_CHUNK:
+                        chunk += stream.readline()  # on to the end of the line it cut
+                    self.take_lines(name, chunk)
+                    if len(chunk) < READ_CHUNK:
+                        return
 
-    def read_from(self, path: str, start: int) -> bytes:
-        if self.output.local is None:
-            return self.output.read_bytes(path)
-        with self.output.open_seekable(path) as stream:
-            stream.seek(start)
-            return stream.read()
+    def take_lines(self, name: str, data: bytes) -> None:
+        """Add the ids of DATA's whole lines (read on from where NAME was read to)."""
+        whole = data[: data.rfind(b"\n") + 1]
+        ids = index_ids(whole)
+        for mb_id in ids:
+            self.add(mb_id)
+        if len(ids) < whole.count(b"\n"):
+            self.ended.add(name)
+        self.read_to[name] = self.read_to.get(name, 0) + len(whole)
