@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import resource
 import signal
 from collections.abc import Iterator
@@ -108,6 +109,19 @@ def test_a_missing_payload_file_and_no_commit_read_as_none(output: Storage) -> N
     commit = read_commits(output)[0]
     (Path(output.uri) / "_prs/commits/life.dat").unlink()
     assert list(read_payloads(output, [None, commit])) == [None, None]
+
+
+def test_an_empty_payload_is_read_without_its_file(output: Storage) -> None:
+    """summary_only records carry no payload: the merge need not open (on an object store:
+    request) the payload file for them, and an index line that says otherwise is torn."""
+    log = CommitLog(output, "life")
+    log.add(header(0), b"")
+    log.add(header(1), b"")
+    log.close()
+    first, second = read_commits(output)
+    (Path(output.uri) / "_prs/commits/life.dat").unlink()
+    torn = dataclasses.replace(second, crc=second.crc + 1)
+    assert list(read_payloads(output, [first, torn])) == [b"", None]
 
 
 def test_a_symlinked_commits_folder_is_refused(output: Storage, tmp_path: Path) -> None:
