@@ -10,13 +10,8 @@ import pytest
 from prs_runner.output import committed_set
 from prs_runner.output.commit_log import CommitLog, read_commits, void
 from prs_runner.output.committed_set import CommittedSet
-from prs_runner.output.results import SUCCEEDED, ResultHeader
 from prs_runner.storage.filesystem import Storage
-
-
-def header(mb_id: int) -> ResultHeader:
-    return ResultHeader(id=mb_id, shard=0, process=0, tries=1, items=1, succeeded=1, failed=0,
-                        seconds=0.0, status=SUCCEEDED)
+from tests.unit.test_commit_log import header
 
 
 @pytest.fixture
