@@ -215,7 +215,7 @@ def test_override_without_equals_sign_names_it() -> None:
 # Mini-batch sizes
 
 
-@pytest.mark.parametrize("text", ["0", "1TB", "10\n", "1 MB", "10rows "])
+@pytest.mark.parametrize("text", ["0", "1TB", "10\n", "1 MB", "10rows ", "5ROWS", "1kib"])
 def test_bad_mini_batch_size_error_names_the_text(text: str) -> None:
     with pytest.raises(ValueError) as raised:
         parse_mini_batch_size(text, "tabular")
@@ -226,8 +226,11 @@ def test_bad_mini_batch_size_error_names_the_text(text: str) -> None:
     ("text", "input_type", "expected"),
     [("7", "files", MiniBatchSize(count=7)), ("7", "tabular", MiniBatchSize(bytes=7)),
      ("3KB", "files", MiniBatchSize(bytes=3072)), ("12rows", "files", MiniBatchSize(rows=12)),
-     ("3GB", "tabular", MiniBatchSize(bytes=3 * 1024**3))],
-    ids=["files-count", "tabular-bytes", "kilobytes", "rows", "gigabytes"],
+     ("3GB", "tabular", MiniBatchSize(bytes=3 * 1024**3)),
+     ("10kb", "tabular", MiniBatchSize(bytes=10 * 1024)),
+     ("1mb", "tabular", MiniBatchSize(bytes=1024**2)), ("2Gb", "tabular", MiniBatchSize(bytes=2 * 1024**3))],
+    ids=["files-count", "tabular-bytes", "kilobytes", "rows", "gigabytes", "azure-kb",
+         "azure-mb", "mixed-case-gb"],
 )
 def test_mini_batch_size_units(text: str, input_type: str, expected: MiniBatchSize) -> None:
     assert parse_mini_batch_size(text, input_type) == expected

@@ -277,7 +277,7 @@ def test_parse_mini_batch_size(text: str, input_type: str, expected: MiniBatchSi
     assert parse_mini_batch_size(text, input_type) == expected
 
 
-@pytest.mark.parametrize("text", ["0", "1TB", "abc", "-5", "1mb", "", "10\n", "1 MB"])
+@pytest.mark.parametrize("text", ["0", "1TB", "abc", "-5", "", "10\n", "1 MB"])
 def test_parse_mini_batch_size_rejects(text: str) -> None:
     with pytest.raises(ValueError):
         parse_mini_batch_size(text, "tabular")

@@ -18,7 +18,8 @@ API_VERSION = "parallelrun.io/v1alpha1"
 KIND = "ParallelRunStep"
 
 NAME_PATTERN = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
-MINI_BATCH_SIZE_PATTERN = re.compile(r"^[1-9][0-9]*(KB|MB|GB|rows)?$")
+# Byte units in any case: Azure's docs and examples write "10kb" and "1mb" as often as "1MB".
+MINI_BATCH_SIZE_PATTERN = re.compile(r"^[1-9][0-9]*((?i:[KMG]B)|rows)?$")
 FORBIDDEN_FILE_NAME_CHARS = set('~"#%&*:<>?/\\{|}`\x00')
 # Names that are not plain file names in the output folder: the folder itself, its parent,
 # and the runner's own folder (a merge there would replace it).
@@ -218,7 +219,7 @@ def parse_mini_batch_size(text: str, input_type: str) -> MiniBatchSize:
         return MiniBatchSize(count=number) if input_type == "files" else MiniBatchSize(bytes=number)
     if unit == "rows":
         return MiniBatchSize(rows=number)
-    return MiniBatchSize(bytes=number * 1024 ** {"KB": 1, "MB": 2, "GB": 3}[unit])
+    return MiniBatchSize(bytes=number * 1024 ** {"KB": 1, "MB": 2, "GB": 3}[unit.upper()])
 
 
 def drop_nulls(spec: Mapping[str, Any]) -> dict[str, Any]:
