@@ -11,7 +11,7 @@ import argparse
 import os
 import sys
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TextIO
 
 from prs_runner.execution.processes import exit_now, runner_gc, spawn_standby_shard
 
@@ -51,6 +51,7 @@ def command_run(args: argparse.Namespace) -> int:
 
     step = load_step(args.step, args.set or [], args.output)
     shards = start_shards(step, standby=args.standby)  # they import while `prs run` loads
+    print_notices(step.spec, sys.stderr)
 
     from prs_runner.execution.local_run import run_local
 
@@ -64,7 +65,16 @@ def command_validate(args: argparse.Namespace) -> int:
 
     step = load_step(args.step, args.set or [])
     print(f"{args.step}: valid ParallelRunStep {step.name!r}")
+    print_notices(step.spec, sys.stdout)
     return 0
+
+
+def print_notices(spec: dict[str, Any], stream: TextIO) -> None:
+    """What Azure's program arguments in spec.arguments set, or why they change nothing."""
+    from prs_runner.step.azure_arguments import read_azure_arguments
+
+    for notice in read_azure_arguments(spec["arguments"]).notices:
+        print(f"  {notice}", file=stream)
 
 
 def command_plan(args: argparse.Namespace) -> int:

@@ -14,6 +14,8 @@ from typing import Any
 
 import yaml
 
+from prs_runner.step.azure_arguments import apply_azure_arguments
+
 API_VERSION = "parallelrun.io/v1alpha1"
 KIND = "ParallelRunStep"
 
@@ -248,7 +250,7 @@ def apply_defaults(spec: Mapping[str, Any]) -> dict[str, Any]:
         out["miniBatchSize"] = "1MB" if is_tabular else "10"
     if isinstance(out["miniBatchSize"], int) and not isinstance(out["miniBatchSize"], bool):
         out["miniBatchSize"] = str(out["miniBatchSize"])
-    return out
+    return apply_azure_arguments(out, DEFAULTS)  # `--run_max_try 5` means runMaxTry: 5
 
 
 class StrictLoader(yaml.SafeLoader):

@@ -12,6 +12,8 @@ from typing import Any
 
 import yaml
 
+from prs_runner.step.azure_arguments import argument_problems
+from prs_runner.step.field_names import suggestion
 from prs_runner.step.globs import GlobError, glob_to_regex
 from prs_runner.step.spec import (
     API_VERSION,
@@ -35,6 +37,7 @@ from prs_runner.step.spec import (
     Step,
     apply_defaults,
     apply_overrides,
+    drop_nulls,
     load_yaml,
     lookup,
 )
@@ -104,14 +107,27 @@ def validate_document(document: Mapping[str, Any]) -> list[str]:
 
 
 def validate_spec(raw: Mapping[str, Any]) -> list[str]:
+    """Every problem at once: a wrong shape does not hide a wrong value elsewhere (a section
+    that is missing or not an object reports that alone, not what it lacks)."""
     problems = check_shape(raw)
-    if problems:
-        return problems
-    spec = apply_defaults(raw)
+    broken = [f"spec.{s}" for s in SECTIONS if not isinstance(raw.get(s), Mapping)]
+    spec = apply_defaults(known_part(raw))
+    problems += argument_problems(drop_nulls(known_part(raw)), DEFAULTS)
     for check in (check_types, check_enums, check_ranges, check_code, check_input, check_output,
                   check_uris):
-        problems += check(spec)
+        problems += [p for p in check(spec)
+                     if not any(p.startswith((f"{b}.", f"{b}:")) for b in broken)]
     return problems
+
+
+def known_part(raw: Mapping[str, Any]) -> dict[str, Any]:
+    """RAW without its unknown fields, each section an object (empty when it is not one)."""
+    known: dict[str, Any] = {k: v for k, v in raw.items() if k in TOP_LEVEL_FIELDS}
+    for section, allowed in SECTIONS.items():
+        value = raw.get(section)
+        known[section] = ({k: v for k, v in value.items() if k in allowed}
+                          if isinstance(value, Mapping) else {})
+    return known
 
 
 MAX_URI_LENGTH = 2048  # the CRD's maxLength: CEL's cost budget needs a bound
@@ -141,7 +157,8 @@ def check_uris(spec: Mapping[str, Any]) -> list[str]:
 
 
 def check_shape(raw: Mapping[str, Any]) -> list[str]:
-    problems = [f"spec.{key}: unknown field" for key in raw if key not in TOP_LEVEL_FIELDS]
+    problems = [f"spec.{key}: unknown field{suggestion(str(key), TOP_LEVEL_FIELDS)}"
+                for key in raw if key not in TOP_LEVEL_FIELDS]
     for section, allowed in SECTIONS.items():
         value = raw.get(section)
         if value is None:
@@ -149,7 +166,8 @@ def check_shape(raw: Mapping[str, Any]) -> list[str]:
         elif not isinstance(value, Mapping):
             problems.append(f"spec.{section}: must be an object")
         else:
-            problems += [f"spec.{section}.{k}: unknown field" for k in value if k not in allowed]
+            problems += [f"spec.{section}.{k}: unknown field{suggestion(str(k), allowed, section)}"
+                         for k in value if k not in allowed]
     return problems
 
 
