@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from unittest.mock import patch
 
 import pytest
@@ -44,3 +45,53 @@ def test_a_built_in_command_is_parsed_without_loading_the_plugins() -> None:
         with pytest.raises(SystemExit):
             main(["--help"])
         register.assert_called_once()
+
+
+AZURE_JOB = """\
+type: parallel
+name: score_images
+compute: azureml:cpu-cluster
+inputs:
+  images: {type: uri_folder, path: ./images}
+outputs:
+  scores: {type: uri_folder, path: ./scores}
+input_data: ${{inputs.images}}
+mini_batch_size: "10"
+retry_settings: {max_retries: 1, timeout: 30}
+task: {code: ./src, entry_script: score.py, append_row_to: "${{outputs.scores}}"}
+"""
+
+
+def test_convert_writes_a_step_that_validates(tmp_path: Path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    from prs_runner.step.validation import load_step
+
+    (tmp_path / "job.yml").write_text(AZURE_JOB)
+    assert main(["convert", str(tmp_path / "job.yml")]) == 0
+    out, err = capsys.readouterr()
+    assert err == ""
+    assert "# compute: azureml:cpu-cluster" in out
+    (tmp_path / "step.yaml").write_text(out)
+    step = load_step(tmp_path / "step.yaml")
+    assert (step.name, step.spec["runMaxTry"], step.spec["runInvocationTimeout"]) == (
+        "score-images", 2, 30)
+    assert main(["convert", str(tmp_path / "job.yml"), "-o", str(tmp_path / "o.yaml")]) == 0
+    assert (tmp_path / "o.yaml").read_text() == out
+
+
+def test_convert_names_what_the_step_still_needs(tmp_path: Path,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "job.yml").write_text(AZURE_JOB.replace("./images", "azureml:images:3"))
+    assert main(["convert", str(tmp_path / "job.yml")]) == 0
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and "spec.input.uri: azureml://images:3" in err[0]
+
+
+def test_convert_refuses_a_bad_file_in_one_line(tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "job.yml").write_text("type: command\ncommand: python train.py\n")
+    assert main(["convert", str(tmp_path / "job.yml")]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert err.startswith(f"prs convert: {tmp_path / 'job.yml'}: not a parallel job")

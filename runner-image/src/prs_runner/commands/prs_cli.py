@@ -11,6 +11,7 @@ import argparse
 import os
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from prs_runner.execution.processes import exit_now, runner_gc, spawn_standby_shard
@@ -87,6 +88,24 @@ def command_plan(args: argparse.Namespace) -> int:
     return 0
 
 
+def command_convert(args: argparse.Namespace) -> int:
+    from prs_runner.step.azure_conversion import convert_azure_file
+    from prs_runner.step.azure_job_sections import AzureConversionError
+
+    try:
+        converted = convert_azure_file(args.azure)
+    except AzureConversionError as error:
+        print(f"prs convert: {error}", file=sys.stderr)
+        return 2
+    if args.output:
+        Path(args.output).write_text(converted.text)
+    else:
+        sys.stdout.write(converted.text)
+    for problem in converted.problems:  # placeholders the user must fill in, named by field
+        print(f"prs convert: {args.output or 'the step'}: {problem}", file=sys.stderr)
+    return 0
+
+
 COMMAND_GROUP = "prs.commands"
 Register = Callable[[Any], None]  # register(subparsers): add one subparser, set its handler
 
@@ -125,7 +144,7 @@ def register_plugins(commands: Any) -> None:
         register(commands)
 
 
-BUILT_IN = ("run", "validate", "plan")
+BUILT_IN = ("run", "validate", "plan", "convert")
 
 
 def parser(plugins: bool = True) -> argparse.ArgumentParser:
@@ -139,6 +158,11 @@ def parser(plugins: bool = True) -> argparse.ArgumentParser:
         sub = add_step_command(commands, name, help_text, handler)
         if name in ("run", "plan"):
             sub.add_argument("--output", help="output URI instead of spec.output.uri")
+    convert = commands.add_parser("convert", help="write an Azure ML parallel job (or "
+                                  "ParallelRunConfig file) as a step")
+    convert.add_argument("azure", help="Azure ML parallel job YAML, or ParallelRunConfig file")
+    convert.add_argument("-o", "--output", help="step YAML to write (default: stdout)")
+    convert.set_defaults(handler=command_convert, on_interrupt="interrupted")
     commands.choices["run"].add_argument(
         "--fresh", action="store_true", help="discard earlier results under the output")
     commands.choices["run"].set_defaults(

@@ -1,0 +1,235 @@
+"""`prs convert`: an Azure ML parallel job (CLI v2 YAML) or a v1 ParallelRunConfig file as a
+ParallelRunStep, with a comment for every Azure setting that has no equivalent here.
+
+Pure (plain data in, (document, notes) out) except `convert_azure_file`, which reads the file.
+What maps to what, and why, is docs/migration.md; the v2 keys are those of Azure's
+reference-yaml-job-parallel page.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from prs_runner.step.azure_job_sections import (
+    AzureConversionError,
+    Notes,
+    code_section,
+    input_data_name,
+    input_section,
+    mapping,
+    output_section,
+    program_arguments,
+    scalar_fields,
+    shown,
+    step_name,
+    task_image,
+)
+from prs_runner.step.azure_v1_conversion import is_v1_config, translate_v1
+from prs_runner.step.spec import API_VERSION, KIND
+
+TOP_LEVEL_NOTES = {  # keys with no equivalent -> what to use instead
+    "compute": "the step runs where Kubernetes schedules its pods; place them with "
+               "spec.podTemplate.nodeSelector / tolerations and size them with spec.resources",
+    "identity": "pods act as their service account: spec.podTemplate.serviceAccountName, or "
+                "storage credentials in spec.podTemplate.env / envFrom (README, object storage)",
+    "services": "no interactive services on the step's pods",
+    "properties": "Azure's own run properties; dropped",
+}
+COMMENT_WIDTH = 96
+SILENT = {"$schema", "type", "name", "display_name", "description", "tags", "experiment_name",
+          "inputs",
+          "outputs", "input_data", "task", "mini_batch_size", "partition_keys", "resources",
+          "max_concurrency_per_instance", "retry_settings", "logging_level", "error_threshold",
+          "mini_batch_error_threshold", "environment_variables"}
+
+@dataclass
+class Conversion:
+    document: dict[str, Any]
+    notes: Notes
+
+
+@dataclass
+class ConvertedFile:
+    text: str  # the step YAML with its comments
+    document: dict[str, Any]
+    problems: list[str]  # prs validate's, one line each; empty when the step is valid
+
+
+def convert_azure_file(path: str | Path) -> ConvertedFile:
+    from prs_runner.step.validation import validate_document
+
+    path = Path(path)
+    data = read_azure_file(path)
+    try:
+        conversion = convert_azure(data, fallback_name=path.stem)
+    except AzureConversionError as error:
+        raise AzureConversionError(f"{path}: {error}") from None
+    text = render_step(conversion.document, conversion.notes.by_field, source=path.name)
+    return ConvertedFile(text, conversion.document, validate_document(conversion.document))
+
+
+def read_azure_file(path: Path) -> Any:
+    try:
+        return yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise AzureConversionError(f"{path}: no such file") from None
+    except (IsADirectoryError, UnicodeDecodeError):
+        raise AzureConversionError(f"{path}: not a YAML or JSON text file; give the "
+                                   "parallel job's .yml file") from None
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" line {mark.line + 1}, column {mark.column + 1}:" if mark else ""
+        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+        raise AzureConversionError(f"{path}:{where} not valid YAML: {problem}") from None
+
+
+def convert_azure(data: Any, fallback_name: str = "") -> Conversion:
+    """A v2 parallel job, a pipeline holding one, or a v1 ParallelRunConfig mapping."""
+    if not isinstance(data, Mapping):
+        raise AzureConversionError("expected a mapping (an Azure ML parallel job or a "
+                                   f"ParallelRunConfig file), got {type(data).__name__}")
+    if is_v1_config(data):
+        translation = translate_v1(data)
+        conversion = convert_job(translation.job, fallback_name)
+        conversion.document["spec"].update(translation.fields)
+        for where, text in translation.notes:
+            conversion.notes.add(where, text)
+        return conversion
+    if data.get("type") == "pipeline":
+        return convert_pipeline(data, fallback_name)
+    if data.get("type") != "parallel":
+        raise AzureConversionError(
+            f"not a parallel job (type: {data.get('type')!r}); prs convert reads a job with "
+            "type: parallel, a pipeline holding one, or a ParallelRunConfig file "
+            "(entry_script and output_action)")
+    return convert_job(data, fallback_name)
+
+
+def convert_pipeline(pipeline: Mapping[str, Any], fallback_name: str) -> Conversion:
+    jobs = mapping(pipeline.get("jobs"))
+    parallel = [key for key, job in jobs.items()
+                if isinstance(job, Mapping) and job.get("type") == "parallel"]
+    if len(parallel) != 1:
+        found = ", ".join(parallel) or "none"
+        raise AzureConversionError(f"a pipeline with {len(parallel)} parallel jobs ({found}); "
+                                   "prs convert takes one: copy it into a file of its own")
+    job = jobs[parallel[0]]
+    if "component" in job:
+        raise AzureConversionError(f"jobs.{parallel[0]} is defined in its component "
+                                   f"({job['component']}); convert that file")
+    described = {k: pipeline[k] for k in ("description", "experiment_name", "tags")
+                 if k in pipeline}  # the pipeline's, when the job has none of its own
+    conversion = convert_job({**described, **job}, parallel[0] or fallback_name)
+    others = [key for key in jobs if key != parallel[0]]
+    if others:
+        conversion.notes.add("", f"the pipeline's other jobs ({', '.join(others)}) are not "
+                                 "converted: run them before this step, and give their "
+                                 "outputs' locations to its inputs")
+    return conversion
+
+
+def convert_job(job: Mapping[str, Any], fallback_name: str) -> Conversion:
+    notes = Notes()
+    task = mapping(job.get("task"))
+    inputs = mapping(job.get("inputs"))
+    name, metadata = step_metadata(job, fallback_name, notes)
+    spec: dict[str, Any] = {"code": code_section(task, notes)}
+    image = task_image(task.get("environment"), notes)
+    if image:
+        spec["image"] = image
+    main_input = input_data_name(job.get("input_data"), inputs)
+    spec["input"] = input_section(main_input, inputs[main_input], job, notes)
+    spec.update(output_section(job.get("outputs"), task.get("append_row_to"), name, notes))
+    arguments, side_inputs = program_arguments(task.get("program_arguments"), inputs,
+                                               main_input, spec["output"]["uri"], notes)
+    if side_inputs:
+        spec["sideInputs"] = side_inputs
+    spec.update(scalar_fields(job, notes))
+    if arguments:
+        spec["arguments"] = arguments
+    env = job.get("environment_variables")
+    if isinstance(env, Mapping) and env:
+        spec["env"] = [{"name": str(key), "value": str(value)} for key, value in env.items()]
+    for key in job:
+        if key not in SILENT:
+            notes.add("", f"{key}: {shown(job[key])}: no equivalent: "
+                          + TOP_LEVEL_NOTES.get(key, "not a parallel job key this converter "
+                                                     "knows; dropped"))
+    return Conversion({"apiVersion": API_VERSION, "kind": KIND, "metadata": metadata,
+                       "spec": spec}, notes)
+
+
+def step_metadata(job: Mapping[str, Any], fallback: str,
+                  notes: Notes) -> tuple[str, dict[str, Any]]:
+    written = str(job.get("name") or job.get("display_name") or fallback)
+    name = step_name(written)
+    if name is None:
+        notes.add("metadata", f"name: {written!r} cannot be made a DNS-1123 label of 3-48 "
+                              "characters (lower-case letters, digits, '-'); choose one")
+        name = written
+    annotations = {}
+    if job.get("display_name") and job.get("display_name") != name:
+        annotations["parallelrun.io/azure-display-name"] = str(job["display_name"])
+    if job.get("description"):
+        annotations["parallelrun.io/description"] = str(job["description"])
+    if job.get("experiment_name"):
+        annotations["parallelrun.io/azure-experiment"] = str(job["experiment_name"])
+    if isinstance(job.get("tags"), Mapping) and job["tags"]:
+        # Tag keys and values are free text; label syntax is not, annotations take any text.
+        annotations.update({f"parallelrun.io/azure-tag.{key}": str(value)
+                            for key, value in job["tags"].items() if step_name(str(key))})
+    metadata: dict[str, Any] = {"name": name}
+    if annotations:
+        metadata["annotations"] = annotations
+    return name, metadata
+
+
+
+
+def render_step(document: Mapping[str, Any], notes: Mapping[str, list[str]], source: str) -> str:
+    """The step as YAML, each note a comment above the field it concerns; notes about no
+    field (settings dropped) head the file."""
+    lines = [f"# Converted by `prs convert` from {source}."]
+    lines += comment_lines(notes.get("", []), "")
+    head = {key: document[key] for key in ("apiVersion", "kind", "metadata")}
+    lines += comment_lines(notes.get("metadata", []), "", after="metadata")
+    lines.append(dump(head).rstrip("\n"))
+    lines.append("spec:")
+    placed = {"", "metadata"}
+    for key, value in document["spec"].items():
+        lines += comment_lines(notes.get(key, []), "  ")
+        lines += ["  " + line for line in dump({key: value}).splitlines()]
+        placed.add(key)
+    for key in notes:  # about fields the step leaves at their defaults
+        if key not in placed:
+            lines += comment_lines(notes[key], "  ", after=key)
+    return "\n".join(lines) + "\n"
+
+
+def comment_lines(texts: list[str], indent: str, after: str = "") -> list[str]:
+    width = COMMENT_WIDTH - len(indent)
+    lines = []
+    for text in texts:
+        wrapped = textwrap.wrap(f"{after}: {text}" if after else text, width - 2) or [""]
+        lines += [f"{indent}# {wrapped[0]}", *(f"{indent}#   {line}" for line in wrapped[1:])]
+    return lines
+
+
+def dump(value: Mapping[str, Any]) -> str:
+    """Mappings of scalars inline (`code: {entryScript: ..., sourceDirectory: ...}`, as the
+    README writes steps), scalars and lists of words (arguments) one per line."""
+    leaves = all(not isinstance(item, Mapping | list) or is_word_list(item)
+                 for item in value.values())
+    return yaml.safe_dump(dict(value), sort_keys=False, default_flow_style=False if leaves
+                          else None, allow_unicode=True, width=COMMENT_WIDTH)
+
+
+def is_word_list(value: Any) -> bool:
+    return isinstance(value, list) and all(not isinstance(item, Mapping | list)
+                                           for item in value)

@@ -1,0 +1,261 @@
+"""The sections of a v2 parallel job, each as the step fields it becomes (azure_conversion
+puts them together). Every Azure value without an equivalent leaves a note for the comment
+above the field it concerns; docs/migration.md lists them all.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+from prs_runner.step.spec import NAME_PATTERN
+
+REFERENCE = re.compile(r"\$\{\{\s*(inputs|outputs)\.([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
+SIZE = re.compile(r"([0-9]+)\s*([kmg]b)?", re.IGNORECASE)
+# Storage the runner reads as written; Azure's wasb(s) names the same blobs as abfs(s).
+PASSED_SCHEMES = ("s3", "gs", "az", "abfs", "abfss", "file", "pvc")
+AZURE_CURATED_IMAGES = "mcr.microsoft.com/azureml/"
+NAME_LENGTH = (3, 48)
+
+class AzureConversionError(ValueError):
+    """The Azure file cannot be read or is not a parallel job: one line, naming what to do."""
+
+
+@dataclass
+class Notes:
+    """Comments for the written step, by the spec field they sit above ("" for the header)."""
+
+    by_field: dict[str, list[str]] = field(default_factory=dict)
+
+    def add(self, where: str, text: str) -> None:
+        self.by_field.setdefault(where, []).append(text)
+
+def shown(value: Any) -> str:
+    """An Azure value as a comment quotes it: scalars as written, collections inline."""
+    if isinstance(value, Mapping | list):
+        return str(yaml.safe_dump(value, default_flow_style=True, width=10_000)).strip()
+    return str(value)
+
+
+def mapping(value: Any) -> Mapping[str, Any]:
+    """VALUE when it is a mapping, else an empty one: a missing or mistyped section reads as
+    absent, and the validator names what the step then lacks."""
+    return value if isinstance(value, Mapping) else {}
+
+
+def step_name(text: str) -> str | None:
+    """TEXT as a DNS-1123 label of 3-48 characters, or None when nothing of it is left."""
+    label = re.sub(r"[^a-z0-9-]", "", re.sub(r"[_\s.]+", "-", text.lower()))
+    label = re.sub(r"-{2,}", "-", label).lstrip("-0123456789")[: NAME_LENGTH[1]].rstrip("-")
+    fits = NAME_PATTERN.fullmatch(label) and NAME_LENGTH[0] <= len(label)
+    return label if fits else None
+
+
+def code_section(task: Mapping[str, Any], notes: Notes) -> dict[str, Any]:
+    if task.get("type", "run_function") != "run_function":
+        notes.add("code", f"task.type: {task['type']!r}: only run_function (an entry script "
+                          "with init() and run()) exists here")
+    code = str(task.get("code") or ".")
+    if code.startswith("azureml:") or "://" in code:
+        notes.add("code", f"task.code: {code}: the code must be a local folder here (prs "
+                          "submit packs it); download it and give its path")
+    return {"entryScript": task.get("entry_script"), "sourceDirectory": code}
+
+
+def task_image(environment: Any, notes: Notes) -> str | None:
+    image = environment.get("image") if isinstance(environment, Mapping) else None
+    extras = [k for k in ("conda_file", "build") if isinstance(environment, Mapping)
+              and environment.get(k)]
+    if isinstance(image, str) and not extras and not image.startswith(AZURE_CURATED_IMAGES):
+        notes.add("image", "the image must hold the runner: build it FROM the runner image "
+                           "(README, Images)")
+        return image
+    notes.add("image", f"task.environment: {shown(environment)}: the pods run the runner image "
+                       "(spec.image empty: the operator's default); put the script's packages "
+                       "into an image built FROM the runner image (README, Images) and name it "
+                       "in spec.image; `prs run` uses this machine's Python")
+    return None
+
+
+def input_data_name(input_data: Any, inputs: Mapping[str, Any]) -> str:
+    match = REFERENCE.fullmatch(str(input_data or "").strip())
+    if match is None or match[1] != "inputs":
+        raise AzureConversionError(f"input_data: {input_data!r}: expected "
+                                   "${{inputs.NAME}} naming one of the job's inputs")
+    if not isinstance(inputs.get(match[2]), Mapping):
+        raise AzureConversionError(f"input_data names inputs.{match[2]}, which is not a "
+                                   "data input (type and path) of the job")
+    return match[2]
+
+
+def input_section(name: str, data: Mapping[str, Any], job: Mapping[str, Any],
+                  notes: Notes) -> dict[str, Any]:
+    kind = data.get("type", "uri_folder")
+    uri = location(data.get("path"), f"inputs.{name}", "input", notes)
+    section: dict[str, Any] = {"type": "tabular" if kind == "mltable" else "files", "uri": uri}
+    if kind == "mltable":
+        notes.add("input", "tabular: the files under uri are read directly (csv, parquet, "
+                           "jsonl); set glob and format to match them: an MLTable file's "
+                           "transformations are not applied")
+    elif kind == "uri_file" and "://" not in uri:
+        folder, _, file_name = uri.rpartition("/")
+        section.update(uri=folder or ".", glob=file_name)
+    elif kind != "uri_folder":
+        notes.add("input", f"inputs.{name}.type: {kind!r}: read as a folder of files")
+    keys = job.get("partition_keys")
+    if keys:
+        section["partitionKeys"] = [str(k) for k in keys] if isinstance(keys, list) else keys
+    if data.get("mode") == "direct" and kind != "mltable":
+        notes.add("input", "mode direct: run() gets local paths here (objects are "
+                           "downloaded), not storage URLs")
+    return section
+
+
+def location(path: Any, what: str, where: str, notes: Notes) -> str:
+    """A local path or a URI the runner reads; anything else a placeholder that fails
+    `prs validate` (a local-looking placeholder would pass it and fail at run time)."""
+    text = str(path or "")
+    scheme = text.partition("://")[0] if "://" in text else ""
+    if text and not scheme and not text.startswith(("azureml:", "${{")):
+        return text
+    if scheme in PASSED_SCHEMES:
+        return text
+    if scheme in ("wasb", "wasbs"):
+        notes.add(where, f"{what}: {text} is read as abfss:// (the same blob)")
+        return "abfss://" + text.partition("://")[2]
+    placeholder = text if scheme else "azureml://" + re.sub(
+        r"^azureml:|^\$\{\{\s*|\s*\}\}$", "", text).strip("/")
+    if not text:
+        placeholder = f"azureml://{what}"
+    notes.add(where, f"{what}: {text or 'no path'}: an Azure data asset or datastore has no "
+                     "equivalent; give a local path or an s3://, gs:// or az:// URI")
+    return placeholder
+
+
+def output_section(outputs: Any, append_row_to: Any, name: str,
+                   notes: Notes) -> dict[str, Any]:
+    outputs = mapping(outputs)
+    match = REFERENCE.fullmatch(str(append_row_to or "").strip())
+    if match and match[2] in outputs:
+        chosen = match[2]
+    else:
+        chosen = next(iter(outputs), "")
+        notes.add("outputAction", "no task.append_row_to: run() results are not collected "
+                                  "(summary_only, as on Azure); the script writes its own files "
+                                  "to context.output_dir")
+    data = mapping(outputs.get(chosen))
+    path = written = str(data.get("path") or "")
+    fields: dict[str, Any] = {"outputAction": "append_row" if match else "summary_only"}
+    if data.get("type") == "uri_file" and path:
+        path, _, file_name = path.rpartition("/")
+        if match:
+            fields["appendRowFileName"] = file_name
+    if not path or path.startswith(("azureml:", "${{")):
+        notes.add("output", f"outputs.{chosen or 'output'}: {written or 'no path'}: Azure chose "
+                            "the location; written to a local folder here: change it to "
+                            "the path or s3://, gs:// or az:// URI that should hold the result")
+        path = f"./out/{name}"
+    return {"output": {"uri": location(path, f"outputs.{chosen}", "output", notes)}, **fields}
+
+
+def program_arguments(text: Any, inputs: Mapping[str, Any], main_input: str, output_uri: str,
+                      notes: Notes) -> tuple[list[str], list[dict[str, str]]]:
+    """program_arguments split as a shell would; ${{inputs.X}} of a literal becomes its value,
+    of a data input a side input's URI, ${{outputs.X}} the step's output folder."""
+    words = shlex.split(text) if isinstance(text, str) else [str(w) for w in text or []]
+    side_inputs: dict[str, dict[str, str]] = {}
+
+    def replace(match: re.Match[str]) -> str:
+        kind, name = match[1], match[2]
+        value = inputs.get(name)
+        if kind == "outputs":
+            return output_uri
+        if name == main_input:
+            return str(main_value)
+        if isinstance(value, Mapping) and "path" in value:
+            side_inputs.setdefault(name, {"name": name, "uri": location(
+                value["path"], f"inputs.{name}", "sideInputs", notes)})
+            return side_inputs[name]["uri"]
+        if isinstance(value, Mapping):
+            value = value.get("default", value.get("value"))
+        if value is None:
+            notes.add("arguments", f"{match[0]}: no such input; left as written")
+            return match[0]
+        return str(value).lower() if isinstance(value, bool) else str(value)
+
+    main_value = location(inputs[main_input].get("path"), f"inputs.{main_input}", "", Notes())
+    arguments = [REFERENCE.sub(replace, word) for word in words]
+    if side_inputs:
+        notes.add("sideInputs", "inputs the arguments name: each argument holds the side input's "
+                                "URI as written (a relative path is relative to the working "
+                                "directory); the local copy is also in PRS_SIDE_INPUT_<NAME> "
+                                "and context.side_inputs[name]")
+    if any("${{outputs." in word for word in words):
+        notes.add("arguments", "${{outputs.X}} became the step's output.uri; run() should "
+                               "write to context.output_dir (PRS_OUTPUT_DIR), a local folder "
+                               "also when the output is on object storage")
+    unused = [key for key, value in inputs.items() if isinstance(value, Mapping)
+              and "path" in value and key != main_input and key not in side_inputs]
+    for key in unused:
+        notes.add("sideInputs", f"inputs.{key}: not named in program_arguments, so the "
+                                "script could not reach it on Azure; not converted")
+    return arguments, list(side_inputs.values())
+
+
+def scalar_fields(job: Mapping[str, Any], notes: Notes) -> dict[str, Any]:
+    fields: dict[str, Any] = {}
+    size = job.get("mini_batch_size")
+    if size is not None:
+        fields["miniBatchSize"] = mini_batch_size(size)
+    resources = mapping(job.get("resources"))
+    for key, target in (("instance_count", "nodeCount"),):
+        if resources.get(key) is not None:
+            fields[target] = resources[key]
+    for key in resources:
+        if key != "instance_count":
+            notes.add("resources", f"resources.{key}: {shown(resources[key])}: no equivalent: "
+                                   "set spec.resources (cpu, memory, nvidia.com/gpu) and "
+                                   "spec.podTemplate.nodeSelector for the node type")
+    for key, target in (("max_concurrency_per_instance", "processCountPerNode"),
+                        ("error_threshold", "errorThreshold"),
+                        ("mini_batch_error_threshold", "miniBatchErrorThreshold")):
+        if job.get(key) is not None:
+            fields[target] = job[key]
+    if job.get("max_concurrency_per_instance") is None:
+        notes.add("processCountPerNode", "max_concurrency_per_instance not set: Azure runs one "
+                                         "process per core (1 on GPU nodes); the step runs 1")
+    if job.get("logging_level") is not None:
+        fields["loggingLevel"] = logging_level(job["logging_level"], notes)
+    retry = mapping(job.get("retry_settings"))
+    if isinstance(retry.get("max_retries"), int):
+        fields["runMaxTry"] = retry["max_retries"] + 1
+        notes.add("runMaxTry", f"retry_settings.max_retries {retry['max_retries']} + 1: Azure "
+                               "counts retries, runMaxTry counts tries (the first included)")
+    elif retry.get("max_retries") is not None:
+        notes.add("runMaxTry", f"retry_settings.max_retries: {retry['max_retries']!r} is not "
+                               "a number; set runMaxTry (tries, the first included)")
+    if retry.get("timeout") is not None:
+        fields["runInvocationTimeout"] = retry["timeout"]
+    return fields
+
+
+def mini_batch_size(value: Any) -> str:
+    """Azure writes "10", "10kb", "100 mb"; the step's units are upper-case, without a space."""
+    match = SIZE.fullmatch(str(value).strip())
+    if match is None:
+        return str(value)  # prs validate names the field and the forms it takes
+    return match[1] + (match[2] or "").upper()
+
+
+def logging_level(value: Any, notes: Notes) -> str:
+    level = str(value).upper()
+    if level in ("ERROR", "CRITICAL"):
+        notes.add("loggingLevel", f"logging_level {value}: the step's quietest level is "
+                                  "WARNING")
+        return "WARNING"
+    return level

@@ -1,0 +1,84 @@
+"""An entry script written for Azure ML runs unchanged under `prs run` (docs/azure-names.md):
+its `azureml_user` and `azureml.core` imports are served, and what they answer is what the
+worker's environment says."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from tests.runner.conftest import MakeStep
+
+AZURE_SCRIPT = """
+import argparse, json, os
+
+def init():
+    global MODEL_OFFSET, RUN, ARGS
+    from azureml_user.parallel_run import EntryScript
+    from azureml.core import Model, Run
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--scale", type=int, required=True)
+    ARGS, _ = parser.parse_known_args()
+    with open(os.path.join(Model.get_model_path("mymodel"), "offset.txt")) as f:
+        MODEL_OFFSET = int(f.read())
+    RUN = Run.get_context()
+    entry = EntryScript()
+    seen = {"output_dir": entry.output_dir, "node_id": entry.node_id,
+            "process_name": entry.process_name, "working_dir": entry.working_dir,
+            "environment": {k: v for k, v in os.environ.items() if k.startswith("PRS_")}}
+    with open(os.path.join(entry.log_dir, entry.agent_name + "_seen.json"), "w") as f:
+        json.dump(seen, f)
+
+def run(mini_batch):
+    from azureml_user.parallel_run import EntryScript
+    results = []
+    for path in mini_batch:
+        with open(path) as f:
+            value = int(f.read())
+        results.append(f"{os.path.basename(path)} {value * ARGS.scale + MODEL_OFFSET}")
+    EntryScript().logger.info("scored %d files", len(mini_batch))
+    RUN.log("scored", len(mini_batch), description="files in the mini-batch")
+    return results
+"""
+
+METRIC = re.compile(r"INFO prs\.metrics \[shard (\d+) process (\d+)\] (\{.*\})$")
+
+
+def test_an_azure_style_script_runs_with_its_model_metrics_and_identity(
+        make_step: MakeStep) -> None:
+    step = make_step(AZURE_SCRIPT, files=20, nodeCount=2, processCountPerNode=2,
+                     arguments=["--scale", "10", "--azure-only-flag", "x"],
+                     sideInputs=[{"name": "mymodel", "uri": "./models/mymodel"}])
+    (step.root / "models" / "mymodel").mkdir(parents=True)
+    (step.root / "models" / "mymodel" / "offset.txt").write_text("7\n")
+    result = step.run()
+    assert result.returncode == 0, result.stderr + result.stdout
+    assert step.output_lines() == [f"item{i:04d}.txt {i * 10 + 7}" for i in range(20)]
+
+    logs = {path: path.read_text() for path in (step.out / "_prs/logs").rglob("*.log")}
+    assert "scored 2 files" in "".join(logs.values())
+    scored = 0
+    for path, text in logs.items():
+        for line in text.splitlines():
+            if match := METRIC.search(line):
+                metric = json.loads(match[3])
+                assert metric["metric"] == "scored"
+                assert metric["description"] == "files in the mini-batch"
+                # The line's shard and process are the worker's whose log holds it.
+                assert (metric["shard"], metric["process"]) == (
+                    int(match[1]), int(match[2])) == (int(path.parent.name), int(path.stem))
+                scored += metric["value"]
+    assert scored == 20  # every file once, in the metric lines of the workers that ran it
+
+    seen_files = sorted((step.out / "logs/user/entry_script_log").glob("*/*_seen.json"))
+    assert seen_files, "no worker wrote to EntryScript().log_dir"
+    for path in seen_files:
+        seen = json.loads(path.read_text())
+        env = seen["environment"]
+        assert seen["output_dir"] == env["PRS_OUTPUT_DIR"] == str(step.out)
+        assert seen["node_id"] == int(env["PRS_SHARD_INDEX"]) == int(path.parent.name)
+        assert seen["process_name"] == f"process{int(env['PRS_PROCESS_INDEX']):03d}"
+        assert path.name == seen["process_name"] + "_seen.json"
+        assert seen["working_dir"] == env["PRS_CODE_ROOT"]
+        assert (Path(seen["working_dir"]) / "score.py").is_file()
