@@ -175,6 +175,70 @@ def run(mini_batch):
     assert len(step.marks("init")) == 6  # 2 workers x 3 tries
 
 
+@pytest.mark.parametrize(("code", "expected"), [
+    ("import scoring_library_not_installed", "ModuleNotFoundError: No module named"),
+    ("from os import no_such_name", "ImportError: cannot import name 'no_such_name'"),
+    ("exec('def broken(:')", "SyntaxError: "),
+    ("from azureml.core import Workspace", "NotProvidedError: azureml.core.Workspace"),
+], ids=["missing-module", "missing-name", "syntax", "azure-name-not-provided"])
+def test_an_init_that_cannot_import_is_not_tried_again(
+    make_step: MakeStep, code: str, expected: str
+) -> None:
+    """A fresh process would fail the same way: each worker tries once, not three times."""
+    step = make_step(f"""
+def init():
+    mark("init")
+    {code}
+def run(mini_batch):
+    return mini_batch
+""", files=40, nodeCount=1, processCountPerNode=2)
+    result = step.run()
+    assert result.returncode == 1
+    job = step.job_result()
+    assert job["reason"] == "InitFailed"
+    assert expected in job["message"]
+    assert len(step.marks("init")) == 2  # one try per worker
+
+
+def test_fewer_results_than_files_say_why_the_items_failed(make_step: MakeStep) -> None:
+    step = make_step("def run(mini_batch):\n    return mini_batch[:3]\n", files=5,
+                     miniBatchSize="5")
+    result = step.run()
+    assert result.returncode == 0, result.stderr
+    job = step.job_result()
+    assert job["items"] == {"total": 5, "succeeded": 3, "failed": 2}
+    row = step.report_rows()[0]
+    assert row["failed"] == "2"
+    assert row["error"].startswith("FewerResults: run() returned 3 elements for 5 inputs: "
+                                   "the other 2 count as failed")
+
+
+def test_the_first_errors_traceback_is_in_job_result_and_failed_rows_say_where_they_ran(
+    make_step: MakeStep,
+) -> None:
+    step = make_step("""
+import time
+def run(mini_batch):
+    if mini_batch[0].endswith("item0002.txt"):
+        time.sleep(0.2)
+        raise ValueError("cannot score " + mini_batch[0][-12:])
+    return mini_batch
+""", files=4, runMaxTry=2, processCountPerNode=2)
+    result = step.run()
+    assert result.returncode == 0, result.stderr
+    job = step.job_result()
+    first = job["firstError"]
+    assert (first["type"], first["message"], first["miniBatch"]) == (
+        "ValueError", "cannot score item0002.txt", 1)
+    assert first["traceback"].endswith("ValueError: cannot score item0002.txt\n")
+    assert 'score.py", line ' in first["traceback"]
+    failed = [r for r in step.report_rows() if r["status"] == "failed"]
+    assert len(failed) == 1
+    assert failed[0]["process"] in ("0", "1")  # the worker that ran the last try
+    assert failed[0]["tries"] == "2"
+    assert float(failed[0]["seconds"]) >= 0.2
+
+
 def test_entry_script_without_run_is_reported(make_step: MakeStep) -> None:
     step = make_step("def score(batch):\n    return batch\n", files=2)
     result = step.run()

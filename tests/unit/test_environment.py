@@ -82,6 +82,7 @@ def test_worker_environment() -> None:
         "PRS_SHARD_INDEX": "4",
         "PRS_PROCESS_INDEX": "3",
         "PRS_OUTPUT_DIR": "/data/out",
+        "AZUREML_BI_OUTPUT_PATH": "/data/out",  # Azure's name for it
         "PRS_CODE_ROOT": "/code",
         "PRS_LOGGING_LEVEL": "DEBUG",
         "PYTHONUNBUFFERED": "1",
@@ -120,6 +121,7 @@ def test_without_side_inputs_and_gpus(side_inputs: list[Any] | None) -> None:
         "PRS_SHARD_INDEX": "0",
         "PRS_PROCESS_INDEX": "0",
         "PRS_OUTPUT_DIR": "s3://bucket/out",
+        "AZUREML_BI_OUTPUT_PATH": "s3://bucket/out",
         "PRS_CODE_ROOT": "/code",
         "PRS_LOGGING_LEVEL": "DEBUG",
         "PYTHONUNBUFFERED": "1",
@@ -131,6 +133,14 @@ def test_the_runner_variables_win_over_the_steps_env() -> None:
     spec = {**SPEC, "env": [{"name": "PRS_SHARD_INDEX", "value": "9"}]}
     env = worker_environment(spec, 1, 0, "/code", {"CUDA_VISIBLE_DEVICES": ""})
     assert env["PRS_SHARD_INDEX"] == "1"
+
+
+def test_azure_output_path_follows_the_local_output_dir_unless_the_step_sets_it() -> None:
+    base = {"CUDA_VISIBLE_DEVICES": "", "AZUREML_BI_OUTPUT_PATH": "/from/the/shell"}
+    env = worker_environment(SPEC, 0, 0, "/code", base, output_dir="/tmp/prs-staging/output")
+    assert env["AZUREML_BI_OUTPUT_PATH"] == "/tmp/prs-staging/output"
+    spec = {**SPEC, "env": [{"name": "AZUREML_BI_OUTPUT_PATH", "value": "/mine"}]}
+    assert worker_environment(spec, 0, 0, "/code", base)["AZUREML_BI_OUTPUT_PATH"] == "/mine"
 
 
 def test_a_spec_without_side_inputs_field() -> None:

@@ -53,6 +53,10 @@ def worker_environment(
         PRS_LOGGING_LEVEL=spec["loggingLevel"],
         PYTHONUNBUFFERED="1",
     )
+    # Azure's runtime names the output folder so; scripts written for it read this one
+    # (unless the step's env sets it).
+    if all(item["name"] != "AZUREML_BI_OUTPUT_PATH" for item in spec["env"]):
+        env["AZUREML_BI_OUTPUT_PATH"] = output
     names = []
     for side in spec.get("sideInputs") or []:
         name, uri = side["name"], side["uri"]

@@ -297,13 +297,14 @@ class ShardSupervisor:
                 self.stop_reason = ("OutputUnwritable", event["commit_failed"])
         elif "error" in event:
             mb_id = slot.queue.popleft()
-            slot.head_started = time.monotonic()
-            self.fail_try(mb_id, event["error"])
+            now = time.monotonic()
+            self.fail_try(mb_id, event["error"], slot.index, now - slot.head_started)
+            slot.head_started = now
         elif "ready" in event:
             slot.ready = True
         elif "init_failed" in event:
             self.retire(slot)
-            self.fail_init(slot, event["init_failed"])
+            self.fail_init(slot, event["init_failed"], lasting=event.get("lasting", False))
             return
         self.dispatch(slot)
 
@@ -329,20 +330,23 @@ class ShardSupervisor:
 
     def finish(self, mb_id: int, event: dict[str, Any]) -> None:
         self.counts += Counts(1, 0, event["succeeded"], event["failed"], event["rows"])
-        if event.get("skipped"):
-            self.remember_error(event["skipped"], mb_id)
+        if event.get("item_error"):
+            self.remember_error(event["item_error"], mb_id)
         if event["failed"]:
             self.check_thresholds()
 
-    def fail_try(self, mb_id: int, error: dict[str, Any]) -> None:
+    def fail_try(self, mb_id: int, error: dict[str, Any], process: int,
+                 seconds: float) -> None:
+        """A try of MB_ID failed in worker PROCESS after SECONDS; the last one is committed
+        as a failure, with that worker and time (the report shows where it ran)."""
         self.remember_error(error, mb_id)
         if self.tries[mb_id] < self.spec["runMaxTry"]:
             self.pending.appendleft(mb_id)
             return
         items = self.items(mb_id)
         header = ResultHeader(
-            id=mb_id, shard=self.index, process=-1, tries=self.tries[mb_id], items=items,
-            succeeded=0, failed=items, seconds=0.0, status=FAILED_STATUS,
+            id=mb_id, shard=self.index, process=process, tries=self.tries[mb_id], items=items,
+            succeeded=0, failed=items, seconds=round(seconds, 6), status=FAILED_STATUS,
             error={"type": error["type"], "message": error["message"]},
         )
         self.log.add(header, b"")
@@ -351,11 +355,12 @@ class ShardSupervisor:
         self.check_thresholds()
         self.report(force=True)
 
-    def fail_init(self, slot: Slot, error: dict[str, Any]) -> None:
-        """Called once the slot is retired: start it again, or give it up."""
+    def fail_init(self, slot: Slot, error: dict[str, Any], lasting: bool = False) -> None:
+        """Called once the slot is retired: start it again, or give it up (at once when the
+        error is LASTING: a fresh process would raise it again)."""
         self.remember_error(error, None)
         slot.init_failures += 1
-        if slot.init_failures < INIT_MAX_TRIES:
+        if slot.init_failures < INIT_MAX_TRIES and not lasting:
             self.start_worker(slot)
         else:
             slot.dead = True
@@ -382,7 +387,8 @@ class ShardSupervisor:
         self.pending.extendleft(reversed(back))
         if running is not None:
             self.fail_try(running, {**error, "message": f"{error['message']} "
-                                    f"(mini-batch {running}, try {self.tries[running]})"})
+                                    f"(mini-batch {running}, try {self.tries[running]})"},
+                          slot.index, time.monotonic() - slot.head_started)
         self.start_worker(slot)
         self.dispatch(slot)
 

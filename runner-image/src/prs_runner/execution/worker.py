@@ -3,7 +3,7 @@ mini-batch its shard supervisor sends, committing each result itself.
 
 Protocol on two inherited pipes, one JSON object per line:
   supervisor -> worker  {"run": ID, "try": N} | {"stop": true}
-  worker -> supervisor  {"ready": true} | {"init_failed": ERROR}
+  worker -> supervisor  {"ready": true} | {"init_failed": ERROR, "lasting": BOOL}
                         | {"done": [{"done": ID, ...counts}, ...], "requests": N}
                         | {"ran": ID} (object stores: run() returned, its commit follows)
                         | {"error": ERROR, "id": ID} | {"commit_failed": TEXT, "id": ID}
@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterator
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
+from prs_runner.azure_names.finder import install as install_azure_names
 from prs_runner.entry_script import RunContext, side_inputs_from_env
 from prs_runner.execution.committer import Committer, Ran
 from prs_runner.execution.processes import python_gc
@@ -44,6 +45,10 @@ if TYPE_CHECKING:
     from prs_runner.planning.tabular_reading import TableReader
 
 log = logging.getLogger("prs.worker")
+# What a fresh process would raise again (the script's code or its imports are wrong): a
+# worker whose init() failed so is not started again. A MemoryError or a lost connection
+# might heal; these do not.
+LASTING_INIT_ERRORS = (ImportError, SyntaxError, NameError)
 
 
 def error_info(exc: BaseException) -> dict[str, Any]:
@@ -64,6 +69,7 @@ def import_entry_script(code_root: str, entry_script: str, arguments: list[str])
         raise ImportError(f"cannot import entry script {path}")
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
+    install_azure_names()  # azureml.core, azureml_user: only if the script imports them
     spec.loader.exec_module(module)
     if not callable(getattr(module, "run", None)):
         raise AttributeError(f"entry script {entry_script} defines no run(mini_batch) function")
@@ -208,7 +214,7 @@ class Worker:
                 returned, items, mb.id,
             )
         succeeded = min(returned, items)
-        error = {"type": "CSVParseError", "message": skipped} if skipped else None
+        error = item_error(skipped, returned, items)
         header = ResultHeader(
             id=mb.id, shard=self.shard, process=self.process, tries=attempt, items=items,
             succeeded=succeeded, failed=items - succeeded,
@@ -217,7 +223,20 @@ class Worker:
         )
         done = {"done": mb.id, "succeeded": succeeded, "failed": header.failed,
                 "rows": returned, "status": header.status}
-        return Ran(header, payload, done if error is None else done | {"skipped": error})
+        return Ran(header, payload, done if error is None else done | {"item_error": error})
+
+
+def item_error(skipped: str, returned: int, items: int) -> dict[str, str] | None:
+    """Why items of a mini-batch whose run() returned failed: rows the parser skipped, or
+    fewer elements returned than items given (each missing one counts as a failed item)."""
+    if skipped:
+        return {"type": "CSVParseError", "message": skipped}
+    if returned < items:
+        return {"type": "FewerResults",
+                "message": f"run() returned {returned} elements for {items} inputs: the other "
+                           f"{items - returned} count as failed (return one element per input "
+                           "item, or raise to fail the mini-batch)"}
+    return None
 
 
 def serve(worker: Worker, commands: Any, events: int) -> int:
@@ -232,7 +251,7 @@ def serve(worker: Worker, commands: Any, events: int) -> int:
         module = worker.start()
     except BaseException as exc:
         log.exception("init() failed")
-        send({"init_failed": error_info(exc)})
+        send({"init_failed": error_info(exc), "lasting": isinstance(exc, LASTING_INIT_ERRORS)})
         return 1
     send({"ready": True})
     committer = Committer(worker.log, send, lambda: {"requests": worker.new_requests()})
@@ -334,6 +353,10 @@ def run_worker(
         level=level, stream=sys.stderr, force=True,
         format=f"%(asctime)s %(levelname)s %(name)s [shard {shard} process {process}] %(message)s",
     )
+    if code_root and os.path.isdir(code_root):
+        # As on Azure: the script's relative paths (its arguments, open("labels.txt"))
+        # resolve in the code folder, wherever `prs run` was started.
+        os.chdir(code_root)
     try:
         worker = Worker(plan_uri, shard, process, code_root)
         with os.fdopen(command_fd, "rb") as commands:

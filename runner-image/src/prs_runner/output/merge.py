@@ -47,12 +47,18 @@ def overall_status(outcomes: list[dict[str, Any]]) -> tuple[str, str, str]:
     return "Succeeded", "Completed", ""
 
 
-def first_error_text(outcomes: list[dict[str, Any]]) -> str:
+def first_error(outcomes: list[dict[str, Any]]) -> ErrorInfo | None:
+    """The first error the shards report, in shard order."""
     for outcome in outcomes:
         error = ErrorInfo.from_dict(outcome.get("firstError"))
         if error is not None:
-            return f"; first error: {error.one_line()}"
-    return ""
+            return error
+    return None
+
+
+def first_error_text(outcomes: list[dict[str, Any]]) -> str:
+    error = first_error(outcomes)
+    return f"; first error: {error.one_line()}" if error is not None else ""
 
 
 def merge_results(
@@ -145,6 +151,8 @@ def merge_into(
         # the merge's own, and the report's write just below
         "merge": requests_made() - requests_before + (output.local is None),
     }
+    first = first_error(outcomes)
+    result["firstError"] = first.to_dict() if first is not None else None  # with its traceback
     output.write_atomic(JOB_RESULT, json.dumps(result, indent=2).encode())
     return result
 

@@ -6,11 +6,15 @@ report read, the payload (the `append_row` bytes of the mini-batch) is what the 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
 SUCCEEDED = "succeeded"
 FAILED = "failed"
+
+
+TRACEBACK_FRAME = re.compile(r'^  File "([^"]*)", line (\d+), in (.+)$', re.MULTILINE)
 
 
 @dataclass(frozen=True)
@@ -24,7 +28,20 @@ class ErrorInfo:
     def one_line(self) -> str:
         where = f" in mini-batch {self.mini_batch}" if self.mini_batch is not None else ""
         items = f" (items: {', '.join(self.items[:3])}{', ...' if len(self.items) > 3 else ''})"
-        return f"{self.type}: {self.message}{where}{items if self.items else ''}"
+        return f"{self.type}: {self.message}{where}{items if self.items else ''}{self.raised_at()}"
+
+    def raised_at(self) -> str:
+        """' at score.py:12 in run': the traceback's innermost frame, so a one-line status
+        still says where the script failed; '' without a traceback."""
+        frames = TRACEBACK_FRAME.findall(self.traceback)
+        if not frames:
+            return ""
+        path, line, function = frames[-1]
+        return f" at {path.rsplit('/', 1)[-1]}:{line} in {function}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"type": self.type, "message": self.message, "traceback": self.traceback,
+                "miniBatch": self.mini_batch, "items": list(self.items)}
 
     @staticmethod
     def from_dict(data: dict[str, Any] | None) -> ErrorInfo | None:

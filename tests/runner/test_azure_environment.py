@@ -1,0 +1,42 @@
+"""What a script written for Azure's runtime finds around it: the working directory is the
+code folder (relative paths in its arguments and its own files resolve there, wherever
+`prs run` was started), and AZUREML_BI_OUTPUT_PATH names the output folder."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from tests.runner.conftest import MakeStep
+
+SCRIPT = """
+import argparse, json, os
+def init():
+    global labels
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--labels")
+    args, _ = parser.parse_known_args()
+    with open(args.labels) as stream:  # relative: resolved in the code folder
+        labels = stream.read().split()
+    mark("seen", json.dumps({"cwd": os.getcwd(),
+                             "azure_output": os.environ["AZUREML_BI_OUTPUT_PATH"],
+                             "output": os.environ["PRS_OUTPUT_DIR"]}).replace(" ", ""))
+def run(mini_batch):
+    return [labels[int(open(path).read()) % 2] for path in mini_batch]
+"""
+
+
+def test_relative_paths_resolve_in_the_code_folder(make_step: MakeStep) -> None:
+    step = make_step(SCRIPT, files=4, arguments=["--labels", "labels.txt"])
+    (step.root / "src" / "labels.txt").write_text("even odd\n")
+    elsewhere = step.root / "elsewhere"
+    elsewhere.mkdir()
+    result = subprocess.run(
+        [sys.executable, "-m", "prs_runner.commands.prs_cli", "run", str(step.step)],
+        capture_output=True, text=True, timeout=120, cwd=elsewhere)
+    assert result.returncode == 0, result.stderr
+    assert sorted(step.output_lines()) == ["even", "even", "odd", "odd"]
+    seen = json.loads(step.marks("seen")[0])
+    assert seen["cwd"] == str((step.root / "src").resolve())
+    assert seen["azure_output"] == seen["output"] == str(step.out.resolve())
