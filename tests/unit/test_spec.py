@@ -228,7 +228,8 @@ def test_bad_mini_batch_size_error_names_the_text(text: str) -> None:
      ("3KB", "files", MiniBatchSize(bytes=3072)), ("12rows", "files", MiniBatchSize(rows=12)),
      ("3GB", "tabular", MiniBatchSize(bytes=3 * 1024**3)),
      ("10kb", "tabular", MiniBatchSize(bytes=10 * 1024)),
-     ("1mb", "tabular", MiniBatchSize(bytes=1024**2)), ("2Gb", "tabular", MiniBatchSize(bytes=2 * 1024**3))],
+     ("1mb", "tabular", MiniBatchSize(bytes=1024**2)),
+     ("2Gb", "tabular", MiniBatchSize(bytes=2 * 1024**3))],
     ids=["files-count", "tabular-bytes", "kilobytes", "rows", "gigabytes", "azure-kb",
          "azure-mb", "mixed-case-gb"],
 )
