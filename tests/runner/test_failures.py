@@ -111,7 +111,7 @@ def run(mini_batch):
         open(flag, "w").close()
         time.sleep(60)
     return mini_batch
-""", files=6, runInvocationTimeout=1, input={"type": "files", "uri": "./data", "glob": "*.txt"})
+""", files=6, runInvocationTimeout=1, processCountPerNode=1, input={"type": "files", "uri": "./data", "glob": "*.txt"})
     started = time.monotonic()
     result = step.run()
     assert result.returncode == 0, result.stderr
@@ -237,6 +237,28 @@ def run(mini_batch):
     assert failed[0]["process"] in ("0", "1")  # the worker that ran the last try
     assert failed[0]["tries"] == "2"
     assert float(failed[0]["seconds"]) >= 0.2
+
+
+def test_a_mini_batch_waiting_for_its_next_try_when_a_threshold_stops_the_step_says_so(
+    make_step: MakeStep,
+) -> None:
+    """One worker holds mini-batches 0-3: 0 fails its first try and waits for the next, 1
+    returns nothing (a failed item: errorThreshold 0 is crossed), so the step stops with 0
+    tried once: its row says so, with the worker and the error, not "not_run"."""
+    step = make_step("""
+def run(mini_batch):
+    if mini_batch[0].endswith("item0000.txt"):
+        raise ValueError("not yet")
+    return [] if mini_batch[0].endswith("item0001.txt") else mini_batch
+""", files=6, miniBatchSize="1", processCountPerNode=1, runMaxTry=3, errorThreshold=0)
+    result = step.run()
+    assert result.returncode == 1
+    assert step.job_result()["reason"] == "ErrorThresholdExceeded"
+    rows = {row["id"]: row for row in step.report_rows()}
+    first = rows["0"]
+    assert (first["status"], first["process"], first["tries"], first["error"]) == (
+        "stopped", "0", "1", "ValueError: not yet")
+    assert rows["1"]["error"].startswith("FewerResults: run() returned 0 elements for 1 inputs")
 
 
 def test_entry_script_without_run_is_reported(make_step: MakeStep) -> None:

@@ -38,7 +38,8 @@ def run(mini_batch):
         time.sleep(3600)
     return [p.rsplit("/", 1)[-1] for p in mini_batch]
 """
-    step = make_step(script, files=6, runInvocationTimeout=600, progressUpdateTimeout=3)
+    step = make_step(script, files=6, runInvocationTimeout=600, progressUpdateTimeout=3,
+                     processCountPerNode=1)
     result = step.run(timeout=60)
     assert result.returncode == 1, result.stdout + result.stderr
     job = step.job_result()
@@ -97,7 +98,8 @@ def run(mini_batch):
     return [p.rsplit("/", 1)[-1] for p in mini_batch]
 """
     # 40 mini-batches of 0.5 s in one process need 20 s; the deadline stops it at 3 s.
-    step = make_step(script, files=40, miniBatchSize="1", activeDeadlineSeconds=3)
+    step = make_step(script, files=40, miniBatchSize="1", activeDeadlineSeconds=3,
+                     processCountPerNode=1)
     started = time.monotonic()
     result = step.run(timeout=60)
     assert time.monotonic() - started < 15

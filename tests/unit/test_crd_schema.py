@@ -177,6 +177,8 @@ def test_required_fields() -> None:
 
 def test_patterns_match_the_model() -> None:
     assert field_schema("miniBatchSize")["pattern"] == model.MINI_BATCH_SIZE_PATTERN.pattern
+    assert (field_schema("input")["properties"]["partitionFormat"]["pattern"]
+            == model.PARTITION_FORMAT_PATTERN.pattern)
     assert (
         field_schema("env")["items"]["properties"]["name"]["pattern"]
         == model.ENV_NAME_PATTERN.pattern

@@ -38,6 +38,9 @@ CONTAINER_SECURITY = {
 POD_SECURITY = {"runAsNonRoot": True, "runAsUser": 10001, "runAsGroup": 10001,
                 "fsGroup": 10001, "seccompProfile": {"type": "RuntimeDefault"}}
 TMP_VOLUME = {"name": "tmp", "emptyDir": {}}
+# A shard learns its CPU request (processCountPerNode unset: one worker per CPU).
+CPU_REQUEST = {"name": "PRS_CPU_REQUEST", "valueFrom": {"resourceFieldRef": {
+    "containerName": "runner", "resource": "requests.cpu", "divisor": "1"}}}
 TMP_MOUNT = {"name": "tmp", "mountPath": "/tmp"}
 RUN_COMMAND_TAIL = ["--termination-log", "/dev/termination-log"]
 AFFINITY = {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
@@ -76,7 +79,7 @@ def test_a_fully_configured_step_gives_exactly_this_pod_template() -> None:
                 "image": "custom:2",
                 "command": ["prs-runner", "shard", "--plan", "pvc://results/out/_prs/plan.json",
                             "--code-root", "/prs/code", *RUN_COMMAND_TAIL],
-                "env": BASE_ENV,
+                "env": [*BASE_ENV, CPU_REQUEST],
                 "volumeMounts": [
                     TMP_MOUNT,
                     {"name": "code", "mountPath": "/prs/code", "readOnly": True},
@@ -130,7 +133,8 @@ def test_a_minimal_step_gets_only_the_locked_down_defaults() -> None:
                 "command": ["prs-runner", "shard", "--plan", "s3://bucket/out/_prs/plan.json",
                             "--code-root", "/app", *RUN_COMMAND_TAIL],
                 "env": [*BASE_ENV[:7], {"name": "PRS_PROGRESS_URL",
-                                        "value": "http://p/v1/progress"}, BASE_ENV[8]],
+                                        "value": "http://p/v1/progress"}, BASE_ENV[8],
+                        CPU_REQUEST],
                 "volumeMounts": [TMP_MOUNT],
                 "securityContext": CONTAINER_SECURITY,
                 "terminationMessagePath": "/dev/termination-log",

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from prs_runner.planning.partition_paths import hive_values, typed_folder_value
 from prs_runner.planning.plan import MiniBatch, TableSlice, part_from_json, part_to_json
 from prs_runner.planning.tabular_cuts import (
     SLICE_BYTES,
@@ -18,10 +19,8 @@ from prs_runner.planning.tabular_cuts import (
     count_records,
     group_partitions,
     group_row_groups,
-    hive_values,
     record_ends,
     slice_positions,
-    typed_folder_value,
 )
 from prs_runner.planning.tabular_formats import guess_format
 from prs_runner.planning.tabular_scan import scan_text_file

@@ -85,6 +85,11 @@ def build_volumes(spec: Mapping[str, Any]) -> tuple[list[dict[str, Any]], list[d
         template.get("volumeMounts") or [])
 
 
+# The container's CPU request, in whole CPUs (rounded up; 0 when it requests none).
+CPU_REQUEST_ENV = {"name": "PRS_CPU_REQUEST", "valueFrom": {"resourceFieldRef": {
+    "containerName": "runner", "resource": "requests.cpu", "divisor": "1"}}}
+
+
 def build_env(step: Mapping[str, Any], settings: RunnerSettings) -> list[dict[str, Any]]:
     metadata = step["metadata"]
     namespace, name, uid = metadata["namespace"], metadata["name"], metadata["uid"]
@@ -153,6 +158,8 @@ def build_pod_template(
     resources = spec.get("resources") if role == "run" else auxiliary_resources(spec)
     if resources:
         container["resources"] = resources
+    if role == "run":  # processCountPerNode unset: one worker per CPU the shard requested
+        container["env"].append(CPU_REQUEST_ENV)
     pod_spec: dict[str, Any] = {
         "restartPolicy": "Never",
         "automountServiceAccountToken": False,

@@ -58,6 +58,12 @@ def command_run(args: argparse.Namespace) -> int:
 
     outcome = run_local(step, fresh=args.fresh, shards=shards)
     print_summary(step.name, outcome.result, outcome.reused)
+    if step.spec["processCountPerNode"] is None and not outcome.reused:
+        from prs_runner.execution.cpu_share import local_process_count
+
+        count, why = local_process_count(step.spec["nodeCount"])
+        print(f"  processes: {count} per shard, one per CPU ({why}); processCountPerNode "
+              "sets another number")
     return 0 if outcome.result["status"] == "Succeeded" else 1
 
 

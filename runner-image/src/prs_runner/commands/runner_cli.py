@@ -85,10 +85,13 @@ def run_shard(args: argparse.Namespace) -> int:
     output = Storage(spec["output"]["uri"])
     output.write_atomic(f"_prs/shards/{args.index}.json", json.dumps(report).encode())
     emit(report | {"final": True})
+    # The unfinished mini-batches are for the merge's report (it reads shards/<index>.json):
+    # the operator needs the counts, and a termination message has 4 KiB.
+    brief = {k: v for k, v in report.items() if k != "unfinished"}
     if poster is not None:
-        poster.offer(report | {"final": True})
+        poster.offer(brief | {"final": True})
         poster.close()
-    write_termination_message(args.termination_log, report)
+    write_termination_message(args.termination_log, brief)
     return 0 if outcome.status == "succeeded" else EXIT_FATAL
 
 

@@ -11,11 +11,12 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any, TextIO
 
+from prs_runner.execution.cpu_share import local_process_count
 from prs_runner.execution.local_shards import ShardRunner, start_shards
 from prs_runner.output.committed_set import CommittedSet
 from prs_runner.output.merge import JOB_RESULT, merge_results, read_shard_outcomes
 from prs_runner.planning.fingerprint import compute_fingerprint
-from prs_runner.planning.plan import MiniBatch, Plan, PlanHeader, plan_files
+from prs_runner.planning.plan import MiniBatch, Plan, PlanHeader, plan_file_partitions, plan_files
 from prs_runner.planning.plan_store import (
     PLAN_FILE,
     STEP_FILE_NAME,
@@ -57,6 +58,8 @@ def resolve_spec(step: Step) -> dict[str, Any]:
     spec["output"]["uri"] = step.resolve_local(spec["output"]["uri"])
     for side in spec["sideInputs"]:
         side["uri"] = step.resolve_local(side["uri"])
+    if spec["processCountPerNode"] is None:
+        spec["processCountPerNode"] = local_process_count(spec["nodeCount"])[0]
     problems = check_overlaps(spec)
     if problems:
         raise SpecError(problems)
@@ -150,6 +153,10 @@ def plan_mini_batches(
     publish: Publish | None = None,
 ) -> list[MiniBatch]:
     size = step.mini_batch_size
+    keys, partition_format = spec["input"].get("partitionKeys"), spec["input"].get(
+        "partitionFormat")
+    if spec["input"]["type"] != "tabular" and keys:
+        return plan_file_partitions(listing, keys, partition_format, spec["nodeCount"])
     if spec["input"]["type"] != "tabular":
         assert size.count is not None  # validation: files take a count
         return plan_files(listing, size.count, spec["nodeCount"])
@@ -158,7 +165,7 @@ def plan_mini_batches(
     openings = None if publish is None else Openings(
         publish, sum(e.size for e in listing), spec["nodeCount"])
     return plan_tabular(Storage(input_root), listing, spec["input"]["format"], size,
-                        spec["input"].get("partitionKeys") or [], spec["nodeCount"], openings)
+                        keys or [], spec["nodeCount"], openings, partition_format)
 
 
 def earlier_result(output: Storage) -> dict[str, Any] | None:

@@ -19,6 +19,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
+from prs_runner.execution.cpu_share import pod_process_count
 from prs_runner.execution.environment import worker_environment
 from prs_runner.execution.memory_kills import read_memory_cgroup, worker_death
 from prs_runner.execution.processes import (
@@ -52,6 +53,8 @@ from prs_runner.storage.filesystem import Storage, requests_made
 from prs_runner.storage.local_staging import LocalStaging
 
 INIT_MAX_TRIES = 3
+
+
 PROGRESS_INTERVAL = 0.25
 PLAN_POLL_SECONDS = 0.005  # while workers start up, the plan is being written
 
@@ -70,10 +73,13 @@ class ShardSupervisor:
         self.balancer: Balancer | None = None  # with more than one shard
         self.total = 0
         self.tries: dict[int, int] = {}
+        # Tried, not finished: what the report shows for them if the shard stops first.
+        self.unfinished: dict[int, dict[str, Any]] = {}
         self.counts = Counts()
         self.first_error: ErrorInfo | None = None
         self.pending: deque[int] = deque()
-        self.slots = [Slot(i) for i in range(self.spec["processCountPerNode"])]
+        self.slots = [Slot(i) for i in range(self.spec["processCountPerNode"]
+                                             or pod_process_count())]
         self.selector = selectors.DefaultSelector()
         self.last_report = 0.0
         self.last_progress = time.monotonic()
@@ -205,12 +211,17 @@ class ShardSupervisor:
         return True
 
     def outcome(self) -> Outcome:
-        if self.stop_reason:
-            reason, message = self.stop_reason
-            return Outcome("failed", reason, message, self.counts, self.first_error,
-                           self.worker_requests + requests_made())
-        return Outcome("succeeded", "", "", self.counts, self.first_error,
-                       self.worker_requests + requests_made())
+        requests = self.worker_requests + requests_made()
+        if not self.stop_reason:
+            return Outcome("succeeded", "", "", self.counts, self.first_error, requests)
+        reason, message = self.stop_reason
+        unfinished = dict(self.unfinished)
+        for slot in self.slots:  # running when the shard stopped (the rest only queued)
+            if slot.queue:
+                unfinished.setdefault(slot.queue[0], {"tries": self.tries.get(slot.queue[0], 0),
+                                                      "process": slot.index, "error": ""})
+        return Outcome("failed", reason, message, self.counts, self.first_error, requests,
+                       unfinished)
 
     def start_worker(self, slot: Slot) -> None:
         slot.life = life_name(self.index, str(slot.index))
@@ -329,6 +340,7 @@ class ShardSupervisor:
             os.write(slot.commands, b"".join(commands))
 
     def finish(self, mb_id: int, event: dict[str, Any]) -> None:
+        self.unfinished.pop(mb_id, None)
         self.counts += Counts(1, 0, event["succeeded"], event["failed"], event["rows"])
         if event.get("item_error"):
             self.remember_error(event["item_error"], mb_id)
@@ -342,7 +354,10 @@ class ShardSupervisor:
         self.remember_error(error, mb_id)
         if self.tries[mb_id] < self.spec["runMaxTry"]:
             self.pending.appendleft(mb_id)
+            self.unfinished[mb_id] = {"tries": self.tries[mb_id], "process": process,
+                                      "error": f"{error['type']}: {error['message']}"}
             return
+        self.unfinished.pop(mb_id, None)
         items = self.items(mb_id)
         header = ResultHeader(
             id=mb_id, shard=self.index, process=process, tries=self.tries[mb_id], items=items,

@@ -22,6 +22,9 @@ class Outcome:
     counts: Counts = field(default_factory=Counts)
     first_error: ErrorInfo | None = None
     storage_requests: int = 0  # object-store calls of the shard and its workers
+    # A stopped shard's mini-batches that were tried but have no result: id -> tries, the
+    # process of the last try and its error (the report's row for them).
+    unfinished: dict[int, dict[str, Any]] = field(default_factory=dict)
 
     def to_dict(self, shard: int) -> dict[str, Any]:
         return {
@@ -29,6 +32,7 @@ class Outcome:
             "message": self.message, "counts": self.counts.to_dict(),
             "storageRequests": self.storage_requests,
             "firstError": self.first_error.__dict__ if self.first_error else None,
+            "unfinished": {str(mb_id): info for mb_id, info in sorted(self.unfinished.items())},
         }
 
 

@@ -141,7 +141,8 @@ class Worker:
             from prs_runner.planning.tabular_reading import TableReader
 
             self.table_reader = TableReader(Storage(input_uri), self.spec["input"]["format"],
-                                            ahead=self.remote_input)
+                                            ahead=self.remote_input, partition_format=self.spec[
+                                                "input"].get("partitionFormat"))
 
     def context(self, mb: MiniBatch) -> RunContext:
         return RunContext(
@@ -155,10 +156,11 @@ class Worker:
 
     def load(self, mb: MiniBatch) -> tuple[Any, str]:
         """The run() argument: local paths, or a DataFrame (and the parser's message about
-        rows it had to skip)."""
-        if mb.table is None and self.downloads is not None:
+        rows it had to skip). A files mini-batch of a partition has a table slice too: its
+        key values."""
+        if self.table_reader is None and self.downloads is not None:
             return self.downloads.paths(mb.id, mb.items), ""
-        if mb.table is None:
+        if self.table_reader is None:
             return [os.path.join(self.input_root, item) for item in mb.items], ""
         assert self.table_reader is not None
         return self.table_reader.read(mb)

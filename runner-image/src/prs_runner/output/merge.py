@@ -16,7 +16,7 @@ from prs_runner.output.append_row_output import AppendRowOutput, OutputMismatch,
 from prs_runner.output.commit_index import Commit, chosen
 from prs_runner.output.commit_log import read_commits, read_payloads, void
 from prs_runner.output.results import SUCCEEDED, ErrorInfo
-from prs_runner.planning.plan import Plan
+from prs_runner.planning.plan import MiniBatch, Plan
 from prs_runner.step.thresholds import Counts
 from prs_runner.storage.filesystem import Storage, requests_made
 
@@ -94,6 +94,7 @@ def merge_into(
         sink = open_output(spec["appendRowFormat"], output.open_write(temp)) if (
             write_output) else None
         chosen_commits = chosen(read_commits(output))
+        stopped = unfinished_tries(outcomes)
         commits = [chosen_commits.get(mb.id) for mb in plan.mini_batches]
         torn: list[Commit] = []
         for mb, commit, payload in zip(plan.mini_batches, commits,
@@ -109,7 +110,7 @@ def merge_into(
                 sink, write_output = None, False
                 status, reason, message = "Failed", "AppendRowSchemaMismatch", str(mismatch)
                 row, mb_counts = copy_record(commit, payload, None)
-            writer.writerow(row or [mb.id, mb.shard, "", 0, mb.item_count, 0, 0, "", "not_run", ""])
+            writer.writerow(row or unfinished_row(mb, stopped.get(mb.id)))
             if row is not None:
                 won, lost, items_won, items_lost, rows = mb_counts
                 tally = (tally[0] + won, tally[1] + lost, tally[2] + items_won,
@@ -155,6 +156,21 @@ def merge_into(
     result["firstError"] = first.to_dict() if first is not None else None  # with its traceback
     output.write_atomic(JOB_RESULT, json.dumps(result, indent=2).encode())
     return result
+
+
+def unfinished_tries(outcomes: list[dict[str, Any]]) -> dict[int, dict[str, Any]]:
+    """Mini-batches tried but never finished, by id: the shards stopped first."""
+    return {int(mb_id): info for outcome in outcomes
+            for mb_id, info in (outcome.get("unfinished") or {}).items()}
+
+
+def unfinished_row(mb: MiniBatch, tried: dict[str, Any] | None) -> list[Any]:
+    """The report's row of a mini-batch without a result: never run, or tried and then
+    stopped (a threshold or a deadline ended the step first)."""
+    if tried is None:
+        return [mb.id, mb.shard, "", 0, mb.item_count, 0, 0, "", "not_run", ""]
+    return [mb.id, mb.shard, tried["process"], tried["tries"], mb.item_count, 0, 0, "",
+            "stopped", capped(tried["error"])]
 
 
 def copy_record(

@@ -8,6 +8,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from prs_runner.planning.partition_paths import format_regex, path_key_values
+from prs_runner.step.spec import SpecError
 from prs_runner.storage.filesystem import FileEntry
 
 PLAN_VERSION = 2  # 2: a header and parts (1: one document)
@@ -119,6 +121,42 @@ def plan_files(
     sizes = [sum(file_sizes[i : i + files_per_batch]) for i in starts]
     shards = assign_shards(sizes, node_count)
     return [MiniBatch(i, shards[i], sizes[i], items[i]) for i in range(len(items))]
+
+
+def plan_file_partitions(
+    listing: Sequence[FileEntry], keys: Sequence[str], partition_format: str | None,
+    node_count: int,
+) -> list[MiniBatch]:
+    """A files input with partitionKeys: one mini-batch per distinct combination of the
+    values the files' folders give (partition_paths), ordered by them; its files in listing
+    order. `context.partition_key_value` gets the values (TableSlice.partition)."""
+    regex = format_regex(partition_format) if partition_format else None
+    groups: dict[tuple[Any, ...], list[FileEntry]] = {}
+    for entry in listing:
+        try:
+            values = path_key_values(entry.path, keys, regex)
+        except ValueError:
+            raise SpecError([f"spec.input.partitionFormat: {entry.path} does not have the "
+                             f"shape {partition_format}"]) from None
+        if len(values) < len(keys):
+            missing = ", ".join(k for k in keys if k not in values)
+            raise SpecError([
+                f"spec.input.partitionKeys: {entry.path} gives no value for {missing}: a files "
+                "input takes its key values from folders (Store=1000/, partitionFormat "
+                "{Store}/*, or one folder level per key, in key order)"])
+        groups.setdefault(tuple(sort_key(values[k]) for k in keys), []).append(entry)
+    ordered = sorted(groups.items())
+    sizes = [sum(e.size for e in files) for _, files in ordered]
+    shards = assign_shards(sizes, node_count)
+    return [MiniBatch(i, shards[i], sizes[i], tuple(e.path for e in files),
+                      TableSlice(rows=len(files), partition=dict(zip(keys, (v for _, v in key),
+                                                                     strict=True))))
+            for i, (key, files) in enumerate(ordered)]
+
+
+def sort_key(value: Any) -> tuple[int, Any]:
+    """Numbers before text, each in its own order: folder values are ints or text."""
+    return (0, value) if isinstance(value, int) else (1, value)
 
 
 @dataclass(frozen=True)

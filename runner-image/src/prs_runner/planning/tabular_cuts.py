@@ -9,7 +9,6 @@ valid cut points but not records (pyarrow skips them).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,7 +19,6 @@ import numpy.typing as npt
 QUOTE = ord('"')
 NEWLINE = ord("\n")
 CARRIAGE_RETURN = ord("\r")
-HIVE_SEGMENT = re.compile(r"^([^=/]+)=([^/]*)$")
 SLICE_BYTES = 256 << 10  # fits the CPU cache: numpy's passes over it stay cheap
 TASK_BYTES = 2 << 20  # one thread's share of a block
 Ints = npt.NDArray[np.int64]
@@ -178,21 +176,6 @@ def group_row_groups(
     if current:
         runs.append(RowGroupRun(tuple(current), run_rows, run_bytes))
     return [run for run in runs if run.rows > 0]
-
-
-def hive_values(path: str) -> dict[str, str]:
-    """`store=12/brand=x/part.parquet` -> {"store": "12", "brand": "x"} (folders only)."""
-    values = {}
-    for segment in path.split("/")[:-1]:
-        match = HIVE_SEGMENT.match(segment)
-        if match:
-            values[match.group(1)] = match.group(2)
-    return values
-
-
-def typed_folder_value(text: str) -> Any:
-    """A folder value as the key column would hold it: integers as int, the rest as text."""
-    return int(text) if re.fullmatch(r"-?[0-9]+", text) else text
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@ to the entry script. Imported by workers of tabular steps only (pyarrow is slow 
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -16,8 +17,8 @@ import pyarrow.csv as pacsv
 import pyarrow.json as pajson
 import pyarrow.parquet as pq
 
+from prs_runner.planning.partition_paths import format_regex, path_key_values
 from prs_runner.planning.plan import MiniBatch, TableSlice
-from prs_runner.planning.tabular_cuts import hive_values, typed_folder_value
 from prs_runner.storage.filesystem import Storage
 
 if TYPE_CHECKING:
@@ -91,6 +92,18 @@ def read_whole(stream: IO[bytes], fmt: str, on_invalid: SkippedRows) -> pa.Table
     return parse_jsonl(data) if fmt == "jsonl" else parse_csv(data, on_invalid)
 
 
+def file_columns(stream: IO[bytes], fmt: str) -> list[str]:
+    """The column names of a file (its footer, or the first block of a text file); the
+    stream is left at its start."""
+    try:
+        if fmt == "parquet":
+            return list(pq.ParquetFile(stream).schema_arrow.names)
+        opened = pajson.open_json(stream) if fmt == "jsonl" else pacsv.open_csv(stream)
+        return list(opened.schema.names)
+    finally:
+        stream.seek(0)
+
+
 def read_columns(stream: IO[bytes], fmt: str, columns: Sequence[str]) -> pa.Table:
     """Only those of `columns` the file has, whole file: partition key values at planning."""
     if fmt == "parquet":
@@ -122,13 +135,15 @@ def key_mask(table: pa.Table, values: dict[str, Any]) -> Any:
 
 
 def read_partition(storage: Storage, mb: MiniBatch, fmt: str, partition: dict[str, Any],
-                   skipped: SkippedRows) -> pa.Table:
+                   skipped: SkippedRows, regex: re.Pattern[str] | None = None) -> pa.Table:
+    """The rows of MB's files with its key values: keys the path gives (as planning took
+    them, partition_paths) are added as columns where the file lacks them, the others
+    filter the rows."""
     tables = []
     for path in mb.items:
-        folder = {k: typed_folder_value(v) for k, v in hive_values(path).items()
-                  if k in partition}
         with storage.open_seekable(path) as stream:
             table = read_whole(stream, fmt, skipped)
+        folder = path_key_values(path, list(partition), regex, table.column_names)
         in_data = {k: v for k, v in partition.items() if k not in folder}
         if in_data:
             table = table.filter(key_mask(table, in_data))
@@ -152,8 +167,10 @@ class TableReader:
     AHEAD = 1  # mini-batches read ahead, each held in memory until run
     AHEAD_MAX_BYTES = 256 << 20  # larger mini-batches are read when their turn comes
 
-    def __init__(self, storage: Storage, fmt: str, ahead: bool = False) -> None:
+    def __init__(self, storage: Storage, fmt: str, ahead: bool = False,
+                 partition_format: str | None = None) -> None:
         self.storage, self.fmt = storage, fmt
+        self.partition_regex = format_regex(partition_format) if partition_format else None
         self.footers: dict[str, Any] = {}
         self.headers: dict[str, bytes] = {}
         self.opened: tuple[str, IO[bytes]] | None = None
@@ -210,7 +227,8 @@ class TableReader:
         path = mb.items[0]
         skipped = SkippedRows(f"{path} bytes {part.start}-{part.end}" if part.end else path)
         if part.partition is not None:
-            return read_partition(self.storage, mb, self.fmt, part.partition, skipped), skipped
+            return read_partition(self.storage, mb, self.fmt, part.partition, skipped,
+                                  self.partition_regex), skipped
         try:
             return self.read_slice(path, part, skipped), skipped
         except BaseException:

@@ -15,6 +15,11 @@ from typing import IO, Any
 
 import numpy as np
 
+from prs_runner.planning.partition_paths import (
+    format_regex,
+    misspelt_columns,
+    path_key_values,
+)
 from prs_runner.planning.plan import (
     MiniBatch,
     TableSlice,
@@ -29,9 +34,7 @@ from prs_runner.planning.tabular_cuts import (
     count_records,
     group_partitions,
     group_row_groups,
-    hive_values,
     record_ends,
-    typed_folder_value,
 )
 from prs_runner.step.spec import MiniBatchSize, SpecError
 from prs_runner.storage.filesystem import FileEntry, Storage, object_reads
@@ -240,11 +243,12 @@ class Openings:
 def plan_tabular(
     storage: Storage, listing: Sequence[FileEntry], fmt: str, size: MiniBatchSize,
     partition_keys: Sequence[str], node_count: int, openings: Openings | None = None,
+    partition_format: str | None = None,
 ) -> list[MiniBatch]:
     """The mini-batches; OPENINGS publishes the first ones as they are cut (not with
     partitionKeys, whose groups are known only at the end)."""
     if partition_keys:
-        groups = partition_groups(storage, listing, fmt, partition_keys)
+        groups = partition_groups(storage, listing, fmt, partition_keys, partition_format)
         parts = [(g.files, g.bytes, TableSlice(rows=g.rows, partition=g.values)) for g in groups]
         openings = None
     else:
@@ -261,26 +265,52 @@ def plan_tabular(
 
 
 def partition_groups(
-    storage: Storage, listing: Sequence[FileEntry], fmt: str, keys: Sequence[str]
+    storage: Storage, listing: Sequence[FileEntry], fmt: str, keys: Sequence[str],
+    partition_format: str | None = None,
 ) -> list[PartitionGroup]:
-    """Key values from hive-style folders (`store=12/`) where present, without reading
-    data; the other keys from the files, reading only those columns."""
+    """Key values from the files' paths where they give them (partition_paths), without
+    reading data; the other keys from the files, reading only those columns."""
+    regex = format_regex(partition_format) if partition_format else None
     counts: list[tuple[str, int, dict[str, Any], int]] = []
     for entry in listing:
-        folder = hive_values(entry.path)
-        known = {k: typed_folder_value(folder[k]) for k in keys if k in folder}
-        missing = [k for k in keys if k not in folder]
         with storage.open_seekable(entry.path) as stream:
+            columns = named_errors(entry, stream, partial(column_names, stream, fmt))
+            known = path_values(entry.path, keys, regex, columns, partition_format)
+            missing = [k for k in keys if k not in known]
             if not missing:
                 rows = named_errors(entry, stream, partial(count_rows, stream, entry, fmt))
                 counts.append((entry.path, entry.size, known, rows))
                 continue
+            absent = [k for k in missing if k not in columns]
+            if absent:
+                raise SpecError([absent_keys_message(entry.path, absent, columns, keys)])
             found = named_errors(entry, stream,
                                  partial(key_value_counts, stream, entry.path, fmt, missing))
             for values, rows in found:
                 counts.append((entry.path, entry.size, {k: (known | values)[k] for k in keys},
                                rows))
     return group_partitions(counts)
+
+
+def path_values(path: str, keys: Sequence[str], regex: Any, columns: Sequence[str],
+                partition_format: str | None) -> dict[str, Any]:
+    try:
+        return path_key_values(path, keys, regex, columns)
+    except ValueError:
+        raise SpecError([f"spec.input.partitionFormat: {path} does not have the shape "
+                         f"{partition_format}"]) from None
+
+
+def absent_keys_message(path: str, absent: Sequence[str], columns: Sequence[str],
+                        keys: Sequence[str]) -> str:
+    """What a user needs to fix a key that is neither a column nor a folder of PATH."""
+    hints = "".join(f"; did you mean {column!r} for {key!r}?"
+                    for key, column in misspelt_columns(absent, columns).items())
+    folders = path.split("/")[:-1]
+    return (f"spec.input.partitionKeys: {', '.join(absent)} not in {path}: its columns are "
+            f"{', '.join(columns) or 'none'}; its folders are {'/'.join(folders) or 'none'} "
+            "(a key's value comes from a column, a Store=1000/ folder, input.partitionFormat, "
+            f"or, when no key is a column, one folder level per key in key order){hints}")
 
 
 def count_rows(stream: IO[bytes], entry: FileEntry, fmt: str) -> int:
@@ -292,6 +322,12 @@ def count_rows(stream: IO[bytes], entry: FileEntry, fmt: str) -> int:
     return sum(r.records for r in ranges)
 
 
+def column_names(stream: IO[bytes], fmt: str) -> list[str]:
+    from prs_runner.planning.tabular_reading import file_columns
+
+    return file_columns(stream, fmt)
+
+
 def key_value_counts(
     stream: IO[bytes], path: str, fmt: str, keys: Sequence[str]
 ) -> list[tuple[dict[str, Any], int]]:
@@ -299,11 +335,7 @@ def key_value_counts(
 
     from prs_runner.planning.tabular_reading import read_columns
 
-    table = read_columns(stream, fmt, keys)
-    absent = [k for k in keys if k not in table.column_names]
-    if absent:
-        raise SpecError([f"spec.input.partitionKeys: {', '.join(absent)} not in {path} "
-                         f"(columns: {', '.join(table.column_names)})"])
+    table = read_columns(stream, fmt, keys)  # the caller checked every key is a column
     counted = table.group_by(list(keys)).aggregate(
         [(keys[0], "count", pc.CountOptions(mode="all"))])
     out = []

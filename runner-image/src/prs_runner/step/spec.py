@@ -22,6 +22,8 @@ KIND = "ParallelRunStep"
 NAME_PATTERN = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 # Byte units in any case: Azure's docs and examples write "10kb" and "1mb" as often as "1MB".
 MINI_BATCH_SIZE_PATTERN = re.compile(r"^[1-9][0-9]*((?i:[KMG]B)|rows)?$")
+# Azure's partition_format: literal text and {Name} placeholders, braces balanced.
+PARTITION_FORMAT_PATTERN = re.compile(r"^[^{}]*(\{[A-Za-z_][A-Za-z0-9_]*\}[^{}]*)*$")
 FORBIDDEN_FILE_NAME_CHARS = set('~"#%&*:<>?/\\{|}`\x00')
 # Names that are not plain file names in the output folder: the folder itself, its parent,
 # and the runner's own folder (a merge there would replace it).
@@ -32,7 +34,8 @@ SIDE_INPUT_NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
 
 CODE_SOURCES = ("sourceDirectory", "configMap", "path")
 # Fields where null is kept: "never" (ttlSecondsAfterFinished), "computed" (the others).
-NULLABLE_FIELDS = {"ttlSecondsAfterFinished", "progressUpdateTimeout", "activeDeadlineSeconds"}
+NULLABLE_FIELDS = {"ttlSecondsAfterFinished", "progressUpdateTimeout", "activeDeadlineSeconds",
+                   "processCountPerNode"}
 
 DEFAULTS: dict[str, Any] = {
     "image": "",
@@ -44,7 +47,7 @@ DEFAULTS: dict[str, Any] = {
     "appendRowFileName": "parallel_run_step.txt",
     "appendRowFormat": "text",
     "nodeCount": 1,
-    "processCountPerNode": 1,
+    "processCountPerNode": None,  # one per CPU the shard may use, as Azure does
     "loggingLevel": "INFO",
     "runInvocationTimeout": 60,
     "runMaxTry": 3,
@@ -72,6 +75,7 @@ SCALAR_FIELDS: dict[str, str] = {
     "input.uri": "str",
     "input.glob": "str",
     "input.format": "str",
+    "input.partitionFormat": "str",
     "output.uri": "str",
     "miniBatchSize": "size",
     "errorThreshold": "int",
@@ -116,7 +120,7 @@ POD_TEMPLATE_KEYS = ("labels", "annotations", "nodeSelector", "tolerations", "af
                      "serviceAccountName", "env", "envFrom")
 SECTIONS = {
     "code": {"entryScript", *CODE_SOURCES},
-    "input": {"type", "uri", "glob", "format", "partitionKeys"},
+    "input": {"type", "uri", "glob", "format", "partitionKeys", "partitionFormat"},
     "output": {"uri"},
 }
 ENUMS: dict[str, tuple[str, ...]] = {

@@ -27,6 +27,7 @@ from prs_runner.step.spec import (
     MINI_BATCH_SIZE_PATTERN,
     MINIMUMS,
     NAME_PATTERN,
+    PARTITION_FORMAT_PATTERN,
     POD_TEMPLATE_KEYS,
     RESERVED_ENV_PREFIX,
     RESERVED_FILE_NAMES,
@@ -279,12 +280,16 @@ def check_input(spec: Mapping[str, Any]) -> list[str]:
     for key in ("type", "uri"):
         if not data.get(key):
             problems.append(f"spec.input.{key}: required")
-    if data.get("type") != "tabular":
-        problems += [
-            f"spec.input.{key}: allowed only with input.type tabular"
-            for key in ("format", "partitionKeys")
-            if key in data
-        ]
+    if data.get("type") != "tabular" and "format" in data:
+        problems.append("spec.input.format: allowed only with input.type tabular")
+    partition_format = data.get("partitionFormat")
+    if partition_format is not None and not data.get("partitionKeys"):
+        problems.append("spec.input.partitionFormat: needs input.partitionKeys (the keys it "
+                        "names that make the mini-batches)")
+    if isinstance(partition_format, str) and not PARTITION_FORMAT_PATTERN.fullmatch(
+            partition_format):
+        problems.append("spec.input.partitionFormat: literal text and {Name} placeholders, "
+                        f"as in \"{{Store}}/{{Brand}}/*.csv\" (got {partition_format!r})")
     glob = data.get("glob")
     if isinstance(glob, str):
         try:

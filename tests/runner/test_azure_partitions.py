@@ -1,0 +1,107 @@
+"""Partitioned inputs as Azure's data steps write them: folders that hold values only
+(`1000/dominicks/part.csv`, the many-models layout), Azure's `partition_format`, and a
+files input with partition keys (Azure's total-file-size example)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+from tests.runner.conftest import StepDir
+from tests.runner.test_tabular import assert_succeeded, calls, tabular_step
+
+
+def write_value_folders(root: Path) -> None:
+    """Azure's many-models data: one CSV per store and brand, no key columns in the files."""
+    for store in (1000, 2):
+        for brand in ("dominicks", "tropicana"):
+            folder = root / "data" / str(store) / brand
+            folder.mkdir(parents=True)
+            pd.DataFrame({"file": f"{store}/{brand}", "week": range(10),
+                          "quantity": range(store, store + 10)}).to_csv(
+                folder / "part.csv", index=False)
+
+
+def test_value_only_folders_give_the_keys_in_key_order(tmp_path: Path) -> None:
+    write_value_folders(tmp_path)
+    step = tabular_step(tmp_path, input={"type": "tabular", "uri": "./data",
+                                         "partitionKeys": ["Store", "Brand"]},
+                        columns=("Store", "Brand", "week"), appendRowFormat="csv")
+    result = assert_succeeded(step)
+    assert result["miniBatches"]["total"] == 4
+    assert [c["keys"] for c in calls(step)] == [
+        {"Store": 2, "Brand": "dominicks"}, {"Store": 2, "Brand": "tropicana"},
+        {"Store": 1000, "Brand": "dominicks"}, {"Store": 1000, "Brand": "tropicana"}]
+    output = pd.read_csv(step.out / "parallel_run_step.txt")
+    assert len(output) == 40
+    assert output[["Store", "Brand"]].drop_duplicates().values.tolist() == [
+        [2, "dominicks"], [2, "tropicana"], [1000, "dominicks"], [1000, "tropicana"]]
+
+
+def test_azure_partition_format(tmp_path: Path) -> None:
+    write_value_folders(tmp_path)
+    step = tabular_step(tmp_path, input={"type": "tabular", "uri": "./data",
+                                         "partitionKeys": ["Brand"],
+                                         "partitionFormat": "{Store}/{Brand}/*.csv"},
+                        columns=("Brand", "file"), appendRowFormat="csv")
+    assert_succeeded(step)
+    made = calls(step)
+    assert [(c["keys"], c["rows"], c["files"]) for c in made] == [
+        ({"Brand": "dominicks"}, 20, ["1000/dominicks", "2/dominicks"]),
+        ({"Brand": "tropicana"}, 20, ["1000/tropicana", "2/tropicana"])]
+
+
+def test_a_misspelt_key_lists_the_files_columns_and_folders(tmp_path: Path) -> None:
+    write_value_folders(tmp_path)
+    step = tabular_step(tmp_path, input={"type": "tabular", "uri": "./data",
+                                         "partitionKeys": ["Quantity"]})
+    result = step.run()
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    assert ("spec.input.partitionKeys: Quantity not in 1000/dominicks/part.csv: its columns "
+            "are file, week, quantity; its folders are 1000/dominicks") in result.stderr
+    assert "did you mean 'quantity' for 'Quantity'?" in result.stderr
+
+
+FILE_SIZES = """
+import os
+def run(mini_batch, mini_batch_context):
+    keys = mini_batch_context.partition_key_value
+    return [f"{keys['Store']} {keys['Brand']} {os.path.getsize(path)}" for path in mini_batch]
+"""
+
+
+def test_a_files_input_with_partition_keys(tmp_path: Path) -> None:
+    """Azure's total-file-size shape: one mini-batch per folder combination of a files
+    input, the key values in the context."""
+    data = tmp_path / "data"
+    for store, brand, sizes in ((1, "a", (3, 4)), (1, "b", (5,)), (2, "a", (6, 7, 8))):
+        folder = data / str(store) / brand
+        folder.mkdir(parents=True)
+        for index, size in enumerate(sizes):
+            (folder / f"f{index}.bin").write_bytes(b"x" * size)
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "score.py").write_text(textwrap.dedent(FILE_SIZES))
+    document = {
+        "apiVersion": "parallelrun.io/v1alpha1", "kind": "ParallelRunStep",
+        "metadata": {"name": "file-sizes"},
+        "spec": {"code": {"entryScript": "score.py", "sourceDirectory": "./src"},
+                 "input": {"type": "files", "uri": "./data", "partitionKeys": ["Store", "Brand"]},
+                 "output": {"uri": "./out"}, "processCountPerNode": 2},
+    }
+    (tmp_path / "step.yaml").write_text(yaml.safe_dump(document))
+    step = StepDir(tmp_path)
+    result = subprocess.run(
+        [sys.executable, "-m", "prs_runner.commands.prs_cli", "run", str(step.step)],
+        capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    job = step.job_result()
+    assert job["miniBatches"]["total"] == 3
+    assert job["items"] == {"total": 6, "succeeded": 6, "failed": 0}
+    assert step.output_lines() == ["1 a 3", "1 a 4", "1 b 5", "2 a 6", "2 a 7", "2 a 8"]
+    assert [r["items"] for r in step.report_rows()] == ["2", "1", "3"]
