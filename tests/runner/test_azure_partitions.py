@@ -72,6 +72,9 @@ FILE_SIZES = """
 import os
 def run(mini_batch, mini_batch_context):
     keys = mini_batch_context.partition_key_value
+    print(f"dataset = {mini_batch_context.dataset}")  # as Azure's example does
+    names = mini_batch_context.dataset.to_path()
+    assert names == ["/" + p.split("/data/", 1)[1] for p in mini_batch], (names, mini_batch)
     return [f"{keys['Store']} {keys['Brand']} {os.path.getsize(path)}" for path in mini_batch]
 """
 
@@ -105,3 +108,41 @@ def test_a_files_input_with_partition_keys(tmp_path: Path) -> None:
     assert job["items"] == {"total": 6, "succeeded": 6, "failed": 0}
     assert step.output_lines() == ["1 a 3", "1 a 4", "1 b 5", "2 a 6", "2 a 7", "2 a 8"]
     assert [r["items"] for r in step.report_rows()] == ["2", "1", "3"]
+
+
+MLTABLE = """
+paths:
+  - pattern: ./sales-*.csv
+transformations:
+  - read_delimited:
+      delimiter: ','
+      encoding: 'utf8'
+      header: all_files_same_headers
+"""
+
+
+def test_an_mltable_folder_is_read_as_its_mltable_says(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "MLTable").write_text(MLTABLE)
+    for index in range(2):
+        pd.DataFrame({"file": f"sales-{index}", "id": range(index * 5, index * 5 + 5)}).to_csv(
+            data / f"sales-{index}.csv", index=False)
+    (data / "notes.csv").write_text("file,id\nnot-this,99\n")  # not in the MLTable's paths
+    step = tabular_step(tmp_path, input={"type": "tabular", "uri": "./data"})
+    result = assert_succeeded(step)
+    assert result["items"]["total"] == 10
+    assert sorted({f for c in calls(step) for f in c["files"]}) == ["sales-0", "sales-1"]
+
+
+def test_an_mltable_asking_what_cannot_be_done_is_refused_by_name(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "MLTable").write_text(MLTABLE.replace("','", "';'") + "  - take: 10\n")
+    (data / "sales-0.csv").write_text("file,id\na,1\n")
+    step = tabular_step(tmp_path, input={"type": "tabular", "uri": "./data"})
+    result = step.run()
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    assert "spec.input.uri: MLTable: transformations take are not applied here" in result.stderr
+    assert "read_delimited delimiter: ';' is not supported here" in result.stderr

@@ -48,9 +48,21 @@ class EntryScript:
         return side_inputs_from_env()
 
 
+@dataclass(frozen=True)
+class MiniBatchFiles:
+    """`context.dataset`: the part of Azure's dataset object a script reads of its
+    mini-batch: the input's files it covers, relative to the input (`to_path()`, with a
+    leading '/', as Azure's FileDataset gives them)."""
+
+    paths: tuple[str, ...]
+
+    def to_path(self) -> list[str]:
+        return ["/" + path.lstrip("/") for path in self.paths]
+
+
 @dataclass
 class RunContext:
-    """The second argument of `run(mini_batch, context)`."""
+    """The second argument of `run(mini_batch, context)` (Azure's `mini_batch_context`)."""
 
     minibatch_index: int
     shard_index: int
@@ -58,6 +70,7 @@ class RunContext:
     output_dir: str
     side_inputs: dict[str, str]
     partition_key_value: dict[str, Any] = field(default_factory=dict)
+    dataset: MiniBatchFiles = field(default_factory=lambda: MiniBatchFiles(()))
 
     @property
     def logger(self) -> logging.Logger:

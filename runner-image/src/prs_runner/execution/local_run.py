@@ -16,6 +16,7 @@ from prs_runner.execution.local_shards import ShardRunner, start_shards
 from prs_runner.output.committed_set import CommittedSet
 from prs_runner.output.merge import JOB_RESULT, merge_results, read_shard_outcomes
 from prs_runner.planning.fingerprint import compute_fingerprint
+from prs_runner.planning.mltable import MLTABLE_FILE, parse_mltable
 from prs_runner.planning.plan import MiniBatch, Plan, PlanHeader, plan_file_partitions, plan_files
 from prs_runner.planning.plan_store import (
     PLAN_FILE,
@@ -91,12 +92,29 @@ def survey_step(step: Step) -> Survey:
                                                f"spec.sideInputs[{side['name']}].uri")
         if not side_listings[side["name"]]:
             raise SpecError([f"spec.sideInputs[{side['name']}].uri: nothing at {side['uri']}"])
+    if spec["input"]["type"] == "tabular" and any(e.path == MLTABLE_FILE for e in listing):
+        listing = apply_mltable(spec, listing)
     if spec["input"]["type"] == "tabular":
         spec["input"]["format"] = resolve_format(spec, listing)
     fingerprint = compute_fingerprint(
         spec, code_digests(spec["code"]["sourceDirectory"]), listing, side_listings
     )
     return Survey(spec, listing, fingerprint, input_folder(spec["input"]["uri"]))
+
+
+def apply_mltable(spec: dict[str, Any], listing: list[FileEntry]) -> list[FileEntry]:
+    """An Azure MLTable folder: the files its paths name, read as it says (SPEC's format)."""
+    table = parse_mltable(Storage(spec["input"]["uri"]).read_bytes(MLTABLE_FILE).decode())
+    given = spec["input"].get("format")
+    if given and given != table.format:
+        raise SpecError([f"spec.input.format: {given}, but the MLTable reads {table.format}; "
+                         "leave format out or make them agree"])
+    spec["input"]["format"] = table.format
+    chosen = [e for e in listing if table.selects(e.path)]
+    if not chosen:
+        raise SpecError([f"spec.input.uri: the MLTable's paths match no file under "
+                         f"{spec['input']['uri']}"])
+    return chosen
 
 
 def list_for(uri: str, glob: str | None, field: str) -> list[FileEntry]:

@@ -29,7 +29,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from prs_runner.azure_names.finder import install as install_azure_names
-from prs_runner.entry_script import RunContext, side_inputs_from_env
+from prs_runner.entry_script import MiniBatchFiles, RunContext, side_inputs_from_env
 from prs_runner.execution.committer import Committer, Ran
 from prs_runner.execution.processes import python_gc
 from prs_runner.output.commit_log import CommitLog, life_name
@@ -152,6 +152,7 @@ class Worker:
             output_dir=os.environ.get("PRS_OUTPUT_DIR", ""),
             side_inputs=side_inputs_from_env(),
             partition_key_value=dict(mb.table.partition or {}) if mb.table else {},
+            dataset=MiniBatchFiles(mb.items),
         )
 
     def load(self, mb: MiniBatch) -> tuple[Any, str]:
