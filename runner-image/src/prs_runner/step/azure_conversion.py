@@ -8,6 +8,7 @@ reference-yaml-job-parallel page.
 
 from __future__ import annotations
 
+import re
 import textwrap
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -42,6 +43,10 @@ TOP_LEVEL_NOTES = {  # keys with no equivalent -> what to use instead
     "properties": "Azure's own run properties; dropped",
 }
 COMMENT_WIDTH = 96
+TAG_PREFIX = "parallelrun.io/azure-tag."
+# What may follow TAG_PREFIX: an annotation key's name part ("azure-tag.KEY") is at most 63
+# characters, letters, digits, '-', '_' and '.', ending with a letter or digit.
+TAG_KEY = re.compile(r"[-A-Za-z0-9_.]{0,52}[A-Za-z0-9]")
 SILENT = {"$schema", "type", "name", "display_name", "description", "tags", "experiment_name",
           "inputs",
           "outputs", "input_data", "task", "mini_batch_size", "partition_keys", "resources",
@@ -180,10 +185,13 @@ def step_metadata(job: Mapping[str, Any], fallback: str,
         annotations["parallelrun.io/description"] = str(job["description"])
     if job.get("experiment_name"):
         annotations["parallelrun.io/azure-experiment"] = str(job["experiment_name"])
-    if isinstance(job.get("tags"), Mapping) and job["tags"]:
-        # Tag keys and values are free text; label syntax is not, annotations take any text.
-        annotations.update({f"parallelrun.io/azure-tag.{key}": str(value)
-                            for key, value in job["tags"].items() if step_name(str(key))})
+    for key, value in mapping(job.get("tags")).items():
+        # Annotation values take any text; a tag key must fit the annotation's key syntax.
+        if TAG_KEY.fullmatch(str(key)):
+            annotations[f"{TAG_PREFIX}{key}"] = str(value)
+        else:
+            notes.add("metadata", f"tags.{key}: {shown(value)}: the key cannot be part of an "
+                                  "annotation key (letters, digits, '-', '_', '.'); dropped")
     metadata: dict[str, Any] = {"name": name}
     if annotations:
         metadata["annotations"] = annotations

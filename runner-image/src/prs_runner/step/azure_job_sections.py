@@ -99,12 +99,12 @@ def input_section(name: str, data: Mapping[str, Any], job: Mapping[str, Any],
     uri = location(data.get("path"), f"inputs.{name}", "input", notes)
     section: dict[str, Any] = {"type": "tabular" if kind == "mltable" else "files", "uri": uri}
     if kind == "mltable":
-        notes.add("input", "tabular: the files under uri are read directly (csv, parquet, "
-                           "jsonl); set glob and format to match them: an MLTable file's "
-                           "transformations are not applied")
-    elif kind == "uri_file" and "://" not in uri:
-        folder, _, file_name = uri.rpartition("/")
-        section.update(uri=folder or ".", glob=file_name)
+        notes.add("input", "tabular: an MLTable file at the top of uri is read (its paths "
+                           "and read_delimited, read_parquet or read_json_lines; other "
+                           "transformations are refused); without one, the csv, parquet or "
+                           "jsonl files under uri are read")
+    elif kind == "uri_file" and file_location(uri):
+        section.update(file_location(uri))
     elif kind != "uri_folder":
         notes.add("input", f"inputs.{name}.type: {kind!r}: read as a folder of files")
     keys = job.get("partition_keys")
@@ -114,6 +114,16 @@ def input_section(name: str, data: Mapping[str, Any], job: Mapping[str, Any],
         notes.add("input", "mode direct: run() gets local paths here (objects are "
                            "downloaded), not storage URLs")
     return section
+
+
+def file_location(uri: str) -> dict[str, str]:
+    """A file's URI as its folder and its name (a glob matching it), or {} for a bucket or an
+    asset that names no folder."""
+    scheme, separator, rest = uri.rpartition("://")
+    folder, slash, name = rest.rpartition("/")
+    if not name or (separator and not folder):
+        return {}
+    return {"uri": scheme + separator + (folder or slash or "."), "glob": name}
 
 
 def location(path: Any, what: str, where: str, notes: Notes) -> str:
@@ -141,24 +151,31 @@ def output_section(outputs: Any, append_row_to: Any, name: str,
                    notes: Notes) -> dict[str, Any]:
     outputs = mapping(outputs)
     match = REFERENCE.fullmatch(str(append_row_to or "").strip())
-    if match and match[2] in outputs:
-        chosen = match[2]
-    else:
-        chosen = next(iter(outputs), "")
+    appended = match is not None and match[1] == "outputs" and match[2] in outputs
+    chosen = match[2] if match is not None and appended else next(iter(outputs), "")
+    if append_row_to and not appended:
+        notes.add("outputAction", f"task.append_row_to: {append_row_to}: names none of the job's "
+                                  "outputs; written as summary_only: run() results are not "
+                                  "collected unless outputAction is append_row")
+    elif not appended:
         notes.add("outputAction", "no task.append_row_to: run() results are not collected "
                                   "(summary_only, as on Azure); the script writes its own files "
                                   "to context.output_dir")
     data = mapping(outputs.get(chosen))
     path = written = str(data.get("path") or "")
-    fields: dict[str, Any] = {"outputAction": "append_row" if match else "summary_only"}
-    if data.get("type") == "uri_file" and path:
-        path, _, file_name = path.rpartition("/")
-        if match:
+    azure_chosen = not written or written.startswith(("azureml:", "${{"))
+    fields: dict[str, Any] = {"outputAction": "append_row" if appended else "summary_only"}
+    if data.get("type") == "uri_file" and ("/" in written or not azure_chosen):
+        path, _, file_name = written.rpartition("/")
+        path = path or "."  # a file name alone: the file is in the working directory
+        if appended:
             fields["appendRowFileName"] = file_name
-    if not path or path.startswith(("azureml:", "${{")):
-        notes.add("output", f"outputs.{chosen or 'output'}: {written or 'no path'}: Azure chose "
-                            "the location; written to a local folder here: change it to "
-                            "the path or s3://, gs:// or az:// URI that should hold the result")
+    if azure_chosen:
+        origin = (f"{written}: an Azure datastore or binding" if written
+                  else "no path: Azure chose the location")
+        notes.add("output", f"outputs.{chosen or 'output'}: {origin}; written to a local folder "
+                            "here: change it to the path or s3://, gs:// or az:// URI that should "
+                            "hold the result")
         path = f"./out/{name}"
     return {"output": {"uri": location(path, f"outputs.{chosen}", "output", notes)}, **fields}
 
@@ -167,7 +184,10 @@ def program_arguments(text: Any, inputs: Mapping[str, Any], main_input: str, out
                       notes: Notes) -> tuple[list[str], list[dict[str, str]]]:
     """program_arguments split as a shell would; ${{inputs.X}} of a literal becomes its value,
     of a data input a side input's URI, ${{outputs.X}} the step's output folder."""
-    words = shlex.split(text) if isinstance(text, str) else [str(w) for w in text or []]
+    if isinstance(text, str):  # `${{ inputs.x }}` is one word, as Azure reads it
+        words = shlex.split(REFERENCE.sub(lambda found: f"${{{{{found[1]}.{found[2]}}}}}", text))
+    else:
+        words = [str(w) for w in text or []]
     side_inputs: dict[str, dict[str, str]] = {}
 
     def replace(match: re.Match[str]) -> str:
@@ -184,7 +204,8 @@ def program_arguments(text: Any, inputs: Mapping[str, Any], main_input: str, out
         if isinstance(value, Mapping):
             value = value.get("default", value.get("value"))
         if value is None:
-            notes.add("arguments", f"{match[0]}: no such input; left as written")
+            what = "an input without a value" if name in inputs else "no such input"
+            notes.add("arguments", f"{match[0]}: {what}; left as written")
             return match[0]
         return str(value).lower() if isinstance(value, bool) else str(value)
 
@@ -195,7 +216,7 @@ def program_arguments(text: Any, inputs: Mapping[str, Any], main_input: str, out
                                 "URI as written (a relative path is relative to the working "
                                 "directory); the local copy is also in PRS_SIDE_INPUT_<NAME> "
                                 "and context.side_inputs[name]")
-    if any("${{outputs." in word for word in words):
+    if any(found[1] == "outputs" for word in words for found in REFERENCE.finditer(word)):
         notes.add("arguments", "${{outputs.X}} became the step's output.uri; run() should "
                                "write to context.output_dir (PRS_OUTPUT_DIR), a local folder "
                                "also when the output is on object storage")
@@ -228,7 +249,8 @@ def scalar_fields(job: Mapping[str, Any], notes: Notes) -> dict[str, Any]:
             fields[target] = job[key]
     if job.get("max_concurrency_per_instance") is None:
         notes.add("processCountPerNode", "max_concurrency_per_instance not set: Azure runs one "
-                                         "process per core (1 on GPU nodes); the step runs 1")
+                                         "process per core (1 on GPU nodes); the step runs one "
+                                         "per CPU the pod may use: set it for GPU nodes")
     if job.get("logging_level") is not None:
         fields["loggingLevel"] = logging_level(job["logging_level"], notes)
     retry = mapping(job.get("retry_settings"))

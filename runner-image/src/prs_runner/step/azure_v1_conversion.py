@@ -38,6 +38,7 @@ V2_KEYS = {  # v1 keyword -> v2 parallel job key (dotted: nested)
     "source_directory": "task.code",
     "entry_script": "task.entry_script",
     "environment": "task.environment",
+    "logging_level": "logging_level",  # ERROR and CRITICAL become WARNING, as in v2
 }
 SPEC_FIELDS = {  # v1 keyword -> step field, copied as written
     "error_threshold": "errorThreshold",
@@ -45,13 +46,12 @@ SPEC_FIELDS = {  # v1 keyword -> step field, copied as written
     "allowed_failed_percent": "allowedFailedPercent",
     "run_invocation_timeout": "runInvocationTimeout",
     "run_max_try": "runMaxTry",
-    "logging_level": "loggingLevel",
     "append_row_file_name": "appendRowFileName",
     "allow_reuse": "allowReuse",
 }
 HANDLED = {*V2_KEYS, *SPEC_FIELDS, "inputs", "output", "side_inputs", "arguments",
            "output_action"}
-FILE_TYPES = {"file", "files", "filedataset", "uri_folder", "uri_file"}
+FILE_TYPES = {"file", "files", "filedataset", "uri_folder"}  # uri_file stays: a file's folder
 TABULAR_TYPES = {"tabular", "tabulardataset", "mltable"}
 
 
