@@ -111,7 +111,8 @@ def run(mini_batch):
         open(flag, "w").close()
         time.sleep(60)
     return mini_batch
-""", files=6, runInvocationTimeout=1, processCountPerNode=1, input={"type": "files", "uri": "./data", "glob": "*.txt"})
+""", files=6, runInvocationTimeout=1, processCountPerNode=1,
+       input={"type": "files", "uri": "./data", "glob": "*.txt"})
     started = time.monotonic()
     result = step.run()
     assert result.returncode == 0, result.stderr
