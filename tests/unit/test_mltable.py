@@ -18,6 +18,7 @@ CSV = "transformations:\n  - read_delimited:\n      delimiter: ','\n"
     ("  - folder: ./data\n", ["data/a.csv", "data/x/b.csv"], ["a.csv", "database/a.csv"]),
     ("  - folder: ./\n", ["a.csv", "x/b.csv"], [MLTABLE_FILE]),
     ("  - file: iris.csv\n  - file: extra.csv\n", ["iris.csv", "extra.csv"], ["other.csv"]),
+    ("  - folder: data/\n", ["data/a.csv"], ["a.csv"]),
 ])
 def test_paths_select_files(paths: str, selected: list[str], left_out: list[str]) -> None:
     table = parse_mltable(f"paths:\n{paths}{CSV}")
@@ -31,6 +32,8 @@ def test_paths_select_files(paths: str, selected: list[str], left_out: list[str]
     ("  - read_delimited:\n      encoding: UTF8\n      support_multi_line: true\n", "csv"),
     ("  - read_parquet:\n      include_path_column: false\n", "parquet"),
     ("  - read_json_lines:\n      encoding: utf8\n", "jsonl"),
+    ("  - read_parquet\n", "parquet"),
+    ("  - read_delimited:\n", "csv"),
 ])
 def test_the_reader_gives_the_format(reader: str, fmt: str) -> None:
     assert parse_mltable(f"paths:\n  - pattern: ./*\ntransformations:\n{reader}").format == fmt
@@ -48,6 +51,19 @@ WHERE = "spec.input.uri: MLTable"
     (f"paths:\n  - file: azureml://datastores/x/paths/a.csv\n{CSV}",
      [f"{WHERE}: paths file: azureml://datastores/x/paths/a.csv: only paths inside the "
       "MLTable's folder are read here; put the files next to it"]),
+    (f"paths:\n  - a.csv\n  - file: x.csv\n    folder: y\n  - file: ok.csv\n{CSV}",
+     [f"{WHERE}: paths entry 'a.csv': give one of file:, folder:, pattern:",
+      f"{WHERE}: paths entry {{'file': 'x.csv', 'folder': 'y'}}: give one of file:, folder:, "
+      "pattern:"]),
+    (f"paths:\n  - file: /abs/a.csv\n  - file: ../b.csv\n{CSV}",
+     [f"{WHERE}: paths file: /abs/a.csv: only paths inside the MLTable's folder are read "
+      "here; put the files next to it",
+      f"{WHERE}: paths file: ../b.csv: only paths inside the MLTable's folder are read "
+      "here; put the files next to it"]),
+    ("paths:\n  - file: a.csv\ntransformations:\n  - read_parquet: {}\n  - {}\n",
+     [f"{WHERE}: transformations {{}} are not applied here; do them in run()"]),
+    ("paths:\n  - file: a.csv\ntransformations:\n  - read_delimited:\n      quoting: true\n",
+     [f"{WHERE}: read_delimited quoting: True is not supported here (supported: none)"]),
     (f"paths:\n  - file: /abs/a.csv\n{CSV}",
      [f"{WHERE}: paths file: /abs/a.csv: only paths inside the MLTable's folder are read "
       "here; put the files next to it"]),

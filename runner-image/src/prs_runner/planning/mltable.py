@@ -47,7 +47,7 @@ def parse_mltable(text: str) -> MLTable:
     problems: list[str] = []
     patterns = path_patterns(document.get("paths"), problems)
     fmt = reader_format(document.get("transformations"), problems)
-    if problems:
+    if problems or fmt is None:
         raise SpecError(problems)
     return MLTable(tuple(patterns), fmt)
 
@@ -78,7 +78,8 @@ def path_patterns(paths: Any, problems: list[str]) -> list[re.Pattern[str]]:
     return out
 
 
-def reader_format(transformations: Any, problems: list[str]) -> str:
+def reader_format(transformations: Any, problems: list[str]) -> str | None:
+    """The format the one reader step gives; None (and a problem) without exactly one."""
     steps = transformations if isinstance(transformations, list) else []
     names = [next(iter(s)) if isinstance(s, Mapping) and s else str(s) for s in steps]
     readers = [n for n in names if n in READERS]
@@ -88,8 +89,9 @@ def reader_format(transformations: Any, problems: list[str]) -> str:
                         "do them in run()")
     if len(readers) != 1:
         problems.append(f"{WHERE}: transformations need one of {', '.join(READERS)}")
-        return "csv"
-    options = steps[names.index(readers[0])][readers[0]]
+        return None
+    step = steps[names.index(readers[0])]
+    options = step[readers[0]] if isinstance(step, Mapping) else None  # `- read_parquet`
     if readers[0] == "read_delimited":
         problems += delimited_problems(options if isinstance(options, Mapping) else {})
     return READERS[readers[0]]
@@ -99,7 +101,7 @@ def delimited_problems(options: Mapping[str, Any]) -> list[str]:
     problems = []
     for key, value in options.items():
         allowed: Sequence[Any] = DELIMITED_OK.get(key, ())
-        normal = value.lower() if isinstance(value, str) and key != "delimiter" else value
+        normal = value.lower() if isinstance(value, str) else value
         if normal not in allowed:
             problems.append(f"{WHERE}: read_delimited {key}: {value!r} is not supported here "
                             f"(supported: {', '.join(repr(a) for a in allowed) or 'none'})")
