@@ -258,6 +258,18 @@ BAD_CASES: list[Case] = [
         setting("spec.input.partitionKeys", [""]),
     ),
     bad(
+        "partition-keys-duplicate",
+        "spec.input.partitionKeys",
+        tabular(),
+        setting("spec.input.partitionKeys", ["Store", "Brand", "Store"]),
+    ),
+    bad(
+        "partition-keys-too-many",
+        "spec.input.partitionKeys",
+        tabular(),
+        setting("spec.input.partitionKeys", [f"k{i}" for i in range(33)]),
+    ),
+    bad(
         "partition-keys-not-strings",
         "spec.input.partitionKeys",
         tabular(),

@@ -40,3 +40,37 @@ def test_relative_paths_resolve_in_the_code_folder(make_step: MakeStep) -> None:
     seen = json.loads(step.marks("seen")[0])
     assert seen["cwd"] == str((step.root / "src").resolve())
     assert seen["azure_output"] == seen["output"] == str(step.out.resolve())
+
+
+BINDINGS = """
+import argparse, os
+def init():
+    global model, out
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--model")
+    parser.add_argument("--out")
+    args, _ = parser.parse_known_args()
+    model, out = open(os.path.join(args.model, "weights.txt")).read().strip(), args.out
+def run(mini_batch):
+    with open(os.path.join(out, "seen.txt"), "a") as stream:
+        stream.write(f"{len(mini_batch)}\\n")
+    return [f"{model} {os.path.basename(p)}" for p in mini_batch]
+"""
+
+
+def test_azure_bindings_in_arguments_are_filled_in(make_step: MakeStep) -> None:
+    """A step `prs convert` writes: ${{inputs.model}} is the side input's local path and
+    ${{outputs.scores}} the output folder, wherever `prs run` was started."""
+    step = make_step(BINDINGS, files=3, arguments=[
+        "--model", "${{inputs.model}}", "--out", "${{ outputs.scores }}"],
+        sideInputs=[{"name": "model", "uri": "./models"}])
+    (step.root / "models").mkdir()
+    (step.root / "models" / "weights.txt").write_text("w1\n")
+    elsewhere = step.root / "elsewhere"
+    elsewhere.mkdir()
+    result = subprocess.run(
+        [sys.executable, "-m", "prs_runner.commands.prs_cli", "run", str(step.step)],
+        capture_output=True, text=True, timeout=120, cwd=elsewhere)
+    assert result.returncode == 0, result.stderr
+    assert sorted(step.output_lines()) == [f"w1 item{i:04d}.txt" for i in range(3)]
+    assert sum(int(n) for n in (step.out / "seen.txt").read_text().split()) == 3

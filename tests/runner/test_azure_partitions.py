@@ -146,3 +146,26 @@ def test_an_mltable_asking_what_cannot_be_done_is_refused_by_name(tmp_path: Path
     assert "Traceback" not in result.stderr
     assert "spec.input.uri: MLTable: transformations take are not applied here" in result.stderr
     assert "read_delimited delimiter: ';' is not supported here" in result.stderr
+
+
+MANY_MODELS = """
+def run(mini_batch, context):
+    if context.partition_key_value["Store"] == 1000 and context.partition_key_value[
+            "Brand"] == "tropicana":
+        raise RuntimeError("cannot fit 1000/tropicana")
+    return mini_batch.head(1)  # one row per partition: the model's summary
+"""
+
+
+def test_a_failure_names_the_exception_not_a_short_return(tmp_path: Path) -> None:
+    """Many models returns one row per partition (its other rows count as failed items); the
+    mini-batch that raised is the first error the failure names."""
+    write_value_folders(tmp_path)
+    step = tabular_step(tmp_path, script=MANY_MODELS, runMaxTry=1, miniBatchErrorThreshold=0,
+                        input={"type": "tabular", "uri": "./data",
+                               "partitionKeys": ["Store", "Brand"]})
+    result = step.run()
+    assert result.returncode == 1
+    job = step.job_result()
+    assert "first error: RuntimeError: cannot fit 1000/tropicana" in job["message"]
+    assert job["firstError"]["type"] == "RuntimeError"

@@ -171,8 +171,10 @@ def run(mini_batch):
     assert result.returncode == 1
     job = step.job_result()
     assert job["reason"] == "InitFailed"
-    assert "FileNotFoundError: model.pkl is missing" in job["message"]
-    assert 'in init\n    raise FileNotFoundError' in job["message"]
+    assert job["message"].startswith("init() failed in every worker: FileNotFoundError: "
+                                     "model.pkl is missing at score.py:")
+    assert job["message"].endswith(" in init")
+    assert 'in init\n    raise FileNotFoundError' in job["firstError"]["traceback"]
     assert len(step.marks("init")) == 6  # 2 workers x 3 tries
 
 
@@ -260,6 +262,36 @@ def run(mini_batch):
     assert (first["status"], first["process"], first["tries"], first["error"]) == (
         "stopped", "0", "1", "ValueError: not yet")
     assert rows["1"]["error"].startswith("FewerResults: run() returned 0 elements for 1 inputs")
+
+
+def test_shards_stopped_by_another_shards_threshold_keep_their_report(
+    make_step: MakeStep,
+) -> None:
+    """Shard 0 crosses miniBatchErrorThreshold 0; `prs run` stops shard 1 in the middle of
+    a mini-batch: the job result still has the first error's traceback, and shard 1's
+    running mini-batch is `stopped`, not `not_run`."""
+    step = make_step("""
+import time
+def run(mini_batch):
+    if mini_batch[0].endswith("item0000.txt"):
+        time.sleep(0.5)
+        raise ValueError("bad item")
+    time.sleep(3)
+    return mini_batch
+""", files=4, miniBatchSize="1", nodeCount=2, processCountPerNode=1, runMaxTry=1,
+        miniBatchErrorThreshold=0)
+    result = step.run()
+    assert result.returncode == 1
+    job = step.job_result()
+    assert job["reason"] == "ErrorThresholdExceeded"
+    assert job["firstError"]["type"] == "ValueError"
+    assert "raise ValueError" in job["firstError"]["traceback"]
+    rows = {row["id"]: row for row in step.report_rows()}
+    assert rows["0"]["status"] == "failed"
+    stopped = [(r["shard"], r["process"], r["tries"]) for r in rows.values()
+               if r["status"] == "stopped"]
+    assert ("1", "0", "1") in stopped  # shard 0 may have started its next one too
+    assert {r["status"] for r in rows.values()} <= {"failed", "stopped", "not_run"}
 
 
 def test_entry_script_without_run_is_reported(make_step: MakeStep) -> None:

@@ -268,7 +268,7 @@ def test_a_files_pipeline_converts_to_a_valid_step(tmp_path: Path) -> None:
     assert step.name == "predict-digits-mnist"
     assert step.spec["input"] == {"type": "files", "uri": "./data/mnist"}
     assert step.spec["sideInputs"] == [{"name": "score_model", "uri": "./mnist_models"}]
-    assert step.spec["arguments"][:2] == ["--model", "./mnist_models"]
+    assert step.spec["arguments"][:2] == ["--model", "${{inputs.score_model}}"]
     assert "--allowed_failed_percent" in step.spec["arguments"]
     assert (step.spec["output"]["uri"], step.spec["appendRowFileName"]) == (
         "./results", "aggregated_returns.csv")
@@ -291,7 +291,7 @@ def test_a_tabular_job_with_partition_keys_converts_to_a_valid_step(tmp_path: Pa
     assert step.spec["image"] == ""  # Azure's base image holds no runner: a comment says so
     assert step.spec["arguments"] == [
         "--drop_cols", "Revenue,Advert,Store,Brand", "--target_col", "Quantity",
-        "--model_folder", "./out/oj-sales-train"]
+        "--model_folder", "${{outputs.model_folder}}"]
     assert "resources.instance_type: Standard_D4_v2" in converted.text
     assert "conda_file" in converted.text
 
@@ -379,7 +379,7 @@ def test_a_folder_is_not_an_azure_file(tmp_path: Path) -> None:
 CASES = Path(__file__).parent / "azure_conversion_cases"
 CASE_PROBLEM_FIELDS: dict[str, list[str]] = {
     "azure-data-job": ["spec.input.uri", "spec.sideInputs[0].uri"],
-    "pipeline-files": ["spec.sideInputs[1].uri"],
+    "pipeline-files": ["spec.arguments", "spec.sideInputs[1].uri"],
     "tabular-job": [],
     "v1-config": [],
 }
@@ -441,6 +441,12 @@ def test_the_migration_guide_example_is_what_convert_writes(tmp_path: Path) -> N
      "its own"),
     ({"type": "pipeline", "jobs": {"p": {"type": "parallel", "component": "./c.yml"}}},
      "jobs.p is defined in its component (./c.yml); convert that file"),
+    (base_job(task={**base_job()["task"], "program_arguments": '--x "unbalanced'}),
+     "task.program_arguments: No closing quotation in '--x \"unbalanced'"),
+    (base_job(task={**base_job()["task"], "program_arguments": 5}),
+     "task.program_arguments: 5: expected one string (or a list of strings)"),
+    (base_job(task={**base_job()["task"], "program_arguments": ["--a", None]}),
+     "task.program_arguments: ['--a', None]: expected one string (or a list of strings)"),
 ], ids=lambda value: str(value)[:40])
 def test_each_refusal_is_its_exact_line(data: Any, message: str) -> None:
     with pytest.raises(AzureConversionError) as error:
@@ -459,7 +465,11 @@ def test_each_refusal_is_its_exact_line(data: Any, message: str) -> None:
                "got list"),
     (b"type: parallel\ninput_data: x\n", "input_data: 'x': expected ${{inputs.NAME}} naming "
                                          "one of the job's inputs"),
-], ids=["unclosed", "nested", "control", "binary", "list", "input_data"])
+    (b"a: &x [1, 2]\nb: *x\n", "line 2, column 4: not valid YAML: aliases (*x) are not "
+                               "allowed in a step"),
+    (b"type: parallel\ntype: command\n", "line 2, column 1: not valid YAML: key 'type' is "
+                                          "given twice"),
+], ids=["unclosed", "nested", "control", "binary", "list", "input_data", "alias", "twice"])
 def test_each_unreadable_file_is_its_exact_line(tmp_path: Path, content: bytes,
                                                 message: str) -> None:
     path = tmp_path / "job.yml"
@@ -483,12 +493,11 @@ def test_a_missing_file_and_a_folder_are_their_exact_lines(tmp_path: Path) -> No
 PLAIN_IMAGE_NOTE = "the image must hold the runner: build it FROM the runner image (README, Images)"
 SUMMARY_NOTE = ("no task.append_row_to: run() results are not collected (summary_only, as on "
                 "Azure); the script writes its own files to context.output_dir")
-SIDE_INPUTS_NOTE = ("inputs the arguments name: each argument holds the side input's URI as "
-                    "written (a relative path is relative to the working directory); the local "
-                    "copy is also in PRS_SIDE_INPUT_<NAME> and context.side_inputs[name]")
-OUTPUT_ARGUMENT_NOTE = ("${{outputs.X}} became the step's output.uri; run() should write to "
-                        "context.output_dir (PRS_OUTPUT_DIR), a local folder also when the output "
-                        "is on object storage")
+SIDE_INPUTS_NOTE = ("inputs the arguments name: each ${{inputs.NAME}} in arguments becomes "
+                    "the side input's local path when the worker starts (also in "
+                    "PRS_SIDE_INPUT_<NAME> and context.side_inputs[name])")
+OUTPUT_ARGUMENT_NOTE = ("${{outputs.X}} becomes the worker's output folder (PRS_OUTPUT_DIR, a "
+                        "local folder also when output.uri is on object storage)")
 PROCESS_COUNT_NOTE = ("max_concurrency_per_instance not set: Azure runs one process per core "
                       "(1 on GPU nodes); the step runs one per CPU the pod may use: set it for "
                       "GPU nodes")
@@ -772,18 +781,19 @@ def unused_note(name: str) -> str:
      "--both ${{inputs.both}}", {}, ["--label", "two words", "--size", "8", "--kept", "3",
                                      "--both", "0"], [], {}),
     ("--model ${{inputs.model}} --again ${{inputs.model}}", MODEL,
-     ["--model", "./models", "--again", "./models"], [{"name": "model", "uri": "./models"}],
+     ["--model", "${{inputs.model}}", "--again", "${{inputs.model}}"],
+     [{"name": "model", "uri": "./models"}],
      {"sideInputs": [SIDE_INPUTS_NOTE]}),
-    ("--vocab ${{inputs.vocab}}", {**MODEL, **VOCAB}, ["--vocab", "azureml://vocab:2"],
+    ("--vocab ${{inputs.vocab}}", {**MODEL, **VOCAB}, ["--vocab", "${{inputs.vocab}}"],
      [{"name": "vocab", "uri": "azureml://vocab:2"}],
      {"sideInputs": [data_asset_note("inputs.vocab", "azureml:vocab:2"), SIDE_INPUTS_NOTE,
                      unused_note("model")]}),
     ("--rate ${{inputs.rate}}", {**MODEL, **VOCAB}, ["--rate", "0.5"], [],
      {"sideInputs": [unused_note("model"), unused_note("vocab")]}),
     ("--out ${{outputs.result}} --out2 '${{ outputs.other }}'", {},
-     ["--out", "./out/result", "--out2", "./out/result"], [],
+     ["--out", "${{outputs.result}}", "--out2", "${{outputs.other}}"], [],
      {"arguments": [OUTPUT_ARGUMENT_NOTE]}),
-    (["--out", "${{ outputs.result }}"], {}, ["--out", "./out/result"], [],
+    (["--out", "${{ outputs.result }}"], {}, ["--out", "${{outputs.result}}"], [],
      {"arguments": [OUTPUT_ARGUMENT_NOTE]}),
     ("--missing ${{inputs.missing}} --declared ${{inputs.declared}}", {},
      ["--missing", "${{inputs.missing}}", "--declared", "${{inputs.declared}}"], [],

@@ -25,6 +25,9 @@ INPUT_FIELDS = {"type", "uri", "glob", "format", "partitionKeys"}
     ("partition_keys", "input", INPUT_FIELDS,
      "; did you mean spec.input.partitionKeys? (partition_keys is Azure's spelling)"),
     ("nodecount", "", TOP_LEVEL_FIELDS, "; did you mean spec.nodeCount?"),
+    ("maxRetries", "", TOP_LEVEL_FIELDS,  # not maxShardRetries: Azure's retries of run()
+     "; did you mean spec.runMaxTry (tries, Azure's max_retries + 1)? (maxRetries is "
+     "Azure's name)"),
     ("miniBatchSise", "", TOP_LEVEL_FIELDS, "; did you mean spec.miniBatchSize?"),
     ("URI", "input", INPUT_FIELDS, "; did you mean spec.input.uri?"),
     ("colour", "", TOP_LEVEL_FIELDS, ""),

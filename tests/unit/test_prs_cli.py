@@ -95,3 +95,13 @@ def test_convert_refuses_a_bad_file_in_one_line(tmp_path: Path,
     assert out == ""
     assert err.count("\n") == 1 and "Traceback" not in err
     assert err.startswith(f"prs convert: {tmp_path / 'job.yml'}: not a parallel job")
+
+
+def test_convert_never_writes_over_the_azure_file(tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    job = tmp_path / "job.yml"
+    job.write_text("type: parallel\n")
+    assert main(["convert", str(job), "-o", str(tmp_path / "." / "job.yml")]) == 2
+    assert job.read_text() == "type: parallel\n"
+    assert capsys.readouterr().err == (f"prs convert: -o {tmp_path / '.' / 'job.yml'} is the "
+                                       "Azure file itself; write the step to another file\n")

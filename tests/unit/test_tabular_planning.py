@@ -179,7 +179,13 @@ def test_hive_values(path: str, values: dict[str, str]) -> None:
     assert hive_values(path) == values
 
 
-@pytest.mark.parametrize(("text", "value"), [("12", 12), ("-3", -3), ("x1", "x1"), ("", "")])
+@pytest.mark.parametrize(("text", "value"), [
+    ("12", 12), ("-3", -3), ("x1", "x1"), ("", ""), ("0", 0),
+    ("007", "007"), ("-0", "-0"), ("+5", "+5"),  # not as an int writes them: text, kept apart
+    (str(2 ** 63 - 1), 2 ** 63 - 1), (str(-(2 ** 63)), -(2 ** 63)),  # int64's range
+    (str(2 ** 63), str(2 ** 63)), (str(-(2 ** 63) - 1), str(-(2 ** 63) - 1)),
+    ("99999999999999999999999", "99999999999999999999999"),
+])
 def test_typed_folder_value(text: str, value: Any) -> None:
     assert typed_folder_value(text) == value
 

@@ -39,7 +39,7 @@ from prs_operator.startup import (
     startup_failure,
     waiting_text,
 )
-from prs_runner.output.results import ErrorInfo
+from prs_runner.output.results import ErrorInfo, first_of
 from prs_runner.step.thresholds import Counts
 
 # Status fields that move with every report or pod event; a change of these alone may wait
@@ -141,17 +141,16 @@ class PassState:
 
     def shard_counts(self) -> tuple[Counts, str]:
         """Final counts of finished shards (termination messages), live reports otherwise."""
-        total, first_error = Counts(), ""
+        total, errors = Counts(), []
         final = final_reports(self.pods_of("run"))
         for shard in range(self.spec["nodeCount"]):
             report = final.get(shard) or self.observed.live.get(shard)
             if report is None:
                 continue
             total += Counts.from_dict(report.get("counts") or {})
-            error = ErrorInfo.from_dict(report.get("firstError"))
-            if error is not None and not first_error:
-                first_error = f"; first error: {error.one_line()}"
-        return total, first_error
+            errors.append(ErrorInfo.from_dict(report.get("firstError")))
+        first = first_of(errors)
+        return total, f"; first error: {first.one_line()}" if first is not None else ""
 
     def run_failure(self, job: JobView) -> tuple[str, str]:
         return run_failure(self.observed.pods, job, self.memory_limit())

@@ -98,6 +98,10 @@ def command_convert(args: argparse.Namespace) -> int:
     from prs_runner.step.azure_conversion import convert_azure_file
     from prs_runner.step.azure_job_sections import AzureConversionError
 
+    if args.output and Path(args.output).resolve() == Path(args.azure).resolve():
+        print(f"prs convert: -o {args.output} is the Azure file itself; write the step to "
+              "another file", file=sys.stderr)
+        return 2
     try:
         converted = convert_azure_file(args.azure)
     except AzureConversionError as error:

@@ -11,6 +11,7 @@ Live progress goes to $PRS_PROGRESS_URL when set (with $PRS_PROGRESS_TOKEN), bes
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -76,6 +77,13 @@ def run_shard(args: argparse.Namespace) -> int:
         for slot in supervisor.slots:
             if slot.pid:
                 kill_group(slot.pid)
+        # What it knew when stopped (its first error, what was running) for the report; the
+        # merge counts a stopped shard as not finished. Best effort: the exit comes first.
+        with contextlib.suppress(BaseException):
+            supervisor.stop_reason = supervisor.stop_reason or ("Stopped", "stopped")
+            report = supervisor.outcome().to_dict(args.index) | {"status": "stopped"}
+            Storage(spec["output"]["uri"]).write_atomic(f"_prs/shards/{args.index}.json",
+                                                        json.dumps(report).encode())
         os._exit(128 + signum)
 
     signal.signal(signal.SIGTERM, stop)

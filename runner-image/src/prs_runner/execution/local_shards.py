@@ -24,7 +24,7 @@ from typing import Any, TextIO
 from prs_runner.execution.processes import spawn_shard
 from prs_runner.execution.progress import Progress
 from prs_runner.execution.shard_outcome import EXIT_FATAL
-from prs_runner.output.results import ErrorInfo
+from prs_runner.output.results import ErrorInfo, first_of
 from prs_runner.planning.plan_store import PLAN_FILE
 from prs_runner.step.spec import Step
 from prs_runner.step.thresholds import Counts, crossed_threshold
@@ -148,7 +148,7 @@ class ShardRunner:
         for line in lines:
             report = json.loads(line)
             self.counts[shard] = Counts.from_dict(report["counts"])
-            self.errors[shard] = self.errors[shard] or ErrorInfo.from_dict(report["firstError"])
+            self.errors[shard] = ErrorInfo.from_dict(report["firstError"]) or self.errors[shard]
         total = sum(self.counts, Counts())
         self.progress.update(total)
         why = crossed_threshold(total, self.spec, self.total)
@@ -168,8 +168,8 @@ class ShardRunner:
         self.stop_all()
 
     def first_error_text(self) -> str:
-        errors = [e for e in self.errors if e is not None]
-        return f"; first error: {errors[0].one_line()}" if errors else ""
+        error = first_of(self.errors)
+        return f"; first error: {error.one_line()}" if error is not None else ""
 
     def finished(self, shard: int, code: int) -> None:
         if code in (0, EXIT_FATAL) or self.failure:

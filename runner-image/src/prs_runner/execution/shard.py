@@ -77,6 +77,7 @@ class ShardSupervisor:
         self.unfinished: dict[int, dict[str, Any]] = {}
         self.counts = Counts()
         self.first_error: ErrorInfo | None = None
+        self.first_error_raised = False
         self.pending: deque[int] = deque()
         self.slots = [Slot(i) for i in range(self.spec["processCountPerNode"]
                                              or pod_process_count())]
@@ -205,8 +206,8 @@ class ShardSupervisor:
         if not all(s.dead for s in self.slots):
             return False
         error = self.first_error
-        # A worker that died in init() (os._exit, a signal) left no traceback: say how.
-        detail = (error.traceback or error.one_line()) if error else "no error reported"
+        # One line (where the script raised it included); the traceback is in firstError.
+        detail = error.one_line() if error else "no error reported"
         self.stop_reason = ("InitFailed", f"init() failed in every worker: {detail}")
         return True
 
@@ -343,7 +344,7 @@ class ShardSupervisor:
         self.unfinished.pop(mb_id, None)
         self.counts += Counts(1, 0, event["succeeded"], event["failed"], event["rows"])
         if event.get("item_error"):
-            self.remember_error(event["item_error"], mb_id)
+            self.remember_error(event["item_error"], mb_id, raised=False)
         if event["failed"]:
             self.check_thresholds()
 
@@ -417,12 +418,17 @@ class ShardSupervisor:
         slot.pid, slot.commands, slot.events = 0, -1, -1
         slot.queue, slot.ran, slot.ready = deque(), set(), False
 
-    def remember_error(self, error: dict[str, Any], mb_id: int | None) -> None:
-        if self.first_error is None:
-            items = self.mini_batch(mb_id).items if mb_id is not None else ()
-            self.first_error = ErrorInfo(
-                error["type"], error["message"], error.get("traceback", ""), mb_id, items[:5]
-            )
+    def remember_error(self, error: dict[str, Any], mb_id: int | None,
+                       raised: bool = True) -> None:
+        """The first error, for messages and the report; one that was RAISED (an exception,
+        a dead worker) wins over an earlier one about items (skipped rows, fewer results:
+        normal for scripts that return one row per partition)."""
+        if self.first_error is not None and (self.first_error_raised or not raised):
+            return
+        items = self.mini_batch(mb_id).items if mb_id is not None else ()
+        self.first_error = ErrorInfo(
+            error["type"], error["message"], error.get("traceback", ""), mb_id, items[:5])
+        self.first_error_raised = raised
 
     def items(self, mb_id: int) -> int:
         return self.mini_batch(mb_id).item_count

@@ -37,6 +37,7 @@ from prs_runner.output.results import SUCCEEDED, ResultHeader
 from prs_runner.output.row_encoding import count_returned, encode_result
 from prs_runner.planning.plan import MiniBatch
 from prs_runner.planning.plan_store import STEP_FILE_NAME, OpeningView, PlanView, read_header
+from prs_runner.step.argument_bindings import bind_arguments
 from prs_runner.step.uris import parse_uri
 from prs_runner.storage.download_cache import DownloadCache
 from prs_runner.storage.filesystem import Storage, local_root, requests_made, write_all
@@ -116,7 +117,9 @@ class Worker:
         if self.spec["input"]["type"] == "tabular":
             import prs_runner.planning.tabular_reading  # noqa: F401 (pyarrow and pandas: slow, load now)
         code = self.spec["code"]
-        module = import_entry_script(self.code_root, code["entryScript"], self.spec["arguments"])
+        arguments = bind_arguments(self.spec["arguments"], side_inputs_from_env(),
+                                   os.environ.get("PRS_OUTPUT_DIR", ""))
+        module = import_entry_script(self.code_root, code["entryScript"], arguments)
         self.run_fn = module.run
         self.wants_context = len(inspect.signature(module.run).parameters) >= 2
         if callable(getattr(module, "init", None)):

@@ -15,7 +15,7 @@ from typing import Any
 from prs_runner.output.append_row_output import AppendRowOutput, OutputMismatch, open_output
 from prs_runner.output.commit_index import Commit, chosen
 from prs_runner.output.commit_log import read_commits, read_payloads, void
-from prs_runner.output.results import SUCCEEDED, ErrorInfo
+from prs_runner.output.results import SUCCEEDED, ErrorInfo, first_of
 from prs_runner.planning.plan import MiniBatch, Plan
 from prs_runner.step.thresholds import Counts
 from prs_runner.storage.filesystem import Storage, requests_made
@@ -41,19 +41,15 @@ def overall_status(outcomes: list[dict[str, Any]]) -> tuple[str, str, str]:
     for outcome in outcomes:
         if outcome["status"] == "failed":
             return "Failed", outcome["reason"], outcome["message"]
-    missing = [str(o["shard"]) for o in outcomes if o["status"] == "missing"]
+    missing = [str(o["shard"]) for o in outcomes if o["status"] in ("missing", "stopped")]
     if missing:
         return "Failed", "ShardFailed", f"shard(s) {', '.join(missing)} did not finish"
     return "Succeeded", "Completed", ""
 
 
 def first_error(outcomes: list[dict[str, Any]]) -> ErrorInfo | None:
-    """The first error the shards report, in shard order."""
-    for outcome in outcomes:
-        error = ErrorInfo.from_dict(outcome.get("firstError"))
-        if error is not None:
-            return error
-    return None
+    """The first error the shards report, in shard order (one that was raised first)."""
+    return first_of(ErrorInfo.from_dict(o.get("firstError")) for o in outcomes)
 
 
 def first_error_text(outcomes: list[dict[str, Any]]) -> str:

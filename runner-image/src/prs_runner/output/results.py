@@ -7,13 +7,19 @@ report read, the payload (the `append_row` bytes of the mini-batch) is what the 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 SUCCEEDED = "succeeded"
 FAILED = "failed"
 
 
+# Errors about items of a mini-batch that ran (it is not failed): an exception that failed a
+# mini-batch says more, so it is the "first error" wherever there is one.
+ITEM_ERRORS = frozenset({"FewerResults", "CSVParseError"})
+RUNNER_FOLDER = str(Path(__file__).resolve().parents[1]) + "/"
 TRACEBACK_FRAME = re.compile(r'^  File "([^"]*)", line (\d+), in (.+)$', re.MULTILINE)
 
 
@@ -33,7 +39,8 @@ class ErrorInfo:
     def raised_at(self) -> str:
         """' at score.py:12 in run': the traceback's innermost frame, so a one-line status
         still says where the script failed; '' without a traceback."""
-        frames = TRACEBACK_FRAME.findall(self.traceback)
+        frames = [f for f in TRACEBACK_FRAME.findall(self.traceback)
+                  if not f[0].startswith(("<", RUNNER_FOLDER))]  # the script's, not ours
         if not frames:
             return ""
         path, line, function = frames[-1]
@@ -64,3 +71,11 @@ class ResultHeader:
     rows: int = 0
     error: dict[str, Any] | None = field(default=None)
     payload_bytes: int | None = None  # None: written before lengths were recorded
+
+
+def first_of(errors: Iterable[ErrorInfo | None]) -> ErrorInfo | None:
+    """The first error that was raised, else the first about items; None without any."""
+    present = [e for e in errors if e is not None]
+    raised = [e for e in present if e.type not in ITEM_ERRORS]
+    chosen = raised or present
+    return chosen[0] if chosen else None

@@ -31,8 +31,12 @@ def hive_values(path: str) -> dict[str, str]:
 
 
 def typed_folder_value(text: str) -> Any:
-    """A folder value as the key column would hold it: integers as int, the rest as text."""
-    return int(text) if re.fullmatch(r"-?[0-9]+", text) else text
+    """A folder value as the key column would hold it: an integer as int when it reads back
+    the same and fits 64 bits ("12", "-3"), else the text ("007" and "12" stay apart)."""
+    if not re.fullmatch(r"-?[0-9]+", text):
+        return text
+    number = int(text)
+    return number if str(number) == text and -(2 ** 63) <= number < 2 ** 63 else text
 
 
 def format_regex(partition_format: str) -> re.Pattern[str]:

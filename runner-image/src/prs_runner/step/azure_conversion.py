@@ -32,7 +32,7 @@ from prs_runner.step.azure_job_sections import (
     task_image,
 )
 from prs_runner.step.azure_v1_conversion import is_v1_config, translate_v1
-from prs_runner.step.spec import API_VERSION, KIND
+from prs_runner.step.spec import API_VERSION, KIND, load_yaml
 
 TOP_LEVEL_NOTES = {  # keys with no equivalent -> what to use instead
     "compute": "the step runs where Kubernetes schedules its pods; place them with "
@@ -81,7 +81,7 @@ def convert_azure_file(path: str | Path) -> ConvertedFile:
 
 def read_azure_file(path: Path) -> Any:
     try:
-        return yaml.safe_load(path.read_text())
+        return load_yaml(path.read_text())  # no aliases: a "billion laughs" file is refused
     except FileNotFoundError:
         raise AzureConversionError(f"{path}: no such file") from None
     except (IsADirectoryError, UnicodeDecodeError):

@@ -182,25 +182,35 @@ def output_section(outputs: Any, append_row_to: Any, name: str,
 
 def program_arguments(text: Any, inputs: Mapping[str, Any], main_input: str, output_uri: str,
                       notes: Notes) -> tuple[list[str], list[dict[str, str]]]:
-    """program_arguments split as a shell would; ${{inputs.X}} of a literal becomes its value,
-    of a data input a side input's URI, ${{outputs.X}} the step's output folder."""
+    """program_arguments split as a shell would; ${{inputs.X}} of a literal becomes its value;
+    of a data input it stays, naming the side input X (the worker puts its local path in, as
+    Azure puts in its mount), and ${{outputs.X}} stays (the worker's output folder)."""
     if isinstance(text, str):  # `${{ inputs.x }}` is one word, as Azure reads it
-        words = shlex.split(REFERENCE.sub(lambda found: f"${{{{{found[1]}.{found[2]}}}}}", text))
+        try:
+            words = shlex.split(REFERENCE.sub(lambda found: f"${{{{{found[1]}.{found[2]}}}}}",
+                                              text))
+        except ValueError as error:  # an unclosed quote
+            raise AzureConversionError(f"task.program_arguments: {error} in {text!r}") from None
+    elif isinstance(text, list) and all(isinstance(w, str | int | float) for w in text):
+        words = [str(w) for w in text]
+    elif text is None:
+        words = []
     else:
-        words = [str(w) for w in text or []]
+        raise AzureConversionError(f"task.program_arguments: {text!r}: expected one string (or "
+                                   "a list of strings)")
     side_inputs: dict[str, dict[str, str]] = {}
 
     def replace(match: re.Match[str]) -> str:
         kind, name = match[1], match[2]
         value = inputs.get(name)
         if kind == "outputs":
-            return output_uri
+            return f"${{{{outputs.{name}}}}}"
         if name == main_input:
             return str(main_value)
         if isinstance(value, Mapping) and "path" in value:
             side_inputs.setdefault(name, {"name": name, "uri": location(
                 value["path"], f"inputs.{name}", "sideInputs", notes)})
-            return side_inputs[name]["uri"]
+            return f"${{{{inputs.{name}}}}}"
         if isinstance(value, Mapping):
             value = value.get("default", value.get("value"))
         if value is None:
@@ -212,14 +222,12 @@ def program_arguments(text: Any, inputs: Mapping[str, Any], main_input: str, out
     main_value = location(inputs[main_input].get("path"), f"inputs.{main_input}", "", Notes())
     arguments = [REFERENCE.sub(replace, word) for word in words]
     if side_inputs:
-        notes.add("sideInputs", "inputs the arguments name: each argument holds the side input's "
-                                "URI as written (a relative path is relative to the working "
-                                "directory); the local copy is also in PRS_SIDE_INPUT_<NAME> "
-                                "and context.side_inputs[name]")
+        notes.add("sideInputs", "inputs the arguments name: each ${{inputs.NAME}} in arguments "
+                                "becomes the side input's local path when the worker starts "
+                                "(also in PRS_SIDE_INPUT_<NAME> and context.side_inputs[name])")
     if any(found[1] == "outputs" for word in words for found in REFERENCE.finditer(word)):
-        notes.add("arguments", "${{outputs.X}} became the step's output.uri; run() should "
-                               "write to context.output_dir (PRS_OUTPUT_DIR), a local folder "
-                               "also when the output is on object storage")
+        notes.add("arguments", "${{outputs.X}} becomes the worker's output folder (PRS_OUTPUT_DIR, "
+                               "a local folder also when output.uri is on object storage)")
     unused = [key for key, value in inputs.items() if isinstance(value, Mapping)
               and "path" in value and key != main_input and key not in side_inputs]
     for key in unused:

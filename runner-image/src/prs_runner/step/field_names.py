@@ -17,6 +17,8 @@ AZURE_NAMES: dict[str, str] = {
     "max_concurrency_per_instance": "processCountPerNode",
     "allowed_failed_count": "miniBatchErrorThreshold",
     "retry_settings": "runMaxTry (tries, Azure's max_retries + 1) and runInvocationTimeout",
+    "max_retries": "runMaxTry (tries, Azure's max_retries + 1)",
+    "maxRetries": "runMaxTry (tries, Azure's max_retries + 1)",
     "environment_variables": "env",
     "program_arguments": "arguments",
     "entry_script": "code.entryScript",

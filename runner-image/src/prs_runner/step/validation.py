@@ -12,6 +12,7 @@ from typing import Any
 
 import yaml
 
+from prs_runner.step.argument_bindings import binding_problems
 from prs_runner.step.azure_arguments import argument_problems
 from prs_runner.step.field_names import suggestion
 from prs_runner.step.globs import GlobError, glob_to_regex
@@ -114,6 +115,7 @@ def validate_spec(raw: Mapping[str, Any]) -> list[str]:
     broken = [f"spec.{s}" for s in SECTIONS if not isinstance(raw.get(s), Mapping)]
     spec = apply_defaults(known_part(raw))
     problems += argument_problems(drop_nulls(known_part(raw)), DEFAULTS)
+    problems += check_bindings(spec)
     for check in (check_types, check_enums, check_ranges, check_code, check_input, check_output,
                   check_uris):
         problems += [p for p in check(spec)
@@ -131,7 +133,17 @@ def known_part(raw: Mapping[str, Any]) -> dict[str, Any]:
     return known
 
 
+def check_bindings(spec: Mapping[str, Any]) -> list[str]:
+    arguments, sides = spec.get("arguments"), spec.get("sideInputs")
+    if not isinstance(arguments, list) or not all(isinstance(a, str) for a in arguments):
+        return []  # check_types reports it
+    names = [str(s.get("name")) for s in sides if isinstance(s, Mapping)] if isinstance(
+        sides, list) else []
+    return binding_problems(arguments, names)
+
+
 MAX_URI_LENGTH = 2048  # the CRD's maxLength: CEL's cost budget needs a bound
+MAX_PARTITION_KEYS = 32  # the CRD's maxItems, for the same reason
 MAX_SIDE_INPUTS = 64
 
 
@@ -301,6 +313,12 @@ def check_input(spec: Mapping[str, Any]) -> list[str]:
         not isinstance(keys, list) or not all(isinstance(k, str) and k for k in keys)
     ):
         problems.append("spec.input.partitionKeys: must be a list of column names")
+    elif keys is not None and len(keys) > MAX_PARTITION_KEYS:
+        problems.append(f"spec.input.partitionKeys: at most {MAX_PARTITION_KEYS} keys")
+    elif keys is not None and len(set(keys)) < len(keys):
+        twice = sorted({k for k in keys if keys.count(k) > 1})
+        problems.append(f"spec.input.partitionKeys: {', '.join(twice)} given twice; name each "
+                        "key once")
     return problems
 
 
