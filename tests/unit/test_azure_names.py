@@ -241,10 +241,26 @@ def test_run_writes_one_json_line_per_call_to_the_metrics_logger(
 
 def test_numpy_values_are_written_as_numbers(
         worker_env: Path, caplog: pytest.LogCaptureFixture) -> None:
-    numpy = pytest.importorskip("numpy")
+    import numpy
+
     core.Run.get_context().log_row("row", a=numpy.float32(0.25), b=numpy.arange(3))
     line = json.loads(caplog.records[-1].getMessage())
     assert line["value"] == {"a": 0.25, "b": [0, 1, 2]}
+
+
+def refuse(constant: str) -> None:
+    raise ValueError(f"not strict JSON: {constant}")
+
+
+def test_values_json_cannot_hold_are_written_as_text(
+        worker_env: Path, caplog: pytest.LogCaptureFixture) -> None:
+    import numpy
+
+    core.Run.get_context().log("t", {"a": [1, float("nan")], "b": numpy.float64("inf"),
+                                     "c": (2, None, True), 3: {1, 2}})
+    line = json.loads(caplog.records[-1].getMessage(), parse_constant=refuse)
+    assert line["value"] == {"a": [1, "nan"], "b": "inf", "c": [2, None, True],
+                             "3": "{1, 2}"}
 
 
 def test_get_context_is_one_offline_run_per_worker() -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 from typing import Any, ClassVar, NoReturn
 
@@ -63,11 +64,19 @@ def missing_model(name: str, side_inputs: list[str], model_dir: str) -> str:
 
 
 def json_value(value: Any) -> Any:
-    """numpy scalars and arrays as plain numbers and lists, anything else as its text."""
+    """VALUE as strict JSON holds it: numpy scalars and arrays as plain numbers and lists,
+    NaN and infinities as their text ("nan", "inf": JSON has no such numbers), containers
+    element by element, anything else JSON cannot hold as its text."""
     for convert in ("tolist", "item"):
         if callable(getattr(value, convert, None)):
-            return getattr(value, convert)()
-    return str(value)
+            return json_value(getattr(value, convert)())
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)
+    if isinstance(value, dict):
+        return {str(k): json_value(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_value(v) for v in value]
+    return value if value is None or isinstance(value, str | int | bool) else str(value)
 
 
 class Run(metaclass=Partial):
@@ -105,7 +114,7 @@ class Run(metaclass=Partial):
             "shard": int(os.environ.get("PRS_SHARD_INDEX", "0")),
             "process": int(os.environ.get("PRS_PROCESS_INDEX", "0")),
         }
-        self.logger.info(json.dumps(record, default=json_value))
+        self.logger.info(json.dumps(json_value(record), allow_nan=False))
 
     def log(self, name: str, value: Any, description: str = "", step: int | None = None
             ) -> None:
