@@ -105,3 +105,17 @@ def test_convert_never_writes_over_the_azure_file(tmp_path: Path,
     assert job.read_text() == "type: parallel\n"
     assert capsys.readouterr().err == (f"prs convert: -o {tmp_path / '.' / 'job.yml'} is the "
                                        "Azure file itself; write the step to another file\n")
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    (None, None), ("s3://bucket/out", "s3://bucket/out"), ("file:///tmp/o", "file:///tmp/o"),
+    ("/abs/out", "/abs/out"), ("rel/out", "{cwd}/rel/out"), ("./o/../p", "{cwd}/p"),
+])
+def test_the_output_flag_is_relative_to_where_prs_runs(
+        value: str | None, expected: str | None, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from prs_runner.commands.prs_cli import output_flag
+
+    monkeypatch.chdir(tmp_path)
+    want = expected.format(cwd=tmp_path) if expected else None
+    assert output_flag(value) == want

@@ -50,7 +50,7 @@ def command_run(args: argparse.Namespace) -> int:
     from prs_runner.execution.local_shards import start_shards
     from prs_runner.step.validation import load_step
 
-    step = load_step(args.step, args.set or [], args.output)
+    step = load_step(args.step, args.set or [], output_flag(args.output))
     shards = start_shards(step, standby=args.standby)  # they import while `prs run` loads
     print_notices(step.spec, sys.stderr)
 
@@ -65,6 +65,14 @@ def command_run(args: argparse.Namespace) -> int:
         print(f"  processes: {count} per shard, one per CPU ({why}); processCountPerNode "
               "sets another number")
     return 0 if outcome.result["status"] == "Succeeded" else 1
+
+
+def output_flag(value: str | None) -> str | None:
+    """--output as a shell user means it: a relative path from where the command runs (paths
+    in the step file are relative to the file)."""
+    if value is None or "://" in value:
+        return value
+    return os.path.abspath(value)
 
 
 def command_validate(args: argparse.Namespace) -> int:
@@ -89,7 +97,7 @@ def command_plan(args: argparse.Namespace) -> int:
     from prs_runner.planning.plan import describe_plan
     from prs_runner.step.validation import load_step
 
-    plan = build_plan(load_step(args.step, args.set or [], args.output))
+    plan = build_plan(load_step(args.step, args.set or [], output_flag(args.output)))
     print("\n".join(describe_plan(plan)))
     return 0
 
