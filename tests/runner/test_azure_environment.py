@@ -8,7 +8,7 @@ import json
 import subprocess
 import sys
 
-from tests.runner.conftest import MakeStep
+from tests.runner.conftest import MakeStep, StepDir
 
 SCRIPT = """
 import argparse, json, os
@@ -27,14 +27,19 @@ def run(mini_batch):
 """
 
 
+def run_elsewhere(step: StepDir) -> subprocess.CompletedProcess[str]:
+    """`prs run` started from a folder of its own, neither the step's nor the code's."""
+    elsewhere = step.root / "elsewhere"
+    elsewhere.mkdir()
+    return subprocess.run(
+        [sys.executable, "-m", "prs_runner.commands.prs_cli", "run", str(step.step)],
+        capture_output=True, text=True, timeout=120, cwd=elsewhere)
+
+
 def test_relative_paths_resolve_in_the_code_folder(make_step: MakeStep) -> None:
     step = make_step(SCRIPT, files=4, arguments=["--labels", "labels.txt"])
     (step.root / "src" / "labels.txt").write_text("even odd\n")
-    elsewhere = step.root / "elsewhere"
-    elsewhere.mkdir()
-    result = subprocess.run(
-        [sys.executable, "-m", "prs_runner.commands.prs_cli", "run", str(step.step)],
-        capture_output=True, text=True, timeout=120, cwd=elsewhere)
+    result = run_elsewhere(step)
     assert result.returncode == 0, result.stderr
     assert sorted(step.output_lines()) == ["even", "even", "odd", "odd"]
     seen = json.loads(step.marks("seen")[0])
@@ -66,11 +71,7 @@ def test_azure_bindings_in_arguments_are_filled_in(make_step: MakeStep) -> None:
         sideInputs=[{"name": "model", "uri": "./models"}])
     (step.root / "models").mkdir()
     (step.root / "models" / "weights.txt").write_text("w1\n")
-    elsewhere = step.root / "elsewhere"
-    elsewhere.mkdir()
-    result = subprocess.run(
-        [sys.executable, "-m", "prs_runner.commands.prs_cli", "run", str(step.step)],
-        capture_output=True, text=True, timeout=120, cwd=elsewhere)
+    result = run_elsewhere(step)
     assert result.returncode == 0, result.stderr
     assert sorted(step.output_lines()) == [f"w1 item{i:04d}.txt" for i in range(3)]
     assert sum(int(n) for n in (step.out / "seen.txt").read_text().split()) == 3
