@@ -804,7 +804,7 @@ def test_program_arguments_become_arguments_and_side_inputs(
         text: Any, data_inputs: dict[str, Any], arguments: list[str],
         side_inputs: list[dict[str, str]], notes: dict[str, list[str]]) -> None:
     written = Notes()
-    assert program_arguments(text, {**LITERAL_INPUTS, **data_inputs}, "data", "./out/result",
+    assert program_arguments(text, {**LITERAL_INPUTS, **data_inputs}, "data",
                              written) == (arguments, side_inputs)
     assert written.by_field == notes
 

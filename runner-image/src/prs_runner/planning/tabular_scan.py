@@ -285,7 +285,7 @@ def partition_groups(
             if absent:
                 raise SpecError([absent_keys_message(entry.path, absent, columns, keys)])
             found = named_errors(entry, stream,
-                                 partial(key_value_counts, stream, entry.path, fmt, missing))
+                                 partial(key_value_counts, stream, fmt, missing))
             for values, rows in found:
                 counts.append((entry.path, entry.size, {k: (known | values)[k] for k in keys},
                                rows))
@@ -329,7 +329,7 @@ def column_names(stream: IO[bytes], fmt: str) -> list[str]:
 
 
 def key_value_counts(
-    stream: IO[bytes], path: str, fmt: str, keys: Sequence[str]
+    stream: IO[bytes], fmt: str, keys: Sequence[str]
 ) -> list[tuple[dict[str, Any], int]]:
     import pyarrow.compute as pc
 

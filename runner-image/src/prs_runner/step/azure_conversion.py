@@ -152,7 +152,7 @@ def convert_job(job: Mapping[str, Any], fallback_name: str) -> Conversion:
     spec["input"] = input_section(main_input, inputs[main_input], job, notes)
     spec.update(output_section(job.get("outputs"), task.get("append_row_to"), name, notes))
     arguments, side_inputs = program_arguments(task.get("program_arguments"), inputs,
-                                               main_input, spec["output"]["uri"], notes)
+                                               main_input, notes)
     if side_inputs:
         spec["sideInputs"] = side_inputs
     spec.update(scalar_fields(job, notes))

@@ -180,7 +180,7 @@ def output_section(outputs: Any, append_row_to: Any, name: str,
     return {"output": {"uri": location(path, f"outputs.{chosen}", "output", notes)}, **fields}
 
 
-def program_arguments(text: Any, inputs: Mapping[str, Any], main_input: str, output_uri: str,
+def program_arguments(text: Any, inputs: Mapping[str, Any], main_input: str,
                       notes: Notes) -> tuple[list[str], list[dict[str, str]]]:
     """program_arguments split as a shell would; ${{inputs.X}} of a literal becomes its value;
     of a data input it stays, naming the side input X (the worker puts its local path in, as
