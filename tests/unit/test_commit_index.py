@@ -33,7 +33,8 @@ def test_a_line_round_trips_with_its_payload_place() -> None:
     assert int(line[:8], 16) == zlib.crc32(line[9:-1])
 
 
-@pytest.mark.parametrize("missing", [("payload_bytes",), ("rows", "error", "payload_bytes")])
+@pytest.mark.parametrize("missing", [("started",), ("payload_bytes", "started"),
+                                     ("rows", "error", "payload_bytes", "started")])
 def test_a_line_written_before_later_fields_decodes_with_their_defaults(
     missing: tuple[str, ...]
 ) -> None:
@@ -123,17 +124,23 @@ def test_payload_crc_is_crc32() -> None:
     header(seconds=3),  # an int where a float is expected
     header(status='odd " status'),  # not one of the two: json writes it
     header(seconds=float("nan")),
+    header(started=1767225600.123456),  # the try's start, as the worker records it
+    header(started=1767225600),  # an int where a float is expected
+    header(started=float("inf")),  # not finite: json writes it
 ])
 def test_the_fast_line_is_the_json_line(record: ResultHeader) -> None:
     line = encode_line(record, 7, 9, 11)
     body = line[9:-1]
     fields = {**vars(record), "payload_bytes": 9, "offset": 7, "crc": 11}
-    if record.status in ("succeeded", "failed") and record.seconds == record.seconds:
+    if record.status in ("succeeded", "failed") and record.seconds == record.seconds and (
+            record.started is None or record.started != float("inf")):
         fields["seconds"] = float(fields["seconds"])
+        fields["started"] = None if record.started is None else float(record.started)
     assert body == json.dumps(fields, separators=(",", ":")).encode()
     decoded = decode_line(line, "life", 0)
     assert decoded is not None and decoded.header.status == record.status
     assert decoded.header.error == record.error
+    assert decoded.header.started == record.started
 
 
 def test_index_ids_reads_the_ids_up_to_the_first_torn_line() -> None:

@@ -364,6 +364,7 @@ class ShardSupervisor:
             id=mb_id, shard=self.index, process=process, tries=self.tries[mb_id], items=items,
             succeeded=0, failed=items, seconds=round(seconds, 6), status=FAILED_STATUS,
             error={"type": error["type"], "message": error["message"]},
+            started=round(time.time() - seconds, 6),  # the last try's, on the report's timeline
         )
         self.log.add(header, b"")
         self.log.flush()

@@ -47,21 +47,26 @@ def payload_crc(payload: bytes) -> int:
 
 # An index line's body for the usual header: the same JSON as json.dumps would write, at a
 # third of its cost (one line is written per mini-batch). The fields are ints, a finite
-# float, one of two statuses and the error (None or a dict, encoded by json).
+# float, one of two statuses, the error (None or a dict, encoded by json) and the start (None or a
+# finite float). A line without "started" was written before starts were recorded: it decodes
+# with None (commit_of's slower path fills in the defaults).
 LINE_FORMAT = (b'{"id":%d,"shard":%d,"process":%d,"tries":%d,"items":%d,"succeeded":%d,'
                b'"failed":%d,"seconds":%s,"status":"%s","rows":%d,"error":%s,'
-               b'"payload_bytes":%d,"offset":%d,"crc":%d}')
+               b'"payload_bytes":%d,"started":%s,"offset":%d,"crc":%d}')
 PLAIN_STATUSES = frozenset({"succeeded", "failed"})
 
 
 def encode_line(header: ResultHeader, offset: int, length: int, crc: int) -> bytes:
-    if header.status in PLAIN_STATUSES and math.isfinite(header.seconds):
+    started = header.started
+    if header.status in PLAIN_STATUSES and math.isfinite(header.seconds) and (
+            started is None or math.isfinite(started)):
         plain = header.error is None  # pragma: no mutate: json.dumps(None) is null too
         error = b"null" if plain else json.dumps(header.error, separators=(",", ":")).encode()
         body = LINE_FORMAT % (
             header.id, header.shard, header.process, header.tries, header.items,
             header.succeeded, header.failed, repr(float(header.seconds)).encode(),
-            header.status.encode(), header.rows, error, length, offset, crc)
+            header.status.encode(), header.rows, error, length,
+            b"null" if started is None else repr(float(started)).encode(), offset, crc)
     else:
         fields = {**vars(header), "payload_bytes": length, "offset": offset, "crc": crc}
         body = json.dumps(fields, separators=(",", ":")).encode()

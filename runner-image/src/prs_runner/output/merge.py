@@ -16,6 +16,7 @@ from prs_runner.output.append_row_output import AppendRowOutput, OutputMismatch,
 from prs_runner.output.commit_index import Commit, chosen
 from prs_runner.output.commit_log import read_commits, read_payloads, void
 from prs_runner.output.results import SUCCEEDED, ErrorInfo, first_of
+from prs_runner.output.run_report_writer import write_run_report_after_merge
 from prs_runner.planning.plan import MiniBatch, Plan
 from prs_runner.step.thresholds import Counts
 from prs_runner.storage.filesystem import Storage, requests_made
@@ -23,7 +24,7 @@ from prs_runner.storage.filesystem import Storage, requests_made
 REPORT_DIR = "_prs/report"
 JOB_RESULT = f"{REPORT_DIR}/job_result.json"
 REPORT_COLUMNS = ["id", "shard", "process", "tries", "items", "succeeded", "failed", "seconds",
-                  "status", "error"]
+                  "status", "error", "started"]  # started: Unix seconds, empty when not known
 
 
 def read_shard_outcomes(output: Storage, node_count: int) -> list[dict[str, Any]]:
@@ -61,15 +62,18 @@ def merge_results(
     plan: Plan, output: Storage, outcomes: list[dict[str, Any]], started: float | None = None,
     status_override: tuple[str, str, str] | None = None,
 ) -> dict[str, Any]:
-    """Merge, and leave no partial file behind when it fails (a full disk, say)."""
+    """Merge, and leave no partial file behind when it fails (a full disk, say). Then the
+    HTML run report, from what the merge wrote (once merge_into's records are freed)."""
     try:
-        return merge_into(plan, output, outcomes, started, status_override)
+        result = merge_into(plan, output, outcomes, started, status_override)
     except BaseException:
         for name in (f".{plan.step['appendRowFileName']}.partial",
                      ".processed_mini_batches.csv.partial"):
             with contextlib.suppress(OSError):
                 output.delete(f"{REPORT_DIR}/{name}")
         raise
+    write_run_report_after_merge(output, result, outcomes)  # says why if it cannot; never raises
+    return result
 
 
 def merge_into(
@@ -164,9 +168,9 @@ def unfinished_row(mb: MiniBatch, tried: dict[str, Any] | None) -> list[Any]:
     """The report's row of a mini-batch without a result: never run, or tried and then
     stopped (a threshold or a deadline ended the step first)."""
     if tried is None:
-        return [mb.id, mb.shard, "", 0, mb.item_count, 0, 0, "", "not_run", ""]
+        return [mb.id, mb.shard, "", 0, mb.item_count, 0, 0, "", "not_run", "", ""]
     return [mb.id, mb.shard, tried["process"], tried["tries"], mb.item_count, 0, 0, "",
-            "stopped", capped(tried["error"])]
+            "stopped", capped(tried["error"]), ""]
 
 
 def copy_record(
@@ -184,7 +188,8 @@ def copy_record(
     error = header.error or {}
     row = [header.id, header.shard, header.process, header.tries, header.items, header.succeeded,
            header.failed, header.seconds, header.status,
-           capped(f"{error.get('type')}: {error.get('message')}") if error else ""]
+           capped(f"{error.get('type')}: {error.get('message')}") if error else "",
+           "" if header.started is None else header.started]  # None: recorded before starts
     return row, counts
 
 

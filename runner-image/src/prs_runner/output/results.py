@@ -71,6 +71,7 @@ class ResultHeader:
     rows: int = 0
     error: dict[str, Any] | None = field(default=None)
     payload_bytes: int | None = None  # None: written before lengths were recorded
+    started: float | None = None  # the try's start, Unix seconds; None: recorded before starts
 
 
 def first_of(errors: Iterable[ErrorInfo | None]) -> ErrorInfo | None:

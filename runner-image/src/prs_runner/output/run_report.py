@@ -1,0 +1,308 @@
+"""What the HTML run report shows, gathered from the report's rows in one pass. Pure.
+
+The rows are those of `processed_mini_batches.csv` (one per mini-batch, as csv.reader
+gives them). A run can have 100,000 mini-batches and more: what is kept per mini-batch is a
+few numbers in flat arrays (tens of bytes each), and what the page draws is bounded: the
+timeline shows each mini-batch up to TIMELINE_LIMIT of them, and time bins per process
+beyond; the slowest and the failures are the first few.
+"""
+
+from __future__ import annotations
+
+import heapq
+from array import array
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+TIMELINE_LIMIT = 2000  # mini-batches drawn one by one; more are binned
+TIMELINE_BINS = 120  # time bins per process when binned, at most
+TIMELINE_CELLS = 12_000  # time bins of all processes together, at most (the page's size)
+THROUGHPUT_BINS = 60  # at most
+THROUGHPUT_MIN_BINS = 10
+THROUGHPUT_PER_BIN = 4  # mini-batches, while that leaves more than THROUGHPUT_MIN_BINS
+SLOWEST_SHOWN = 10
+FAILURES_SHOWN = 50
+FAILED_STATUSES = ("failed", "stopped")
+
+# Status codes in the arrays (a byte each instead of a string).
+STATUS_CODES = {"succeeded": 0, "failed": 1, "stopped": 2, "not_run": 3}
+
+
+class MiniBatchRow(NamedTuple):
+    """One mini-batch's row, with the fields the report reads (empty ones as None). Built
+    only for the rows the page lists: the failures and the slowest."""
+
+    id: int
+    shard: int
+    process: int | None
+    tries: int
+    items: int
+    succeeded: int
+    failed: int
+    seconds: float | None
+    status: str
+    error: str
+    started: float | None
+
+    @staticmethod
+    def from_fields(fields: Sequence[str], places: Places) -> MiniBatchRow:
+        return MiniBatchRow(
+            id=int(fields[places.id]), shard=int(fields[places.shard]),
+            process=optional_int(fields[places.process]), tries=int(fields[places.tries]),
+            items=int(fields[places.items]), succeeded=int(fields[places.succeeded]),
+            failed=int(fields[places.failed]), seconds=optional_float(fields[places.seconds]),
+            status=fields[places.status], error=optional_field(fields, places.error),
+            started=optional_float(optional_field(fields, places.started)))
+
+    @property
+    def ended(self) -> float | None:
+        if self.started is None or self.seconds is None:
+            return None
+        return self.started + self.seconds
+
+
+class Places(NamedTuple):
+    """Where each column is in a row of the CSV (None: a column an older runner did not
+    write)."""
+
+    id: int
+    shard: int
+    process: int
+    tries: int
+    items: int
+    succeeded: int
+    failed: int
+    seconds: int
+    status: int
+    error: int | None
+    started: int | None
+
+    @staticmethod
+    def of(header: Sequence[str]) -> Places:
+        missing = [name for name in REQUIRED_COLUMNS if name not in header]
+        if missing:
+            raise ValueError(f"no column {', '.join(missing)} in its header")
+        positions: list[Any] = [header.index(name) if name in header else None
+                                for name in Places._fields]
+        return Places(*positions)
+
+
+REQUIRED_COLUMNS = Places._fields[:9]
+
+
+def optional_field(fields: Sequence[str], place: int | None) -> str:
+    return fields[place] if place is not None and place < len(fields) else ""
+
+
+def optional_int(text: str | None) -> int | None:
+    return int(text) if text else None
+
+
+def optional_float(text: str | None) -> float | None:
+    return float(text) if text else None
+
+
+@dataclass(frozen=True)
+class Lane:
+    """One worker process of one shard: a row of the timeline."""
+
+    shard: int
+    process: int
+    mini_batches: int = 0
+    failed: int = 0
+    busy_seconds: float = 0.0
+
+
+@dataclass
+class Spans:
+    """The timed mini-batches, as flat arrays (a few bytes each, not an object each)."""
+
+    ids: array[int] = field(default_factory=lambda: array("q"))
+    lanes: array[int] = field(default_factory=lambda: array("i"))
+    starts: array[float] = field(default_factory=lambda: array("d"))
+    seconds: array[float] = field(default_factory=lambda: array("d"))
+    statuses: array[int] = field(default_factory=lambda: array("b"))
+    tries: array[int] = field(default_factory=lambda: array("i"))
+    items: array[int] = field(default_factory=lambda: array("q"))
+
+    def add(self, mb_id: int, lane: int, start: float, seconds: float, status: int,
+            tries: int, items: int) -> None:
+        self.ids.append(mb_id)
+        self.lanes.append(lane)
+        self.starts.append(start)
+        self.seconds.append(seconds)
+        self.statuses.append(status)
+        self.tries.append(tries)
+        self.items.append(items)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+@dataclass
+class ReportData:
+    """What the page shows, built by `gather`."""
+
+    by_status: Counter[str] = field(default_factory=Counter)
+    items: int = 0
+    items_succeeded: int = 0
+    items_failed: int = 0
+    retried: int = 0  # mini-batches whose record took more than one try
+    untimed: int = 0  # ran, but no start recorded (an output written by an older runner)
+    lanes: list[Lane] = field(default_factory=list)
+    spans: Spans = field(default_factory=Spans)
+    slowest: list[MiniBatchRow] = field(default_factory=list)
+    failures: list[MiniBatchRow] = field(default_factory=list)
+    failures_total: int = 0
+
+    @property
+    def mini_batches(self) -> int:
+        return sum(self.by_status.values())
+
+    @property
+    def bounds(self) -> tuple[float, float] | None:
+        """The first start and the last end of the timed mini-batches; None without any."""
+        if not len(self.spans):
+            return None
+        ends = map(float.__add__, self.spans.starts, self.spans.seconds)
+        return min(self.spans.starts), max(ends)
+
+
+def gather(lines: Iterable[Sequence[str]]) -> ReportData:
+    """The report's data from processed_mini_batches.csv as csv.reader gives it (its header
+    first), in one pass. The merge runs this over every mini-batch: the loop works on the
+    row's strings, and builds no object per row (a few microseconds each)."""
+    rows = iter(lines)
+    data = ReportData()
+    header = next(rows, None)
+    if header is None:
+        return data
+    at = Places.of(header)
+    lane_index: dict[tuple[str, str], int] = {}  # the row's (shard, process) text: its lane
+    lane_counts: list[list[float]] = []  # per lane: mini-batches, failed, busy seconds
+    slowest: list[tuple[float, int, Sequence[str]]] = []  # a min-heap of the slowest
+    spans, by_status = data.spans, data.by_status
+    for fields in rows:
+        status, items, tries = fields[at.status], int(fields[at.items]), int(fields[at.tries])
+        by_status[status] += 1
+        data.items += items
+        data.items_succeeded += int(fields[at.succeeded])
+        data.items_failed += int(fields[at.failed])
+        data.retried += tries > 1
+        if status in FAILED_STATUSES:
+            data.failures_total += 1
+            if len(data.failures) < FAILURES_SHOWN:
+                data.failures.append(MiniBatchRow.from_fields(fields, at))
+        if not fields[at.process] or status in NOT_RAN:
+            continue
+        key = (fields[at.shard], fields[at.process])
+        lane = lane_index.setdefault(key, len(lane_counts))
+        if lane == len(lane_counts):
+            lane_counts.append([0, 0, 0.0])
+        counts = lane_counts[lane]
+        counts[0] += 1
+        counts[1] += status == "failed"
+        if not fields[at.seconds]:
+            data.untimed += 1
+            continue
+        seconds, mb_id = float(fields[at.seconds]), int(fields[at.id])
+        counts[2] += seconds
+        keep_slowest(slowest, (seconds, -mb_id, fields))
+        started = optional_field(fields, at.started)
+        if not started:
+            data.untimed += 1
+            continue
+        spans.add(mb_id, lane, float(started), seconds, STATUS_CODES.get(status, 1), tries,
+                  items)
+    data.slowest = [MiniBatchRow.from_fields(fields, at)
+                    for _, _, fields in sorted(slowest, key=lambda s: (-s[0], -s[1]))]
+    order = sorted(lane_index, key=lambda key: (int(key[0]), int(key[1])))
+    renumbered = {lane_index[key]: number for number, key in enumerate(order)}
+    spans.lanes = array("i", (renumbered[lane] for lane in spans.lanes))
+    data.lanes = [Lane(int(key[0]), int(key[1]), int(lane_counts[lane_index[key]][0]),
+                       int(lane_counts[lane_index[key]][1]), lane_counts[lane_index[key]][2])
+                  for key in order]
+    return data
+
+
+NOT_RAN = ("not_run", "stopped")  # no process ran them to the end: not on the timeline
+
+
+def keep_slowest(heap: list[tuple[float, int, Sequence[str]]],
+                 entry: tuple[float, int, Sequence[str]]) -> None:
+    """Keep the SLOWEST_SHOWN slowest entries (seconds, -id, row); of equal times, the
+    lower ids."""
+    if len(heap) < SLOWEST_SHOWN:
+        heapq.heappush(heap, entry)
+    elif entry[:2] > heap[0][:2]:
+        heapq.heapreplace(heap, entry)
+
+
+@dataclass(frozen=True)
+class Bin:
+    """A time bin of one lane (the binned timeline): how much of it the lane was busy."""
+
+    lane: int
+    index: int
+    busy: float  # seconds of mini-batches in the bin, cut at its edges
+    started: int  # mini-batches that started in the bin
+    failed: int  # of them, failed
+
+
+def timeline_bins(lanes: int) -> int:
+    """Time bins per process of a binned timeline: fewer with many processes, so that the
+    page stays bounded (12 at least: a row still shows its busy and idle stretches)."""
+    return min(max(TIMELINE_CELLS // max(lanes, 1), 12), TIMELINE_BINS)
+
+
+def lane_bins(spans: Spans, lanes: int, start: float, end: float,
+              bins: int = TIMELINE_BINS) -> list[Bin]:
+    """Per lane (of LANES) and time bin: the busy seconds (spans cut at the bin edges), the
+    mini-batches started in it and how many of them failed. Only bins with something in
+    them."""
+    width = max(end - start, 1e-9) / bins
+    cells = lanes * bins  # lane by lane, bin by bin
+    busy, started, failed = [0.0] * cells, [0] * cells, [0] * cells
+    for number, lane in enumerate(spans.lanes):
+        begin, seconds, status = spans.starts[number], spans.seconds[number], spans.statuses[number]
+        first = bin_of(begin, start, width, bins)
+        started[lane * bins + first] += 1
+        failed[lane * bins + first] += status != STATUS_CODES["succeeded"]
+        for index in range(first, bin_of(begin + seconds, start, width, bins) + 1):
+            low = start + index * width
+            # 0 for a span that ends on the bin's first edge: the bin shows only if one starts
+            busy[lane * bins + index] += min(begin + seconds, low + width) - max(begin, low)
+    return [Bin(cell // bins, cell % bins, busy[cell], started[cell], failed[cell])
+            for cell in range(cells) if busy[cell] or started[cell]]
+
+
+def bin_of(moment: float, start: float, width: float, bins: int) -> int:
+    return min(max(int((moment - start) / width), 0), bins - 1)
+
+
+@dataclass(frozen=True)
+class ThroughputBin:
+    start: float  # seconds after the run's start
+    seconds: float
+    items_succeeded: int
+    items_failed: int
+
+
+def throughput(spans: Spans, start: float, end: float) -> list[ThroughputBin]:
+    """Items finished per time bin (each mini-batch's items at its end), succeeded and
+    failed apart: the run's pace over time. A few mini-batches per bin at least, so that a
+    short run is not a comb of single bars."""
+    bins = min(max(len(spans) // THROUGHPUT_PER_BIN, THROUGHPUT_MIN_BINS), THROUGHPUT_BINS)
+    width = max(end - start, 1e-9) / bins
+    succeeded = [0] * bins
+    failed = [0] * bins
+    for number, begin in enumerate(spans.starts):
+        index = bin_of(begin + spans.seconds[number], start, width, bins)
+        if spans.statuses[number] == STATUS_CODES["succeeded"]:
+            succeeded[index] += spans.items[number]
+        else:
+            failed[index] += spans.items[number]
+    return [ThroughputBin(index * width, width, succeeded[index], failed[index])
+            for index in range(bins)]

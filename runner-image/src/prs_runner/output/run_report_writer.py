@@ -1,0 +1,122 @@
+"""Writes the HTML run report, `_prs/report/index.html`, from the output's own files: the
+merge's report rows, job_result.json, the shards' outcomes and the workers' logs. The merge
+calls it last; `prs report` calls it again on any output."""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import json
+import logging
+from collections.abc import Iterator
+from typing import IO, Any
+
+from prs_runner.output.run_report import MiniBatchRow, gather
+from prs_runner.output.run_report_logs import LogExcerpt, failed_tries, log_path
+from prs_runner.output.run_report_page import render_page
+from prs_runner.storage.filesystem import Storage
+
+log = logging.getLogger(__name__)
+
+REPORT_PAGE = "_prs/report/index.html"
+ROWS_FILE = "_prs/report/processed_mini_batches.csv"
+JOB_RESULT_FILE = "_prs/report/job_result.json"
+SHARDS_DIR = "_prs/shards"
+LOG_SCAN_BYTES = 64 << 20  # of a worker's log searched for tracebacks, at most
+
+
+class NoRunResults(Exception):
+    """The output holds no merged results to report on."""
+
+
+def write_run_report(output: Storage, job: dict[str, Any] | None = None,
+                     outcomes: list[dict[str, Any]] | None = None) -> str:
+    """Build the page and publish it whole; where it is (a path, or a URI). JOB and
+    OUTCOMES: what the merge already holds (read from the output when not given)."""
+    page = build_run_report(output, job, outcomes)
+    output.write_atomic(REPORT_PAGE, page.encode("utf-8"))
+    return output.uri_of(REPORT_PAGE)
+
+
+def write_run_report_after_merge(output: Storage, job: dict[str, Any],
+                                 outcomes: list[dict[str, Any]]) -> None:
+    """The merge's last step: a report that cannot be written is said in one line, never
+    fails the merge (its results are published already) nor changes its outcome."""
+    try:
+        write_run_report(output, job, outcomes)
+    except Exception as error:  # any failure: the merge's outcome stands
+        log.warning("prs: the HTML run report %s could not be written: %s: %s",
+                    output.uri_of(REPORT_PAGE), type(error).__name__, error)
+
+
+def build_run_report(output: Storage, job: dict[str, Any] | None = None,
+                     outcomes: list[dict[str, Any]] | None = None) -> str:
+    try:
+        stream = output.open_read(ROWS_FILE)
+    except FileNotFoundError:
+        raise NoRunResults(missing_results(output)) from None
+    with stream:
+        try:
+            data = gather(csv.reader(io.TextIOWrapper(stream, encoding="utf-8", newline="")))
+        except (ValueError, IndexError, csv.Error) as error:
+            raise NoRunResults(f"{output.uri}/{ROWS_FILE} is not as the merge writes it "
+                               f"({error}); run the step again to write it anew") from None
+    job = read_job(output) if job is None else job
+    outcomes = read_outcomes(output) if outcomes is None else outcomes
+    return render_page(job, outcomes, data, find_tracebacks(output, data.failures))
+
+
+def missing_results(output: Storage) -> str:
+    if not output.list_names("_prs"):
+        return (f"{output.uri} holds no _prs/ folder: it is not a step's output (name the "
+                "folder or URI that the step's output.uri points to)")
+    return (f"{output.uri}/{ROWS_FILE} is missing: no run has ended on this output yet "
+            "(run the step; its merge writes that file)")
+
+
+def read_job(output: Storage) -> dict[str, Any]:
+    with contextlib.suppress(FileNotFoundError, ValueError):
+        job = json.loads(output.read_bytes(JOB_RESULT_FILE))
+        if isinstance(job, dict):
+            return job
+    return {}
+
+
+def read_outcomes(output: Storage) -> list[dict[str, Any]]:
+    """The shards' outcomes, in shard order (`_prs/shards/<index>.json`)."""
+    names = [n for n in output.list_names(SHARDS_DIR) if n.removesuffix(".json").isdigit()]
+    outcomes = []
+    for name in sorted(names, key=lambda n: int(n.removesuffix(".json"))):
+        with contextlib.suppress(FileNotFoundError, ValueError):
+            outcome = json.loads(output.read_bytes(f"{SHARDS_DIR}/{name}"))
+            if isinstance(outcome, dict):
+                outcomes.append(outcome)
+    return outcomes
+
+
+def find_tracebacks(output: Storage, failures: list[MiniBatchRow]) -> dict[int, LogExcerpt]:
+    """The failures' tracebacks in their workers' logs: each log read once, as a stream."""
+    wanted: dict[tuple[int, int], set[int]] = {}
+    for row in failures:
+        if row.process is not None:
+            wanted.setdefault((row.shard, row.process), set()).add(row.id)
+    found: dict[int, LogExcerpt] = {}
+    for (shard, process), ids in sorted(wanted.items()):
+        try:
+            with output.open_read(log_path(shard, process)) as stream:
+                found.update(failed_tries(log_lines(stream), ids))
+        except FileNotFoundError:
+            continue  # the failure still shows, without its traceback
+    return found
+
+
+def log_lines(stream: IO[bytes]) -> Iterator[str]:
+    """A log's lines, up to LOG_SCAN_BYTES (a log holds whatever run() prints)."""
+    text = io.TextIOWrapper(stream, encoding="utf-8", errors="replace", newline="")
+    seen = 0
+    for line in text:
+        seen += len(line)
+        if seen > LOG_SCAN_BYTES:
+            return
+        yield line

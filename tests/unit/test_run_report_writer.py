@@ -1,0 +1,124 @@
+"""The run report's writer on a real output folder: what it reads, where it writes, and that
+a report it cannot write is said and never raised."""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+from pathlib import Path
+
+import pytest
+
+from prs_runner.output.merge import REPORT_COLUMNS
+from prs_runner.output.run_report_writer import (
+    REPORT_PAGE,
+    NoRunResults,
+    build_run_report,
+    read_job,
+    read_outcomes,
+    write_run_report,
+    write_run_report_after_merge,
+)
+from prs_runner.storage.filesystem import Storage
+
+FAILED_ROW = ["4", "0", "1", "2", "2", "0", "2", "0.05", "failed", "ValueError: four",
+              "1767225600.5"]
+LOG = """\
+2026-12-02 13:12:24,001 INFO prs.worker [shard 0 process 1] ready
+2026-12-02 13:12:24,697 ERROR prs.worker [shard 0 process 1] run() failed on mini-batch 4
+Traceback (most recent call last):
+ValueError: four
+"""
+
+
+def write_output(root: Path, rows: list[list[str]]) -> Storage:
+    report = root / "_prs/report"
+    report.mkdir(parents=True)
+    with (report / "processed_mini_batches.csv").open("w", newline="") as stream:
+        csv.writer(stream).writerows([REPORT_COLUMNS, *rows])
+    (root / "_prs/logs/0").mkdir(parents=True)
+    (root / "_prs/logs/0/1.log").write_text(LOG)
+    return Storage(str(root))
+
+
+def test_the_page_is_written_under_the_report_folder_with_the_logged_traceback(
+    tmp_path: Path
+) -> None:
+    output = write_output(tmp_path, [FAILED_ROW])
+    (tmp_path / "_prs/report/job_result.json").write_text(json.dumps({"stepName": "from-file"}))
+    where = write_run_report(output)
+    assert where == str(tmp_path / REPORT_PAGE)
+    text = (tmp_path / REPORT_PAGE).read_text()
+    assert "<h1>from-file</h1>" in text
+    assert 'href="../logs/0/1.log">_prs/logs/0/1.log</a>, line 2' in text
+    assert "ValueError: four</pre>" in text
+    given = build_run_report(output, {"stepName": "given"}, [])
+    assert "<h1>given</h1>" in given and "<h2>Shards</h2>" not in given
+
+
+def test_a_missing_log_leaves_the_failure_without_its_traceback(tmp_path: Path) -> None:
+    output = write_output(tmp_path, [FAILED_ROW])
+    (tmp_path / "_prs/logs/0/1.log").unlink()
+    text = build_run_report(output, {}, [])
+    assert "(no traceback of this mini-batch found in it)" in text
+
+
+def test_shard_outcomes_are_read_in_shard_order(tmp_path: Path) -> None:
+    shards = tmp_path / "_prs/shards"
+    shards.mkdir(parents=True)
+    for index in (10, 2, 9):
+        (shards / f"{index}.json").write_text(json.dumps({"shard": index}))
+    (shards / "3.json").write_text("{torn")
+    (shards / "4.json").write_text("[1]")
+    (shards / "notes.txt").write_text("not an outcome")
+    assert [o["shard"] for o in read_outcomes(Storage(str(tmp_path)))] == [2, 9, 10]
+
+
+@pytest.mark.parametrize(("content", "job"), [
+    ('{"status": "Succeeded"}', {"status": "Succeeded"}), ("{torn", {}), ("[1]", {}), (None, {})])
+def test_job_result_is_read_when_whole(tmp_path: Path, content: str | None,
+                                       job: dict[str, str]) -> None:
+    if content is not None:
+        (tmp_path / "_prs/report").mkdir(parents=True)
+        (tmp_path / "_prs/report/job_result.json").write_text(content)
+    assert read_job(Storage(str(tmp_path))) == job
+
+
+def test_an_output_without_results_says_what_it_lacks(tmp_path: Path) -> None:
+    with pytest.raises(NoRunResults, match="holds no _prs/ folder: it is not a step's output"):
+        build_run_report(Storage(str(tmp_path)))
+    (tmp_path / "_prs/plan").mkdir(parents=True)
+    with pytest.raises(NoRunResults, match=r"processed_mini_batches\.csv is missing: no run has "
+                                           r"ended on this output yet"):
+        build_run_report(Storage(str(tmp_path)))
+
+
+@pytest.mark.parametrize("content", ["id,shard\n1,0\n", "\xff\xfe not text", REPORT_COLUMNS[0]
+                                     + "," + ",".join(REPORT_COLUMNS[1:]) + "\nx,y\n"])
+def test_a_csv_not_as_the_merge_writes_it_is_refused_in_one_line(
+    tmp_path: Path, content: str
+) -> None:
+    (tmp_path / "_prs/report").mkdir(parents=True)
+    (tmp_path / "_prs/report/processed_mini_batches.csv").write_bytes(
+        content.encode("latin-1"))
+    with pytest.raises(NoRunResults, match=r"is not as the merge writes it .*; run the step "
+                                           r"again to write it anew"):
+        build_run_report(Storage(str(tmp_path)))
+
+
+def test_a_report_the_merge_cannot_write_is_logged_never_raised(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    output = write_output(tmp_path, [FAILED_ROW])
+    (tmp_path / REPORT_PAGE).mkdir()  # a folder where the page goes
+    with caplog.at_level(logging.WARNING):
+        write_run_report_after_merge(output, {}, [])
+    assert len(caplog.records) == 1
+    message = caplog.records[0].getMessage()
+    assert message.startswith(f"prs: the HTML run report {tmp_path / REPORT_PAGE} could not "
+                              "be written: ")
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        write_run_report_after_merge(Storage(str(tmp_path / "elsewhere")), {}, [])
+    assert "NoRunResults" in caplog.records[0].getMessage()
