@@ -38,6 +38,8 @@ TREES = {  # mirror path -> repository path
     "crds": "crds",
     "helm": "helm",
     "docs": "docs",
+    "mkdocs.yml": "mkdocs.yml",
+    "tools/step_reference.py": "tools/step_reference.py",  # tests/unit/test_step_reference.py
     "README.md": "README.md",
     "pyproject.toml": "pyproject.toml",
 }

@@ -948,7 +948,7 @@ def test_a_pipeline_of_one_job_has_no_header_note_and_its_key_or_the_file_names_
     ({"identity": {"type": "managed"}},
      ["identity: {type: managed}: no equivalent: pods act as their service account: "
       "spec.podTemplate.serviceAccountName, or storage credentials in spec.podTemplate.env / "
-      "envFrom (README, object storage)"]),
+      "envFrom (docs/object-storage.md)"]),
     ({"services": {"ssh": {}}}, ["services: {ssh: {}}: no equivalent: no interactive services "
                                  "on the step's pods"]),
     ({"properties": {"a": 1}}, ["properties: {a: 1}: no equivalent: Azure's own run properties; "

@@ -44,3 +44,24 @@ def test_nothing_in_the_repository_points_outside_it() -> None:
         if any(needle in text for needle in OUTSIDE):
             outside.append(name)
     assert outside == [], "the project's own docs carry its contract"
+
+
+def nav_pages(entries: list[object]) -> list[str]:
+    """The page files of mkdocs.yml's nav, however deep its sections go."""
+    found: list[str] = []
+    for entry in entries:
+        values = entry.values() if isinstance(entry, dict) else [entry]
+        for value in values:
+            found.extend(nav_pages(value) if isinstance(value, list) else [str(value)])
+    return found
+
+
+def test_every_page_under_docs_is_in_the_sites_nav_and_every_nav_entry_exists() -> None:
+    config = yaml.safe_load((REPO / "mkdocs.yml").read_text())
+    docs = REPO / config["docs_dir"]
+    in_nav = nav_pages(config["nav"])
+    pages = sorted(str(path.relative_to(docs)) for path in docs.rglob("*.md"))
+    assert sorted(set(in_nav)) == sorted(in_nav), "a page is twice in the nav"
+    assert [page for page in pages if page not in in_nav] == [], "add these pages to mkdocs.yml"
+    assert [page for page in in_nav if page not in pages] == [], "the nav names missing pages"
+    assert config["site_dir"].startswith("build/"), "the built site stays out of git (build/)"

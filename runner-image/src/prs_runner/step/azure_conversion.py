@@ -38,7 +38,7 @@ TOP_LEVEL_NOTES = {  # keys with no equivalent -> what to use instead
     "compute": "the step runs where Kubernetes schedules its pods; place them with "
                "spec.podTemplate.nodeSelector / tolerations and size them with spec.resources",
     "identity": "pods act as their service account: spec.podTemplate.serviceAccountName, or "
-                "storage credentials in spec.podTemplate.env / envFrom (README, object storage)",
+                "storage credentials in spec.podTemplate.env / envFrom (docs/object-storage.md)",
     "services": "no interactive services on the step's pods",
     "properties": "Azure's own run properties; dropped",
 }
