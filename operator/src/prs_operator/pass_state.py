@@ -14,12 +14,14 @@ from prs_operator.builders import (
     build_progress_secret,
 )
 from prs_operator.conditions import (
+    find,
     format_duration,
     is_true,
     parse_time,
     rfc3339,
     set_condition,
 )
+from prs_operator.eta import eta_text
 from prs_operator.observation import JobView, Observed, PodView
 from prs_operator.pod_reports import (
     failure_message,
@@ -45,7 +47,7 @@ from prs_runner.step.thresholds import Counts
 # Status fields that move with every report or pod event; a change of these alone may wait
 # for the next status write (at most one every 2 s per step). Anything else (phase,
 # conditions, times, the fingerprint, the output) is written at once.
-PROGRESS_FIELDS = frozenset({"miniBatches", "items", "progress", "shards", "message"})
+PROGRESS_FIELDS = frozenset({"miniBatches", "items", "progress", "shards", "message", "eta"})
 
 
 def progress_only(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
@@ -111,6 +113,7 @@ class PassState:
 
     def finish(self) -> None:
         self.status.setdefault("completionTime", self.now)
+        self.status["eta"] = ""  # finished: nothing left to wait for
         started = parse_time(self.status.get("startTime"))
         ended = parse_time(self.status["completionTime"])
         if started is not None and ended is not None:
@@ -167,6 +170,12 @@ class PassState:
                                 "succeeded": counts.items_succeeded,
                                 "failed": counts.items_failed}
         self.status["progress"] = f"{counts.mini_batches_succeeded}/{total}"
+        # Estimated when the counts move, not on every pass: a pass that only moved the
+        # clock changes nothing, so it writes nothing (see PROGRESS_FIELDS).
+        if self.status["miniBatches"] != self.old.get("miniBatches") or "eta" not in self.status:
+            planned = find(self.status["conditions"], "Planned") or {}
+            since = parse_time(planned.get("lastTransitionTime"))  # the run began then
+            self.status["eta"] = eta_text(done, total, since, self.observed.now)
 
     def record_shards(self, job: JobView) -> None:
         rows, more = shard_table(self.pods_of("run"), self.observed.live)
