@@ -2,7 +2,8 @@
 # The whole product on a kind cluster, with no registry: build the images on the local Debian
 # base image, create the cluster from kind-config.yaml with the local node image of
 # tools/build-kind-node.sh, load the images, helm install the operator, put the digits data on
-# a claim, submit the digits example, wait for Complete and check the output's accuracy.
+# a claim, submit the digits example, wait for Complete and check the output's accuracy,
+# then run the chart's `helm test`.
 #
 # Everything it runs is built here and cached: kind and crictl (tools/build-kind.sh), kubectl
 # (tools/build-control-plane.sh), helm (tools/build-helm.sh), the node image, the base image
@@ -126,7 +127,8 @@ phase "helm install"
 helm upgrade --install prs helm/parallelrun-operator -n prs-system --create-namespace \
     --set image.repository=parallelrunstep/operator --set "image.tag=$TAG" \
     --set image.pullPolicy=IfNotPresent \
-    --set runnerImage.repository=parallelrunstep/runner --set "runnerImage.tag=$TAG" --wait
+    --set runnerImage.repository=parallelrunstep/runner --set "runnerImage.tag=$TAG" \
+    --set helmTest.namespace=default --set helmTest.claim=data --set helmTest.path=out --wait
 
 kubectl apply -f - <<YAML
 apiVersion: v1
@@ -174,4 +176,7 @@ if ((lines != images)); then
     echo "kind-e2e: $lines output lines for $images images" >&2
     exit 1
 fi
+phase "helm test"
+# The chart's own test: the operator runs a tiny step on the same claim (under out/).
+helm test prs -n prs-system --timeout 5m --logs
 phase "done"

@@ -57,10 +57,12 @@ class Helm:
 
     def template(
         self, values: Mapping[str, Any], release: str = "prs", namespace: str = "prs-system",
-        include_crds: bool = False,
+        include_crds: bool = False, include_tests: bool = False,
     ) -> list[dict[str, Any]]:
-        """The rendered manifests, as parsed documents (empty documents dropped)."""
-        extra = ("--include-crds",) if include_crds else ()
+        """The rendered manifests, as parsed documents (empty documents dropped); the
+        `helm test` hooks only with INCLUDE_TESTS (`helm install` creates none of them)."""
+        extra = [*(["--include-crds"] if include_crds else []),
+                 *([] if include_tests else ["--skip-tests"])]
         done = self.template_run(values, release, namespace, *extra)
         if done.returncode != 0:
             raise HelmError(f"helm template failed:\n{done.stderr}")

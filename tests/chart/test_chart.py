@@ -30,11 +30,14 @@ def test_lint_strict_is_clean(helm: Helm, values: dict[str, Any]) -> None:
 def test_cluster_wide_renders_one_cluster_role_with_every_rule(helm: Helm) -> None:
     docs = helm.template({})
     assert Counter(doc["kind"] for doc in docs) == Counter(
-        ["ServiceAccount", "Secret", "ClusterRole", "ClusterRoleBinding", "Service", "Deployment",
-         "Role", "RoleBinding"]  # the leader-election Lease's, in the release namespace
+        ["ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Service", "Deployment",
+         # the leader-election Lease's and the progress key Secret's, in the release namespace
+         "Role", "RoleBinding", "Role", "RoleBinding",
+         # the users' view and edit rules, aggregated into the built-in roles
+         "ClusterRole", "ClusterRole"]
     )
     assert_leader_election_only(docs)
-    role = only(docs, "ClusterRole")
+    role = only(without_user_roles(docs), "ClusterRole")
     assert role["rules"] == load_operator_rules()
     binding = only(docs, "ClusterRoleBinding")
     assert binding["roleRef"]["name"] == role["metadata"]["name"]
@@ -42,6 +45,14 @@ def test_cluster_wide_renders_one_cluster_role_with_every_rule(helm: Helm) -> No
         {"kind": "ServiceAccount", "name": FULLNAME, "namespace": "prs-system"}
     ]
     assert env_of(only(docs, "Deployment"))["PRS_NAMESPACES"] == ""
+
+
+def without_user_roles(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """DOCS without the ClusterRoles aggregated into the built-in user roles (rbac.
+    aggregateToDefaultRoles, tests/chart/test_chart_options.py): the operator's own RBAC."""
+    return [doc for doc in docs if not any(
+        key.startswith("rbac.authorization.k8s.io/aggregate-to-")
+        for key in (doc["metadata"].get("labels") or {}))]
 
 
 def assert_leader_election_only(docs: list[dict[str, Any]]) -> None:
@@ -65,9 +76,10 @@ def assert_leader_election_only(docs: list[dict[str, Any]]) -> None:
 def test_namespaced_mode_splits_the_rules(helm: Helm) -> None:
     docs = helm.template(NAMESPACED)
     kinds = Counter(doc["kind"] for doc in docs)
-    assert kinds["Role"] == 3 and kinds["RoleBinding"] == 3 and kinds["ClusterRole"] == 1
+    assert kinds["Role"] == 4 and kinds["RoleBinding"] == 4 and kinds["ClusterRole"] == 1 + 2
     assert_leader_election_only(docs)
-    docs = [doc for doc in docs if not doc["metadata"]["name"].endswith("-leader-election")]
+    docs = [doc for doc in without_user_roles(docs)
+            if not doc["metadata"]["name"].endswith(("-leader-election", "-progress-key"))]
     needed = grants_of_rules(load_operator_rules())
 
     cluster_grants = grants_of_rules(only(docs, "ClusterRole")["rules"])
@@ -131,11 +143,12 @@ def test_deployment_wiring(helm: Helm) -> None:
     )
     assert key_mount["readOnly"] is True
     secret_volume = volumes[key_mount["name"]]["secret"]
-    secret = only(docs, "Secret")
-    assert secret_volume["secretName"] == secret["metadata"]["name"]
+    # The operator creates the Secret (test_chart_progress_key.py): the pod may start first.
+    assert secret_volume["secretName"] == env["PRS_PROGRESS_KEY_SECRET"] == (
+        f"{FULLNAME}-progress-key")
+    assert secret_volume["optional"] is True
     key_path = env["PRS_PROGRESS_KEY_FILE"].removeprefix(key_mount["mountPath"] + "/")
     assert {"key": "key", "path": key_path} in secret_volume["items"]
-    assert len(secret["data"]["key"]) >= 64
 
     # The read-only root filesystem needs a writable /tmp.
     assert "emptyDir" in volumes[mounts_by_path(container)["/tmp"]["name"]]

@@ -56,6 +56,9 @@ CONTROLLERS = (
     "cronjob-controller",
     "deployment-controller",
     "replicaset-controller",
+    # Fills the built-in view/edit/admin ClusterRoles from the aggregated ones (the chart's
+    # ParallelRunStep rules for namespace users), as every real cluster's controller-manager.
+    "clusterrole-aggregation-controller",
 )
 SERVICE_CLUSTER_IP_RANGE = "10.96.0.0/16"
 SERVICE_ACCOUNT_ISSUER = "https://kubernetes.default.svc.cluster.local"

@@ -82,6 +82,8 @@ class OperatorProcess:
     namespaces: str = ""  # PRS_NAMESPACES: empty = cluster-wide
     progress_url: str = ""  # where runner pods report; empty: this operator's endpoint
     lease: tuple[str, str, str] | None = None  # leader election: namespace, name, identity
+    # As the chart runs it: no key file yet, the key read from (or created in) this Secret.
+    key_secret: tuple[str, str] | None = None  # namespace, name
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
     starts: int = 0
@@ -96,7 +98,7 @@ class OperatorProcess:
 
     def start(self, wait: bool = True) -> None:
         key_file = self.workdir / "progress.key"
-        if not key_file.exists():
+        if self.key_secret is None and not key_file.exists():
             key_file.write_bytes(os.urandom(32).hex().encode())
         self.starts += 1
         env = {**os.environ, "KUBECONFIG": str(self.kubeconfig),
@@ -107,6 +109,9 @@ class OperatorProcess:
         if self.lease is not None:
             env.update(zip(("PRS_LEASE_NAMESPACE", "PRS_LEASE_NAME", "PRS_POD_NAME"),
                            self.lease, strict=True))
+        if self.key_secret is not None:
+            env.update(zip(("PRS_PROGRESS_KEY_SECRET_NAMESPACE", "PRS_PROGRESS_KEY_SECRET"),
+                           self.key_secret, strict=True))
         with open(self.log_path, "wb") as log:
             self.process = subprocess.Popen([sys.executable, "-m", "prs_operator"], env=env,
                                             stdout=log, stderr=subprocess.STDOUT)

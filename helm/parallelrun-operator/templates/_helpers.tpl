@@ -93,3 +93,11 @@ A rule mixing cluster-scoped and namespaced resources cannot be split: the rende
 {{- end }}
 {{- toYaml $selected }}
 {{- end }}
+
+{{/*
+The namespace of `helm test`'s step: helmTest.namespace, else the first watched namespace,
+else the release's (the operator watches every namespace then).
+*/}}
+{{- define "parallelrun-operator.testNamespace" -}}
+{{- default (default .Release.Namespace (first .Values.watchNamespaces)) .Values.helmTest.namespace }}
+{{- end }}

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import replace
 from typing import Any
 
 import kopf
@@ -12,12 +13,13 @@ from kubernetes import client, config
 
 from prs_operator.builders import RunnerSettings
 from prs_operator.http_endpoint import build_app, start_server
-from prs_operator.kube import GROUP, PLURAL, VERSION, Cluster
+from prs_operator.kube import GROUP, PLURAL, REQUEST_TIMEOUT, VERSION, Cluster, Timed
 from prs_operator.leader_lease import LeaseLock, lead
 from prs_operator.metrics import Metrics
 from prs_operator.observation import LABEL_STEP, ReuseSource, view_job, view_pod
 from prs_operator.progress import ProgressBook, Report
 from prs_operator.progress_key import ProgressKey
+from prs_operator.progress_key_secret import stored_key
 from prs_operator.reconciler import Indexes, Reconciler
 from prs_operator.settings import Settings, from_process_env
 from prs_operator.task_dump import install as install_task_dump
@@ -51,7 +53,7 @@ async def start(
     settings.watching.label_selectors["v1", "pods"] = LABEL_STEP
     settings.watching.chunk_size = 500
     install_task_dump(asyncio.get_running_loop())
-    operator = from_process_env()
+    operator = state["settings"] if "settings" in state else from_process_env()
     state["settings"] = operator
     load_config()
     metrics, book = Metrics(), ProgressBook()
@@ -168,5 +170,10 @@ def run(settings: Settings) -> None:
     if settings.lease_name:  # several replicas: only the lease holder reconciles
         lead(LeaseLock(client.CoordinationV1Api(new_api_client()), settings.lease_namespace,
                        settings.lease_name, settings.identity))
+    if not settings.progress_key:  # no key file yet: the key is in (or goes into) its Secret
+        core = Timed(client.CoreV1Api(new_api_client()), REQUEST_TIMEOUT)
+        key = stored_key(core, settings.key_secret_namespace, settings.key_secret_name)
+        settings = replace(settings, progress_key=key)
+    state["settings"] = settings
     kopf.run(standalone=True, clusterwide=not settings.namespaces,
              namespaces=settings.namespaces)
