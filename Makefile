@@ -4,9 +4,10 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST := $(PY) -m pytest
 
-.PHONY: demo test test-unit test-runner test-chart test-cluster test-images test-fast lint bench \
+.PHONY: demo test test-unit test-runner test-chart chart-readme test-cluster test-images test-fast lint bench \
 	test-mutation test-faults test-storage \
-	bench-runner bench-tabular bench-scale bench-operator bench-storage test-kind kind-e2e venv images locks clean
+	bench-runner bench-tabular bench-scale bench-operator bench-storage test-kind kind-e2e venv images locks clean \
+	docs docs-reference
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,11 +32,25 @@ test: lint test-unit test-runner test-storage test-chart test-cluster test-image
 test-fast: lint test-unit test-runner
 
 ## lint: ruff (style, and the file-I/O rule: only prs_runner.storage touches user data),
-## mypy strict, and the architecture contracts of pyproject.toml (import-linter)
+## mypy strict, the architecture contracts of pyproject.toml (import-linter), and the docs
+## site built strictly (mkdocs)
 lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports --no-logo
+	$(MKDOCS_BUILD)
+
+## docs: the documentation site (MkDocs Material) into build/site/ (ignored by git); strict,
+## so a broken link, a missing page or an unknown anchor fails. Also part of `make lint`.
+# (no --quiet: it hides the warnings that --strict turns into failures)
+MKDOCS_BUILD = NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --site-dir build/site
+docs: venv
+	$(MKDOCS_BUILD)
+
+## docs-reference: regenerate docs/reference/step.md from crds/parallelrunsteps.yaml (a unit
+## test fails when the committed page differs)
+docs-reference: venv
+	$(PY) tools/step_reference.py
 
 test-unit: venv
 	$(PYTEST) -q tests/unit
@@ -51,6 +66,11 @@ test-storage: venv
 # The Helm chart linted and rendered by a helm binary built from its Go module (needs Go).
 test-chart: venv
 	$(PYTEST) -q tests/chart
+
+## chart-readme: regenerate helm/parallelrun-operator/README.md with helm-docs (built from its
+## Go module, then cached) from README.md.gotmpl, Chart.yaml and values.yaml's `# --` comments
+chart-readme:
+	tools/chart-readme.sh helm/parallelrun-operator
 
 test-cluster: venv
 	$(PYTEST) -q tests/cluster
@@ -86,13 +106,14 @@ images:
 	done
 	$(DOCKER) image ls 'parallelrunstep/*'
 
-## locks: re-pin the images' dependencies from pyproject.toml (hashes included)
+## locks: re-pin the images' dependencies from pyproject.toml (hashes included); the operator's
+## from operator/requirements.in: pyproject's dependencies without the data stack
 PIP_COMPILE = CUSTOM_COMPILE_COMMAND="make locks" $(VENV)/bin/pip-compile -q --generate-hashes \
 	--allow-unsafe --strip-extras --no-emit-find-links --build-deps-for wheel --upgrade
 locks: venv
 	$(PY) -m pip install -q pip-tools
 	$(PIP_COMPILE) -o runner-image/requirements.lock pyproject.toml
-	$(PIP_COMPILE) --extra operator -o operator/requirements.lock pyproject.toml
+	$(subst --build-deps-for wheel,,$(PIP_COMPILE)) -o operator/requirements.lock operator/requirements.in
 
 ## bench: the runner's dispatch rate and efficiency against multiprocessing.Pool, tabular
 ## reading throughput against plain pyarrow, and the operator at 50 steps

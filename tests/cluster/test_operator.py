@@ -58,7 +58,7 @@ def test_digits_resource_completes_with_the_output_of_prs_run(
     tmp_path: Path,
 ) -> None:
     claim = stage_digits(control_plane, namespace)
-    local = prs("run", str(DIGITS / "step.yaml"), "--output", str(tmp_path / "local"))
+    local = prs("run", str(DIGITS / "step.yaml"), "--output-uri", str(tmp_path / "local"))
     assert local.returncode == 0, local.stderr
 
     submitted = prs("submit", str(DIGITS / "cluster-step.yaml"), "-n", namespace,
@@ -94,7 +94,7 @@ def test_the_many_models_sales_step_on_the_cluster_equals_prs_run(
     subprocess.run([sys.executable, str(SALES / "generate.py")], check=True, timeout=300)
     claim = control_plane.pvc_path(namespace, "data")
     shutil.copytree(SALES / "data" / "parquet", claim / "sales")
-    local = prs("run", str(SALES / "forecast.yaml"), "--output", str(tmp_path / "local"))
+    local = prs("run", str(SALES / "forecast.yaml"), "--output-uri", str(tmp_path / "local"))
     assert local.returncode == 0, local.stderr
     submitted = prs("submit", str(SALES / "forecast.yaml"), "-n", namespace,
                     "--set", "input.uri=pvc://data/sales",

@@ -226,7 +226,7 @@ def test_the_s3_digits_example_on_real_nodes_equals_prs_run(
         assert condition_true(status, "Complete"), status
         assert status["items"]["succeeded"] == 1797
     done = subprocess.run([sys.executable, "-m", "prs_runner.commands.prs_cli", "run",
-                           str(DIGITS / "step.yaml"), "--output", str(tmp_path / "local"),
+                           str(DIGITS / "step.yaml"), "--output-uri", str(tmp_path / "local"),
                            "--fresh"], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     cluster_text = Storage(server.uri(f"{prefix}/out/predict-digits")).read_bytes(

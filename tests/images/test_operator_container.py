@@ -70,3 +70,18 @@ def test_the_operator_image_reconciles_a_step(
     inspect = docker_engine.docker("inspect", container).stdout
     config = json.loads(inspect)[0]["HostConfig"]
     assert config["ReadonlyRootfs"] is True and config["CapDrop"] == ["ALL"]
+
+
+def test_the_operator_image_holds_no_data_stack(docker_engine: DockerEngine,
+                                                operator_image: str, runner_image: str) -> None:
+    probe = docker_engine.run_restricted(operator_image, [
+        "python", "-c", "import importlib.util as u, prs_operator.__main__; "
+        "print([m for m in ('pandas', 'pyarrow', 'numpy') if u.find_spec(m)])"], [])
+    assert probe.returncode == 0, probe.stderr[-2000:]
+    assert probe.stdout.strip() == "[]", probe.stdout
+    operator_size = docker_engine.image_size(operator_image)
+    runner_size = docker_engine.image_size(runner_image)
+    print(f"operator image {operator_size / 2**20:.0f} MiB, runner image "
+          f"{runner_size / 2**20:.0f} MiB")
+    # The runner image carries pandas and pyarrow (well over 100 MB); the operator must not.
+    assert runner_size - operator_size > 100 * 2**20

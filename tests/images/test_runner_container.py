@@ -77,7 +77,7 @@ def test_runner_container_runs_shards_and_merge_like_prs_run(
     local_output = tmp_path / "local-out"
     local = subprocess.run(
         [sys.executable, "-m", "prs_runner.commands.prs_cli", "run", str(DIGITS / "step.yaml"),
-         "--output", str(local_output), "--fresh"],
+         "--output-uri", str(local_output), "--fresh"],
         capture_output=True, text=True, timeout=300,
     )
     assert local.returncode == 0, local.stdout + local.stderr

@@ -52,7 +52,7 @@ def test_digits_example_scores_every_image(tmp_path: Path) -> None:
     output = tmp_path / "out"
     result = subprocess.run(
         [sys.executable, "-m", "prs_runner.commands.prs_cli", "run", str(example / "step.yaml"),
-         "--output", str(output), "--fresh"],
+         "--output-uri", str(output), "--fresh"],
         capture_output=True, text=True, timeout=300,
     )
     assert result.returncode == 0, result.stdout + result.stderr
@@ -70,7 +70,7 @@ def test_digits_example_scores_every_image(tmp_path: Path) -> None:
 def run_example(step: Path, output: Path) -> str:
     result = subprocess.run(
         [sys.executable, "-m", "prs_runner.commands.prs_cli", "run", str(step),
-         "--output", str(output), "--fresh"],
+         "--output-uri", str(output), "--fresh"],
         capture_output=True, text=True, timeout=300,
     )
     assert result.returncode == 0, result.stdout + result.stderr

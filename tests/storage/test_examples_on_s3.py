@@ -43,7 +43,7 @@ def test_the_s3_digits_example_scores_like_the_local_one(
     step = tmp_path / "s3-step.yaml"
     step.write_text(yaml.safe_dump(document))
     prs_run(step, s3_server.env)
-    prs_run(DIGITS / "step.yaml", {}, "--output", str(tmp_path / "local"), "--fresh")
+    prs_run(DIGITS / "step.yaml", {}, "--output-uri", str(tmp_path / "local"), "--fresh")
     remote = Storage(s3_server.uri("examples/out/predict-digits"))
     assert remote.read_bytes("parallel_run_step.txt") == (
         tmp_path / "local" / "parallel_run_step.txt").read_bytes()

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+import io
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from prs_runner.execution.environment import gpu_for_process, visible_gpus
-from prs_runner.execution.progress import format_duration, progress_line
+from prs_runner.execution.progress import PLAIN_INTERVAL, Progress, format_duration, progress_line
 from prs_runner.output.row_encoding import encode_text
 from prs_runner.planning.fingerprint import compute_fingerprint
 from prs_runner.planning.plan import (
@@ -29,6 +30,7 @@ from prs_runner.planning.plan import (
     part_from_json,
     part_to_json,
     plan_files,
+    plan_summary,
 )
 from prs_runner.planning.plan_store import PlanView, read_header, read_plan, write_plan
 from prs_runner.step.globs import glob_to_regex
@@ -189,10 +191,57 @@ def test_text_encoding_rejects_a_string() -> None:
         encode_text("abc")
 
 
-def test_progress_line() -> None:
-    line = progress_line(Counts(3, 1, 30, 2, 30), total=8, elapsed=2.0, resumed=0, width=8)
-    assert line == "[####....] 4/8 mini-batches  2 failed items  2.0/s  ETA 0:00:02"
+@pytest.mark.parametrize(("counts", "total", "elapsed", "resumed", "expected"), [
+    pytest.param(Counts(3, 1, 30, 2, 30), 8, 2.0, 0,
+                 "4/8 mini-batches (50%)  32 items, failed: 1 mini-batch, 2 items  "
+                 "2.0/s  ETA 0:00:02", id="half-way"),
+    pytest.param(Counts(), 8, 0.0, 0,
+                 "0/8 mini-batches (0%)  0 items, failed: 0 mini-batches, 0 items  "
+                 "0.0/s  ETA ?", id="nothing-yet"),
+    # the rate counts this run only: the 6 resumed mini-batches took no time here
+    pytest.param(Counts(7, 0, 1234, 1, 0), 10, 4.0, 6,
+                 "7/10 mini-batches (70%)  1,235 items, failed: 0 mini-batches, 1 item  "
+                 "0.2/s  ETA 0:00:12", id="resumed"),
+    pytest.param(Counts(0, 0, 0, 0, 0), 0, 1.0, 0,
+                 "0/0 mini-batches (100%)  0 items, failed: 0 mini-batches, 0 items  "
+                 "0.0/s  ETA ?", id="empty-plan"),
+])
+def test_progress_line(counts: Counts, total: int, elapsed: float, resumed: int,
+                       expected: str) -> None:
+    assert progress_line(counts, total, elapsed, resumed) == expected
+
+
+def test_format_duration() -> None:
     assert format_duration(3725) == "1:02:05"
+    assert format_duration(-3) == "0:00:00"
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_a_terminal_gets_a_bar_with_items_failures_and_eta() -> None:
+    terminal = Terminal()
+    progress = Progress(terminal, total=10, resumed=0)
+    progress.update(Counts(3, 1, 40, 2, 40))
+    progress.close()
+    final = terminal.getvalue().rsplit("\r", 1)[-1]
+    assert "4/10 mini-batches" in final and final.endswith("\n")
+    assert "42 items, failed: 1 mini-batch, 2 items" in final
+    assert " 40%|" in final
+
+
+def test_a_log_gets_plain_lines_and_no_carriage_returns() -> None:
+    log = io.StringIO()
+    progress = Progress(log, total=4, resumed=0)
+    progress.last -= PLAIN_INTERVAL  # as if the interval had passed
+    progress.update(Counts(1, 0, 5, 0, 5))
+    progress.update(Counts(2, 0, 9, 0, 9))  # within the interval: not written
+    progress.close()
+    assert "\r" not in log.getvalue()
+    assert log.getvalue().startswith("1/4 mini-batches (25%)  5 items")
+    assert log.getvalue().count("\n") == 1
 
 
 @pytest.mark.parametrize(
@@ -358,6 +407,30 @@ def test_describe_plan() -> None:
         "      13  shard 0         900 B  t.parquet row groups 2-5  9 rows",
         "      14  shard 1          50 B  x.csv (+1 more) store=1, brand=None  6 rows",
     ]
+
+
+def test_plan_summary_says_what_describe_plan_says() -> None:
+    plan = Plan("s", "sha256:x", "/in", 3, (
+        batch(0, 0, 30, "a.png", "b.png", "c.png"),
+        MiniBatch(2, 0, 0, ()),
+        batch(12, 1, 1234567, "t.csv", table=TableSlice(rows=40, start=10, end=500)),
+    ))
+    assert plan_summary(plan) == {
+        "stepName": "s", "fingerprint": "sha256:x", "input": "/in",
+        "miniBatchCount": 3, "items": 43, "bytes": 1234597,
+        "shards": [{"shard": 0, "miniBatches": 2, "items": 3, "bytes": 30},
+                   {"shard": 1, "miniBatches": 1, "items": 40, "bytes": 1234567},
+                   {"shard": 2, "miniBatches": 0, "items": 0, "bytes": 0}],
+        "miniBatches": [
+            {"id": 0, "shard": 0, "bytes": 30, "items": 3, "files": 3, "firstFile": "a.png",
+             "table": None},
+            {"id": 2, "shard": 0, "bytes": 0, "items": 0, "files": 0, "firstFile": None,
+             "table": None},
+            {"id": 12, "shard": 1, "bytes": 1234567, "items": 40, "files": 1,
+             "firstFile": "t.csv",
+             "table": {"rows": 40, "start": 10, "end": 500, "headerEnd": 0}},
+        ],
+    }
 
 
 @pytest.mark.parametrize(

@@ -37,7 +37,7 @@ def test_a_built_in_command_is_parsed_without_loading_the_plugins() -> None:
                 for action in action._choices_actions}
 
     assert commands(parser(plugins=False)) == set(BUILT_IN)
-    assert commands(parser()) == {*BUILT_IN, "submit"}
+    assert commands(parser()) == {*BUILT_IN, "submit", "status", "logs"}
     with patch("prs_runner.commands.prs_cli.register_plugins") as register:
         with pytest.raises(SystemExit):
             main(["run", "--help"])
@@ -119,3 +119,16 @@ def test_the_output_flag_is_relative_to_where_prs_runs(
     monkeypatch.chdir(tmp_path)
     want = expected.format(cwd=tmp_path) if expected else None
     assert output_flag(value) == want
+
+
+@pytest.mark.parametrize("command", ["run", "plan"])
+def test_output_takes_a_format_and_points_a_location_to_output_uri(
+        command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    args = parser(plugins=False).parse_args([command, "s.yaml", "-o", "json",
+                                             "--output-uri", "o"])
+    assert (args.output, args.output_uri) == ("json", "o")
+    assert parser(plugins=False).parse_args([command, "s.yaml"]).output == "text"
+    with pytest.raises(SystemExit):
+        parser(plugins=False).parse_args([command, "s.yaml", "--output", "./out"])
+    assert ("'./out' is not text or json (the output's location is --output-uri ./out)"
+            in capsys.readouterr().err)

@@ -16,9 +16,9 @@ def describe_os_error(error: OSError) -> str:
     hint = {
         errno.ENOSPC: "free some space, then run again to resume",
         errno.EDQUOT: "free some space, then run again to resume",
-        errno.EACCES: "check the permissions, or pass another --output",
-        errno.EPERM: "check the permissions, or pass another --output",
-        errno.EROFS: "the filesystem is read-only; pass another --output",
+        errno.EACCES: "check the permissions, or pass another --output-uri",
+        errno.EPERM: "check the permissions, or pass another --output-uri",
+        errno.EROFS: "the filesystem is read-only; pass another --output-uri",
         errno.ELOOP: "a symbolic link is in the way; the runner never writes through one",
         errno.ENOTDIR: "a file is where a folder must be",
         errno.EISDIR: "a folder is where a file must be",

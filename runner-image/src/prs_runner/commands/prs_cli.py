@@ -1,3 +1,4 @@
+# PYTHON_ARGCOMPLETE_OK (argcomplete's global completion looks for this mark)
 """`prs`: run, validate and plan ParallelRunSteps on this machine, or submit them to a cluster.
 
 Commands that need more than the runner (the operator's `submit` needs the Kubernetes
@@ -42,7 +43,7 @@ def print_summary(name: str, result: dict[str, Any], reused: bool) -> None:
     root = output["uri"].rstrip("/")
     if output.get("file"):
         lines.append(f"  output: {root}/{output['file']} ({output['rows']} rows)")
-    lines.append(f"  report: {root}/_prs/report/")
+    lines.append(f"  report: {root}/_prs/report/index.html")
     print("\n".join(lines))
 
 
@@ -50,25 +51,45 @@ def command_run(args: argparse.Namespace) -> int:
     from prs_runner.execution.local_shards import start_shards
     from prs_runner.step.validation import load_step
 
-    step = load_step(args.step, args.set or [], output_flag(args.output))
+    step = load_step(args.step, args.set or [], output_flag(args.output_uri))
     shards = start_shards(step, standby=args.standby)  # they import while `prs run` loads
     print_notices(step.spec, sys.stderr)
 
     from prs_runner.execution.local_run import run_local
 
     outcome = run_local(step, fresh=args.fresh, shards=shards)
-    print_summary(step.name, outcome.result, outcome.reused)
+    chosen = None
     if step.spec["processCountPerNode"] is None and not outcome.reused:
         from prs_runner.execution.cpu_share import local_process_count
 
-        count, why = local_process_count(step.spec["nodeCount"])
-        print(f"  processes: {count} per shard, one per CPU ({why}); processCountPerNode "
-              "sets another number")
+        chosen = local_process_count(step.spec["nodeCount"])
+    if args.output == "json":  # job_result.json's content, and what only this run knows
+        print_json({**outcome.result, "reused": outcome.reused,
+                    "processCountPerNode": chosen[0] if chosen else None})
+    else:
+        print_summary(step.name, outcome.result, outcome.reused)
+        if chosen:
+            print(f"  processes: {chosen[0]} per shard, one per CPU ({chosen[1]}); "
+                  "processCountPerNode sets another number")
     return 0 if outcome.result["status"] == "Succeeded" else 1
 
 
+def print_json(document: Any) -> None:
+    import json
+
+    print(json.dumps(document, indent=2))
+
+
+def output_format(value: str) -> str:
+    """-o/--output: text or json, as kubectl's; where the output goes is --output-uri."""
+    if value not in ("text", "json"):
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is not text or json (the output's location is --output-uri {value})")
+    return value
+
+
 def output_flag(value: str | None) -> str | None:
-    """--output as a shell user means it: a relative path from where the command runs (paths
+    """--output-uri as a shell user means it: a relative path from where the command runs (paths
     in the step file are relative to the file)."""
     if value is None or "://" in value:
         return value
@@ -94,11 +115,14 @@ def print_notices(spec: dict[str, Any], stream: TextIO) -> None:
 
 def command_plan(args: argparse.Namespace) -> int:
     from prs_runner.execution.local_run import build_plan
-    from prs_runner.planning.plan import describe_plan
+    from prs_runner.planning.plan import describe_plan, plan_summary
     from prs_runner.step.validation import load_step
 
-    plan = build_plan(load_step(args.step, args.set or [], output_flag(args.output)))
-    print("\n".join(describe_plan(plan)))
+    plan = build_plan(load_step(args.step, args.set or [], output_flag(args.output_uri)))
+    if args.output == "json":
+        print_json(plan_summary(plan))
+    else:
+        print("\n".join(describe_plan(plan)))
     return 0
 
 
@@ -122,6 +146,34 @@ def command_convert(args: argparse.Namespace) -> int:
     for problem in converted.problems:  # placeholders the user must fill in, named by field
         print(f"prs convert: {args.output or 'the step'}: {problem}", file=sys.stderr)
     return 0
+
+
+def command_report(args: argparse.Namespace) -> int:
+    from prs_runner.output.run_report_writer import NoRunResults, write_run_report
+    from prs_runner.storage.filesystem import Storage
+
+    try:
+        print(write_run_report(Storage(output_flag(args.output_uri) or args.output_uri)))
+    except NoRunResults as error:
+        print(f"prs report: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def command_completion(args: argparse.Namespace) -> int:
+    from argcomplete.shell_integration import shellcode
+
+    sys.stdout.write(shellcode(["prs"], shell=args.shell))
+    return 0
+
+
+def answer_completion(root: argparse.ArgumentParser) -> None:
+    """A shell asking for completions (argcomplete's protocol: _ARGCOMPLETE and COMP_LINE in
+    the environment): answer and exit. Imported only then: it costs every other call nothing."""
+    if "_ARGCOMPLETE" in os.environ:
+        import argcomplete
+
+        argcomplete.autocomplete(root)
 
 
 COMMAND_GROUP = "prs.commands"
@@ -162,7 +214,7 @@ def register_plugins(commands: Any) -> None:
         register(commands)
 
 
-BUILT_IN = ("run", "validate", "plan", "convert")
+BUILT_IN = ("run", "validate", "plan", "convert", "report", "completion")
 
 
 def parser(plugins: bool = True) -> argparse.ArgumentParser:
@@ -175,12 +227,25 @@ def parser(plugins: bool = True) -> argparse.ArgumentParser:
             ("plan", "list the mini-batches without running them", command_plan)):
         sub = add_step_command(commands, name, help_text, handler)
         if name in ("run", "plan"):
-            sub.add_argument("--output", help="output URI instead of spec.output.uri")
+            sub.add_argument("--output-uri", metavar="URI",
+                             help="output URI instead of spec.output.uri")
+            sub.add_argument("-o", "--output", type=output_format, default="text",
+                             metavar="{text,json}", help="json: one JSON document on stdout, "
+                             "for scripts (progress stays on stderr)")
     convert = commands.add_parser("convert", help="write an Azure ML parallel job (or "
                                   "ParallelRunConfig file) as a step")
     convert.add_argument("azure", help="Azure ML parallel job YAML, or ParallelRunConfig file")
     convert.add_argument("-o", "--output", help="step YAML to write (default: stdout)")
     convert.set_defaults(handler=command_convert, on_interrupt="interrupted")
+    report = commands.add_parser("report", help="(re)build a run's HTML report "
+                                 "(_prs/report/index.html) and print where it is")
+    report.add_argument("output_uri", metavar="OUTPUT",
+                        help="the step's output: a folder or an object-store URI")
+    report.set_defaults(handler=command_report, on_interrupt="interrupted")
+    completion = commands.add_parser("completion", help="print the shell code that completes "
+                                     "prs, e.g. eval \"$(prs completion bash)\"")
+    completion.add_argument("shell", choices=("bash", "zsh", "fish"))
+    completion.set_defaults(handler=command_completion, on_interrupt="interrupted")
     commands.choices["run"].add_argument(
         "--fresh", action="store_true", help="discard earlier results under the output")
     commands.choices["run"].set_defaults(
@@ -198,7 +263,9 @@ def main(argv: list[str] | None = None,
     from prs_runner.storage.output_lock import OutputInUse
 
     argv = sys.argv[1:] if argv is None else argv
-    args = parser(plugins=not argv or argv[0] not in BUILT_IN).parse_args(argv)
+    root = parser(plugins=not argv or argv[0] not in BUILT_IN)
+    answer_completion(root)
+    args = root.parse_args(argv)
     args.standby = standby
     try:
         return args.handler(args)  # type: ignore[no-any-return]

@@ -1,14 +1,25 @@
-"""Progress of `prs run`: a live bar on a terminal, a plain line every few seconds otherwise."""
+"""Progress of `prs run`: a live tqdm bar on a terminal, a plain line every few seconds otherwise.
+
+tqdm draws the bar because it already handles what a hand-drawn one gets wrong: the terminal's
+width (and its changes), a redraw that never outpaces the terminal, and the final line left in
+place. It is small and pure Python; rich would bring a rendering stack for one line. Logs and
+pipes get a plain line instead: a bar redrawn with carriage returns is noise in a log file.
+"""
 
 from __future__ import annotations
 
 import time
-from typing import TextIO
+from typing import NoReturn, TextIO
+
+from tqdm import tqdm
 
 from prs_runner.step.thresholds import Counts
 
 PLAIN_INTERVAL = 5.0
 BAR_INTERVAL = 0.2
+# unit "" makes tqdm's rate read "12.5/s": the unit is already in the text before it.
+BAR_FORMAT = ("{percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} mini-batches{postfix}  "
+              "{rate_fmt}  ETA {remaining}")
 
 
 def format_duration(seconds: float) -> str:
@@ -16,16 +27,26 @@ def format_duration(seconds: float) -> str:
     return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
 
 
-def progress_line(counts: Counts, total: int, elapsed: float, resumed: int, width: int = 24) -> str:
+def counted(count: int, one: str, many: str) -> str:
+    return f"{count:,} {one if count == 1 else many}"
+
+
+def done_and_failed(counts: Counts) -> str:
+    """Items done and failures so far: what the bar's numbers do not say."""
+    items = counts.items_succeeded + counts.items_failed
+    return (f"{counted(items, 'item', 'items')}, failed: "
+            f"{counted(counts.mini_batches_failed, 'mini-batch', 'mini-batches')}, "
+            f"{counted(counts.items_failed, 'item', 'items')}")
+
+
+def progress_line(counts: Counts, total: int, elapsed: float, resumed: int) -> str:
+    """The plain line: mini-batches done, items, failures, this run's rate and the ETA."""
     done = counts.mini_batches_done
-    fraction = done / total if total else 1.0
-    filled = int(width * fraction)
+    percent = 100 * done // total if total else 100
     rate = (done - resumed) / elapsed if elapsed > 0 else 0.0
     eta = format_duration((total - done) / rate) if rate > 0 else "?"
-    return (
-        f"[{'#' * filled}{'.' * (width - filled)}] {done}/{total} mini-batches"
-        f"  {counts.items_failed} failed items  {rate:.1f}/s  ETA {eta}"
-    )
+    return (f"{done:,}/{total:,} mini-batches ({percent}%)  {done_and_failed(counts)}  "
+            f"{rate:.1f}/s  ETA {eta}")
 
 
 class Progress:
@@ -33,22 +54,36 @@ class Progress:
         self.stream, self.total, self.resumed = stream, total, resumed
         self.tty = stream.isatty()
         self.started = time.monotonic()
-        self.last = 0.0 if self.tty else self.started
+        self.last = self.started
         self.counts = Counts()
+        self.bar: tqdm[NoReturn] | None = None
+
+    def live_bar(self) -> tqdm[NoReturn]:
+        """The bar, made at the first update: `total` and `resumed` are known by then."""
+        if self.bar is None:
+            self.bar = tqdm(total=self.total, initial=self.resumed, file=self.stream,
+                            bar_format=BAR_FORMAT, dynamic_ncols=True, mininterval=BAR_INTERVAL,
+                            unit="", leave=True)
+        return self.bar
 
     def update(self, counts: Counts) -> None:
         self.counts = counts
+        if self.tty:
+            bar = self.live_bar()
+            bar.set_postfix_str(done_and_failed(counts), refresh=False)
+            bar.update(counts.mini_batches_done - bar.n)  # redraws at most every BAR_INTERVAL
+            return
         now = time.monotonic()
-        if now - self.last < (BAR_INTERVAL if self.tty else PLAIN_INTERVAL):
+        if now - self.last < PLAIN_INTERVAL:
             return
         self.last = now
-        line = progress_line(counts, self.total, now - self.started, self.resumed)
-        self.stream.write(f"\r{line}" if self.tty else f"{line}\n")
+        self.stream.write(progress_line(counts, self.total, now - self.started, self.resumed)
+                          + "\n")
         self.stream.flush()
 
     def close(self) -> None:
         if self.tty:
-            line = progress_line(self.counts, self.total, time.monotonic() - self.started,
-                                 self.resumed)
-            self.stream.write(f"\r{line}\n")
-            self.stream.flush()
+            bar = self.live_bar()
+            bar.set_postfix_str(done_and_failed(self.counts), refresh=False)
+            bar.update(self.counts.mini_batches_done - bar.n)
+            bar.close()

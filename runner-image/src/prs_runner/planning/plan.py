@@ -305,26 +305,50 @@ def mini_batch_from_json(row: list[Any]) -> MiniBatch:
     return MiniBatch(id=row[0], shard=row[1], bytes=row[2], items=tuple(row[3]), table=table)
 
 
+def shard_totals(plan: Plan) -> list[dict[str, int]]:
+    """Per shard: its mini-batches, items and bytes, in shard order."""
+    totals = [{"shard": shard, "miniBatches": 0, "items": 0, "bytes": 0}
+              for shard in range(plan.node_count)]
+    for mb in plan.mini_batches:
+        total = totals[mb.shard]
+        total["miniBatches"] += 1
+        total["items"] += mb.item_count
+        total["bytes"] += mb.bytes
+    return totals
+
+
 def describe_plan(plan: Plan) -> list[str]:
     """The lines `prs plan` prints: totals, then one line per shard, then per mini-batch."""
     lines = [
         f"{len(plan.mini_batches)} mini-batches, {plan.total_items} items, "
         f"{plan.total_bytes} bytes, {plan.node_count} shard(s)"
     ]
-    by_shard: list[list[MiniBatch]] = [[] for _ in range(plan.node_count)]
-    for mb in plan.mini_batches:
-        by_shard[mb.shard].append(mb)
-    for shard, batches in enumerate(by_shard):
-        lines.append(
-            f"shard {shard}: {len(batches)} mini-batches, "
-            f"{sum(b.item_count for b in batches)} items, {sum(b.bytes for b in batches)} bytes"
-        )
+    lines += [f"shard {t['shard']}: {t['miniBatches']} mini-batches, {t['items']} items, "
+              f"{t['bytes']} bytes" for t in shard_totals(plan)]
     for mb in plan.mini_batches:
         first = mb.items[0] if mb.items else ""
         more = f" (+{len(mb.items) - 1} more)" if len(mb.items) > 1 else ""
         lines.append(f"  {mb.id:>6}  shard {mb.shard}  {mb.bytes:>10} B  {first}{more}"
                      + describe_slice(mb.table))
     return lines
+
+
+def plan_summary(plan: Plan) -> dict[str, Any]:
+    """What `prs plan --output json` prints: describe_plan's content, for scripts."""
+    return {
+        "stepName": plan.step_name,
+        "fingerprint": plan.fingerprint,
+        "input": plan.input_uri,
+        "miniBatchCount": len(plan.mini_batches),
+        "items": plan.total_items,
+        "bytes": plan.total_bytes,
+        "shards": shard_totals(plan),
+        "miniBatches": [
+            {"id": mb.id, "shard": mb.shard, "bytes": mb.bytes, "items": mb.item_count,
+             "files": len(mb.items), "firstFile": mb.items[0] if mb.items else None,
+             "table": mb.table.to_dict() if mb.table is not None else None}
+            for mb in plan.mini_batches],
+    }
 
 
 def describe_slice(table: TableSlice | None) -> str:

@@ -64,7 +64,7 @@ def output_lock(output: Storage) -> Iterator[None]:
         except BlockingIOError:
             raise OutputInUse(
                 f"output {output.uri} is in use by {holder_text(os.pread(fd, 4096, 0))}; "
-                "wait for it to finish or stop it, or pass another --output"
+                "wait for it to finish or stop it, or pass another --output-uri"
             ) from None
         me = {"host": socket.gethostname(), "pid": os.getpid(), "started": time.time()}
         data = json.dumps(me).encode()
@@ -85,7 +85,7 @@ def object_claim(output: Storage) -> Iterator[None]:
         holder = live_claim(output, mine)
         if holder is not None:
             raise OutputInUse(f"output {output.uri} is in use by {holder_text(holder)}; wait for "
-                              "it to finish or stop it, or pass another --output")
+                              "it to finish or stop it, or pass another --output-uri")
         stop = threading.Event()
         refresher = threading.Thread(target=refresh_claim, args=(output, mine, me, stop),
                                      daemon=True, name="prs-output-claim")

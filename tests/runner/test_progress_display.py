@@ -1,0 +1,82 @@
+"""What a person sees while `prs run` works: a live bar on a terminal (a real pseudo-terminal
+here), plain lines in a log, both with mini-batches and items done, rate, ETA and failures."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import pty
+import struct
+import subprocess
+import sys
+import termios
+
+from tests.runner.conftest import MakeStep
+
+SCRIPT = """
+import time
+def init():
+    pass
+def run(mini_batch):
+    time.sleep(0.05)
+    if any(path.endswith("item0007.txt") for path in mini_batch):
+        raise ValueError("seven")
+    return list(mini_batch)
+"""
+
+
+def read_all(fd: int) -> bytes:
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(fd, 1 << 16)
+        except OSError:  # EIO: the terminal's other side is closed
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def test_a_terminal_shows_a_bar_with_items_failures_rate_and_eta(make_step: MakeStep) -> None:
+    step = make_step(SCRIPT, files=40, errorThreshold=-1, nodeCount=1, processCountPerNode=2)
+    controller, terminal = pty.openpty()
+    fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "prs_runner.commands.prs_cli", "run", str(step.step)],
+        stdin=subprocess.DEVNULL, stdout=terminal, stderr=terminal)
+    os.close(terminal)
+    shown = read_all(controller).decode()
+    os.close(controller)
+    assert process.wait(timeout=120) == 0, shown
+    last_bar = [part for part in shown.split("\r") if "mini-batches," in part][-1]
+    assert "100%|" in last_bar
+    assert "20/20 mini-batches, 40 items, failed: 1 mini-batch, 2 items" in last_bar
+    assert "/s  ETA " in last_bar
+
+
+def test_a_log_gets_plain_lines_without_carriage_returns(make_step: MakeStep) -> None:
+    step = make_step(SCRIPT, files=40, errorThreshold=-1, nodeCount=1, processCountPerNode=2)
+    done = step.run()
+    assert done.returncode == 0, done.stderr
+    assert "\r" not in done.stderr
+    assert "mini-batches: 19 succeeded, 1 failed" in done.stdout + done.stderr
+
+
+def test_output_json_prints_one_document_for_scripts(make_step: MakeStep) -> None:
+    step = make_step(SCRIPT, files=40, errorThreshold=-1, nodeCount=2, processCountPerNode=1)
+    planned = subprocess.run(
+        [sys.executable, "-m", "prs_runner.commands.prs_cli", "plan", str(step.step),
+         "-o", "json"], capture_output=True, text=True, timeout=120)
+    assert planned.returncode == 0, planned.stderr
+    plan = json.loads(planned.stdout)
+    assert plan["miniBatchCount"] == 20 and plan["items"] == 40
+    assert [shard["shard"] for shard in plan["shards"]] == [0, 1]
+    assert sum(shard["miniBatches"] for shard in plan["shards"]) == 20
+    done = step.run("-o", "json")
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)  # nothing else on stdout
+    assert result["status"] == "Succeeded" and result["reused"] is False
+    assert result["miniBatches"] == {"total": 20, "succeeded": 19, "failed": 1, "pending": 0}
+    assert result == {**step.job_result(), "reused": False, "processCountPerNode": None}
