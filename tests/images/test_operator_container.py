@@ -83,5 +83,6 @@ def test_the_operator_image_holds_no_data_stack(docker_engine: DockerEngine,
     runner_size = docker_engine.image_size(runner_image)
     print(f"operator image {operator_size / 2**20:.0f} MiB, runner image "
           f"{runner_size / 2**20:.0f} MiB")
-    # The runner image carries pandas and pyarrow (well over 100 MB); the operator must not.
-    assert runner_size - operator_size > 100 * 2**20
+    # pandas, pyarrow and numpy take ~100 MiB of the runner image (their tests and headers
+    # already dropped): the operator image is that much smaller (283 vs 383 MiB when written).
+    assert runner_size - operator_size > 80 * 2**20
