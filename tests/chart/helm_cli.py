@@ -68,6 +68,19 @@ class Helm:
             raise HelmError(f"helm template failed:\n{done.stderr}")
         return [doc for doc in yaml.safe_load_all(done.stdout) if doc]
 
+    def notes(self, values: Mapping[str, Any]) -> str:
+        """What `helm install` prints after installing (NOTES.txt), from a client-side dry
+        run: `helm template` does not render the notes, and a client dry run needs no
+        cluster."""
+        done = self.run("install", "prs", str(CHART), "--namespace", "prs-system",
+                        "--dry-run=client", *values_args(values))
+        if done.returncode != 0:
+            raise HelmError(f"helm install --dry-run=client failed:\n{done.stderr}")
+        head, marker, notes = done.stdout.partition("\nNOTES:\n")
+        if not marker:
+            raise HelmError(f"helm install --dry-run=client printed no NOTES:\n{head[-2000:]}")
+        return notes
+
 
 def values_args(values: Mapping[str, Any]) -> list[str]:
     """--set-json flags, one a top-level key: values keep their JSON types (5 stays a number)."""

@@ -1,7 +1,7 @@
 """The chart's optional parts rendered by the real helm CLI: each is absent by default and
 renders as expected when enabled (aggregated user roles, NetworkPolicy, PodDisruptionBudget,
-topology spread, extra env and volumes), the pod template's config checksum, and
-`helm lint --strict` with every option on."""
+topology spread, extra env and volumes), the install notes' warnings, the pod template's config
+checksum, and `helm lint --strict` with every option on."""
 
 from __future__ import annotations
 
@@ -120,8 +120,11 @@ def test_network_policy_namespaced_with_scraper_and_api_server_cidrs(helm: Helm)
         ({"enabled": True, "maxUnavailable": "50%"}, {"maxUnavailable": "50%"}),
         ({"enabled": True, "minAvailable": 1}, {"minAvailable": 1}),
         ({"enabled": True, "minAvailable": 0}, {"minAvailable": 0}),
+        ({"enabled": True, "maxUnavailable": 0}, {"maxUnavailable": 0}),
+        ({"enabled": True, "maxUnavailable": None}, {"maxUnavailable": 1}),
     ],
-    ids=["default", "percentage", "min-available", "min-available-zero"],
+    ids=["default", "percentage", "min-available", "min-available-zero", "max-unavailable-zero",
+         "max-unavailable-null"],
 )
 def test_pod_disruption_budget(
     helm: Helm, budget: dict[str, Any], expected: dict[str, Any]
@@ -131,6 +134,18 @@ def test_pod_disruption_budget(
     selector = spec.pop("selector")
     assert spec == expected
     assert selector == only(docs, "Deployment")["spec"]["selector"]
+
+
+def test_pod_disruption_budget_set_to_null_on_the_command_line_falls_back_to_one(
+    helm: Helm,
+) -> None:
+    done = helm.template_run({}, "prs", "prs-system",
+                             "--set", "podDisruptionBudget.enabled=true",
+                             "--set", "podDisruptionBudget.maxUnavailable=null")
+    assert done.returncode == 0, done.stderr
+    (budget,) = [d for d in yaml.safe_load_all(done.stdout)
+                 if d and d["kind"] == "PodDisruptionBudget"]
+    assert {k: v for k, v in budget["spec"].items() if k != "selector"} == {"maxUnavailable": 1}
 
 
 def test_topology_spread_gets_the_pods_selector_unless_given_one(helm: Helm) -> None:
@@ -196,14 +211,13 @@ def test_pod_annotations_keep_the_checksum(helm: Helm) -> None:
          "/networkPolicy/apiServerPorts"),
         ({"podDisruptionBudget": {"enabled": True, "maxUnavailable": "most"}},
          "/podDisruptionBudget/maxUnavailable"),
-        ({"extraEnv": [{"name": "PRS_LOG_LEVEL", "value": "DEBUG"}]}, "/extraEnv/0/name"),
         ({"extraVolumeMounts": [{"name": "ca"}]}, "/extraVolumeMounts/0"),
         ({"topologySpreadConstraints": [{"maxSkew": 1}]}, "/topologySpreadConstraints/0"),
         ({"rbac": {"create": True, "aggregateToDefaultRoles": "yes"}},
          "/rbac/aggregateToDefaultRoles"),
     ],
     ids=["policy-unknown-key", "cidr-without-prefix", "no-api-server-port", "budget-word",
-         "env-prs-name", "mount-without-path", "spread-without-key", "aggregate-string"],
+         "mount-without-path", "spread-without-key", "aggregate-string"],
 )
 def test_schema_rejects_bad_option_values(
     helm: Helm, values: dict[str, Any], message: str
@@ -211,3 +225,42 @@ def test_schema_rejects_bad_option_values(
     done = helm.template_run(values)
     assert done.returncode != 0, done.stdout
     assert message in done.stderr
+
+
+@pytest.mark.parametrize("name", ["PRS_LOG_LEVEL", "PRS_NAMESPACES"])
+def test_extra_env_refuses_the_charts_own_settings_in_one_line(helm: Helm, name: str) -> None:
+    done = helm.template_run({"extraEnv": [{"name": "HTTPS_PROXY", "value": "x"},
+                                           {"name": name, "value": "DEBUG"}]})
+    assert done.returncode != 0, done.stdout
+    (line,) = [line for line in done.stderr.splitlines() if "extraEnv" in line]
+    assert line.endswith(
+        f"extraEnv: {name}: PRS_* variables are the chart's own settings; set them through "
+        "the chart's values (logLevel, watchNamespaces, runnerImage, service.port, progressKey)"
+    ), done.stderr
+    assert "'not' failed" not in done.stderr
+
+
+SCRAPES_BLOCKED = "WARNING: Prometheus cannot scrape the operator"
+SCRAPER = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}
+
+
+@pytest.mark.parametrize(
+    ("values", "warned"),
+    [
+        ({"networkPolicy": {"enabled": True}, "serviceMonitor": {"enabled": True}}, True),
+        ({"networkPolicy": {"enabled": True, "metricsFrom": [SCRAPER]},
+          "serviceMonitor": {"enabled": True}}, False),
+        ({"networkPolicy": {"enabled": True}}, False),
+        ({"serviceMonitor": {"enabled": True}}, False),
+    ],
+    ids=["policy-and-monitor-without-scraper", "scraper-listed", "no-monitor", "no-policy"],
+)
+def test_notes_warn_when_the_network_policy_blocks_the_service_monitor(
+    helm: Helm, values: dict[str, Any], warned: bool
+) -> None:
+    notes = helm.notes(values)
+    assert notes.startswith("The ParallelRunStep operator is installed as"), notes
+    assert (SCRAPES_BLOCKED in notes) == warned, notes
+    if warned:
+        assert "networkPolicy.metricsFrom is empty" in notes
+        assert "--set-json 'networkPolicy.metricsFrom=[" in notes

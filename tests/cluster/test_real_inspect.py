@@ -47,6 +47,8 @@ if index == 1 and failures == 0:
     print("shard 1 gives up on its first try", flush=True)
     sys.exit(1)
 report(2)
+sys.stdout.buffer.write(b"bytes \\xff\\xfe that are not UTF-8\\n")  # a script may print anything
+sys.stdout.flush()
 print(f"shard {index} working", flush=True)
 time.sleep(float(os.environ["SLEEP"]))
 report(3, final=True)
@@ -244,7 +246,8 @@ def test_status_and_logs_of_a_steps_pods_on_real_nodes(
     assert shown.index("[shard-0] shard 0 starting, try 1") < shown.index(
         "[shard-0] shard 0 working")
     assert {line.split("]")[0] for line in shown} == {"[shard-0", "[shard-1"}
-    assert len(shown) == 2 * 4, logs.stdout  # starting, report, working, final report
+    assert len(shown) == 2 * 5, logs.stdout  # starting, report, bytes, working, final report
+    assert "[shard-0] bytes \ufffd\ufffd that are not UTF-8" in shown, logs.stdout
 
     one = prs("logs", NAME, "--context", "inspect", "--shard", "1", "--timestamps",
               kubeconfig=kubeconfig)

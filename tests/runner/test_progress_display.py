@@ -42,7 +42,8 @@ def read_all(fd: int) -> bytes:
 def test_a_terminal_shows_a_bar_with_items_failures_rate_and_eta(make_step: MakeStep) -> None:
     step = make_step(SCRIPT, files=40, errorThreshold=-1, nodeCount=1, processCountPerNode=2)
     controller, terminal = pty.openpty()
-    fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
+    # 80 columns, the narrowest common width: the rate and the ETA must still show
+    fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 80, 0, 0))
     process = subprocess.Popen(
         [sys.executable, "-m", "prs_runner.commands.prs_cli", "run", str(step.step)],
         stdin=subprocess.DEVNULL, stdout=terminal, stderr=terminal)
@@ -52,8 +53,8 @@ def test_a_terminal_shows_a_bar_with_items_failures_rate_and_eta(make_step: Make
     assert process.wait(timeout=120) == 0, shown
     last_bar = [part for part in shown.split("\r") if "mini-batches," in part][-1]
     assert "100%|" in last_bar
-    assert "20/20 mini-batches, 40 items, failed: 1 mini-batch, 2 items" in last_bar
-    assert "/s  ETA " in last_bar
+    assert "20/20 mini-batches, 40 items, 1 failed (2 items)  ETA 00:00" in last_bar
+    assert last_bar.rstrip().endswith("/s"), last_bar  # nothing cut at 80 columns
 
 
 def test_a_log_gets_plain_lines_without_carriage_returns(make_step: MakeStep) -> None:
@@ -79,4 +80,12 @@ def test_output_json_prints_one_document_for_scripts(make_step: MakeStep) -> Non
     result = json.loads(done.stdout)  # nothing else on stdout
     assert result["status"] == "Succeeded" and result["reused"] is False
     assert result["miniBatches"] == {"total": 20, "succeeded": 19, "failed": 1, "pending": 0}
-    assert result == {**step.job_result(), "reused": False, "processCountPerNode": None}
+    page = str(step.out / "_prs/report/index.html")
+    assert result == {**step.job_result(), "reused": False, "report": page,
+                      "processCountPerNode": None}
+    (step.out / "_prs/report/index.html").unlink()  # as in an output merged before pages
+    again = step.run()
+    assert again.returncode == 0, again.stderr
+    assert f"  report: {page}\n" in again.stdout
+    assert "reused the result of an earlier identical run" in again.stdout
+    assert (step.out / "_prs/report/index.html").is_file()  # built for the reused result

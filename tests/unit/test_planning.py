@@ -193,17 +193,17 @@ def test_text_encoding_rejects_a_string() -> None:
 
 @pytest.mark.parametrize(("counts", "total", "elapsed", "resumed", "expected"), [
     pytest.param(Counts(3, 1, 30, 2, 30), 8, 2.0, 0,
-                 "4/8 mini-batches (50%)  32 items, failed: 1 mini-batch, 2 items  "
+                 "4/8 mini-batches (50%)  32 items, 1 failed (2 items)  "
                  "2.0/s  ETA 0:00:02", id="half-way"),
     pytest.param(Counts(), 8, 0.0, 0,
-                 "0/8 mini-batches (0%)  0 items, failed: 0 mini-batches, 0 items  "
+                 "0/8 mini-batches (0%)  0 items, no failures  "
                  "0.0/s  ETA ?", id="nothing-yet"),
     # the rate counts this run only: the 6 resumed mini-batches took no time here
     pytest.param(Counts(7, 0, 1234, 1, 0), 10, 4.0, 6,
-                 "7/10 mini-batches (70%)  1,235 items, failed: 0 mini-batches, 1 item  "
+                 "7/10 mini-batches (70%)  1,235 items, 0 failed (1 item)  "
                  "0.2/s  ETA 0:00:12", id="resumed"),
     pytest.param(Counts(0, 0, 0, 0, 0), 0, 1.0, 0,
-                 "0/0 mini-batches (100%)  0 items, failed: 0 mini-batches, 0 items  "
+                 "0/0 mini-batches (100%)  0 items, no failures  "
                  "0.0/s  ETA ?", id="empty-plan"),
 ])
 def test_progress_line(counts: Counts, total: int, elapsed: float, resumed: int,
@@ -228,7 +228,7 @@ def test_a_terminal_gets_a_bar_with_items_failures_and_eta() -> None:
     progress.close()
     final = terminal.getvalue().rsplit("\r", 1)[-1]
     assert "4/10 mini-batches" in final and final.endswith("\n")
-    assert "42 items, failed: 1 mini-batch, 2 items" in final
+    assert "42 items, 1 failed (2 items)" in final
     assert " 40%|" in final
 
 

@@ -20,7 +20,15 @@ from prs_runner.output.run_report import (
     gather,
 )
 from prs_runner.output.run_report_logs import LogExcerpt
-from prs_runner.output.run_report_page import POLICY, render_page, utc
+from prs_runner.output.run_report_page import (
+    ERROR_TEXT_CHARS,
+    POLICY,
+    TRACEBACK_CHARS,
+    cut,
+    escape,
+    render_page,
+    utc,
+)
 from tests.unit.test_run_report import lines_of
 
 T0 = 1_767_225_600.0
@@ -261,6 +269,46 @@ def test_every_text_from_the_run_is_escaped() -> None:
     assert text.count(HOSTILE.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
                       .replace('"', "&quot;")) >= 12
     assert tree.all("title")[0].text == f"{HOSTILE}: run report"
+
+
+@pytest.mark.parametrize(("text", "shown"), [
+    ("plain \t tab\r\nline", "plain \t tab\r\nline"),
+    ("nul\x00 bel\x07 bs\x08 vt\x0b ff\x0c so\x0e", r"nul\x00 bel\x07 bs\x08 vt\x0b ff\x0c so\x0e"),
+    ("esc\x1b[31m us\x1f", r"esc\x1b[31m us\x1f"),
+    ("del\x7f c1\x80\x9f", r"del\x7f c1\x80\x9f"),
+    (" ~\xa0é<&>\"'", " ~\xa0é&lt;&amp;&gt;&quot;&#x27;"),
+])
+def test_control_characters_are_shown_as_escapes(text: str, shown: str) -> None:
+    assert escape(text) == shown
+
+
+def test_no_control_character_reaches_the_page() -> None:
+    noisy = "bad\x00\x1b\x07\x7f end"
+    job = {**JOB, "stepName": noisy, "message": noisy,
+           "firstError": {"type": noisy, "message": noisy, "traceback": noisy}}
+    outcomes = [{"shard": 0, "status": "Failed", "reason": noisy, "message": noisy}]
+    rows = [row(1, status="failed", error=noisy)]
+    text = render_page(job, outcomes, gather(lines_of(rows)), {1: LogExcerpt(3, noisy)})
+    assert not re.search("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]", text)
+    assert text.count(r"bad\x00\x1b\x07\x7f end") == 10
+
+
+@pytest.mark.parametrize(("text", "most", "cut_text"), [
+    ("abc", 3, "abc"), ("abcd", 3, "abc... (4 characters; see the worker's log)"),
+    ("x" * 1234, 2, "xx... (1,234 characters; see the worker's log)"), ("", 0, "")])
+def test_cut(text: str, most: int, cut_text: str) -> None:
+    assert cut(text, most) == cut_text
+
+
+def test_the_first_error_is_cut_as_each_failure_is() -> None:
+    assert (ERROR_TEXT_CHARS, TRACEBACK_CHARS) == (2000, 20_000)
+    job = {"firstError": {"type": "E", "message": "m" * 5_000_000, "traceback": "t" * 50_000}}
+    text = render_page(job, [], gather(lines_of([row(0)])), {})
+    assert len(text) < 40_000
+    first = section(parse(text), "Failures")
+    assert first == [f"First error: E: {'m' * 2000}... (5,000,000 characters; see the "
+                     "worker's log)", f"{'t' * 20_000}... (50,000 characters; see the worker's "
+                     "log)"]
 
 
 def test_the_page_allows_no_script_and_fetches_nothing() -> None:

@@ -4,17 +4,25 @@ a report it cannot write is said and never raised."""
 from __future__ import annotations
 
 import csv
+import io
 import json
 import logging
+import tracemalloc
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from prs_runner.output import run_report_writer
 from prs_runner.output.merge import REPORT_COLUMNS
 from prs_runner.output.run_report_writer import (
+    LOG_LINE_CHARS,
+    LOG_SCAN_BYTES,
     REPORT_PAGE,
     NoRunResults,
     build_run_report,
+    job_problem,
+    log_lines,
     read_job,
     read_outcomes,
     write_run_report,
@@ -122,3 +130,83 @@ def test_a_report_the_merge_cannot_write_is_logged_never_raised(
     with caplog.at_level(logging.WARNING):
         write_run_report_after_merge(Storage(str(tmp_path / "elsewhere")), {}, [])
     assert "NoRunResults" in caplog.records[0].getMessage()
+
+
+def test_a_lone_surrogate_is_written_as_its_escape(tmp_path: Path) -> None:
+    """os.fsdecode of a non-UTF-8 name gives one; the page shows it, and is written."""
+    output = write_output(tmp_path, [FAILED_ROW])
+    job = {"stepName": "s", "firstError": {"type": "RuntimeError", "message": "x \udcff"}}
+    (tmp_path / "_prs/report/job_result.json").write_text(json.dumps(job))
+    write_run_report(output)
+    assert "RuntimeError</b>: x \\udcff</p>" in (tmp_path / REPORT_PAGE).read_text()
+
+
+@pytest.mark.parametrize(("job", "problem"), [
+    ({}, None),
+    ({"startTime": 1767225600.5, "durationSeconds": 3, "output": {"rows": 0, "file": 1},
+      "firstError": {"type": 1}, "status": ["any"]}, None),
+    ({"startTime": None, "durationSeconds": None, "output": None, "firstError": None}, None),
+    ({"startTime": 0, "durationSeconds": 0.0, "output": {"rows": None}}, None),
+    ({"startTime": 2.4e11}, None),
+    ({"startTime": "yesterday"}, 'startTime is "yesterday", not a number of seconds'),
+    ({"startTime": True}, "startTime is true, not a number of seconds"),
+    ({"startTime": -1}, "startTime is -1, not a number of seconds"),
+    ({"startTime": 2.5e11}, "startTime is 250000000000.0, not a number of seconds"),
+    ({"startTime": 1e400}, "startTime is Infinity, not a number of seconds"),
+    ({"durationSeconds": [1]}, "durationSeconds is [1], not a number of seconds"),
+    ({"durationSeconds": "x" * 100}, f'durationSeconds is "{"x" * 39}, not a number of seconds'),
+    ({"output": "out.txt"}, 'output is "out.txt", not an object'),
+    ({"firstError": [1]}, "firstError is [1], not an object"),
+    ({"output": {"rows": "many"}}, 'output.rows is "many", not a count'),
+    ({"output": {"rows": 1.5}}, "output.rows is 1.5, not a count"),
+    ({"output": {"rows": False}}, "output.rows is false, not a count"),
+    ({"output": {"rows": -1}}, "output.rows is -1, not a count"),
+])
+def test_job_problem(job: dict[str, Any], problem: str | None) -> None:
+    assert job_problem(job) == problem
+
+
+@pytest.mark.parametrize("job", [{"startTime": "yesterday"}, {"output": {"rows": "many"}}])
+def test_a_job_result_of_wrong_types_is_refused_in_one_line(
+    tmp_path: Path, job: dict[str, Any]
+) -> None:
+    output = write_output(tmp_path, [FAILED_ROW])
+    (tmp_path / "_prs/report/job_result.json").write_text(json.dumps(job))
+    with pytest.raises(NoRunResults, match=(
+            rf"^{tmp_path}/_prs/report/job_result\.json is not as the merge writes it "
+            r"\(.* not a (number of seconds|count)\); run the step again to write it anew$")):
+        write_run_report(output)
+    assert "<h1>s</h1>" in build_run_report(output, {"stepName": "s"}, [])  # the merge's own
+
+
+def test_log_lines_cut_an_over_long_line_and_go_on() -> None:
+    assert LOG_LINE_CHARS == 64 << 10 and LOG_SCAN_BYTES == 64 << 20
+    text = "a\n" + "x" * (3 * LOG_LINE_CHARS + 5) + "\nb\n" + "y" * LOG_LINE_CHARS + "\nc"
+    assert list(log_lines(io.BytesIO(text.encode()))) == [
+        "a\n", "x" * LOG_LINE_CHARS, "b\n", "y" * LOG_LINE_CHARS, "c"]
+
+
+def test_log_lines_stop_after_the_scanned_bytes(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(run_report_writer, "LOG_SCAN_BYTES", 10)
+    monkeypatch.setattr(run_report_writer, "LOG_LINE_CHARS", 4)
+    assert list(log_lines(io.BytesIO(b"abc\ndefgh\nij\nk\n"))) == ["abc\n", "defg"]
+    assert list(log_lines(io.BytesIO(b"abc\nde\nfg\n"))) == ["abc\n", "de\n", "fg\n"]
+    assert list(log_lines(io.BytesIO(b"abc\nde\nfgh\n"))) == ["abc\n", "de\n"]
+    assert list(log_lines(io.BytesIO(b"abcdefghijklmnop\nq\n"))) == []
+    assert list(log_lines(io.BytesIO(b"abcdefghi\nq\n"))) == ["abcd"]
+
+
+def test_a_log_of_one_huge_line_is_read_in_bounded_memory(tmp_path: Path) -> None:
+    """A worker that printed a whole file on one line: its log is never held whole."""
+    output = write_output(tmp_path, [FAILED_ROW])
+    with (tmp_path / "_prs/logs/0/1.log").open("a") as log:
+        log.write("y" * (32 << 20))
+        log.write("\n" + LOG)
+    tracemalloc.start()
+    try:
+        text = build_run_report(output, {}, [])
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 << 20, f"peak {peak:,} bytes"
+    assert "line 7" in text and "ValueError: four</pre>" in text

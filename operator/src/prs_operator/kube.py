@@ -51,8 +51,15 @@ def api_reason(error: ApiException) -> tuple[str, str]:
         body = json.loads(error.body or "{}")
     except ValueError:
         body = {}
+    if not isinstance(body, dict):
+        body = {}
+    # A proxy's HTML error page is no Status: its first line stands for it, not 24 KB.
+    raw = str(error.body or "").strip().split("\n", 1)[0][:RAW_BODY_CHARS]
     return (str(body.get("reason") or error.reason or "Error"),
-            str(body.get("message") or error.body or error.reason or ""))
+            str(body.get("message") or raw or error.reason or ""))
+
+
+RAW_BODY_CHARS = 200
 
 
 class Cluster:

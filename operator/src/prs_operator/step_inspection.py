@@ -42,10 +42,15 @@ class StepReader:
             found: dict[str, Any] = self.custom.get_namespaced_custom_object(
                 GROUP, VERSION, self.namespace, PLURAL, name)
         except ApiException as error:
-            if error.status == 404:
+            if error.status == 404 and not_found_name(error) == name:
                 raise StepNotFound(f"no ParallelRunStep {name!r} in namespace "
                                    f"{self.namespace!r} (kubectl get prs -n "
                                    f"{self.namespace})") from None
+            if error.status == 404:  # the type itself: no object was looked for
+                raise StepNotFound(
+                    f"the API server does not serve {PLURAL}.{GROUP}/{VERSION}: is the "
+                    "ParallelRunStep CRD installed? (kubectl get crd "
+                    f"{PLURAL}.{GROUP}; the chart installs it)") from None
             raise
         return found
 
@@ -68,12 +73,19 @@ class StepReader:
     def tail(self, pod: str) -> str:
         """The end of a pod's log; "" when it cannot be read (not started, node gone)."""
         try:
-            text: str = self.core.read_namespaced_pod_log(
-                pod, self.namespace, container=CONTAINER, tail_lines=TAIL_LINES,
-                limit_bytes=TAIL_BYTES)
+            return self.log_text(pod, tail_lines=TAIL_LINES, limit_bytes=TAIL_BYTES)
         except ApiException:
             return ""
-        return text
+
+    def log_text(self, pod: str, **query: Any) -> str:
+        """A pod's log as text: bytes that are not UTF-8 (a script may print anything)
+        become U+FFFD, as in a follow, instead of failing the whole command."""
+        response = self.core.read_namespaced_pod_log(
+            pod, self.namespace, container=CONTAINER, _preload_content=False, **query)
+        try:
+            return bytes(response.data).decode(errors="replace")
+        finally:
+            response.release_conn()
 
     def overview(self, name: str) -> Overview:
         step = self.step(name)
@@ -85,9 +97,7 @@ class StepReader:
         return overview(step, pods, tails)
 
     def log(self, pod: str, timestamps: bool) -> str:
-        text: str = self.core.read_namespaced_pod_log(
-            pod, self.namespace, container=CONTAINER, timestamps=timestamps)
-        return text
+        return self.log_text(pod, timestamps=timestamps)
 
     def stream(self, pod: str, timestamps: bool) -> Iterator[str]:
         """A pod's log line by line as it grows, until its container ends."""
@@ -104,6 +114,18 @@ class StepReader:
                 yield pending.decode(errors="replace")
         finally:
             response.release_conn()
+
+
+def not_found_name(error: ApiException) -> str | None:
+    """The name in a 404's Status details: set when an object is missing, absent when the
+    resource type is (a CRD not installed)."""
+    try:
+        body = json.loads(error.body or "{}")
+    except ValueError:
+        return None
+    details = body.get("details") if isinstance(body, dict) else None
+    name = details.get("name") if isinstance(details, dict) else None
+    return str(name) if name is not None else None
 
 
 class LogPump:

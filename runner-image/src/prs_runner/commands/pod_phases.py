@@ -12,6 +12,7 @@ from typing import Any
 
 from prs_runner.execution.local_run import build_plan, prepare_output
 from prs_runner.output.merge import JOB_RESULT, REPORT_DIR
+from prs_runner.output.run_report_writer import write_run_report_after_merge
 from prs_runner.planning.plan import Plan
 from prs_runner.planning.plan_store import read_header
 from prs_runner.step.spec import SpecError
@@ -70,6 +71,9 @@ def reuse_in_pod(plan_uri: str, source_uri: str, source_step: str) -> dict[str, 
     result = {**earlier, "stepName": plan.step_name, "reusedFrom": source_step,
               "output": {**earlier["output"], "uri": plan.step["output"]["uri"]}}
     target.write_atomic(JOB_RESULT, json.dumps(result, indent=2).encode())
+    # Every output has its report; the earlier step's shards and logs are not copied, so the
+    # page shows the copied rows and result (a failure to write it is one logged line).
+    write_run_report_after_merge(target, result, [])
     return result
 
 

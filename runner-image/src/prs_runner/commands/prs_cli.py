@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 # The rest is imported when a command runs: `prs run` starts its first shard before that.
 
 
-def print_summary(name: str, result: dict[str, Any], reused: bool) -> None:
+def print_summary(name: str, result: dict[str, Any], reused: bool, report: str | None) -> None:
     batches, items, output = result["miniBatches"], result["items"], result["output"]
     status = result["status"]
     head = f"{status}: {name}"
@@ -43,7 +43,8 @@ def print_summary(name: str, result: dict[str, Any], reused: bool) -> None:
     root = output["uri"].rstrip("/")
     if output.get("file"):
         lines.append(f"  output: {root}/{output['file']} ({output['rows']} rows)")
-    lines.append(f"  report: {root}/_prs/report/index.html")
+    lines.append(f"  report: {report}" if report else
+                 f"  report: not written (said above); `prs report {root}` builds it")
     print("\n".join(lines))
 
 
@@ -64,10 +65,10 @@ def command_run(args: argparse.Namespace) -> int:
 
         chosen = local_process_count(step.spec["nodeCount"])
     if args.output == "json":  # job_result.json's content, and what only this run knows
-        print_json({**outcome.result, "reused": outcome.reused,
+        print_json({**outcome.result, "reused": outcome.reused, "report": outcome.report,
                     "processCountPerNode": chosen[0] if chosen else None})
     else:
-        print_summary(step.name, outcome.result, outcome.reused)
+        print_summary(step.name, outcome.result, outcome.reused, outcome.report)
         if chosen:
             print(f"  processes: {chosen[0]} per shard, one per CPU ({chosen[1]}); "
                   "processCountPerNode sets another number")

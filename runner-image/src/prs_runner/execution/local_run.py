@@ -14,7 +14,8 @@ from typing import Any, TextIO
 from prs_runner.execution.cpu_share import local_process_count
 from prs_runner.execution.local_shards import ShardRunner, start_shards
 from prs_runner.output.committed_set import CommittedSet
-from prs_runner.output.merge import JOB_RESULT, merge_results, read_shard_outcomes
+from prs_runner.output.merge import JOB_RESULT, REPORT_DIR, merge_results, read_shard_outcomes
+from prs_runner.output.run_report_writer import REPORT_PAGE, write_run_report_after_merge
 from prs_runner.planning.fingerprint import compute_fingerprint
 from prs_runner.planning.mltable import MLTABLE_FILE, parse_mltable
 from prs_runner.planning.plan import MiniBatch, Plan, PlanHeader, plan_file_partitions, plan_files
@@ -42,6 +43,7 @@ STEP_FILE = f"_prs/{STEP_FILE_NAME}"
 class RunResult:
     result: dict[str, Any]
     reused: bool
+    report: str | None = None  # the HTML page's path or URI, when there is one
 
 
 def resolve_spec(step: Step) -> dict[str, Any]:
@@ -292,7 +294,12 @@ def run_locked(step: Step, survey: Survey, output: Storage, fresh: bool, started
                runner: ShardRunner) -> RunResult:
     earlier = reusable_result(output, survey.spec, survey.fingerprint, fresh)
     if earlier is not None:
-        return RunResult(earlier, reused=True)
+        if "index.html" not in output.list_names(REPORT_DIR):
+            # merged before runs had a page, or its writing failed then: built now, as the
+            # merge would have (a failure is said in one line and changes nothing)
+            write_run_report_after_merge(
+                output, earlier, read_shard_outcomes(output, survey.spec["nodeCount"]))
+        return RunResult(earlier, reused=True, report=report_page(output))
     header = None if fresh else kept_plan(output, survey.spec, survey.fingerprint)
     if not clear_for_run(output, survey.spec, survey.fingerprint, fresh, header is not None):
         header = None
@@ -312,7 +319,15 @@ def run_locked(step: Step, survey: Survey, output: Storage, fresh: bool, started
     override = runner.run(header.mini_batch_count)
     outcomes = read_shard_outcomes(output, header.node_count)
     plan = plan or read_plan(output.uri_of(PLAN_FILE))
-    return RunResult(merge_results(plan, output, outcomes, started, override), reused=False)
+    result = merge_results(plan, output, outcomes, started, override)
+    return RunResult(result, reused=False, report=report_page(output))
+
+
+def report_page(output: Storage) -> str | None:
+    """Where the run's HTML page is, or None when it could not be written (said then)."""
+    if "index.html" not in output.list_names(REPORT_DIR):
+        return None
+    return output.uri_of(REPORT_PAGE)
 
 
 def opening_writer(output: Storage, survey: Survey) -> Publish | None:

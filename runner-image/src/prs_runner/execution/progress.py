@@ -8,6 +8,8 @@ pipes get a plain line instead: a bar redrawn with carriage returns is noise in 
 
 from __future__ import annotations
 
+import io
+import os
 import time
 from typing import NoReturn, TextIO
 
@@ -17,9 +19,11 @@ from prs_runner.step.thresholds import Counts
 
 PLAIN_INTERVAL = 5.0
 BAR_INTERVAL = 0.2
+FALLBACK_COLUMNS = 100
 # unit "" makes tqdm's rate read "12.5/s": the unit is already in the text before it.
+# On a narrow terminal tqdm cuts the end of the line: the rate goes first, the ETA stays.
 BAR_FORMAT = ("{percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} mini-batches{postfix}  "
-              "{rate_fmt}  ETA {remaining}")
+              "ETA {remaining}  {rate_fmt}")
 
 
 def format_duration(seconds: float) -> str:
@@ -32,11 +36,13 @@ def counted(count: int, one: str, many: str) -> str:
 
 
 def done_and_failed(counts: Counts) -> str:
-    """Items done and failures so far: what the bar's numbers do not say."""
-    items = counts.items_succeeded + counts.items_failed
-    return (f"{counted(items, 'item', 'items')}, failed: "
-            f"{counted(counts.mini_batches_failed, 'mini-batch', 'mini-batches')}, "
-            f"{counted(counts.items_failed, 'item', 'items')}")
+    """Items done and failures so far: what the bar's numbers do not say (short, so that an
+    80-column terminal still shows the rate and the ETA)."""
+    items = counted(counts.items_succeeded + counts.items_failed, "item", "items")
+    if not counts.mini_batches_failed and not counts.items_failed:
+        return f"{items}, no failures"
+    return (f"{items}, {counts.mini_batches_failed:,} failed "
+            f"({counted(counts.items_failed, 'item', 'items')})")
 
 
 def progress_line(counts: Counts, total: int, elapsed: float, resumed: int) -> str:
@@ -47,6 +53,13 @@ def progress_line(counts: Counts, total: int, elapsed: float, resumed: int) -> s
     eta = format_duration((total - done) / rate) if rate > 0 else "?"
     return (f"{done:,}/{total:,} mini-batches ({percent}%)  {done_and_failed(counts)}  "
             f"{rate:.1f}/s  ETA {eta}")
+
+
+def terminal_columns(stream: TextIO) -> int:
+    try:
+        return os.get_terminal_size(stream.fileno()).columns
+    except (OSError, ValueError, io.UnsupportedOperation):  # not a real terminal
+        return 0
 
 
 class Progress:
@@ -61,9 +74,13 @@ class Progress:
     def live_bar(self) -> tqdm[NoReturn]:
         """The bar, made at the first update: `total` and `resumed` are known by then."""
         if self.bar is None:
+            # A terminal that reports no width (some CI pseudo-terminals) would get an empty
+            # bar from tqdm: it gets a fixed width instead.
+            sized = terminal_columns(self.stream) > 0
             self.bar = tqdm(total=self.total, initial=self.resumed, file=self.stream,
-                            bar_format=BAR_FORMAT, dynamic_ncols=True, mininterval=BAR_INTERVAL,
-                            unit="", leave=True)
+                            bar_format=BAR_FORMAT, dynamic_ncols=sized,
+                            ncols=None if sized else FALLBACK_COLUMNS,
+                            mininterval=BAR_INTERVAL, unit="", leave=True)
         return self.bar
 
     def update(self, counts: Counts) -> None:

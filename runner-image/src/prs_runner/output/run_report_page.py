@@ -9,9 +9,10 @@ shown, never run.
 
 from __future__ import annotations
 
+import html
+import re
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from html import escape
 from typing import Any
 
 from prs_runner.output.run_report import (
@@ -24,6 +25,24 @@ from prs_runner.output.run_report import (
 )
 from prs_runner.output.run_report_charts import offset_label, throughput_svg, timeline_svg
 from prs_runner.output.run_report_logs import LogExcerpt, log_path
+
+CONTROL_CHARACTERS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+ERROR_TEXT_CHARS = 2000  # of the first error's message, as of each failure's (the merge's cut)
+TRACEBACK_CHARS = 20_000  # of the first error's traceback
+
+
+def escape(text: str) -> str:
+    """TEXT from the run as HTML text: markup escaped, and control characters (NUL, ESC,
+    BEL..., which HTML forbids) shown as escapes, \\x1b; tab and line ends kept."""
+    return CONTROL_CHARACTERS.sub(lambda found: f"\\x{ord(found.group()):02x}",
+                                  html.escape(text))
+
+
+def cut(text: str, most: int) -> str:
+    if len(text) <= most:
+        return text
+    return f"{text[:most]}... ({len(text):,} characters; see the worker's log)"
+
 
 POLICY = "default-src 'none'; style-src 'unsafe-inline'"
 STYLE = """
@@ -153,10 +172,11 @@ def failures_section(job: Mapping[str, Any], data: ReportData,
         return "<h2>Failures</h2><p class=\"note\">None.</p>"
     parts = ["<h2>Failures</h2>"]
     if first:
+        message = cut(str(first.get("message")), ERROR_TEXT_CHARS)
         parts.append(f"<p>First error: <b>{escape(str(first.get('type')))}</b>: "
-                     f"{escape(str(first.get('message')))}</p>")
+                     f"{escape(message)}</p>")
         if first.get("traceback"):
-            parts.append(f"<pre>{escape(str(first['traceback']))}</pre>")
+            parts.append(f"<pre>{escape(cut(str(first['traceback']), TRACEBACK_CHARS))}</pre>")
     if data.failures_total > len(data.failures):
         parts.append(f'<p class="note">The first {FAILURES_SHOWN} of '
                      f"{data.failures_total:,} failed or stopped mini-batches; all are in "

@@ -9,6 +9,7 @@ import csv
 import io
 import json
 import logging
+import math
 from collections.abc import Iterator
 from typing import IO, Any
 
@@ -24,6 +25,7 @@ ROWS_FILE = "_prs/report/processed_mini_batches.csv"
 JOB_RESULT_FILE = "_prs/report/job_result.json"
 SHARDS_DIR = "_prs/shards"
 LOG_SCAN_BYTES = 64 << 20  # of a worker's log searched for tracebacks, at most
+LOG_LINE_CHARS = 64 << 10  # of one log line read; the rest of a longer line is skipped
 
 
 class NoRunResults(Exception):
@@ -35,7 +37,9 @@ def write_run_report(output: Storage, job: dict[str, Any] | None = None,
     """Build the page and publish it whole; where it is (a path, or a URI). JOB and
     OUTCOMES: what the merge already holds (read from the output when not given)."""
     page = build_run_report(output, job, outcomes)
-    output.write_atomic(REPORT_PAGE, page.encode("utf-8"))
+    # A lone surrogate (os.fsdecode of a non-UTF-8 name, in an error message) is shown as
+    # its escape, \udcff, rather than failing the page.
+    output.write_atomic(REPORT_PAGE, page.encode("utf-8", errors="backslashreplace"))
     return output.uri_of(REPORT_PAGE)
 
 
@@ -62,7 +66,12 @@ def build_run_report(output: Storage, job: dict[str, Any] | None = None,
         except (ValueError, IndexError, csv.Error) as error:
             raise NoRunResults(f"{output.uri}/{ROWS_FILE} is not as the merge writes it "
                                f"({error}); run the step again to write it anew") from None
-    job = read_job(output) if job is None else job
+    if job is None:
+        job = read_job(output)
+        problem = job_problem(job)
+        if problem:
+            raise NoRunResults(f"{output.uri}/{JOB_RESULT_FILE} is not as the merge writes it "
+                               f"({problem}); run the step again to write it anew")
     outcomes = read_outcomes(output) if outcomes is None else outcomes
     return render_page(job, outcomes, data, find_tracebacks(output, data.failures))
 
@@ -81,6 +90,30 @@ def read_job(output: Storage) -> dict[str, Any]:
         if isinstance(job, dict):
             return job
     return {}
+
+
+NUMBER_FIELDS = ("startTime", "durationSeconds")
+TABLE_FIELDS = ("output", "firstError")
+
+
+def job_problem(job: dict[str, Any]) -> str | None:
+    """What in a job_result.json (hand-edited, or corrupt) the page cannot show; None when
+    nothing. The page reads these fields as numbers and tables."""
+    for name in NUMBER_FIELDS:
+        if job.get(name) is not None and not is_moment(job[name]):
+            return f"{name} is {json.dumps(job[name])[:40]}, not a number of seconds"
+    for name in TABLE_FIELDS:
+        if job.get(name) is not None and not isinstance(job[name], dict):
+            return f"{name} is {json.dumps(job[name])[:40]}, not an object"
+    rows = (job.get("output") or {}).get("rows")
+    if rows is not None and (type(rows) is not int or rows < 0):
+        return f"output.rows is {json.dumps(rows)[:40]}, not a count"
+    return None
+
+
+def is_moment(value: Any) -> bool:
+    """A number of seconds the page can show as a time (a date up to the year 9999)."""
+    return type(value) in (int, float) and math.isfinite(value) and 0 <= value < 2.5e11
 
 
 def read_outcomes(output: Storage) -> list[dict[str, Any]]:
@@ -112,11 +145,17 @@ def find_tracebacks(output: Storage, failures: list[MiniBatchRow]) -> dict[int, 
 
 
 def log_lines(stream: IO[bytes]) -> Iterator[str]:
-    """A log's lines, up to LOG_SCAN_BYTES (a log holds whatever run() prints)."""
+    """A log's lines, up to LOG_SCAN_BYTES (a log holds whatever run() prints). A line is
+    read LOG_LINE_CHARS at most at a time, so that one without an end (a whole file printed
+    on one line) is never held whole: its first LOG_LINE_CHARS are given, the rest skipped."""
     text = io.TextIOWrapper(stream, encoding="utf-8", errors="replace", newline="")
     seen = 0
-    for line in text:
+    while line := text.readline(LOG_LINE_CHARS):
         seen += len(line)
+        rest = line
+        while (not rest.endswith("\n") and seen <= LOG_SCAN_BYTES
+               and (rest := text.readline(LOG_LINE_CHARS))):
+            seen += len(rest)
         if seen > LOG_SCAN_BYTES:
             return
         yield line
