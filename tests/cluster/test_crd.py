@@ -259,7 +259,7 @@ def test_status_subresource_and_printer_columns(
         c["name"]: c["jsonPath"]
         for c in served_crd["spec"]["versions"][0]["additionalPrinterColumns"]
     }
-    for name in ("Phase", "Progress", "Failed", "Nodes", "Duration", "Age"):
+    for name in ("Phase", "Progress", "ETA", "Failed", "Nodes", "Duration", "Age"):
         assert name in columns
     doc = full_document()
     doc["metadata"]["name"] = "columns-step"
@@ -285,6 +285,7 @@ def test_status_subresource_and_printer_columns(
         "output": {"uri": "./out/predict-digits", "file": "parallel_run_step.txt", "rows": 0},
         "reusedFrom": None,
         "progress": "120/180",
+        "eta": "2m6s",
         "duration": "4m12s",
         "message": "120 of 180 mini-batches done",
     }  # fmt: skip
@@ -308,9 +309,9 @@ def test_status_subresource_and_printer_columns(
     assert (control_plane.bin_dir / "kubectl").exists(), "no kubectl in the control plane build"
     table = control_plane.kubectl("get", "prs", "-n", crd_namespace).stdout.splitlines()
     header = table[0].split()
-    assert header == ["NAME", "PHASE", "PROGRESS", "FAILED", "NODES", "DURATION", "AGE"]
+    assert header == ["NAME", "PHASE", "PROGRESS", "ETA", "FAILED", "NODES", "DURATION", "AGE"]
     row = next(line.split() for line in table[1:] if line.startswith("columns-step"))
-    assert row[:6] == ["columns-step", "Running", "120/180", "7", "2", "4m12s"]
+    assert row[:7] == ["columns-step", "Running", "120/180", "2m6s", "7", "2", "4m12s"]
     wide = control_plane.kubectl("get", "prs", "-n", crd_namespace, "-o", "wide").stdout
     assert "MESSAGE" in wide.splitlines()[0]
     assert "120 of 180 mini-batches done" in wide
