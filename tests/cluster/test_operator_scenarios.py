@@ -165,14 +165,22 @@ def test_suspend_stops_the_pods_and_resume_keeps_committed_work(
     wait_for(lambda: not running_pods(control_plane, namespace, "pausing"), 30,
              "no pod once suspended")
     done_before = status_of(control_plane, namespace, "pausing")["miniBatches"]["succeeded"]
+    calls_dir = claim / "out" / "pausing" / "calls"
+    marks_before = {path.name for path in calls_dir.iterdir()}  # one per run() call begun
+    started_before = {name.split("-")[0] for name in marks_before}
     patch_step(control_plane, namespace, "pausing", {"spec": {"suspend": False}})
     status = wait_finished(control_plane, namespace, "pausing")
     assert condition_true(status, "Complete"), status
     assert output_lines(claim, "pausing") == NAMES[:40]
-    calls_per_batch = Counter(path.name.split("-")[0] for path in
-                              (claim / "out" / "pausing" / "calls").iterdir())
-    repeated = [batch for batch, count in calls_per_batch.items() if count > 1]
-    assert len(repeated) <= 2, f"redone after resume: {repeated} (done before: {done_before})"
+    # Committed work is kept: what runs again after the resume is at most what had begun
+    # and was not yet counted done when the pods stopped (in flight, or run twice by a
+    # shard taking over another's tail; the count may lag the commits, never lead them).
+    begun_after = Counter(path.name.split("-")[0] for path in calls_dir.iterdir()
+                          if path.name not in marks_before)
+    redone = sorted(batch for batch in begun_after if batch in started_before)
+    assert len(redone) <= max(len(started_before) - done_before, 0), (
+        f"redone after resume: {redone} (begun before: {len(started_before)}, "
+        f"done before: {done_before})")
 
 
 def test_a_queued_run_follows_kueues_protocol(
