@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from prs_runner.step.field_names import camel_case, suggestion
+from prs_runner.step.field_names import camel_case, field_placements, suggestion
 from prs_runner.step.validation import TOP_LEVEL_FIELDS, validate_document
 from tests.spec_cases import good_document
 
@@ -75,3 +75,40 @@ def test_a_section_that_is_not_an_object_reports_that_alone() -> None:
     doc["spec"]["nodeCount"] = 0
     assert validate_document(doc) == ["spec.code: must be an object",
                                       "spec.nodeCount: must be >= 1 (got 0)"]
+
+
+PLACES = {"nodeCount": ["nodeCount"], "entryScript": ["code.entryScript"],
+          "uri": ["input.uri", "output.uri"], "partitionKeys": ["input.partitionKeys"]}
+
+
+@pytest.mark.parametrize(("name", "section", "known", "expected"), [
+    ("entryScript", "", TOP_LEVEL_FIELDS, "; did you mean spec.code.entryScript?"),
+    ("uri", "", TOP_LEVEL_FIELDS, "; did you mean spec.input.uri or spec.output.uri?"),
+    ("nodeCount", "input", INPUT_FIELDS, "; did you mean spec.nodeCount?"),
+    ("node_count", "input", INPUT_FIELDS, "; did you mean spec.nodeCount?"),
+    # Nearer spellings at its own level come first: a typo there is likelier than a move.
+    ("partitionkeys", "input", INPUT_FIELDS, "; did you mean spec.input.partitionKeys?"),
+    ("colour", "", TOP_LEVEL_FIELDS, ""),
+], ids=lambda value: value if isinstance(value, str) and value else None)
+def test_a_field_at_the_wrong_level_gets_its_place(
+    name: str, section: str, known: set[str], expected: str
+) -> None:
+    assert suggestion(name, known, section, PLACES) == expected
+
+
+def test_field_placements_lists_every_place_top_level_first() -> None:
+    sections = {"output": {"uri"}, "input": {"uri", "glob"}}
+    assert field_placements({"uri", "nodeCount"}, sections) == {
+        "nodeCount": ["nodeCount"], "uri": ["uri", "input.uri", "output.uri"],
+        "glob": ["input.glob"]}
+
+
+def test_validation_places_fields_written_at_the_wrong_level() -> None:
+    doc = good_document()
+    doc["spec"]["entryScript"] = doc["spec"]["code"].pop("entryScript")
+    doc["spec"]["input"]["nodeCount"] = 2
+    assert validate_document(doc) == [
+        "spec.entryScript: unknown field; did you mean spec.code.entryScript?",
+        "spec.input.nodeCount: unknown field; did you mean spec.nodeCount?",
+        "spec.code.entryScript: required",
+    ]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Collection
+from collections.abc import Collection, Mapping, Sequence
 
 # Azure's names (v1 ParallelRunConfig, v2 parallel job) whose equivalent is not their
 # camelCase spelling, or lives in a section: the field (path under spec) to use instead.
@@ -37,8 +37,23 @@ def camel_case(name: str) -> str:
     return re.sub(r"_([a-z0-9])", lambda m: m.group(1).upper(), name)
 
 
-def suggestion(name: str, known: Collection[str], section: str = "") -> str:
-    """'; did you mean X?' for NAME under spec[.SECTION], or '' when nothing fits."""
+def field_placements(top: Collection[str],
+                     sections: Mapping[str, Collection[str]]) -> dict[str, list[str]]:
+    """Each field's paths under spec, top level first: {'uri': ['input.uri', 'output.uri']}."""
+    placements: dict[str, list[str]] = {name: [name] for name in sorted(top)}
+    for section, fields in sorted(sections.items()):
+        for name in sorted(fields):
+            placements.setdefault(name, []).append(f"{section}.{name}")
+    return placements
+
+
+def suggestion(name: str, known: Collection[str], section: str = "",
+               placements: Mapping[str, Sequence[str]] | None = None) -> str:
+    """'; did you mean X?' for NAME under spec[.SECTION], or '' when nothing fits.
+
+    PLACEMENTS maps each field of the spec to its paths under spec (`uri` ->
+    `input.uri`, `output.uri`): a field written at the wrong level (`spec.entryScript`)
+    gets the place it belongs, which no spelling check would find."""
     prefix = f"spec.{section}." if section else "spec."
     if not section and name in AZURE_NAMES:
         return f"; did you mean spec.{AZURE_NAMES[name]}? ({name} is Azure's name)"
@@ -48,5 +63,8 @@ def suggestion(name: str, known: Collection[str], section: str = "") -> str:
     by_lower = {k.lower(): k for k in known}
     if name.lower() in by_lower:
         return f"; did you mean {prefix}{by_lower[name.lower()]}?"
+    paths = (placements or {}).get(name) or (placements or {}).get(camel_case(name))
+    if paths:
+        return f"; did you mean {' or '.join(f'spec.{path}' for path in paths)}?"
     close = difflib.get_close_matches(name, list(known), n=1, cutoff=CLOSE_MATCH)
     return f"; did you mean {prefix}{close[0]}?" if close else ""

@@ -14,7 +14,7 @@ import yaml
 
 from prs_runner.step.argument_bindings import binding_problems
 from prs_runner.step.azure_arguments import argument_problems
-from prs_runner.step.field_names import suggestion
+from prs_runner.step.field_names import field_placements, suggestion
 from prs_runner.step.globs import GlobError, glob_to_regex
 from prs_runner.step.spec import (
     API_VERSION,
@@ -46,6 +46,7 @@ from prs_runner.step.spec import (
 from prs_runner.step.uris import UriError, parse_uri
 
 TOP_LEVEL_FIELDS = {*DEFAULTS, *SECTIONS, "miniBatchSize"}
+PLACEMENTS = field_placements(TOP_LEVEL_FIELDS, SECTIONS)
 
 
 def load_step(
@@ -170,8 +171,9 @@ def check_uris(spec: Mapping[str, Any]) -> list[str]:
 
 
 def check_shape(raw: Mapping[str, Any]) -> list[str]:
-    problems = [f"spec.{key}: unknown field{suggestion(str(key), TOP_LEVEL_FIELDS)}"
-                for key in raw if key not in TOP_LEVEL_FIELDS]
+    problems = [
+        f"spec.{key}: unknown field{suggestion(str(key), TOP_LEVEL_FIELDS, '', PLACEMENTS)}"
+        for key in raw if key not in TOP_LEVEL_FIELDS]
     for section, allowed in SECTIONS.items():
         value = raw.get(section)
         if value is None:
@@ -179,8 +181,10 @@ def check_shape(raw: Mapping[str, Any]) -> list[str]:
         elif not isinstance(value, Mapping):
             problems.append(f"spec.{section}: must be an object")
         else:
-            problems += [f"spec.{section}.{k}: unknown field{suggestion(str(k), allowed, section)}"
-                         for k in value if k not in allowed]
+            problems += [
+                f"spec.{section}.{k}: unknown field"
+                f"{suggestion(str(k), allowed, section, PLACEMENTS)}"
+                for k in value if k not in allowed]
     return problems
 
 
