@@ -22,6 +22,7 @@ from .controlplane import ControlPlane, free_port, wait_for
 from .operator_process import OperatorProcess, grant_operator_rules, kubeconfig_for
 from .pod_sandbox import call
 from .step_scenarios import (
+    ECHO_SCRIPT,
     calls,
     children,
     condition_true,
@@ -39,6 +40,11 @@ from .step_scenarios import (
 )
 
 pytestmark = pytest.mark.cluster
+
+
+def script_line(text: str) -> int:
+    """The line of ECHO_SCRIPT (score.py in the pods) that holds TEXT."""
+    return next(n for n, line in enumerate(ECHO_SCRIPT.splitlines(), 1) if text in line)
 NAMES = [f"item{n:04d}.txt" for n in range(200)]
 
 
@@ -54,6 +60,8 @@ def test_a_raising_script_fails_the_step_with_its_exception(
     failed = next(c for c in status["conditions"] if c["type"] == "Failed")
     assert failed["reason"] == "AllMiniBatchesFailed"
     assert "ValueError: cannot score item000" in status["message"]
+    # ... and where the script raised it, the innermost frame of its traceback.
+    assert f" at score.py:{script_line('raise ValueError')} in run" in status["message"]
     assert status["miniBatches"]["failed"] == 4
 
 
@@ -67,6 +75,7 @@ def test_init_failure_fails_the_step_as_init_failed(
     failed = next(c for c in status["conditions"] if c["type"] == "Failed")
     assert failed["status"] == "True" and failed["reason"] == "InitFailed", status
     assert "RuntimeError: model file missing" in status["message"]
+    assert f" at score.py:{script_line('raise RuntimeError')} in init" in status["message"]
 
 
 def test_crossing_a_threshold_fails_early_and_stops_every_pod(

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pytest
+
 from tests.runner.conftest import MakeStep
 
 ECHO = """
@@ -170,3 +172,30 @@ def test_glob_filters_and_sorts_recursively(make_step: MakeStep) -> None:
     (step.root / "data" / "a.csv").write_text("a\n")
     assert step.run().returncode == 0, step.run().stderr
     assert step.output_lines() == ["a.csv a", "z.csv z"]
+
+
+@pytest.mark.parametrize(("level", "runner_lines", "script_lines"), [
+    ("DEBUG", {"init() done in", "mini-batch 0, try 1: 2 items, 2 results in"},
+     {"debug from the script", "info from the script"}),
+    ("INFO", {"init() done in"}, {"info from the script"}),
+    ("WARNING", set(), set()),
+])
+def test_logging_level_sets_what_the_worker_logs_hold(
+    make_step: MakeStep, level: str, runner_lines: set[str], script_lines: set[str]
+) -> None:
+    """loggingLevel (Azure's logging_level) is honoured by the runner's own lines and by the
+    script's loggers: DEBUG adds a line per mini-batch, WARNING leaves only problems."""
+    step = make_step("""
+import logging
+from azureml_user.parallel_run import EntryScript
+def run(mini_batch):
+    EntryScript().logger.debug("debug from the script")
+    EntryScript().logger.info("info from the script")
+    return mini_batch
+""", files=2, processCountPerNode=1, loggingLevel=level)
+    result = step.run()
+    assert result.returncode == 0, result.stderr
+    log = (step.out / "_prs/logs/0/0.log").read_text()
+    every = {"init() done in", "mini-batch 0, try 1: 2 items, 2 results in",
+             "debug from the script", "info from the script"}
+    assert {line for line in every if line in log} == runner_lines | script_lines, log

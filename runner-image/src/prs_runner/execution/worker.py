@@ -227,6 +227,8 @@ class Worker:
             seconds=round(time.perf_counter() - started, 6),
             status=SUCCEEDED, rows=returned, error=error, started=round(started_at, 6),
         )
+        log.debug("mini-batch %d, try %d: %d items, %d results in %.3f s",
+                  mb.id, attempt, items, returned, header.seconds)
         done = {"done": mb.id, "succeeded": succeeded, "failed": header.failed,
                 "rows": returned, "status": header.status}
         return Ran(header, payload, done if error is None else done | {"item_error": error})
@@ -253,12 +255,14 @@ def serve(worker: Worker, commands: Any, events: int) -> int:
         with sending:
             write_all(events, data)
 
+    started = time.perf_counter()
     try:
         module = worker.start()
     except BaseException as exc:
         log.exception("init() failed")
         send({"init_failed": error_info(exc), "lasting": isinstance(exc, LASTING_INIT_ERRORS)})
         return 1
+    log.info("init() done in %.2f s", time.perf_counter() - started)
     send({"ready": True})
     committer = Committer(worker.log, send, lambda: {"requests": worker.new_requests()})
     queue = CommandQueue(commands, worker.prefetch if worker.remote_input else None,
