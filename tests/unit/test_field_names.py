@@ -96,6 +96,10 @@ def test_a_field_at_the_wrong_level_gets_its_place(
     assert suggestion(name, known, section, PLACES) == expected
 
 
+def test_the_top_level_is_the_default_section() -> None:
+    assert suggestion("nodecount", TOP_LEVEL_FIELDS) == "; did you mean spec.nodeCount?"
+
+
 def test_field_placements_lists_every_place_top_level_first() -> None:
     sections = {"output": {"uri"}, "input": {"uri", "glob"}}
     assert field_placements({"uri", "nodeCount"}, sections) == {

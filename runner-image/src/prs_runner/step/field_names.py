@@ -63,7 +63,7 @@ def suggestion(name: str, known: Collection[str], section: str = "",
     by_lower = {k.lower(): k for k in known}
     if name.lower() in by_lower:
         return f"; did you mean {prefix}{by_lower[name.lower()]}?"
-    paths = (placements or {}).get(name) or (placements or {}).get(camel_case(name))
+    paths = (placements or {}).get(camel_case(name))  # the same name when it is camelCase
     if paths:
         return f"; did you mean {' or '.join(f'spec.{path}' for path in paths)}?"
     close = difflib.get_close_matches(name, list(known), n=1, cutoff=CLOSE_MATCH)
