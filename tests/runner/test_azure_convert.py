@@ -1,6 +1,7 @@
 """`prs convert` end to end, as a migrating user runs it: an Azure ML CLI v2 parallel job in
 the shape of Azure's MNIST example becomes a step that `prs validate` accepts and `prs run`
-runs, with the script unchanged and Azure's settings carried over."""
+runs, with the script unchanged and Azure's settings carried over: its input data, model and
+optional arguments (`$[[...]]`) reach the script as they would on Azure."""
 
 from __future__ import annotations
 
@@ -26,6 +27,10 @@ inputs:
     path: ./models/digits.txt
     mode: download
   score_model: digits
+  lr: 0.5
+  unset:
+    type: number
+    optional: true
 outputs:
   job_output_path:
     type: uri_file
@@ -51,6 +56,7 @@ task:
   environment: azureml:AzureML-sklearn-1.0-ubuntu20.04-py38-cpu@latest
   program_arguments: >-
     --model ${{inputs.digits}} --model_name ${{inputs.score_model}}
+    --data ${{inputs.job_data_path}} $[[--lr ${{inputs.lr}}]] $[[--unset ${{inputs.unset}}]]
     --allowed_failed_percent 30 --copy_logs_to_parent True
   append_row_to: ${{outputs.job_output_path}}
 """
@@ -62,10 +68,13 @@ import argparse, os
 from azureml.core import Model
 
 def init():
-    global offset, name
+    global offset, name, args
     parser = argparse.ArgumentParser()
     parser.add_argument("--model_name")
     parser.add_argument("--model")
+    parser.add_argument("--data")
+    parser.add_argument("--lr")
+    parser.add_argument("--unset", default="left out")
     args, _ = parser.parse_known_args()
     name = args.model_name
     assert os.path.samefile(args.model, Model.get_model_path(model_name=name))
@@ -75,9 +84,11 @@ def init():
 def run(mini_batch):
     results = []
     for image in mini_batch:
+        assert os.path.samefile(os.path.dirname(image), args.data)  # the input's folder
         with open(image, "rb") as stream:
             label = (sum(stream.read()) + offset) % 10
-        results.append("{}: {} ({})".format(os.path.basename(image), label, name))
+        results.append("{}: {} ({} {} {})".format(os.path.basename(image), label, name, args.lr,
+                                                 args.unset))
     return results
 """
 
@@ -114,6 +125,6 @@ def test_a_converted_azure_job_validates_and_runs_unchanged(tmp_path: Path) -> N
     assert ran.returncode == 0, ran.stderr
     assert spec["output"]["uri"] == "./out" and spec["appendRowFileName"] == "digits_outputs.txt"
     lines = (tmp_path / "out/digits_outputs.txt").read_text().splitlines()
-    assert sorted(lines) == sorted(f"img_{n}.bin: {(2 * n + 3) % 10} (digits)" for n in range(8))
+    assert sorted(lines) == sorted(f"img_{n}.bin: {(2 * n + 3) % 10} (digits 0.5 left out)" for n in range(8))
     result = json.loads((tmp_path / "out/_prs/report/job_result.json").read_text())
     assert result["status"] == "Succeeded", result

@@ -19,26 +19,29 @@ SIDES = {"model": "/tmp/side/model", "vocab.v2": "/tmp/side/vocab.txt"}
                                                         "${{parent.inputs.x}}"]),
     (["$model", "{{inputs.model}}", "${inputs.model}"],
      ["$model", "{{inputs.model}}", "${inputs.model}"]),  # not bindings
+    (["--data", "${{input}}", "--data=${{ input }}/part"],
+     ["--data", "/data/in", "--data=/data/in/part"]),
+    (["${{inputs}}", "${{inputs.input}}"], ["${{inputs}}", "${{inputs.input}}"]),
     ([], []),
 ])
 def test_bind_arguments(arguments: list[str], expected: list[str]) -> None:
-    assert bind_arguments(arguments, SIDES, "/out") == expected
+    assert bind_arguments(arguments, SIDES, "/out", "/data/in") == expected
 
 
 @pytest.mark.parametrize(("arguments", "problems"), [
-    (["--model", "${{inputs.model}}", "--out", "${{outputs.o}}"], []),
+    (["--model", "${{inputs.model}}", "--out", "${{outputs.o}}", "${{ input }}"], []),
     (["${{inputs.labels}}"],
      ["spec.arguments: ${{inputs.labels}} names no side input (add labels to "
       "spec.sideInputs)"]),
     (["${{parent.inputs.x}}", "${{ jobs.a.outputs.b }}"],
-     ["spec.arguments: ${{parent.inputs.x}}: only ${{inputs.NAME}} (a side input) and "
-      "${{outputs.NAME}} are filled in here",
-      "spec.arguments: ${{ jobs.a.outputs.b }}: only ${{inputs.NAME}} (a side input) and "
-      "${{outputs.NAME}} are filled in here"]),
-    (["${{}}"], ["spec.arguments: ${{}}: only ${{inputs.NAME}} (a side input) and "
-                 "${{outputs.NAME}} are filled in here"]),
-    (["${{inputs.}}"], ["spec.arguments: ${{inputs.}}: only ${{inputs.NAME}} (a side input) "
-                        "and ${{outputs.NAME}} are filled in here"]),
+     ["spec.arguments: ${{parent.inputs.x}}: only ${{inputs.NAME}} (a side input), "
+      "${{input}} and ${{outputs.NAME}} are filled in here",
+      "spec.arguments: ${{ jobs.a.outputs.b }}: only ${{inputs.NAME}} (a side input), "
+      "${{input}} and ${{outputs.NAME}} are filled in here"]),
+    (["${{}}"], ["spec.arguments: ${{}}: only ${{inputs.NAME}} (a side input), "
+                 "${{input}} and ${{outputs.NAME}} are filled in here"]),
+    (["${{inputs.}}"], ["spec.arguments: ${{inputs.}}: only ${{inputs.NAME}} (a side input), "
+                        "${{input}} and ${{outputs.NAME}} are filled in here"]),
 ])
 def test_binding_problems(arguments: list[str], problems: list[str]) -> None:
     assert binding_problems(arguments, ["model", "vocab.v2"]) == problems

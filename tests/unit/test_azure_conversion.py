@@ -761,6 +761,15 @@ MODEL = {"model": {"type": "uri_folder", "path": "./models"}}
 VOCAB = {"vocab": {"type": "uri_file", "path": "azureml:vocab:2"}}
 
 
+MAIN_INPUT_NOTE = ("${{inputs.data}}, the input data, becomes ${{input}}: the step's input as "
+                   "the workers see it (its local folder or file, its URI on object storage)")
+
+
+def optional_note(block: str, name: str) -> str:
+    return (f"{block}: inputs.{name} has no value, so the optional argument is left out, as on "
+            "Azure")
+
+
 def unused_note(name: str) -> str:
     return (f"inputs.{name}: not named in program_arguments, so the script could not reach it on "
             "Azure; not converted")
@@ -772,9 +781,21 @@ def unused_note(name: str) -> str:
     ([], {}, [], [], {}),
     ("--a 1 --b 'two words'", {}, ["--a", "1", "--b", "two words"], [], {}),
     (["--a", 1, "${{inputs.rate}}"], {}, ["--a", "1", "0.5"], [], {}),
-    ("--data ${{inputs.data}}", {}, ["--data", "azureml://data:1"], [], {}),
+    ("--data ${{inputs.data}}", {}, ["--data", "${{input}}"], [],
+     {"arguments": [MAIN_INPUT_NOTE]}),
     ("--data ${{inputs.data}}", {"data": {"type": "uri_folder"}},
-     ["--data", "azureml://inputs.data"], [], {}),
+     ["--data", "${{input}}"], [], {"arguments": [MAIN_INPUT_NOTE]}),
+    # Azure's optional arguments: kept when their inputs have values, else left out.
+    ("--a 1 $[[--rate ${{inputs.rate}}]] $[[--none ${{inputs.declared}}]] --b 2", {},
+     ["--a", "1", "--rate", "0.5", "--b", "2"], [],
+     {"arguments": [optional_note("$[[--none ${{inputs.declared}}]]", "declared")]}),
+    ("$[[--missing ${{inputs.missing}} --rate ${{inputs.rate}}]]$[[--x]]", {}, ["--x"], [],
+     {"arguments": [optional_note("$[[--missing ${{inputs.missing}} --rate "
+                                  "${{inputs.rate}}]]", "missing")]}),
+    ("$[[--model\n ${{inputs.model}}]]", MODEL, ["--model", "${{inputs.model}}"],
+     [{"name": "model", "uri": "./models"}], {"sideInputs": [SIDE_INPUTS_NOTE]}),
+    (["--a", "$[[${{inputs.declared}}]]", "$[[${{inputs.rate}}]]"], {}, ["--a", "0.5"], [],
+     {"arguments": [optional_note("$[[${{inputs.declared}}]]", "declared")]}),
     ("--rate=${{inputs.rate}}/x --flag ${{inputs.flag}} --off ${{inputs.off}}", {},
      ["--rate=0.5/x", "--flag", "true", "--off", "false"], [], {}),
     ("--label ${{inputs.label}} --size ${{ inputs.size }} --kept ${{inputs.kept}} "

@@ -117,8 +117,10 @@ class Worker:
         if self.spec["input"]["type"] == "tabular":
             import prs_runner.planning.tabular_reading  # noqa: F401 (pyarrow and pandas: slow, load now)
         code = self.spec["code"]
+        input_uri = self.spec["input"]["uri"]
         arguments = bind_arguments(self.spec["arguments"], side_inputs_from_env(),
-                                   os.environ.get("PRS_OUTPUT_DIR", ""))
+                                   os.environ.get("PRS_OUTPUT_DIR", ""),
+                                   local_root(input_uri) or input_uri)
         module = import_entry_script(self.code_root, code["entryScript"], arguments)
         self.run_fn = module.run
         self.wants_context = len(inspect.signature(module.run).parameters) >= 2

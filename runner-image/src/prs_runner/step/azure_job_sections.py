@@ -16,6 +16,7 @@ import yaml
 from prs_runner.step.spec import NAME_PATTERN
 
 REFERENCE = re.compile(r"\$\{\{\s*(inputs|outputs)\.([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
+OPTIONAL = re.compile(r"\$\[\[(.*?)\]\]", re.DOTALL)  # $[[--lr ${{inputs.lr}}]]
 SIZE = re.compile(r"([0-9]+)\s*([kmg]b)?", re.IGNORECASE)
 # Storage the runner reads as written; Azure's wasb(s) names the same blobs as abfs(s).
 PASSED_SCHEMES = ("s3", "gs", "az", "abfs", "abfss", "file", "pvc")
@@ -186,13 +187,15 @@ def program_arguments(text: Any, inputs: Mapping[str, Any], main_input: str,
     of a data input it stays, naming the side input X (the worker puts its local path in, as
     Azure puts in its mount), and ${{outputs.X}} stays (the worker's output folder)."""
     if isinstance(text, str):  # `${{ inputs.x }}` is one word, as Azure reads it
+        text = optional_arguments(text, inputs, notes)
         try:
             words = shlex.split(REFERENCE.sub(lambda found: f"${{{{{found[1]}.{found[2]}}}}}",
                                               text))
         except ValueError as error:  # an unclosed quote
             raise AzureConversionError(f"task.program_arguments: {error} in {text!r}") from None
     elif isinstance(text, list) and all(isinstance(w, str | int | float) for w in text):
-        words = [str(w) for w in text]
+        words = [optional_arguments(str(w), inputs, notes) for w in text]
+        words = [w for w in words if w.strip()]
     elif text is None:
         words = []
     else:
@@ -206,7 +209,7 @@ def program_arguments(text: Any, inputs: Mapping[str, Any], main_input: str,
         if kind == "outputs":
             return f"${{{{outputs.{name}}}}}"
         if name == main_input:
-            return str(main_value)
+            return "${{input}}"
         if isinstance(value, Mapping) and "path" in value:
             side_inputs.setdefault(name, {"name": name, "uri": location(
                 value["path"], f"inputs.{name}", "sideInputs", notes)})
@@ -219,8 +222,11 @@ def program_arguments(text: Any, inputs: Mapping[str, Any], main_input: str,
             return match[0]
         return str(value).lower() if isinstance(value, bool) else str(value)
 
-    main_value = location(inputs[main_input].get("path"), f"inputs.{main_input}", "", Notes())
     arguments = [REFERENCE.sub(replace, word) for word in words]
+    if any(found[2] == main_input for word in words for found in REFERENCE.finditer(word)):
+        notes.add("arguments", f"${{{{inputs.{main_input}}}}}, the input data, becomes "
+                               "${{input}}: the step's input as the workers see it (its local "
+                               "folder or file, its URI on object storage)")
     if side_inputs:
         notes.add("sideInputs", "inputs the arguments name: each ${{inputs.NAME}} in arguments "
                                 "becomes the side input's local path when the worker starts "
@@ -234,6 +240,30 @@ def program_arguments(text: Any, inputs: Mapping[str, Any], main_input: str,
         notes.add("sideInputs", f"inputs.{key}: not named in program_arguments, so the "
                                 "script could not reach it on Azure; not converted")
     return arguments, list(side_inputs.values())
+
+
+def optional_arguments(text: str, inputs: Mapping[str, Any], notes: Notes) -> str:
+    """TEXT with each `$[[...]]` block (Azure's optional arguments) kept, without its
+    brackets, when every input it names has a value, and left out when one has none, as
+    Azure leaves it out of the command."""
+
+    def block(match: re.Match[str]) -> str:
+        missing = [name for kind, name in REFERENCE.findall(match[1])
+                   if kind == "inputs" and not has_value(inputs.get(name))]
+        if missing:
+            notes.add("arguments", f"{' '.join(match[0].split())}: inputs.{missing[0]} has no "
+                                   "value, so the optional argument is left out, as on Azure")
+            return " "
+        return match[1]
+
+    return OPTIONAL.sub(block, text)
+
+
+def has_value(value: Any) -> bool:
+    """Whether an Azure input gives something: data (a path), a literal or a default."""
+    if isinstance(value, Mapping):
+        return any(value.get(key) is not None for key in ("path", "default", "value"))
+    return value is not None
 
 
 def scalar_fields(job: Mapping[str, Any], notes: Notes) -> dict[str, Any]:
