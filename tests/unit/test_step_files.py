@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from prs_runner.step.spec import SpecError
+from prs_runner.step.spec import SpecError, nesting
 from prs_runner.step.validation import load_step
 
 STEP = """\
@@ -43,6 +43,27 @@ def test_aliases_are_refused_quickly(tmp_path: Path) -> None:
     [problem] = problems_of(path)
     assert time.monotonic() - started < 1
     assert problem.startswith(f"{path}: line 9, column 10: not valid YAML: aliases (*a0) ")
+
+
+@pytest.mark.parametrize("depth", [65, 5000])  # past the limit; past Python's recursion limit
+def test_a_document_nested_too_deeply_is_refused_in_one_line(tmp_path: Path, depth: int) -> None:
+    path = tmp_path / "step.yaml"
+    path.write_text(STEP + "  arguments: " + "[" * depth + "]" * depth + "\n")
+    assert problems_of(path) == [f"{path}: not valid YAML: nested more than 64 levels deep"]
+
+
+@pytest.mark.parametrize(("value", "depth"), [
+    (1, 0), ({}, 1), ([[]], 2), ({"a": [1, {"b": [[2]]}], "c": {}}, 5), ([[], [[[]]]], 4),
+])
+def test_nesting(value: object, depth: int) -> None:
+    assert nesting(value) == depth
+
+
+def test_sixty_four_levels_are_read(tmp_path: Path) -> None:
+    path = tmp_path / "step.yaml"
+    path.write_text(STEP + "  env: [{name: A, value: '1'}]\n  podTemplate: {a: "
+                    + "[" * 60 + "]" * 60 + "}\n")
+    assert all("nested" not in problem for problem in problems_of(path))
 
 
 def test_a_file_that_is_not_text_is_refused(tmp_path: Path) -> None:

@@ -285,9 +285,39 @@ StrictLoader.add_constructor(
     yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, StrictLoader.construct_mapping)
 
 
+MAX_NESTING = 64  # levels of mappings and lists; a step needs 6
+
+
 def load_yaml(text: str) -> Any:
-    """YAML as a step is read: yaml.YAMLError for duplicate keys and aliases too."""
-    return yaml.load(text, Loader=StrictLoader)
+    """YAML as a step is read: yaml.YAMLError for duplicate keys and aliases too, and for
+    nesting deeper than MAX_NESTING (deep enough to exhaust Python's recursion limit in the
+    parser, or in any code that walks the document after it)."""
+    try:
+        document = yaml.load(text, Loader=StrictLoader)
+    except RecursionError:
+        raise NestedTooDeeply() from None
+    if nesting(document) > MAX_NESTING:
+        raise NestedTooDeeply()
+    return document
+
+
+class NestedTooDeeply(yaml.YAMLError):
+    problem = f"nested more than {MAX_NESTING} levels deep"
+
+    def __str__(self) -> str:
+        return self.problem
+
+
+def nesting(value: Any) -> int:
+    """How many mappings and lists deep VALUE goes (without recursion: it may be deep)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list):
+            deepest = max(deepest, depth)
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, depth + 1) for child in children)
+    return deepest
 
 
 def coerce_override(path: str, text: str) -> Any:
