@@ -125,6 +125,7 @@ def test_a_converted_azure_job_validates_and_runs_unchanged(tmp_path: Path) -> N
     assert ran.returncode == 0, ran.stderr
     assert spec["output"]["uri"] == "./out" and spec["appendRowFileName"] == "digits_outputs.txt"
     lines = (tmp_path / "out/digits_outputs.txt").read_text().splitlines()
-    assert sorted(lines) == sorted(f"img_{n}.bin: {(2 * n + 3) % 10} (digits 0.5 left out)" for n in range(8))
+    assert sorted(lines) == sorted(f"img_{n}.bin: {(2 * n + 3) % 10} (digits 0.5 left out)"
+                                   for n in range(8))
     result = json.loads((tmp_path / "out/_prs/report/job_result.json").read_text())
     assert result["status"] == "Succeeded", result

@@ -436,11 +436,16 @@ def test_the_migration_guide_example_is_what_convert_writes(tmp_path: Path) -> N
     ({"type": "pipeline", "jobs": {"a": {"type": "command"}, "b": "parallel"}},
      "a pipeline with 0 parallel jobs (none); prs convert takes one: copy it into a file of "
      "its own"),
-    ({"type": "pipeline", "jobs": [base_job()]},
-     "a pipeline with 0 parallel jobs (none); prs convert takes one: copy it into a file of "
-     "its own"),
+    ({"type": "pipeline", "jobs": [{"type": "parallel"}]},
+     "jobs: expected a mapping (NAME: value), got list [{type: parallel}]"),
     ({"type": "pipeline", "jobs": {"p": {"type": "parallel", "component": "./c.yml"}}},
      "jobs.p is defined in its component (./c.yml); convert that file"),
+    # A job given by its component alone has no type of its own.
+    ({"type": "pipeline", "jobs": {"p": {"component": "./c.yml"}, "q": {"type": "command"}}},
+     "jobs.p is defined in its component (./c.yml); convert that file"),
+    ({"type": "pipeline", "jobs": {"p": {"component": "./c.yml"}, "q": {"component": "d"}}},
+     "a pipeline with 0 parallel jobs (none); prs convert takes one: copy it into a file of "
+     "its own"),
     (base_job(task={**base_job()["task"], "program_arguments": '--x "unbalanced'}),
      "task.program_arguments: No closing quotation in '--x \"unbalanced'"),
     (base_job(task={**base_job()["task"], "program_arguments": 5}),
@@ -689,6 +694,21 @@ RESULT_FOLDER = {"result": {"type": "uri_folder", "path": "./out/result"}}
 RESULT_FILE = {"result": {"type": "uri_file", "path": "./out/result/rows.txt"}}
 
 
+@pytest.mark.parametrize(("outputs", "append_row_to", "names"), [
+    (RESULT_FILE, "${{outputs.missing}}", "result"),
+    (RESULT_FOLDER, "${{inputs.result}}", "result"),
+    ({}, "${{outputs.result}}", "none"),
+])
+def test_append_row_to_naming_no_output_is_refused(outputs: Any, append_row_to: str,
+                                                   names: str) -> None:
+    """Azure refuses such a job; converting it to summary_only would lose run()'s results."""
+    with pytest.raises(AzureConversionError) as raised:
+        output_section(outputs, append_row_to, "score", Notes())
+    assert str(raised.value) == (
+        f"task.append_row_to: {append_row_to} names none of the job's outputs ({names}); "
+        "write ${{outputs.NAME}} of one of them, or leave it out for summary_only")
+
+
 @pytest.mark.parametrize(("outputs", "append_row_to", "fields", "notes"), [
     (RESULT_FOLDER, "${{outputs.result}}",
      {"output": {"uri": "./out/result"}, "outputAction": "append_row"}, {}),
@@ -732,16 +752,8 @@ RESULT_FILE = {"result": {"type": "uri_file", "path": "./out/result/rows.txt"}}
     ({"result": {"path": "https://host/out"}}, "${{outputs.result}}",
      {"output": {"uri": "https://host/out"}, "outputAction": "append_row"},
      {"output": [data_asset_note("outputs.result", "https://host/out")]}),
-    (RESULT_FILE, "${{outputs.missing}}",
-     {"output": {"uri": "./out/result"}, "outputAction": "summary_only"},
-     {"outputAction": ["task.append_row_to: ${{outputs.missing}}: names none of the job's "
-                       "outputs; written as summary_only: run() results are not collected "
-                       "unless outputAction is append_row"]}),
-    (RESULT_FOLDER, "${{inputs.result}}",
-     {"output": {"uri": "./out/result"}, "outputAction": "summary_only"},
-     {"outputAction": ["task.append_row_to: ${{inputs.result}}: names none of the job's "
-                       "outputs; written as summary_only: run() results are not collected "
-                       "unless outputAction is append_row"]}),
+    ({"result": "./out/r"}, "${{outputs.result}}",  # a bare string is the path
+     {"output": {"uri": "./out/r"}, "outputAction": "append_row"}, {}),
 ], ids=lambda value: str(value)[:50])
 def test_the_outputs_become_the_output_section(outputs: Any, append_row_to: Any,
                                                fields: dict[str, Any],
@@ -844,8 +856,6 @@ def test_program_arguments_become_arguments_and_side_inputs(
                     resource_note("properties", "{a: 1}")]}),
     ({"max_concurrency_per_instance": 1, "resources": {"instance_count": 0}},
      {"nodeCount": 0, "processCountPerNode": 1}, {}),
-    ({"max_concurrency_per_instance": 1, "resources": ["instance_count", 2]},
-     {"processCountPerNode": 1}, {}),
     ({"max_concurrency_per_instance": 1, "retry_settings": {"max_retries": "two"}},
      {"processCountPerNode": 1},
      {"runMaxTry": ["retry_settings.max_retries: 'two' is not a number; set runMaxTry (tries, "
@@ -932,6 +942,39 @@ def test_a_pipeline_lends_its_description_and_names_its_other_jobs() -> None:
         "step, and give their outputs' locations to its inputs"]
 
 
+def test_a_pipelines_parent_bindings_become_its_own_inputs_and_outputs() -> None:
+    """The usual pipeline shape: the job's inputs and outputs are bound to the pipeline's."""
+    job = base_job(inputs={"data": "${{parent.inputs.images}}", "rate": 0.5,
+                           "gone": "${{ parent.inputs.missing }}"},
+                   outputs={"result": "${{parent.outputs.scores}}"})
+    pipeline = {"type": "pipeline", "jobs": {"score_it": job},
+                "inputs": {"images": {"type": "uri_folder", "path": "./images"}},
+                "outputs": {"scores": {"type": "uri_folder", "path": "./out/scores"}}}
+    spec = convert_azure(pipeline).document["spec"]
+    assert (spec["input"], spec["output"]) == ({"type": "files", "uri": "./images"},
+                                               {"uri": "./out/scores"})
+
+
+@pytest.mark.parametrize(("settings", "extra", "reuse", "notes"), [
+    ({"force_rerun": True, "continue_on_step_failure": True}, {"compute": "azureml:c"}, False,
+     ["settings.continue_on_step_failure: true: a pipeline setting; no equivalent for one step",
+      "the pipeline's compute: azureml:c: no equivalent: the step runs where Kubernetes "
+      "schedules its pods; place them with spec.podTemplate.nodeSelector / tolerations and "
+      "size them with spec.resources"]),
+    ({"force_rerun": False}, {"future": 1}, None,
+     ["the pipeline's future: 1: no equivalent: not a pipeline key this converter knows; "
+      "dropped"]),
+])
+def test_a_pipelines_settings_are_honoured_or_said(settings: dict[str, Any],
+                                                   extra: dict[str, Any], reuse: bool | None,
+                                                   notes: list[str]) -> None:
+    pipeline = {"type": "pipeline", "jobs": {"score_it": base_job()}, "settings": settings,
+                **extra}
+    conversion = convert_azure(pipeline)
+    assert conversion.document["spec"].get("allowReuse") == reuse
+    assert conversion.notes.by_field.get("", []) == notes
+
+
 def test_a_pipeline_lends_its_tags_to_a_job_without_any() -> None:
     pipeline = {"type": "pipeline", "tags": {"team": "vision"}, "jobs": {"score_it": base_job()}}
     assert convert_azure(pipeline).document["metadata"] == {
@@ -983,13 +1026,46 @@ def test_each_top_level_key_without_an_equivalent_is_its_header_comment(
 
 
 @pytest.mark.parametrize(("variables", "env"), [
-    ({"A": 1, 2: True}, [{"name": "A", "value": "1"}, {"name": "2", "value": "True"}]),
+    ({"A": 1, 2: True, "B": "x y", "C": 0.5},
+     [{"name": "A", "value": "1"}, {"name": "2", "value": "true"},
+      {"name": "B", "value": "x y"}, {"name": "C", "value": "0.5"}]),
     ({}, None),
-    (["A=1"], None),
 ])
 def test_environment_variables_become_env(variables: Any, env: Any) -> None:
     spec = convert_azure(base_job(environment_variables=variables)).document["spec"]
     assert spec.get("env") == env
+
+
+@pytest.mark.parametrize(("changes", "message"), [
+    ({"environment_variables": ["A=1"]},
+     "environment_variables: expected a mapping (NAME: value), got list [A=1]"),
+    ({"resources": ["instance_count", 2]},
+     "resources: expected a mapping (NAME: value), got list [instance_count, 2]"),
+    ({"retry_settings": "3"}, "retry_settings: expected a mapping (NAME: value), got str 3"),
+    ({"outputs": ["o"]}, "outputs: expected a mapping (NAME: value), got list [o]"),
+    ({"environment_variables": {"C": None}},
+     "environment_variables.C: None: expected a string, a number or true/false"),
+    ({"environment_variables": {"E": {"x": 1}}},
+     "environment_variables.E: {x: 1}: expected a string, a number or true/false"),
+])
+def test_a_section_of_the_wrong_type_is_refused_not_dropped(changes: dict[str, Any],
+                                                           message: str) -> None:
+    with pytest.raises(AzureConversionError) as raised:
+        convert_azure(base_job(**changes))
+    assert str(raised.value) == message
+
+
+@pytest.mark.parametrize(("value", "reuse", "notes"), [
+    (False, False, ["is_deterministic: false: a step with the same inputs and settings runs "
+                    "again instead of reusing its last result"]),
+    (True, None, []),
+])
+def test_is_deterministic_false_turns_reuse_off(value: bool, reuse: bool | None,
+                                                notes: list[str]) -> None:
+    conversion = convert_azure(base_job(is_deterministic=value))
+    assert conversion.document["spec"].get("allowReuse") == reuse
+    assert conversion.notes.by_field.get("allowReuse", []) == notes
+    assert "" not in conversion.notes.by_field
 
 
 def test_a_plain_image_is_the_step_image_and_fields_come_in_order() -> None:
@@ -1176,3 +1252,24 @@ def test_unknown_v1_keywords_are_named_in_a_header_comment() -> None:
         f"{key}: not a ParallelRunConfig or ParallelRunStep keyword this converter knows; "
         "dropped" for key in ("parallel_run_config", "retry")]
     assert conversion.document["spec"]["input"] == {"type": "files", "uri": "./d"}
+
+
+@pytest.mark.parametrize(("arguments", "expected", "notes"), [
+    ("--model ../models --label 'two words'", ["--model", "../models", "--label", "two words"],
+     [("arguments", "arguments: one string, split into words as a shell would "
+                    "(ParallelRunStep takes a list)")]),
+    (["--lr", 0.1], ["--lr", "0.1"], []),
+    ("", [], [("arguments", "arguments: one string, split into words as a shell would "
+                            "(ParallelRunStep takes a list)")]),
+])
+def test_v1_arguments_are_a_list_of_words(arguments: Any, expected: list[str],
+                                          notes: list[tuple[str, str]]) -> None:
+    translation = translate_v1({**MINIMAL_V1, "arguments": arguments})
+    assert translation.fields["arguments"] == expected
+    assert [note for note in translation.notes if note[0] == "arguments"] == notes
+
+
+def test_a_v1_argument_string_with_an_open_quote_is_refused() -> None:
+    with pytest.raises(AzureConversionError) as raised:
+        translate_v1({**MINIMAL_V1, "arguments": "--x 'open"})
+    assert str(raised.value) == "arguments: No closing quotation in \"--x 'open\""

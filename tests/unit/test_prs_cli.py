@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import os
+from collections.abc import Callable
 from pathlib import Path
 from unittest.mock import patch
 
@@ -105,6 +107,26 @@ def test_convert_never_writes_over_the_azure_file(tmp_path: Path,
     assert job.read_text() == "type: parallel\n"
     assert capsys.readouterr().err == (f"prs convert: -o {tmp_path / '.' / 'job.yml'} is the "
                                        "Azure file itself; write the step to another file\n")
+
+
+@pytest.mark.parametrize("link", [os.link, os.symlink])
+def test_convert_never_writes_over_the_azure_file_through_a_link(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        link: Callable[[Path, Path], None]) -> None:
+    job = tmp_path / "job.yml"
+    job.write_text("type: parallel\n")
+    link(job, tmp_path / "step.yaml")
+    assert main(["convert", str(job), "-o", str(tmp_path / "step.yaml")]) == 2
+    assert job.read_text() == "type: parallel\n"
+    assert "is the Azure file itself" in capsys.readouterr().err
+
+
+def test_convert_names_an_output_it_cannot_write(tmp_path: Path,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "job.yml").write_text(AZURE_JOB)
+    assert main(["convert", str(tmp_path / "job.yml"), "-o", str(tmp_path)]) == 2
+    assert capsys.readouterr().err == (f"prs convert: cannot write -o {tmp_path}: Is a "
+                                       "directory; give another file\n")
 
 
 @pytest.mark.parametrize(("value", "expected"), [

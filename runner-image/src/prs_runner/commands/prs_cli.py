@@ -127,11 +127,19 @@ def command_plan(args: argparse.Namespace) -> int:
     return 0
 
 
+def same_file(one: str, other: str) -> bool:
+    """Whether ONE and OTHER are one file: the same path, a symbolic or a hard link."""
+    try:
+        return os.path.samefile(one, other)
+    except OSError:  # one of them does not exist (yet)
+        return Path(one).resolve() == Path(other).resolve()
+
+
 def command_convert(args: argparse.Namespace) -> int:
     from prs_runner.step.azure_conversion import convert_azure_file
     from prs_runner.step.azure_job_sections import AzureConversionError
 
-    if args.output and Path(args.output).resolve() == Path(args.azure).resolve():
+    if args.output and same_file(args.output, args.azure):
         print(f"prs convert: -o {args.output} is the Azure file itself; write the step to "
               "another file", file=sys.stderr)
         return 2
@@ -141,7 +149,12 @@ def command_convert(args: argparse.Namespace) -> int:
         print(f"prs convert: {error}", file=sys.stderr)
         return 2
     if args.output:
-        Path(args.output).write_text(converted.text)
+        try:
+            Path(args.output).write_text(converted.text)
+        except OSError as error:
+            print(f"prs convert: cannot write -o {args.output}: {error.strerror or error}; "
+                  "give another file", file=sys.stderr)
+            return 2
     else:
         sys.stdout.write(converted.text)
     for problem in converted.problems:  # placeholders the user must fill in, named by field

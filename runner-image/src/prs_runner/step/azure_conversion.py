@@ -27,6 +27,7 @@ from prs_runner.step.azure_job_sections import (
     output_section,
     program_arguments,
     scalar_fields,
+    section,
     shown,
     step_name,
     task_image,
@@ -51,7 +52,7 @@ SILENT = {"$schema", "type", "name", "display_name", "description", "tags", "exp
           "inputs",
           "outputs", "input_data", "task", "mini_batch_size", "partition_keys", "resources",
           "max_concurrency_per_instance", "retry_settings", "logging_level", "error_threshold",
-          "mini_batch_error_threshold", "environment_variables"}
+          "mini_batch_error_threshold", "environment_variables", "is_deterministic"}
 
 @dataclass
 class Conversion:
@@ -116,10 +117,19 @@ def convert_azure(data: Any, fallback_name: str = "") -> Conversion:
     return convert_job(data, fallback_name)
 
 
+PIPELINE_KEYS = {"$schema", "type", "jobs", "inputs", "outputs", "settings", "name",
+                 "display_name", "description", "experiment_name", "tags"}
+PARENT = re.compile(r"\$\{\{\s*parent\.(inputs|outputs)\.([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
+
+
 def convert_pipeline(pipeline: Mapping[str, Any], fallback_name: str) -> Conversion:
-    jobs = mapping(pipeline.get("jobs"))
+    jobs = section(pipeline, "jobs")
     parallel = [key for key, job in jobs.items()
                 if isinstance(job, Mapping) and job.get("type") == "parallel"]
+    components = [key for key, job in jobs.items() if isinstance(job, Mapping)
+                  and "component" in job and key not in parallel]
+    if not parallel and len(components) == 1:
+        parallel = components
     if len(parallel) != 1:
         found = ", ".join(parallel) or "none"
         raise AzureConversionError(f"a pipeline with {len(parallel)} parallel jobs ({found}); "
@@ -130,19 +140,58 @@ def convert_pipeline(pipeline: Mapping[str, Any], fallback_name: str) -> Convers
                                    f"({job['component']}); convert that file")
     described = {k: pipeline[k] for k in ("description", "experiment_name", "tags")
                  if k in pipeline}  # the pipeline's, when the job has none of its own
-    conversion = convert_job({**described, **job}, parallel[0] or fallback_name)
+    job = {**described, **job, **parent_bindings(job, pipeline)}
+    conversion = convert_job(job, parallel[0] or fallback_name)
     others = [key for key in jobs if key != parallel[0]]
     if others:
         conversion.notes.add("", f"the pipeline's other jobs ({', '.join(others)}) are not "
                                  "converted: run them before this step, and give their "
                                  "outputs' locations to its inputs")
+    pipeline_settings(pipeline, conversion)
     return conversion
+
+
+def parent_bindings(job: Mapping[str, Any], pipeline: Mapping[str, Any]) -> dict[str, Any]:
+    """The job's inputs and outputs with each `${{parent.inputs.X}}` (the usual pipeline
+    shape) replaced by the pipeline's own X; one the pipeline lacks stays as written."""
+    replaced: dict[str, Any] = {}
+    for kind in ("inputs", "outputs"):
+        given, parents = section(job, kind), section(pipeline, kind)
+        if not given:
+            continue
+        items = dict(given)
+        for name, value in given.items():
+            found = PARENT.fullmatch(value.strip()) if isinstance(value, str) else None
+            if found and found[1] == kind and found[2] in parents:
+                items[name] = parents[found[2]]
+        replaced[kind] = items
+    return replaced
+
+
+def pipeline_settings(pipeline: Mapping[str, Any], conversion: Conversion) -> None:
+    """The pipeline's settings the step can honour, and a note for each it cannot."""
+    settings = section(pipeline, "settings")
+    for key, value in settings.items():
+        if key == "force_rerun" and value is True:
+            conversion.document["spec"]["allowReuse"] = False
+            conversion.notes.add("allowReuse", "settings.force_rerun: true: the step runs "
+                                               "again instead of reusing its last result")
+        elif key != "force_rerun":
+            conversion.notes.add("", f"settings.{key}: {shown(value)}: a pipeline setting; no "
+                                     "equivalent for one step")
+    for key in pipeline:
+        if key not in PIPELINE_KEYS:
+            conversion.notes.add("", f"the pipeline's {key}: {shown(pipeline[key])}: no "
+                                     "equivalent: " + TOP_LEVEL_NOTES.get(
+                                         key, "not a pipeline key this converter knows; "
+                                              "dropped"))
 
 
 def convert_job(job: Mapping[str, Any], fallback_name: str) -> Conversion:
     notes = Notes()
-    task = mapping(job.get("task"))
-    inputs = mapping(job.get("inputs"))
+    task = section(job, "task")
+    inputs = section(job, "inputs")
+    outputs = section(job, "outputs")
     name, metadata = step_metadata(job, fallback_name, notes)
     spec: dict[str, Any] = {"code": code_section(task, notes)}
     image = task_image(task.get("environment"), notes)
@@ -150,7 +199,7 @@ def convert_job(job: Mapping[str, Any], fallback_name: str) -> Conversion:
         spec["image"] = image
     main_input = input_data_name(job.get("input_data"), inputs)
     spec["input"] = input_section(main_input, inputs[main_input], job, notes)
-    spec.update(output_section(job.get("outputs"), task.get("append_row_to"), name, notes))
+    spec.update(output_section(outputs, task.get("append_row_to"), name, notes))
     arguments, side_inputs = program_arguments(task.get("program_arguments"), inputs,
                                                main_input, notes)
     if side_inputs:
@@ -158,9 +207,14 @@ def convert_job(job: Mapping[str, Any], fallback_name: str) -> Conversion:
     spec.update(scalar_fields(job, notes))
     if arguments:
         spec["arguments"] = arguments
-    env = job.get("environment_variables")
-    if isinstance(env, Mapping) and env:
-        spec["env"] = [{"name": str(key), "value": str(value)} for key, value in env.items()]
+    env = section(job, "environment_variables")
+    if env:
+        spec["env"] = [{"name": str(key), "value": env_value(key, value)}
+                       for key, value in env.items()]
+    if job.get("is_deterministic") is False:
+        spec["allowReuse"] = False
+        notes.add("allowReuse", "is_deterministic: false: a step with the same inputs and "
+                                "settings runs again instead of reusing its last result")
     for key in job:
         if key not in SILENT:
             notes.add("", f"{key}: {shown(job[key])}: no equivalent: "
@@ -168,6 +222,16 @@ def convert_job(job: Mapping[str, Any], fallback_name: str) -> Conversion:
                                                      "knows; dropped"))
     return Conversion({"apiVersion": API_VERSION, "kind": KIND, "metadata": metadata,
                        "spec": spec}, notes)
+
+
+def env_value(name: Any, value: Any) -> str:
+    """An environment value as Azure sets it: text, true/false, numbers as written."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if value is None or isinstance(value, Mapping | list):
+        raise AzureConversionError(f"environment_variables.{name}: {shown(value)}: expected a "
+                                   "string, a number or true/false")
+    return str(value)
 
 
 def step_metadata(job: Mapping[str, Any], fallback: str,

@@ -40,7 +40,19 @@ def shown(value: Any) -> str:
     """An Azure value as a comment quotes it: scalars as written, collections inline."""
     if isinstance(value, Mapping | list):
         return str(yaml.safe_dump(value, default_flow_style=True, width=10_000)).strip()
-    return str(value)
+    return str(value).lower() if isinstance(value, bool) else str(value)  # as YAML writes it
+
+
+def section(job: Mapping[str, Any], key: str) -> Mapping[str, Any]:
+    """JOB's section KEY ({} when absent); a section of another type is refused, since
+    dropping it would drop settings (Azure refuses it too)."""
+    value = job.get(key)
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise AzureConversionError(f"{key}: expected a mapping (NAME: value), got "
+                                   f"{type(value).__name__} {shown(value)[:80]}")
+    return value
 
 
 def mapping(value: Any) -> Mapping[str, Any]:
@@ -154,15 +166,17 @@ def output_section(outputs: Any, append_row_to: Any, name: str,
     match = REFERENCE.fullmatch(str(append_row_to or "").strip())
     appended = match is not None and match[1] == "outputs" and match[2] in outputs
     chosen = match[2] if match is not None and appended else next(iter(outputs), "")
-    if append_row_to and not appended:
-        notes.add("outputAction", f"task.append_row_to: {append_row_to}: names none of the job's "
-                                  "outputs; written as summary_only: run() results are not "
-                                  "collected unless outputAction is append_row")
-    elif not appended:
+    if append_row_to and not appended:  # Azure refuses the job: results would be lost
+        names = ", ".join(outputs) or "none"
+        raise AzureConversionError(f"task.append_row_to: {append_row_to} names none of the "
+                                   f"job's outputs ({names}); write ${{{{outputs.NAME}}}} of "
+                                   "one of them, or leave it out for summary_only")
+    if not appended:
         notes.add("outputAction", "no task.append_row_to: run() results are not collected "
                                   "(summary_only, as on Azure); the script writes its own files "
                                   "to context.output_dir")
-    data = mapping(outputs.get(chosen))
+    chosen_output = outputs.get(chosen)  # a bare string is the output's path
+    data = {"path": chosen_output} if isinstance(chosen_output, str) else mapping(chosen_output)
     path = written = str(data.get("path") or "")
     azure_chosen = not written or written.startswith(("azureml:", "${{"))
     fields: dict[str, Any] = {"outputAction": "append_row" if appended else "summary_only"}
@@ -271,7 +285,7 @@ def scalar_fields(job: Mapping[str, Any], notes: Notes) -> dict[str, Any]:
     size = job.get("mini_batch_size")
     if size is not None:
         fields["miniBatchSize"] = mini_batch_size(size)
-    resources = mapping(job.get("resources"))
+    resources = section(job, "resources")
     for key, target in (("instance_count", "nodeCount"),):
         if resources.get(key) is not None:
             fields[target] = resources[key]
@@ -291,8 +305,8 @@ def scalar_fields(job: Mapping[str, Any], notes: Notes) -> dict[str, Any]:
                                          "per CPU the pod may use: set it for GPU nodes")
     if job.get("logging_level") is not None:
         fields["loggingLevel"] = logging_level(job["logging_level"], notes)
-    retry = mapping(job.get("retry_settings"))
-    if isinstance(retry.get("max_retries"), int):
+    retry = section(job, "retry_settings")
+    if isinstance(retry.get("max_retries"), int) and not isinstance(retry["max_retries"], bool):
         fields["runMaxTry"] = retry["max_retries"] + 1
         notes.add("runMaxTry", f"retry_settings.max_retries {retry['max_retries']} + 1: Azure "
                                "counts retries, runMaxTry counts tries (the first included)")

@@ -20,9 +20,12 @@ v2 job (converted by azure_conversion like any other) plus the spec fields v2 ha
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from prs_runner.step.azure_job_sections import AzureConversionError
 
 # Both keywords are required by ParallelRunConfig and neither exists in a v2 parallel job.
 V1_MARKERS = ("entry_script", "output_action")
@@ -81,8 +84,16 @@ def translate_v1(config: Mapping[str, Any]) -> V1Translation:
                    enumerate(as_list(config.get("side_inputs")))]
     if side_inputs:
         result.fields["sideInputs"] = side_inputs
-    if config.get("arguments") is not None:
-        result.fields["arguments"] = [str(item) for item in as_list(config["arguments"])]
+    arguments = config.get("arguments")
+    if isinstance(arguments, str):  # the SDK takes a list; one string is split as a shell would
+        try:
+            result.fields["arguments"] = shlex.split(arguments)
+        except ValueError as error:  # an unclosed quote
+            raise AzureConversionError(f"arguments: {error} in {arguments!r}") from None
+        result.notes.append(("arguments", "arguments: one string, split into words as a shell "
+                                          "would (ParallelRunStep takes a list)"))
+    elif arguments is not None:
+        result.fields["arguments"] = [str(item) for item in as_list(arguments)]
     result.notes += [("", f"{key}: not a ParallelRunConfig or ParallelRunStep keyword this "
                           "converter knows; dropped") for key in config if key not in HANDLED]
     return result
