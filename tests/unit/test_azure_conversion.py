@@ -25,6 +25,7 @@ from prs_runner.step.azure_job_sections import (
     AzureConversionError,
     Notes,
     code_section,
+    has_value,
     input_data_name,
     input_section,
     location,
@@ -34,6 +35,7 @@ from prs_runner.step.azure_job_sections import (
     output_section,
     program_arguments,
     scalar_fields,
+    section,
     shown,
     step_name,
     task_image,
@@ -1280,3 +1282,20 @@ def test_a_v1_argument_string_with_an_open_quote_is_refused() -> None:
     with pytest.raises(AzureConversionError) as raised:
         translate_v1({**MINIMAL_V1, "arguments": "--x 'open"})
     assert str(raised.value) == "arguments: No closing quotation in \"--x 'open\""
+
+
+@pytest.mark.parametrize(("value", "given"), [
+    ({"type": "uri_folder", "path": "./d"}, True), ({"type": "number", "default": 0}, True),
+    ({"type": "string", "value": ""}, True), ({"type": "number", "optional": True}, False),
+    ({"path": None, "default": None}, False), (0.5, True), (False, True), (None, False),
+])
+def test_an_input_has_a_value_when_it_gives_data_a_literal_or_a_default(value: Any,
+                                                                        given: bool) -> None:
+    assert has_value(value) is given
+
+
+def test_a_section_of_the_wrong_type_is_shown_cut_to_80_characters() -> None:
+    with pytest.raises(AzureConversionError) as raised:
+        section({"resources": "x" * 100}, "resources")
+    assert str(raised.value) == "resources: expected a mapping (NAME: value), got str " + "x" * 80
+    assert section({"resources": None}, "resources") == {}
