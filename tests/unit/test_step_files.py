@@ -59,11 +59,14 @@ def test_nesting(value: object, depth: int) -> None:
     assert nesting(value) == depth
 
 
-def test_sixty_four_levels_are_read(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("brackets", "refused"), [(61, False), (62, True)])
+def test_sixty_four_levels_are_read_and_sixty_five_refused(tmp_path: Path, brackets: int,
+                                                           refused: bool) -> None:
+    """The document (1), spec (2), podTemplate (3) and BRACKETS lists: 64 or 65 levels."""
     path = tmp_path / "step.yaml"
-    path.write_text(STEP + "  env: [{name: A, value: '1'}]\n  podTemplate: {a: "
-                    + "[" * 60 + "]" * 60 + "}\n")
-    assert all("nested" not in problem for problem in problems_of(path))
+    path.write_text(STEP + "  podTemplate: {a: " + "[" * brackets + "]" * brackets + "}\n")
+    nested = [p for p in problems_of(path) if "nested more than 64 levels deep" in p]
+    assert bool(nested) is refused
 
 
 def test_a_file_that_is_not_text_is_refused(tmp_path: Path) -> None:
