@@ -174,7 +174,13 @@ def test_a_killed_run_resumes_and_runs_each_mini_batch_once(
 ) -> None:
     step, output = files_step(tmp_path, server, monkeypatch, 36)
     calls = tmp_path / "calls.log"
-    first = prs_run(step, server, wait=False, SCENARIO_DELAY="0.4", SCENARIO_CALLS=str(calls))
+    # 12 mini-batches of 3 files on 4 workers. Each takes DELAY seconds, so the run lasts
+    # about 3 DELAY: long enough that the kill lands mid-run even though commits become
+    # visible only when a commit-log part is flushed (up to FLUSH_SECONDS later), and the
+    # machine is loaded.
+    delay = 1.5
+    first = prs_run(step, server, wait=False, SCENARIO_DELAY=str(delay),
+                    SCENARIO_CALLS=str(calls))
     wait_for_commits(output, 4)
     first.send_signal(signal.SIGKILL)
     first.wait(30)
@@ -186,7 +192,7 @@ def test_a_killed_run_resumes_and_runs_each_mini_batch_once(
     runs = calls.read_text().splitlines()
     # The rerun ran only what was not committed. In flight at the kill, per worker: the one
     # running, and what ran in the last FLUSH_SECONDS, held for the next commit-log part.
-    in_flight = 1 + math.ceil(FLUSH_SECONDS / 0.4)
+    in_flight = 1 + math.ceil(FLUSH_SECONDS / delay)
     steals = [n for n in output.list_names("_prs/steals") if n.endswith(".json")]
     assert len(runs) <= 12 + in_flight * 4 + len(steals)
 
