@@ -395,7 +395,9 @@ def test_a_killed_worker_loses_nothing_while_its_record_uploads(
     mini-batch: killed then, whatever it committed counts once, the rest runs again."""
     step, output = files_step(tmp_path, server, monkeypatch, 48)
     calls = tmp_path / "calls.log"
-    running = prs_run(step, server, wait=False, SCENARIO_DELAY="0.2", SCENARIO_CALLS=str(calls))
+    # 16 mini-batches of 1 s on 4 workers: still running when the first commits are visible
+    # (a commit-log part is flushed up to FLUSH_SECONDS after its mini-batch ends).
+    running = prs_run(step, server, wait=False, SCENARIO_DELAY="1.0", SCENARIO_CALLS=str(calls))
     wait_for_commits(output, 3)
     workers = subprocess.run(["pgrep", "-f", f"prs_runner.execution.worker {server.uri('')}"],
                              capture_output=True, text=True).stdout.split()
