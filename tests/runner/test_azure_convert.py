@@ -129,3 +129,74 @@ def test_a_converted_azure_job_validates_and_runs_unchanged(tmp_path: Path) -> N
                                    for n in range(8))
     result = json.loads((tmp_path / "out/_prs/report/job_result.json").read_text())
     assert result["status"] == "Succeeded", result
+
+
+# SDK v1: the keyword arguments of ParallelRunConfig and ParallelRunStep, written as JSON (as
+# a user copies them out of their Python), in the shape of Azure's iris notebook.
+V1_CONFIG = {
+    "name": "iris-batch",
+    "entry_script": "iris_score.py",
+    "source_directory": "./scripts",
+    "output_action": "append_row",
+    "append_row_file_name": "iris_out.txt",
+    "mini_batch_size": "2",
+    "error_threshold": 5,
+    "node_count": 1,
+    "process_count_per_node": 2,
+    "run_invocation_timeout": 60,
+    "environment": "iris-env",
+    "inputs": [{"name": "iris_data", "type": "file", "path": "./iris"}],
+    "side_inputs": [{"name": "model", "path": "./model"}],
+    "output": "./out",
+    "arguments": ["--threshold", "1.5", "--allowed_failed_percent", "25"],
+    "allow_reuse": False,
+}
+
+V1_SCRIPT = """\
+import argparse, os
+
+def init():
+    global threshold, weight
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--threshold", type=float)
+    threshold = parser.parse_known_args()[0].threshold
+    with open(os.path.join(os.environ["AZUREML_MODEL_DIR"], "weight.txt")) as stream:
+        weight = float(stream.read())
+
+def run(mini_batch):
+    out = []
+    for path in mini_batch:
+        with open(path) as stream:
+            value = float(stream.read()) * weight
+        out.append(f"{os.path.basename(path)} {'big' if value > threshold else 'small'}")
+    return out
+"""
+
+
+def test_a_converted_v1_json_config_validates_and_runs_unchanged(tmp_path: Path) -> None:
+    (tmp_path / "iris").mkdir()
+    for n in range(6):
+        (tmp_path / f"iris/flower_{n}.txt").write_text(f"{n}\n")
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model/weight.txt").write_text("0.5\n")
+    (tmp_path / "scripts").mkdir()
+    (tmp_path / "scripts/iris_score.py").write_text(V1_SCRIPT)
+    (tmp_path / "config.json").write_text(json.dumps(V1_CONFIG, indent=2))
+
+    converted = prs(tmp_path, "convert", "config.json", "-o", "step.yaml")
+    assert converted.returncode == 0, converted.stderr
+    text = (tmp_path / "step.yaml").read_text()
+    assert "environment: iris-env" in text  # no equivalent: said in a comment
+    spec = yaml.safe_load(text)["spec"]
+    assert (spec["processCountPerNode"], spec["errorThreshold"], spec["allowReuse"]) == (
+        2, 5, False)
+
+    validated = prs(tmp_path, "validate", "step.yaml")
+    assert validated.returncode == 0, validated.stdout + validated.stderr
+    assert "--allowed_failed_percent 25 sets spec.allowedFailedPercent" in validated.stdout
+
+    ran = prs(tmp_path, "run", "step.yaml")
+    assert ran.returncode == 0, ran.stderr
+    lines = (tmp_path / "out/iris_out.txt").read_text().splitlines()
+    assert sorted(lines) == [f"flower_{n}.txt {'big' if n * 0.5 > 1.5 else 'small'}"
+                             for n in range(6)]

@@ -75,3 +75,26 @@ def test_azure_bindings_in_arguments_are_filled_in(make_step: MakeStep) -> None:
     assert result.returncode == 0, result.stderr
     assert sorted(step.output_lines()) == [f"w1 item{i:04d}.txt" for i in range(3)]
     assert sum(int(n) for n in (step.out / "seen.txt").read_text().split()) == 3
+
+
+ENDPOINT_SCRIPT = """
+import os
+def init():
+    global model
+    # Azure batch deployments' scoring scripts find their model so.
+    with open(os.path.join(os.environ["AZUREML_MODEL_DIR"], "weights.txt")) as stream:
+        model = stream.read().strip()
+    mark("run-id", os.environ["AZUREML_RUN_ID"])
+def run(mini_batch):
+    return [f"{model} {os.path.basename(p)}" for p in mini_batch]
+"""
+
+
+def test_a_side_input_named_model_is_azures_model_dir(make_step: MakeStep) -> None:
+    step = make_step(ENDPOINT_SCRIPT, files=3, sideInputs=[{"name": "model", "uri": "./models"}])
+    (step.root / "models").mkdir()
+    (step.root / "models" / "weights.txt").write_text("w2\n")
+    result = run_elsewhere(step)
+    assert result.returncode == 0, result.stderr
+    assert sorted(step.output_lines()) == [f"w2 item{i:04d}.txt" for i in range(3)]
+    assert set(step.marks("run-id")) == {"OfflineRun"}

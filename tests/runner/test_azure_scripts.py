@@ -70,6 +70,12 @@ def test_an_azure_style_script_runs_with_its_model_metrics_and_identity(
                     int(match[1]), int(match[2])) == (int(path.parent.name), int(path.stem))
                 scored += metric["value"]
     assert scored == 20  # every file once, in the metric lines of the workers that ran it
+    # The run report gathers them: one row for the metric, as many values as mini-batches.
+    page = (step.out / "_prs/report/index.html").read_text()
+    metrics = page.split("<h2>Metrics</h2>", 1)[1].split("</table>", 1)[0]
+    batches = len((step.out / "_prs/report/processed_mini_batches.csv").read_text()
+                  .splitlines()) - 1
+    assert f"<td>scored</td><td>metric</td><td class=\"n\">{batches}</td>" in metrics
 
     seen_files = sorted((step.out / "logs/user/entry_script_log").glob("*/*_seen.json"))
     assert seen_files, "no worker wrote to EntryScript().log_dir"
@@ -82,3 +88,27 @@ def test_an_azure_style_script_runs_with_its_model_metrics_and_identity(
         assert path.name == seen["process_name"] + "_seen.json"
         assert seen["working_dir"] == env["PRS_CODE_ROOT"]
         assert (Path(seen["working_dir"]) / "score.py").is_file()
+
+
+REAL_PACKAGE_SCRIPT = """
+def init():
+    global source
+    from azureml.core import Model
+    source = Model.SOURCE  # the real package's; the runtime's Model has no such name
+
+def run(mini_batch):
+    return [source for _ in mini_batch]
+"""
+
+
+def test_a_real_azureml_package_wins_over_the_runtimes_names(make_step: MakeStep) -> None:
+    """A script that ships (or has installed) the real `azureml` gets it, not the runtime's
+    few names: they are served only when nothing else answers the import."""
+    step = make_step(REAL_PACKAGE_SCRIPT, files=3)
+    package = step.root / "src" / "azureml" / "core"
+    package.mkdir(parents=True)
+    (package.parent / "__init__.py").write_text("")
+    (package / "__init__.py").write_text("class Model:\n    SOURCE = 'the real package'\n")
+    result = step.run()
+    assert result.returncode == 0, result.stderr + result.stdout
+    assert step.output_lines() == ["the real package"] * 3

@@ -3,11 +3,15 @@ notice, bad values and conflicts are problems with their field path."""
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from prs_runner.step.azure_arguments import (
+    FIELD_ARGUMENTS,
+    NOTICE_ARGUMENTS,
     apply_azure_arguments,
     argument_problems,
     read_azure_arguments,
@@ -118,3 +122,19 @@ def test_validation_reports_argument_problems_and_applies_the_rest() -> None:
     step = step_from_document(doc)
     assert step.spec["allowedFailedPercent"] == 30
     assert step.spec["arguments"] == ["--allowed_failed_percent", "30", "--model", "m.pkl"]
+
+
+def test_the_migration_guides_table_names_every_argument_and_what_it_does() -> None:
+    guide = (Path(__file__).parents[2] / "docs" / "migration.md").read_text()
+    table = guide.split("## Azure's program arguments", 1)[1].split("\n## ", 1)[0]
+    rows = [line for line in table.splitlines() if line.startswith("| `--")]
+    said: dict[str, str] = {}
+    for row in rows:
+        names, effect = row.strip("| ").split(" | ", 1)
+        for name in re.findall(r"`(--\w+)", names):
+            said[name] = effect.strip(" |")
+    assert set(said) == set(FIELD_ARGUMENTS) | set(NOTICE_ARGUMENTS)
+    for name, (field, _) in FIELD_ARGUMENTS.items():
+        assert said[name] == f"sets `{field}`", name
+    for name in NOTICE_ARGUMENTS:
+        assert said[name].startswith("notice only: "), name

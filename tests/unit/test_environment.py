@@ -83,6 +83,7 @@ def test_worker_environment() -> None:
         "PRS_PROCESS_INDEX": "3",
         "PRS_OUTPUT_DIR": "/data/out",
         "AZUREML_BI_OUTPUT_PATH": "/data/out",  # Azure's name for it
+        "AZUREML_RUN_ID": "OfflineRun",
         "PRS_CODE_ROOT": "/code",
         "PRS_LOGGING_LEVEL": "DEBUG",
         "PYTHONUNBUFFERED": "1",
@@ -122,6 +123,7 @@ def test_without_side_inputs_and_gpus(side_inputs: list[Any] | None) -> None:
         "PRS_PROCESS_INDEX": "0",
         "PRS_OUTPUT_DIR": "s3://bucket/out",
         "AZUREML_BI_OUTPUT_PATH": "s3://bucket/out",
+        "AZUREML_RUN_ID": "OfflineRun",
         "PRS_CODE_ROOT": "/code",
         "PRS_LOGGING_LEVEL": "DEBUG",
         "PYTHONUNBUFFERED": "1",
@@ -164,3 +166,24 @@ def test_without_cuda_visible_devices_the_machines_gpus_are_used() -> None:
         assert env["CUDA_VISIBLE_DEVICES"] == str(found[1 % len(found)])
     else:  # nothing to choose: the variable stays unset, not set to no GPU
         assert "CUDA_VISIBLE_DEVICES" not in env
+
+
+def test_a_side_input_named_model_is_azures_model_dir_unless_the_step_sets_it() -> None:
+    spec = {**SPEC, "sideInputs": [{"name": "labels", "uri": "file:///l"},
+                                   {"name": "model", "uri": "file:///models/m"},
+                                   {"name": "model2", "uri": "file:///models/x"}]}
+    env = worker_environment(spec, 0, 0, "/code", {"AZUREML_MODEL_DIR": "/shell"})
+    assert env["AZUREML_MODEL_DIR"] == env["PRS_SIDE_INPUT_MODEL"] == "/models/m"
+    copied = worker_environment(spec, 0, 0, "/code", {},
+                                side_input_paths={"model": "/tmp/prs-side-0/model"})
+    assert copied["AZUREML_MODEL_DIR"] == "/tmp/prs-side-0/model"  # the local copy
+    mine = {**spec, "env": [{"name": "AZUREML_MODEL_DIR", "value": "/mine"},
+                            {"name": "AZUREML_RUN_ID", "value": "run-7"}]}
+    env = worker_environment(mine, 0, 0, "/code", {})
+    assert (env["AZUREML_MODEL_DIR"], env["AZUREML_RUN_ID"]) == ("/mine", "run-7")
+    assert "AZUREML_MODEL_DIR" not in worker_environment(SPEC, 0, 0, "/code", {})
+
+
+def test_azures_run_id_is_the_offline_runs() -> None:
+    from prs_runner.azure_names.core import OFFLINE_RUN_ID
+    assert worker_environment(SPEC, 0, 0, "/code", {})["AZUREML_RUN_ID"] == OFFLINE_RUN_ID

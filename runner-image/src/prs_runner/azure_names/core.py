@@ -82,8 +82,8 @@ def json_value(value: Any) -> Any:
 class Run(metaclass=Partial):
     """The offline run Azure gives a script run outside a submitted run: metrics and tags
     are written, one JSON object per line, to the worker's log through the `prs.metrics`
-    logger (with the metric, its value, shard and process). Nothing gathers them into a
-    report yet: read them in `_prs/logs/<shard>/<process>.log`. One run per step, so `id`
+    logger (with the metric, its value, shard and process); the merge gathers them into the
+    run report's Metrics table (output/run_metrics.py). One run per step, so `id`
     is the same in every worker; there is no experiment or workspace (`experiment` is
     None)."""
 

@@ -33,6 +33,13 @@ def gpu_for_process(gpus: list[str], process: int) -> str | None:
     return gpus[process % len(gpus)] if gpus else None
 
 
+# Azure's batch deployments name the model's folder AZUREML_MODEL_DIR; here it is the side
+# input of this name (the name Azure's parallel jobs give their model input).
+AZURE_MODEL_INPUT = "model"
+# Run.get_context().id under this runtime (azure_names.core.OFFLINE_RUN_ID): one run per step.
+AZURE_RUN_ID = "OfflineRun"
+
+
 def worker_environment(
     spec: Mapping[str, Any], shard: int, process: int, code_root: str,
     base: Mapping[str, str] | None = None, side_input_paths: Mapping[str, str] | None = None,
@@ -53,17 +60,18 @@ def worker_environment(
         PRS_LOGGING_LEVEL=spec["loggingLevel"],
         PYTHONUNBUFFERED="1",
     )
-    # Azure's runtime names the output folder so; scripts written for it read this one
-    # (unless the step's env sets it).
-    if all(item["name"] != "AZUREML_BI_OUTPUT_PATH" for item in spec["env"]):
-        env["AZUREML_BI_OUTPUT_PATH"] = output
-    names = []
+    names, azure = [], {"AZUREML_BI_OUTPUT_PATH": output, "AZUREML_RUN_ID": AZURE_RUN_ID}
     for side in spec.get("sideInputs") or []:
         name, uri = side["name"], side["uri"]
         var = SideInput(name, uri).env_name
         env[var] = (side_input_paths or {}).get(name) or local_root(uri) or uri
         names.append(f"{name}={var}")
+        if name == AZURE_MODEL_INPUT:
+            azure["AZUREML_MODEL_DIR"] = env[var]
     env["PRS_SIDE_INPUT_NAMES"] = ",".join(names)
+    # The names Azure's runtime gives these, for scripts written for it; the step's env wins.
+    given = {item["name"] for item in spec["env"]}
+    env.update({name: value for name, value in azure.items() if name not in given})
     gpu = gpu_for_process(visible_gpus(env, _dev_names()), process)
     if gpu is not None:
         env["CUDA_VISIBLE_DEVICES"] = gpu

@@ -10,11 +10,13 @@ shown, never run.
 from __future__ import annotations
 
 import html
+import json
 import re
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from prs_runner.output.run_metrics import MOST_NAMES, MetricTable, summaries
 from prs_runner.output.run_report import (
     FAILURES_SHOWN,
     TIMELINE_LIMIT,
@@ -65,15 +67,17 @@ vertical-align:-2px}.legend .ok{background:#4caf50}.legend .bad{background:#e539
 
 
 def render_page(job: Mapping[str, Any], outcomes: Sequence[Mapping[str, Any]], data: ReportData,
-                excerpts: Mapping[int, LogExcerpt]) -> str:
+                excerpts: Mapping[int, LogExcerpt], metrics: MetricTable | None = None) -> str:
     """The whole page. JOB is job_result.json ({} when there is none), OUTCOMES the shards'
-    outcomes, EXCERPTS the failures' tracebacks found in the workers' logs, by mini-batch."""
+    outcomes, EXCERPTS the failures' tracebacks found in the workers' logs, by mini-batch,
+    METRICS what the entry script logged through Azure's Run."""
     name = str(job.get("stepName") or "step")
     return "".join([
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">",
         f'<meta http-equiv="Content-Security-Policy" content="{POLICY}">',
         f"<title>{escape(name)}: run report</title><style>{STYLE}</style></head><body>",
-        summary_section(job, data), shards_section(outcomes), timeline_section(data),
+        summary_section(job, data), metrics_section(metrics or MetricTable()),
+        shards_section(outcomes), timeline_section(data),
         slowest_section(data.slowest), failures_section(job, data, excerpts),
         "</body></html>\n"])
 
@@ -149,6 +153,29 @@ def timeline_section(data: ReportData) -> str:
             f"</p>{legend}{note}{timeline_svg(data, start, end)}"
             f"<h2>Throughput</h2><p class=\"note\">Items finished per second.</p>"
             f"{throughput_svg(throughput(data.spans, start, end))}")
+
+
+METRIC_VALUE_CHARS = 200  # of a last value, as JSON
+
+
+def metrics_section(table: MetricTable) -> str:
+    shown = summaries(table)
+    if not shown:
+        return ""
+    rows = "".join(
+        f"<tr><td>{escape(s.name)}</td><td>{s.kind}</td><td class=\"n\">{s.count:,}</td>"
+        f"<td>{escape(cut(json.dumps(s.last), METRIC_VALUE_CHARS))}</td>"
+        f"<td class=\"n\">{'' if s.numbers is None else f'{s.numbers[0]:g}'}</td>"
+        f"<td class=\"n\">{'' if s.numbers is None else f'{s.numbers[1]:g}'}</td></tr>"
+        for s in shown)
+    more = (f'<p class="note">{table.left_out:,} more values, of names past the first '
+            f"{MOST_NAMES}, are not shown.</p>" if table.left_out else "")
+    return ("<h2>Metrics</h2><p class=\"note\">What the entry script logged with Azure's "
+            "<code>Run.log</code>, <code>log_row</code>, <code>log_list</code>, "
+            "<code>log_table</code> and <code>tag</code>, gathered from the workers' logs."
+            f"</p>{more}<table><tr><th>name</th><th>kind</th><th class=\"n\">values</th>"
+            "<th>last value</th><th class=\"n\">smallest</th><th class=\"n\">largest</th>"
+            f"</tr>{rows}</table>")
 
 
 def slowest_section(slowest: list[MiniBatchRow]) -> str:

@@ -13,6 +13,7 @@ import math
 from collections.abc import Iterator
 from typing import IO, Any
 
+from prs_runner.output.run_metrics import MetricTable, add_records, metric_records
 from prs_runner.output.run_report import MiniBatchRow, gather
 from prs_runner.output.run_report_logs import LogExcerpt, failed_tries, log_path
 from prs_runner.output.run_report_page import render_page
@@ -24,6 +25,7 @@ REPORT_PAGE = "_prs/report/index.html"
 ROWS_FILE = "_prs/report/processed_mini_batches.csv"
 JOB_RESULT_FILE = "_prs/report/job_result.json"
 SHARDS_DIR = "_prs/shards"
+LOGS_DIR = "_prs/logs"
 LOG_SCAN_BYTES = 64 << 20  # of a worker's log searched for tracebacks, at most
 LOG_LINE_CHARS = 64 << 10  # of one log line read; the rest of a longer line is skipped
 
@@ -73,7 +75,8 @@ def build_run_report(output: Storage, job: dict[str, Any] | None = None,
             raise NoRunResults(f"{output.uri}/{JOB_RESULT_FILE} is not as the merge writes it "
                                f"({problem}); run the step again to write it anew")
     outcomes = read_outcomes(output) if outcomes is None else outcomes
-    return render_page(job, outcomes, data, find_tracebacks(output, data.failures))
+    return render_page(job, outcomes, data, find_tracebacks(output, data.failures),
+                       find_metrics(output))
 
 
 def missing_results(output: Storage) -> str:
@@ -142,6 +145,27 @@ def find_tracebacks(output: Storage, failures: list[MiniBatchRow]) -> dict[int, 
         except FileNotFoundError:
             continue  # the failure still shows, without its traceback
     return found
+
+
+def find_metrics(output: Storage) -> MetricTable:
+    """What the entry scripts logged through Azure's Run, from every worker's log."""
+    table = MetricTable()
+    for shard in sorted(output.list_names(LOGS_DIR), key=natural):
+        for name in sorted(output.list_names(f"{LOGS_DIR}/{shard}"), key=natural):
+            if not name.endswith(".log"):
+                continue
+            try:
+                with output.open_read(f"{LOGS_DIR}/{shard}/{name}") as stream:
+                    add_records(table, metric_records(log_lines(stream)))
+            except (FileNotFoundError, IsADirectoryError):
+                continue
+    return table
+
+
+def natural(name: str) -> tuple[int, str]:
+    """Shard and process folders in number order (2 before 10)."""
+    stem = name.removesuffix(".log")
+    return (int(stem), "") if stem.isdigit() else (1 << 62, name)
 
 
 def log_lines(stream: IO[bytes]) -> Iterator[str]:
