@@ -2,8 +2,9 @@
 
 Locally a record is appended to the worker's commit log and its 'done' leaves at once. On
 an object store records are gathered into parts (commit_log): a part is written once the
-worker has nothing queued, or its oldest record waited FLUSH_SECONDS, or it holds
-FLUSH_BYTES; meanwhile run() goes on with the next mini-batch. Each record's mini-batch is
+worker has waited a moment for its next command (worker.IDLE_GRACE_SECONDS: its queue ran
+dry), or its oldest record waited FLUSH_SECONDS, or it holds FLUSH_BYTES; meanwhile run()
+goes on with the next mini-batch. Each record's mini-batch is
 said 'ran' when run() returns and 'done' once its part is written, so a supervisor whose
 worker dies knows which mini-batches ran to the end but were not committed: they run
 again without counting as a failed try.

@@ -297,18 +297,20 @@ def pipe_lines(fd: int) -> Iterator[bytes]:
 
 
 PREFETCH_AHEAD = 2  # mini-batches downloaded ahead of the running one (the cache's bound)
+IDLE_GRACE_SECONDS = 0.05  # waited for a command before held commits are written anyway
 
 
 class CommandQueue:
     """The supervisor's commands, one at a time. THREADED (input or output on an object
     store), a reader thread takes them off the pipe as they come, so that the mini-batches
     queued behind the running one start downloading at once (PREFETCH), and ON_IDLE is
-    called when the worker is about to wait for a command (held commits go out then)."""
+    called when the worker has waited IDLE_GRACE for a command (held commits go
+    out then)."""
 
     def __init__(self, stream: Any, prefetch: Callable[[int], None] | None, threaded: bool,
-                 on_idle: Callable[[], None]) -> None:
+                 on_idle: Callable[[], None], idle_grace: float = IDLE_GRACE_SECONDS) -> None:
         self.stream, self.prefetch, self.threaded = stream, prefetch, threaded
-        self.on_idle = on_idle
+        self.on_idle, self.idle_grace = on_idle, idle_grace
         self.items: deque[dict[str, Any] | None] = deque()
         self.ready = threading.Condition()
         self.busy = False
@@ -336,7 +338,11 @@ class CommandQueue:
             return json.loads(line) if line else None
         with self.ready:
             self.busy = False
-            if not self.items:
+            # The next command mostly comes a round trip after the last 'ran': held commits
+            # wait for it and go out with the next part, rather than cost a part (two PUTs)
+            # each. Only a worker left waiting longer (the shard's end, a starved queue)
+            # writes them now.
+            if not self.ready.wait_for(lambda: bool(self.items), timeout=self.idle_grace):
                 self.on_idle()
             self.ready.wait_for(lambda: bool(self.items))
             command = self.items.popleft()

@@ -1,0 +1,85 @@
+"""A worker's command queue on an object store: held commits go out only when the worker has
+waited a while for its next command, not at every round trip to its supervisor."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from prs_runner.execution.worker import IDLE_GRACE_SECONDS, CommandQueue
+
+
+@pytest.fixture
+def pipe() -> Iterator[tuple[int, int]]:
+    read, write = os.pipe()
+    yield read, write
+    for fd in (write, read):  # the writer first: the queue's reader thread sees the end
+        with contextlib.suppress(OSError):
+            os.close(fd)
+
+
+def send_later(fd: int, command: dict[str, int], delay: float) -> threading.Thread:
+    def send() -> None:
+        time.sleep(delay)
+        os.write(fd, (json.dumps(command) + "\n").encode())
+    thread = threading.Thread(target=send)
+    thread.start()
+    return thread
+
+
+def queue_on(read_fd: int, idle: list[float], grace: float) -> CommandQueue:
+    stream = os.fdopen(read_fd, "rb", buffering=0, closefd=False)
+    return CommandQueue(stream, None, threaded=True,
+                        on_idle=lambda: idle.append(time.monotonic()), idle_grace=grace)
+
+
+def test_a_command_within_the_grace_does_not_make_the_worker_idle(
+        pipe: tuple[int, int]) -> None:
+    idle: list[float] = []
+    queue = queue_on(pipe[0], idle, grace=10.0)
+    sender = send_later(pipe[1], {"run": 1}, 0.2)
+    assert queue.next() == {"run": 1}
+    sender.join()
+    assert idle == []
+
+
+def test_a_worker_left_waiting_past_the_grace_writes_what_it_holds(
+        pipe: tuple[int, int]) -> None:
+    idle: list[float] = []
+    queue = queue_on(pipe[0], idle, grace=0.05)
+    started = time.monotonic()
+    sender = send_later(pipe[1], {"run": 2}, 1.0)
+    assert queue.next() == {"run": 2}
+    sender.join()
+    assert len(idle) == 1 and idle[0] - started >= 0.05
+    assert idle[0] < started + 1.0  # before the command came, not after
+
+
+def test_a_queued_command_is_taken_at_once(pipe: tuple[int, int]) -> None:
+    idle: list[float] = []
+    queue = queue_on(pipe[0], idle, grace=10.0)
+    os.write(pipe[1], b'{"run": 3}\n{"run": 4}\n')
+    started = time.monotonic()
+    assert [queue.next(), queue.next()] == [{"run": 3}, {"run": 4}]
+    assert time.monotonic() - started < 5.0 and idle == []
+
+
+def test_the_end_of_the_commands_is_none_after_the_grace(pipe: tuple[int, int]) -> None:
+    idle: list[float] = []
+    queue = queue_on(pipe[0], idle, grace=0.01)
+    os.close(pipe[1])
+    assert queue.next() is None
+
+
+def test_the_grace_is_short_beside_a_flush() -> None:
+    """A round trip to the supervisor is about a millisecond; a part is written at least
+    every second. The grace sits between, so it neither splits parts at every round trip
+    nor delays a shard's end noticeably."""
+    from prs_runner.execution.committer import FLUSH_SECONDS
+    assert 0.005 <= IDLE_GRACE_SECONDS <= FLUSH_SECONDS / 10
