@@ -57,6 +57,8 @@ INIT_MAX_TRIES = 3
 
 PROGRESS_INTERVAL = 0.25
 PLAN_POLL_SECONDS = 0.005  # while workers start up, the plan is being written
+# On an object store each look for the plan (and its openings) is a request or two.
+REMOTE_PLAN_POLL_SECONDS = 0.05
 
 
 class ShardSupervisor:
@@ -160,6 +162,7 @@ class ShardSupervisor:
         """Shard 0 runs the openings (planning.plan_store) meanwhile: the plan's first
         mini-batches, published while the rest of the input is being cut."""
         opening = OpeningView(self.plan_uri) if self.index == 0 else None
+        every = PLAN_POLL_SECONDS if self.output.local is not None else REMOTE_PLAN_POLL_SECONDS
         while not self.stop_reason and not self.init_failed_everywhere():
             try:
                 self.adopt(PlanView(self.plan_uri))
@@ -167,7 +170,7 @@ class ShardSupervisor:
             except FileNotFoundError:
                 if opening is not None:
                     self.open(opening)
-                self.poll(PLAN_POLL_SECONDS)
+                self.poll(every)
 
     def open(self, opening: OpeningView) -> None:
         ids = opening.new_ids()
