@@ -76,6 +76,14 @@ def test_an_azure_style_script_runs_with_its_model_metrics_and_identity(
     batches = len((step.out / "_prs/report/processed_mini_batches.csv").read_text()
                   .splitlines()) - 1
     assert f"<td>scored</td><td>metric</td><td class=\"n\">{batches}</td>" in metrics
+    # Each shard names the workers whose logs hold metrics: those the merge reads.
+    named = {(outcome["shard"], process)
+             for outcome in (json.loads(p.read_text()) for p in
+                             (step.out / "_prs/shards").glob("*.json"))
+             for process in outcome["metricsLogged"]}
+    holding = {(int(path.parent.name), int(path.stem)) for path, text in logs.items()
+               if "prs.metrics" in text}
+    assert named == holding and named
 
     seen_files = sorted((step.out / "logs/user/entry_script_log").glob("*/*_seen.json"))
     assert seen_files, "no worker wrote to EntryScript().log_dir"
@@ -112,3 +120,14 @@ def test_a_real_azureml_package_wins_over_the_runtimes_names(make_step: MakeStep
     result = step.run()
     assert result.returncode == 0, result.stderr + result.stdout
     assert step.output_lines() == ["the real package"] * 3
+
+
+def test_a_run_without_metrics_has_no_metrics_table(make_step: MakeStep) -> None:
+    step = make_step("def run(mini_batch):\n    return [1 for _ in mini_batch]\n", files=4,
+                     nodeCount=2, processCountPerNode=1)
+    result = step.run()
+    assert result.returncode == 0, result.stderr + result.stdout
+    outcomes = [json.loads(p.read_text()) for p in (step.out / "_prs/shards").glob("*.json")]
+    assert len(outcomes) == 2 and all(o["metricsLogged"] == [] for o in outcomes)
+    page = (step.out / "_prs/report/index.html").read_text()
+    assert "<h2>Shards</h2>" in page and "<h2>Metrics</h2>" not in page

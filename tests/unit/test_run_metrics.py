@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
 import pytest
 
+from prs_runner.azure_names import core
+from prs_runner.execution.worker import MetricTally
 from prs_runner.output import run_metrics
 from prs_runner.output.run_metrics import (
+    METRICS_LOGGER,
     MetricSummary,
     MetricTable,
     add_records,
@@ -17,6 +21,7 @@ from prs_runner.output.run_metrics import (
     summaries,
 )
 from prs_runner.output.run_report_page import metrics_section
+from prs_runner.output.run_report_writer import metric_logs
 
 TIME = "2026-12-02 10:00:00,123"
 
@@ -141,3 +146,42 @@ def test_the_whole_section() -> None:
 
 def test_no_metrics_no_section() -> None:
     assert metrics_section(MetricTable()) == ""
+
+
+@pytest.mark.parametrize(("outcomes", "logs"), [
+    ([], []),
+    ([{"shard": 0, "metricsLogged": []}], []),
+    ([{"shard": 1, "metricsLogged": [2, 0]}, {"shard": 0, "metricsLogged": [1]}],
+     [(0, 1), (1, 0), (1, 2)]),
+    ([{"shard": 0, "metricsLogged": [1, 1]}, {"shard": 0, "metricsLogged": [1]}], [(0, 1)]),
+    ([{"shard": 0}], []),  # written before the field existed
+    ([{"shard": "0", "metricsLogged": [1]}], []),  # hand-edited: not numbers
+    ([{"shard": True, "metricsLogged": [1]}], []),
+    ([{"shard": 0, "metricsLogged": "1"}], []),
+    ([{"shard": 0, "metricsLogged": [1, "2", None, False, 3]}], [(0, 1), (0, 3)]),
+    ([{"metricsLogged": [1]}], []),
+])
+def test_only_the_logs_of_workers_that_logged_metrics_are_read(
+        outcomes: list[dict[str, Any]], logs: list[tuple[int, int]]) -> None:
+    assert metric_logs(outcomes) == logs
+
+
+def test_the_worker_and_the_offline_run_name_one_logger() -> None:
+    assert METRICS_LOGGER == core.METRICS_LOGGER
+
+
+def test_a_worker_tells_once_per_message_that_it_logged_metrics() -> None:
+    tally = MetricTally.installed()
+    logger = logging.getLogger(METRICS_LOGGER)
+    try:
+        assert tally.news() == {}
+        logger.warning("one")
+        logger.warning("two")
+        assert tally.news() == {"metrics": True}
+        assert tally.news() == {}  # nothing new since
+        logger.warning("three")
+        assert tally.news() == {"metrics": True}
+        logging.getLogger("prs.worker").warning("not a metric")
+        assert tally.news() == {}
+    finally:
+        logger.removeFilter(tally)

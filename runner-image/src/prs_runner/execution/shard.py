@@ -93,6 +93,7 @@ class ShardSupervisor:
         self.fork = can_fork() and not uses_object_storage(spec)
         self.side_paths: dict[str, str] | None = None
         self.worker_requests = 0  # object-store calls the workers reported
+        self.metric_processes: set[int] = set()  # workers that logged Azure Run metrics
         self.staging = LocalStaging(self.output, str(index))
         self.log = CommitLog(self.output, life_name(index, "s"))  # the failures it commits
         self.oom_kills = read_memory_cgroup().oom_kills  # the kernel's, for memory
@@ -217,7 +218,8 @@ class ShardSupervisor:
     def outcome(self) -> Outcome:
         requests = self.worker_requests + requests_made()
         if not self.stop_reason:
-            return Outcome("succeeded", "", "", self.counts, self.first_error, requests)
+            return Outcome("succeeded", "", "", self.counts, self.first_error, requests,
+                           metrics_processes=sorted(self.metric_processes))
         reason, message = self.stop_reason
         unfinished = dict(self.unfinished)
         for slot in self.slots:  # running when the shard stopped (the rest only queued)
@@ -225,7 +227,7 @@ class ShardSupervisor:
                 unfinished.setdefault(slot.queue[0], {"tries": self.tries.get(slot.queue[0], 0),
                                                       "process": slot.index, "error": ""})
         return Outcome("failed", reason, message, self.counts, self.first_error, requests,
-                       unfinished)
+                       unfinished, sorted(self.metric_processes))
 
     def start_worker(self, slot: Slot) -> None:
         slot.life = life_name(self.index, str(slot.index))
@@ -288,6 +290,8 @@ class ShardSupervisor:
                             f"{stalled:.0f} s (progressUpdateTimeout={limit}); {doing}")
 
     def handle_event(self, slot: Slot, event: dict[str, Any]) -> None:
+        if event.get("metrics"):
+            self.metric_processes.add(slot.index)
         if "done" in event or "error" in event or "ran" in event:
             self.last_progress = time.monotonic()
         if "ran" in event:  # its commit follows (object stores): the next one runs now

@@ -25,6 +25,8 @@ class Outcome:
     # A stopped shard's mini-batches that were tried but have no result: id -> tries, the
     # process of the last try and its error (the report's row for them).
     unfinished: dict[int, dict[str, Any]] = field(default_factory=dict)
+    # Its workers that logged metrics through Azure's Run: the merge reads only their logs.
+    metrics_processes: list[int] = field(default_factory=list)
 
     def to_dict(self, shard: int) -> dict[str, Any]:
         return {
@@ -33,6 +35,7 @@ class Outcome:
             "storageRequests": self.storage_requests,
             "firstError": self.first_error.__dict__ if self.first_error else None,
             "unfinished": {str(mb_id): info for mb_id, info in sorted(self.unfinished.items())},
+            "metricsLogged": self.metrics_processes,
         }
 
 

@@ -35,6 +35,7 @@ from prs_runner.execution.processes import python_gc
 from prs_runner.output.commit_log import CommitLog, life_name
 from prs_runner.output.results import SUCCEEDED, ResultHeader
 from prs_runner.output.row_encoding import count_returned, encode_result
+from prs_runner.output.run_metrics import METRICS_LOGGER
 from prs_runner.planning.plan import MiniBatch
 from prs_runner.planning.plan_store import STEP_FILE_NAME, OpeningView, PlanView, read_header
 from prs_runner.step.argument_bindings import bind_arguments
@@ -90,6 +91,30 @@ def read_spec(plan_uri: str) -> dict[str, Any]:
         return read_header(plan_uri).step
 
 
+class MetricTally(logging.Filter):
+    """Counts the records of Azure's offline Run (the metrics logger), so that the shard can
+    tell the merge whose log holds metrics: only those logs are read for the report."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.count = self.reported = 0
+
+    @classmethod
+    def installed(cls) -> MetricTally:
+        tally = cls()
+        logging.getLogger(METRICS_LOGGER).addFilter(tally)
+        return tally
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        self.count += 1
+        return True
+
+    def news(self) -> dict[str, bool]:
+        """{"metrics": True} for the next message when records were logged since the last."""
+        new, self.reported = self.count > self.reported, self.count
+        return {"metrics": True} if new else {}
+
+
 class Worker:
     def __init__(self, plan_uri: str, shard: int, process: int, code_root: str) -> None:
         self.plan_uri = plan_uri
@@ -107,6 +132,7 @@ class Worker:
         # Files on object storage: downloaded before run(), the next mini-batch meanwhile.
         self.downloads: DownloadCache | None = None
         self.reported = 0  # object-store calls already counted in a report
+        self.metrics = MetricTally.installed()
         # Input on object storage: the next mini-batches are fetched while run() works.
         self.remote_input = parse_uri(self.spec["input"]["uri"]).remote
         self.remote_files = self.remote_input and self.spec["input"]["type"] == "files"
@@ -262,11 +288,13 @@ def serve(worker: Worker, commands: Any, events: int) -> int:
         module = worker.start()
     except BaseException as exc:
         log.exception("init() failed")
-        send({"init_failed": error_info(exc), "lasting": isinstance(exc, LASTING_INIT_ERRORS)})
+        send({"init_failed": error_info(exc), "lasting": isinstance(exc, LASTING_INIT_ERRORS)}
+             | worker.metrics.news())
         return 1
     log.info("init() done in %.2f s", time.perf_counter() - started)
-    send({"ready": True})
-    committer = Committer(worker.log, send, lambda: {"requests": worker.new_requests()})
+    send({"ready": True} | worker.metrics.news())
+    committer = Committer(worker.log, send,
+                          lambda: {"requests": worker.new_requests()} | worker.metrics.news())
     queue = CommandQueue(commands, worker.prefetch if worker.remote_input else None,
                          threaded=worker.remote_input or committer.grouped,
                          on_idle=committer.idle)
@@ -277,7 +305,8 @@ def serve(worker: Worker, commands: Any, events: int) -> int:
             ran = worker.run_one(command["run"], command["try"])
         except BaseException as exc:  # sys.exit() and KeyboardInterrupt in run() too
             log.exception("run() failed on mini-batch %d", command["run"])
-            committer.tell({"error": error_info(exc), "id": command["run"]})
+            committer.tell({"error": error_info(exc), "id": command["run"]}
+                           | worker.metrics.news())
             continue
         committer.commit(ran)
     committer.close()

@@ -17,6 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+METRICS_LOGGER = "prs.metrics"  # azure_names.core.METRICS_LOGGER: the offline Run's logger
 METRIC_LINE = re.compile(
     r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} \w+ prs\.metrics \[shard \d+ process \d+\] "
     r"(\{.*\})\s*$")

@@ -25,7 +25,6 @@ REPORT_PAGE = "_prs/report/index.html"
 ROWS_FILE = "_prs/report/processed_mini_batches.csv"
 JOB_RESULT_FILE = "_prs/report/job_result.json"
 SHARDS_DIR = "_prs/shards"
-LOGS_DIR = "_prs/logs"
 LOG_SCAN_BYTES = 64 << 20  # of a worker's log searched for tracebacks, at most
 LOG_LINE_CHARS = 64 << 10  # of one log line read; the rest of a longer line is skipped
 
@@ -76,7 +75,7 @@ def build_run_report(output: Storage, job: dict[str, Any] | None = None,
                                f"({problem}); run the step again to write it anew")
     outcomes = read_outcomes(output) if outcomes is None else outcomes
     return render_page(job, outcomes, data, find_tracebacks(output, data.failures),
-                       find_metrics(output))
+                       find_metrics(output, outcomes))
 
 
 def missing_results(output: Storage) -> str:
@@ -147,25 +146,28 @@ def find_tracebacks(output: Storage, failures: list[MiniBatchRow]) -> dict[int, 
     return found
 
 
-def find_metrics(output: Storage) -> MetricTable:
-    """What the entry scripts logged through Azure's Run, from every worker's log."""
+def find_metrics(output: Storage, outcomes: list[dict[str, Any]]) -> MetricTable:
+    """What the entry scripts logged through Azure's Run: read from the logs of the workers
+    their shards' OUTCOMES name (`metricsLogged`), so a run without metrics reads no log."""
     table = MetricTable()
-    for shard in sorted(output.list_names(LOGS_DIR), key=natural):
-        for name in sorted(output.list_names(f"{LOGS_DIR}/{shard}"), key=natural):
-            if not name.endswith(".log"):
-                continue
-            try:
-                with output.open_read(f"{LOGS_DIR}/{shard}/{name}") as stream:
-                    add_records(table, metric_records(log_lines(stream)))
-            except (FileNotFoundError, IsADirectoryError):
-                continue
+    for shard, process in metric_logs(outcomes):
+        try:
+            with output.open_read(log_path(shard, process)) as stream:
+                add_records(table, metric_records(log_lines(stream)))
+        except FileNotFoundError:
+            continue
     return table
 
 
-def natural(name: str) -> tuple[int, str]:
-    """Shard and process folders in number order (2 before 10)."""
-    stem = name.removesuffix(".log")
-    return (int(stem), "") if stem.isdigit() else (1 << 62, name)
+def metric_logs(outcomes: list[dict[str, Any]]) -> list[tuple[int, int]]:
+    """(shard, process) of each worker whose log holds metrics, in order; what a hand-edited
+    outcome holds that is not a number is skipped."""
+    found: set[tuple[int, int]] = set()
+    for outcome in outcomes:
+        processes = outcome.get("metricsLogged")
+        if type(outcome.get("shard")) is int and isinstance(processes, list):
+            found.update((outcome["shard"], p) for p in processes if type(p) is int)
+    return sorted(found)
 
 
 def log_lines(stream: IO[bytes]) -> Iterator[str]:
