@@ -4,6 +4,7 @@ lowercase size units, no processCountPerNode (one worker per CPU), and Azure's f
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -39,6 +40,10 @@ def test_without_process_count_one_worker_per_cpu(make_step: MakeStep) -> None:
     assert (f"  processes: {cpus} per shard, one per CPU (the CPUs this process may run on: "
             f"{cpus}, over 1 shard(s)); processCountPerNode sets another number") in (
         result.stdout)
+    # The shard's outcome says it too (a pod's choice reaches the run report that way).
+    assert json.loads((step.out / "_prs/shards/0.json").read_text())["processes"] == cpus
+    page = (step.out / "_prs/report/index.html").read_text()
+    assert f'<td>succeeded</td><td class="n">{cpus}</td>' in page
 
 
 def test_validate_names_every_azure_spelling_at_once(tmp_path: Path) -> None:

@@ -365,11 +365,12 @@ def test_utc_times() -> None:
 
 
 def test_the_shards_table() -> None:
-    outcomes = [{"shard": 0, "status": "succeeded"},
-                {"shard": 1, "status": "failed", "reason": "NoProgress", "message": "stuck"}]
+    outcomes = [{"shard": 0, "status": "succeeded", "processes": 4},
+                {"shard": 1, "status": "failed", "reason": "NoProgress", "message": "stuck",
+                 "processes": 2}]
     tree = page(JOB, [row(0)], outcomes=outcomes)
-    assert section(tree, "Shards") == ["shardstatusreasonmessage0succeeded"
-                                       "1failedNoProgressstuck"]
+    assert section(tree, "Shards") == ["shardstatusprocessesreasonmessage0succeeded4"
+                                       "1failed2NoProgressstuck"]
     assert "Shards" not in [h.text for h in page(JOB, [row(0)]).all("h2")]
 
 
@@ -568,7 +569,8 @@ def test_times_are_in_utc_whatever_the_machine_zone(monkeypatch: pytest.MonkeyPa
 
 def test_a_shard_outcome_without_its_fields_shows_empty_cells() -> None:
     text = render_page(JOB, [{}], gather(lines_of([row(0)])), {})
-    assert ('<tr><td class="n"></td><td></td><td></td><td></td></tr>') in text
+    assert ('<tr><td class="n"></td><td></td><td class="n"></td><td></td><td></td></tr>'
+            ) in text
 
 
 def test_the_page_draws_the_throughput_of_the_run() -> None:

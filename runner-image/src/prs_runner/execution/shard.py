@@ -219,7 +219,8 @@ class ShardSupervisor:
         requests = self.worker_requests + requests_made()
         if not self.stop_reason:
             return Outcome("succeeded", "", "", self.counts, self.first_error, requests,
-                           metrics_processes=sorted(self.metric_processes))
+                           metrics_processes=sorted(self.metric_processes),
+                           processes=len(self.slots))
         reason, message = self.stop_reason
         unfinished = dict(self.unfinished)
         for slot in self.slots:  # running when the shard stopped (the rest only queued)
@@ -227,7 +228,7 @@ class ShardSupervisor:
                 unfinished.setdefault(slot.queue[0], {"tries": self.tries.get(slot.queue[0], 0),
                                                       "process": slot.index, "error": ""})
         return Outcome("failed", reason, message, self.counts, self.first_error, requests,
-                       unfinished, sorted(self.metric_processes))
+                       unfinished, sorted(self.metric_processes), len(self.slots))
 
     def start_worker(self, slot: Slot) -> None:
         slot.life = life_name(self.index, str(slot.index))

@@ -27,6 +27,7 @@ class Outcome:
     unfinished: dict[int, dict[str, Any]] = field(default_factory=dict)
     # Its workers that logged metrics through Azure's Run: the merge reads only their logs.
     metrics_processes: list[int] = field(default_factory=list)
+    processes: int = 0  # its worker processes (processCountPerNode, or one per usable CPU)
 
     def to_dict(self, shard: int) -> dict[str, Any]:
         return {
@@ -36,6 +37,7 @@ class Outcome:
             "firstError": self.first_error.__dict__ if self.first_error else None,
             "unfinished": {str(mb_id): info for mb_id, info in sorted(self.unfinished.items())},
             "metricsLogged": self.metrics_processes,
+            "processes": self.processes,
         }
 
 

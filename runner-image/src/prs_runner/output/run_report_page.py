@@ -124,9 +124,11 @@ def shards_section(outcomes: Sequence[Mapping[str, Any]]) -> str:
     rows = "".join(
         f"<tr><td class=\"n\">{escape(str(o.get('shard', '')))}</td>"
         f"<td>{escape(str(o.get('status', '')))}</td>"
+        f"<td class=\"n\">{escape(str(o.get('processes') or ''))}</td>"
         f"<td>{escape(str(o.get('reason') or ''))}</td>"
         f"<td>{escape(str(o.get('message') or ''))}</td></tr>" for o in outcomes)
-    return ("<h2>Shards</h2><table><tr><th class=\"n\">shard</th><th>status</th><th>reason</th>"
+    return ("<h2>Shards</h2><table><tr><th class=\"n\">shard</th><th>status</th>"
+            "<th class=\"n\">processes</th><th>reason</th>"
             f"<th>message</th></tr>{rows}</table>")
 
 
