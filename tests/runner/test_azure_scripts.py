@@ -131,3 +131,51 @@ def test_a_run_without_metrics_has_no_metrics_table(make_step: MakeStep) -> None
     assert len(outcomes) == 2 and all(o["metricsLogged"] == [] for o in outcomes)
     page = (step.out / "_prs/report/index.html").read_text()
     assert "<h2>Shards</h2>" in page and "<h2>Metrics</h2>" not in page
+
+
+DYING_SCRIPT = """
+import os
+
+def run(mini_batch):
+    if not os.path.exists(os.path.join(os.path.dirname(__file__), "died")):
+        open(os.path.join(os.path.dirname(__file__), "died"), "w").close()
+        from azureml.core import Run
+        Run.get_context().log("last_words", 7)
+        os._exit(3)  # killed before it could say anything more
+    return [1 for _ in mini_batch]
+"""
+
+
+def test_metrics_of_a_worker_that_died_right_after_are_in_the_report(
+        make_step: MakeStep) -> None:
+    step = make_step(DYING_SCRIPT, files=4, nodeCount=1, processCountPerNode=1)
+    result = step.run()
+    assert result.returncode == 0, result.stderr + result.stdout
+    outcome = json.loads((step.out / "_prs/shards/0.json").read_text())
+    assert outcome["metricsLogged"] == [0]
+    page = (step.out / "_prs/report/index.html").read_text()
+    assert '<td>last_words</td><td>metric</td><td class="n">1</td><td>7</td>' in page
+
+
+REFORMATTING_SCRIPT = """
+import logging
+
+def init():
+    global RUN
+    logging.basicConfig(force=True, format="%(levelname)s %(name)s: %(message)s")
+    from azureml.core import Run
+    RUN = Run.get_context()
+
+def run(mini_batch):
+    RUN.log("files", len(mini_batch))
+    return [1 for _ in mini_batch]
+"""
+
+
+def test_a_script_that_reformats_logging_keeps_its_metrics(make_step: MakeStep) -> None:
+    step = make_step(REFORMATTING_SCRIPT, files=4, nodeCount=1, processCountPerNode=1,
+                     miniBatchSize="2")
+    result = step.run()
+    assert result.returncode == 0, result.stderr + result.stdout
+    page = (step.out / "_prs/report/index.html").read_text()
+    assert '<td>files</td><td>metric</td><td class="n">2</td><td>2</td>' in page

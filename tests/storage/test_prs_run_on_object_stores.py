@@ -464,3 +464,34 @@ def test_shards_take_work_from_each_other_on_an_object_store(
     report = output.read_bytes("_prs/report/processed_mini_batches.csv").decode().splitlines()
     ran_by = {int(row.split(",")[0]): int(row.split(",")[1]) for row in report[1:]}
     assert any(ran_by[n] == 1 for n in range(15)), ran_by
+
+
+METRICS_SCRIPT = '''
+import os
+def run(mini_batch):
+    if os.environ.get("SCENARIO_METRICS"):
+        from azureml.core import Run
+        Run.get_context().log("files", len(mini_batch))
+    return [os.path.basename(p) for p in mini_batch]
+'''
+
+
+def test_azure_run_metrics_reach_the_report_and_a_resume_keeps_them(
+    server: StorageServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The workers' marks are uploaded with their logs: the merge reads those logs, and a
+    later run over the same output (here one logging nothing) still finds them."""
+    step, output = files_step(tmp_path, server, monkeypatch, 9)
+    (tmp_path / "code" / "score.py").write_text(METRICS_SCRIPT)
+    done = prs_run(step, server, SCENARIO_METRICS="1")
+    assert done.returncode == 0, done.stderr
+    marked = [(o["shard"], p) for o in (json.loads(output.read_bytes(f"_prs/shards/{i}.json"))
+                                         for i in range(2)) for p in o["metricsLogged"]]
+    assert marked and all(output.read_bytes(f"_prs/logs/{s}/{p}.metrics") == b""
+                          for s, p in marked)
+    page = output.read_bytes("_prs/report/index.html").decode()
+    assert '<td>files</td><td>metric</td><td class="n">3</td>' in page  # 3 mini-batches
+    again = prs_run(step, server)  # the same step and input: its result is reused
+    assert again.returncode == 0, again.stderr
+    assert '<td>files</td><td>metric</td>' in output.read_bytes(
+        "_prs/report/index.html").decode()

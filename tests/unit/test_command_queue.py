@@ -19,9 +19,12 @@ from prs_runner.execution.worker import IDLE_GRACE_SECONDS, CommandQueue
 def pipe() -> Iterator[tuple[int, int]]:
     read, write = os.pipe()
     yield read, write
-    for fd in (write, read):  # the writer first: the queue's reader thread sees the end
-        with contextlib.suppress(OSError):
-            os.close(fd)
+    with contextlib.suppress(OSError):
+        os.close(write)  # the queue's reader thread sees the end, and ends
+    for thread in threading.enumerate():
+        if thread.name == "prs-commands":
+            thread.join(timeout=10)
+    os.close(read)  # only then: a read on a closed descriptor would fail in that thread
 
 
 def send_later(fd: int, command: dict[str, int], delay: float) -> threading.Thread:

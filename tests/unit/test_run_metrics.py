@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,6 +14,7 @@ from prs_runner.execution.worker import MetricTally
 from prs_runner.output import run_metrics
 from prs_runner.output.run_metrics import (
     METRICS_LOGGER,
+    METRICS_MARK_ENV,
     MetricSummary,
     MetricTable,
     add_records,
@@ -48,11 +50,12 @@ def line(record: Any, level: str = "INFO", logger: str = "prs.metrics",
     (" " + line({"metric": "a", "value": 1}), []),
     (line({"metric": "a", "value": 1}) .replace(TIME, "x" + TIME), []),
     (line({"metric": "a", "value": 1}) + "trailing", [{"metric": "a", "value": 1}]),
-    (line("{not json}"), []),
-    (line("[1, 2]"), []),
-    (line({"name": "a", "value": 1}), []),
-    (line({"metric": 3, "value": 1}), []),
-    (line({"metric": "a", "value": 1}).replace("} ", "} x"), [{"metric": "a", "value": 1}]),
+    (line("{not json}"), [None]),
+    (line("[1, 2]"), [None]),
+    (line({"name": "a", "value": 1}), [None]),
+    (line({"metric": 3, "value": 1}), [None]),
+    (line({"metric": "a", "value": 1}).rstrip("\n")[:-3] + "\n", [None]),  # cut short
+    (line({"metric": "a", "value": 1}).rstrip("\n") + " x\n", [None]),
     ("print output {\"metric\": \"a\"}\n", []),
 ])
 def test_which_log_lines_are_metric_records(text: str, records: list[Any]) -> None:
@@ -62,7 +65,8 @@ def test_which_log_lines_are_metric_records(text: str, records: list[Any]) -> No
 @pytest.mark.parametrize(("value", "number"), [
     (1, 1.0), (2.5, 2.5), (-3, -3.0), (0, 0.0),
     (True, None), (False, None), ("7", None), (None, None), ([1], None),
-    (float("nan"), None), (float("inf"), None),
+    (float("nan"), None), (float("inf"), None), (10**400, None), (-(10**400), None),
+    (10**300, 1e300),
     ({"step": 2, "value": 4}, 4.0), ({"step": 2, "value": "x"}, None),
     ({"step": 2, "value": 4, "more": 1}, None), ({"value": 4}, None),
 ])
@@ -127,7 +131,8 @@ def test_a_long_value_is_cut_and_names_left_out_are_said() -> None:
 def test_records_are_read_past_lines_that_are_not() -> None:
     lines = [line({"metric": "a", "value": 1}), "print output\n", line("{bad json"),
              line({"metric": "b", "value": 2}), line([1]), line({"tag": "c", "value": 3})]
-    assert [r.get("metric") or r.get("tag") for r in metric_records(lines)] == ["a", "b", "c"]
+    assert [r and (r.get("metric") or r.get("tag")) for r in metric_records(lines)] == [
+        "a", None, "b", None, "c"]
 
 
 def test_the_whole_section() -> None:
@@ -135,13 +140,40 @@ def test_the_whole_section() -> None:
     assert metrics_section(table) == (
         '<h2>Metrics</h2><p class="note">What the entry script logged with Azure\'s '
         "<code>Run.log</code>, <code>log_row</code>, <code>log_list</code>, "
-        "<code>log_table</code> and <code>tag</code>, gathered from the workers' logs.</p>"
+        "<code>log_table</code> and <code>tag</code>, gathered from the workers' logs "
+        "(the last value: in shard, process and log order).</p>"
         '<table><tr><th>name</th><th>kind</th><th class="n">values</th><th>last value</th>'
         '<th class="n">smallest</th><th class="n">largest</th></tr>'
         '<tr><td>a</td><td>metric</td><td class="n">1</td><td>1</td><td class="n">1</td>'
         '<td class="n">1</td></tr>'
         '<tr><td>b</td><td>metric</td><td class="n">1</td><td>&quot;x&quot;</td>'
         '<td class="n"></td><td class="n"></td></tr></table>')
+
+
+def test_unreadable_lines_are_counted_and_said() -> None:
+    table = add_records(MetricTable(), [None, *records(("a", 1)), None])
+    assert table.unreadable == 2 and [s.name for s in summaries(table)] == ["a"]
+    html = metrics_section(table)
+    assert ("2 metric lines could not be read (a value longer than the 64 KiB a log line is "
+            "read to): they are in the workers' logs.") in html
+    table.left_out = 3
+    assert ('<p class="note">3 more values, of names past the first 200, are not shown.</p>'
+            '<p class="note">2 metric lines could not be read (a value longer than the 64 KiB '
+            "a log line is read to): they are in the workers' logs.</p><table>"
+            ) in metrics_section(table)
+    only = metrics_section(add_records(MetricTable(), [None]))
+    assert "1 metric lines could not be read" in only and "<td>" not in only
+
+
+def test_a_long_name_is_cut() -> None:
+    html = metrics_section(add_records(MetricTable(), records(("n" * 5000, 1))))
+    assert "n" * 200 + "... (5,000 characters" in html and "n" * 201 not in html
+
+
+def test_a_huge_integer_is_shown_not_ranged() -> None:
+    table = add_records(MetricTable(), records(("big", 10**400), ("big", 2)))
+    assert summaries(table) == [MetricSummary("metric", "big", 2, 2, (2.0, 2.0))]
+    assert "<td>big</td>" in metrics_section(table)
 
 
 def test_no_metrics_no_section() -> None:
@@ -170,18 +202,30 @@ def test_the_worker_and_the_offline_run_name_one_logger() -> None:
     assert METRICS_LOGGER == core.METRICS_LOGGER
 
 
-def test_a_worker_tells_once_per_message_that_it_logged_metrics() -> None:
-    tally = MetricTally.installed()
+def test_a_worker_marks_its_log_at_its_first_metric(tmp_path: Path) -> None:
+    mark = tmp_path / "0.metrics"
+    tally = MetricTally.installed({METRICS_MARK_ENV: str(mark)})
     logger = logging.getLogger(METRICS_LOGGER)
     try:
-        assert tally.news() == {}
-        logger.warning("one")
-        logger.warning("two")
-        assert tally.news() == {"metrics": True}
-        assert tally.news() == {}  # nothing new since
-        logger.warning("three")
-        assert tally.news() == {"metrics": True}
         logging.getLogger("prs.worker").warning("not a metric")
-        assert tally.news() == {}
+        assert not mark.exists()
+        logger.warning("one")
+        assert mark.exists() and mark.read_bytes() == b""
+        mark.unlink()
+        logger.warning("two")  # marked once: the mark is not written again
+        assert not mark.exists() and tally.count == 2
     finally:
         logger.removeFilter(tally)
+
+
+def test_a_mark_that_cannot_be_written_does_not_fail_the_scripts_call(tmp_path: Path) -> None:
+    (tmp_path / "real").mkdir()
+    (tmp_path / "link.metrics").symlink_to(tmp_path / "real" / "x")  # never followed
+    for mark in [tmp_path / "missing" / "0.metrics", tmp_path / "link.metrics"]:
+        tally = MetricTally.installed({METRICS_MARK_ENV: str(mark)})
+        try:
+            logging.getLogger(METRICS_LOGGER).warning("logged")
+            assert tally.count == 1
+        finally:
+            logging.getLogger(METRICS_LOGGER).removeFilter(tally)
+    assert not (tmp_path / "real" / "x").exists()

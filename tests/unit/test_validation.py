@@ -368,3 +368,44 @@ def test_load_step_output_uri_without_an_output_section(tmp_path: Path) -> None:
     with pytest.raises(SpecError, match=r"spec\.output: required"):
         load_step(step_file)
     assert load_step(step_file, output_uri="/tmp/out").get("output.uri") == "/tmp/out"
+
+
+@pytest.mark.parametrize(("names", "problems"), [
+    (["model", "labels"], []),
+    (["model", "Model"], ["spec.sideInputs[1].name: 'Model' and 'model' would share the "
+                          "variable PRS_SIDE_INPUT_MODEL; rename one"]),
+    (["my-m", "other", "my.m", "MY_M"], [
+        "spec.sideInputs[2].name: 'my.m' and 'my-m' would share the variable "
+        "PRS_SIDE_INPUT_MY_M; rename one",
+        "spec.sideInputs[3].name: 'MY_M' and 'my-m' would share the variable "
+        "PRS_SIDE_INPUT_MY_M; rename one"]),
+    (["a", "a"], ["spec.sideInputs[1].name: duplicate name 'a'"]),  # said once, as a duplicate
+    (["1bad", "m-x", "M_X"], [
+        "spec.sideInputs[0].name: must match ^[A-Za-z_][A-Za-z0-9_.-]*$ (got '1bad')",
+        "spec.sideInputs[2].name: 'M_X' and 'm-x' would share the variable "
+        "PRS_SIDE_INPUT_M_X; rename one"]),
+])
+def test_side_inputs_that_would_share_a_variable_are_refused(
+        names: list[str], problems: list[str]) -> None:
+    document = good_document()
+    document["spec"]["sideInputs"] = [{"name": n, "uri": f"./side{i}"}
+                                      for i, n in enumerate(names)]
+    assert validate_document(document) == problems
+
+
+def test_an_env_value_with_a_nul_is_refused_in_one_line() -> None:
+    document = good_document()
+    document["spec"]["env"] = [{"name": "OK", "value": "fine"}, {"name": "X", "value": "a\0b"}]
+    assert validate_document(document) == [
+        "spec.env[1].value: holds a NUL character, which no environment variable can; "
+        "remove it"]
+
+
+def test_side_inputs_that_are_not_mappings_are_named_not_compared() -> None:
+    document = good_document()
+    document["spec"]["sideInputs"] = ["model", {"name": "model", "uri": "./m"},
+                                      {"name": "Model", "uri": "./n"}]
+    problems = validate_document(document)
+    assert ("spec.sideInputs[2].name: 'Model' and 'model' would share the variable "
+            "PRS_SIDE_INPUT_MODEL; rename one") in problems
+    assert any(p.startswith("spec.sideInputs[0]") for p in problems)

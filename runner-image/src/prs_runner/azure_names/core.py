@@ -90,7 +90,7 @@ class Run(metaclass=Partial):
     _context: ClassVar[Run | None] = None
 
     def __init__(self) -> None:
-        self.id = OFFLINE_RUN_ID
+        self.id = os.environ.get("AZUREML_RUN_ID") or OFFLINE_RUN_ID
         self.experiment: Any = None
         self.tags: dict[str, str | None] = {}
         self.logger = logging.getLogger(METRICS_LOGGER)

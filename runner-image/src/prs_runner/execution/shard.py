@@ -43,6 +43,8 @@ from prs_runner.output.commit_log import (
 )
 from prs_runner.output.results import FAILED as FAILED_STATUS
 from prs_runner.output.results import SUCCEEDED, ErrorInfo, ResultHeader
+from prs_runner.output.run_metrics import METRICS_MARK_ENV
+from prs_runner.output.run_report_logs import metrics_mark
 from prs_runner.planning.plan import MiniBatch
 from prs_runner.planning.plan_store import OpeningView, PlanView
 from prs_runner.step.spec import progress_timeout
@@ -93,7 +95,6 @@ class ShardSupervisor:
         self.fork = can_fork() and not uses_object_storage(spec)
         self.side_paths: dict[str, str] | None = None
         self.worker_requests = 0  # object-store calls the workers reported
-        self.metric_processes: set[int] = set()  # workers that logged Azure Run metrics
         self.staging = LocalStaging(self.output, str(index))
         self.log = CommitLog(self.output, life_name(index, "s"))  # the failures it commits
         self.oom_kills = read_memory_cgroup().oom_kills  # the kernel's, for memory
@@ -219,7 +220,7 @@ class ShardSupervisor:
         requests = self.worker_requests + requests_made()
         if not self.stop_reason:
             return Outcome("succeeded", "", "", self.counts, self.first_error, requests,
-                           metrics_processes=sorted(self.metric_processes),
+                           metrics_processes=self.logged_metrics(),
                            processes=len(self.slots))
         reason, message = self.stop_reason
         unfinished = dict(self.unfinished)
@@ -228,11 +229,22 @@ class ShardSupervisor:
                 unfinished.setdefault(slot.queue[0], {"tries": self.tries.get(slot.queue[0], 0),
                                                       "process": slot.index, "error": ""})
         return Outcome("failed", reason, message, self.counts, self.first_error, requests,
-                       unfinished, sorted(self.metric_processes), len(self.slots))
+                       unfinished, self.logged_metrics(), len(self.slots))
+
+    def logged_metrics(self) -> list[int]:
+        """Its workers whose logs hold Azure Run metrics, of this run or an earlier one over
+        the same output: those with a mark (run_report_logs.metrics_mark)."""
+        earlier = set() if self.output.local is not None else set(
+            self.output.list_names(f"_prs/logs/{self.index}"))  # staged marks are this run's
+        return [p for p in range(len(self.slots))
+                if f"{p}.metrics" in earlier
+                or os.path.exists(self.staging.path(metrics_mark(self.index, p)))]
 
     def start_worker(self, slot: Slot) -> None:
         slot.life = life_name(self.index, str(slot.index))
-        env = self.worker_env(slot.index) | {"PRS_COMMIT_LIFE": slot.life}
+        env = self.worker_env(slot.index) | {
+            "PRS_COMMIT_LIFE": slot.life,
+            METRICS_MARK_ENV: self.staging.path(metrics_mark(self.index, slot.index))}
         log = self.staging.path(f"_prs/logs/{self.index}/{slot.index}.log")
         if self.fork:
             slot.pid, slot.commands, slot.events = fork_worker(
@@ -291,8 +303,6 @@ class ShardSupervisor:
                             f"{stalled:.0f} s (progressUpdateTimeout={limit}); {doing}")
 
     def handle_event(self, slot: Slot, event: dict[str, Any]) -> None:
-        if event.get("metrics"):
-            self.metric_processes.add(slot.index)
         if "done" in event or "error" in event or "ran" in event:
             self.last_progress = time.monotonic()
         if "ran" in event:  # its commit follows (object stores): the next one runs now

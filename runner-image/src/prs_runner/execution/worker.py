@@ -13,6 +13,7 @@ script's prints cannot break this.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import inspect
 import io
@@ -24,7 +25,7 @@ import threading
 import time
 import traceback
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
@@ -35,13 +36,14 @@ from prs_runner.execution.processes import python_gc
 from prs_runner.output.commit_log import CommitLog, life_name
 from prs_runner.output.results import SUCCEEDED, ResultHeader
 from prs_runner.output.row_encoding import count_returned, encode_result
-from prs_runner.output.run_metrics import METRICS_LOGGER
+from prs_runner.output.run_metrics import METRICS_LOGGER, METRICS_MARK_ENV
 from prs_runner.planning.plan import MiniBatch
 from prs_runner.planning.plan_store import STEP_FILE_NAME, OpeningView, PlanView, read_header
 from prs_runner.step.argument_bindings import bind_arguments
 from prs_runner.step.uris import parse_uri
 from prs_runner.storage.download_cache import DownloadCache
 from prs_runner.storage.filesystem import Storage, local_root, requests_made, write_all
+from prs_runner.storage.local_descriptors import mark_file
 
 if TYPE_CHECKING:
     from prs_runner.planning.tabular_reading import TableReader
@@ -92,27 +94,27 @@ def read_spec(plan_uri: str) -> dict[str, Any]:
 
 
 class MetricTally(logging.Filter):
-    """Counts the records of Azure's offline Run (the metrics logger), so that the shard can
-    tell the merge whose log holds metrics: only those logs are read for the report."""
+    """Counts the records of Azure's offline Run (the metrics logger); at the first, marks
+    the worker's log as holding metrics (the file the shard names in PRS_METRICS_MARK), so
+    that the merge reads only such logs for the report. The mark is on disk before the
+    record: a worker that dies after logging, in init() or in shutdown(), is counted too."""
 
-    def __init__(self) -> None:
+    def __init__(self, mark: str) -> None:
         super().__init__()
-        self.count = self.reported = 0
+        self.mark, self.count = mark, 0
 
     @classmethod
-    def installed(cls) -> MetricTally:
-        tally = cls()
+    def installed(cls, env: Mapping[str, str]) -> MetricTally:
+        tally = cls(env.get(METRICS_MARK_ENV, ""))
         logging.getLogger(METRICS_LOGGER).addFilter(tally)
         return tally
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if not self.count and self.mark:
+            with contextlib.suppress(OSError):  # never fails the script's call
+                mark_file(self.mark)
         self.count += 1
         return True
-
-    def news(self) -> dict[str, bool]:
-        """{"metrics": True} for the next message when records were logged since the last."""
-        new, self.reported = self.count > self.reported, self.count
-        return {"metrics": True} if new else {}
 
 
 class Worker:
@@ -132,7 +134,7 @@ class Worker:
         # Files on object storage: downloaded before run(), the next mini-batch meanwhile.
         self.downloads: DownloadCache | None = None
         self.reported = 0  # object-store calls already counted in a report
-        self.metrics = MetricTally.installed()
+        self.metrics = MetricTally.installed(os.environ)
         # Input on object storage: the next mini-batches are fetched while run() works.
         self.remote_input = parse_uri(self.spec["input"]["uri"]).remote
         self.remote_files = self.remote_input and self.spec["input"]["type"] == "files"
@@ -288,13 +290,11 @@ def serve(worker: Worker, commands: Any, events: int) -> int:
         module = worker.start()
     except BaseException as exc:
         log.exception("init() failed")
-        send({"init_failed": error_info(exc), "lasting": isinstance(exc, LASTING_INIT_ERRORS)}
-             | worker.metrics.news())
+        send({"init_failed": error_info(exc), "lasting": isinstance(exc, LASTING_INIT_ERRORS)})
         return 1
     log.info("init() done in %.2f s", time.perf_counter() - started)
-    send({"ready": True} | worker.metrics.news())
-    committer = Committer(worker.log, send,
-                          lambda: {"requests": worker.new_requests()} | worker.metrics.news())
+    send({"ready": True})
+    committer = Committer(worker.log, send, lambda: {"requests": worker.new_requests()})
     queue = CommandQueue(commands, worker.prefetch if worker.remote_input else None,
                          threaded=worker.remote_input or committer.grouped,
                          on_idle=committer.idle)
@@ -305,8 +305,7 @@ def serve(worker: Worker, commands: Any, events: int) -> int:
             ran = worker.run_one(command["run"], command["try"])
         except BaseException as exc:  # sys.exit() and KeyboardInterrupt in run() too
             log.exception("run() failed on mini-batch %d", command["run"])
-            committer.tell({"error": error_info(exc), "id": command["run"]}
-                           | worker.metrics.news())
+            committer.tell({"error": error_info(exc), "id": command["run"]})
             continue
         committer.commit(ran)
     committer.close()
@@ -396,10 +395,15 @@ def run_worker(
         if isinstance(stream, io.TextIOWrapper):
             stream.reconfigure(line_buffering=True, write_through=True)
     level = os.environ.get("PRS_LOGGING_LEVEL", "INFO")
-    logging.basicConfig(
-        level=level, stream=sys.stderr, force=True,
-        format=f"%(asctime)s %(levelname)s %(name)s [shard {shard} process {process}] %(message)s",
-    )
+    line = f"%(asctime)s %(levelname)s %(name)s [shard {shard} process {process}] %(message)s"
+    logging.basicConfig(level=level, stream=sys.stderr, force=True, format=line)
+    # Azure's Run writes through the metrics logger: a handler of its own, so that a script
+    # that reconfigures logging (basicConfig(force=True)) does not change the lines the
+    # run report reads.
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter(line))
+    metrics = logging.getLogger(METRICS_LOGGER)
+    metrics.handlers[:], metrics.propagate = [handler], False
     if code_root and os.path.isdir(code_root):
         # As on Azure: the script's relative paths (its arguments, open("labels.txt"))
         # resolve in the code folder, wherever `prs run` was started.

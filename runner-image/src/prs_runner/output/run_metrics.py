@@ -18,9 +18,9 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 METRICS_LOGGER = "prs.metrics"  # azure_names.core.METRICS_LOGGER: the offline Run's logger
+METRICS_MARK_ENV = "PRS_METRICS_MARK"  # where a worker marks its log as holding metrics
 METRIC_LINE = re.compile(
-    r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} \w+ prs\.metrics \[shard \d+ process \d+\] "
-    r"(\{.*\})\s*$")
+    r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} \w+ prs\.metrics \[shard \d+ process \d+\] (.*)$")
 KINDS = ("metric", "tag")
 MOST_NAMES = 200  # shown; a script logging a new name per mini-batch must not grow the page
 
@@ -38,11 +38,14 @@ class MetricSummary:
 class MetricTable:
     by_name: dict[tuple[str, str], MetricSummary] = field(default_factory=dict)
     left_out: int = 0  # records of names past MOST_NAMES
+    unreadable: int = 0  # metric lines that are not a whole record (cut at the log's line limit)
 
 
-def metric_records(lines: Iterable[str]) -> Iterable[dict[str, Any]]:
-    """The records the offline run wrote in a log's LINES; other lines, and records that
-    are not JSON objects of a known kind, are not metrics."""
+def metric_records(lines: Iterable[str]) -> Iterable[dict[str, Any] | None]:
+    """The records the offline run wrote in a log's LINES, and None for each line of that
+    logger that is not one (a value too long for the log reader's line, cut there; a
+    record another logging format wrote is not recognised at all). Other lines are not
+    metrics."""
     for line in lines:
         match = METRIC_LINE.match(line)
         if not match:
@@ -50,13 +53,17 @@ def metric_records(lines: Iterable[str]) -> Iterable[dict[str, Any]]:
         try:
             record = json.loads(match.group(1))
         except ValueError:
+            yield None
             continue
-        if isinstance(record, dict) and any(isinstance(record.get(k), str) for k in KINDS):
-            yield record
+        kinds = [k for k in KINDS if isinstance(record, dict) and isinstance(record.get(k), str)]
+        yield record if kinds else None
 
 
-def add_records(table: MetricTable, records: Iterable[dict[str, Any]]) -> MetricTable:
+def add_records(table: MetricTable, records: Iterable[dict[str, Any] | None]) -> MetricTable:
     for record in records:
+        if record is None:
+            table.unreadable += 1
+            continue
         kind = next(k for k in KINDS if isinstance(record.get(k), str))
         key = (kind, record[kind])
         value = record.get("value")
@@ -86,9 +93,13 @@ def numeric(value: Any) -> float | None:
     metric (`log(name, value, step=N)` writes {"step": N, "value": ...})."""
     if isinstance(value, dict) and set(value) == {"step", "value"}:
         value = value["value"]
-    if type(value) in (int, float) and math.isfinite(value):
-        return float(value)
-    return None
+    if type(value) not in (int, float):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:  # an int past a float's range: shown, not ranged
+        return None
+    return number if math.isfinite(number) else None
 
 
 def summaries(table: MetricTable) -> list[MetricSummary]:

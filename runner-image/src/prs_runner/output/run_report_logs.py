@@ -30,6 +30,13 @@ def log_path(shard: int, process: int) -> str:
     return f"_prs/logs/{shard}/{process}.log"
 
 
+def metrics_mark(shard: int, process: int) -> str:
+    """An empty file beside the worker's log once it has logged a metric through Azure's
+    Run: its shard names those workers in its outcome (`metricsLogged`), and the merge reads
+    only their logs for the report's metrics."""
+    return f"_prs/logs/{shard}/{process}.metrics"
+
+
 def failed_tries(lines: Iterable[str], wanted: set[int]) -> dict[int, LogExcerpt]:
     """The last logged failure of each WANTED mini-batch in a log's LINES, with its
     traceback (the lines up to the next log record, at most EXCERPT_LINES)."""

@@ -158,24 +158,31 @@ def timeline_section(data: ReportData) -> str:
 
 
 METRIC_VALUE_CHARS = 200  # of a last value, as JSON
+METRIC_NAME_CHARS = 200
 
 
 def metrics_section(table: MetricTable) -> str:
     shown = summaries(table)
-    if not shown:
+    if not shown and not table.unreadable:
         return ""
     rows = "".join(
-        f"<tr><td>{escape(s.name)}</td><td>{s.kind}</td><td class=\"n\">{s.count:,}</td>"
+        f"<tr><td>{escape(cut(s.name, METRIC_NAME_CHARS))}</td><td>{s.kind}</td>"
+        f"<td class=\"n\">{s.count:,}</td>"
         f"<td>{escape(cut(json.dumps(s.last), METRIC_VALUE_CHARS))}</td>"
         f"<td class=\"n\">{'' if s.numbers is None else f'{s.numbers[0]:g}'}</td>"
         f"<td class=\"n\">{'' if s.numbers is None else f'{s.numbers[1]:g}'}</td></tr>"
         for s in shown)
     more = (f'<p class="note">{table.left_out:,} more values, of names past the first '
             f"{MOST_NAMES}, are not shown.</p>" if table.left_out else "")
+    if table.unreadable:
+        more += (f'<p class="note">{table.unreadable:,} metric lines could not be read (a value '
+                 "longer than the 64 KiB a log line is read to): they are in the workers' logs."
+                 "</p>")
     return ("<h2>Metrics</h2><p class=\"note\">What the entry script logged with Azure's "
             "<code>Run.log</code>, <code>log_row</code>, <code>log_list</code>, "
-            "<code>log_table</code> and <code>tag</code>, gathered from the workers' logs."
-            f"</p>{more}<table><tr><th>name</th><th>kind</th><th class=\"n\">values</th>"
+            "<code>log_table</code> and <code>tag</code>, gathered from the workers' logs "
+            "(the last value: in shard, process and log order).</p>"
+            f"{more}<table><tr><th>name</th><th>kind</th><th class=\"n\">values</th>"
             "<th>last value</th><th class=\"n\">smallest</th><th class=\"n\">largest</th>"
             f"</tr>{rows}</table>")
 

@@ -35,6 +35,7 @@ from prs_runner.step.spec import (
     SCALAR_FIELDS,
     SECTIONS,
     SIDE_INPUT_NAME_PATTERN,
+    SideInput,
     SpecError,
     Step,
     apply_defaults,
@@ -339,6 +340,29 @@ def check_output(spec: Mapping[str, Any]) -> list[str]:
     for index, item in enumerate(spec.get("env") or []):
         if isinstance(item, Mapping) and not isinstance(item.get("value", ""), str):
             problems.append(f"spec.env[{index}].value: must be a string (quote numbers)")
+        elif isinstance(item, Mapping) and "\0" in item.get("value", ""):
+            problems.append(f"spec.env[{index}].value: holds a NUL character, which no "
+                            "environment variable can; remove it")
+    return problems + side_input_variable_clashes(spec.get("sideInputs"))
+
+
+def side_input_variable_clashes(items: Any) -> list[str]:
+    """Names that differ only in case or punctuation (model, Model, mo-del) would share one
+    PRS_SIDE_INPUT_ variable, and the script would find one side input under each name."""
+    if not isinstance(items, list):
+        return []
+    problems: list[str] = []
+    first: dict[str, int] = {}
+    for index, item in enumerate(items):
+        name = item.get("name") if isinstance(item, Mapping) else None
+        if not isinstance(name, str) or not SIDE_INPUT_NAME_PATTERN.fullmatch(name):
+            continue
+        variable = SideInput(name, "").env_name
+        if variable in first and items[first[variable]]["name"] != name:
+            problems.append(f"spec.sideInputs[{index}].name: {name!r} and "
+                            f"{items[first[variable]]['name']!r} would share the variable "
+                            f"{variable}; rename one")
+        first.setdefault(variable, index)
     return problems
 
 

@@ -22,3 +22,9 @@ def read_descriptor(storage: Storage, path: str) -> int:
     """A read-only descriptor on the local file at PATH, for pread; never through a symlink."""
     assert storage.local is not None, "object stores are read with ranged reads"
     return os.open(storage.confined(path), os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+
+
+def mark_file(path: str) -> None:
+    """An empty file at PATH (a local path the shard named) unless one is there; never
+    through a symlink."""
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644))
