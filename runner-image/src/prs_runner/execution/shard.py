@@ -95,6 +95,7 @@ class ShardSupervisor:
         self.fork = can_fork() and not uses_object_storage(spec)
         self.side_paths: dict[str, str] | None = None
         self.worker_requests = 0  # object-store calls the workers reported
+        self.earlier_marks: set[str] | None = None  # metric marks uploaded by earlier runs
         self.staging = LocalStaging(self.output, str(index))
         self.log = CommitLog(self.output, life_name(index, "s"))  # the failures it commits
         self.oom_kills = read_memory_cgroup().oom_kills  # the kernel's, for memory
@@ -234,10 +235,11 @@ class ShardSupervisor:
     def logged_metrics(self) -> list[int]:
         """Its workers whose logs hold Azure Run metrics, of this run or an earlier one over
         the same output: those with a mark (run_report_logs.metrics_mark)."""
-        earlier = set() if self.output.local is not None else set(
-            self.output.list_names(f"_prs/logs/{self.index}"))  # staged marks are this run's
+        if self.earlier_marks is None:  # on an object store, one listing per shard
+            self.earlier_marks = set() if self.output.local is not None else set(
+                self.output.list_names(f"_prs/logs/{self.index}"))  # staged: this run's
         return [p for p in range(len(self.slots))
-                if f"{p}.metrics" in earlier
+                if f"{p}.metrics" in self.earlier_marks
                 or os.path.exists(self.staging.path(metrics_mark(self.index, p)))]
 
     def start_worker(self, slot: Slot) -> None:
