@@ -39,15 +39,17 @@ def test_a_full_disk_stops_cleanly_and_a_rerun_resumes(make_step: MakeStep,
     assert "Traceback" not in result.stderr
     text = result.stdout + result.stderr
     # Which write meets the full disk depends on timing: a worker's commit (the step fails
-    # with OutputUnwritable and says which mini-batch), or the merge's own report after it.
-    # Either way: one line that says the disk is full and what to do, and nothing left
+    # with OutputUnwritable and says which mini-batch), the shard's own outcome after its
+    # last commit (the shard and prs run each say so), or the merge's report after it.
+    # Either way: lines that say the disk is full and what to do, and nothing left
     # half-written.
     committed = ("(OutputUnwritable): cannot commit the result of mini-batch " in text
                  and ": No space left on device; free space or fix the output, then run "
                  "again" in text)
-    merged = text == ("prs run: No space left on device; free some space, then run again to "
-                      "resume\n")
-    assert committed or merged, text
+    full = "No space left on device; free some space, then run again to resume"
+    merged = text == f"prs run: {full}\n"
+    outcome = text == f"prs-runner shard: {full}\nprs run: {full}\n"
+    assert committed or merged or outcome, text
     leftovers = [p.name for p in small_disk.rglob("*") if p.name.endswith((".partial", ".tmp"))]
     assert leftovers == []
 
