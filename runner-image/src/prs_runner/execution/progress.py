@@ -11,11 +11,12 @@ from __future__ import annotations
 import io
 import os
 import time
-from typing import NoReturn, TextIO
-
-from tqdm import tqdm
+from typing import TYPE_CHECKING, NoReturn, TextIO
 
 from prs_runner.step.thresholds import Counts
+
+if TYPE_CHECKING:
+    from tqdm import tqdm
 
 PLAIN_INTERVAL = 5.0
 BAR_INTERVAL = 0.2
@@ -74,6 +75,10 @@ class Progress:
     def live_bar(self) -> tqdm[NoReturn]:
         """The bar, made at the first update: `total` and `resumed` are known by then."""
         if self.bar is None:
+            # Imported here: a run without a terminal (a pipe, a log, a pod) never draws a
+            # bar, and importing tqdm costs `prs run` some 30 ms before it can list its input.
+            from tqdm import tqdm
+
             # A terminal that reports no width (some CI pseudo-terminals) would get an empty
             # bar from tqdm: it gets a fixed width instead.
             sized = terminal_columns(self.stream) > 0
