@@ -8,7 +8,16 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.runner.conftest import MakeStep, StepDir
+
+SLOW_ECHO = """
+import time
+def run(mini_batch):
+    time.sleep(0.02)
+    return [open(path).read().strip() for path in mini_batch]
+"""
 
 ECHO = """
 import os
@@ -171,3 +180,31 @@ def test_the_reuse_pod_refuses_an_output_changed_after_its_merge(make_step: Make
         "invalid ParallelRunStep:\n  - status.reusedFrom: earlier's output "
         "parallel_run_step.txt was changed after its merge; it cannot be reused")}
     assert not (step.root / "copy2/parallel_run_step.txt").exists()
+
+
+def test_prs_run_reads_the_commits_while_the_shards_run_and_merges_the_same(
+    make_step: MakeStep, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The merge's reading of the commit logs is done while the shards run (a core is
+    mostly idle then): each look takes what the logs gained, and the output is all of it,
+    in order, once."""
+    import io
+
+    from prs_runner.execution.local_run import run_local
+    from prs_runner.output.commit_log import CommitFollower
+    from prs_runner.step.validation import load_step
+
+    step = make_step(SLOW_ECHO, files=60, miniBatchSize="1", processCountPerNode=2)
+    taken: list[int] = []
+    follow = CommitFollower.follow
+
+    def counting(self: CommitFollower) -> None:
+        follow(self)
+        taken.append(len(self.found))
+
+    monkeypatch.setattr(CommitFollower, "follow", counting)
+    result = run_local(load_step(step.step), stream=io.StringIO()).result
+    assert result["status"] == "Succeeded"
+    assert any(0 < count < 60 for count in taken), taken  # some, while others still ran
+    assert taken == sorted(taken)
+    assert step.output_lines() == [str(i) for i in range(60)]

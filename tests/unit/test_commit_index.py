@@ -12,6 +12,7 @@ from prs_runner.output.commit_index import (
     chosen,
     decode_index,
     decode_line,
+    decode_lines,
     encode_line,
     index_ids,
     payload_crc,
@@ -168,3 +169,25 @@ def test_an_index_stops_at_a_sound_line_that_is_not_one_record() -> None:
     for foreign in (resealed(b"{not json"), resealed(b"1,2"), resealed(b'{"id":3},{"id":4}')):
         assert [c.header.id for c in decode_index(lines[0] + foreign + lines[1], "l")] == [1]
     assert [c.header.id for c in decode_index(b"".join(lines), "l")] == [1, 2]
+
+
+LINES = [encode_line(header(i), 0, 0, 0) for i in range(3)]
+
+
+@pytest.mark.parametrize(("data", "first", "ids", "numbers", "torn"), [
+    (b"".join(LINES), 0, [0, 1, 2], [0, 1, 2], False),
+    (b"".join(LINES), 5, [0, 1, 2], [5, 6, 7], False),  # read on from line 5 of the index
+    (b"", 3, [], [], False),
+    (LINES[0] + LINES[1][:-1], 0, [0], [0], True),  # a last line without its newline
+    (LINES[0] + LINES[1][:-9] + b"\n" + LINES[2], 2, [0], [2], True),  # nothing after it
+    (LINES[0] + resealed(b"[1]") + LINES[2], 0, [0], [0], True),  # sound, not a record
+    (resealed(b"[1]"), 0, [], [], True),
+])
+def test_lines_are_decoded_from_a_line_number_up_to_a_torn_one(
+    data: bytes, first: int, ids: list[int], numbers: list[int], torn: bool
+) -> None:
+    commits, was_torn = decode_lines(data, "life", first)
+    assert [c.header.id for c in commits] == ids
+    assert [c.line for c in commits] == numbers
+    assert {c.life for c in commits} <= {"life"}
+    assert was_torn is torn

@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from prs_runner.output.commit_index import chosen
+from prs_runner.output.commit_index import Commit, chosen, encode_line
 from prs_runner.output.commit_log import (
+    CommitFollower,
     CommitLog,
     life_name,
     read_commits,
@@ -132,3 +133,90 @@ def test_a_symlinked_commits_folder_is_refused(output: Storage, tmp_path: Path) 
     with pytest.raises(OSError):
         CommitLog(output, "life").add(header(0), b"x")
     assert list(elsewhere.iterdir()) == []
+
+
+def places(commits: list[Commit]) -> list[tuple[str, int, int]]:
+    return sorted((c.life, c.line, c.header.id) for c in commits)
+
+
+def test_a_follower_takes_each_log_as_it_grows_and_ends_with_what_the_merge_reads(
+    output: Storage,
+) -> None:
+    first = CommitLog(output, "0000000000000001-0-0-1")
+    first.add(header(0), b"zero")
+    first.add(header(1), b"")
+    follower = CommitFollower(output)
+    follower.follow()
+    assert places(follower.found) == [(first.life, 0, 0), (first.life, 1, 1)]
+    first.add(header(2), b"two")
+    second = CommitLog(output, "0000000000000002-0-1-1")  # a life that starts later
+    second.add(header(3), b"three")
+    follower.follow()
+    follower.follow()  # nothing new: nothing taken twice
+    assert places(follower.found) == [(first.life, 0, 0), (first.life, 1, 1),
+                                      (first.life, 2, 2), (second.life, 0, 3)]
+    first.close()
+    second.close()
+    assert places(follower.commits()) == places(read_commits(output))
+
+
+def test_a_line_being_appended_is_taken_once_it_is_whole(output: Storage) -> None:
+    index = Path(output.uri) / "_prs/commits/life.idx"
+    index.parent.mkdir(parents=True)
+    lines = [encode_line(header(i), 0, 0, 0) for i in range(3)]
+    index.write_bytes(lines[0] + lines[1][:20])
+    follower = CommitFollower(output)
+    follower.follow()
+    assert places(follower.found) == [("life", 0, 0)]
+    with index.open("ab") as stream:
+        stream.write(lines[1][20:] + lines[2])
+    follower.follow()
+    assert places(follower.found) == [("life", 0, 0), ("life", 1, 1), ("life", 2, 2)]
+
+
+def test_a_torn_line_ends_a_followed_log_as_it_ends_a_read_one(output: Storage) -> None:
+    """A whole line whose checksum fails, and one cut short when the logs have ended:
+    nothing after either counts, though sound lines follow the first."""
+    index = Path(output.uri) / "_prs/commits/life.idx"
+    index.parent.mkdir(parents=True)
+    lines = [encode_line(header(i), 0, 0, 0) for i in range(4)]
+    index.write_bytes(lines[0] + b"0" + lines[1][1:])
+    follower = CommitFollower(output)
+    follower.follow()
+    index.write_bytes(lines[0] + b"0" + lines[1][1:] + lines[2])
+    follower.follow()
+    assert places(follower.found) == [("life", 0, 0)]
+    cut = Path(output.uri) / "_prs/commits/cut.idx"
+    cut.write_bytes(lines[3] + lines[2][:-1])  # the shards have ended: never finished
+    follower.follow()
+    assert places(follower.commits()) == [("cut", 0, 3), ("life", 0, 0)]
+    assert places(follower.commits()) == places(read_commits(output))
+
+
+def test_a_follower_hides_voided_commits_as_the_merge_does(output: Storage) -> None:
+    log = CommitLog(output, "life")
+    log.add(header(0), b"a")
+    log.add(header(1), b"b")
+    follower = CommitFollower(output)
+    follower.follow()
+    void(output, [c for c in read_commits(output) if c.header.id == 1])
+    log.close()
+    assert places(follower.commits()) == [("life", 0, 0)]
+
+
+def test_a_follower_that_could_not_read_leaves_the_merge_to_read_everything(
+    output: Storage,
+) -> None:
+    log = CommitLog(output, "life")
+    log.add(header(0), b"a")
+    odd = Path(output.uri) / "_prs/commits/odd.idx"
+    odd.mkdir()  # not a file: reading it fails
+    follower = CommitFollower(output)
+    follower.follow()
+    assert follower.failed
+    odd.rmdir()
+    log.add(header(1), b"b")
+    follower.follow()  # no longer looks: what it took before the failure stays as it was
+    assert places(follower.found) == [("life", 0, 0)]
+    log.close()
+    assert places(follower.commits()) == [("life", 0, 0), ("life", 1, 1)]

@@ -13,6 +13,7 @@ from typing import Any, TextIO
 
 from prs_runner.execution.cpu_share import local_process_count
 from prs_runner.execution.local_shards import ShardRunner, start_shards
+from prs_runner.output.commit_log import CommitFollower
 from prs_runner.output.committed_set import CommittedSet
 from prs_runner.output.merge import JOB_RESULT, REPORT_DIR, merge_results, read_shard_outcomes
 from prs_runner.output.run_report_writer import REPORT_PAGE, write_run_report_after_merge
@@ -316,10 +317,13 @@ def run_locked(step: Step, survey: Survey, output: Storage, fresh: bool, started
     runner.progress.total = header.mini_batch_count
     count = header.mini_batch_count
     runner.progress.resumed = CommittedSet(output, count).refresh().count_in(range(count))
-    override = runner.run(header.mini_batch_count)
+    # A local output's commit logs are read as they grow, so the merge reads only the last.
+    follower = CommitFollower(output) if output.local is not None else None
+    override = runner.run(header.mini_batch_count, follower.follow if follower else None)
     outcomes = read_shard_outcomes(output, header.node_count)
     plan = plan or read_plan(output.uri_of(PLAN_FILE))
-    result = merge_results(plan, output, outcomes, started, override)
+    result = merge_results(plan, output, outcomes, started, override,
+                           follower.commits if follower else None)
     return RunResult(result, reused=False, report=report_page(output))
 
 

@@ -19,6 +19,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from typing import Any, TextIO
 
 from prs_runner.execution.processes import spawn_shard
@@ -29,6 +30,8 @@ from prs_runner.planning.plan_store import PLAN_FILE
 from prs_runner.step.spec import Step
 from prs_runner.step.thresholds import Counts, crossed_threshold
 from prs_runner.step.uris import uses_object_storage
+
+MEANWHILE_SECONDS = 0.1
 
 
 def start_shards(step: Step, stream: TextIO = sys.stderr,
@@ -124,14 +127,21 @@ class ShardRunner:
             process.stdout.close()
         self.waiting.clear()
 
-    def run(self, total_mini_batches: int) -> tuple[str, str, str] | None:
-        """Once the plan is written: follow the shards to their end."""
+    def run(self, total_mini_batches: int,
+            meanwhile: Callable[[], None] | None = None) -> tuple[str, str, str] | None:
+        """Once the plan is written: follow the shards to their end; MEANWHILE, if given,
+        every MEANWHILE_SECONDS (the merge's reading, while a core is mostly idle)."""
         self.total = total_mini_batches
+        due = time.monotonic() + MEANWHILE_SECONDS
         try:
             while self.selector.get_map():
-                for key, _ in self.selector.select(1.0):
+                wait = min(max(due - time.monotonic(), 0.0), 1.0) if meanwhile else 1.0
+                for key, _ in self.selector.select(wait):
                     self.read(*key.data)
                 self.check_deadline()
+                if meanwhile is not None and time.monotonic() >= due:
+                    meanwhile()
+                    due = time.monotonic() + MEANWHILE_SECONDS
         finally:
             self.stop_all()
             self.progress.close()

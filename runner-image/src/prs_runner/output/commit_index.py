@@ -115,20 +115,27 @@ def decode_index(data: bytes, life: str,
                  wanted: Callable[[int], bool] | None = None) -> list[Commit]:
     """The commits of one index, up to its first torn line (only those of the mini-batches
     WANTED, when given)."""
+    commits, _ = decode_lines(data, life)
+    return commits if wanted is None else [c for c in commits if wanted(c.header.id)]
+
+
+def decode_lines(data: bytes, life: str, first: int = 0) -> tuple[list[Commit], bool]:
+    """The commits of DATA, lines of LIFE's index from its line number FIRST on, up to the
+    first torn line; and whether there was one (nothing after it ever counts)."""
+    lines = data.splitlines(keepends=True)
     bodies = []
-    for line in data.splitlines(keepends=True):
+    for line in lines:
         body = sound_body(line)
         if body is None:
             break
         bodies.append(body)
     commits = []
-    for number, fields in enumerate(parsed(bodies)):
+    for number, fields in enumerate(parsed(bodies), first):
         commit = commit_of(fields, life, number)
         if commit is None:
             break
-        if wanted is None or wanted(commit.header.id):
-            commits.append(commit)
-    return commits
+        commits.append(commit)
+    return commits, len(commits) < len(lines)
 
 
 def parsed(bodies: list[bytes]) -> list[object]:

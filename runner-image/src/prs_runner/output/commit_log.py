@@ -31,6 +31,7 @@ from typing import IO
 from prs_runner.output.commit_index import (
     Commit,
     decode_index,
+    decode_lines,
     encode_line,
     payload_crc,
 )
@@ -117,10 +118,81 @@ def read_commits(output: Storage, wanted: Callable[[int], bool] | None = None) -
     """Every commit in the output's logs (of the mini-batches WANTED, when given: a shard's
     memory then holds its own), but those a merge found torn (`void`)."""
     names = output.list_names(COMMITS_DIR)
-    stems = [name[:-4] for name in names if name.endswith(".idx")]
+    stems = index_stems(names)
     voided = read_voids(output, [n for n in names if n.startswith(VOID_PREFIX)])
     commits = [c for part in read_indexes(output, stems, wanted) for c in part]
     return [c for c in commits if (c.life, c.line) not in voided] if voided else commits
+
+
+class CommitFollower:
+    """A local output's commits read while the shards write them, each index from where
+    the last look left off: `prs run` follows its shards' logs while they run (a core is
+    mostly idle then), so that its merge decodes only what came last, not every line at
+    once. (Not on an object store: there each look would be a billed listing.)
+
+    `commits()`, called once the shards have ended, gives the commits `read_commits` would
+    then: while a log may still grow only whole lines are taken (one being appended is
+    read at the next look), and an index is never read past a torn line (nothing after it
+    counts). A failure to read while following leaves the merge to read everything anew."""
+
+    def __init__(self, output: Storage) -> None:
+        assert output.local is not None, "object stores are read once, by the merge"
+        self.output = output
+        self.read_to: dict[str, int] = {}  # per index: the bytes of the whole lines taken
+        self.lines: dict[str, int] = {}  # per index: lines taken, so the next one's number
+        self.torn: set[str] = set()  # indexes read up to a torn line: never read again
+        self.found: list[Commit] = []
+        self.failed = False
+
+    def follow(self) -> None:
+        """Take what the logs gained since the last look."""
+        if self.failed:
+            return
+        try:
+            for stem in index_stems(self.output.list_names(COMMITS_DIR)):
+                self.take(stem, complete=False)
+        except (OSError, ValueError):  # a name the storage refuses, say: the merge will too
+            self.failed = True
+
+    def commits(self) -> list[Commit]:
+        """Every commit, once nothing writes to the logs any more."""
+        if self.failed:
+            return read_commits(self.output)
+        names = self.output.list_names(COMMITS_DIR)
+        for stem in index_stems(names):
+            self.take(stem, complete=True)
+        voided = read_voids(self.output, [n for n in names if n.startswith(VOID_PREFIX)])
+        return [c for c in self.found if (c.life, c.line) not in voided] if voided else (
+            self.found)
+
+    def take(self, stem: str, complete: bool) -> None:
+        """COMPLETE: the log has ended, so a last line without its newline is torn."""
+        if stem in self.torn:
+            return
+        try:
+            data = self.tail(stem)
+        except FileNotFoundError:
+            return
+        whole = data if complete else data[: data.rfind(b"\n") + 1]
+        commits, torn = decode_lines(whole, stem, self.lines.get(stem, 0))
+        self.found.extend(commits)
+        self.lines[stem] = self.lines.get(stem, 0) + len(commits)
+        self.read_to[stem] = self.read_to.get(stem, 0) + len(whole)
+        if torn:
+            self.torn.add(stem)
+
+    def tail(self, stem: str) -> bytes:
+        """The index's bytes past those taken."""
+        fd = read_descriptor(self.output, f"{COMMITS_DIR}/{stem}.idx")
+        try:
+            start = self.read_to.get(stem, 0)
+            return os.pread(fd, max(os.fstat(fd).st_size - start, 0), start)
+        finally:
+            os.close(fd)
+
+
+def index_stems(names: Iterable[str]) -> list[str]:
+    return [name[:-4] for name in names if name.endswith(".idx")]
 
 
 def read_life(output: Storage, life: str) -> list[Commit]:

@@ -10,6 +10,8 @@ import csv
 import io
 import json
 import time
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from prs_runner.output.append_row_output import AppendRowOutput, OutputMismatch, open_output
@@ -61,11 +63,14 @@ def first_error_text(outcomes: list[dict[str, Any]]) -> str:
 def merge_results(
     plan: Plan, output: Storage, outcomes: list[dict[str, Any]], started: float | None = None,
     status_override: tuple[str, str, str] | None = None,
+    commit_source: Callable[[], list[Commit]] | None = None,
 ) -> dict[str, Any]:
     """Merge, and leave no partial file behind when it fails (a full disk, say). Then the
-    HTML run report, from what the merge wrote (once merge_into's records are freed)."""
+    HTML run report, from what the merge wrote (once merge_into's records are freed).
+    COMMIT_SOURCE gives the output's commits (`read_commits` when not given)."""
     try:
-        result = merge_into(plan, output, outcomes, started, status_override)
+        result = merge_into(plan, output, outcomes, started, status_override,
+                            commit_source or partial(read_commits, output))
     except BaseException:
         for name in (f".{plan.step['appendRowFileName']}.partial",
                      ".processed_mini_batches.csv.partial"):
@@ -78,7 +83,7 @@ def merge_results(
 
 def merge_into(
     plan: Plan, output: Storage, outcomes: list[dict[str, Any]], started: float | None,
-    status_override: tuple[str, str, str] | None,
+    status_override: tuple[str, str, str] | None, commit_source: Callable[[], list[Commit]],
 ) -> dict[str, Any]:
     status, reason, message = status_override or overall_status(outcomes)
     requests_before = requests_made()
@@ -93,7 +98,7 @@ def merge_into(
         writer.writerow(REPORT_COLUMNS)
         sink = open_output(spec["appendRowFormat"], output.open_write(temp)) if (
             write_output) else None
-        chosen_commits = chosen(read_commits(output))
+        chosen_commits = chosen(commit_source())
         stopped = unfinished_tries(outcomes)
         commits = [chosen_commits.get(mb.id) for mb in plan.mini_batches]
         torn: list[Commit] = []
