@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import resource
 import signal
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -220,3 +222,74 @@ def test_a_follower_that_could_not_read_leaves_the_merge_to_read_everything(
     assert places(follower.found) == [("life", 0, 0)]
     log.close()
     assert places(follower.commits()) == [("life", 0, 0), ("life", 1, 1)]
+
+
+def flip_first_byte(commits: Path) -> None:
+    index = commits / "life.idx"
+    data = index.read_bytes()
+    index.write_bytes((b"0" if data[:1] != b"0" else b"1") + data[1:])
+
+
+def cut_in_half(commits: Path) -> None:
+    index = commits / "life.idx"
+    index.write_bytes(index.read_bytes()[: index.stat().st_size // 2])
+
+
+def link_an_index(commits: Path) -> None:
+    (commits / "zz.idx").symlink_to("/nonexistent")
+
+
+def remove_the_index(commits: Path) -> None:
+    (commits / "life.idx").unlink()
+
+
+@pytest.mark.parametrize("tamper", [flip_first_byte, cut_in_half, link_an_index,
+                                    remove_the_index])
+def test_a_follower_whose_logs_were_written_by_another_gives_what_a_fresh_read_gives(
+    output: Storage, tamper: Callable[[Path], None]
+) -> None:
+    """The logs are only ever appended to by their worker; should something else change
+    what the follower decoded, or put what it cannot read in the folder, its commits are
+    still those a fresh read of the folder gives at the end (it reads anew)."""
+    log = CommitLog(output, "life")
+    for mb_id in range(4):
+        log.add(header(mb_id), b"x")
+    follower = CommitFollower(output)
+    follower.follow()
+    assert len(follower.found) == 4
+    tamper(Path(output.uri) / "_prs/commits")
+    log.add(header(4), b"y")
+    log.close()
+    assert places(follower.commits()) == places(read_commits(output))
+
+
+def test_a_line_appended_by_another_and_then_written_over_is_read_as_it_ends(
+    output: Storage,
+) -> None:
+    """A worker writes its log at its own offset: a newline appended by something else, read
+    as a torn (empty) line while the worker idled, is then written over by its next line."""
+    log = CommitLog(output, "life")
+    log.add(header(0), b"a")
+    with (Path(output.uri) / "_prs/commits/life.idx").open("ab") as stream:
+        stream.write(b"\n")
+    follower = CommitFollower(output)
+    follower.follow()
+    assert follower.torn == {"life"}
+    log.add(header(1), b"b")
+    log.close()
+    assert places(follower.commits()) == [("life", 0, 0), ("life", 1, 1)]
+
+
+def test_a_fifo_in_the_logs_does_not_hold_a_follower(output: Storage) -> None:
+    log = CommitLog(output, "life")
+    log.add(header(0), b"a")
+    fifo = Path(output.uri) / "_prs/commits/odd.idx"
+    os.mkfifo(fifo)
+    follower = CommitFollower(output)
+    look = threading.Thread(target=follower.follow, daemon=True)
+    look.start()
+    look.join(timeout=10)
+    assert not look.is_alive() and follower.failed
+    fifo.unlink()
+    log.close()
+    assert places(follower.commits()) == [("life", 0, 0)]

@@ -23,6 +23,7 @@ import json
 import os
 import threading
 import time
+import zlib
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -128,17 +129,20 @@ class CommitFollower:
     """A local output's commits read while the shards write them, each index from where
     the last look left off: `prs run` follows its shards' logs while they run (a core is
     mostly idle then), so that its merge decodes only what came last, not every line at
-    once. (Not on an object store: there each look would be a billed listing.)
+    once. (Not on an object store: there each look would be a billed listing.) While a log
+    may still grow only whole lines are taken (one being appended is read at the next
+    look), and an index is never read past a torn line (nothing after it counts).
 
-    `commits()`, called once the shards have ended, gives the commits `read_commits` would
-    then: while a log may still grow only whole lines are taken (one being appended is
-    read at the next look), and an index is never read past a torn line (nothing after it
-    counts). A failure to read while following leaves the merge to read everything anew."""
+    `commits()`, called once the shards have ended, gives what `read_commits` would then.
+    It reads each index whole once more (reading is cheap, decoding is what costs) and
+    decodes only the bytes it had not. The logs are only ever appended to, but should the
+    bytes it decoded earlier not be there as they were (another writer in the folder), or
+    should anything fail, it leaves the reading to `read_commits` instead."""
 
     def __init__(self, output: Storage) -> None:
         assert output.local is not None, "object stores are read once, by the merge"
         self.output = output
-        self.read_to: dict[str, int] = {}  # per index: the bytes of the whole lines taken
+        self.seen: dict[str, tuple[int, int]] = {}  # per index: bytes decoded, their CRC-32
         self.lines: dict[str, int] = {}  # per index: lines taken, so the next one's number
         self.torn: set[str] = set()  # indexes read up to a torn line: never read again
         self.found: list[Commit] = []
@@ -150,45 +154,60 @@ class CommitFollower:
             return
         try:
             for stem in index_stems(self.output.list_names(COMMITS_DIR)):
-                self.take(stem, complete=False)
-        except (OSError, ValueError):  # a name the storage refuses, say: the merge will too
+                if stem not in self.torn:
+                    with contextlib.suppress(FileNotFoundError):
+                        self.take(stem, self.read(stem, self.seen.get(stem, (0, 0))[0]),
+                                  complete=False)
+        except Exception:  # any: following only saves time; the merge then reads it all
             self.failed = True
 
     def commits(self) -> list[Commit]:
         """Every commit, once nothing writes to the logs any more."""
-        if self.failed:
-            return read_commits(self.output)
+        if not self.failed:
+            with contextlib.suppress(Exception):  # any, as in follow()
+                return self.finish()
+        return read_commits(self.output)
+
+    def finish(self) -> list[Commit]:
         names = self.output.list_names(COMMITS_DIR)
-        for stem in index_stems(names):
-            self.take(stem, complete=True)
+        stems = index_stems(names)
+        if not set(self.seen) <= set(stems):
+            raise FollowedIndexChanged("an index it read is gone")
+        for stem in stems:
+            data = self.read(stem, 0)
+            length, crc = self.seen.get(stem, (0, 0))
+            if len(data) < length or zlib.crc32(memoryview(data)[:length]) != crc:
+                raise FollowedIndexChanged(f"{stem}.idx is not as it was read")
+            if stem not in self.torn:
+                self.take(stem, data[length:], complete=True)
         voided = read_voids(self.output, [n for n in names if n.startswith(VOID_PREFIX)])
         return [c for c in self.found if (c.life, c.line) not in voided] if voided else (
             self.found)
 
-    def take(self, stem: str, complete: bool) -> None:
-        """COMPLETE: the log has ended, so a last line without its newline is torn."""
-        if stem in self.torn:
-            return
-        try:
-            data = self.tail(stem)
-        except FileNotFoundError:
-            return
+    def take(self, stem: str, data: bytes, complete: bool) -> None:
+        """DATA: the index's bytes past those decoded. COMPLETE: the log has ended, so a last
+        line without its newline is torn rather than still being written."""
         whole = data if complete else data[: data.rfind(b"\n") + 1]
         commits, torn = decode_lines(whole, stem, self.lines.get(stem, 0))
         self.found.extend(commits)
         self.lines[stem] = self.lines.get(stem, 0) + len(commits)
-        self.read_to[stem] = self.read_to.get(stem, 0) + len(whole)
+        length, crc = self.seen.get(stem, (0, 0))
+        self.seen[stem] = (length + len(whole), zlib.crc32(whole, crc))
         if torn:
             self.torn.add(stem)
 
-    def tail(self, stem: str) -> bytes:
-        """The index's bytes past those taken."""
-        fd = read_descriptor(self.output, f"{COMMITS_DIR}/{stem}.idx")
+    def read(self, stem: str, start: int) -> bytes:
+        """The index's bytes from START on; opened without waiting (a FIFO in its place
+        would hold `prs run` while its shards run) and never through a symlink."""
+        fd = read_descriptor(self.output, f"{COMMITS_DIR}/{stem}.idx", os.O_NONBLOCK)
         try:
-            start = self.read_to.get(stem, 0)
             return os.pread(fd, max(os.fstat(fd).st_size - start, 0), start)
         finally:
             os.close(fd)
+
+
+class FollowedIndexChanged(Exception):
+    """Bytes the follower decoded are not in the index any more: it is read anew."""
 
 
 def index_stems(names: Iterable[str]) -> list[str]:

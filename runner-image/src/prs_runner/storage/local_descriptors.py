@@ -18,10 +18,11 @@ def new_log_file(storage: Storage, path: str) -> int:
     return create_fresh(target)
 
 
-def read_descriptor(storage: Storage, path: str) -> int:
-    """A read-only descriptor on the local file at PATH, for pread; never through a symlink."""
+def read_descriptor(storage: Storage, path: str, flags: int = 0) -> int:
+    """A read-only descriptor on the local file at PATH, for pread; never through a symlink.
+    FLAGS: more of os.open's."""
     assert storage.local is not None, "object stores are read with ranged reads"
-    return os.open(storage.confined(path), os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    return os.open(storage.confined(path), os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | flags)
 
 
 def mark_file(path: str) -> None:
