@@ -27,6 +27,7 @@ import zlib
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import IO
 
 from prs_runner.output.commit_index import (
@@ -120,8 +121,13 @@ def read_commits(output: Storage, wanted: Callable[[int], bool] | None = None) -
     memory then holds its own), but those a merge found torn (`void`)."""
     names = output.list_names(COMMITS_DIR)
     stems = index_stems(names)
+    return without_voided(output, names, [c for part in read_indexes(output, stems, wanted)
+                                          for c in part])
+
+
+def without_voided(output: Storage, names: list[str], commits: list[Commit]) -> list[Commit]:
+    """COMMITS but those the void files among NAMES (the commits folder's) mark torn."""
     voided = read_voids(output, [n for n in names if n.startswith(VOID_PREFIX)])
-    commits = [c for part in read_indexes(output, stems, wanted) for c in part]
     return [c for c in commits if (c.life, c.line) not in voided] if voided else commits
 
 
@@ -142,11 +148,14 @@ class CommitFollower:
     def __init__(self, output: Storage) -> None:
         assert output.local is not None, "object stores are read once, by the merge"
         self.output = output
-        self.seen: dict[str, tuple[int, int]] = {}  # per index: bytes decoded, their CRC-32
-        self.lines: dict[str, int] = {}  # per index: lines taken, so the next one's number
-        self.torn: set[str] = set()  # indexes read up to a torn line: never read again
+        self.indexes: dict[str, FollowedIndex] = {}  # by stem: what was taken of each
         self.found: list[Commit] = []
         self.failed = False
+
+    @property
+    def torn(self) -> set[str]:
+        """The indexes read up to a torn line: never read again."""
+        return {stem for stem, index in self.indexes.items() if index.torn}
 
     def follow(self) -> None:
         """Take what the logs gained since the last look."""
@@ -154,10 +163,10 @@ class CommitFollower:
             return
         try:
             for stem in index_stems(self.output.list_names(COMMITS_DIR)):
-                if stem not in self.torn:
+                index = self.indexes.setdefault(stem, FollowedIndex())
+                if not index.torn:
                     with contextlib.suppress(FileNotFoundError):
-                        self.take(stem, self.read(stem, self.seen.get(stem, (0, 0))[0]),
-                                  complete=False)
+                        self.take(stem, self.read(stem, index.length), complete=False)
         except Exception:  # any: following only saves time; the merge then reads it all
             self.failed = True
 
@@ -171,30 +180,27 @@ class CommitFollower:
     def finish(self) -> list[Commit]:
         names = self.output.list_names(COMMITS_DIR)
         stems = index_stems(names)
-        if not set(self.seen) <= set(stems):
+        if not {s for s, index in self.indexes.items() if index.length} <= set(stems):
             raise FollowedIndexChanged("an index it read is gone")
         for stem in stems:
+            index = self.indexes.setdefault(stem, FollowedIndex())
             data = self.read(stem, 0)
-            length, crc = self.seen.get(stem, (0, 0))
-            if len(data) < length or zlib.crc32(memoryview(data)[:length]) != crc:
+            if not index.holds(data):
                 raise FollowedIndexChanged(f"{stem}.idx is not as it was read")
-            if stem not in self.torn:
-                self.take(stem, data[length:], complete=True)
-        voided = read_voids(self.output, [n for n in names if n.startswith(VOID_PREFIX)])
-        return [c for c in self.found if (c.life, c.line) not in voided] if voided else (
-            self.found)
+            if not index.torn:
+                self.take(stem, data[index.length:], complete=True)
+        return without_voided(self.output, names, self.found)
 
     def take(self, stem: str, data: bytes, complete: bool) -> None:
         """DATA: the index's bytes past those decoded. COMPLETE: the log has ended, so a last
         line without its newline is torn rather than still being written."""
         whole = data if complete else data[: data.rfind(b"\n") + 1]
-        commits, torn = decode_lines(whole, stem, self.lines.get(stem, 0))
+        index = self.indexes[stem]
+        commits, index.torn = decode_lines(whole, stem, index.lines)
         self.found.extend(commits)
-        self.lines[stem] = self.lines.get(stem, 0) + len(commits)
-        length, crc = self.seen.get(stem, (0, 0))
-        self.seen[stem] = (length + len(whole), zlib.crc32(whole, crc))
-        if torn:
-            self.torn.add(stem)
+        index.lines += len(commits)
+        index.length += len(whole)
+        index.crc = zlib.crc32(whole, index.crc)
 
     def read(self, stem: str, start: int) -> bytes:
         """The index's bytes from START on; opened without waiting (a FIFO in its place
@@ -204,6 +210,21 @@ class CommitFollower:
             return os.pread(fd, max(os.fstat(fd).st_size - start, 0), start)
         finally:
             os.close(fd)
+
+
+@dataclass
+class FollowedIndex:
+    """What a follower took of one index: its first LENGTH bytes (their CRC-32), that many
+    LINES decoded, and whether it ended at a torn one."""
+
+    length: int = 0
+    crc: int = 0
+    lines: int = 0
+    torn: bool = False
+
+    def holds(self, data: bytes) -> bool:
+        """Whether DATA, the index read whole, starts with the bytes taken."""
+        return len(data) >= self.length and zlib.crc32(memoryview(data)[:self.length]) == self.crc
 
 
 class FollowedIndexChanged(Exception):
