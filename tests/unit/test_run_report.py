@@ -144,6 +144,24 @@ def test_the_slowest_are_kept_few_slowest_first_lower_ids_first_among_equals() -
         (12, 5.0), (8, 4.0)]
 
 
+def test_rows_of_the_same_id_and_time_are_ranked_without_comparing_them() -> None:
+    # a hand-edited CSV: 12 rows of one id and time, their other fields unlike (None, str)
+    rows = [row(4, process=p, seconds=2.0, started=s, error=e)
+            for p, s, e in [(0, None, ""), (1, T0, "E: x")] * 6]
+    data = gather(lines_of(rows))
+    assert data.slowest == rows[:10]  # the first ten, in their order
+
+
+def test_the_merge_gathers_its_rows_as_gather_reads_them_back() -> None:
+    rows = [row(0, seconds=0.0, started=T0), row(1, process=3, seconds=2.5, tries=2),
+            row(2, process=None, seconds=None, started=None, status="not_run"),
+            row(3, status="failed", error="E: x")]
+    gatherer = run_report.ReportGatherer()
+    for fields in rows:
+        gatherer.add(list(fields))
+    assert gatherer.finish() == gather(lines_of(rows))
+
+
 def test_only_the_first_failures_are_kept_and_all_are_counted() -> None:
     rows: Iterable[MiniBatchRow] = (row(i, status="failed") for i in range(60))
     data = gather(lines_of(rows))

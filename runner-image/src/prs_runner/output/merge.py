@@ -18,6 +18,7 @@ from prs_runner.output.append_row_output import AppendRowOutput, OutputMismatch,
 from prs_runner.output.commit_index import Commit, chosen
 from prs_runner.output.commit_log import read_commits, read_payloads, void
 from prs_runner.output.results import SUCCEEDED, ErrorInfo, first_of
+from prs_runner.output.run_report import ReportData, ReportGatherer
 from prs_runner.output.run_report_writer import write_run_report_after_merge
 from prs_runner.planning.plan import MiniBatch, Plan
 from prs_runner.step.thresholds import Counts
@@ -66,25 +67,27 @@ def merge_results(
     commit_source: Callable[[], list[Commit]] | None = None,
 ) -> dict[str, Any]:
     """Merge, and leave no partial file behind when it fails (a full disk, say). Then the
-    HTML run report, from what the merge wrote (once merge_into's records are freed).
+    HTML run report, from the rows the merge wrote (once merge_into's records are freed).
     COMMIT_SOURCE gives the output's commits (`read_commits` when not given)."""
     try:
-        result = merge_into(plan, output, outcomes, started, status_override,
-                            commit_source or partial(read_commits, output))
+        result, data = merge_into(plan, output, outcomes, started, status_override,
+                                  commit_source or partial(read_commits, output))
     except BaseException:
         for name in (f".{plan.step['appendRowFileName']}.partial",
                      ".processed_mini_batches.csv.partial"):
             with contextlib.suppress(OSError):
                 output.delete(f"{REPORT_DIR}/{name}")
         raise
-    write_run_report_after_merge(output, result, outcomes)  # says why if it cannot; never raises
+    write_run_report_after_merge(output, result, outcomes, data)  # never raises: says why
     return result
 
 
 def merge_into(
     plan: Plan, output: Storage, outcomes: list[dict[str, Any]], started: float | None,
     status_override: tuple[str, str, str] | None, commit_source: Callable[[], list[Commit]],
-) -> dict[str, Any]:
+) -> tuple[dict[str, Any], ReportData]:
+    """The job's result, and the report's data gathered from the rows as they are written
+    (the page needs no second reading of them)."""
     status, reason, message = status_override or overall_status(outcomes)
     requests_before = requests_made()
     spec = plan.step
@@ -92,6 +95,7 @@ def merge_into(
     file_name = spec["appendRowFileName"]
     temp = f"{REPORT_DIR}/.{file_name}.partial"
     tally, done = (0, 0, 0, 0, 0), 0  # Counts' fields: no object per record
+    gatherer = ReportGatherer()
     with output.open_write(f"{REPORT_DIR}/.processed_mini_batches.csv.partial") as report_file:
         report = io.TextIOWrapper(report_file, newline="", encoding="utf-8")
         writer = csv.writer(report)
@@ -115,12 +119,15 @@ def merge_into(
                 sink, write_output = None, False
                 status, reason, message = "Failed", "AppendRowSchemaMismatch", str(mismatch)
                 row, mb_counts = copy_record(commit, payload, None)
-            writer.writerow(row or unfinished_row(mb, stopped.get(mb.id)))
-            if row is not None:
+            if row is None:
+                row = unfinished_row(mb, stopped.get(mb.id))
+            else:
                 won, lost, items_won, items_lost, rows = mb_counts
                 tally = (tally[0] + won, tally[1] + lost, tally[2] + items_won,
                          tally[3] + items_lost, tally[4] + rows)
                 done += 1
+            writer.writerow(row)  # None as an empty field
+            gatherer.add(row)
         counts = Counts(*tally)
         void(output, torn)
         if sink is not None:
@@ -160,7 +167,7 @@ def merge_into(
     first = first_error(outcomes)
     result["firstError"] = first.to_dict() if first is not None else None  # with its traceback
     output.write_atomic(JOB_RESULT, json.dumps(result, indent=2).encode())
-    return result
+    return result, gatherer.finish()
 
 
 def unfinished_tries(outcomes: list[dict[str, Any]]) -> dict[int, dict[str, Any]]:
@@ -173,16 +180,17 @@ def unfinished_row(mb: MiniBatch, tried: dict[str, Any] | None) -> list[Any]:
     """The report's row of a mini-batch without a result: never run, or tried and then
     stopped (a threshold or a deadline ended the step first)."""
     if tried is None:
-        return [mb.id, mb.shard, "", 0, mb.item_count, 0, 0, "", "not_run", "", ""]
-    return [mb.id, mb.shard, tried["process"], tried["tries"], mb.item_count, 0, 0, "",
-            "stopped", capped(tried["error"]), ""]
+        return [mb.id, mb.shard, None, 0, mb.item_count, 0, 0, None, "not_run", "", None]
+    return [mb.id, mb.shard, tried["process"], tried["tries"], mb.item_count, 0, 0, None,
+            "stopped", capped(tried["error"]), None]
 
 
 def copy_record(
     commit: Commit | None, payload: bytes | None, sink: AppendRowOutput | None
 ) -> tuple[list[Any] | None, tuple[int, int, int, int, int]]:
-    """A mini-batch's committed record (None: there is none) into the report's row, its
-    counts (as Counts' fields) and, when it succeeded, its rows into SINK."""
+    """A mini-batch's committed record (None: there is none) into the report's row (in
+    REPORT_COLUMNS' order, None where empty), its counts (as Counts' fields) and, when it
+    succeeded, its rows into SINK."""
     if commit is None or payload is None:
         return None, (0, 0, 0, 0, 0)
     header = commit.header
@@ -194,7 +202,7 @@ def copy_record(
     row = [header.id, header.shard, header.process, header.tries, header.items, header.succeeded,
            header.failed, header.seconds, header.status,
            capped(f"{error.get('type')}: {error.get('message')}") if error else "",
-           "" if header.started is None else header.started]  # None: recorded before starts
+           header.started]  # None: recorded before starts were
     return row, counts
 
 

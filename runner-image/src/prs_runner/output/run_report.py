@@ -1,7 +1,7 @@
 """What the HTML run report shows, gathered from the report's rows in one pass. Pure.
 
-The rows are those of `processed_mini_batches.csv` (one per mini-batch, as csv.reader
-gives them). A run can have 100,000 mini-batches and more: what is kept per mini-batch is a
+The rows are those of `processed_mini_batches.csv` (one per mini-batch): as the merge
+writes them, or as csv.reader reads them back (`prs report`). A run can have 100,000 mini-batches and more: what is kept per mini-batch is a
 few numbers in flat arrays (tens of bytes each), and what the page draws is bounded: the
 timeline shows each mini-batch up to TIMELINE_LIMIT of them, and time bins per process
 beyond; the slowest and the failures are the first few.
@@ -172,68 +172,85 @@ class ReportData:
 
 def gather(lines: Iterable[Sequence[str]]) -> ReportData:
     """The report's data from processed_mini_batches.csv as csv.reader gives it (its header
-    first), in one pass. The merge runs this over every mini-batch: the loop works on the
-    row's strings, and builds no object per row (a few microseconds each)."""
+    first), in one pass (`prs report`; the merge feeds a ReportGatherer the rows it writes)."""
     rows = iter(lines)
-    data = ReportData()
+    gatherer = ReportGatherer()
     header = next(rows, None)
-    if header is None:
-        return data
-    at = Places.of(header)
-    lane_index: dict[tuple[str, str], int] = {}  # the row's (shard, process) text: its lane
-    lane_counts: list[list[float]] = []  # per lane: mini-batches, failed, busy seconds
-    slowest: list[tuple[float, int, Sequence[str]]] = []  # a min-heap of the slowest
-    spans, by_status = data.spans, data.by_status
-    for fields in rows:
-        status, items, tries = fields[at.status], int(fields[at.items]), int(fields[at.tries])
-        by_status[status] += 1
+    if header is not None:
+        at = Places.of(header)
+        for fields in rows:
+            gatherer.add(MiniBatchRow.from_fields(fields, at))
+    return gatherer.finish()
+
+
+class ReportGatherer:
+    """The report's data, one mini-batch's row at a time. The merge runs this over every
+    mini-batch it writes, so `add` works on the row as given and keeps no object per row
+    (a microsecond or two each); only the failures and the slowest shown are kept whole."""
+
+    def __init__(self) -> None:
+        self.data = ReportData()
+        self.lane_index: dict[tuple[int, int], int] = {}  # (shard, process): its lane
+        self.lane_counts: list[list[float]] = []  # per lane: mini-batches, failed, busy seconds
+        # a min-heap of the slowest: (seconds, -id, row number, row); the number keeps rows
+        # of a hand-edited CSV with the same id and time from being compared
+        self.slowest: list[tuple[float, int, int, Sequence[Any]]] = []
+        self.ranked = 0
+
+    def add(self, row: Sequence[Any]) -> None:
+        """ROW: a mini-batch's fields in MiniBatchRow's order (None where empty)."""
+        mb_id, shard, process, tries, items, succeeded, failed, seconds, status, _, started = row
+        data = self.data
+        data.by_status[status] += 1
         data.items += items
-        data.items_succeeded += int(fields[at.succeeded])
-        data.items_failed += int(fields[at.failed])
+        data.items_succeeded += succeeded
+        data.items_failed += failed
         data.retried += tries > 1
         if status in FAILED_STATUSES:
             data.failures_total += 1
             if len(data.failures) < FAILURES_SHOWN:
-                data.failures.append(MiniBatchRow.from_fields(fields, at))
-        if not fields[at.process] or status in NOT_RAN:
-            continue
-        key = (fields[at.shard], fields[at.process])
-        lane = lane_index.setdefault(key, len(lane_counts))
-        if lane == len(lane_counts):
-            lane_counts.append([0, 0, 0.0])
-        counts = lane_counts[lane]
+                data.failures.append(MiniBatchRow(*row))
+        if process is None or status in NOT_RAN:
+            return
+        lane = self.lane_index.setdefault((shard, process), len(self.lane_counts))
+        if lane == len(self.lane_counts):
+            self.lane_counts.append([0, 0, 0.0])
+        counts = self.lane_counts[lane]
         counts[0] += 1
         counts[1] += status == "failed"
-        if not fields[at.seconds]:
+        if seconds is None:
             data.untimed += 1
-            continue
-        seconds, mb_id = float(fields[at.seconds]), int(fields[at.id])
+            return
         counts[2] += seconds
-        keep_slowest(slowest, (seconds, -mb_id, fields))
-        started = optional_field(fields, at.started)
-        if not started:
+        self.ranked += 1
+        keep_slowest(self.slowest, (seconds, -mb_id, self.ranked, row))
+        if started is None:
             data.untimed += 1
-            continue
-        spans.add(mb_id, lane, float(started), seconds, STATUS_CODES.get(status, 1), tries,
-                  items)
-    data.slowest = [MiniBatchRow.from_fields(fields, at)
-                    for _, _, fields in sorted(slowest, key=lambda s: (-s[0], -s[1]))]
-    order = sorted(lane_index, key=lambda key: (int(key[0]), int(key[1])))
-    renumbered = {lane_index[key]: number for number, key in enumerate(order)}
-    spans.lanes = array("i", (renumbered[lane] for lane in spans.lanes))
-    data.lanes = [Lane(int(key[0]), int(key[1]), int(lane_counts[lane_index[key]][0]),
-                       int(lane_counts[lane_index[key]][1]), lane_counts[lane_index[key]][2])
-                  for key in order]
-    return data
+            return
+        data.spans.add(mb_id, lane, started, seconds, STATUS_CODES.get(status, 1), tries, items)
+
+    def finish(self) -> ReportData:
+        """The data: the slowest in order, the lanes numbered in (shard, process) order."""
+        data, lane_index, lane_counts = self.data, self.lane_index, self.lane_counts
+        data.slowest = [MiniBatchRow(*row)
+                        for *_, row in sorted(self.slowest, key=lambda s: (-s[0], -s[1], s[2]))]
+        order = sorted(lane_index)
+        renumbered = {lane_index[key]: number for number, key in enumerate(order)}
+        data.spans.lanes = array("i", (renumbered[lane] for lane in data.spans.lanes))
+        data.lanes = [Lane(shard, process, int(lane_counts[lane_index[shard, process]][0]),
+                           int(lane_counts[lane_index[shard, process]][1]),
+                           lane_counts[lane_index[shard, process]][2])
+                      for shard, process in order]
+        return data
 
 
 NOT_RAN = ("not_run", "stopped")  # no process ran them to the end: not on the timeline
 
 
-def keep_slowest(heap: list[tuple[float, int, Sequence[str]]],
-                 entry: tuple[float, int, Sequence[str]]) -> None:
-    """Keep the SLOWEST_SHOWN slowest entries (seconds, -id, row); of equal times, the
-    lower ids."""
+def keep_slowest(heap: list[tuple[float, int, int, Sequence[Any]]],
+                 entry: tuple[float, int, int, Sequence[Any]]) -> None:
+    """Keep the SLOWEST_SHOWN slowest entries (seconds, -id, number, row); of equal times,
+    the lower ids."""
     if len(heap) < SLOWEST_SHOWN:
         heapq.heappush(heap, entry)
     elif entry[:2] > heap[0][:2]:
@@ -265,15 +282,21 @@ def lane_bins(spans: Spans, lanes: int, start: float, end: float,
     width = max(end - start, 1e-9) / bins
     cells = lanes * bins  # lane by lane, bin by bin
     busy, started, failed = [0.0] * cells, [0] * cells, [0] * cells
-    for number, lane in enumerate(spans.lanes):
-        begin, seconds, status = spans.starts[number], spans.seconds[number], spans.statuses[number]
-        first = bin_of(begin, start, width, bins)
-        started[lane * bins + first] += 1
-        failed[lane * bins + first] += status != STATUS_CODES["succeeded"]
-        for index in range(first, bin_of(begin + seconds, start, width, bins) + 1):
+    ok, last = STATUS_CODES["succeeded"], bins - 1
+    # bin_of inlined: at 100,000 mini-batches the calls were most of the page's time
+    for lane, begin, seconds, status in zip(spans.lanes, spans.starts, spans.seconds,
+                                            spans.statuses, strict=True):
+        finish = begin + seconds
+        first, final = int((begin - start) / width), int((finish - start) / width)
+        first = 0 if first < 0 else last if first > last else first
+        final = 0 if final < 0 else last if final > last else final
+        row = lane * bins
+        started[row + first] += 1
+        failed[row + first] += status != ok
+        for index in range(first, final + 1):
             low = start + index * width
             # 0 for a span that ends on the bin's first edge: the bin shows only if one starts
-            busy[lane * bins + index] += min(begin + seconds, low + width) - max(begin, low)
+            busy[row + index] += min(finish, low + width) - max(begin, low)
     return [Bin(cell // bins, cell % bins, busy[cell], started[cell], failed[cell])
             for cell in range(cells) if busy[cell] or started[cell]]
 
@@ -298,11 +321,14 @@ def throughput(spans: Spans, start: float, end: float) -> list[ThroughputBin]:
     width = max(end - start, 1e-9) / bins
     succeeded = [0] * bins
     failed = [0] * bins
-    for number, begin in enumerate(spans.starts):
-        index = bin_of(begin + spans.seconds[number], start, width, bins)
-        if spans.statuses[number] == STATUS_CODES["succeeded"]:
-            succeeded[index] += spans.items[number]
+    ok, last = STATUS_CODES["succeeded"], bins - 1
+    for begin, seconds, status, items in zip(spans.starts, spans.seconds, spans.statuses,
+                                             spans.items, strict=True):
+        index = int((begin + seconds - start) / width)  # bin_of, inlined as in lane_bins
+        index = 0 if index < 0 else last if index > last else index
+        if status == ok:
+            succeeded[index] += items
         else:
-            failed[index] += spans.items[number]
+            failed[index] += items
     return [ThroughputBin(index * width, width, succeeded[index], failed[index])
             for index in range(bins)]

@@ -1,6 +1,7 @@
 """Writes the HTML run report, `_prs/report/index.html`, from the output's own files: the
 merge's report rows, job_result.json, the shards' outcomes and the workers' logs. The merge
-calls it last; `prs report` calls it again on any output."""
+calls it last, with the rows it gathered as it wrote them; `prs report` calls it again on
+any output, and reads them back."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from collections.abc import Iterator
 from typing import IO, Any
 
 from prs_runner.output.run_metrics import MetricTable, add_records, metric_records
-from prs_runner.output.run_report import MiniBatchRow, gather
+from prs_runner.output.run_report import MiniBatchRow, ReportData, gather
 from prs_runner.output.run_report_logs import LogExcerpt, failed_tries, log_path
 from prs_runner.output.run_report_page import render_page
 from prs_runner.storage.filesystem import Storage
@@ -34,10 +35,11 @@ class NoRunResults(Exception):
 
 
 def write_run_report(output: Storage, job: dict[str, Any] | None = None,
-                     outcomes: list[dict[str, Any]] | None = None) -> str:
-    """Build the page and publish it whole; where it is (a path, or a URI). JOB and
-    OUTCOMES: what the merge already holds (read from the output when not given)."""
-    page = build_run_report(output, job, outcomes)
+                     outcomes: list[dict[str, Any]] | None = None,
+                     data: ReportData | None = None) -> str:
+    """Build the page and publish it whole; where it is (a path, or a URI). JOB, OUTCOMES
+    and DATA: what the merge already holds (read from the output when not given)."""
+    page = build_run_report(output, job, outcomes, data)
     # A lone surrogate (os.fsdecode of a non-UTF-8 name, in an error message) is shown as
     # its escape, \udcff, rather than failing the page.
     output.write_atomic(REPORT_PAGE, page.encode("utf-8", errors="backslashreplace"))
@@ -45,28 +47,21 @@ def write_run_report(output: Storage, job: dict[str, Any] | None = None,
 
 
 def write_run_report_after_merge(output: Storage, job: dict[str, Any],
-                                 outcomes: list[dict[str, Any]]) -> None:
+                                 outcomes: list[dict[str, Any]],
+                                 data: ReportData | None = None) -> None:
     """The merge's last step: a report that cannot be written is said in one line, never
     fails the merge (its results are published already) nor changes its outcome."""
     try:
-        write_run_report(output, job, outcomes)
+        write_run_report(output, job, outcomes, data)
     except Exception as error:  # any failure: the merge's outcome stands
         log.warning("prs: the HTML run report %s could not be written: %s: %s",
                     output.uri_of(REPORT_PAGE), type(error).__name__, error)
 
 
 def build_run_report(output: Storage, job: dict[str, Any] | None = None,
-                     outcomes: list[dict[str, Any]] | None = None) -> str:
-    try:
-        stream = output.open_read(ROWS_FILE)
-    except FileNotFoundError:
-        raise NoRunResults(missing_results(output)) from None
-    with stream:
-        try:
-            data = gather(csv.reader(io.TextIOWrapper(stream, encoding="utf-8", newline="")))
-        except (ValueError, IndexError, csv.Error) as error:
-            raise NoRunResults(f"{output.uri}/{ROWS_FILE} is not as the merge writes it "
-                               f"({error}); run the step again to write it anew") from None
+                     outcomes: list[dict[str, Any]] | None = None,
+                     data: ReportData | None = None) -> str:
+    data = read_rows(output) if data is None else data
     if job is None:
         job = read_job(output)
         problem = job_problem(job)
@@ -76,6 +71,20 @@ def build_run_report(output: Storage, job: dict[str, Any] | None = None,
     outcomes = read_outcomes(output) if outcomes is None else outcomes
     return render_page(job, outcomes, data, find_tracebacks(output, data.failures),
                        find_metrics(output, outcomes))
+
+
+def read_rows(output: Storage) -> ReportData:
+    """The report's data from the rows the merge wrote (`prs report`)."""
+    try:
+        stream = output.open_read(ROWS_FILE)
+    except FileNotFoundError:
+        raise NoRunResults(missing_results(output)) from None
+    with stream:
+        try:
+            return gather(csv.reader(io.TextIOWrapper(stream, encoding="utf-8", newline="")))
+        except (ValueError, IndexError, csv.Error) as error:
+            raise NoRunResults(f"{output.uri}/{ROWS_FILE} is not as the merge writes it "
+                               f"({error}); run the step again to write it anew") from None
 
 
 def missing_results(output: Storage) -> str:
