@@ -19,9 +19,9 @@ from prs_runner.output.commit_log import (
     life_name,
     read_commits,
     read_life,
-    read_payloads,
     void,
 )
+from prs_runner.output.payload_reads import read_payloads
 from prs_runner.output.results import SUCCEEDED, ResultHeader
 from prs_runner.storage.filesystem import Storage
 

@@ -18,17 +18,13 @@ prefer the later of two records.
 from __future__ import annotations
 
 import contextlib
-import itertools
 import json
 import os
-import threading
 import time
 import zlib
-from collections import deque
-from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import IO
 
 from prs_runner.output.commit_index import (
     Commit,
@@ -38,14 +34,12 @@ from prs_runner.output.commit_index import (
     payload_crc,
 )
 from prs_runner.output.results import ResultHeader
-from prs_runner.storage.filesystem import Storage, object_reads, write_all
+from prs_runner.storage.filesystem import Storage, write_all
 from prs_runner.storage.local_descriptors import new_log_file, read_descriptor
 
 COMMITS_DIR = "_prs/commits"
 VOID_PREFIX = "void-"
 FETCHERS = 16
-AHEAD = 64  # payloads held in memory at most while an object store is read ahead
-EMPTY_CRC = payload_crc(b"")
 
 
 def life_name(shard: int, role: str) -> str:
@@ -274,82 +268,3 @@ def void(output: Storage, commits: list[Commit]) -> None:
         places = [[c.life, c.line] for c in commits]
         name = f"{COMMITS_DIR}/{VOID_PREFIX}{time.time_ns():016x}-{os.getpid()}.json"
         output.write_atomic(name, json.dumps(places).encode())
-
-
-class PayloadReader:
-    """Payloads by their commit, checked against its CRC (None: torn). Local logs are read
-    with pread on descriptors kept open; object-store parts with one ranged read each."""
-
-    def __init__(self, output: Storage) -> None:
-        self.output = output
-        self.files: dict[str, IO[bytes] | int] = {}
-        self.lock = threading.Lock()
-
-    def read(self, commit: Commit) -> bytes | None:
-        if not commit.length:  # summary_only, or run() returned nothing: no file to open
-            return b"" if commit.crc == EMPTY_CRC else None
-        handle = self.handle(commit.life)
-        if isinstance(handle, int):
-            data = os.pread(handle, commit.length, commit.offset)
-        else:
-            read_at = object_reads(handle)
-            assert read_at is not None, "open_seekable gives a ranged reader on an object store"
-            data = read_at(commit.offset, commit.length)
-        ok = len(data) == commit.length and payload_crc(data) == commit.crc
-        return data if ok else None
-
-    def handle(self, stem: str) -> IO[bytes] | int:
-        with self.lock:
-            if stem not in self.files:
-                path = f"{COMMITS_DIR}/{stem}.dat"
-                if self.output.local is not None:
-                    self.files[stem] = read_descriptor(self.output, path)
-                else:
-                    self.files[stem] = self.output.open_seekable(path)
-            return self.files[stem]
-
-    def close(self) -> None:
-        for handle in self.files.values():
-            if isinstance(handle, int):
-                os.close(handle)
-            else:
-                handle.close()
-        self.files.clear()
-
-
-def read_payloads(output: Storage, commits: Iterable[Commit | None]) -> Iterator[bytes | None]:
-    """Each commit's payload in order (None: no commit, or a torn payload). On an object
-    store the next ones are fetched while the current one is used."""
-    reader = PayloadReader(output)
-    try:
-        if output.local is not None:
-            for commit in commits:
-                yield None if commit is None else payload_or_none(reader, commit)
-            return
-        yield from read_ahead(reader, iter(commits))
-    finally:
-        reader.close()
-
-
-def payload_or_none(reader: PayloadReader, commit: Commit) -> bytes | None:
-    try:
-        return reader.read(commit)
-    except FileNotFoundError:
-        return None
-
-
-def read_ahead(reader: PayloadReader, commits: Iterator[Commit | None]) -> Iterator[bytes | None]:
-    def fetch(commit: Commit | None) -> bytes | None:
-        return None if commit is None else payload_or_none(reader, commit)
-
-    with ThreadPoolExecutor(FETCHERS, thread_name_prefix="prs-read-ahead") as pool:
-        window: deque[Future[bytes | None]] = deque()
-        for commit in commits:
-            window.append(pool.submit(fetch, commit))
-            if len(window) >= AHEAD:
-                break
-        while window:
-            head = window.popleft()
-            for following in itertools.islice(commits, 1):
-                window.append(pool.submit(fetch, following))
-            yield head.result()

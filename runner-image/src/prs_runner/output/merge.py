@@ -16,7 +16,8 @@ from typing import Any
 
 from prs_runner.output.append_row_output import AppendRowOutput, OutputMismatch, open_output
 from prs_runner.output.commit_index import Commit, chosen
-from prs_runner.output.commit_log import read_commits, read_payloads, void
+from prs_runner.output.commit_log import read_commits, void
+from prs_runner.output.payload_reads import read_payloads
 from prs_runner.output.results import SUCCEEDED, ErrorInfo, first_of
 from prs_runner.output.run_report import ReportData, ReportGatherer
 from prs_runner.output.run_report_writer import write_run_report_after_merge

@@ -1,10 +1,11 @@
 """What the HTML run report shows, gathered from the report's rows in one pass. Pure.
 
 The rows are those of `processed_mini_batches.csv` (one per mini-batch): as the merge
-writes them, or as csv.reader reads them back (`prs report`). A run can have 100,000 mini-batches and more: what is kept per mini-batch is a
-few numbers in flat arrays (tens of bytes each), and what the page draws is bounded: the
-timeline shows each mini-batch up to TIMELINE_LIMIT of them, and time bins per process
-beyond; the slowest and the failures are the first few.
+writes them, or as csv.reader reads them back (`prs report`). A run can have 100,000
+mini-batches and more: what is kept per mini-batch is a few numbers in flat arrays (tens of
+bytes each), and what the page draws is bounded: the timeline shows each mini-batch up to
+TIMELINE_LIMIT of them, and time bins per process beyond; the slowest and the failures are
+the first few.
 """
 
 from __future__ import annotations
