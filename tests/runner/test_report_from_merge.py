@@ -3,8 +3,13 @@ builds later from the CSV those rows went to: every status, retries, failures, t
 
 from __future__ import annotations
 
+import json
+import signal
 import subprocess
 import sys
+import time
+import zlib
+from pathlib import Path
 
 import pytest
 
@@ -44,3 +49,91 @@ def test_the_merges_page_is_the_page_prs_report_builds_from_its_rows(
         capture_output=True, text=True, timeout=60)
     assert rebuilt.returncode == 0, rebuilt.stderr
     assert page.read_bytes() == merged
+
+
+def test_an_error_message_with_a_lone_surrogate_is_reported_not_fatal(
+    make_step: MakeStep
+) -> None:
+    """os.fsdecode of a file name that is not UTF-8 gives one; the merge once failed on it."""
+    script = 'def run(mini_batch):\n    raise ValueError("bad \\udcff name")\n'
+    step = make_step(script, files=4, errorThreshold=-1, runMaxTry=1)
+    done = subprocess.run(
+        [sys.executable, "-m", "prs_runner.commands.prs_cli", "run", str(step.step)],
+        capture_output=True, timeout=120)
+    said = (done.stdout + done.stderr).decode(errors="surrogateescape")
+    assert "AllMiniBatchesFailed" in said and "Traceback" not in said, said
+    assert {row["error"] for row in step.report_rows()} == {"ValueError: bad \\udcff name"}
+    page = step.out / "_prs/report/index.html"
+    merged = page.read_bytes()
+    assert b"bad \\udcff name" in merged
+    page.unlink()
+    rebuilt = subprocess.run(
+        [sys.executable, "-m", "prs_runner.commands.prs_cli", "report", str(step.out)],
+        capture_output=True, text=True, timeout=60)
+    assert rebuilt.returncode == 0, rebuilt.stderr
+    assert page.read_bytes() == merged
+
+
+def forge_first_line(index: Path, change: dict[str, object]) -> None:
+    """Rewrite the index's first line with CHANGE, under a checksum that holds (a writer
+    other than a worker)."""
+    lines = index.read_bytes().splitlines(keepends=True)
+    fields = {**json.loads(lines[0][9:]), **change}
+    body = json.dumps(fields, separators=(",", ":")).encode()
+    lines[0] = b"%08x %s\n" % (zlib.crc32(body), body)
+    index.write_bytes(b"".join(lines))
+
+
+@pytest.mark.parametrize(("change", "drawn"), [
+    ({"tries": None}, False), ({"started": "x"}, False), ({"seconds": float("nan")}, False),
+    ({"seconds": "0.5"}, True),  # the CSV's "0.5" is a number to the page that reads it back
+])
+def test_a_record_the_page_cannot_use_costs_the_page_not_the_merge(
+    make_step: MakeStep, change: dict[str, object], drawn: bool
+) -> None:
+    step = make_step("def run(mini_batch):\n    return list(mini_batch)\n", files=10,
+                     nodeCount=1, processCountPerNode=1)
+    assert step.run().returncode == 0
+    lines = step.output_lines()
+    (index,) = (step.out / "_prs/commits").glob("*.idx")  # one worker: one life
+    forge_first_line(index, change)
+    (step.out / "parallel_run_step.txt").unlink()  # merged again from the same commits
+    again = step.run()
+    assert again.returncode == 0, again.stderr
+    assert step.job_result()["status"] == "Succeeded"
+    assert step.output_lines() == lines
+    assert "Traceback" not in again.stderr
+    page = step.out / "_prs/report/index.html"
+    if drawn:
+        assert page.exists() and not again.stderr
+    else:
+        assert not page.exists()  # not the earlier run's
+        assert "the HTML run report" in again.stderr and "could not be written" in again.stderr
+
+
+FAIL_ONCE = """
+import os, time
+def run(mini_batch):
+    if os.path.exists(os.path.join(os.path.dirname(__file__), "..", "fail")):
+        raise ValueError("failed on purpose")
+    mark("ran")
+    time.sleep(60)
+    return list(mini_batch)
+"""
+
+
+def test_a_resume_killed_before_its_merge_leaves_no_earlier_page(make_step: MakeStep) -> None:
+    step = make_step(FAIL_ONCE, files=10, errorThreshold=0)
+    (step.root / "fail").touch()
+    assert step.run().returncode != 0
+    page = step.out / "_prs/report/index.html"
+    assert step.job_result()["status"] == "Failed" and page.exists()
+    (step.root / "fail").unlink()
+    run = step.start()  # the same step: it resumes, and its result is not known yet
+    deadline = time.monotonic() + 60
+    while not step.marks("ran") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    run.send_signal(signal.SIGKILL)
+    run.wait()
+    assert not (step.out / "_prs/report/job_result.json").exists()
+    assert not page.exists()  # the failed run's page would say it is the result

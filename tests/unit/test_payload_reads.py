@@ -14,7 +14,9 @@ from prs_runner.output.commit_log import CommitLog, read_commits
 from prs_runner.output.payload_reads import (
     AMPLIFICATION,
     WINDOW_BYTES,
+    WINDOWS_HELD,
     LocalLog,
+    PayloadReader,
     read_payloads,
 )
 from prs_runner.storage.filesystem import Storage
@@ -112,3 +114,37 @@ def test_the_merge_gets_each_commits_payload_through_the_windows(tmp_path: Path)
     commits = sorted(read_commits(output), key=lambda commit: commit.header.id)
     payloads = list(read_payloads(output, commits))
     assert payloads == [f"payload {mb_id}\n".encode() * (mb_id % 5) for mb_id in range(600)]
+
+
+def test_a_folder_in_place_of_a_payload_file_gives_no_payload(tmp_path: Path) -> None:
+    output = Storage(str(tmp_path))
+    log = CommitLog(output, "life-0")
+    log.add(header(0), b"zero\n")
+    log.close()
+    (tmp_path / "_prs/commits/life-0.dat").unlink()
+    (tmp_path / "_prs/commits/life-0.dat").mkdir()
+    assert list(read_payloads(output, read_commits(output))) == [None]
+
+
+def test_a_merge_of_many_lives_holds_a_few_windows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    output = Storage(str(tmp_path))
+    lives = 3 * WINDOWS_HELD
+    logs = [CommitLog(output, f"life-{number:03d}") for number in range(lives)]
+    for mb_id in range(20 * lives):  # each life's next one, in turn
+        logs[mb_id % lives].add(header(mb_id), f"{mb_id}\n".encode())
+    for log in logs:
+        log.close()
+    held: list[int] = []
+    real_hold = PayloadReader.hold_window
+
+    def counted(reader: PayloadReader, stem: str, log: LocalLog) -> None:
+        real_hold(reader, stem, log)
+        held.append(sum(bool(log.window) for log in reader.files.values()
+                        if isinstance(log, LocalLog)))
+
+    monkeypatch.setattr(PayloadReader, "hold_window", counted)
+    commits = sorted(read_commits(output), key=lambda commit: commit.header.id)
+    assert list(read_payloads(output, commits)) == [f"{n}\n".encode() for n in range(20 * lives)]
+    assert max(held) == WINDOWS_HELD

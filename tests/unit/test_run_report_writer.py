@@ -83,6 +83,26 @@ def test_shard_outcomes_are_read_in_shard_order(tmp_path: Path) -> None:
     assert [o["shard"] for o in read_outcomes(Storage(str(tmp_path)))] == [2, 9, 10]
 
 
+def test_each_planned_shard_is_shown_and_one_without_an_outcome_as_missing(
+    tmp_path: Path
+) -> None:
+    from prs_runner.planning.plan import Plan
+    from prs_runner.planning.plan_store import write_plan
+
+    output = Storage(str(tmp_path))
+    shards = tmp_path / "_prs/shards"
+    shards.mkdir(parents=True)
+    for index in (0, 2, 5):  # 5: beyond the plan's shards, as the merge leaves it out
+        (shards / f"{index}.json").write_text(json.dumps({"shard": index, "status": "done"}))
+    plan = Plan(step_name="s", fingerprint="f", input_uri="/in", node_count=3, mini_batches=())
+    write_plan(output.uri_of("_prs/plan.json"), plan)
+    assert read_outcomes(output) == [{"shard": 0, "status": "done"},
+                                     {"shard": 1, "status": "missing"},
+                                     {"shard": 2, "status": "done"}]
+    (tmp_path / "_prs/plan.json").write_text('{"version": "torn')
+    assert [o["shard"] for o in read_outcomes(output)] == [0, 2, 5]  # those found
+
+
 @pytest.mark.parametrize(("content", "job"), [
     ('{"status": "Succeeded"}', {"status": "Succeeded"}), ("{torn", {}), ("[1]", {}), (None, {})])
 def test_job_result_is_read_when_whole(tmp_path: Path, content: str | None,
@@ -113,6 +133,47 @@ def test_a_csv_not_as_the_merge_writes_it_is_refused_in_one_line(
     with pytest.raises(NoRunResults, match=r"is not as the merge writes it .*; run the step "
                                            r"again to write it anew"):
         build_run_report(Storage(str(tmp_path)))
+
+
+@pytest.mark.parametrize(("field", "value", "why"), [
+    ("seconds", "nan", "took nan seconds"),
+    ("seconds", "inf", "took inf seconds"),
+    ("seconds", "-1e300", r"took -1e\+300 seconds"),
+    ("started", "nan", "started at nan, not a time"),
+    ("started", "-inf", "started at -inf, not a time"),
+    ("started", "-1e20", r"started at -1e\+20, not a time"),
+    ("started", "2.5e11", "started at 250000000000.0, not a time"),
+    ("id", str(2**63), "a number in it is too large"),
+    ("tries", str(2**31), "a number in it is too large"),
+])
+def test_a_csv_value_the_page_cannot_place_is_refused_in_one_line(
+    tmp_path: Path, field: str, value: str, why: str
+) -> None:
+    row = list(FAILED_ROW)
+    row[REPORT_COLUMNS.index(field)] = value
+    output = write_output(tmp_path, [row])
+    with pytest.raises(NoRunResults, match=rf"is not as the merge writes it \(.*({why}).*\); "
+                                           r"run the step again to write it anew$"):
+        build_run_report(output, {}, [])
+
+
+def test_a_csv_saved_again_by_a_spreadsheet_is_read(tmp_path: Path) -> None:
+    """With a byte-order mark first and a blank last line."""
+    output = write_output(tmp_path, [FAILED_ROW])
+    rows = tmp_path / "_prs/report/processed_mini_batches.csv"
+    rows.write_bytes(b"\xef\xbb\xbf" + rows.read_bytes() + b"\r\n")
+    assert "ValueError: four</pre>" in build_run_report(output, {}, [])
+
+
+def test_a_report_the_merge_cannot_write_takes_an_earlier_runs_page_away(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    output = write_output(tmp_path, [["x", *FAILED_ROW[1:]]])  # a row the page cannot read
+    (tmp_path / REPORT_PAGE).write_text("an earlier run's page")
+    with caplog.at_level(logging.WARNING):
+        write_run_report_after_merge(output, {}, [])
+    assert "NoRunResults" in caplog.records[0].getMessage()
+    assert not (tmp_path / REPORT_PAGE).exists()
 
 
 def test_a_report_the_merge_cannot_write_is_logged_never_raised(

@@ -245,7 +245,7 @@ def clear_for_run(output: Storage, spec: dict[str, Any], fingerprint: str, fresh
     if not kept:
         start_over(output, spec)
     plan = () if kept and keep_plan else (PLAN_FILE, PLAN_PARTS)
-    for stale in ("_prs/shards", JOB_RESULT, *plan, STEP_FILE):
+    for stale in ("_prs/shards", JOB_RESULT, REPORT_PAGE, *plan, STEP_FILE):
         output.delete(stale)
     return kept
 

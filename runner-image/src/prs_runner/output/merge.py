@@ -86,9 +86,9 @@ def merge_results(
 def merge_into(
     plan: Plan, output: Storage, outcomes: list[dict[str, Any]], started: float | None,
     status_override: tuple[str, str, str] | None, commit_source: Callable[[], list[Commit]],
-) -> tuple[dict[str, Any], ReportData]:
+) -> tuple[dict[str, Any], ReportData | None]:
     """The job's result, and the report's data gathered from the rows as they are written
-    (the page needs no second reading of them)."""
+    (the page needs no second reading of them; None: a row could not be gathered)."""
     status, reason, message = status_override or overall_status(outcomes)
     requests_before = requests_made()
     spec = plan.step
@@ -96,9 +96,12 @@ def merge_into(
     file_name = spec["appendRowFileName"]
     temp = f"{REPORT_DIR}/.{file_name}.partial"
     tally, done = (0, 0, 0, 0, 0), 0  # Counts' fields: no object per record
-    gatherer = ReportGatherer()
+    gatherer: ReportGatherer | None = ReportGatherer()
     with output.open_write(f"{REPORT_DIR}/.processed_mini_batches.csv.partial") as report_file:
-        report = io.TextIOWrapper(report_file, newline="", encoding="utf-8")
+        # A lone surrogate (os.fsdecode of a name that is not UTF-8, in an error message) is
+        # written as its escape, \udcff, rather than failing the merge.
+        report = io.TextIOWrapper(report_file, newline="", encoding="utf-8",
+                                  errors="backslashreplace")
         writer = csv.writer(report)
         writer.writerow(REPORT_COLUMNS)
         sink = open_output(spec["appendRowFormat"], output.open_write(temp)) if (
@@ -128,7 +131,8 @@ def merge_into(
                          tally[3] + items_lost, tally[4] + rows)
                 done += 1
             writer.writerow(row)  # None as an empty field
-            gatherer.add(row)
+            if gatherer is not None:
+                gatherer = gathered(gatherer, row)
         counts = Counts(*tally)
         void(output, torn)
         if sink is not None:
@@ -168,7 +172,18 @@ def merge_into(
     first = first_error(outcomes)
     result["firstError"] = first.to_dict() if first is not None else None  # with its traceback
     output.write_atomic(JOB_RESULT, json.dumps(result, indent=2).encode())
-    return result, gatherer.finish()
+    return result, None if gatherer is None else gatherer.finish()
+
+
+def gathered(gatherer: ReportGatherer, row: list[Any]) -> ReportGatherer | None:
+    """GATHERER with ROW added; None once a row could not be (a record of another shape,
+    written by something else than a worker): the page then reads the CSV, and says in one
+    line why it cannot be drawn. The merge's outcome never depends on its page."""
+    try:
+        gatherer.add(row)
+    except Exception:  # any: the report never fails the merge
+        return None
+    return gatherer
 
 
 def unfinished_tries(outcomes: list[dict[str, Any]]) -> dict[int, dict[str, Any]]:

@@ -5,8 +5,9 @@ in mini-batch order, and a life wrote its mini-batches mostly in that order, so 
 payload is read with the WINDOW_BYTES after it (one pread for the next hundreds of small
 payloads, not one each). Should a life's payloads be wanted out of order (a resume, work
 taken from another shard), a window is mostly wasted: once a log's reads exceed
-AMPLIFICATION times the bytes used, it is read payload by payload. On an object store each
-payload is one ranged read, several in flight at once.
+AMPLIFICATION times the bytes used, it is read payload by payload. The windows of the
+WINDOWS_HELD logs read last are kept. On an object store each payload is one ranged read,
+several in flight at once.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from __future__ import annotations
 import itertools
 import os
 import threading
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import IO
@@ -29,6 +30,7 @@ AHEAD = 64  # payloads held in memory at most while an object store is read ahea
 EMPTY_CRC = payload_crc(b"")
 WINDOW_BYTES = 1 << 16
 AMPLIFICATION = 4  # bytes read per byte used, at most (beyond a window or two)
+WINDOWS_HELD = 32  # 2 MiB
 
 
 class LocalLog:
@@ -63,6 +65,9 @@ class PayloadReader:
         self.output = output
         self.files: dict[str, IO[bytes] | LocalLog] = {}
         self.lock = threading.Lock()
+        # the local logs holding a window, the one read last at the end: a merge of
+        # thousands of lives holds WINDOWS_HELD windows, not one per life
+        self.windowed: OrderedDict[str, LocalLog] = OrderedDict()
 
     def read(self, commit: Commit) -> bytes | None:
         if not commit.length:  # summary_only, or run() returned nothing: no file to open
@@ -70,12 +75,21 @@ class PayloadReader:
         handle = self.handle(commit.life)
         if isinstance(handle, LocalLog):
             data = handle.payload(commit.offset, commit.length)
+            self.hold_window(commit.life, handle)
         else:
             read_at = object_reads(handle)
             assert read_at is not None, "open_seekable gives a ranged reader on an object store"
             data = read_at(commit.offset, commit.length)
         ok = len(data) == commit.length and payload_crc(data) == commit.crc
         return data if ok else None
+
+    def hold_window(self, stem: str, log: LocalLog) -> None:
+        if not log.window:
+            return
+        self.windowed[stem] = log
+        self.windowed.move_to_end(stem)
+        if len(self.windowed) > WINDOWS_HELD:
+            self.windowed.popitem(last=False)[1].window = b""
 
     def handle(self, stem: str) -> IO[bytes] | LocalLog:
         with self.lock:
@@ -113,7 +127,7 @@ def read_payloads(output: Storage, commits: Iterable[Commit | None]) -> Iterator
 def payload_or_none(reader: PayloadReader, commit: Commit) -> bytes | None:
     try:
         return reader.read(commit)
-    except FileNotFoundError:
+    except (FileNotFoundError, IsADirectoryError):  # a folder in its place holds no payload
         return None
 
 

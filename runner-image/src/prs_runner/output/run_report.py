@@ -49,13 +49,7 @@ class MiniBatchRow(NamedTuple):
 
     @staticmethod
     def from_fields(fields: Sequence[str], places: Places) -> MiniBatchRow:
-        return MiniBatchRow(
-            id=int(fields[places.id]), shard=int(fields[places.shard]),
-            process=optional_int(fields[places.process]), tries=int(fields[places.tries]),
-            items=int(fields[places.items]), succeeded=int(fields[places.succeeded]),
-            failed=int(fields[places.failed]), seconds=optional_float(fields[places.seconds]),
-            status=fields[places.status], error=optional_field(fields, places.error),
-            started=optional_float(optional_field(fields, places.started)))
+        return MiniBatchRow(*typed_fields(fields, places))
 
     @property
     def ended(self) -> float | None:
@@ -91,6 +85,16 @@ class Places(NamedTuple):
 
 
 REQUIRED_COLUMNS = Places._fields[:9]
+
+
+def typed_fields(fields: Sequence[str], at: Places) -> tuple[Any, ...]:
+    """A CSV row's fields as MiniBatchRow's, in its order (a plain tuple: `prs report` reads
+    every row, and keeps only a few)."""
+    return (int(fields[at.id]), int(fields[at.shard]), optional_int(fields[at.process]),
+            int(fields[at.tries]), int(fields[at.items]), int(fields[at.succeeded]),
+            int(fields[at.failed]), optional_float(fields[at.seconds]), fields[at.status],
+            optional_field(fields, at.error),
+            optional_float(optional_field(fields, at.started)))
 
 
 def optional_field(fields: Sequence[str], place: int | None) -> str:
@@ -180,7 +184,8 @@ def gather(lines: Iterable[Sequence[str]]) -> ReportData:
     if header is not None:
         at = Places.of(header)
         for fields in rows:
-            gatherer.add(MiniBatchRow.from_fields(fields, at))
+            if fields:  # a blank line (a hand-edited file's last, say) is no row
+                gatherer.add(typed_fields(fields, at))
     return gatherer.finish()
 
 
@@ -222,12 +227,16 @@ class ReportGatherer:
         if seconds is None:
             data.untimed += 1
             return
+        if not -MOST_SECONDS < seconds < MOST_SECONDS:  # NaN too: the page could not place it
+            raise ValueError(f"mini-batch {mb_id} took {seconds} seconds")
         counts[2] += seconds
         self.ranked += 1
         keep_slowest(self.slowest, (seconds, -mb_id, self.ranked, row))
         if started is None:
             data.untimed += 1
             return
+        if not 0 <= started < MOST_SECONDS:
+            raise ValueError(f"mini-batch {mb_id} started at {started}, not a time")
         data.spans.add(mb_id, lane, started, seconds, STATUS_CODES.get(status, 1), tries, items)
 
     def finish(self) -> ReportData:
@@ -245,6 +254,7 @@ class ReportGatherer:
         return data
 
 
+MOST_SECONDS = 2.5e11  # Unix seconds of the year 9999 (what the page can show as a date)
 NOT_RAN = ("not_run", "stopped")  # no process ran them to the end: not on the timeline
 
 

@@ -18,6 +18,8 @@ from prs_runner.output.run_metrics import MetricTable, add_records, metric_recor
 from prs_runner.output.run_report import MiniBatchRow, ReportData, gather
 from prs_runner.output.run_report_logs import LogExcerpt, failed_tries, log_path
 from prs_runner.output.run_report_page import render_page
+from prs_runner.planning.plan_store import PLAN_FILE, read_header
+from prs_runner.step.spec import MAXIMUMS
 from prs_runner.storage.filesystem import Storage
 
 log = logging.getLogger(__name__)
@@ -54,6 +56,8 @@ def write_run_report_after_merge(output: Storage, job: dict[str, Any],
     try:
         write_run_report(output, job, outcomes, data)
     except Exception as error:  # any failure: the merge's outcome stands
+        with contextlib.suppress(Exception):  # an earlier run's page must not stand for it
+            output.delete(REPORT_PAGE)
         log.warning("prs: the HTML run report %s could not be written: %s: %s",
                     output.uri_of(REPORT_PAGE), type(error).__name__, error)
 
@@ -81,10 +85,13 @@ def read_rows(output: Storage) -> ReportData:
         raise NoRunResults(missing_results(output)) from None
     with stream:
         try:
-            return gather(csv.reader(io.TextIOWrapper(stream, encoding="utf-8", newline="")))
-        except (ValueError, IndexError, csv.Error) as error:
+            # utf-8-sig: a file saved again by a spreadsheet starts with a byte-order mark
+            return gather(csv.reader(io.TextIOWrapper(stream, encoding="utf-8-sig",
+                                                      newline="")))
+        except (ValueError, IndexError, OverflowError, csv.Error) as error:
+            why = "a number in it is too large" if isinstance(error, OverflowError) else error
             raise NoRunResults(f"{output.uri}/{ROWS_FILE} is not as the merge writes it "
-                               f"({error}); run the step again to write it anew") from None
+                               f"({why}); run the step again to write it anew") from None
 
 
 def missing_results(output: Storage) -> str:
@@ -128,15 +135,29 @@ def is_moment(value: Any) -> bool:
 
 
 def read_outcomes(output: Storage) -> list[dict[str, Any]]:
-    """The shards' outcomes, in shard order (`_prs/shards/<index>.json`)."""
+    """The shards' outcomes, in shard order (`_prs/shards/<index>.json`): each of the plan's
+    shards, one that left none as missing (as the merge shows it); without a plan that can
+    be read, those found."""
     names = [n for n in output.list_names(SHARDS_DIR) if n.removesuffix(".json").isdigit()]
-    outcomes = []
-    for name in sorted(names, key=lambda n: int(n.removesuffix(".json"))):
+    found: dict[int, dict[str, Any]] = {}
+    for name in names:
         with contextlib.suppress(FileNotFoundError, ValueError):
             outcome = json.loads(output.read_bytes(f"{SHARDS_DIR}/{name}"))
             if isinstance(outcome, dict):
-                outcomes.append(outcome)
-    return outcomes
+                found[int(name.removesuffix(".json"))] = outcome
+    shards = planned_shards(output)
+    if shards is None:
+        return [found[shard] for shard in sorted(found)]
+    return [found.get(shard, {"shard": shard, "status": "missing"}) for shard in range(shards)]
+
+
+def planned_shards(output: Storage) -> int | None:
+    """nodeCount of the plan in the output; None without one that can be read."""
+    with contextlib.suppress(FileNotFoundError, ValueError, KeyError, TypeError):
+        count = read_header(output.uri_of(PLAN_FILE)).node_count
+        if type(count) is int and 0 < count <= MAXIMUMS["nodeCount"]:  # not a hand-edited one
+            return count
+    return None
 
 
 def find_tracebacks(output: Storage, failures: list[MiniBatchRow]) -> dict[int, LogExcerpt]:
