@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import os
 import tarfile
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -138,6 +139,7 @@ def test_the_code_unpacks_without_extraction_filters(tmp_path: Path,
     (tmp_path / "pod").mkdir()
     (tmp_path / "pod" / ARCHIVE_NAME).write_bytes(pack_directory(str(tmp_path / "src")))
     monkeypatch.delattr(tarfile, "data_filter", raising=False)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # the pod's /tmp
     unpacked = Path(unpack_code_root(str(tmp_path / "pod")))
     assert (unpacked / "pkg" / "model.py").read_text() == "X = 1\n"
     assert (unpacked / "score.py").stat().st_mode & 0o777 == 0o644
@@ -156,5 +158,8 @@ def test_only_plain_files_inside_are_unpacked_without_filters(
         archive.addfile(info, io.BytesIO(b""))
     (tmp_path / ARCHIVE_NAME).write_bytes(buffer.getvalue())
     monkeypatch.delattr(tarfile, "data_filter", raising=False)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "pod-tmp"))
+    (tmp_path / "pod-tmp").mkdir()
     with pytest.raises(ValueError, match="refusing to unpack"):
         unpack_code_root(str(tmp_path))
+    assert not list((tmp_path / "pod-tmp").iterdir())  # nothing half-unpacked is left

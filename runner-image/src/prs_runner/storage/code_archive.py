@@ -9,6 +9,7 @@ import gzip
 import hashlib
 import io
 import os
+import shutil
 import tarfile
 import tempfile
 
@@ -57,11 +58,15 @@ def unpack_code_root(root: str) -> str:
     if not os.path.isfile(archive_path):
         return root
     target = tempfile.mkdtemp(prefix="prs-code-")
-    with tarfile.open(archive_path, mode="r:gz") as archive:
-        if hasattr(tarfile, "data_filter"):  # extraction filters: Python 3.11.4+ (PEP 706)
-            archive.extractall(target, filter="data")
-        else:
-            archive.extractall(target, members=checked_members(archive, target))
+    try:
+        with tarfile.open(archive_path, mode="r:gz") as archive:
+            if hasattr(tarfile, "data_filter"):  # extraction filters: Python 3.11.4+ (PEP 706)
+                archive.extractall(target, filter="data")
+            else:
+                archive.extractall(target, members=checked_members(archive, target))
+    except BaseException:
+        shutil.rmtree(target, ignore_errors=True)  # nothing half-unpacked left behind
+        raise
     return target
 
 
