@@ -6,7 +6,7 @@ import bisect
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from prs_runner.planning.partition_paths import format_regex, path_key_values
 from prs_runner.step.spec import SpecError
@@ -46,8 +46,8 @@ class TableSlice:
         )
 
 
-@dataclass(frozen=True)
-class MiniBatch:
+class MiniBatch(NamedTuple):  # a tuple: a plan holds one per mini-batch, up to millions,
+    # and a frozen dataclass took 2 µs to make each (a third of cutting 20,000 files)
     id: int
     shard: int
     bytes: int
