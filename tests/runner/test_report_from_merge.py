@@ -51,21 +51,22 @@ def test_the_merges_page_is_the_page_prs_report_builds_from_its_rows(
     assert page.read_bytes() == merged
 
 
+@pytest.mark.parametrize("surrogate", ["udcff", "ud800"])
 def test_an_error_message_with_a_lone_surrogate_is_reported_not_fatal(
-    make_step: MakeStep
+    make_step: MakeStep, surrogate: str
 ) -> None:
-    """os.fsdecode of a file name that is not UTF-8 gives one; the merge once failed on it."""
-    script = 'def run(mini_batch):\n    raise ValueError("bad \\udcff name")\n'
+    """os.fsdecode of a file name that is not UTF-8 gives one; the merge, then the summary,
+    once failed on it."""
+    script = f'def run(mini_batch):\n    raise ValueError("bad \\{surrogate} name")\n'
     step = make_step(script, files=4, errorThreshold=-1, runMaxTry=1)
-    done = subprocess.run(
-        [sys.executable, "-m", "prs_runner.commands.prs_cli", "run", str(step.step)],
-        capture_output=True, timeout=120)
-    said = (done.stdout + done.stderr).decode(errors="surrogateescape")
-    assert "AllMiniBatchesFailed" in said and "Traceback" not in said, said
-    assert {row["error"] for row in step.report_rows()} == {"ValueError: bad \\udcff name"}
+    done = step.run()
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+    assert f"first error: ValueError: bad \\{surrogate} name" in done.stdout
+    assert {row["error"] for row in step.report_rows()} == {
+        f"ValueError: bad \\{surrogate} name"}
     page = step.out / "_prs/report/index.html"
     merged = page.read_bytes()
-    assert b"bad \\udcff name" in merged
+    assert f"bad \\{surrogate} name".encode() in merged
     page.unlink()
     rebuilt = subprocess.run(
         [sys.executable, "-m", "prs_runner.commands.prs_cli", "report", str(step.out)],

@@ -9,6 +9,7 @@ runner imports none of them by name, so the dependency points from them to the r
 from __future__ import annotations
 
 import argparse
+import io
 import os
 import sys
 from collections.abc import Callable
@@ -302,7 +303,17 @@ def entry() -> None:
     """The console script: main(), then exit without the interpreter's teardown."""
     runner_gc()
     standby = spawn_standby_shard(sys.argv[1:])
+    escape_surrogates(sys.stdout, sys.stderr)
     exit_now(main(standby=standby))
+
+
+def escape_surrogates(*streams: TextIO) -> None:
+    """A lone surrogate (os.fsdecode of a name that is not UTF-8, in a script's error
+    message) is printed as its escape, \\udcff, as the report writes it, rather than
+    ending `prs` with a traceback in its summary."""
+    for stream in streams:
+        if isinstance(stream, io.TextIOWrapper):
+            stream.reconfigure(errors="backslashreplace")
 
 
 if __name__ == "__main__":
