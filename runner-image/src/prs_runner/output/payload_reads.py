@@ -21,11 +21,10 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import IO
 
 from prs_runner.output.commit_index import Commit, payload_crc
-from prs_runner.output.commit_log import COMMITS_DIR
+from prs_runner.output.commit_log import COMMITS_DIR, FETCHERS
 from prs_runner.storage.filesystem import Storage, object_reads
 from prs_runner.storage.local_descriptors import read_descriptor
 
-FETCHERS = 16
 AHEAD = 64  # payloads held in memory at most while an object store is read ahead
 EMPTY_CRC = payload_crc(b"")
 WINDOW_BYTES = 1 << 16
