@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import json
 import os
 import selectors
 import time
@@ -33,6 +32,7 @@ from prs_runner.execution.processes import (
 from prs_runner.execution.shard_outcome import Outcome, counts_of, emit
 from prs_runner.execution.steals import BALANCE_SECONDS, Balancer
 from prs_runner.execution.worker import preload, run_worker
+from prs_runner.execution.worker_messages import decode_events, encode_command
 from prs_runner.execution.worker_slot import SHALLOWEST, Slot
 from prs_runner.output.commit_index import chosen
 from prs_runner.output.commit_log import (
@@ -290,8 +290,8 @@ class ShardSupervisor:
             return
         slot.buffer += chunk
         *lines, slot.buffer = slot.buffer.split(b"\n")
-        for line in lines:
-            self.handle_event(slot, json.loads(line))
+        for event in decode_events(lines):
+            self.handle_event(slot, event)
 
     def check_progress(self) -> None:
         """NoProgress when no mini-batch finished in this shard for progressUpdateTimeout."""
@@ -355,7 +355,7 @@ class ShardSupervisor:
             mb_id = self.pending.popleft()
             self.tries[mb_id] = tries = self.tries.get(mb_id, 0) + 1
             slot.queue.append(mb_id)
-            commands.append(b'{"run":%d,"try":%d}\n' % (mb_id, tries))
+            commands.append(encode_command(mb_id, tries))
         # A dead worker's pipe is broken; its EOF returns these mini-batches.
         with contextlib.suppress(BrokenPipeError):
             os.write(slot.commands, b"".join(commands))

@@ -33,6 +33,7 @@ from prs_runner.azure_names.finder import install as install_azure_names
 from prs_runner.entry_script import MiniBatchFiles, RunContext, side_inputs_from_env
 from prs_runner.execution.committer import Committer, Ran
 from prs_runner.execution.processes import python_gc
+from prs_runner.execution.worker_messages import decode_command, encode_event
 from prs_runner.output.commit_log import CommitLog, life_name
 from prs_runner.output.results import SUCCEEDED, ResultHeader
 from prs_runner.output.row_encoding import count_returned, encode_result
@@ -281,7 +282,7 @@ def serve(worker: Worker, commands: Any, events: int) -> int:
     sending = threading.Lock()  # the commit thread sends too; a long line is not atomic
 
     def send(message: dict[str, Any]) -> None:
-        data = json.dumps(message).encode() + b"\n"
+        data = encode_event(message)
         with sending:
             write_all(events, data)
 
@@ -349,7 +350,7 @@ class CommandQueue:
         # Raw reads on the descriptor: a buffered reader would hold its lock while blocked
         # here, and the main thread's close of the stream at exit would wait for it forever.
         for line in pipe_lines(self.stream.fileno()):
-            command = json.loads(line)
+            command = decode_command(line)
             with self.ready:
                 self.items.append(command)
                 waiting = self.busy and len(self.items) <= PREFETCH_AHEAD
@@ -363,7 +364,7 @@ class CommandQueue:
     def next(self) -> dict[str, Any] | None:
         if not self.threaded:
             line = self.stream.readline()
-            return json.loads(line) if line else None
+            return decode_command(line) if line else None
         with self.ready:
             self.busy = False
             # The next command mostly comes a round trip after the last 'ran': held commits

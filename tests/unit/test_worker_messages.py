@@ -1,0 +1,112 @@
+"""The lines between a shard and its workers: the usual shapes written and read directly
+are exactly what json writes and reads; every other shape goes through json."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from prs_runner.execution.worker_messages import (
+    decode_command,
+    decode_events,
+    encode_command,
+    encode_event,
+)
+
+
+def plain(mb_id: int = 7, status: str = "succeeded", **fields: Any) -> dict[str, Any]:
+    return {"done": mb_id, "succeeded": 1, "failed": 0, "rows": 1, "status": status} | fields
+
+
+@pytest.mark.parametrize(("mb_id", "tries"), [(0, 1), (7, 3), (123_456_789, 10)])
+def test_a_run_command_reads_back_as_json_reads_it(mb_id: int, tries: int) -> None:
+    line = encode_command(mb_id, tries)
+    assert line.endswith(b"\n") and line.count(b"\n") == 1
+    assert decode_command(line) == json.loads(line) == {"run": mb_id, "try": tries}
+    assert decode_command(line[:-1]) == {"run": mb_id, "try": tries}  # without its newline
+
+
+@pytest.mark.parametrize("line", [
+    b'{"stop": true}\n',
+    b'{"stop":true}',
+    b'{"run": 3, "try": 1}\n',  # json.dumps's spacing
+    b'{"try":1,"run":3}\n',  # another order
+    b'{"run":3,"try":1,"extra":2}\n',
+    b'{"run":-3,"try":1}\n',  # not what a shard writes: json decides
+    b'{"run":3}\n',
+    b'{"run":3,"try":1.5}\n',
+])
+def test_other_commands_are_read_by_json(line: bytes) -> None:
+    assert decode_command(line) == json.loads(line)
+
+
+@pytest.mark.parametrize("line", [
+    b'{"run":1_0,"try":1}\n',  # int() would take it, json does not
+    b'{"run":+1,"try":1}\n',
+    b'{"run":1,"try":1',  # cut short
+    b'{"run": ,"try":1}\n',
+    b'{"run":1,"try":}\n',
+])
+def test_a_command_that_is_not_json_is_refused_as_json_refuses_it(line: bytes) -> None:
+    with pytest.raises(json.JSONDecodeError):
+        decode_command(line)
+
+
+@pytest.mark.parametrize("message", [
+    {"done": [plain()], "requests": 0},
+    {"done": [plain(1), plain(2, status="failed"), plain(3, succeeded=0, failed=4, rows=0)],
+     "requests": 12},
+    {"done": [], "requests": 0},
+])
+def test_a_plain_done_is_written_as_json_writes_it(message: dict[str, Any]) -> None:
+    line = encode_event(message)
+    assert line == json.dumps(message, separators=(",", ":")).encode() + b"\n"
+    assert json.loads(line) == message
+
+
+@pytest.mark.parametrize("message", [
+    {"done": [plain(item_error={"type": "FewerResults", "message": "a \"quoted\" one"})],
+     "requests": 0},
+    {"done": [plain(status='odd"status')], "requests": 0},
+    {"done": [plain(succeeded=True)], "requests": 0},  # a bool is not a count
+    {"done": [plain(rows=1.5)], "requests": 0},
+    {"done": [plain(done="7")], "requests": 0},
+    {"done": [plain()], "requests": 1.0},
+    {"done": [plain()], "requests": True},
+    {"done": [plain()]},
+    {"done": [plain()], "requests": 0, "extra": 1},
+    {"done": [{"done": 1}], "requests": 0},
+    {"done": ["not a record"], "requests": 0},
+    {"done": (plain(),), "requests": 0},
+    {"ready": True},
+    {"error": {"type": "ValueError", "message": "bad\nline"}, "id": 3},
+    {"init_failed": {"type": "ImportError", "message": "é"}, "lasting": True},
+])
+def test_any_other_event_is_written_by_json(message: dict[str, Any]) -> None:
+    line = encode_event(message)
+    assert line == json.dumps(message).encode() + b"\n"
+
+
+def test_events_read_in_one_go_are_each_line_s_value() -> None:
+    lines = [encode_event({"done": [plain(i)], "requests": i})[:-1] for i in range(5)]
+    lines.append(b'{"ready": true}')
+    assert list(decode_events(lines)) == [json.loads(line) for line in lines]
+
+
+def test_events_before_a_line_that_is_not_json_are_still_read_first() -> None:
+    events = iter(decode_events([b'{"ready": true}', b'{"done": [', b'{"ready": false}']))
+    assert next(events) == {"ready": True}
+    with pytest.raises(json.JSONDecodeError):
+        next(events)
+
+
+@pytest.mark.parametrize("lines", [
+    [b"1, 2"],  # two values on one line: not one event each
+    [b'{"a": 1}', b""],
+])
+def test_lines_that_do_not_give_one_value_each_are_read_line_by_line(
+        lines: list[bytes]) -> None:
+    with pytest.raises(json.JSONDecodeError):
+        list(decode_events(lines))
