@@ -86,3 +86,42 @@ def test_the_grace_is_short_beside_a_flush() -> None:
     nor delays a shard's end noticeably."""
     from prs_runner.execution.committer import FLUSH_SECONDS
     assert 0.005 <= IDLE_GRACE_SECONDS <= FLUSH_SECONDS / 10
+
+
+def unthreaded_queue(read_fd: int, idle: list[float]) -> CommandQueue:
+    stream = os.fdopen(read_fd, "rb", closefd=False)
+    return CommandQueue(stream, None, threaded=False,
+                        on_idle=lambda: idle.append(time.monotonic()))
+
+
+def test_a_local_worker_says_it_is_idle_only_when_it_is_about_to_wait(
+        pipe: tuple[int, int]) -> None:
+    """Locally the held 'done's go out when no command is waiting (committer.HOLD_MOST)."""
+    idle: list[float] = []
+    queue = unthreaded_queue(pipe[0], idle)
+    os.write(pipe[1], b'{"run":1,"try":1}\n{"run":2,"try":1}\n{"run":3,"try":2}\n')
+    assert [queue.next() for _ in range(3)] == [
+        {"run": 1, "try": 1}, {"run": 2, "try": 1}, {"run": 3, "try": 2}]
+    assert len(idle) == 1  # before the first read only: the next two were there already
+    os.write(pipe[1], b'{"stop": true}\n')
+    assert queue.next() == {"stop": True}
+    assert len(idle) == 2
+
+
+def test_a_command_split_across_reads_is_one_command(pipe: tuple[int, int]) -> None:
+    idle: list[float] = []
+    queue = unthreaded_queue(pipe[0], idle)
+    os.write(pipe[1], b'{"run":41,"tr')
+    sender = threading.Thread(target=lambda: (time.sleep(0.2), os.write(pipe[1], b'y":1}\n')))
+    sender.start()
+    assert queue.next() == {"run": 41, "try": 1}
+    sender.join()
+
+
+def test_the_end_of_a_local_worker_s_commands_is_none(pipe: tuple[int, int]) -> None:
+    idle: list[float] = []
+    queue = unthreaded_queue(pipe[0], idle)
+    os.write(pipe[1], b'\n{"run":5,"try":1}\n{"run":6,"try":1}')  # no newline at the end
+    os.close(pipe[1])
+    assert [queue.next(), queue.next(), queue.next()] == [
+        {"run": 5, "try": 1}, {"run": 6, "try": 1}, None]

@@ -1,7 +1,15 @@
 """A worker's commits, and its messages to the supervisor in the order of its commands.
 
-Locally a record is appended to the worker's commit log and its 'done' leaves at once. On
-an object store records are gathered into parts (commit_log): a part is written once the
+Locally a record is appended to the worker's commit log at once; its 'done' is held while
+the worker has its next command already, and leaves with the others in one line: a run of
+small mini-batches then costs the worker one write and the supervisor one wake-up per group,
+not per mini-batch. At most HOLD_MOST are held, and only while the first of them began less
+than HOLD_SECONDS ago (a timer thread says them within twice that, should the next run()
+take long): the supervisor times the mini-batch running now (runInvocationTimeout) from the
+last 'done' it got, and names it when the shard stops making progress. A worker that dies
+holding some loses nothing: the supervisor reads its commit log (shard.lose_worker).
+
+On an object store records are gathered into parts (commit_log): a part is written once the
 worker has waited a moment for its next command (worker.IDLE_GRACE_SECONDS: its queue ran
 dry), or its oldest record waited FLUSH_SECONDS, or it holds FLUSH_BYTES; meanwhile run()
 goes on with the next mini-batch. Each record's mini-batch is
@@ -23,6 +31,10 @@ from prs_runner.output.results import ResultHeader
 
 FLUSH_SECONDS = 1.0
 FLUSH_BYTES = 8 << 20
+HOLD_MOST = 16
+# Looked at by the timer every HOLD_SECONDS: at 0.01 its wake-ups cost a no-op run about 6 %
+# (measured with benchmarks/dispatch.py's step); at 0.1 nothing measurable.
+HOLD_SECONDS = 0.1
 
 Send = Callable[[dict[str, Any]], None]
 
@@ -52,13 +64,15 @@ class Committer:
     """Commits records into LOG and sends every message through SEND, in order. COUNTED is
     added to each 'done' when it leaves (the object-store calls made since the last one)."""
 
-    def __init__(self, log: CommitLog, send: Send, counted: Callable[[], dict[str, Any]]) -> None:
+    def __init__(self, log: CommitLog, send: Send, counted: Callable[[], dict[str, Any]],
+                 hold_seconds: float = HOLD_SECONDS) -> None:
         self.log, self.send, self.counted = log, send, counted
         self.grouped = log.output.local is None
         self.pending: list[Ran | dict[str, Any]] = []
         self.since = 0.0  # when the oldest pending record was held
         self.urgent = False
         self.closed = False
+        self.dones = None if self.grouped else HeldDones(send, counted, hold_seconds)
         self.ready = threading.Condition()
         self.thread: threading.Thread | None = None
         if self.grouped:
@@ -67,26 +81,35 @@ class Committer:
             self.thread.start()
 
     def commit(self, ran: Ran) -> None:
-        if not self.grouped:
-            self.send(self.committed([ran]))
+        if self.grouped:
+            self.send({"ran": ran.header.id})
+            self.post(ran)
             return
-        self.send({"ran": ran.header.id})
-        self.post(ran)
+        assert self.dones is not None
+        failure = self.commit_all([ran])
+        if failure is None:
+            self.dones.hold(ran.done, ran.header.seconds)
+        else:
+            self.dones.say_all(failure)
 
     def tell(self, message: dict[str, Any]) -> None:
         """A message that is not a commit (a failed try), sent after the commits before it."""
-        if self.grouped:
+        if self.dones is None:
             self.post(message)
         else:
-            self.send(message)
+            self.dones.say_all(message)
 
     def idle(self) -> None:
-        """Nothing is queued: write what is held now, rather than wait for more."""
+        """Nothing is queued: write and say what is held now, rather than wait for more."""
+        if self.dones is not None:
+            self.dones.say_all()
         with self.ready:
             self.urgent = True
             self.ready.notify()
 
     def close(self) -> None:
+        if self.dones is not None:
+            self.dones.close()
         if self.thread is not None:
             with self.ready:
                 self.closed = True
@@ -136,9 +159,6 @@ class Committer:
         if done:
             self.send({"done": done} | self.counted())
 
-    def committed(self, runs: list[Ran]) -> dict[str, Any]:
-        return self.commit_all(runs) or {"done": [ran.done for ran in runs]} | self.counted()
-
     def commit_all(self, runs: list[Ran]) -> dict[str, Any] | None:
         """Commit RUNS (one part on an object store); None, or the 'commit_failed' message."""
         try:
@@ -150,3 +170,63 @@ class Committer:
             failed = CommitFailed(runs[0].header.id, error)
             return {"commit_failed": str(failed), "id": failed.mb_id}
         return None
+
+
+class HeldDones:
+    """A local worker's 'done's, held and said in groups (see the module docstring): by the
+    worker's thread, or by a timer thread once the first of them began HOLD_SECONDS ago
+    (HOLD_SECONDS: the default)."""
+
+    def __init__(self, send: Send, counted: Callable[[], dict[str, Any]],
+                 hold_seconds: float) -> None:
+        self.send, self.counted, self.hold_seconds = send, counted, hold_seconds
+        self.held: list[dict[str, Any]] = []
+        self.since = 0.0  # when the first held one's run() began
+        self.lock = threading.Condition()  # every message goes out under it: in order
+        self.closed = False
+        self.timer = threading.Thread(target=self.keep_time, daemon=True, name="prs-dones")
+        self.timer.start()
+
+    def hold(self, done: dict[str, Any], seconds: float) -> None:
+        """DONE, of a mini-batch whose run() took SECONDS."""
+        with self.lock:
+            if not self.held:
+                self.since = time.monotonic() - seconds
+            self.held.append(done)
+            if len(self.held) >= HOLD_MOST or time.monotonic() - self.since >= self.hold_seconds:
+                self.say()
+
+    def say_all(self, then: dict[str, Any] | None = None) -> None:
+        """Say what is held, then the message THEN, if any."""
+        with self.lock:
+            self.say()
+            if then is not None:
+                self.send(then)
+
+    def say(self) -> None:  # with the lock held
+        if self.held:
+            done, self.held = self.held, []
+            self.send({"done": done} | self.counted())
+
+    def keep_time(self) -> None:
+        with self.lock:
+            while not self.closed:
+                # It looks every HOLD_SECONDS: woken by each first held 'done' instead, it
+                # would cost a thread switch per group.
+                left = self.since + self.hold_seconds - time.monotonic()
+                if not self.held:
+                    left = self.hold_seconds
+                if left > 0:
+                    self.lock.wait(left)
+                    continue
+                try:
+                    self.say()
+                except OSError:  # the supervisor is gone: the worker's next write says so
+                    return
+
+    def close(self) -> None:
+        with self.lock:
+            self.say()
+            self.closed = True
+            self.lock.notify()
+        self.timer.join()

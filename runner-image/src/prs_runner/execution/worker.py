@@ -341,10 +341,24 @@ class CommandQueue:
         self.stream, self.prefetch, self.threaded = stream, prefetch, threaded
         self.on_idle, self.idle_grace = on_idle, idle_grace
         self.items: deque[dict[str, Any] | None] = deque()
+        self.lines: deque[bytes] = deque()  # not threaded: whole lines read, not yet taken
+        self.rest = b""  # and the start of the next one
         self.ready = threading.Condition()
         self.busy = False
         if threaded:
             threading.Thread(target=self.read_all, daemon=True, name="prs-commands").start()
+
+    def read_lines(self) -> None:
+        """Wait for a whole line or the pipe's end (a last line without its newline too)."""
+        while not self.lines:
+            chunk = os.read(self.stream.fileno(), 1 << 16)
+            if not chunk:
+                if self.rest:
+                    self.lines.append(self.rest)
+                    self.rest = b""
+                return
+            *lines, self.rest = (self.rest + chunk).split(b"\n")
+            self.lines.extend(line for line in lines if line)
 
     def read_all(self) -> None:
         # Raw reads on the descriptor: a buffered reader would hold its lock while blocked
@@ -363,8 +377,10 @@ class CommandQueue:
 
     def next(self) -> dict[str, Any] | None:
         if not self.threaded:
-            line = self.stream.readline()
-            return decode_command(line) if line else None
+            if not self.lines:
+                self.on_idle()  # about to wait: what is held goes out first
+                self.read_lines()
+            return decode_command(self.lines.popleft()) if self.lines else None
         with self.ready:
             self.busy = False
             # The next command mostly comes a round trip after the last 'ran': held commits
