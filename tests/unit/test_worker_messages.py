@@ -110,3 +110,37 @@ def test_lines_that_do_not_give_one_value_each_are_read_line_by_line(
         lines: list[bytes]) -> None:
     with pytest.raises(json.JSONDecodeError):
         list(decode_events(lines))
+
+
+class CountingJson:
+    """The module's json, counting the calls to loads: the usual shapes must not need it."""
+
+    def __init__(self) -> None:
+        self.loads_calls = 0
+        self.dumps = json.dumps
+
+    def loads(self, data: Any) -> Any:
+        self.loads_calls += 1
+        return json.loads(data)
+
+
+@pytest.fixture
+def counted(monkeypatch: pytest.MonkeyPatch) -> CountingJson:
+    from prs_runner.execution import worker_messages
+
+    counting = CountingJson()
+    monkeypatch.setattr(worker_messages, "json", counting)
+    return counting
+
+
+@pytest.mark.parametrize("line", [b'{"run":12,"try":3}\n', b'{"run":12,"try":3}'])
+def test_a_run_command_is_read_without_json(counted: CountingJson, line: bytes) -> None:
+    assert decode_command(line) == {"run": 12, "try": 3}
+    assert counted.loads_calls == 0
+
+
+def test_the_events_of_one_read_are_parsed_in_one_call(counted: CountingJson) -> None:
+    lines = [encode_event({"done": [plain(i)], "requests": 0})[:-1] for i in range(20)]
+    assert list(decode_events(lines)) == [{"done": [plain(i)], "requests": 0}
+                                          for i in range(20)]
+    assert counted.loads_calls == 1

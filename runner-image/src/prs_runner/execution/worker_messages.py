@@ -29,8 +29,10 @@ def decode_command(line: bytes) -> dict[str, Any]:
     directly."""
     body = line[:-1] if line.endswith(b"\n") else line
     if body.startswith(RUN_PREFIX) and body.endswith(b"}"):
-        mb_id, separator, tries = body[len(RUN_PREFIX):-1].partition(TRY_SEPARATOR)
-        if separator and mb_id.isdigit() and tries.isdigit():
+        # rpartition would agree: a second separator leaves no digits on either side
+        fields = body[len(RUN_PREFIX):-1]
+        mb_id, sep, tries = fields.partition(TRY_SEPARATOR)  # pragma: no mutate: the same
+        if sep and mb_id.isdigit() and tries.isdigit():
             return {"run": int(mb_id), "try": int(tries)}
     return json.loads(line)  # type: ignore[no-any-return]
 
