@@ -44,6 +44,31 @@ def test_the_merges_page_is_the_page_prs_report_builds_from_its_rows(
     assert_prs_report_rebuilds_the_page(step)
 
 
+QUICK = """
+def run(mini_batch):
+    number = int(mini_batch[0].rsplit("item", 1)[1].split(".")[0])
+    if number % 101 == 7:
+        raise ValueError(f"item {number} is bad")
+    return list(mini_batch)
+"""
+
+
+def test_a_page_gathered_over_many_chunks_of_rows_is_the_page_prs_report_builds(
+        make_step: MakeStep) -> None:
+    """Over 1,024 rows the merge gathers them a chunk at a time (merge.ROWS_CHUNK)."""
+    from prs_runner.output.merge import ROWS_CHUNK
+
+    files = 2 * ROWS_CHUNK + 300
+    step = make_step(QUICK, files=files, miniBatchSize="1", processCountPerNode=2,
+                     errorThreshold=-1, runMaxTry=2)
+    step.run()
+    rows = step.report_rows()
+    assert len(rows) == files
+    assert {row["status"] for row in rows} == {"succeeded", "failed"}
+    assert {row["tries"] for row in rows} == {"1", "2"}
+    assert_prs_report_rebuilds_the_page(step)
+
+
 def assert_prs_report_rebuilds_the_page(step: StepDir) -> bytes:
     """The merge's page, checked to be what `prs report` builds again from the output."""
     page = step.out / "_prs/report/index.html"

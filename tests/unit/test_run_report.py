@@ -318,3 +318,136 @@ def test_lanes_are_in_numeric_shard_and_process_order() -> None:
     data = gather(lines_of([row(0, 10, 2), row(1, 2, 10), row(2, 2, 3)]))
     assert [(lane.shard, lane.process) for lane in data.lanes] == [(2, 3), (2, 10), (10, 2)]
     assert list(data.spans.lanes) == [2, 1, 0]
+
+
+def mixed_rows(count: int) -> list[MiniBatchRow]:
+    """Rows of distinct mini-batches as a merge writes them: several lanes, retries, equal
+    times, failures past FAILURES_SHOWN, and (every 97th) a row never run."""
+    rows = []
+    for i in range(count):
+        status = "failed" if i % 3 == 0 else "weird" if i % 11 == 5 else "succeeded"
+        if i % 97 == 50:
+            rows.append(row(i, i % 2, None, seconds=None, started=None, status="not_run"))
+            continue
+        rows.append(row(i, shard=i % 2, process=(i * 7) % 3, seconds=float(i % 5) / 4,
+                        status=status, started=T0 + i / 10, tries=1 + i % 4, items=i % 6,
+                        error="E: x" if status == "failed" else ""))
+    return rows
+
+
+def gathered_by_rows(rows: list[MiniBatchRow], chunk: int) -> ReportData:
+    gatherer = run_report.ReportGatherer()
+    for start in range(0, len(rows), chunk):
+        gatherer.add_rows([list(r) for r in rows[start:start + chunk]])
+    return gatherer.finish()
+
+
+def gathered_one_by_one(rows: list[MiniBatchRow]) -> ReportData:
+    gatherer = run_report.ReportGatherer()
+    for fields in rows:
+        gatherer.add(list(fields))
+    return gatherer.finish()
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 7, 40, 96, 1000])
+@pytest.mark.parametrize("count", [0, 1, 45, 300])
+def test_rows_gathered_a_chunk_at_a_time_give_what_one_at_a_time_gives(
+        chunk: int, count: int) -> None:
+    rows = mixed_rows(count)
+    data = gathered_by_rows(rows, chunk)
+    assert data == gathered_one_by_one(rows)
+    assert data.mini_batches == count
+
+
+def test_a_chunk_of_plain_rows_is_taken_column_by_column(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every row ran and was timed (from the epoch's first second on): nothing is added row
+    by row."""
+    rows = [r for r in mixed_rows(200) if r.status != "not_run"]
+    rows[:2] = [row(0, started=0.0), row(1, started=0.5, seconds=0.0)]
+    gatherer = run_report.ReportGatherer()
+    added: list[Any] = []
+    monkeypatch.setattr(gatherer, "add", added.append)
+    gatherer.add_rows([list(r) for r in rows])
+    assert added == []
+    data = gatherer.finish()
+    assert data == gathered_one_by_one(rows)
+    assert [r.id for r in data.failures] == [r.id for r in rows if r.status == "failed"][
+        :run_report.FAILURES_SHOWN]
+    assert data.failures_total == sum(r.status == "failed" for r in rows)
+    assert len(data.slowest) == run_report.SLOWEST_SHOWN
+
+
+@pytest.mark.parametrize("odd", [
+    {"process": None}, {"seconds": None}, {"started": None}, {"status": "stopped"},
+    {"status": "not_run"},
+])
+def test_a_chunk_with_a_row_that_did_not_run_or_was_not_timed_is_taken_row_by_row(
+        odd: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    rows: list[list[Any]] = [list(r) for r in mixed_rows(20) if r.status != "not_run"]
+    rows[5] = list(row(5, **odd))
+    gatherer = run_report.ReportGatherer()
+    added: list[Any] = []
+    original = gatherer.add
+
+    def counting(fields: Any) -> None:
+        added.append(fields)
+        original(fields)
+
+    monkeypatch.setattr(gatherer, "add", counting)
+    gatherer.add_rows(rows)
+    assert added == rows
+    assert gatherer.finish() == gathered_one_by_one([MiniBatchRow(*r) for r in rows])
+
+
+@pytest.mark.parametrize("odd", [
+    {"seconds": float("nan")}, {"seconds": 3e11}, {"seconds": -3e11},
+    {"started": -1.0}, {"started": 3e11}, {"started": float("nan")},
+])
+def test_a_chunk_with_a_time_the_page_cannot_place_is_refused_as_add_refuses_it(
+        odd: dict[str, Any]) -> None:
+    rows = [list(r) for r in mixed_rows(20) if r.status != "not_run"]
+    rows[3] = list(row(3, **odd))
+    with pytest.raises(ValueError, match="mini-batch 3 "):
+        run_report.ReportGatherer().add_rows(rows)
+
+
+def test_a_chunk_with_a_row_of_another_length_is_refused() -> None:
+    rows = [list(r) for r in mixed_rows(5)]
+    rows[2] = rows[2][:-1]
+    with pytest.raises(ValueError):
+        run_report.ReportGatherer().add_rows(rows)
+
+
+def test_failures_past_the_first_few_are_counted_over_chunks_not_kept() -> None:
+    chunks = [[list(row(i, status="failed" if i % 2 else "succeeded"))
+               for i in range(start, start + 60)] for start in (0, 60, 120)]
+    gatherer = run_report.ReportGatherer()
+    for chunk in chunks:
+        gatherer.add_rows(chunk)
+    data = gatherer.finish()
+    assert [r.id for r in data.failures] == list(range(1, 100, 2))  # the first 50
+    assert data.failures_total == 90
+
+
+def test_equal_rows_in_two_chunks_are_ranked_in_the_order_they_came() -> None:
+    """Rows of one id and time (a hand-edited CSV) keep their order across chunks."""
+    first, second = row(5, shard=3, seconds=9.0), row(5, shard=1, seconds=9.0)
+    gatherer = run_report.ReportGatherer()
+    gatherer.add_rows([list(row(i, seconds=0.5)) for i in range(20, 40)])
+    gatherer.add_rows([list(row(40, seconds=0.5)), list(first)])
+    gatherer.add_rows([list(second)])
+    slowest = gatherer.finish().slowest
+    assert slowest[:2] == [first, second]
+
+
+@pytest.mark.parametrize("odd", [
+    {"seconds": run_report.MOST_SECONDS}, {"seconds": -run_report.MOST_SECONDS},
+    {"started": run_report.MOST_SECONDS}, {"started": -0.001},
+])
+def test_a_chunk_with_a_time_on_the_edge_of_what_the_page_places_is_refused(
+        odd: dict[str, Any]) -> None:
+    rows = [list(row(i)) for i in range(4)]
+    rows[1] = list(row(1, **odd))
+    with pytest.raises(ValueError, match="mini-batch 1 "):
+        run_report.ReportGatherer().add_rows(rows)

@@ -110,6 +110,7 @@ def merge_into(
         stopped = unfinished_tries(outcomes)
         commits = [chosen_commits.get(mb.id) for mb in plan.mini_batches]
         torn: list[Commit] = []
+        chunk: list[list[Any]] = []  # rows written, and gathered, a chunk at a time
         for mb, commit, payload in zip(plan.mini_batches, commits,
                                        read_payloads(output, commits), strict=True):
             if commit is not None and payload is None:
@@ -130,9 +131,11 @@ def merge_into(
                 tally = (tally[0] + won, tally[1] + lost, tally[2] + items_won,
                          tally[3] + items_lost, tally[4] + rows)
                 done += 1
-            writer.writerow(row)  # None as an empty field
-            if gatherer is not None:
-                gatherer = gathered(gatherer, row)
+            chunk.append(row)
+            if len(chunk) == ROWS_CHUNK:
+                gatherer = write_rows(writer, gatherer, chunk)
+                chunk = []
+        gatherer = write_rows(writer, gatherer, chunk)
         counts = Counts(*tally)
         void(output, torn)
         if sink is not None:
@@ -175,12 +178,20 @@ def merge_into(
     return result, None if gatherer is None else gatherer.finish()
 
 
-def gathered(gatherer: ReportGatherer, row: list[Any]) -> ReportGatherer | None:
-    """GATHERER with ROW added; None once a row could not be (a record of another shape,
-    written by something else than a worker): the page then reads the CSV, and says in one
-    line why it cannot be drawn. The merge's outcome never depends on its page."""
+ROWS_CHUNK = 1024  # rows written and gathered at a time
+
+
+def write_rows(writer: Any, gatherer: ReportGatherer | None,
+               rows: list[list[Any]]) -> ReportGatherer | None:
+    """ROWS into the CSV's WRITER (None as an empty field), and into GATHERER; None once a
+    row could not be gathered (a record of another shape, written by something else than a
+    worker): the page then reads the CSV, and says in one line why it cannot be drawn. The
+    merge's outcome never depends on its page."""
+    writer.writerows(rows)
+    if gatherer is None:
+        return None
     try:
-        gatherer.add(row)
+        gatherer.add_rows(rows)
     except Exception:  # any: the report never fails the merge
         return None
     return gatherer

@@ -11,6 +11,7 @@ the first few.
 from __future__ import annotations
 
 import heapq
+import itertools
 from array import array
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -239,6 +240,54 @@ class ReportGatherer:
             raise ValueError(f"mini-batch {mb_id} started at {started}, not a time")
         data.spans.add(mb_id, lane, started, seconds, STATUS_CODES.get(status, 1), tries, items)
 
+    def add_rows(self, rows: Sequence[Sequence[Any]]) -> None:
+        """ROWS, the rows of distinct mini-batches (the merge's), as `add` takes them one by
+        one; when each ran to its end in a process and was timed, taken column by column,
+        at a fraction of `add`'s cost per row."""
+        columns = list(zip(*rows, strict=True))  # pragma: no mutate: lengths are checked next
+        if len(columns) != len(MiniBatchRow._fields) or not plain(columns):
+            for row in rows:
+                self.add(row)
+            return
+        ids, shards, processes, tries, items, succeeded, failed, seconds, statuses, _, starts = (
+            columns)
+        data, by_status = self.data, Counter(statuses)
+        data.by_status.update(by_status)
+        data.items += sum(items)
+        data.retried += sum(t > 1 for t in tries)
+        data.items_succeeded += sum(succeeded)
+        data.items_failed += sum(failed)
+        failures = sum(by_status[status] for status in FAILED_STATUSES)
+        data.failures_total += failures
+        if failures:
+            shown = (MiniBatchRow(*row) for row in rows if row[8] in FAILED_STATUSES)
+            data.failures.extend(itertools.islice(shown, FAILURES_SHOWN - len(data.failures)))
+        keys = list(zip(shards, processes, strict=True))  # pragma: no mutate: equal lengths
+        for key in dict.fromkeys(keys):  # new lanes numbered as `add` numbers them
+            if key not in self.lane_index:
+                self.lane_index[key] = len(self.lane_counts)
+                self.lane_counts.append([0, 0, 0.0])
+        lanes = list(map(self.lane_index.__getitem__, keys))
+        timed = zip(lanes, statuses, seconds, strict=True)  # pragma: no mutate: equal lengths
+        for lane, status, took in timed:
+            counts = self.lane_counts[lane]
+            counts[0] += 1
+            counts[1] += status == "failed"
+            counts[2] += took  # in row order, as `add` sums them: the same float
+        ranked = range(self.ranked + 1, self.ranked + 1 + len(rows))
+        self.ranked += len(rows)
+        negated = map(int.__neg__, ids)
+        entries = zip(seconds, negated, ranked, rows, strict=True)  # pragma: no mutate: all n
+        for entry in heapq.nlargest(SLOWEST_SHOWN, entries):
+            keep_slowest(self.slowest, entry)
+        spans = data.spans
+        for column, values in ((spans.ids, ids), (spans.starts, starts),
+                               (spans.seconds, seconds), (spans.tries, tries),
+                               (spans.items, items)):
+            column.fromlist(list(values))  # twice as fast as extend(), from a tuple
+        spans.lanes.fromlist(lanes)
+        spans.statuses.fromlist([STATUS_CODES.get(status, 1) for status in statuses])
+
     def finish(self) -> ReportData:
         """The data: the slowest in order, the lanes numbered in (shard, process) order."""
         data, lane_index, lane_counts = self.data, self.lane_index, self.lane_counts
@@ -254,8 +303,19 @@ class ReportGatherer:
         return data
 
 
+def plain(columns: list[tuple[Any, ...]]) -> bool:
+    """Whether the rows of COLUMNS each ran to the end in a process and were timed within
+    what `add` accepts (which says why not, row by row)."""
+    _, _, processes, _, _, _, _, seconds, statuses, _, starts = columns
+    return (None not in processes and None not in seconds and None not in starts
+            and NOT_RAN_SET.isdisjoint(statuses)
+            and all(-MOST_SECONDS < took < MOST_SECONDS for took in seconds)  # NaN too
+            and all(0 <= start < MOST_SECONDS for start in starts))
+
+
 MOST_SECONDS = 2.5e11  # Unix seconds of the year 9999 (what the page can show as a date)
 NOT_RAN = ("not_run", "stopped")  # no process ran them to the end: not on the timeline
+NOT_RAN_SET = frozenset(NOT_RAN)
 
 
 def keep_slowest(heap: list[tuple[float, int, int, Sequence[Any]]],
