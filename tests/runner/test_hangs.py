@@ -115,3 +115,43 @@ def run(mini_batch):
     assert step.output_lines() == [f"item{i:04d}.txt" for i in range(40)]
     # only the mini-batch cut short at the deadline ran twice
     assert len(step.marks("calls")) <= 41
+
+
+def test_a_run_that_holds_the_interpreter_after_quick_ones_is_the_one_named(
+        make_step: MakeStep) -> None:
+    """A worker holds the 'done's of its last quick mini-batches while its next run() runs
+    (execution.committer), and has no thread to say them: before it gives up, the shard
+    reads what the worker committed, and names the mini-batch that hangs, not one before."""
+    script = """
+import ctypes, time
+def run(mini_batch):
+    if any(p.endswith("item0030.txt") for p in mini_batch):
+        ctypes.PyDLL(None).usleep(3_000_000_000)  # in C, holding the GIL: no thread runs
+    time.sleep(0.002)
+    return [p.rsplit("/", 1)[-1] for p in mini_batch]
+"""
+    step = make_step(script, files=40, miniBatchSize="1", runInvocationTimeout=600,
+                     progressUpdateTimeout=3, processCountPerNode=1, runMaxTry=1)
+    result = step.run(timeout=60)
+    assert result.returncode == 1, result.stdout + result.stderr
+    job = step.job_result()
+    assert job["reason"] == "NoProgress"
+    assert "process 0: in run() of mini-batch 30 for " in job["message"], job["message"]
+    assert job["miniBatches"]["succeeded"] == 30
+
+
+def test_a_script_that_joins_every_thread_it_finds_does_not_hang(make_step: MakeStep) -> None:
+    script = """
+import threading
+def run(mini_batch):
+    threading.Thread(target=len, args=(mini_batch,)).start()
+    for thread in threading.enumerate():
+        if thread is not threading.main_thread():
+            thread.join()
+    return [p.rsplit("/", 1)[-1] for p in mini_batch]
+"""
+    step = make_step(script, files=20, miniBatchSize="1", runInvocationTimeout=20,
+                     processCountPerNode=1, runMaxTry=1)
+    result = step.run(timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert len(step.output_lines()) == 20

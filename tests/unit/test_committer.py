@@ -5,6 +5,7 @@ the first held one began."""
 
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -61,26 +62,38 @@ def test_no_more_than_hold_most_are_held(tmp_path: Path) -> None:
     assert said(sent) == list(range(HOLD_MOST + 3))
 
 
-def wait_for(sent: list[dict[str, Any]], count: int, within: float = 10.0) -> None:
-    deadline = time.monotonic() + within
-    while len(said(sent)) < count and time.monotonic() < deadline:
-        time.sleep(0.01)
-
-
-def test_what_is_held_is_said_once_the_first_began_hold_seconds_ago(tmp_path: Path) -> None:
-    """A worker whose next run() takes long (or hangs) still says what it finished: the
-    supervisor times and names the mini-batch running now from the last 'done' it got."""
+def test_dones_are_held_only_while_the_first_began_less_than_hold_seconds_ago(
+        tmp_path: Path) -> None:
+    """The supervisor times the running mini-batch from the last 'done' it got."""
     sent: list[dict[str, Any]] = []
-    committer = committer_on(tmp_path, sent, hold=0.3)
-    started = time.monotonic()
+    committer = committer_on(tmp_path, sent, hold=0.2)
     committer.commit(ran(1))
+    time.sleep(0.3)
+    assert sent == []  # no thread says them: the next commit, or the worker's wait, does
     committer.commit(ran(2))
-    wait_for(sent, 2)
-    assert time.monotonic() - started >= 0.3
-    assert sent == [{"done": [ran(1).done, ran(2).done], "requests": 0}]
-    committer.commit(ran(3))  # the timer holds the next ones again
-    wait_for(sent, 3)
-    assert said(sent) == [1, 2, 3] and len(sent) == 2
+    assert said(sent) == [1, 2]
+    committer.close()
+
+
+def test_a_done_with_failed_items_is_said_at_once(tmp_path: Path) -> None:
+    """The thresholds count failed items as they are said."""
+    sent: list[dict[str, Any]] = []
+    committer = committer_on(tmp_path, sent)
+    committer.commit(ran(1))
+    failing = ran(2)
+    failing.done.update(succeeded=0, failed=1, item_error={"type": "FewerResults",
+                                                           "message": "none"})
+    committer.commit(failing)
+    assert said(sent) == [1, 2]
+    committer.close()
+
+
+def test_a_local_worker_starts_no_thread(tmp_path: Path) -> None:
+    """A script may join every thread it finds: none of the runner's may be waiting."""
+    before = set(threading.enumerate())
+    committer = committer_on(tmp_path, [])
+    committer.commit(ran(1))
+    assert set(threading.enumerate()) == before
     committer.close()
 
 

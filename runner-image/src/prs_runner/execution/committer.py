@@ -3,11 +3,12 @@
 Locally a record is appended to the worker's commit log at once; its 'done' is held while
 the worker has its next command already, and leaves with the others in one line: a run of
 small mini-batches then costs the worker one write and the supervisor one wake-up per group,
-not per mini-batch. At most HOLD_MOST are held, and only while the first of them began less
-than HOLD_SECONDS ago (a timer thread says them within twice that, should the next run()
-take long): the supervisor times the mini-batch running now (runInvocationTimeout) from the
-last 'done' it got, and names it when the shard stops making progress. A worker that dies
-holding some loses nothing: the supervisor reads its commit log (shard.lose_worker).
+not per mini-batch. At most HOLD_MOST are held, only while the first of them began less
+than HOLD_SECONDS ago, and none that failed items (the thresholds count those). A worker
+has no thread of its own to say them later (a script may join every thread it finds), so
+while its next run() runs they wait; a supervisor about to time that run() out, or to stop
+for want of progress, first reads what the worker committed (shard.catch_up). A worker that
+dies holding some loses nothing either: the supervisor reads its commit log then too.
 
 On an object store records are gathered into parts (commit_log): a part is written once the
 worker has waited a moment for its next command (worker.IDLE_GRACE_SECONDS: its queue ran
@@ -32,8 +33,6 @@ from prs_runner.output.results import ResultHeader
 FLUSH_SECONDS = 1.0
 FLUSH_BYTES = 8 << 20
 HOLD_MOST = 16
-# Looked at by the timer every HOLD_SECONDS: at 0.01 its wake-ups cost a no-op run about 6 %
-# (measured with benchmarks/dispatch.py's step); at 0.1 nothing measurable.
 HOLD_SECONDS = 0.1
 
 Send = Callable[[dict[str, Any]], None]
@@ -109,7 +108,7 @@ class Committer:
 
     def close(self) -> None:
         if self.dones is not None:
-            self.dones.close()
+            self.dones.say_all()
         if self.thread is not None:
             with self.ready:
                 self.closed = True
@@ -172,61 +171,29 @@ class Committer:
         return None
 
 
+
 class HeldDones:
-    """A local worker's 'done's, held and said in groups (see the module docstring): by the
-    worker's thread, or by a timer thread once the first of them began HOLD_SECONDS ago
-    (HOLD_SECONDS: the default)."""
+    """A local worker's 'done's, held and said in groups (see the module docstring)."""
 
     def __init__(self, send: Send, counted: Callable[[], dict[str, Any]],
                  hold_seconds: float) -> None:
         self.send, self.counted, self.hold_seconds = send, counted, hold_seconds
         self.held: list[dict[str, Any]] = []
         self.since = 0.0  # when the first held one's run() began
-        self.lock = threading.Condition()  # every message goes out under it: in order
-        self.closed = False
-        self.timer = threading.Thread(target=self.keep_time, daemon=True, name="prs-dones")
-        self.timer.start()
 
     def hold(self, done: dict[str, Any], seconds: float) -> None:
         """DONE, of a mini-batch whose run() took SECONDS."""
-        with self.lock:
-            if not self.held:
-                self.since = time.monotonic() - seconds
-            self.held.append(done)
-            if len(self.held) >= HOLD_MOST or time.monotonic() - self.since >= self.hold_seconds:
-                self.say()
+        if not self.held:
+            self.since = time.monotonic() - seconds
+        self.held.append(done)
+        if (len(self.held) >= HOLD_MOST or done["failed"]
+                or time.monotonic() - self.since >= self.hold_seconds):
+            self.say_all()
 
     def say_all(self, then: dict[str, Any] | None = None) -> None:
         """Say what is held, then the message THEN, if any."""
-        with self.lock:
-            self.say()
-            if then is not None:
-                self.send(then)
-
-    def say(self) -> None:  # with the lock held
         if self.held:
             done, self.held = self.held, []
             self.send({"done": done} | self.counted())
-
-    def keep_time(self) -> None:
-        with self.lock:
-            while not self.closed:
-                # It looks every HOLD_SECONDS: woken by each first held 'done' instead, it
-                # would cost a thread switch per group.
-                left = self.since + self.hold_seconds - time.monotonic()
-                if not self.held:
-                    left = self.hold_seconds
-                if left > 0:
-                    self.lock.wait(left)
-                    continue
-                try:
-                    self.say()
-                except OSError:  # the supervisor is gone: the worker's next write says so
-                    return
-
-    def close(self) -> None:
-        with self.lock:
-            self.say()
-            self.closed = True
-            self.lock.notify()
-        self.timer.join()
+        if then is not None:
+            self.send(then)

@@ -40,6 +40,7 @@ from prs_runner.output.commit_log import (
     life_name,
     read_commits,
     read_life,
+    read_life_after,
 )
 from prs_runner.output.results import FAILED as FAILED_STATUS
 from prs_runner.output.results import SUCCEEDED, ErrorInfo, ResultHeader
@@ -256,6 +257,7 @@ class ShardSupervisor:
             slot.pid, slot.commands, slot.events = spawn_worker(
                 self.plan_uri, self.index, slot.index, self.code_root, env, log)
         slot.ready, slot.buffer, slot.queue, slot.ran = False, b"", deque(), set()
+        slot.told, slot.read_early = 0, set()
         self.selector.register(slot.events, selectors.EVENT_READ, slot)
 
     def worker_env(self, process: int) -> dict[str, str]:
@@ -274,6 +276,8 @@ class ShardSupervisor:
             self.read_events(key.data)
         now = time.monotonic()
         for slot in self.slots:
+            if slot.running() and now - slot.head_started > timeout:
+                self.catch_up(slot)
             if slot.running() and now - slot.head_started > timeout:
                 kill_group(slot.pid)
                 message = f"run() did not return within runInvocationTimeout={timeout}s"
@@ -299,6 +303,12 @@ class ShardSupervisor:
         stalled = time.monotonic() - self.last_progress
         if stalled < limit or self.stop_reason:
             return
+        for slot in self.slots:
+            if slot.running():
+                self.catch_up(slot)
+        stalled = time.monotonic() - self.last_progress
+        if stalled < limit:
+            return
         now = time.monotonic()
         doing = "; ".join(f"process {s.index}: {s.doing(now)}" for s in self.slots)
         self.stop_reason = ("NoProgress", f"no mini-batch finished in shard {self.index} for "
@@ -313,12 +323,15 @@ class ShardSupervisor:
             slot.finished(1, slot.head_started)
         elif "done" in event:
             now = time.monotonic()
-            unsaid = sum(done["done"] not in slot.ran for done in event["done"])
+            fresh = [done for done in event["done"] if done["done"] not in slot.read_early]
+            slot.read_early.difference_update(done["done"] for done in event["done"])
+            unsaid = sum(done["done"] not in slot.ran for done in fresh)
             if unsaid:
                 slot.head_started = now
                 slot.finished(unsaid, now)
             self.worker_requests += int(event.get("requests", 0))
-            for done in event["done"]:
+            slot.told += len(fresh)
+            for done in fresh:
                 slot.ran.discard(slot.queue.popleft())
                 self.finish(done["done"], done)
         elif "commit_failed" in event:
@@ -402,6 +415,29 @@ class ShardSupervisor:
         else:
             slot.dead = True
 
+    def catch_up(self, slot: Slot) -> None:
+        """A local worker holds the 'done's of its last quick mini-batches while its next
+        run() runs (execution.committer): read what it committed beyond what it said, so
+        that the run() it is in now is timed from its start, and named when the shard
+        makes no progress. Their 'done's, when they come, are not counted again."""
+        if self.output.local is None:  # there a worker says 'ran' at once
+            return
+        committed = read_life_after(self.output, slot.life, slot.told)
+        ended = None
+        for commit in committed:
+            if not slot.queue or slot.queue[0] != commit.header.id:
+                break  # not the next one it was sent: the 'done's will say
+            slot.queue.popleft()
+            slot.told += 1
+            slot.read_early.add(commit.header.id)
+            # its item error, if any, as its 'done' would say it
+            self.finish(commit.header.id, vars(commit.header) | {"item_error": commit.header.error})
+            if commit.header.started is not None:
+                ended = max(ended or 0.0, commit.header.started + commit.header.seconds)
+        if ended is not None:
+            now = time.monotonic()
+            slot.head_started = self.last_progress = now - max(time.time() - ended, 0.0)
+
     def lose_worker(self, slot: Slot, error: dict[str, Any]) -> None:
         """A worker died or was killed. Its log says which of its mini-batches are committed:
         those are done; those it ran to the end but had not committed, and those it had not
@@ -438,6 +474,7 @@ class ShardSupervisor:
         # Gone: its descriptors' numbers and its pid may be another's from now on.
         slot.pid, slot.commands, slot.events = 0, -1, -1
         slot.queue, slot.ran, slot.ready = deque(), set(), False
+        slot.told, slot.read_early = 0, set()
 
     def remember_error(self, error: dict[str, Any], mb_id: int | None,
                        raised: bool = True) -> None:

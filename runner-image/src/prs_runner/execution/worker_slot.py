@@ -26,6 +26,8 @@ class Slot:
     buffer: bytes = b""
     queue: deque[int] = field(default_factory=deque)
     ran: set[int] = field(default_factory=set)  # run to the end, their commit not yet written
+    told: int = 0  # of the mini-batches this life committed, those its 'done's said or read
+    read_early: set[int] = field(default_factory=set)  # read in its log before its 'done'
     life: str = ""
     head_started: float = 0.0
     ready: bool = False

@@ -238,6 +238,17 @@ def read_life(output: Storage, life: str) -> list[Commit]:
     return [commit for commits in read_indexes(output, stems) for commit in commits]
 
 
+def read_life_after(output: Storage, life: str, known: int) -> list[Commit]:
+    """A local life's commits past its first KNOWN (those its supervisor was told of)."""
+    assert output.local is not None, "a local life's index is one file"
+    try:
+        data = output.read_bytes(f"{COMMITS_DIR}/{life}.idx")
+    except FileNotFoundError:
+        return []
+    lines = data.splitlines(keepends=True)[known:]
+    return decode_lines(b"".join(lines), life, known)[0]
+
+
 def read_indexes(output: Storage, stems: list[str],
                  wanted: Callable[[int], bool] | None = None) -> list[list[Commit]]:
     def read(stem: str) -> list[Commit]:
