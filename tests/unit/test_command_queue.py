@@ -112,7 +112,12 @@ def test_a_command_split_across_reads_is_one_command(pipe: tuple[int, int]) -> N
     idle: list[float] = []
     queue = unthreaded_queue(pipe[0], idle)
     os.write(pipe[1], b'{"run":41,"tr')
-    sender = threading.Thread(target=lambda: (time.sleep(0.2), os.write(pipe[1], b'y":1}\n')))
+
+    def rest() -> None:
+        time.sleep(0.2)
+        os.write(pipe[1], b'y":1}\n')
+
+    sender = threading.Thread(target=rest)
     sender.start()
     assert queue.next() == {"run": 41, "try": 1}
     sender.join()
@@ -125,3 +130,28 @@ def test_the_end_of_a_local_worker_s_commands_is_none(pipe: tuple[int, int]) -> 
     os.close(pipe[1])
     assert [queue.next(), queue.next(), queue.next()] == [
         {"run": 5, "try": 1}, {"run": 6, "try": 1}, None]
+
+
+def test_a_queue_says_whether_its_next_command_is_there(pipe: tuple[int, int]) -> None:
+    idle: list[float] = []
+    queue = unthreaded_queue(pipe[0], idle)
+    assert not queue.has_next()
+    os.write(pipe[1], b'{"run":1,"try":1}\n{"run":2,"try":1}\n')
+    assert queue.next() == {"run": 1, "try": 1}
+    assert queue.has_next()
+    assert queue.next() == {"run": 2, "try": 1}
+    assert not queue.has_next()
+
+
+def test_a_threaded_queue_says_whether_its_next_command_is_there(
+        pipe: tuple[int, int]) -> None:
+    idle: list[float] = []
+    queue = queue_on(pipe[0], idle, grace=10.0)
+    os.write(pipe[1], b'{"run":1,"try":1}\n{"run":2,"try":1}\n')
+    assert queue.next() == {"run": 1, "try": 1}
+    deadline = time.monotonic() + 10
+    while not queue.has_next() and time.monotonic() < deadline:
+        time.sleep(0.01)  # the reader thread takes the second line off the pipe
+    assert queue.has_next()
+    assert queue.next() == {"run": 2, "try": 1}
+    assert not queue.has_next()

@@ -12,7 +12,6 @@ from typing import Any
 
 import pytest
 
-from prs_runner.execution import committer as committer_module
 from prs_runner.execution.committer import HOLD_MOST, Committer, Ran
 from prs_runner.output.commit_log import CommitLog, read_life
 from prs_runner.output.results import SUCCEEDED, ResultHeader
@@ -29,9 +28,14 @@ def ran(mb_id: int, seconds: float = 0.0) -> Ran:
                {"done": mb_id, "succeeded": 1, "failed": 0, "rows": 1, "status": SUCCEEDED})
 
 
-def committer_on(folder: Path, sent: list[dict[str, Any]], hold: float = LONG) -> Committer:
+def committer_on(folder: Path, sent: list[dict[str, Any]], hold: float = LONG,
+                 queued: list[bool] | None = None) -> Committer:
+    """A committer whose worker has its next command already, unless QUEUED (its one
+    element) says otherwise."""
     output = Storage(str(folder))
-    return Committer(CommitLog(output, LIFE), sent.append, lambda: {"requests": 0}, hold)
+    waiting = [True] if queued is None else queued
+    return Committer(CommitLog(output, LIFE), sent.append, lambda: {"requests": 0},
+                     lambda: waiting[0], hold)
 
 
 def said(sent: list[dict[str, Any]]) -> list[int]:
@@ -49,6 +53,21 @@ def test_a_record_is_committed_at_once_and_its_done_is_held(tmp_path: Path) -> N
     assert sent == [{"done": [ran(1).done, ran(2).done], "requests": 0}]
     committer.idle()
     assert len(sent) == 1  # nothing held: nothing more said
+    committer.close()
+
+
+def test_a_done_is_said_at_once_when_no_command_is_there_yet(tmp_path: Path) -> None:
+    """The worker is about to wait: its supervisor must know it can send more."""
+    sent: list[dict[str, Any]] = []
+    queued = [True]
+    committer = committer_on(tmp_path, sent, queued=queued)
+    committer.commit(ran(1))
+    assert sent == []
+    queued[0] = False
+    committer.commit(ran(2))
+    assert said(sent) == [1, 2]
+    committer.commit(ran(3))
+    assert said(sent) == [1, 2, 3]
     committer.close()
 
 
@@ -130,7 +149,7 @@ def test_a_commit_that_cannot_be_written_is_said_after_the_held_dones(
         raise OSError(28, "No space left on device")
 
     # A stand-in: the unit tier has no full disk (tests/runner/test_full_disk.py fills one).
-    monkeypatch.setattr(committer_module.CommitLog, "add", full_disk)
+    monkeypatch.setattr(CommitLog, "add", full_disk)
     committer.commit(ran(2))
     assert said(sent) == [1]
     assert sent[-1]["id"] == 2 and "No space left on device" in sent[-1]["commit_failed"]

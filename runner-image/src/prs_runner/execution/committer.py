@@ -61,17 +61,19 @@ class CommitFailed(Exception):
 
 class Committer:
     """Commits records into LOG and sends every message through SEND, in order. COUNTED is
-    added to each 'done' when it leaves (the object-store calls made since the last one)."""
+    added to each 'done' when it leaves (the object-store calls made since the last one);
+    QUEUED says whether the worker's next command is there already (locally a 'done' is
+    held only then)."""
 
     def __init__(self, log: CommitLog, send: Send, counted: Callable[[], dict[str, Any]],
-                 hold_seconds: float = HOLD_SECONDS) -> None:
+                 queued: Callable[[], bool], hold_seconds: float = HOLD_SECONDS) -> None:
         self.log, self.send, self.counted = log, send, counted
         self.grouped = log.output.local is None
         self.pending: list[Ran | dict[str, Any]] = []
         self.since = 0.0  # when the oldest pending record was held
         self.urgent = False
         self.closed = False
-        self.dones = None if self.grouped else HeldDones(send, counted, hold_seconds)
+        self.dones = None if self.grouped else HeldDones(send, counted, queued, hold_seconds)
         self.ready = threading.Condition()
         self.thread: threading.Thread | None = None
         if self.grouped:
@@ -176,8 +178,9 @@ class HeldDones:
     """A local worker's 'done's, held and said in groups (see the module docstring)."""
 
     def __init__(self, send: Send, counted: Callable[[], dict[str, Any]],
-                 hold_seconds: float) -> None:
-        self.send, self.counted, self.hold_seconds = send, counted, hold_seconds
+                 queued: Callable[[], bool], hold_seconds: float) -> None:
+        self.send, self.counted, self.queued = send, counted, queued
+        self.hold_seconds = hold_seconds
         self.held: list[dict[str, Any]] = []
         self.since = 0.0  # when the first held one's run() began
 
@@ -186,7 +189,7 @@ class HeldDones:
         if not self.held:
             self.since = time.monotonic() - seconds
         self.held.append(done)
-        if (len(self.held) >= HOLD_MOST or done["failed"]
+        if (len(self.held) >= HOLD_MOST or done["failed"] or not self.queued()
                 or time.monotonic() - self.since >= self.hold_seconds):
             self.say_all()
 

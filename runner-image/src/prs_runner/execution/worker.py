@@ -295,7 +295,8 @@ def serve(worker: Worker, commands: Any, events: int) -> int:
         return 1
     log.info("init() done in %.2f s", time.perf_counter() - started)
     send({"ready": True})
-    committer = Committer(worker.log, send, lambda: {"requests": worker.new_requests()})
+    committer = Committer(worker.log, send, lambda: {"requests": worker.new_requests()},
+                          lambda: queue.has_next())
     queue = CommandQueue(commands, worker.prefetch if worker.remote_input else None,
                          threaded=worker.remote_input or committer.grouped,
                          on_idle=committer.idle)
@@ -347,6 +348,10 @@ class CommandQueue:
         self.busy = False
         if threaded:
             threading.Thread(target=self.read_all, daemon=True, name="prs-commands").start()
+
+    def has_next(self) -> bool:
+        """Whether the next command is there already (next() returns it without waiting)."""
+        return bool(self.items) if self.threaded else bool(self.lines)
 
     def read_lines(self) -> None:
         """Wait for a whole line or the pipe's end (a last line without its newline too)."""
