@@ -155,3 +155,71 @@ def run(mini_batch):
     result = step.run(timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr
     assert len(step.output_lines()) == 20
+
+
+def test_a_try_timed_out_in_one_process_does_not_stop_a_shard_whose_other_one_progresses(
+        make_step: MakeStep) -> None:
+    """Reading what a timed-out worker committed moves the shard's last progress forward
+    only: the other process's later progress stands."""
+    script = """
+import os, time
+def run(mini_batch):
+    number = int(mini_batch[0].rsplit("item", 1)[1].split(".")[0])
+    marker = os.path.join(os.path.dirname(os.path.abspath(__file__)), "hung-once")
+    if number == 1 and not os.path.exists(marker):
+        open(marker, "w").close()
+        time.sleep(60)
+    elif number != 0:
+        time.sleep(0.3)
+    return [str(number)]
+"""
+    step = make_step(script, files=30, miniBatchSize="1", processCountPerNode=2, runMaxTry=3,
+                     runInvocationTimeout=4, progressUpdateTimeout=3)
+    result = step.run(timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert sorted(int(line) for line in step.output_lines()) == list(range(30))
+
+
+def test_a_failed_try_after_quick_ones_is_timed_from_its_own_start(make_step: MakeStep) -> None:
+    script = """
+import time
+def run(mini_batch):
+    if mini_batch[0].endswith("item0002.txt"):
+        time.sleep(1)
+        raise ValueError("boom")
+    return [mini_batch[0]]
+"""
+    step = make_step(script, files=6, miniBatchSize="1", processCountPerNode=1, runMaxTry=1,
+                     errorThreshold=-1, miniBatchErrorThreshold=-1)
+    step.run(timeout=60)
+    rows = {int(row["id"]): row for row in step.report_rows()}
+    assert rows[2]["status"] == "failed"
+    assert 1.0 <= float(rows[2]["seconds"]) < 5.0
+    assert float(rows[2]["started"]) < float(rows[3]["started"]) - 0.9
+
+
+def test_the_try_running_when_a_threshold_stops_the_shard_is_reported_stopped(
+        make_step: MakeStep) -> None:
+    """Not the one before it, whose 'done' its worker still held (it was committed)."""
+    script = """
+import os, time
+calls = 0
+def run(mini_batch):
+    global calls
+    calls += 1
+    if calls == 2:
+        if os.environ["PRS_PROCESS_INDEX"] == "1":
+            time.sleep(5)
+        else:
+            time.sleep(1)
+            raise ValueError("boom")
+    return [mini_batch[0]]
+"""
+    step = make_step(script, files=12, miniBatchSize="1", processCountPerNode=2, runMaxTry=1,
+                     miniBatchErrorThreshold=0)
+    step.run(timeout=60)
+    rows = step.report_rows()
+    assert step.job_result()["reason"] == "ErrorThresholdExceeded"
+    stopped = [row for row in rows if row["status"] == "stopped"]  # process 0's next too
+    assert [row["tries"] for row in stopped if row["process"] == "1"] == ["1"]
+    assert all(row["tries"] == "1" for row in stopped)

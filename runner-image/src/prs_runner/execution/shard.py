@@ -225,6 +225,9 @@ class ShardSupervisor:
                            metrics_processes=self.logged_metrics(),
                            processes=len(self.slots))
         reason, message = self.stop_reason
+        for slot in self.slots:
+            if slot.queue:
+                self.catch_up(slot)  # what it committed, but had not said yet, is done
         unfinished = dict(self.unfinished)
         for slot in self.slots:  # running when the shard stopped (the rest only queued)
             if slot.queue:
@@ -343,7 +346,10 @@ class ShardSupervisor:
         elif "error" in event:
             mb_id = slot.queue.popleft()
             now = time.monotonic()
-            self.fail_try(mb_id, event["error"], slot.index, now - slot.head_started)
+            took = event.get("seconds")  # the worker's own measure (its 'done's before may
+            # have come with this message, held while it ran)
+            self.fail_try(mb_id, event["error"], slot.index,
+                          now - slot.head_started if took is None else float(took))
             slot.head_started = now
         elif "ready" in event:
             slot.ready = True
@@ -425,18 +431,18 @@ class ShardSupervisor:
         committed = read_life_after(self.output, slot.life, slot.told)
         ended = None
         for commit in committed:
-            if not slot.queue or slot.queue[0] != commit.header.id:
+            header = commit.header
+            if not slot.queue or slot.queue[0] != header.id:
                 break  # not the next one it was sent: the 'done's will say
             slot.queue.popleft()
             slot.told += 1
-            slot.read_early.add(commit.header.id)
-            # its item error, if any, as its 'done' would say it
-            self.finish(commit.header.id, vars(commit.header) | {"item_error": commit.header.error})
-            if commit.header.started is not None:
-                ended = max(ended or 0.0, commit.header.started + commit.header.seconds)
-        if ended is not None:
-            now = time.monotonic()
-            slot.head_started = self.last_progress = now - max(time.time() - ended, 0.0)
+            slot.read_early.add(header.id)
+            self.finish(header.id, vars(header) | {"item_error": header.error})  # as said
+            ended = max(ended or 0.0, ended_at(header))
+        if ended:
+            moment = monotonic_of(ended)
+            slot.head_started = max(slot.head_started, moment)
+            self.last_progress = max(self.last_progress, moment)  # another may be later
 
     def lose_worker(self, slot: Slot, error: dict[str, Any]) -> None:
         """A worker died or was killed. Its log says which of its mini-batches are committed:
@@ -448,10 +454,12 @@ class ShardSupervisor:
             self.fail_init(slot, {**error, "traceback": ""})
             return
         committed = {c.header.id: c.header for c in read_life(self.output, slot.life)}
-        back, running = [], None
+        back, running, started = [], None, slot.head_started
         for mb_id in queue:
             if mb_id in committed:
                 self.finish(mb_id, vars(committed[mb_id]))
+                if running is None:  # said or not, the one running began after it
+                    started = max(started, monotonic_of(ended_at(committed[mb_id])))
             elif mb_id in ran or running is not None:
                 self.tries[mb_id] -= 1
                 back.append(mb_id)
@@ -461,7 +469,7 @@ class ShardSupervisor:
         if running is not None:
             self.fail_try(running, {**error, "message": f"{error['message']} "
                                     f"(mini-batch {running}, try {self.tries[running]})"},
-                          slot.index, time.monotonic() - slot.head_started)
+                          slot.index, time.monotonic() - started)
         self.start_worker(slot)
         self.dispatch(slot)
 
@@ -517,3 +525,13 @@ class ShardSupervisor:
             emit(report)
             for listener in self.listeners:
                 listener(report)
+
+
+def ended_at(header: ResultHeader) -> float:
+    """When a committed try ended, in Unix seconds (0: a record without its start)."""
+    return 0.0 if header.started is None else header.started + header.seconds
+
+
+def monotonic_of(moment: float) -> float:
+    """MOMENT (Unix seconds, in the past) on time.monotonic()'s clock."""
+    return time.monotonic() - max(time.time() - moment, 0.0)

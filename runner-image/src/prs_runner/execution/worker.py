@@ -303,11 +303,13 @@ def serve(worker: Worker, commands: Any, events: int) -> int:
     while (command := queue.next()) is not None:
         if command.get("stop"):
             break
+        began = time.perf_counter()
         try:
             ran = worker.run_one(command["run"], command["try"])
         except BaseException as exc:  # sys.exit() and KeyboardInterrupt in run() too
             log.exception("run() failed on mini-batch %d", command["run"])
-            committer.tell({"error": error_info(exc), "id": command["run"]})
+            committer.tell({"error": error_info(exc), "id": command["run"],
+                            "seconds": round(time.perf_counter() - began, 6)})
             continue
         committer.commit(ran)
     committer.close()
