@@ -173,7 +173,6 @@ class Committer:
         return None
 
 
-
 class HeldDones:
     """A local worker's 'done's, held and said in groups (see the module docstring)."""
 

@@ -326,8 +326,10 @@ class ShardSupervisor:
             slot.finished(1, slot.head_started)
         elif "done" in event:
             now = time.monotonic()
-            fresh = [done for done in event["done"] if done["done"] not in slot.read_early]
-            slot.read_early.difference_update(done["done"] for done in event["done"])
+            fresh = event["done"]
+            if slot.read_early:  # some were read in its log already (catch_up)
+                fresh = [done for done in fresh if done["done"] not in slot.read_early]
+                slot.read_early.difference_update(done["done"] for done in event["done"])
             unsaid = sum(done["done"] not in slot.ran for done in fresh)
             if unsaid:
                 slot.head_started = now

@@ -321,11 +321,17 @@ def serve(worker: Worker, commands: Any, events: int) -> int:
 
 
 def pipe_lines(fd: int) -> Iterator[bytes]:
-    buffer = b""
+    rest = b""
     while chunk := os.read(fd, 65536):
-        buffer += chunk
-        *lines, buffer = buffer.split(b"\n")
-        yield from (line for line in lines if line)
+        lines, rest = whole_lines(rest, chunk)
+        yield from lines
+
+
+def whole_lines(rest: bytes, chunk: bytes) -> tuple[list[bytes], bytes]:
+    """The whole lines (but empty ones) of REST, what was left of the last read, and CHUNK,
+    the next; and what is left of them."""
+    *lines, rest = (rest + chunk).split(b"\n")
+    return [line for line in lines if line], rest
 
 
 PREFETCH_AHEAD = 2  # mini-batches downloaded ahead of the running one (the cache's bound)
@@ -358,14 +364,14 @@ class CommandQueue:
     def read_lines(self) -> None:
         """Wait for a whole line or the pipe's end (a last line without its newline too)."""
         while not self.lines:
-            chunk = os.read(self.stream.fileno(), 1 << 16)
+            chunk = os.read(self.stream.fileno(), 65536)
             if not chunk:
                 if self.rest:
                     self.lines.append(self.rest)
                     self.rest = b""
                 return
-            *lines, self.rest = (self.rest + chunk).split(b"\n")
-            self.lines.extend(line for line in lines if line)
+            lines, self.rest = whole_lines(self.rest, chunk)
+            self.lines.extend(lines)
 
     def read_all(self) -> None:
         # Raw reads on the descriptor: a buffered reader would hold its lock while blocked
