@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from prs_runner.execution.worker import IDLE_GRACE_SECONDS, CommandQueue
+from prs_runner.execution.command_queue import IDLE_GRACE_SECONDS, CommandQueue
 
 
 @pytest.fixture

@@ -21,7 +21,8 @@ from prs_runner.planning.plan import MiniBatch
 from prs_runner.planning.tabular_reading import TableReader
 from prs_runner.planning.tabular_scan import FETCHERS, scan_text_file
 from prs_runner.step.spec import MiniBatchSize
-from prs_runner.storage.filesystem import REQUESTS, ObjectReader, Storage, object_reads
+from prs_runner.storage.filesystem import Storage
+from prs_runner.storage.object_reads import REQUESTS, ObjectReader, object_reads
 from tests.unit.test_tabular_planning import csv_with_quoted_newlines
 
 

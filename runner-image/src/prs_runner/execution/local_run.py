@@ -32,7 +32,8 @@ from prs_runner.planning.tabular_formats import guess_format
 from prs_runner.step.spec import SpecError, Step
 from prs_runner.step.validation import check_overlaps
 from prs_runner.storage.code_archive import code_digests
-from prs_runner.storage.filesystem import FileEntry, ListingError, Storage, requests_made
+from prs_runner.storage.filesystem import FileEntry, ListingError, Storage
+from prs_runner.storage.object_reads import requests_made
 from prs_runner.storage.output_lock import CLAIMS, LOCK_FILE, output_lock
 
 Publish = Callable[[list[MiniBatch]], None]

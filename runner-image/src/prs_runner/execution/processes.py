@@ -33,7 +33,7 @@ def spawn_worker(
     plan_uri: str, shard: int, process: int, code_root: str, env: dict[str, str], log_path: str
 ) -> tuple[int, int, int]:
     """A worker in its own process group; returns (pid, command fd, event fd)."""
-    from prs_runner.storage.filesystem import open_append_log  # not needed by `prs` itself
+    from prs_runner.storage.local_files import open_append_log  # not needed by `prs` itself
 
     command_read, command_write = os.pipe()
     event_read, event_write = os.pipe()
@@ -60,7 +60,7 @@ def fork_worker(
     it inherits the imports (pandas, pyarrow) instead of paying them again. The child keeps
     only its two pipe ends and its log, runs run(command_fd, event_fd), and exits with its
     result without running this process's exit handlers. Returns (pid, command fd, event fd)."""
-    from prs_runner.storage.filesystem import open_append_log
+    from prs_runner.storage.local_files import open_append_log
 
     command_read, command_write = os.pipe()
     event_read, event_write = os.pipe()

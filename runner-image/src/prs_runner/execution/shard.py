@@ -10,54 +10,33 @@ with the shard's outcome in `_prs/shards/<index>.json` (and the termination mess
 from __future__ import annotations
 
 import contextlib
-import functools
 import os
-import selectors
 import time
 from collections import deque
 from collections.abc import Callable
 from typing import Any
 
 from prs_runner.execution.cpu_share import pod_process_count
-from prs_runner.execution.environment import worker_environment
 from prs_runner.execution.memory_kills import read_memory_cgroup, worker_death
-from prs_runner.execution.processes import (
-    can_fork,
-    fork_worker,
-    kill_group,
-    reap,
-    spawn_worker,
-    stop_idle,
-)
-from prs_runner.execution.shard_outcome import Outcome, counts_of, emit
-from prs_runner.execution.steals import BALANCE_SECONDS, Balancer
-from prs_runner.execution.worker import preload, run_worker
+from prs_runner.execution.processes import kill_group, reap, stop_idle
+from prs_runner.execution.queue_reconciliation import ended_at, read_ahead, settle_lost
+from prs_runner.execution.shard_outcome import Outcome, emit
+from prs_runner.execution.shard_work import ShardWork
+from prs_runner.execution.shard_workers import WorkerProcesses
+from prs_runner.execution.steals import BALANCE_SECONDS
 from prs_runner.execution.worker_messages import decode_events, encode_command
 from prs_runner.execution.worker_slot import SHALLOWEST, Slot
-from prs_runner.output.commit_index import chosen
-from prs_runner.output.commit_log import (
-    CommitLog,
-    life_name,
-    read_commits,
-    read_life,
-    read_life_after,
-)
+from prs_runner.output.commit_log import CommitLog, life_name, read_life, read_life_after
 from prs_runner.output.results import FAILED as FAILED_STATUS
-from prs_runner.output.results import SUCCEEDED, ErrorInfo, ResultHeader
-from prs_runner.output.run_metrics import METRICS_MARK_ENV
-from prs_runner.output.run_report_logs import metrics_mark
-from prs_runner.planning.plan import MiniBatch
+from prs_runner.output.results import ErrorInfo, ResultHeader
 from prs_runner.planning.plan_store import OpeningView, PlanView
 from prs_runner.step.spec import progress_timeout
 from prs_runner.step.thresholds import Counts, crossed_threshold
-from prs_runner.step.uris import uses_object_storage
-from prs_runner.storage.download_cache import fetch_side_inputs
-from prs_runner.storage.filesystem import Storage, requests_made
+from prs_runner.storage.filesystem import Storage
 from prs_runner.storage.local_staging import LocalStaging
+from prs_runner.storage.object_reads import requests_made
 
 INIT_MAX_TRIES = 3
-
-
 PROGRESS_INTERVAL = 0.25
 PLAN_POLL_SECONDS = 0.005  # while workers start up, the plan is being written
 # On an object store each look for the plan (and its openings) is a request or two.
@@ -72,81 +51,39 @@ class ShardSupervisor:
                  plan: PlanView | None = None) -> None:
         self.spec, self.plan_uri, self.index, self.code_root = spec, plan_uri, index, code_root
         self.output = Storage(self.spec["output"]["uri"])
-        self.plan: PlanView | None = None
-        self.opening: OpeningView | None = None  # shard 0, while the plan is being cut
-        self.opened: set[int] = set()  # ids taken up from openings
-        self.balancer: Balancer | None = None  # with more than one shard
-        self.total = 0
         self.tries: dict[int, int] = {}
         # Tried, not finished: what the report shows for them if the shard stops first.
         self.unfinished: dict[int, dict[str, Any]] = {}
         self.counts = Counts()
         self.first_error: ErrorInfo | None = None
         self.first_error_raised = False
-        self.pending: deque[int] = deque()
         self.slots = [Slot(i) for i in range(self.spec["processCountPerNode"]
                                              or pod_process_count())]
-        self.selector = selectors.DefaultSelector()
+        self.work = ShardWork(self.output, index, len(self.slots) * SHALLOWEST)
         self.last_report = 0.0
         self.last_progress = time.monotonic()
         self.stop_reason: tuple[str, str] | None = None
         self.listeners: list[Callable[[dict[str, Any]], None]] = []
-        # The AWS, Azure and Google clients inside pyarrow are not fork-safe: a worker forked
-        # after this process used one dies of SIGSEGV. Steps on object storage exec theirs.
-        self.fork = can_fork() and not uses_object_storage(spec)
-        self.side_paths: dict[str, str] | None = None
         self.worker_requests = 0  # object-store calls the workers reported
-        self.earlier_marks: set[str] | None = None  # metric marks uploaded by earlier runs
         self.staging = LocalStaging(self.output, str(index))
+        self.processes = WorkerProcesses(spec, plan_uri, index, code_root, self.staging)
         self.log = CommitLog(self.output, life_name(index, "s"))  # the failures it commits
         self.oom_kills = read_memory_cgroup().oom_kills  # the kernel's, for memory
         if plan is not None:
             self.adopt(plan)
 
     def adopt(self, plan: PlanView) -> None:
-        self.plan, self.total = plan, plan.header.mini_batch_count
-        if plan.header.node_count > 1:
-            self.balancer = Balancer(self.output, plan.header, self.index,
-                                     len(self.slots) * SHALLOWEST)
+        self.work.adopt(plan)
         self.check_thresholds()  # a share of failures counts once the total is known
 
-    def owned(self) -> list[int]:
-        assert self.plan is not None
-        if self.balancer is None:
-            return list(self.plan.header.shard_ids(self.index))
-        self.balancer.refresh()
-        return self.balancer.owned()
-
-    def resume(self) -> None:
-        self.take_up([mb_id for mb_id in self.owned() if mb_id not in self.opened])
-
-    def take_up(self, ids: list[int]) -> None:
-        """Count those of IDS committed by an earlier life; queue the others."""
-        wanted = set(ids)
-        committed = chosen(read_commits(self.output, wanted.__contains__))
-        for mb_id in ids:
-            commit = committed.get(mb_id)
-            if commit is not None and commit.header.status == SUCCEEDED:
-                self.counts += counts_of(commit.header)
-            else:
-                self.pending.append(mb_id)
-
-    def warm_up(self) -> None:
-        """Workers are forked from this process: give it the step's env, then the imports
-        every worker needs, once (not once per worker)."""
-        for item in self.spec["env"]:
-            os.environ[item["name"]] = str(item.get("value", ""))
-        preload(self.spec)
-
     def run(self) -> Outcome:
-        if self.fork:
-            self.warm_up()
+        self.processes.warm_up()
         for slot in self.slots:
-            self.start_worker(slot)
-        if self.plan is None:
+            self.processes.start(slot)
+        if self.work.plan is None:
             self.await_plan()
-        if self.plan is not None:
-            self.resume()
+        if self.work.plan is not None:
+            self.counts += self.work.resume()
             for slot in self.slots:
                 self.dispatch(slot)
         self.last_progress = time.monotonic()
@@ -177,28 +114,24 @@ class ShardSupervisor:
                 self.poll(every)
 
     def open(self, opening: OpeningView) -> None:
-        ids = opening.new_ids()
-        if ids:
-            self.opening = opening
-            self.opened.update(ids)
-            self.take_up(ids)
+        committed = self.work.open(opening)
+        if committed is not None:
+            self.counts += committed
             for slot in self.slots:
                 self.dispatch(slot)
 
     def has_work(self) -> bool:
         """Whether anything is left to run here, once more work is taken from another
         shard where this one would idle."""
-        if self.plan is not None and not self.pending and any(
+        if self.work.plan is not None and not self.work.pending and any(
                 s.wants() for s in self.slots if not s.dead):
             # The last try before this shard ends is never skipped.
             self.take_work(last=not any(s.queue for s in self.slots))
-        return bool(self.pending or any(s.queue for s in self.slots))
+        return bool(self.work.pending or any(s.queue for s in self.slots))
 
     def take_work(self, last: bool) -> None:
-        taken = self.balancer.take(last) if self.balancer is not None else []
-        if not taken:
+        if not self.work.take(last):
             return
-        self.pending.extend(taken)
         for slot in self.slots:
             slot.new_work()
             self.dispatch(slot)
@@ -206,8 +139,7 @@ class ShardSupervisor:
     def balance(self, every: float = BALANCE_SECONDS) -> None:
         """Read the steal marks now and then; drop what another shard took from the queue
         (what a worker already holds runs anyway: both records are kept, one counts)."""
-        if self.balancer is not None:
-            self.pending = self.balancer.prune(self.pending, every)
+        self.work.prune(every)
 
     def init_failed_everywhere(self) -> bool:
         if not all(s.dead for s in self.slots):
@@ -222,7 +154,7 @@ class ShardSupervisor:
         requests = self.worker_requests + requests_made()
         if not self.stop_reason:
             return Outcome("succeeded", "", "", self.counts, self.first_error, requests,
-                           metrics_processes=self.logged_metrics(),
+                           metrics_processes=self.processes.logged_metrics(len(self.slots)),
                            processes=len(self.slots))
         reason, message = self.stop_reason
         for slot in self.slots:
@@ -234,48 +166,14 @@ class ShardSupervisor:
                 unfinished.setdefault(slot.queue[0], {"tries": self.tries.get(slot.queue[0], 0),
                                                       "process": slot.index, "error": ""})
         return Outcome("failed", reason, message, self.counts, self.first_error, requests,
-                       unfinished, self.logged_metrics(), len(self.slots))
-
-    def logged_metrics(self) -> list[int]:
-        """Its workers whose logs hold Azure Run metrics, of this run or an earlier one over
-        the same output: those with a mark (run_report_logs.metrics_mark)."""
-        if self.earlier_marks is None:  # on an object store, one listing per shard
-            self.earlier_marks = set() if self.output.local is not None else set(
-                self.output.list_names(f"_prs/logs/{self.index}"))  # staged: this run's
-        return [p for p in range(len(self.slots))
-                if f"{p}.metrics" in self.earlier_marks
-                or os.path.exists(self.staging.path(metrics_mark(self.index, p)))]
-
-    def start_worker(self, slot: Slot) -> None:
-        slot.life = life_name(self.index, str(slot.index))
-        env = self.worker_env(slot.index) | {
-            "PRS_COMMIT_LIFE": slot.life,
-            METRICS_MARK_ENV: self.staging.path(metrics_mark(self.index, slot.index))}
-        log = self.staging.path(f"_prs/logs/{self.index}/{slot.index}.log")
-        if self.fork:
-            slot.pid, slot.commands, slot.events = fork_worker(
-                functools.partial(run_worker, self.plan_uri, self.index, slot.index,
-                                  self.code_root), env, log)
-        else:
-            slot.pid, slot.commands, slot.events = spawn_worker(
-                self.plan_uri, self.index, slot.index, self.code_root, env, log)
-        slot.ready, slot.buffer, slot.queue, slot.ran = False, b"", deque(), set()
-        slot.told, slot.read_early = 0, set()
-        self.selector.register(slot.events, selectors.EVENT_READ, slot)
-
-    def worker_env(self, process: int) -> dict[str, str]:
-        if self.side_paths is None:  # once, before the first worker starts
-            self.side_paths = fetch_side_inputs(self.spec["sideInputs"], str(self.index))
-        return worker_environment(self.spec, self.index, process, self.code_root,
-                                  side_input_paths=self.side_paths,
-                                  output_dir=self.staging.output_dir())
+                       unfinished, self.processes.logged_metrics(len(self.slots)), len(self.slots))
 
     def poll(self, longest: float = PROGRESS_INTERVAL) -> None:
         now = time.monotonic()
         timeout = self.spec["runInvocationTimeout"]
         deadlines = [s.head_started + timeout for s in self.slots if s.running()]
         wait = min([longest, *[d - now for d in deadlines]])
-        for key, _ in self.selector.select(max(wait, 0.0)):
+        for key, _ in self.processes.selector.select(max(wait, 0.0)):
             self.read_events(key.data)
         now = time.monotonic()
         for slot in self.slots:
@@ -342,7 +240,7 @@ class ShardSupervisor:
         elif "commit_failed" in event:
             mb_id = slot.queue.popleft()
             self.tries[mb_id] -= 1  # not the script's try: it runs again after a fix
-            self.pending.appendleft(mb_id)
+            self.work.pending.appendleft(mb_id)
             if not self.stop_reason:
                 self.stop_reason = ("OutputUnwritable", event["commit_failed"])
         elif "error" in event:
@@ -356,15 +254,15 @@ class ShardSupervisor:
         elif "ready" in event:
             slot.ready = True
         elif "init_failed" in event:
-            self.retire(slot)
+            self.processes.retire(slot)
             self.fail_init(slot, event["init_failed"], lasting=event.get("lasting", False))
             return
         self.dispatch(slot)
 
     def dispatch(self, slot: Slot) -> None:
-        if self.balancer is not None and slot.wants():
-            self.balance(self.balancer.fresh)  # not what another shard has just taken
-        wanted = min(slot.wants(), len(self.pending))
+        if self.work.balancer is not None and slot.wants():
+            self.balance(self.work.balancer.fresh)  # not what another shard has just taken
+        wanted = min(slot.wants(), len(self.work.pending))
         if not wanted:
             return
         now = time.monotonic()
@@ -373,7 +271,7 @@ class ShardSupervisor:
         slot.sent(now)
         commands = []
         for _ in range(wanted):
-            mb_id = self.pending.popleft()
+            mb_id = self.work.pending.popleft()
             self.tries[mb_id] = tries = self.tries.get(mb_id, 0) + 1
             slot.queue.append(mb_id)
             commands.append(encode_command(mb_id, tries))
@@ -395,12 +293,12 @@ class ShardSupervisor:
         as a failure, with that worker and time (the report shows where it ran)."""
         self.remember_error(error, mb_id)
         if self.tries[mb_id] < self.spec["runMaxTry"]:
-            self.pending.appendleft(mb_id)
+            self.work.pending.appendleft(mb_id)
             self.unfinished[mb_id] = {"tries": self.tries[mb_id], "process": process,
                                       "error": f"{error['type']}: {error['message']}"}
             return
         self.unfinished.pop(mb_id, None)
-        items = self.items(mb_id)
+        items = self.work.mini_batch(mb_id).item_count
         header = ResultHeader(
             id=mb_id, shard=self.index, process=process, tries=self.tries[mb_id], items=items,
             succeeded=0, failed=items, seconds=round(seconds, 6), status=FAILED_STATUS,
@@ -419,7 +317,7 @@ class ShardSupervisor:
         self.remember_error(error, None)
         slot.init_failures += 1
         if slot.init_failures < INIT_MAX_TRIES and not lasting:
-            self.start_worker(slot)
+            self.processes.start(slot)
         else:
             slot.dead = True
 
@@ -431,16 +329,13 @@ class ShardSupervisor:
         if self.output.local is None:  # there a worker says 'ran' at once
             return
         committed = read_life_after(self.output, slot.life, slot.told)
-        ended = None
-        for commit in committed:
-            header = commit.header
-            if not slot.queue or slot.queue[0] != header.id:
-                break  # not the next one it was sent: the 'done's will say
+        ahead = read_ahead(slot.queue, (commit.header for commit in committed))
+        for header in ahead:
             slot.queue.popleft()
             slot.told += 1
             slot.read_early.add(header.id)
             self.finish(header.id, vars(header) | {"item_error": header.error})  # as said
-            ended = max(ended or 0.0, ended_at(header))
+        ended = max((ended_at(header) for header in ahead), default=0.0)
         if ended:
             moment = monotonic_of(ended)
             slot.head_started = max(slot.head_started, moment)
@@ -451,40 +346,26 @@ class ShardSupervisor:
         those are done; those it ran to the end but had not committed, and those it had not
         started, go back to the queue; the one it was running failed a try."""
         queue, ran, was_ready = deque(slot.queue), set(slot.ran), slot.ready
-        self.retire(slot)
+        self.processes.retire(slot)
         if not was_ready:
             self.fail_init(slot, {**error, "traceback": ""})
             return
-        committed = {c.header.id: c.header for c in read_life(self.output, slot.life)}
-        back, running, started = [], None, slot.head_started
-        for mb_id in queue:
-            if mb_id in committed:
-                self.finish(mb_id, vars(committed[mb_id]))
-                if running is None:  # said or not, the one running began after it
-                    started = max(started, monotonic_of(ended_at(committed[mb_id])))
-            elif mb_id in ran or running is not None:
-                self.tries[mb_id] -= 1
-                back.append(mb_id)
-            else:
-                running = mb_id
-        self.pending.extendleft(reversed(back))
+        lost = settle_lost(queue, ran, {c.header.id: c.header
+                                        for c in read_life(self.output, slot.life)})
+        for header in lost.done:
+            self.finish(header.id, vars(header))
+        for mb_id in lost.back:
+            self.tries[mb_id] -= 1  # not the script's try
+        self.work.pending.extendleft(reversed(lost.back))
+        running, started = lost.running, slot.head_started
+        if lost.running_since:
+            started = max(started, monotonic_of(lost.running_since))
         if running is not None:
             self.fail_try(running, {**error, "message": f"{error['message']} "
                                     f"(mini-batch {running}, try {self.tries[running]})"},
                           slot.index, time.monotonic() - started)
-        self.start_worker(slot)
+        self.processes.start(slot)
         self.dispatch(slot)
-
-    def retire(self, slot: Slot) -> None:
-        self.selector.unregister(slot.events)
-        for fd in (slot.events, slot.commands):
-            os.close(fd)
-        kill_group(slot.pid)
-        reap(slot.pid)
-        # Gone: its descriptors' numbers and its pid may be another's from now on.
-        slot.pid, slot.commands, slot.events = 0, -1, -1
-        slot.queue, slot.ran, slot.ready = deque(), set(), False
-        slot.told, slot.read_early = 0, set()
 
     def remember_error(self, error: dict[str, Any], mb_id: int | None,
                        raised: bool = True) -> None:
@@ -493,21 +374,13 @@ class ShardSupervisor:
         normal for scripts that return one row per partition)."""
         if self.first_error is not None and (self.first_error_raised or not raised):
             return
-        items = self.mini_batch(mb_id).items if mb_id is not None else ()
+        items = self.work.mini_batch(mb_id).items if mb_id is not None else ()
         self.first_error = ErrorInfo(
             error["type"], error["message"], error.get("traceback", ""), mb_id, items[:5])
         self.first_error_raised = raised
 
-    def items(self, mb_id: int) -> int:
-        return self.mini_batch(mb_id).item_count
-
-    def mini_batch(self, mb_id: int) -> MiniBatch:
-        view = self.plan if self.plan is not None else self.opening
-        assert view is not None
-        return view[mb_id]
-
     def check_thresholds(self) -> None:
-        why = crossed_threshold(self.counts, self.spec, self.total)
+        why = crossed_threshold(self.counts, self.spec, self.work.total)
         if why and not self.stop_reason:
             first = f"; first error: {self.first_error.one_line()}" if self.first_error else ""
             self.stop_reason = ("ErrorThresholdExceeded", why + first)
@@ -516,7 +389,7 @@ class ShardSupervisor:
         """Those with work left (a stop, or its last try) are killed; the others stop."""
         for slot in self.slots:
             if not (slot.dead or slot.pid == 0) and (self.stop_reason or slot.queue):
-                self.retire(slot)
+                self.processes.retire(slot)
         stop_idle(self.slots, self.spec["runInvocationTimeout"], f"shard {self.index}")
 
     def report(self, force: bool = False) -> None:
@@ -527,11 +400,6 @@ class ShardSupervisor:
             emit(report)
             for listener in self.listeners:
                 listener(report)
-
-
-def ended_at(header: ResultHeader) -> float:
-    """When a committed try ended, in Unix seconds (0: a record without its start)."""
-    return 0.0 if header.started is None else header.started + header.seconds
 
 
 def monotonic_of(moment: float) -> float:

@@ -24,16 +24,16 @@ import sys
 import threading
 import time
 import traceback
-from collections import deque
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from prs_runner.azure_names.finder import install as install_azure_names
 from prs_runner.entry_script import MiniBatchFiles, RunContext, side_inputs_from_env
+from prs_runner.execution.command_queue import CommandQueue
 from prs_runner.execution.committer import Committer, Ran
 from prs_runner.execution.processes import python_gc
-from prs_runner.execution.worker_messages import decode_command, encode_event
+from prs_runner.execution.worker_messages import encode_event
 from prs_runner.output.commit_log import CommitLog, life_name
 from prs_runner.output.results import SUCCEEDED, ResultHeader
 from prs_runner.output.row_encoding import count_returned, encode_result
@@ -43,8 +43,10 @@ from prs_runner.planning.plan_store import STEP_FILE_NAME, OpeningView, PlanView
 from prs_runner.step.argument_bindings import bind_arguments
 from prs_runner.step.uris import parse_uri
 from prs_runner.storage.download_cache import DownloadCache
-from prs_runner.storage.filesystem import Storage, local_root, requests_made, write_all
+from prs_runner.storage.filesystem import Storage, local_root
 from prs_runner.storage.local_descriptors import mark_file
+from prs_runner.storage.local_files import write_all
+from prs_runner.storage.object_reads import requests_made
 
 if TYPE_CHECKING:
     from prs_runner.planning.tabular_reading import TableReader
@@ -318,99 +320,6 @@ def serve(worker: Worker, commands: Any, events: int) -> int:
     if worker.downloads is not None:
         worker.downloads.close()
     return 0
-
-
-def pipe_lines(fd: int) -> Iterator[bytes]:
-    rest = b""
-    while chunk := os.read(fd, 65536):
-        lines, rest = whole_lines(rest, chunk)
-        yield from lines
-
-
-def whole_lines(rest: bytes, chunk: bytes) -> tuple[list[bytes], bytes]:
-    """The whole lines (but empty ones) of REST, what was left of the last read, and CHUNK,
-    the next; and what is left of them."""
-    *lines, rest = (rest + chunk).split(b"\n")
-    return [line for line in lines if line], rest
-
-
-PREFETCH_AHEAD = 2  # mini-batches downloaded ahead of the running one (the cache's bound)
-IDLE_GRACE_SECONDS = 0.05  # waited for a command before held commits are written anyway
-
-
-class CommandQueue:
-    """The supervisor's commands, one at a time. THREADED (input or output on an object
-    store), a reader thread takes them off the pipe as they come, so that the mini-batches
-    queued behind the running one start downloading at once (PREFETCH), and ON_IDLE is
-    called when the worker has waited IDLE_GRACE for a command (held commits go
-    out then)."""
-
-    def __init__(self, stream: Any, prefetch: Callable[[int], None] | None, threaded: bool,
-                 on_idle: Callable[[], None], idle_grace: float = IDLE_GRACE_SECONDS) -> None:
-        self.stream, self.prefetch, self.threaded = stream, prefetch, threaded
-        self.on_idle, self.idle_grace = on_idle, idle_grace
-        self.items: deque[dict[str, Any] | None] = deque()
-        self.lines: deque[bytes] = deque()  # not threaded: whole lines read, not yet taken
-        self.rest = b""  # and the start of the next one
-        self.ready = threading.Condition()
-        self.busy = False
-        if threaded:
-            threading.Thread(target=self.read_all, daemon=True, name="prs-commands").start()
-
-    def has_next(self) -> bool:
-        """Whether the next command is there already (next() returns it without waiting)."""
-        return bool(self.items) if self.threaded else bool(self.lines)
-
-    def read_lines(self) -> None:
-        """Wait for a whole line or the pipe's end (a last line without its newline too)."""
-        while not self.lines:
-            chunk = os.read(self.stream.fileno(), 65536)
-            if not chunk:
-                if self.rest:
-                    self.lines.append(self.rest)
-                    self.rest = b""
-                return
-            lines, self.rest = whole_lines(self.rest, chunk)
-            self.lines.extend(lines)
-
-    def read_all(self) -> None:
-        # Raw reads on the descriptor: a buffered reader would hold its lock while blocked
-        # here, and the main thread's close of the stream at exit would wait for it forever.
-        for line in pipe_lines(self.stream.fileno()):
-            command = decode_command(line)
-            with self.ready:
-                self.items.append(command)
-                waiting = self.busy and len(self.items) <= PREFETCH_AHEAD
-                self.ready.notify()
-            if waiting and "run" in command and self.prefetch is not None:
-                self.prefetch(command["run"])
-        with self.ready:
-            self.items.append(None)
-            self.ready.notify()
-
-    def next(self) -> dict[str, Any] | None:
-        if not self.threaded:
-            if not self.lines:
-                self.on_idle()  # about to wait: what is held goes out first
-                self.read_lines()
-            return decode_command(self.lines.popleft()) if self.lines else None
-        with self.ready:
-            self.busy = False
-            # The next command mostly comes a round trip after the last 'ran': held commits
-            # wait for it and go out with the next part, rather than cost a part (two PUTs)
-            # each. Only a worker left waiting longer (the shard's end, a starved queue)
-            # writes them now.
-            if not self.ready.wait_for(lambda: bool(self.items), timeout=self.idle_grace):
-                self.on_idle()
-            self.ready.wait_for(lambda: bool(self.items))
-            command = self.items.popleft()
-            self.busy = True
-            following = list(self.items)[:PREFETCH_AHEAD]
-        if self.prefetch is not None:
-            for queued in following:
-                if queued and "run" in queued:
-                    self.prefetch(queued["run"])
-        return command
 
 
 def run_worker(

@@ -34,8 +34,9 @@ from prs_runner.output.commit_index import (
     payload_crc,
 )
 from prs_runner.output.results import ResultHeader
-from prs_runner.storage.filesystem import Storage, write_all
+from prs_runner.storage.filesystem import Storage
 from prs_runner.storage.local_descriptors import new_log_file, read_descriptor
+from prs_runner.storage.local_files import write_all
 
 COMMITS_DIR = "_prs/commits"
 VOID_PREFIX = "void-"

@@ -23,7 +23,8 @@ from prs_runner.output.run_report import ReportData, ReportGatherer
 from prs_runner.output.run_report_writer import write_run_report_after_merge
 from prs_runner.planning.plan import MiniBatch, Plan
 from prs_runner.step.thresholds import Counts
-from prs_runner.storage.filesystem import Storage, requests_made
+from prs_runner.storage.filesystem import Storage
+from prs_runner.storage.object_reads import requests_made
 
 REPORT_DIR = "_prs/report"
 JOB_RESULT = f"{REPORT_DIR}/job_result.json"

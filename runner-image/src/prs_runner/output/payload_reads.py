@@ -22,8 +22,9 @@ from typing import IO
 
 from prs_runner.output.commit_index import Commit, payload_crc
 from prs_runner.output.commit_log import COMMITS_DIR, FETCHERS
-from prs_runner.storage.filesystem import Storage, object_reads
+from prs_runner.storage.filesystem import Storage
 from prs_runner.storage.local_descriptors import read_descriptor
+from prs_runner.storage.object_reads import object_reads
 
 AHEAD = 64  # payloads held in memory at most while an object store is read ahead
 EMPTY_CRC = payload_crc(b"")

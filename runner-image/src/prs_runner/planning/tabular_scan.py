@@ -37,7 +37,8 @@ from prs_runner.planning.tabular_cuts import (
     record_ends,
 )
 from prs_runner.step.spec import MiniBatchSize, SpecError
-from prs_runner.storage.filesystem import FileEntry, Storage, object_reads
+from prs_runner.storage.filesystem import FileEntry, Storage
+from prs_runner.storage.object_reads import object_reads
 
 BLOCK_BYTES = 16 << 20  # large reads: the scan runs at disk speed, counting in C
 FETCHERS = 4  # blocks of an object read at once (64 MB in memory)

@@ -14,19 +14,18 @@ copied server-side. Every remote call is counted (`requests`): it is what a step
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import errno
-import functools
 import hashlib
 import io
 import os
 import shutil
-from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import IO, Any, NamedTuple
 
 from prs_runner.step.globs import glob_to_regex
 from prs_runner.step.uris import UriError, parse_uri
+from prs_runner.storage.local_files import create_fresh, publish_unnamed, write_all, write_file
+from prs_runner.storage.object_reads import REQUESTS, ObjectReader
 from prs_runner.storage.object_stores import StorageError, open_filesystem, remote_failure
 
 PVC_ROOT_ENV = "PRS_PVC_ROOT"  # where pvc://CLAIM is mounted; /mnt/pvc/CLAIM by default
@@ -86,70 +85,6 @@ def local_root(uri: str) -> str | None:
 # A small read (a CSV header) costs one small GET; a read larger than the buffer goes straight
 # through to one ranged GET.
 READ_BUFFER = 64 << 10
-
-# Remote calls made by this process, by kind (list, head, get, put, copy, delete): workers
-# report theirs with each mini-batch, so that a step can say how many requests it made.
-REQUESTS: Counter[str] = Counter()
-
-
-def requests_made() -> int:
-    """Remote calls this process made so far."""
-    return sum(REQUESTS.values())
-
-
-class ObjectReader(io.RawIOBase):
-    """An object as a seekable raw file: ranged reads that stop at its size (GCS refuses a
-    range that starts at the end), failures as one line naming the object."""
-
-    def __init__(self, raw: Any, uri: str) -> None:
-        self.raw, self.uri, self.position = raw, uri, 0
-        self.length = raw.size()
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self.position, io.SEEK_END: self.length}[whence]
-        self.position = max(0, base + offset)
-        return self.position
-
-    def tell(self) -> int:
-        return self.position
-
-    def readinto(self, buffer: Any) -> int:
-        data = self.read_at(self.position, len(buffer))
-        view = memoryview(buffer).cast("B")
-        view[: len(data)] = data
-        self.position += len(data)
-        return len(data)
-
-    def close(self) -> None:
-        if not self.closed:
-            self.raw.close()
-        super().close()
-
-    def read_at(self, offset: int, size: int) -> bytes:
-        """Up to SIZE bytes at OFFSET, one ranged read; safe from several threads at once
-        (the position is not used)."""
-        wanted = min(size, self.length - offset)
-        if wanted <= 0:
-            return b""
-        REQUESTS["get"] += 1
-        try:
-            return self.raw.read_at(wanted, offset)  # type: ignore[no-any-return]
-        except Exception as error:  # pyarrow raises OSError and ArrowInvalid alike
-            raise StorageError(remote_failure(self.uri, error)) from error
-
-
-def object_reads(stream: IO[bytes]) -> Callable[[int, int], bytes] | None:
-    """read_at(offset, size) of a stream open_seekable gave for an object (ranged reads from
-    several threads at once pay off there: each is a round trip); None for anything else."""
-    raw = getattr(stream, "raw", None)
-    return raw.read_at if isinstance(raw, ObjectReader) else None
-
 
 class Storage:
     def __init__(self, uri: str, patient: bool = True) -> None:
@@ -444,81 +379,3 @@ def folder_entry(entry: os.DirEntry[str]) -> bool:
         return entry.is_dir()
     except OSError:
         return False
-
-
-def open_append_log(path: str) -> int:
-    """A descriptor that appends to the log file PATH (created, with its folder, if new)."""
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o644)
-
-
-AT_FDCWD = -100
-AT_SYMLINK_FOLLOW = 0x400
-
-
-def create_fresh(target: str) -> int:
-    """A descriptor on a new file at TARGET (O_EXCL, O_NOFOLLOW): an existing file or a
-    symlink there is unlinked first, so nothing is ever written through a link."""
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
-    try:
-        return os.open(target, flags, 0o644)
-    except FileExistsError:
-        os.unlink(target)
-        return os.open(target, flags, 0o644)
-
-
-def write_file(target: str, data: bytes) -> None:
-    """Raw descriptors: this runs once per mini-batch, where every call counts."""
-    try:
-        fd = create_fresh(target)
-    except FileNotFoundError:
-        os.makedirs(os.path.dirname(target), exist_ok=True)
-        fd = create_fresh(target)
-    try:
-        write_all(fd, data)
-    finally:
-        os.close(fd)
-
-
-def write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
-
-
-def publish_unnamed(target: str, data: bytes) -> bool:
-    """Write into an unnamed file (O_TMPFILE) and link it at `target` once complete: atomic
-    like write-then-rename, and on ext4 several times cheaper, which matters for one commit
-    per mini-batch. False when that is not possible here (other OS or filesystem, or
-    `target` exists and must be replaced): the caller then writes and renames."""
-    if not hasattr(os, "O_TMPFILE") or os.path.exists(target):
-        return False
-    folder = os.path.dirname(target)
-    try:
-        fd = os.open(folder, os.O_TMPFILE | os.O_WRONLY, 0o644)
-    except FileNotFoundError:
-        os.makedirs(folder, exist_ok=True)
-        return publish_unnamed(target, data)
-    except OSError:
-        return False  # O_TMPFILE unsupported by this filesystem
-    try:
-        write_all(fd, data)
-        return link_descriptor(fd, target)
-    finally:
-        os.close(fd)
-
-
-def link_descriptor(fd: int, target: str) -> bool:
-    libc = _libc()
-    if libc is None:
-        return False
-    source = f"/proc/self/fd/{fd}".encode()
-    return bool(libc.linkat(AT_FDCWD, source, AT_FDCWD, target.encode(), AT_SYMLINK_FOLLOW) == 0)
-
-
-@functools.cache
-def _libc() -> ctypes.CDLL | None:
-    try:
-        return ctypes.CDLL(None, use_errno=True)
-    except OSError:
-        return None

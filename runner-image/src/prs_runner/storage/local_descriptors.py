@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import os
 
-from prs_runner.storage.filesystem import Storage, create_fresh
+from prs_runner.storage.filesystem import Storage
+from prs_runner.storage.local_files import create_fresh
 
 
 def new_log_file(storage: Storage, path: str) -> int:

@@ -1,0 +1,61 @@
+"""What a worker's commit log says about the mini-batches its supervisor sent it, where the
+worker has not said it itself: read while the worker runs (it holds the 'done's of quick
+mini-batches, execution.committer) or after it died. Pure: the supervisor (execution.shard)
+reads the log and acts on the answer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Container, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+from prs_runner.output.results import ResultHeader
+
+
+def ended_at(header: ResultHeader) -> float:
+    """When a committed try ended, in Unix seconds (0: a record without its start)."""
+    return 0.0 if header.started is None else header.started + header.seconds
+
+
+def read_ahead(queue: Sequence[int], headers: Iterable[ResultHeader]) -> list[ResultHeader]:
+    """Of HEADERS (what a live worker committed past what it said, in order), those that
+    finish the head of QUEUE (what it was sent, in order): its 'done's for them are on
+    their way. One that is not next ends the run: its 'done' will say."""
+    ahead: list[ResultHeader] = []
+    for header in headers:
+        if len(ahead) >= len(queue) or queue[len(ahead)] != header.id:
+            break
+        ahead.append(header)
+    return ahead
+
+
+@dataclass(frozen=True)
+class LostQueue:
+    """A dead worker's queue, settled by its log."""
+
+    done: list[ResultHeader]  # committed: finished, said or not
+    back: list[int]  # not started, or run to the end but not committed: sent again
+    running: int | None  # in run() when it died: that try failed
+    running_since: float  # the end of the last commit before it (Unix seconds; 0: none)
+
+
+def settle_lost(queue: Iterable[int], ran: Container[int],
+                committed: Mapping[int, ResultHeader]) -> LostQueue:
+    """QUEUE: what the worker was sent, in order; RAN: those it said it ran to the end (their
+    commit to follow); COMMITTED: its life's log by id. The first one neither committed nor
+    run to the end is the one it was in; all the rest it had not started."""
+    done: list[ResultHeader] = []
+    back: list[int] = []
+    running: int | None = None
+    since = 0.0
+    for mb_id in queue:
+        header = committed.get(mb_id)
+        if header is not None:
+            done.append(header)
+            if running is None:  # said or not, the one running began after it
+                since = max(since, ended_at(header))
+        elif mb_id in ran or running is not None:
+            back.append(mb_id)
+        else:
+            running = mb_id
+    return LostQueue(done, back, running, since)
