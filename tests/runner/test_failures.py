@@ -336,3 +336,39 @@ def test_sys_exit_and_keyboard_interrupt_in_run_report_their_type(
     assert job["reason"] == "AllMiniBatchesFailed"
     assert f"first error: {expected} in mini-batch 0" in job["message"]
     assert step.report_rows()[0]["error"] == expected
+
+
+def test_a_script_writing_to_its_workers_pipe_gets_one_clear_error_and_loses_nothing(
+        make_step: MakeStep) -> None:
+    """The worker's pipe to its shard is a descriptor the script can reach; what it writes
+    there is no runner message. The worker is replaced (what it committed counts, what it
+    was running is tried again), and the run goes on; it used to crash the shard with a
+    traceback."""
+    step = make_step("""
+import os
+def run(mini_batch):
+    flag = mini_batch[0] + ".wrote"
+    if mini_batch[0].endswith("item0002.txt") and not os.path.exists(flag):
+        open(flag, "w").close()
+        mark("wrote")
+        for fd in range(3, 64):
+            try:
+                if os.readlink(f"/proc/self/fd/{fd}").startswith("pipe:"):
+                    os.write(fd, b"not a runner message\\n")
+            except OSError:
+                pass  # not open, or the end the worker reads from
+    return [p.rsplit("/", 1)[-1] for p in mini_batch]
+""", files=6, processCountPerNode=1, miniBatchSize="2")
+    result = step.run()
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    said = ("worker process 0 wrote 'not a runner message' to its pipe to the shard, not a "
+            "runner message: its script wrote to a file descriptor it did not open; the "
+            "worker was replaced")
+    assert f"shard 0: {said}" in result.stderr
+    assert len(step.marks("wrote")) == 1
+    assert sorted(step.output_lines()) == [f"item{i:04d}.txt" for i in range(6)]
+    assert [r["status"] for r in step.report_rows()] == ["succeeded"] * 3
+    error = step.job_result()["firstError"]
+    assert error["type"] == "WorkerPipeError"
+    assert error["message"].startswith(said)

@@ -9,10 +9,12 @@ from typing import Any
 import pytest
 
 from prs_runner.execution.worker_messages import (
+    STRAY_BYTES,
     decode_command,
     decode_events,
     encode_command,
     encode_event,
+    stray_error,
 )
 
 
@@ -92,24 +94,50 @@ def test_any_other_event_is_written_by_json(message: dict[str, Any]) -> None:
 def test_events_read_in_one_go_are_each_line_s_value() -> None:
     lines = [encode_event({"done": [plain(i)], "requests": i})[:-1] for i in range(5)]
     lines.append(b'{"ready": true}')
-    assert list(decode_events(lines)) == [json.loads(line) for line in lines]
+    assert decode_events(lines) == ([json.loads(line) for line in lines], None)
 
 
-def test_events_before_a_line_that_is_not_json_are_still_read_first() -> None:
-    events = iter(decode_events([b'{"ready": true}', b'{"done": [', b'{"ready": false}']))
-    assert next(events) == {"ready": True}
-    with pytest.raises(json.JSONDecodeError):
-        next(events)
-
-
-@pytest.mark.parametrize("lines", [
-    [b"1, 2"],  # two values on one line: not one event each
-    [b'{"a": 1}', b""],
+@pytest.mark.parametrize("stray", [
+    b'{"done": [',  # cut
+    b"junk",
+    b"1, 2",  # two values on one line: not one event each
+    b"",
+    b"42",  # JSON, but not an object: no runner message is one
+    b'"ready"',
+    b"[1]",
+    b"null",
+    b'{"ready": true} {"ready": true}',
+    b"\xff\xfe",
 ])
-def test_lines_that_do_not_give_one_value_each_are_read_line_by_line(
-        lines: list[bytes]) -> None:
-    with pytest.raises(json.JSONDecodeError):
-        list(decode_events(lines))
+def test_events_before_a_stray_line_are_read_and_the_stray_line_is_named(
+        stray: bytes) -> None:
+    lines = [b'{"ready": true}', b'{"done": []}', stray, b'{"ready": false}']
+    assert decode_events(lines) == ([{"ready": True}, {"done": []}], stray)
+
+
+@pytest.mark.parametrize("lines", [[], [b'{"a": 1}'], [b'{"a": 1}', b'{"b": [2]}']])
+def test_lines_of_objects_have_no_stray_line(lines: list[bytes]) -> None:
+    assert decode_events(lines) == ([json.loads(line) for line in lines], None)
+
+
+def test_a_stray_line_first_leaves_no_events() -> None:
+    assert decode_events([b"oops", b'{"ready": true}']) == ([], b"oops")
+
+
+@pytest.mark.parametrize(("line", "shown"), [
+    (b"junk", "'junk'"),
+    (b"x" * STRAY_BYTES, repr("x" * STRAY_BYTES)),
+    (b"x" * (STRAY_BYTES + 1), repr("x" * STRAY_BYTES) + "... (81 bytes)"),
+    (b"y" * 5000, repr("y" * STRAY_BYTES) + "... (5,000 bytes)"),
+    (b"\xffok", repr("\ufffdok")),
+])
+def test_a_stray_line_is_shown_short_in_the_workers_error(line: bytes, shown: str) -> None:
+    error = stray_error(3, line)
+    assert error == {
+        "type": "WorkerPipeError",
+        "message": f"worker process 3 wrote {shown} to its pipe to the shard, not a runner "
+                   "message: its script wrote to a file descriptor it did not open; the "
+                   "worker was replaced"}
 
 
 class CountingJson:
@@ -141,6 +169,6 @@ def test_a_run_command_is_read_without_json(counted: CountingJson, line: bytes) 
 
 def test_the_events_of_one_read_are_parsed_in_one_call(counted: CountingJson) -> None:
     lines = [encode_event({"done": [plain(i)], "requests": 0})[:-1] for i in range(20)]
-    assert list(decode_events(lines)) == [{"done": [plain(i)], "requests": 0}
-                                          for i in range(20)]
+    assert decode_events(lines) == ([{"done": [plain(i)], "requests": 0}
+                                     for i in range(20)], None)
     assert counted.loads_calls == 1

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 import time
 from collections import deque
 from collections.abc import Callable
@@ -24,7 +25,7 @@ from prs_runner.execution.shard_outcome import Outcome, emit
 from prs_runner.execution.shard_work import ShardWork
 from prs_runner.execution.shard_workers import WorkerProcesses
 from prs_runner.execution.steals import BALANCE_SECONDS
-from prs_runner.execution.worker_messages import decode_events, encode_command
+from prs_runner.execution.worker_messages import decode_events, encode_command, stray_error
 from prs_runner.execution.worker_slot import SHALLOWEST, Slot
 from prs_runner.output.commit_log import CommitLog, life_name, read_life, read_life_after
 from prs_runner.output.results import FAILED as FAILED_STATUS
@@ -195,8 +196,16 @@ class ShardSupervisor:
             return
         slot.buffer += chunk
         *lines, slot.buffer = slot.buffer.split(b"\n")
-        for event in decode_events(lines):
+        events, stray = decode_events(lines)
+        pid = slot.pid
+        for event in events:
             self.handle_event(slot, event)
+        if stray is not None and slot.pid == pid:  # not one it replaced meanwhile
+            kill_group(slot.pid)  # what it says next cannot be trusted: a new one runs on
+            error = stray_error(slot.index, stray)
+            print(f"shard {self.index}: {error['message']}", file=sys.stderr, flush=True)
+            self.lose_worker(slot, error)
+            self.remember_error(error, None)  # said even where no try failed
 
     def check_progress(self) -> None:
         """NoProgress when no mini-batch finished in this shard for progressUpdateTimeout."""

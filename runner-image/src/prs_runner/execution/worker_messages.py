@@ -9,7 +9,6 @@ run of small mini-batches); any other shape goes through json.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
 from typing import Any
 
 RUN_PREFIX = b'{"run":'
@@ -18,6 +17,7 @@ DONE_KEYS = frozenset({"done", "requests"})
 DONE_ENTRY_KEYS = frozenset({"done", "succeeded", "failed", "rows", "status"})
 DONE_ENTRY = '{"done":%d,"succeeded":%d,"failed":%d,"rows":%d,"status":"%s"}'
 PLAIN_STATUSES = frozenset({"succeeded", "failed"})
+STRAY_BYTES = 80  # of a stray line on a worker's pipe, in the error
 
 
 def encode_command(mb_id: int, tries: int) -> bytes:
@@ -57,13 +57,35 @@ def plain_done(entries: Any) -> bool:
         for entry in entries)
 
 
-def decode_events(lines: list[bytes]) -> Iterable[Any]:
-    """The events of LINES, in order: parsed in one call when they are all JSON values;
-    else line by line, so that those before a line that is not are still handled first."""
+def decode_events(lines: list[bytes]) -> tuple[list[dict[str, Any]], bytes | None]:
+    """The events of LINES, in order, and the first line that is not one (a JSON object), or
+    None. Parsed in one call when they all are; else line by line, so that those before the
+    first that is not are still handled. A worker only writes objects: anything else on its
+    pipe was written by its script (to a descriptor it did not open)."""
     try:
         values = json.loads(b"[%s]" % b",".join(lines))
     except ValueError:
-        values = None
-    if isinstance(values, list) and len(values) == len(lines):
-        return values
-    return map(json.loads, lines)
+        values = None  # pragma: no mutate: any value but a list is the same
+    if (isinstance(values, list) and len(values) == len(lines)
+            and all(type(value) is dict for value in values)):
+        return values, None
+    events: list[dict[str, Any]] = []
+    for line in lines:
+        try:
+            value = json.loads(line)
+        except ValueError:
+            return events, line
+        if type(value) is not dict:
+            return events, line
+        events.append(value)
+    return events, None
+
+
+def stray_error(process: int, line: bytes) -> dict[str, str]:
+    """The error of worker PROCESS whose pipe carried LINE, not a runner message."""
+    text = line[:STRAY_BYTES].decode("utf-8", "replace")  # pragma: no mutate: UTF-8 too
+    more = f"... ({len(line):,} bytes)" if len(line) > STRAY_BYTES else ""
+    return {"type": "WorkerPipeError",
+            "message": f"worker process {process} wrote {text!r}{more} to its pipe to the "
+                       "shard, not a runner message: its script wrote to a file descriptor it "
+                       "did not open; the worker was replaced"}
