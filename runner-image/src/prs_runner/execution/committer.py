@@ -11,12 +11,12 @@ for want of progress, first reads what the worker committed (shard.catch_up). A 
 dies holding some loses nothing either: the supervisor reads its commit log then too.
 
 On an object store records are gathered into parts (commit_log): a part is written once the
-worker has waited a moment for its next command (command_queue.IDLE_GRACE_SECONDS: its queue ran
-dry), or its oldest record waited FLUSH_SECONDS, or it holds FLUSH_BYTES; meanwhile run()
-goes on with the next mini-batch. Each record's mini-batch is
-said 'ran' when run() returns and 'done' once its part is written, so a supervisor whose
-worker dies knows which mini-batches ran to the end but were not committed: they run
-again without counting as a failed try.
+worker has waited a moment for its next command (command_queue.IDLE_GRACE_SECONDS: its
+queue ran dry), or its oldest record waited FLUSH_SECONDS, or it holds FLUSH_BYTES;
+meanwhile run() goes on with the next mini-batch. Each record's mini-batch is said 'ran'
+when run() returns and 'done' once its part is written, so a supervisor whose worker dies
+knows which mini-batches ran to the end but were not committed: they run again without
+counting as a failed try.
 """
 
 from __future__ import annotations

@@ -36,14 +36,18 @@ class LostQueue:
     done: list[ResultHeader]  # committed: finished, said or not
     back: list[int]  # not started, or run to the end but not committed: sent again
     running: int | None  # in run() when it died: that try failed
-    running_since: float  # the end of the last commit before it (Unix seconds; 0: none)
+    # The latest end of the commits before `running` (of all, when none was running): the
+    # running try began after it. Unix seconds; 0: none known.
+    running_since: float
 
 
 def settle_lost(queue: Iterable[int], ran: Container[int],
                 committed: Mapping[int, ResultHeader]) -> LostQueue:
     """QUEUE: what the worker was sent, in order; RAN: those it said it ran to the end (their
-    commit to follow); COMMITTED: its life's log by id. The first one neither committed nor
-    run to the end is the one it was in; all the rest it had not started."""
+    commit to follow); COMMITTED: its life's log by id. The committed ones are done wherever
+    they are in the queue (an object store's parts may commit after a later one ran). Of
+    the others, the first not run to the end is the one it was in; it had not started those
+    after it."""
     done: list[ResultHeader] = []
     back: list[int] = []
     running: int | None = None

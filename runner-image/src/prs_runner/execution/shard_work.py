@@ -22,6 +22,8 @@ from prs_runner.storage.filesystem import Storage
 
 
 class ShardWork:
+    """The queue of one shard (`pending`, in the order they run) and where it comes from."""
+
     def __init__(self, output: Storage, index: int, held: int) -> None:
         """HELD: how many mini-batches this shard's workers hold at most while they run
         slow ones (what a thief leaves to this shard, execution.steals)."""

@@ -24,6 +24,8 @@ from prs_runner.storage.local_staging import LocalStaging
 
 
 class WorkerProcesses:
+    """The worker processes of one shard, one per Slot; their event pipes in `selector`."""
+
     def __init__(self, spec: dict[str, Any], plan_uri: str, index: int, code_root: str,
                  staging: LocalStaging) -> None:
         self.spec, self.plan_uri, self.index, self.code_root = spec, plan_uri, index, code_root
@@ -36,8 +38,8 @@ class WorkerProcesses:
         self.earlier_marks: set[str] | None = None  # metric marks uploaded by earlier runs
 
     def warm_up(self) -> None:
-        """Workers are forked from this process: give it the step's env, then the imports
-        every worker needs, once (not once per worker)."""
+        """When workers are forked from this process: give it the step's env, then the
+        imports every worker needs, once (not once per worker)."""
         if not self.fork:
             return
         for item in self.spec["env"]:

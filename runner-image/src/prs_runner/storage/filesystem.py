@@ -8,7 +8,8 @@ cheaper than going through pyarrow, whose import alone costs a worker about half
 On object stores nothing is renamed in place: an object appears whole when its upload ends
 (a PUT is atomic), so commits are written straight to their names, and a file that must
 appear at once after a long write (the merged output) is uploaded under a temporary name and
-copied server-side. Every remote call is counted (`requests`): it is what a step costs.
+copied server-side. Every remote call is counted (object_reads.REQUESTS): it is what a step
+costs.
 """
 
 from __future__ import annotations
