@@ -338,14 +338,27 @@ def test_sys_exit_and_keyboard_interrupt_in_run_report_their_type(
     assert step.report_rows()[0]["error"] == expected
 
 
+FORGED_DONE = (b'{"done": [{"done": 99, "succeeded": 1, "failed": 0, "rows": 1, '
+               b'"status": "succeeded"}], "requests": 0}\n')
+
+
+@pytest.mark.parametrize(("written", "shown"), [
+    (b"not a runner message\n", "'not a runner message'"),
+    (b"no newline, glued to the next message", "'no newline, glued to the next message"),
+    (b'{"done": 5}\n', """'{"done": 5}'"""),  # a runner message's key, not its shape
+    (FORGED_DONE, """'{"done": [{"done": 99, """),  # its shape, but never sent mini-batch 99
+    (b"Y" * (16 << 20), "'" + "Y" * 80 + "'... ("),  # no newline: not read to its end
+], ids=["junk", "glued", "a key", "forged", "16 MB"])
 def test_a_script_writing_to_its_workers_pipe_gets_one_clear_error_and_loses_nothing(
-        make_step: MakeStep) -> None:
+        make_step: MakeStep, written: bytes, shown: str) -> None:
     """The worker's pipe to its shard is a descriptor the script can reach; what it writes
-    there is no runner message. The worker is replaced (what it committed counts, what it
-    was running is tried again), and the run goes on; it used to crash the shard with a
-    traceback."""
+    there is no runner message, or not one that fits what the worker was sent. The worker is
+    replaced (what it committed counts, what it was running is tried again), and the run
+    goes on; it used to crash the shard with a traceback."""
     step = make_step("""
 import os
+WRITTEN = open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "written.bin"),
+               "rb").read()
 def run(mini_batch):
     flag = mini_batch[0] + ".wrote"
     if mini_batch[0].endswith("item0002.txt") and not os.path.exists(flag):
@@ -354,21 +367,45 @@ def run(mini_batch):
         for fd in range(3, 64):
             try:
                 if os.readlink(f"/proc/self/fd/{fd}").startswith("pipe:"):
-                    os.write(fd, b"not a runner message\\n")
+                    os.write(fd, WRITTEN)
             except OSError:
                 pass  # not open, or the end the worker reads from
     return [p.rsplit("/", 1)[-1] for p in mini_batch]
 """, files=6, processCountPerNode=1, miniBatchSize="2")
+    (step.root / "src" / "written.bin").write_bytes(written)
     result = step.run()
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Traceback" not in result.stderr
-    said = ("worker process 0 wrote 'not a runner message' to its pipe to the shard, not a "
-            "runner message: its script wrote to a file descriptor it did not open; the "
-            "worker was replaced")
+    said = f"worker process 0 wrote {shown}"
     assert f"shard 0: {said}" in result.stderr
+    assert result.stderr.count("to its pipe to the shard, not a runner message: its script "
+                               "wrote to a file descriptor it did not open; a new worker "
+                               "runs on") == 1
     assert len(step.marks("wrote")) == 1
     assert sorted(step.output_lines()) == [f"item{i:04d}.txt" for i in range(6)]
     assert [r["status"] for r in step.report_rows()] == ["succeeded"] * 3
     error = step.job_result()["firstError"]
     assert error["type"] == "WorkerPipeError"
     assert error["message"].startswith(said)
+
+
+def test_a_script_writing_to_its_pipe_in_every_init_fails_the_step_saying_so(
+        make_step: MakeStep) -> None:
+    step = make_step("""
+import os
+def init():
+    for fd in range(3, 64):
+        try:
+            if os.readlink(f"/proc/self/fd/{fd}").startswith("pipe:"):
+                os.write(fd, b"junk from init\\n")
+        except OSError:
+            pass
+def run(mini_batch):
+    return mini_batch
+""", files=2, processCountPerNode=1)
+    result = step.run()
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    job = step.job_result()
+    assert job["reason"] == "InitFailed"
+    assert "WorkerPipeError: worker process 0 wrote 'junk from init'" in job["message"]

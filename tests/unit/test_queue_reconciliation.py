@@ -4,11 +4,14 @@ try failed)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from prs_runner.execution.queue_reconciliation import (
     LostQueue,
     ended_at,
+    fits,
     read_ahead,
     settle_lost,
 )
@@ -97,3 +100,44 @@ def test_the_running_try_began_at_the_latest_known_end(
 def test_with_none_running_the_commits_still_say_when_the_last_ended() -> None:
     committed = {1: header(1, 100.0, 2.0)}
     assert settle_lost([1], set(), committed).running_since == 102.0
+
+
+def done(*ids: int) -> dict[str, Any]:
+    return {"done": [{"done": i, "succeeded": 1, "failed": 0, "rows": 1,
+                      "status": "succeeded"} for i in ids], "requests": 0}
+
+
+ERROR = {"type": "T", "message": "m"}
+
+
+@pytest.mark.parametrize(("event", "queue", "ready", "ran", "early", "fit"), [
+    ({"ready": True}, [], False, set(), set(), True),
+    ({"ready": True}, [], True, set(), set(), False),  # twice
+    ({"init_failed": ERROR, "lasting": False}, [], False, set(), set(), True),
+    ({"init_failed": ERROR, "lasting": False}, [1], True, set(), set(), False),  # mid-run
+    (done(1), [1, 2], False, set(), set(), False),  # before it is ready
+    (done(1), [1, 2], True, set(), set(), True),
+    (done(1, 2), [1, 2], True, set(), set(), True),
+    (done(), [1], True, set(), set(), True),
+    (done(2), [1, 2], True, set(), set(), False),  # not the head
+    (done(1, 2, 3), [1, 2], True, set(), set(), False),  # more than it was sent
+    (done(5), [], True, set(), set(), False),
+    (done(1, 2), [2], True, set(), {1}, True),  # 1 was read early
+    (done(1), [2], True, set(), {1}, True),
+    (done(1, 3), [2, 3], True, set(), {1}, False),
+    ({"ran": 2}, [1, 2], True, set(), set(), True),
+    ({"ran": 2}, [1, 2], True, {2}, set(), False),  # twice
+    ({"ran": 3}, [1, 2], True, set(), set(), False),
+    ({"ran": 1}, [1], False, set(), set(), False),
+    ({"error": ERROR, "id": 1, "seconds": 1.0}, [1, 2], True, set(), set(), True),
+    ({"error": ERROR, "id": 2, "seconds": 1.0}, [1, 2], True, set(), set(), False),
+    ({"error": ERROR, "id": 1, "seconds": 1.0}, [], True, set(), set(), False),
+    ({"error": ERROR, "id": 1, "seconds": 1.0}, [1], False, set(), set(), False),
+    ({"commit_failed": "x", "id": 2}, [1, 2], True, set(), set(), True),
+    ({"commit_failed": "x", "id": 1}, [], True, set(), set(), False),
+    ({"commit_failed": "x", "id": 1}, [1], False, set(), set(), False),
+])
+def test_only_messages_that_fit_the_workers_queue_are_acted_on(
+        event: dict[str, Any], queue: list[int], ready: bool, ran: set[int],
+        early: set[int], fit: bool) -> None:
+    assert fits(event, queue, ready, ran, early) is fit

@@ -14,6 +14,7 @@ from prs_runner.execution.worker_messages import (
     decode_events,
     encode_command,
     encode_event,
+    runner_event,
     stray_error,
 )
 
@@ -111,13 +112,98 @@ def test_events_read_in_one_go_are_each_line_s_value() -> None:
 ])
 def test_events_before_a_stray_line_are_read_and_the_stray_line_is_named(
         stray: bytes) -> None:
-    lines = [b'{"ready": true}', b'{"done": []}', stray, b'{"ready": false}']
-    assert decode_events(lines) == ([{"ready": True}, {"done": []}], stray)
+    lines = [b'{"ready": true}', b'{"ran": 4}', stray, b'{"ran": 5}']
+    assert decode_events(lines) == ([{"ready": True}, {"ran": 4}], stray)
 
 
-@pytest.mark.parametrize("lines", [[], [b'{"a": 1}'], [b'{"a": 1}', b'{"b": [2]}']])
-def test_lines_of_objects_have_no_stray_line(lines: list[bytes]) -> None:
+@pytest.mark.parametrize("lines", [[], [b'{"ran": 1}'], [b'{"ready": true}', b'{"ran": 2}']])
+def test_lines_of_runner_messages_have_no_stray_line(lines: list[bytes]) -> None:
     assert decode_events(lines) == ([json.loads(line) for line in lines], None)
+
+
+def test_lines_joined_into_runner_messages_are_read_one_by_one() -> None:
+    """Parsed in one call, two lines can make one value, and a third two: the count agrees,
+    but the value is no runner message, so the lines are read one by one."""
+    lines = [b'{"ran": [1', b'2]}, {"ready": true}']
+    assert decode_events(lines) == ([], lines[0])
+
+
+ERROR = {"type": "ValueError", "message": "bad", "traceback": "Traceback ..."}
+ENTRY = {"done": 3, "succeeded": 2, "failed": 1, "rows": 2, "status": "succeeded"}
+
+
+@pytest.mark.parametrize("message", [
+    {"ready": True},
+    {"ran": 0},
+    {"done": [], "requests": 0},
+    {"done": [ENTRY, ENTRY | {"done": 4}], "requests": 7},
+    {"done": [ENTRY | {"item_error": {"type": "FewerResults", "message": "m"}}],
+     "requests": 0},
+    {"error": ERROR, "id": 3, "seconds": 0.5},
+    {"error": ERROR, "id": 3, "seconds": 2},
+    {"error": {"type": "T", "message": "m"}, "id": 3, "seconds": 1.0},
+    {"init_failed": ERROR, "lasting": False},
+    {"init_failed": ERROR, "lasting": True},
+    {"commit_failed": "no space left", "id": 9},
+])
+def test_the_messages_a_worker_sends_are_runner_messages(message: dict[str, Any]) -> None:
+    assert runner_event(message)
+    assert decode_events([json.dumps(message).encode()]) == ([message], None)
+
+
+@pytest.mark.parametrize("message", [
+    {},
+    {"a": 1},
+    {"ready": False},
+    {"ready": 1},
+    {"ready": True, "x": 1},
+    {"ran": "4"},
+    {"ran": 4.0},
+    {"ran": True},
+    {"ran": None},
+    {"done": 5},
+    {"done": [5], "requests": 0},
+    {"done": "abc", "requests": 0},
+    {"done": [], "requests": "lots"},
+    {"done": []},
+    {"done": [ENTRY]},
+    {"done": [ENTRY | {"done": "3"}], "requests": 0},
+    {"done": [ENTRY | {"succeeded": 1.0}], "requests": 0},
+    {"done": [ENTRY | {"failed": None}], "requests": 0},
+    {"done": [ENTRY | {"rows": False}], "requests": 0},
+    {"done": [ENTRY | {"status": 1}], "requests": 0},
+    {"done": [ENTRY | {"extra": 1}], "requests": 0},
+    {"done": [{k: v for k, v in ENTRY.items() if k != "rows"}], "requests": 0},
+    {"done": [ENTRY | {"item_error": "text"}], "requests": 0},
+    {"done": [ENTRY | {"item_error": {"type": "T"}}], "requests": 0},
+    {"done": [ENTRY, 5], "requests": 0},
+    {"error": 1, "id": 1, "seconds": 1.0},
+    {"error": ERROR, "id": 1},
+    {"error": ERROR, "id": "1", "seconds": 1.0},
+    {"error": ERROR, "id": 1, "seconds": "1"},
+    {"error": ERROR, "id": 1, "seconds": None},
+    {"error": {"type": "T"}, "id": 1, "seconds": 1.0},
+    {"error": {"message": "m"}, "id": 1, "seconds": 1.0},
+    {"error": {"type": "T", "message": 5}, "id": 1, "seconds": 1.0},
+    {"error": ERROR | {"more": "x"}, "id": 1, "seconds": 1.0},
+    {"error": ERROR, "id": 1, "seconds": 1.0, "x": 1},
+    {"init_failed": ERROR},
+    {"init_failed": ERROR, "lasting": 1},
+    {"init_failed": "text", "lasting": False},
+    {"init_failed": {"type": "T", "message": None}, "lasting": False},
+    {"commit_failed": 5, "id": 1},
+    {"commit_failed": "x", "id": "1"},
+    {"commit_failed": "x"},
+], ids=repr)
+def test_anything_else_is_no_runner_message(message: dict[str, Any]) -> None:
+    assert not runner_event(message)
+    line = json.dumps(message).encode()
+    assert decode_events([b'{"ready": true}', line]) == ([{"ready": True}], line)
+
+
+@pytest.mark.parametrize("value", [None, 5, "x", [], [{"ready": True}], b"{}"])
+def test_a_value_that_is_not_an_object_is_no_runner_message(value: Any) -> None:
+    assert not runner_event(value)
 
 
 def test_a_stray_line_first_leaves_no_events() -> None:
@@ -136,8 +222,7 @@ def test_a_stray_line_is_shown_short_in_the_workers_error(line: bytes, shown: st
     assert error == {
         "type": "WorkerPipeError",
         "message": f"worker process 3 wrote {shown} to its pipe to the shard, not a runner "
-                   "message: its script wrote to a file descriptor it did not open; the "
-                   "worker was replaced"}
+                   "message: its script wrote to a file descriptor it did not open"}
 
 
 class CountingJson:

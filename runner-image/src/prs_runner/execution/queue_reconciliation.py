@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from itertools import islice
+from typing import Any
 
 from prs_runner.output.results import ResultHeader
 
@@ -63,3 +65,24 @@ def settle_lost(queue: Iterable[int], ran: Container[int],
         else:
             running = mb_id
     return LostQueue(done, back, running, since)
+
+
+def fits(event: dict[str, Any], queue: Sequence[int], ready: bool, ran: Container[int],
+         read_early: Container[int]) -> bool:
+    """Whether EVENT (a runner message by its shape) is one the worker can send now: 'ready'
+    and 'init_failed' only before it is ready, and what it says of mini-batches only of
+    those it was sent, in order (READ_EARLY: those whose 'done' catch_up took already). A
+    script that writes to the worker's pipe could send anything; the supervisor acts only on
+    what fits its queue."""
+    if "ready" in event or "init_failed" in event:
+        return not ready
+    if not ready:
+        return False
+    if "ran" in event:
+        return event["ran"] in queue and event["ran"] not in ran
+    if "done" in event:
+        fresh = [done["done"] for done in event["done"] if done["done"] not in read_early]
+        return fresh == list(islice(queue, len(fresh)))
+    if "error" in event:
+        return bool(queue) and queue[0] == event["id"]
+    return bool(queue)  # commit_failed: the one it names may be any of its part's

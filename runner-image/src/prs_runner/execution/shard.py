@@ -10,6 +10,7 @@ with the shard's outcome in `_prs/shards/<index>.json` (and the termination mess
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import sys
 import time
@@ -20,7 +21,7 @@ from typing import Any
 from prs_runner.execution.cpu_share import pod_process_count
 from prs_runner.execution.memory_kills import read_memory_cgroup, worker_death
 from prs_runner.execution.processes import kill_group, reap, stop_idle
-from prs_runner.execution.queue_reconciliation import ended_at, read_ahead, settle_lost
+from prs_runner.execution.queue_reconciliation import ended_at, fits, read_ahead, settle_lost
 from prs_runner.execution.shard_outcome import Outcome, emit
 from prs_runner.execution.shard_work import ShardWork
 from prs_runner.execution.shard_workers import WorkerProcesses
@@ -195,17 +196,33 @@ class ShardSupervisor:
             self.lose_worker(slot, error)
             return
         slot.buffer += chunk
-        *lines, slot.buffer = slot.buffer.split(b"\n")
+        if b"\n" not in chunk and slot.buffer[:1] == b"{":
+            return  # the rest of a line to come: a long one is not split again at each read
+        *lines, rest = slot.buffer.split(b"\n")
+        slot.buffer = bytearray(rest)
         events, stray = decode_events(lines)
+        if stray is None and bytes(rest[:1]) not in (b"", b"{"):
+            stray = bytes(rest)  # every message starts so: stray now, whatever follows
         pid = slot.pid
         for event in events:
+            if slot.pid != pid:
+                return  # replaced meanwhile (an init() failed): the rest was the old one's
+            if not fits(event, slot.queue, slot.ready, slot.ran, slot.read_early):
+                stray = json.dumps(event).encode()
+                break
             self.handle_event(slot, event)
-        if stray is not None and slot.pid == pid:  # not one it replaced meanwhile
-            kill_group(slot.pid)  # what it says next cannot be trusted: a new one runs on
-            error = stray_error(slot.index, stray)
-            print(f"shard {self.index}: {error['message']}", file=sys.stderr, flush=True)
-            self.lose_worker(slot, error)
-            self.remember_error(error, None)  # said even where no try failed
+        if stray is not None and slot.pid == pid:
+            self.replace_stray(slot, stray)
+
+    def replace_stray(self, slot: Slot, line: bytes) -> None:
+        """SLOT's worker wrote LINE, no runner message that fits (its script wrote to its
+        pipe): what it says next cannot be trusted, so a new worker runs on."""
+        kill_group(slot.pid)
+        error = stray_error(slot.index, line)
+        print(f"shard {self.index}: {error['message']}; a new worker runs on", file=sys.stderr,
+              flush=True)
+        self.lose_worker(slot, error)
+        self.remember_error(error, None)  # said even where no try failed
 
     def check_progress(self) -> None:
         """NoProgress when no mini-batch finished in this shard for progressUpdateTimeout."""

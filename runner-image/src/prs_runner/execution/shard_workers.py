@@ -60,7 +60,7 @@ class WorkerProcesses:
         else:
             slot.pid, slot.commands, slot.events = spawn_worker(
                 self.plan_uri, self.index, slot.index, self.code_root, env, log)
-        slot.ready, slot.buffer, slot.queue, slot.ran = False, b"", deque(), set()
+        slot.ready, slot.buffer, slot.queue, slot.ran = False, bytearray(), deque(), set()
         slot.told, slot.read_early = 0, set()
         self.selector.register(slot.events, selectors.EVENT_READ, slot)
 

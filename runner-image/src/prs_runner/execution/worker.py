@@ -6,9 +6,12 @@ Protocol on two inherited pipes, one JSON object per line:
   worker -> supervisor  {"ready": true} | {"init_failed": ERROR, "lasting": BOOL}
                         | {"done": [{"done": ID, ...counts}, ...], "requests": N}
                         | {"ran": ID} (object stores: run() returned, its commit follows)
-                        | {"error": ERROR, "id": ID} | {"commit_failed": TEXT, "id": ID}
+                        | {"error": ERROR, "id": ID, "seconds": S}
+                        | {"commit_failed": TEXT, "id": ID}
 Messages answer the commands in order. The worker's stdout and stderr are its log file, so a
-script's prints cannot break this.
+script's prints cannot break this; a script that writes to the pipe itself gets its worker
+replaced (the supervisor acts only on these shapes, worker_messages.runner_event, and only
+on what fits what it sent, queue_reconciliation.fits).
 """
 
 from __future__ import annotations

@@ -9,6 +9,7 @@ run of small mini-batches); any other shape goes through json.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 RUN_PREFIX = b'{"run":'
@@ -17,6 +18,13 @@ DONE_KEYS = frozenset({"done", "requests"})
 DONE_ENTRY_KEYS = frozenset({"done", "succeeded", "failed", "rows", "status"})
 DONE_ENTRY = '{"done":%d,"succeeded":%d,"failed":%d,"rows":%d,"status":"%s"}'
 PLAIN_STATUSES = frozenset({"succeeded", "failed"})
+DONE_ENTRY_ALL_KEYS = DONE_ENTRY_KEYS | {"item_error"}
+RAN_KEYS, READY_KEYS = frozenset({"ran"}), frozenset({"ready"})
+ERROR_KEYS = frozenset({"error", "id", "seconds"})
+INIT_FAILED_KEYS = frozenset({"init_failed", "lasting"})
+COMMIT_FAILED_KEYS = frozenset({"commit_failed", "id"})
+ERROR_FIELDS = frozenset({"type", "message"})
+ERROR_ALL_FIELDS = ERROR_FIELDS | {"traceback"}
 STRAY_BYTES = 80  # of a stray line on a worker's pipe, in the error
 
 
@@ -57,28 +65,70 @@ def plain_done(entries: Any) -> bool:
         for entry in entries)
 
 
-def decode_events(lines: list[bytes]) -> tuple[list[dict[str, Any]], bytes | None]:
-    """The events of LINES, in order, and the first line that is not one (a JSON object), or
+def decode_events(lines: Sequence[bytes | bytearray]
+                  ) -> tuple[list[dict[str, Any]], bytes | None]:
+    """The events of LINES, in order, and the first line that is not a runner message, or
     None. Parsed in one call when they all are; else line by line, so that those before the
-    first that is not are still handled. A worker only writes objects: anything else on its
-    pipe was written by its script (to a descriptor it did not open)."""
+    first that is not are still handled. Anything else on a worker's pipe was written by its
+    script (to a descriptor it did not open)."""
     try:
         values = json.loads(b"[%s]" % b",".join(lines))
     except ValueError:
         values = None  # pragma: no mutate: any value but a list is the same
     if (isinstance(values, list) and len(values) == len(lines)
-            and all(type(value) is dict for value in values)):
+            and all(map(runner_event, values))):
         return values, None
     events: list[dict[str, Any]] = []
     for line in lines:
         try:
             value = json.loads(line)
         except ValueError:
-            return events, line
-        if type(value) is not dict:
-            return events, line
+            return events, bytes(line)
+        if not runner_event(value):
+            return events, bytes(line)
         events.append(value)
     return events, None
+
+
+def runner_event(value: Any) -> bool:
+    """Whether VALUE has the shape of a message a worker sends (execution.worker)."""
+    if type(value) is not dict:
+        return False
+    keys = value.keys()
+    if keys == DONE_KEYS:
+        return type(value["requests"]) is int and type(value["done"]) is list and all(
+            map(done_entry, value["done"]))
+    if keys == RAN_KEYS:
+        return type(value["ran"]) is int
+    if keys == READY_KEYS:
+        return value["ready"] is True
+    if keys == ERROR_KEYS:
+        return (error_shape(value["error"]) and type(value["id"]) is int
+                and type(value["seconds"]) in (int, float))
+    if keys == INIT_FAILED_KEYS:
+        return error_shape(value["init_failed"]) and type(value["lasting"]) is bool
+    if keys == COMMIT_FAILED_KEYS:
+        return type(value["commit_failed"]) is str and type(value["id"]) is int
+    return False
+
+
+def done_entry(entry: Any) -> bool:
+    if type(entry) is not dict:
+        return False
+    keys = entry.keys()
+    if keys != DONE_ENTRY_KEYS and not (keys == DONE_ENTRY_ALL_KEYS
+                                        and error_shape(entry["item_error"])):
+        return False
+    # One by one: a generator over the four would double the cost of a 'done' (every one)
+    return (type(entry["done"]) is int and type(entry["succeeded"]) is int
+            and type(entry["failed"]) is int and type(entry["rows"]) is int
+            and type(entry["status"]) is str)
+
+
+def error_shape(error: Any) -> bool:
+    """An error as the worker says it: type and message (and traceback) as text."""
+    return (type(error) is dict and ERROR_FIELDS <= error.keys() <= ERROR_ALL_FIELDS
+            and all(type(text) is str for text in error.values()))
 
 
 def stray_error(process: int, line: bytes) -> dict[str, str]:
@@ -88,4 +138,4 @@ def stray_error(process: int, line: bytes) -> dict[str, str]:
     return {"type": "WorkerPipeError",
             "message": f"worker process {process} wrote {text!r}{more} to its pipe to the "
                        "shard, not a runner message: its script wrote to a file descriptor it "
-                       "did not open; the worker was replaced"}
+                       "did not open"}

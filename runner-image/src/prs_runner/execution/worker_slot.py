@@ -23,7 +23,7 @@ class Slot:
     pid: int = 0
     commands: int = -1
     events: int = -1
-    buffer: bytes = b""
+    buffer: bytearray = field(default_factory=bytearray)  # the start of its next line
     queue: deque[int] = field(default_factory=deque)
     ran: set[int] = field(default_factory=set)  # run to the end, their commit not yet written
     told: int = 0  # of the mini-batches this life committed, those its 'done's said or read
