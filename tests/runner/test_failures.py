@@ -347,8 +347,9 @@ FORGED_DONE = (b'{"done": [{"done": 99, "succeeded": 1, "failed": 0, "rows": 1, 
     (b"no newline, glued to the next message", "'no newline, glued to the next message"),
     (b'{"done": 5}\n', """'{"done": 5}'"""),  # a runner message's key, not its shape
     (FORGED_DONE, """'{"done": [{"done": 99, """),  # its shape, but never sent mini-batch 99
+    (b'{"ran": 1}\n', """'{"ran": 1}'"""),  # said only where commits are grouped (objects)
     (b"Y" * (16 << 20), "'" + "Y" * 80 + "'... ("),  # no newline: not read to its end
-], ids=["junk", "glued", "a key", "forged", "16 MB"])
+], ids=["junk", "glued", "a key", "forged", "ran", "16 MB"])
 def test_a_script_writing_to_its_workers_pipe_gets_one_clear_error_and_loses_nothing(
         make_step: MakeStep, written: bytes, shown: str) -> None:
     """The worker's pipe to its shard is a descriptor the script can reach; what it writes

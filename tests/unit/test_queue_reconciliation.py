@@ -140,4 +140,12 @@ ERROR = {"type": "T", "message": "m"}
 def test_only_messages_that_fit_the_workers_queue_are_acted_on(
         event: dict[str, Any], queue: list[int], ready: bool, ran: set[int],
         early: set[int], fit: bool) -> None:
-    assert fits(event, queue, ready, ran, early) is fit
+    assert fits(event, queue, ready, ran, early, grouped=True) is fit
+    if "ran" not in event:
+        assert fits(event, queue, ready, ran, early, grouped=False) is fit
+
+
+def test_ran_fits_only_where_commits_are_grouped() -> None:
+    """On a local output a worker commits before it says anything: it never says 'ran'."""
+    assert fits({"ran": 1}, [1], True, set(), set(), grouped=True)
+    assert not fits({"ran": 1}, [1], True, set(), set(), grouped=False)

@@ -16,6 +16,7 @@ from prs_runner.execution.worker_messages import (
     encode_event,
     runner_event,
     stray_error,
+    take_lines,
 )
 
 
@@ -257,3 +258,31 @@ def test_the_events_of_one_read_are_parsed_in_one_call(counted: CountingJson) ->
     assert decode_events(lines) == ([{"done": [plain(i)], "requests": 0}
                                      for i in range(20)], None)
     assert counted.loads_calls == 1
+
+
+@pytest.mark.parametrize(("before", "chunk", "lines", "stray", "after"), [
+    (b"", b'{"ran": 1}\n', [b'{"ran": 1}'], None, b""),
+    (b"", b'{"ran": 1}\n{"ra', [b'{"ran": 1}'], None, b'{"ra'),
+    (b'{"ra', b'n": 1}\n', [b'{"ran": 1}'], None, b""),
+    (b'{"ra', b"n", [], None, b'{"ran'),  # no newline: not split
+    (b"", b"", [], None, b""),
+    (b"", b"\n", [b""], None, b""),
+    (b"", b"junk", [], b"junk", b"junk"),  # cannot start a message: stray before its end
+    (b"", b'{"ran": 1}\njunk', [b'{"ran": 1}'], b"junk", b"junk"),
+    (b"ju", b"nk\n", [b"junk"], None, b""),  # a whole line: decode_events names it
+    (b"", b' {"ran": 1}', [], b' {"ran": 1}', b' {"ran": 1}'),
+])
+def test_whole_lines_are_taken_and_a_start_that_is_no_message_is_stray(
+        before: bytes, chunk: bytes, lines: list[bytes], stray: bytes | None,
+        after: bytes) -> None:
+    buffer = bytearray(before)
+    assert take_lines(buffer, chunk) == (lines, stray)
+    assert buffer == after
+
+
+def test_the_buffer_grows_in_place() -> None:
+    buffer = bytearray(b"{")
+    before = id(buffer)
+    take_lines(buffer, b"x" * 10)
+    take_lines(buffer, b"\n{")
+    assert id(buffer) == before and buffer == b"{"

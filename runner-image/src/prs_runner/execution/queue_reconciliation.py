@@ -68,18 +68,18 @@ def settle_lost(queue: Iterable[int], ran: Container[int],
 
 
 def fits(event: dict[str, Any], queue: Sequence[int], ready: bool, ran: Container[int],
-         read_early: Container[int]) -> bool:
+         read_early: Container[int], grouped: bool) -> bool:
     """Whether EVENT (a runner message by its shape) is one the worker can send now: 'ready'
-    and 'init_failed' only before it is ready, and what it says of mini-batches only of
-    those it was sent, in order (READ_EARLY: those whose 'done' catch_up took already). A
-    script that writes to the worker's pipe could send anything; the supervisor acts only on
-    what fits its queue."""
+    and 'init_failed' only before it is ready, 'ran' only where commits are GROUPED (an
+    object store's parts), and what it says of mini-batches only of those it was sent, in
+    order (READ_EARLY: those whose 'done' catch_up took already). A script that writes to
+    the worker's pipe could send anything; the supervisor acts only on what fits its queue."""
     if "ready" in event or "init_failed" in event:
         return not ready
     if not ready:
         return False
     if "ran" in event:
-        return event["ran"] in queue and event["ran"] not in ran
+        return grouped and event["ran"] in queue and event["ran"] not in ran
     if "done" in event:
         fresh = [done["done"] for done in event["done"] if done["done"] not in read_early]
         return fresh == list(islice(queue, len(fresh)))

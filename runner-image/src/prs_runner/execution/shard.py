@@ -26,7 +26,12 @@ from prs_runner.execution.shard_outcome import Outcome, emit
 from prs_runner.execution.shard_work import ShardWork
 from prs_runner.execution.shard_workers import WorkerProcesses
 from prs_runner.execution.steals import BALANCE_SECONDS
-from prs_runner.execution.worker_messages import decode_events, encode_command, stray_error
+from prs_runner.execution.worker_messages import (
+    decode_events,
+    encode_command,
+    stray_error,
+    take_lines,
+)
 from prs_runner.execution.worker_slot import SHALLOWEST, Slot
 from prs_runner.output.commit_log import CommitLog, life_name, read_life, read_life_after
 from prs_runner.output.results import FAILED as FAILED_STATUS
@@ -56,6 +61,7 @@ class ShardSupervisor:
         self.tries: dict[int, int] = {}
         # Tried, not finished: what the report shows for them if the shard stops first.
         self.unfinished: dict[int, dict[str, Any]] = {}
+        self.uncommitted: dict[int, int] = {}  # returned, then lost before their commit
         self.counts = Counts()
         self.first_error: ErrorInfo | None = None
         self.first_error_raised = False
@@ -195,19 +201,15 @@ class ShardSupervisor:
             self.oom_kills = memory.oom_kills
             self.lose_worker(slot, error)
             return
-        slot.buffer += chunk
-        if b"\n" not in chunk and slot.buffer[:1] == b"{":
-            return  # the rest of a line to come: a long one is not split again at each read
-        *lines, rest = slot.buffer.split(b"\n")
-        slot.buffer = bytearray(rest)
+        lines, stray_start = take_lines(slot.buffer, chunk)
         events, stray = decode_events(lines)
-        if stray is None and bytes(rest[:1]) not in (b"", b"{"):
-            stray = bytes(rest)  # every message starts so: stray now, whatever follows
+        stray = stray if stray is not None else stray_start
         pid = slot.pid
         for event in events:
             if slot.pid != pid:
                 return  # replaced meanwhile (an init() failed): the rest was the old one's
-            if not fits(event, slot.queue, slot.ready, slot.ran, slot.read_early):
+            if not fits(event, slot.queue, slot.ready, slot.ran, slot.read_early,
+                        grouped=self.output.local is None):
                 stray = json.dumps(event).encode()
                 break
             self.handle_event(slot, event)
@@ -380,9 +382,11 @@ class ShardSupervisor:
                                         for c in read_life(self.output, slot.life)})
         for header in lost.done:
             self.finish(header.id, vars(header))
-        for mb_id in lost.back:
+        back = [mb_id for mb_id in lost.back
+                if not self.lost_uncommitted(mb_id, ran, error, slot.index)]
+        for mb_id in back:
             self.tries[mb_id] -= 1  # not the script's try
-        self.work.pending.extendleft(reversed(lost.back))
+        self.work.pending.extendleft(reversed(back))
         running, started = lost.running, slot.head_started
         if lost.running_since:
             started = max(started, monotonic_of(lost.running_since))
@@ -392,6 +396,21 @@ class ShardSupervisor:
                           slot.index, time.monotonic() - started)
         self.processes.start(slot)
         self.dispatch(slot)
+
+    def lost_uncommitted(self, mb_id: int, ran: set[int], error: dict[str, Any],
+                         process: int) -> bool:
+        """MB_ID ran to the end and its worker died before its commit: it runs again, free
+        at most runMaxTry times; past that each such loss is a failed try (a worker that
+        dies there every time must not run it for ever). True when it was one."""
+        if mb_id not in ran:
+            return False
+        self.uncommitted[mb_id] = lost = self.uncommitted.get(mb_id, 0) + 1
+        if lost <= self.spec["runMaxTry"]:
+            return False
+        message = (f"{error['message']} (mini-batch {mb_id}: run() returned, and its commit "
+                   f"was lost {lost} times)")
+        self.fail_try(mb_id, {**error, "message": message}, process, 0.0)
+        return True
 
     def remember_error(self, error: dict[str, Any], mb_id: int | None,
                        raised: bool = True) -> None:

@@ -65,6 +65,19 @@ def plain_done(entries: Any) -> bool:
         for entry in entries)
 
 
+def take_lines(buffer: bytearray, chunk: bytes) -> tuple[list[bytearray], bytes | None]:
+    """Add CHUNK (a read of a worker's pipe) to BUFFER (what was left of the last) and take
+    its whole lines out of it; and what is left if it cannot start a message (every one
+    starts with '{'): stray now, whatever follows. A long line is not split again at each
+    read, and BUFFER grows in place."""
+    buffer += chunk
+    if b"\n" not in chunk and buffer[:1] == b"{":  # pragma: no mutate: the same, slower
+        return [], None
+    *lines, rest = buffer.split(b"\n")
+    buffer[:] = rest
+    return lines, None if bytes(rest[:1]) in (b"", b"{") else bytes(rest)
+
+
 def decode_events(lines: Sequence[bytes | bytearray]
                   ) -> tuple[list[dict[str, Any]], bytes | None]:
     """The events of LINES, in order, and the first line that is not a runner message, or
