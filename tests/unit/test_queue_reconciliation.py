@@ -110,42 +110,42 @@ def done(*ids: int) -> dict[str, Any]:
 ERROR = {"type": "T", "message": "m"}
 
 
-@pytest.mark.parametrize(("event", "queue", "ready", "ran", "early", "fit"), [
-    ({"ready": True}, [], False, set(), set(), True),
-    ({"ready": True}, [], True, set(), set(), False),  # twice
-    ({"init_failed": ERROR, "lasting": False}, [], False, set(), set(), True),
-    ({"init_failed": ERROR, "lasting": False}, [1], True, set(), set(), False),  # mid-run
-    (done(1), [1, 2], False, set(), set(), False),  # before it is ready
-    (done(1), [1, 2], True, set(), set(), True),
-    (done(1, 2), [1, 2], True, set(), set(), True),
-    (done(), [1], True, set(), set(), True),
-    (done(2), [1, 2], True, set(), set(), False),  # not the head
-    (done(1, 2, 3), [1, 2], True, set(), set(), False),  # more than it was sent
-    (done(5), [], True, set(), set(), False),
-    (done(1, 2), [2], True, set(), {1}, True),  # 1 was read early
-    (done(1), [2], True, set(), {1}, True),
-    (done(1, 3), [2, 3], True, set(), {1}, False),
-    ({"ran": 2}, [1, 2], True, set(), set(), True),
-    ({"ran": 2}, [1, 2], True, {2}, set(), False),  # twice
-    ({"ran": 3}, [1, 2], True, set(), set(), False),
-    ({"ran": 1}, [1], False, set(), set(), False),
-    ({"error": ERROR, "id": 1, "seconds": 1.0}, [1, 2], True, set(), set(), True),
-    ({"error": ERROR, "id": 2, "seconds": 1.0}, [1, 2], True, set(), set(), False),
-    ({"error": ERROR, "id": 1, "seconds": 1.0}, [], True, set(), set(), False),
-    ({"error": ERROR, "id": 1, "seconds": 1.0}, [1], False, set(), set(), False),
-    ({"commit_failed": "x", "id": 2}, [1, 2], True, set(), set(), True),
-    ({"commit_failed": "x", "id": 1}, [], True, set(), set(), False),
-    ({"commit_failed": "x", "id": 1}, [1], False, set(), set(), False),
+@pytest.mark.parametrize(("event", "queue", "ready", "early", "fit"), [
+    ({"ready": True}, [], False, set(), True),
+    ({"ready": True}, [], True, set(), False),  # twice
+    ({"init_failed": ERROR, "lasting": False}, [], False, set(), True),
+    ({"init_failed": ERROR, "lasting": False}, [1], True, set(), False),  # mid-run
+    (done(1), [1, 2], False, set(), False),  # before it is ready
+    (done(1), [1, 2], True, set(), True),
+    (done(1, 2), [1, 2], True, set(), True),
+    (done(), [1], True, set(), True),
+    (done(2), [1, 2], True, set(), False),  # not the head
+    (done(1, 2, 3), [1, 2], True, set(), False),  # more than it was sent
+    (done(5), [], True, set(), False),
+    (done(1, 2), [2], True, {1}, True),  # 1 was read early
+    (done(1), [2], True, {1}, True),
+    (done(1, 3), [2, 3], True, {1}, False),
+    ({"ran": 2}, [1, 2], True, set(), True),
+    ({"ran": 2}, [1, 2, 2], True, set(), True),  # sent twice (taken from another's tail)
+    ({"ran": 3}, [1, 2], True, set(), False),
+    ({"ran": 1}, [1], False, set(), False),
+    ({"error": ERROR, "id": 1, "seconds": 1.0}, [1, 2], True, set(), True),
+    ({"error": ERROR, "id": 2, "seconds": 1.0}, [1, 2], True, set(), False),
+    ({"error": ERROR, "id": 1, "seconds": 1.0}, [], True, set(), False),
+    ({"error": ERROR, "id": 1, "seconds": 1.0}, [1], False, set(), False),
+    ({"commit_failed": "x", "id": 2}, [1, 2], True, set(), True),
+    ({"commit_failed": "x", "id": 1}, [], True, set(), False),
+    ({"commit_failed": "x", "id": 1}, [1], False, set(), False),
 ])
 def test_only_messages_that_fit_the_workers_queue_are_acted_on(
-        event: dict[str, Any], queue: list[int], ready: bool, ran: set[int],
-        early: set[int], fit: bool) -> None:
-    assert fits(event, queue, ready, ran, early, grouped=True) is fit
+        event: dict[str, Any], queue: list[int], ready: bool, early: set[int],
+        fit: bool) -> None:
+    assert fits(event, queue, ready, early, grouped=True) is fit
     if "ran" not in event:
-        assert fits(event, queue, ready, ran, early, grouped=False) is fit
+        assert fits(event, queue, ready, early, grouped=False) is fit
 
 
 def test_ran_fits_only_where_commits_are_grouped() -> None:
     """On a local output a worker commits before it says anything: it never says 'ran'."""
-    assert fits({"ran": 1}, [1], True, set(), set(), grouped=True)
-    assert not fits({"ran": 1}, [1], True, set(), set(), grouped=False)
+    assert fits({"ran": 1}, [1], True, set(), grouped=True)
+    assert not fits({"ran": 1}, [1], True, set(), grouped=False)

@@ -67,8 +67,8 @@ def settle_lost(queue: Iterable[int], ran: Container[int],
     return LostQueue(done, back, running, since)
 
 
-def fits(event: dict[str, Any], queue: Sequence[int], ready: bool, ran: Container[int],
-         read_early: Container[int], grouped: bool) -> bool:
+def fits(event: dict[str, Any], queue: Sequence[int], ready: bool, read_early: Container[int],
+         grouped: bool) -> bool:
     """Whether EVENT (a runner message by its shape) is one the worker can send now: 'ready'
     and 'init_failed' only before it is ready, 'ran' only where commits are GROUPED (an
     object store's parts), and what it says of mini-batches only of those it was sent, in
@@ -79,7 +79,8 @@ def fits(event: dict[str, Any], queue: Sequence[int], ready: bool, ran: Containe
     if not ready:
         return False
     if "ran" in event:
-        return grouped and event["ran"] in queue and event["ran"] not in ran
+        # Not "once": a shard that takes work from another's tail may send one twice
+        return grouped and event["ran"] in queue
     if "done" in event:
         fresh = [done["done"] for done in event["done"] if done["done"] not in read_early]
         return fresh == list(islice(queue, len(fresh)))

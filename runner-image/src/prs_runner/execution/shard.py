@@ -208,7 +208,7 @@ class ShardSupervisor:
         for event in events:
             if slot.pid != pid:
                 return  # replaced meanwhile (an init() failed): the rest was the old one's
-            if not fits(event, slot.queue, slot.ready, slot.ran, slot.read_early,
+            if not fits(event, slot.queue, slot.ready, slot.read_early,
                         grouped=self.output.local is None):
                 stray = json.dumps(event).encode()
                 break
