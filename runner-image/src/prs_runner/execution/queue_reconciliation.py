@@ -74,6 +74,9 @@ def fits(event: dict[str, Any], queue: Sequence[int], ready: bool, read_early: C
     object store's parts), and what it says of mini-batches only of those it was sent, in
     order (READ_EARLY: those whose 'done' catch_up took already). A script that writes to
     the worker's pipe could send anything; the supervisor acts only on what fits its queue."""
+    if "done" in event:  # the usual one first: it is checked once per message
+        fresh = [done["done"] for done in event["done"] if done["done"] not in read_early]
+        return ready and fresh == list(islice(queue, len(fresh)))
     if "ready" in event or "init_failed" in event:
         return not ready
     if not ready:
@@ -81,9 +84,6 @@ def fits(event: dict[str, Any], queue: Sequence[int], ready: bool, read_early: C
     if "ran" in event:
         # Not "once": a shard that takes work from another's tail may send one twice
         return grouped and event["ran"] in queue
-    if "done" in event:
-        fresh = [done["done"] for done in event["done"] if done["done"] not in read_early]
-        return fresh == list(islice(queue, len(fresh)))
     if "error" in event:
         return bool(queue) and queue[0] == event["id"]
     return bool(queue)  # commit_failed: the one it names may be any of its part's
