@@ -276,7 +276,8 @@ def test_whole_lines_are_taken_and_a_start_that_is_no_message_is_stray(
         before: bytes, chunk: bytes, lines: list[bytes], stray: bytes | None,
         after: bytes) -> None:
     buffer = bytearray(before)
-    assert take_lines(buffer, chunk) == (lines, stray)
+    taken, stray_now = take_lines(buffer, chunk)
+    assert ([bytes(line) for line in taken], stray_now) == (lines, stray)
     assert buffer == after
 
 

@@ -66,16 +66,17 @@ def plain_done(entries: Any) -> bool:
         for entry in entries)
 
 
-def take_lines(buffer: bytearray, chunk: bytes) -> tuple[list[bytearray], bytes | None]:
+def take_lines(buffer: bytearray, chunk: bytes
+               ) -> tuple[Sequence[bytes | bytearray], bytes | None]:
     """Add CHUNK (a read of a worker's pipe) to BUFFER (what was left of the last) and take
     its whole lines out of it; and what is left if it cannot start a message (every one
     starts with '{'): stray now, whatever follows. A long line is not split again at each
     read, and BUFFER grows in place."""
     # The usual read: whole lines, nothing left (the path below gives the same, slower)
     if not buffer and chunk.endswith(b"\n"):  # pragma: no mutate: the same
-        lines: list[Any] = chunk.split(b"\n")
-        lines.pop()
-        return lines, None
+        whole = chunk.split(b"\n")
+        whole.pop()
+        return whole, None
     buffer += chunk
     if b"\n" not in chunk and buffer[:1] == b"{":  # pragma: no mutate: the same, slower
         return [], None
