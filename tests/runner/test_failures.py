@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from tests.runner.conftest import MakeStep
+from tests.runner.conftest import MakeStep, StepDir
 
 FAIL_ITEMS_LISTED = """
 def run(mini_batch):
@@ -342,22 +342,40 @@ FORGED_DONE = (b'{"done": [{"done": 99, "succeeded": 1, "failed": 0, "rows": 1, 
                b'"status": "succeeded"}], "requests": 0}\n')
 
 
-@pytest.mark.parametrize(("written", "shown"), [
-    (b"not a runner message\n", "'not a runner message'"),
-    (b"no newline, glued to the next message", "'no newline, glued to the next message"),
-    (b'{"done": 5}\n', """'{"done": 5}'"""),  # a runner message's key, not its shape
-    (FORGED_DONE, """'{"done": [{"done": 99, """),  # its shape, but never sent mini-batch 99
-    (b'{"ran": 1}\n', """'{"ran": 1}'"""),  # said only where commits are grouped (objects)
-    (b"Y" * (16 << 20), "'" + "Y" * 80 + "'... ("),  # no newline: not read to its end
+NOT_A_MESSAGE = (" to its pipe to the shard, not a runner message: its script wrote to a file "
+                 "descriptor it did not open; a new worker runs on")
+DOES_NOT_FIT = (" to the shard, a runner message that does not fit the commands it was sent: "
+                "its script wrote to one of its pipes; a new worker runs on")
+NOT_A_COMMAND = (" from its pipe from the shard, not a command the shard sent: its script wrote "
+                 "to one of its pipes; a new worker runs on")
+
+
+@pytest.mark.parametrize(("written", "said"), [
+    (b"not a runner message\n", "wrote 'not a runner message'" + NOT_A_MESSAGE),
+    (b"no newline, glued to the next message",
+     "wrote 'no newline, glued to the next message"),
+    (b'{"done": 5}\n', """wrote '{"done": 5}'""" + NOT_A_MESSAGE),  # a key, not its shape
+    (FORGED_DONE, """sent '{"done": [{"done": 99, """),  # its shape, never sent mini-batch 99
+    (b'{"ran": 1}\n', """sent '{"ran": 1}'""" + DOES_NOT_FIT),  # only where commits are grouped
+    (b"Y" * (16 << 20), "wrote '" + "Y" * 80 + "'... ("),  # no newline: not read to its end
 ], ids=["junk", "glued", "a key", "forged", "ran", "16 MB"])
 def test_a_script_writing_to_its_workers_pipe_gets_one_clear_error_and_loses_nothing(
-        make_step: MakeStep, written: bytes, shown: str) -> None:
+        make_step: MakeStep, written: bytes, said: str) -> None:
     """The worker's pipe to its shard is a descriptor the script can reach; what it writes
     there is no runner message, or not one that fits what the worker was sent. The worker is
     replaced (what it committed counts, what it was running is tried again), and the run
     goes on; it used to crash the shard with a traceback."""
-    step = make_step("""
-import os
+    step = make_step(PIPE_WRITER % "os.O_WRONLY", files=6, processCountPerNode=1,
+                     miniBatchSize="2")
+    (step.root / "src" / "written.bin").write_bytes(written)
+    assert_replaced_once(step, said)
+
+
+# run() writes written.bin once, on the mini-batch of item0002, to the worker's pipe ends of
+# the given mode: its own write end (events), or its read end opened again for writing
+# through /proc (commands), as any script can.
+PIPE_WRITER = """
+import fcntl, os
 WRITTEN = open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "written.bin"),
                "rb").read()
 def run(mini_batch):
@@ -367,27 +385,55 @@ def run(mini_batch):
         mark("wrote")
         for fd in range(3, 64):
             try:
-                if os.readlink(f"/proc/self/fd/{fd}").startswith("pipe:"):
-                    os.write(fd, WRITTEN)
+                if (os.readlink(f"/proc/self/fd/{fd}").startswith("pipe:")
+                        and fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_ACCMODE == %s):
+                    end = os.open(f"/proc/self/fd/{fd}", os.O_WRONLY)
+                    os.write(end, WRITTEN)
+                    os.close(end)
             except OSError:
-                pass  # not open, or the end the worker reads from
+                pass  # not open
     return [p.rsplit("/", 1)[-1] for p in mini_batch]
-""", files=6, processCountPerNode=1, miniBatchSize="2")
-    (step.root / "src" / "written.bin").write_bytes(written)
+"""
+
+
+def assert_replaced_once(step: StepDir, said: str, files: int = 6) -> None:
+    """The run went on with one worker replaced, saying SAID (after 'worker process 0 '),
+    and every item ran once into the output."""
     result = step.run()
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Traceback" not in result.stderr
-    said = f"worker process 0 wrote {shown}"
-    assert f"shard 0: {said}" in result.stderr
-    assert result.stderr.count("to its pipe to the shard, not a runner message: its script "
-                               "wrote to a file descriptor it did not open; a new worker "
-                               "runs on") == 1
+    assert f"shard 0: worker process 0 {said}" in result.stderr
+    assert result.stderr.count("; a new worker runs on") == 1
     assert len(step.marks("wrote")) == 1
-    assert sorted(step.output_lines()) == [f"item{i:04d}.txt" for i in range(6)]
-    assert [r["status"] for r in step.report_rows()] == ["succeeded"] * 3
+    assert sorted(step.output_lines()) == [f"item{i:04d}.txt" for i in range(files)]
+    assert [r["status"] for r in step.report_rows()] == ["succeeded"] * (files // 2)
     error = step.job_result()["firstError"]
     assert error["type"] == "WorkerPipeError"
-    assert error["message"].startswith(said)
+    assert error["message"].startswith(f"worker process 0 {said}".removesuffix(
+        "; a new worker runs on"))
+
+
+@pytest.mark.parametrize(("written", "said"), [
+    (b"junk\n", "read 'junk'" + NOT_A_COMMAND),
+    (b"junk glued to the next command", "read 'junk glued to the next command{"),
+    (b'{"run": 2}\n', """read '{"run": 2}'""" + NOT_A_COMMAND),  # no try
+    (b'{"run": 99, "try": 1}\n',  # no such mini-batch
+     """read '{"run": 99, "try": 1}'""" + NOT_A_COMMAND),
+    (b'{"run": 0, "try": 1}\n',  # a command's shape, not sent: its 'done' does not fit
+     """sent '{"done": [{"done": 0, """),
+    (b'{"stop": true}\n', "read a stop" + NOT_A_COMMAND),  # it stops, and says so
+], ids=["junk", "glued", "no try", "no such mini-batch", "not sent", "stop"])
+def test_a_script_writing_to_its_workers_command_pipe_gets_one_clear_error_and_loses_nothing(
+        make_step: MakeStep, written: bytes, said: str) -> None:
+    """The read end of a worker's command pipe opened again for writing: the worker acts
+    only on commands its shard sends (it used to die of a KeyError or a JSONDecodeError,
+    the shard saying only that it exited with code 1)."""
+    # Enough mini-batches that some are still to be sent when the worker reads what was
+    # written (a stray line after the last command is never read: the run has ended).
+    step = make_step(PIPE_WRITER % "os.O_RDONLY", files=16, processCountPerNode=1,
+                     miniBatchSize="2")
+    (step.root / "src" / "written.bin").write_bytes(written)
+    assert_replaced_once(step, said, files=16)
 
 
 def test_a_script_writing_to_its_pipe_in_every_init_fails_the_step_saying_so(

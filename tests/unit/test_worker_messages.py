@@ -15,8 +15,10 @@ from prs_runner.execution.worker_messages import (
     encode_command,
     encode_event,
     runner_event,
+    stray_command_error,
     stray_error,
     take_lines,
+    unfit_error,
 )
 
 
@@ -37,25 +39,43 @@ def test_a_run_command_reads_back_as_json_reads_it(mb_id: int, tries: int) -> No
     b'{"stop":true}',
     b'{"run": 3, "try": 1}\n',  # json.dumps's spacing
     b'{"try":1,"run":3}\n',  # another order
-    b'{"run":3,"try":1,"extra":2}\n',
-    b'{"run":-3,"try":1}\n',  # not what a shard writes: json decides
-    b'{"run":3}\n',
-    b'{"run":3,"try":1.5}\n',
+    b'{"run":0,"try":1}\n',
 ])
-def test_other_commands_are_read_by_json(line: bytes) -> None:
+def test_other_spellings_of_a_command_are_read_by_json(line: bytes) -> None:
     assert decode_command(line) == json.loads(line)
 
 
-@pytest.mark.parametrize("line", [
-    b'{"run":1_0,"try":1}\n',  # int() would take it, json does not
-    b'{"run":+1,"try":1}\n',
-    b'{"run":1,"try":1',  # cut short
-    b'{"run": ,"try":1}\n',
-    b'{"run":1,"try":}\n',
+@pytest.mark.parametrize(("line", "stray"), [
+    (b"junk\n", "'junk'"),
+    (b"\n", "''"),
+    (b'{"run":1_0,"try":1}\n', """'{"run":1_0,"try":1}'"""),  # int() would take it
+    (b'{"run":+1,"try":1}\n', """'{"run":+1,"try":1}'"""),
+    (b'{"run":1,"try":1', """'{"run":1,"try":1'"""),  # cut short
+    (b'{"run": ,"try":1}\n', """'{"run": ,"try":1}'"""),
+    (b'{"run":1,"try":}\n', """'{"run":1,"try":}'"""),
+    (b'{"run":3,"try":1,"extra":2}\n', """'{"run":3,"try":1,"extra":2}'"""),
+    (b'{"run":-3,"try":1}\n', """'{"run":-3,"try":1}'"""),
+    (b'{"run":3,"try":0}\n', """'{"run":3,"try":0}'"""),
+    (b'{"run":3,"try":-1}\n', """'{"run":3,"try":-1}'"""),
+    (b'{"run":3}\n', """'{"run":3}'"""),
+    (b'{"run":3,"try":1.5}\n', """'{"run":3,"try":1.5}'"""),
+    (b'{"run":3.0,"try":1}\n', """'{"run":3.0,"try":1}'"""),
+    (b'{"run":true,"try":1}\n', """'{"run":true,"try":1}'"""),
+    (b'{"run":"3","try":1}\n', """'{"run":"3","try":1}'"""),
+    (b'{"run":3,"try":true}\n', """'{"run":3,"try":true}'"""),
+    (b'{"stop":false}\n', """'{"stop":false}'"""),
+    (b'{"stop":1}\n', """'{"stop":1}'"""),
+    (b'{"stop":true,"run":1}\n', """'{"stop":true,"run":1}'"""),
+    (b'{}\n', "'{}'"),
+    (b'[{"stop":true}]\n', """'[{"stop":true}]'"""),
+    (b'null\n', "'null'"),
+    (b"\xff\xfe{\n", repr("\ufffd\ufffd{")),
+    (b"z" * 100, repr("z" * STRAY_BYTES) + "... (100 bytes)"),
 ])
-def test_a_command_that_is_not_json_is_refused_as_json_refuses_it(line: bytes) -> None:
-    with pytest.raises(json.JSONDecodeError):
-        decode_command(line)
+def test_a_line_that_is_no_command_of_the_shards_reads_as_stray(line: bytes, stray: str) -> None:
+    """A script can open its worker's command pipe for writing (/proc/self/fd); the worker
+    acts only on the shapes a shard sends."""
+    assert decode_command(line) == {"stray": stray}
 
 
 @pytest.mark.parametrize("message", [
@@ -146,6 +166,8 @@ ENTRY = {"done": 3, "succeeded": 2, "failed": 1, "rows": 2, "status": "succeeded
     {"init_failed": ERROR, "lasting": False},
     {"init_failed": ERROR, "lasting": True},
     {"commit_failed": "no space left", "id": 9},
+    {"stray_command": "'junk'"},
+    {"stopped": True},
 ])
 def test_the_messages_a_worker_sends_are_runner_messages(message: dict[str, Any]) -> None:
     assert runner_event(message)
@@ -195,6 +217,11 @@ def test_the_messages_a_worker_sends_are_runner_messages(message: dict[str, Any]
     {"commit_failed": 5, "id": 1},
     {"commit_failed": "x", "id": "1"},
     {"commit_failed": "x"},
+    {"stray_command": 5},
+    {"stray_command": None},
+    {"stray_command": "x", "id": 1},
+    {"stopped": False},
+    {"stopped": 1},
 ], ids=repr)
 def test_anything_else_is_no_runner_message(message: dict[str, Any]) -> None:
     assert not runner_event(message)
@@ -224,6 +251,25 @@ def test_a_stray_line_is_shown_short_in_the_workers_error(line: bytes, shown: st
         "type": "WorkerPipeError",
         "message": f"worker process 3 wrote {shown} to its pipe to the shard, not a runner "
                    "message: its script wrote to a file descriptor it did not open"}
+
+
+def test_a_message_that_does_not_fit_is_shown_short_in_the_workers_error() -> None:
+    event = {"done": [plain(99)], "requests": 0}
+    start = json.dumps(event)[:STRAY_BYTES]
+    assert unfit_error(2, event) == {
+        "type": "WorkerPipeError",
+        "message": f"worker process 2 sent {start!r}... ({len(json.dumps(event))} bytes) to "
+                   "the shard, a runner message that does not fit the commands it was sent: "
+                   "its script wrote to one of its pipes"}
+    assert unfit_error(0, {"ran": 1})["message"].startswith(
+        """worker process 0 sent '{"ran": 1}' to the shard, a runner message""")
+
+
+def test_a_stray_command_is_named_in_the_workers_error() -> None:
+    assert stray_command_error(1, "'junk'") == {
+        "type": "WorkerPipeError",
+        "message": "worker process 1 read 'junk' from its pipe from the shard, not a command "
+                   "the shard sent: its script wrote to one of its pipes"}
 
 
 class CountingJson:

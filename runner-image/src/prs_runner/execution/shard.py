@@ -10,7 +10,6 @@ with the shard's outcome in `_prs/shards/<index>.json` (and the termination mess
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import sys
 import time
@@ -29,8 +28,10 @@ from prs_runner.execution.steals import BALANCE_SECONDS
 from prs_runner.execution.worker_messages import (
     decode_events,
     encode_command,
+    stray_command_error,
     stray_error,
     take_lines,
+    unfit_error,
 )
 from prs_runner.execution.worker_slot import SHALLOWEST, Slot
 from prs_runner.output.commit_log import CommitLog, life_name, read_life, read_life_after
@@ -204,23 +205,26 @@ class ShardSupervisor:
         lines, stray_start = take_lines(slot.buffer, chunk)
         events, stray = decode_events(lines)
         stray = stray if stray is not None else stray_start
+        wrong = None if stray is None else stray_error(slot.index, stray)
         pid = slot.pid
         for event in events:
             if slot.pid != pid:
                 return  # replaced meanwhile (an init() failed): the rest was the old one's
+            if "stray_command" in event or "stopped" in event:
+                wrong = stray_command_error(slot.index, event.get("stray_command", "a stop"))
+                break
             if not fits(event, slot.queue, slot.ready, slot.read_early,
                         grouped=self.output.local is None):
-                stray = json.dumps(event).encode()
+                wrong = unfit_error(slot.index, event)
                 break
             self.handle_event(slot, event)
-        if stray is not None and slot.pid == pid:
-            self.replace_stray(slot, stray)
+        if wrong is not None and slot.pid == pid:
+            self.replace_stray(slot, wrong)
 
-    def replace_stray(self, slot: Slot, line: bytes) -> None:
-        """SLOT's worker wrote LINE, no runner message that fits (its script wrote to its
-        pipe): what it says next cannot be trusted, so a new worker runs on."""
+    def replace_stray(self, slot: Slot, error: dict[str, str]) -> None:
+        """SLOT's worker said something no runner says (its script wrote to its pipes, the
+        ERROR says what): what it says next cannot be trusted, so a new worker runs on."""
         kill_group(slot.pid)
-        error = stray_error(slot.index, line)
         print(f"shard {self.index}: {error['message']}; a new worker runs on", file=sys.stderr,
               flush=True)
         self.lose_worker(slot, error)

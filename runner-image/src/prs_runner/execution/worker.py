@@ -8,10 +8,13 @@ Protocol on two inherited pipes, one JSON object per line:
                         | {"ran": ID} (object stores: run() returned, its commit follows)
                         | {"error": ERROR, "id": ID, "seconds": S}
                         | {"commit_failed": TEXT, "id": ID}
+                        | {"stray_command": TEXT} (read no command the shard sends; exits)
+                        | {"stopped": true} (after a stop, which the shard sends last)
 Messages answer the commands in order. The worker's stdout and stderr are its log file, so a
-script's prints cannot break this; a script that writes to the pipe itself gets its worker
-replaced (the supervisor acts only on these shapes, worker_messages.runner_event, and only
-on what fits what it sent, queue_reconciliation.fits).
+script's prints cannot break this; a script that writes to either pipe itself gets its
+worker replaced (both sides act only on these shapes, worker_messages.runner_event and
+runner_command, and the supervisor only on what fits what it sent,
+queue_reconciliation.fits).
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ from prs_runner.entry_script import MiniBatchFiles, RunContext, side_inputs_from
 from prs_runner.execution.command_queue import CommandQueue
 from prs_runner.execution.committer import Committer, Ran
 from prs_runner.execution.processes import python_gc
-from prs_runner.execution.worker_messages import encode_event
+from prs_runner.execution.worker_messages import encode_event, shown
 from prs_runner.output.commit_log import CommitLog, life_name
 from prs_runner.output.results import SUCCEEDED, ResultHeader
 from prs_runner.output.row_encoding import count_returned, encode_result
@@ -59,6 +62,10 @@ log = logging.getLogger("prs.worker")
 # worker whose init() failed so is not started again. A MemoryError or a lost connection
 # might heal; these do not.
 LASTING_INIT_ERRORS = (ImportError, SyntaxError, NameError)
+
+
+class UnknownMiniBatch(LookupError):
+    """A run command for an id the plan does not have: the shard never sends one."""
 
 
 def error_info(exc: BaseException) -> dict[str, Any]:
@@ -242,7 +249,10 @@ class Worker:
                 return mb
             self.batches = PlanView(self.plan_uri)  # not opened: the plan is whole now
         assert self.batches is not None
-        return self.batches[mb_id]
+        try:
+            return self.batches[mb_id]
+        except KeyError:  # out of the plan's range (PlanView)
+            raise UnknownMiniBatch(mb_id) from None
 
     def run_loaded(self, mb: MiniBatch, attempt: int) -> Ran:
         started, started_at = time.perf_counter(), time.time()  # a span; the report's timeline
@@ -305,24 +315,41 @@ def serve(worker: Worker, commands: Any, events: int) -> int:
     queue = CommandQueue(commands, worker.prefetch if worker.remote_input else None,
                          threaded=worker.remote_input or committer.grouped,
                          on_idle=committer.idle)
-    while (command := queue.next()) is not None:
-        if command.get("stop"):
-            break
-        began = time.perf_counter()
-        try:
-            ran = worker.run_one(command["run"], command["try"])
-        except BaseException as exc:  # sys.exit() and KeyboardInterrupt in run() too
-            log.exception("run() failed on mini-batch %d", command["run"])
-            committer.tell({"error": error_info(exc), "id": command["run"],
-                            "seconds": round(time.perf_counter() - began, 6)})
-            continue
-        committer.commit(ran)
+    while (command := queue.next()) is not None and not command.get("stop"):
+        stray = command.get("stray") or run_command(worker, command, committer)
+        if stray:
+            # Not from the shard: the script wrote to this pipe. What ran before counts;
+            # the shard replaces this worker, whose commands cannot be trusted now.
+            log.error("read %s from the pipe from the shard, not a command it sent", stray)
+            committer.close()
+            send({"stray_command": stray})
+            return 1
     committer.close()
+    if command is not None:  # a stop: said, so that one the shard did not send shows
+        with contextlib.suppress(BrokenPipeError):  # a shard that stops reads no more
+            send({"stopped": True})
     if callable(getattr(module, "shutdown", None)):
         module.shutdown()
     if worker.downloads is not None:
         worker.downloads.close()
     return 0
+
+
+def run_command(worker: Worker, command: dict[str, Any], committer: Committer) -> str:
+    """Run COMMAND's mini-batch and commit its result (or tell its error); '', or the
+    command shown short when the plan has no such mini-batch (the shard sent none)."""
+    began = time.perf_counter()
+    try:
+        ran = worker.run_one(command["run"], command["try"])
+    except UnknownMiniBatch:
+        return shown(json.dumps(command).encode())
+    except BaseException as exc:  # sys.exit() and KeyboardInterrupt in run() too
+        log.exception("run() failed on mini-batch %d", command["run"])
+        committer.tell({"error": error_info(exc), "id": command["run"],
+                        "seconds": round(time.perf_counter() - began, 6)})
+        return ""
+    committer.commit(ran)
+    return ""
 
 
 def run_worker(

@@ -20,6 +20,8 @@ DONE_ENTRY = '{"done":%d,"succeeded":%d,"failed":%d,"rows":%d,"status":"%s"}'
 PLAIN_STATUSES = frozenset({"succeeded", "failed"})
 DONE_ENTRY_ALL_KEYS = DONE_ENTRY_KEYS | {"item_error"}
 RAN_KEYS, READY_KEYS = frozenset({"ran"}), frozenset({"ready"})
+STRAY_COMMAND_KEYS, STOPPED_KEYS = frozenset({"stray_command"}), frozenset({"stopped"})
+RUN_KEYS, STOP_KEYS = frozenset({"run", "try"}), frozenset({"stop"})
 ERROR_KEYS = frozenset({"error", "id", "seconds"})
 INIT_FAILED_KEYS = frozenset({"init_failed", "lasting"})
 COMMIT_FAILED_KEYS = frozenset({"commit_failed", "id"})
@@ -34,16 +36,32 @@ def encode_command(mb_id: int, tries: int) -> bytes:
 
 
 def decode_command(line: bytes) -> dict[str, Any]:
-    """A command line (its newline or not) as json.loads reads it; a run command read
-    directly."""
+    """A command line (its newline or not): {"run": id, "try": n} (read directly in the
+    shard's own spelling) or {"stop": true}; anything else was written by the worker's
+    script (through /proc/self/fd: the read end opened for writing) and reads as
+    {"stray": LINE shown short}."""
     body = line[:-1] if line.endswith(b"\n") else line
     if body.startswith(RUN_PREFIX) and body.endswith(b"}"):
         # rpartition would agree: a second separator leaves no digits on either side
         fields = body[len(RUN_PREFIX):-1]
         mb_id, sep, tries = fields.partition(TRY_SEPARATOR)  # pragma: no mutate: the same
-        if sep and mb_id.isdigit() and tries.isdigit():
+        if sep and mb_id.isdigit() and tries.isdigit() and int(tries) >= 1:
             return {"run": int(mb_id), "try": int(tries)}
-    return json.loads(line)  # type: ignore[no-any-return]
+    try:
+        value = json.loads(body)
+    except ValueError:
+        value = None  # pragma: no mutate: any value but a command is the same
+    return value if runner_command(value) else {"stray": shown(body)}
+
+
+def runner_command(value: Any) -> bool:
+    """Whether VALUE has the shape of a command a shard sends (execution.shard)."""
+    if type(value) is not dict:
+        return False
+    if value.keys() == STOP_KEYS:
+        return value["stop"] is True
+    return (value.keys() == RUN_KEYS and type(value["run"]) is int and value["run"] >= 0
+            and type(value["try"]) is int and value["try"] >= 1)
 
 
 def encode_event(message: dict[str, Any]) -> bytes:
@@ -129,6 +147,10 @@ def runner_event(value: Any) -> bool:
         return error_shape(value["init_failed"]) and type(value["lasting"]) is bool
     if keys == COMMIT_FAILED_KEYS:
         return type(value["commit_failed"]) is str and type(value["id"]) is int
+    if keys == STRAY_COMMAND_KEYS:
+        return type(value["stray_command"]) is str
+    if keys == STOPPED_KEYS:
+        return value["stopped"] is True
     return False
 
 
@@ -151,11 +173,36 @@ def error_shape(error: Any) -> bool:
             and all(type(text) is str for text in error.values()))
 
 
-def stray_error(process: int, line: bytes) -> dict[str, str]:
-    """The error of worker PROCESS whose pipe carried LINE, not a runner message."""
+def shown(line: bytes) -> str:
+    """LINE, a stray one, short enough for an error message: its start, and its size."""
     text = line[:STRAY_BYTES].decode("utf-8", "replace")  # pragma: no mutate: UTF-8 too
     more = f"... ({len(line):,} bytes)" if len(line) > STRAY_BYTES else ""
-    return {"type": "WorkerPipeError",
-            "message": f"worker process {process} wrote {text!r}{more} to its pipe to the "
-                       "shard, not a runner message: its script wrote to a file descriptor it "
-                       "did not open"}
+    return f"{text!r}{more}"
+
+
+def stray_error(process: int, line: bytes) -> dict[str, str]:
+    """The error of worker PROCESS whose pipe carried LINE, not a runner message."""
+    return pipe_error(f"worker process {process} wrote {shown(line)} to its pipe to the "
+                      "shard, not a runner message: its script wrote to a file descriptor it "
+                      "did not open")
+
+
+def unfit_error(process: int, event: dict[str, Any]) -> dict[str, str]:
+    """The error of worker PROCESS that sent EVENT, a runner message that does not fit what
+    it was sent (queue_reconciliation.fits)."""
+    line = json.dumps(event).encode()
+    return pipe_error(f"worker process {process} sent {shown(line)} to the shard, a runner "
+                      "message that does not fit the commands it was sent: its script wrote to "
+                      "one of its pipes")
+
+
+def stray_command_error(process: int, command: str) -> dict[str, str]:
+    """The error of worker PROCESS that read COMMAND (shown short) from the shard's pipe, no
+    command the shard sends (or one for no mini-batch of the plan, or a stop the shard did
+    not send: it sends them once it reads no more)."""
+    return pipe_error(f"worker process {process} read {command} from its pipe from the shard, "
+                      "not a command the shard sent: its script wrote to one of its pipes")
+
+
+def pipe_error(message: str) -> dict[str, str]:
+    return {"type": "WorkerPipeError", "message": message}
