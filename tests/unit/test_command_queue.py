@@ -46,8 +46,8 @@ def test_a_command_within_the_grace_does_not_make_the_worker_idle(
         pipe: tuple[int, int]) -> None:
     idle: list[float] = []
     queue = queue_on(pipe[0], idle, grace=10.0)
-    sender = send_later(pipe[1], {"run": 1}, 0.2)
-    assert queue.next() == {"run": 1}
+    sender = send_later(pipe[1], {"run": 1, "try": 1}, 0.2)
+    assert queue.next() == {"run": 1, "try": 1}
     sender.join()
     assert idle == []
 
@@ -57,8 +57,8 @@ def test_a_worker_left_waiting_past_the_grace_writes_what_it_holds(
     idle: list[float] = []
     queue = queue_on(pipe[0], idle, grace=0.05)
     started = time.monotonic()
-    sender = send_later(pipe[1], {"run": 2}, 1.0)
-    assert queue.next() == {"run": 2}
+    sender = send_later(pipe[1], {"run": 2, "try": 1}, 1.0)
+    assert queue.next() == {"run": 2, "try": 1}
     sender.join()
     assert len(idle) == 1 and idle[0] - started >= 0.05
     assert idle[0] < started + 1.0  # before the command came, not after
@@ -67,9 +67,9 @@ def test_a_worker_left_waiting_past_the_grace_writes_what_it_holds(
 def test_a_queued_command_is_taken_at_once(pipe: tuple[int, int]) -> None:
     idle: list[float] = []
     queue = queue_on(pipe[0], idle, grace=10.0)
-    os.write(pipe[1], b'{"run": 3}\n{"run": 4}\n')
+    os.write(pipe[1], b'{"run": 3, "try": 1}\n{"run": 4, "try": 1}\n')
     started = time.monotonic()
-    assert [queue.next(), queue.next()] == [{"run": 3}, {"run": 4}]
+    assert [queue.next(), queue.next()] == [{"run": 3, "try": 1}, {"run": 4, "try": 1}]
     assert time.monotonic() - started < 5.0 and idle == []
 
 

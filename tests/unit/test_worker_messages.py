@@ -40,6 +40,7 @@ def test_a_run_command_reads_back_as_json_reads_it(mb_id: int, tries: int) -> No
     b'{"run": 3, "try": 1}\n',  # json.dumps's spacing
     b'{"try":1,"run":3}\n',  # another order
     b'{"run":0,"try":1}\n',
+    b'{"run": 0, "try": 1}\n',  # the first mini-batch, the first try, by json
 ])
 def test_other_spellings_of_a_command_are_read_by_json(line: bytes) -> None:
     assert decode_command(line) == json.loads(line)
@@ -51,6 +52,7 @@ def test_other_spellings_of_a_command_are_read_by_json(line: bytes) -> None:
     (b'{"run":1_0,"try":1}\n', """'{"run":1_0,"try":1}'"""),  # int() would take it
     (b'{"run":+1,"try":1}\n', """'{"run":+1,"try":1}'"""),
     (b'{"run":1,"try":1', """'{"run":1,"try":1'"""),  # cut short
+    (b'{"run":1,"try":2X', """'{"run":1,"try":2X'"""),  # no closing brace
     (b'{"run": ,"try":1}\n', """'{"run": ,"try":1}'"""),
     (b'{"run":1,"try":}\n', """'{"run":1,"try":}'"""),
     (b'{"run":3,"try":1,"extra":2}\n', """'{"run":3,"try":1,"extra":2}'"""),
@@ -293,9 +295,13 @@ def counted(monkeypatch: pytest.MonkeyPatch) -> CountingJson:
     return counting
 
 
-@pytest.mark.parametrize("line", [b'{"run":12,"try":3}\n', b'{"run":12,"try":3}'])
-def test_a_run_command_is_read_without_json(counted: CountingJson, line: bytes) -> None:
-    assert decode_command(line) == {"run": 12, "try": 3}
+@pytest.mark.parametrize(("line", "mb_id", "tries"), [
+    (b'{"run":12,"try":3}\n', 12, 3), (b'{"run":12,"try":3}', 12, 3),
+    (b'{"run":0,"try":1}\n', 0, 1),
+])
+def test_a_run_command_is_read_without_json(counted: CountingJson, line: bytes, mb_id: int,
+                                            tries: int) -> None:
+    assert decode_command(line) == {"run": mb_id, "try": tries}
     assert counted.loads_calls == 0
 
 

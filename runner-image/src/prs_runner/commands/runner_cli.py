@@ -80,7 +80,7 @@ def run_shard(args: argparse.Namespace) -> int:
         # What it knew when stopped (its first error, what was running) for the report; the
         # merge counts a stopped shard as not finished. Best effort: the exit comes first.
         with contextlib.suppress(BaseException):
-            supervisor.stop_reason = supervisor.stop_reason or ("Stopped", "stopped")
+            supervisor.account.stop("Stopped", "stopped")
             report = supervisor.outcome().to_dict(args.index) | {"status": "stopped"}
             Storage(spec["output"]["uri"]).write_atomic(f"_prs/shards/{args.index}.json",
                                                         json.dumps(report).encode())

@@ -21,6 +21,7 @@ from prs_runner.execution.cpu_share import pod_process_count
 from prs_runner.execution.memory_kills import read_memory_cgroup, worker_death
 from prs_runner.execution.processes import kill_group, reap, stop_idle
 from prs_runner.execution.queue_reconciliation import ended_at, fits, read_ahead, settle_lost
+from prs_runner.execution.shard_account import ShardAccount
 from prs_runner.execution.shard_outcome import Outcome, emit
 from prs_runner.execution.shard_work import ShardWork
 from prs_runner.execution.shard_workers import WorkerProcesses
@@ -36,10 +37,10 @@ from prs_runner.execution.worker_messages import (
 from prs_runner.execution.worker_slot import SHALLOWEST, Slot
 from prs_runner.output.commit_log import CommitLog, life_name, read_life, read_life_after
 from prs_runner.output.results import FAILED as FAILED_STATUS
-from prs_runner.output.results import ErrorInfo, ResultHeader
+from prs_runner.output.results import ResultHeader
 from prs_runner.planning.plan_store import OpeningView, PlanView
 from prs_runner.step.spec import progress_timeout
-from prs_runner.step.thresholds import Counts, crossed_threshold
+from prs_runner.step.thresholds import Counts
 from prs_runner.storage.filesystem import Storage
 from prs_runner.storage.local_staging import LocalStaging
 from prs_runner.storage.object_reads import requests_made
@@ -59,19 +60,12 @@ class ShardSupervisor:
                  plan: PlanView | None = None) -> None:
         self.spec, self.plan_uri, self.index, self.code_root = spec, plan_uri, index, code_root
         self.output = Storage(self.spec["output"]["uri"])
-        self.tries: dict[int, int] = {}
-        # Tried, not finished: what the report shows for them if the shard stops first.
-        self.unfinished: dict[int, dict[str, Any]] = {}
-        self.uncommitted: dict[int, int] = {}  # returned, then lost before their commit
-        self.counts = Counts()
-        self.first_error: ErrorInfo | None = None
-        self.first_error_raised = False
         self.slots = [Slot(i) for i in range(self.spec["processCountPerNode"]
                                              or pod_process_count())]
         self.work = ShardWork(self.output, index, len(self.slots) * SHALLOWEST)
+        self.account = ShardAccount(spec, self.work)
         self.last_report = 0.0
         self.last_progress = time.monotonic()
-        self.stop_reason: tuple[str, str] | None = None
         self.listeners: list[Callable[[dict[str, Any]], None]] = []
         self.worker_requests = 0  # object-store calls the workers reported
         self.staging = LocalStaging(self.output, str(index))
@@ -83,7 +77,7 @@ class ShardSupervisor:
 
     def adopt(self, plan: PlanView) -> None:
         self.work.adopt(plan)
-        self.check_thresholds()  # a share of failures counts once the total is known
+        self.account.check_thresholds()  # a share of failures counts once the total is known
 
     def run(self) -> Outcome:
         self.processes.warm_up()
@@ -92,11 +86,11 @@ class ShardSupervisor:
         if self.work.plan is None:
             self.await_plan()
         if self.work.plan is not None:
-            self.counts += self.work.resume()
+            self.account.counts += self.work.resume()
             for slot in self.slots:
                 self.dispatch(slot)
         self.last_progress = time.monotonic()
-        while self.has_work() and not self.stop_reason:
+        while self.has_work() and not self.account.stop_reason:
             if self.init_failed_everywhere():
                 break
             self.poll()
@@ -113,7 +107,7 @@ class ShardSupervisor:
         mini-batches, published while the rest of the input is being cut."""
         opening = OpeningView(self.plan_uri) if self.index == 0 else None
         every = PLAN_POLL_SECONDS if self.output.local is not None else REMOTE_PLAN_POLL_SECONDS
-        while not self.stop_reason and not self.init_failed_everywhere():
+        while not self.account.stop_reason and not self.init_failed_everywhere():
             try:
                 self.adopt(PlanView(self.plan_uri))
                 return
@@ -125,7 +119,7 @@ class ShardSupervisor:
     def open(self, opening: OpeningView) -> None:
         committed = self.work.open(opening)
         if committed is not None:
-            self.counts += committed
+            self.account.counts += committed
             for slot in self.slots:
                 self.dispatch(slot)
 
@@ -153,29 +147,24 @@ class ShardSupervisor:
     def init_failed_everywhere(self) -> bool:
         if not all(s.dead for s in self.slots):
             return False
-        error = self.first_error
+        error = self.account.first_error
         # One line (where the script raised it included); the traceback is in firstError.
         detail = error.one_line() if error else "no error reported"
-        self.stop_reason = ("InitFailed", f"init() failed in every worker: {detail}")
+        self.account.stop("InitFailed", f"init() failed in every worker: {detail}")
         return True
 
     def outcome(self) -> Outcome:
-        requests = self.worker_requests + requests_made()
-        if not self.stop_reason:
-            return Outcome("succeeded", "", "", self.counts, self.first_error, requests,
-                           metrics_processes=self.processes.logged_metrics(len(self.slots)),
-                           processes=len(self.slots))
-        reason, message = self.stop_reason
+        if self.account.stop_reason:
+            for slot in self.slots:
+                if slot.queue:
+                    self.catch_up(slot)  # what it committed, but had not said yet, is done
+        running: dict[int, int] = {}
         for slot in self.slots:
             if slot.queue:
-                self.catch_up(slot)  # what it committed, but had not said yet, is done
-        unfinished = dict(self.unfinished)
-        for slot in self.slots:  # running when the shard stopped (the rest only queued)
-            if slot.queue:
-                unfinished.setdefault(slot.queue[0], {"tries": self.tries.get(slot.queue[0], 0),
-                                                      "process": slot.index, "error": ""})
-        return Outcome("failed", reason, message, self.counts, self.first_error, requests,
-                       unfinished, self.processes.logged_metrics(len(self.slots)), len(self.slots))
+                running.setdefault(slot.queue[0], slot.index)
+        return self.account.outcome(self.worker_requests + requests_made(),
+                                    self.processes.logged_metrics(len(self.slots)),
+                                    len(self.slots), running)
 
     def poll(self, longest: float = PROGRESS_INTERVAL) -> None:
         now = time.monotonic()
@@ -228,13 +217,13 @@ class ShardSupervisor:
         print(f"shard {self.index}: {error['message']}; a new worker runs on", file=sys.stderr,
               flush=True)
         self.lose_worker(slot, error)
-        self.remember_error(error, None)  # said even where no try failed
+        self.account.remember_error(error, None)  # said even where no try failed
 
     def check_progress(self) -> None:
         """NoProgress when no mini-batch finished in this shard for progressUpdateTimeout."""
         limit = progress_timeout(self.spec)
         stalled = time.monotonic() - self.last_progress
-        if stalled < limit or self.stop_reason:
+        if stalled < limit or self.account.stop_reason:
             return
         for slot in self.slots:
             if slot.running():
@@ -244,8 +233,8 @@ class ShardSupervisor:
             return
         now = time.monotonic()
         doing = "; ".join(f"process {s.index}: {s.doing(now)}" for s in self.slots)
-        self.stop_reason = ("NoProgress", f"no mini-batch finished in shard {self.index} for "
-                            f"{stalled:.0f} s (progressUpdateTimeout={limit}); {doing}")
+        self.account.stop("NoProgress", f"no mini-batch finished in shard {self.index} for "
+                           f"{stalled:.0f} s (progressUpdateTimeout={limit}); {doing}")
 
     def handle_event(self, slot: Slot, event: dict[str, Any]) -> None:
         if "done" in event or "error" in event or "ran" in event:
@@ -268,13 +257,12 @@ class ShardSupervisor:
             slot.told += len(fresh)
             for done in fresh:
                 slot.ran.discard(slot.queue.popleft())
-                self.finish(done["done"], done)
+                self.account.finish(done["done"], done)
         elif "commit_failed" in event:
             mb_id = slot.queue.popleft()
-            self.tries[mb_id] -= 1  # not the script's try: it runs again after a fix
+            self.account.tries[mb_id] -= 1  # not the script's try: it runs again after a fix
             self.work.pending.appendleft(mb_id)
-            if not self.stop_reason:
-                self.stop_reason = ("OutputUnwritable", event["commit_failed"])
+            self.account.stop("OutputUnwritable", event["commit_failed"])
         elif "error" in event:
             mb_id = slot.queue.popleft()
             now = time.monotonic()
@@ -304,49 +292,37 @@ class ShardSupervisor:
         commands = []
         for _ in range(wanted):
             mb_id = self.work.pending.popleft()
-            self.tries[mb_id] = tries = self.tries.get(mb_id, 0) + 1
+            self.account.tries[mb_id] = tries = self.account.tries.get(mb_id, 0) + 1
             slot.queue.append(mb_id)
             commands.append(encode_command(mb_id, tries))
         # A dead worker's pipe is broken; its EOF returns these mini-batches.
         with contextlib.suppress(BrokenPipeError):
             os.write(slot.commands, b"".join(commands))
 
-    def finish(self, mb_id: int, event: dict[str, Any]) -> None:
-        self.unfinished.pop(mb_id, None)
-        self.counts += Counts(1, 0, event["succeeded"], event["failed"], event["rows"])
-        if event.get("item_error"):
-            self.remember_error(event["item_error"], mb_id, raised=False)
-        if event["failed"]:
-            self.check_thresholds()
-
     def fail_try(self, mb_id: int, error: dict[str, Any], process: int,
                  seconds: float) -> None:
         """A try of MB_ID failed in worker PROCESS after SECONDS; the last one is committed
         as a failure, with that worker and time (the report shows where it ran)."""
-        self.remember_error(error, mb_id)
-        if self.tries[mb_id] < self.spec["runMaxTry"]:
+        if self.account.retry(mb_id, error, process):
             self.work.pending.appendleft(mb_id)
-            self.unfinished[mb_id] = {"tries": self.tries[mb_id], "process": process,
-                                      "error": f"{error['type']}: {error['message']}"}
             return
-        self.unfinished.pop(mb_id, None)
-        items = self.work.mini_batch(mb_id).item_count
+        items, tries = self.work.mini_batch(mb_id).item_count, self.account.tries[mb_id]
         header = ResultHeader(
-            id=mb_id, shard=self.index, process=process, tries=self.tries[mb_id], items=items,
+            id=mb_id, shard=self.index, process=process, tries=tries, items=items,
             succeeded=0, failed=items, seconds=round(seconds, 6), status=FAILED_STATUS,
             error={"type": error["type"], "message": error["message"]},
             started=round(time.time() - seconds, 6),  # the last try's, on the report's timeline
         )
         self.log.add(header, b"")
         self.log.flush()
-        self.counts += Counts(0, 1, 0, items, 0)
-        self.check_thresholds()
+        self.account.counts += Counts(0, 1, 0, items, 0)
+        self.account.check_thresholds()
         self.report(force=True)
 
     def fail_init(self, slot: Slot, error: dict[str, Any], lasting: bool = False) -> None:
         """Called once the slot is retired: start it again, or give it up (at once when the
         error is LASTING: a fresh process would raise it again)."""
-        self.remember_error(error, None)
+        self.account.remember_error(error, None)
         slot.init_failures += 1
         if slot.init_failures < INIT_MAX_TRIES and not lasting:
             self.processes.start(slot)
@@ -366,7 +342,7 @@ class ShardSupervisor:
             slot.queue.popleft()
             slot.told += 1
             slot.read_early.add(header.id)
-            self.finish(header.id, vars(header) | {"item_error": header.error})  # as said
+            self.account.finish(header.id, vars(header) | {"item_error": header.error})  # as said
         ended = max((ended_at(header) for header in ahead), default=0.0)
         if ended:
             moment = monotonic_of(ended)
@@ -385,18 +361,18 @@ class ShardSupervisor:
         lost = settle_lost(queue, ran, {c.header.id: c.header
                                         for c in read_life(self.output, slot.life)})
         for header in lost.done:
-            self.finish(header.id, vars(header))
+            self.account.finish(header.id, vars(header))
         back = [mb_id for mb_id in lost.back
                 if not self.lost_uncommitted(mb_id, ran, error, slot.index)]
         for mb_id in back:
-            self.tries[mb_id] -= 1  # not the script's try
+            self.account.tries[mb_id] -= 1  # not the script's try
         self.work.pending.extendleft(reversed(back))
         running, started = lost.running, slot.head_started
         if lost.running_since:
             started = max(started, monotonic_of(lost.running_since))
         if running is not None:
             self.fail_try(running, {**error, "message": f"{error['message']} "
-                                    f"(mini-batch {running}, try {self.tries[running]})"},
+                                    f"(mini-batch {running}, try {self.account.tries[running]})"},
                           slot.index, time.monotonic() - started)
         self.processes.start(slot)
         self.dispatch(slot)
@@ -408,7 +384,7 @@ class ShardSupervisor:
         dies there every time must not run it for ever). True when it was one."""
         if mb_id not in ran:
             return False
-        self.uncommitted[mb_id] = lost = self.uncommitted.get(mb_id, 0) + 1
+        self.account.uncommitted[mb_id] = lost = self.account.uncommitted.get(mb_id, 0) + 1
         if lost <= self.spec["runMaxTry"]:
             return False
         message = (f"{error['message']} (mini-batch {mb_id}: run() returned, and its commit "
@@ -416,28 +392,10 @@ class ShardSupervisor:
         self.fail_try(mb_id, {**error, "message": message}, process, 0.0)
         return True
 
-    def remember_error(self, error: dict[str, Any], mb_id: int | None,
-                       raised: bool = True) -> None:
-        """The first error, for messages and the report; one that was RAISED (an exception,
-        a dead worker) wins over an earlier one about items (skipped rows, fewer results:
-        normal for scripts that return one row per partition)."""
-        if self.first_error is not None and (self.first_error_raised or not raised):
-            return
-        items = self.work.mini_batch(mb_id).items if mb_id is not None else ()
-        self.first_error = ErrorInfo(
-            error["type"], error["message"], error.get("traceback", ""), mb_id, items[:5])
-        self.first_error_raised = raised
-
-    def check_thresholds(self) -> None:
-        why = crossed_threshold(self.counts, self.spec, self.work.total)
-        if why and not self.stop_reason:
-            first = f"; first error: {self.first_error.one_line()}" if self.first_error else ""
-            self.stop_reason = ("ErrorThresholdExceeded", why + first)
-
     def stop_workers(self) -> None:
         """Those with work left (a stop, or its last try) are killed; the others stop."""
         for slot in self.slots:
-            if not (slot.dead or slot.pid == 0) and (self.stop_reason or slot.queue):
+            if not (slot.dead or slot.pid == 0) and (self.account.stop_reason or slot.queue):
                 self.processes.retire(slot)
         stop_idle(self.slots, self.spec["runInvocationTimeout"], f"shard {self.index}")
 
