@@ -15,12 +15,11 @@ from prs_runner.step.spec import (
     SpecError,
     Step,
     apply_defaults,
-    apply_overrides,
-    coerce_override,
     drop_nulls,
     lookup,
     parse_mini_batch_size,
 )
+from prs_runner.step.yaml_values import apply_overrides, coerce_override
 
 MINIMAL = {
     "code": {"entryScript": "score.py", "sourceDirectory": "./src"},

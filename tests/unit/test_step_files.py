@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from prs_runner.step.spec import SpecError, nesting
+from prs_runner.step.spec import SpecError
 from prs_runner.step.validation import load_step
+from prs_runner.step.yaml_values import nesting
 
 STEP = """\
 apiVersion: parallelrun.io/v1alpha1

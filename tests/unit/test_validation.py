@@ -13,11 +13,10 @@ from prs_runner.step.spec import (
     DEFAULTS,
     MiniBatchSize,
     SpecError,
-    apply_overrides,
-    coerce_override,
     parse_mini_batch_size,
 )
 from prs_runner.step.validation import load_step, step_from_document, validate_document
+from prs_runner.step.yaml_values import apply_overrides, coerce_override
 from tests.spec_cases import BAD_CASES, GOOD_CASES, Case, good_document
 
 

@@ -33,7 +33,8 @@ from prs_runner.step.azure_job_sections import (
     task_image,
 )
 from prs_runner.step.azure_v1_conversion import is_v1_config, translate_v1
-from prs_runner.step.spec import API_VERSION, KIND, load_yaml
+from prs_runner.step.spec import API_VERSION, KIND
+from prs_runner.step.yaml_values import load_yaml
 
 TOP_LEVEL_NOTES = {  # keys with no equivalent -> what to use instead
     "compute": "the step runs where Kubernetes schedules its pods; place them with "

@@ -39,12 +39,11 @@ from prs_runner.step.spec import (
     SpecError,
     Step,
     apply_defaults,
-    apply_overrides,
     drop_nulls,
-    load_yaml,
     lookup,
 )
 from prs_runner.step.uris import UriError, parse_uri
+from prs_runner.step.yaml_values import apply_overrides, load_yaml
 
 TOP_LEVEL_FIELDS = {*DEFAULTS, *SECTIONS, "miniBatchSize"}
 PLACEMENTS = field_placements(TOP_LEVEL_FIELDS, SECTIONS)
