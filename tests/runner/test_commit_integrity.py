@@ -74,6 +74,8 @@ def test_a_torn_index_line_or_payload_runs_again(make_step: MakeStep) -> None:
     assert step.marks("calls") == ["3"]
     job = step.job_result()
     assert (job["reason"], job["miniBatches"]["pending"]) == ("MiniBatchesNotRun", 1)
+    assert (f"(never run, or their record is torn: 1 payload in _prs/commits/{data.stem}.dat "
+            "fails its checksum); run the step again") in job["message"]
     again = step.run()
     assert again.returncode == 0, again.stdout + again.stderr
     assert step.marks("calls") == ["3", "3"]
@@ -98,6 +100,31 @@ def test_a_merge_with_missing_results_fails_naming_how_many(make_step: MakeStep)
     rerun = step.run()
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr
     assert step.marks("calls") == ["3", "3"]
+    assert step.output_lines() == EXPECTED
+
+
+def test_an_index_damaged_in_place_is_named_by_the_merge(make_step: MakeStep) -> None:
+    """Sound records after a torn line do not count (nothing after a torn line ever does):
+    the merge says which log is damaged where, and the next run runs those again."""
+    step = make_step(ECHO, files=12, miniBatchSize="1", processCountPerNode=1)
+    assert step.run().returncode == 0
+    (index,) = (step.out / "_prs/commits").glob("*.idx")
+    lines = index.read_bytes().splitlines(keepends=True)
+    assert len(lines) == 12
+    with index.open("r+b") as stream:
+        stream.seek(len(lines[0]) + len(lines[1]))
+        stream.write(b"XXXX")  # the third line's checksum
+    merged = merge_again(str(step.out / "_prs/plan.json"))
+    assert merged.returncode == 0, merged.stderr
+    job = step.job_result()
+    assert (job["reason"], job["miniBatches"]["pending"]) == ("MiniBatchesNotRun", 10)
+    assert (f"(never run, or their record is torn: _prs/commits/{index.name} is damaged at "
+            "line 3 (the 9 records after it do not count)); run the step again to run just "
+            "those") in job["message"]
+    (step.root / "marks/calls").unlink()
+    rerun = step.run()
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    assert len(step.marks("calls")) == 10
     assert step.output_lines() == EXPECTED
 
 

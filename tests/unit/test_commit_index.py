@@ -10,6 +10,7 @@ import pytest
 from prs_runner.output.commit_index import (
     Commit,
     chosen,
+    damage,
     decode_index,
     decode_line,
     decode_lines,
@@ -85,6 +86,27 @@ def test_an_index_is_read_up_to_its_first_torn_line() -> None:
     torn = decode_index(lines[0] + lines[1][:-9] + lines[2] + lines[3], "life")
     assert [c.header.id for c in torn] == [0]
     assert decode_index(b"", "life") == []
+
+
+LINES = [encode_line(header(i), i * 5, 5, i) for i in range(4)]
+
+
+@pytest.mark.parametrize(("data", "found"), [
+    (b"", None),
+    (b"".join(LINES), None),
+    (b"".join(LINES[:3]) + LINES[3][:-9], None),  # a torn last line: a crash appending
+    (b"".join(LINES) + b"junk\n", None),
+    (b"".join(LINES) + b"\0" * 4096, None),
+    (LINES[0] + b"XXXX" + LINES[1][4:] + LINES[2] + LINES[3], (1, 2)),  # overwritten
+    (b"XXXX" + LINES[0][4:] + b"".join(LINES[1:]), (0, 3)),
+    (LINES[0] + LINES[1][:-9] + LINES[2] + LINES[3], (1, 1)),  # glued to the next line
+    (LINES[0] + b"\0" * 20 + b"\n" + LINES[3], (1, 1)),  # a page lost in a crash
+    (LINES[0] + b"junk\n" + b"junk\n" + LINES[3], (1, 1)),
+    (LINES[0] + b"%08x {}\n" % zlib.crc32(b"{}") + LINES[2], (1, 1)),  # sound, no record
+])
+def test_a_damaged_index_is_one_with_sound_lines_after_a_torn_one(
+        data: bytes, found: tuple[int, int] | None) -> None:
+    assert damage(data) == found
 
 
 def commit(mb_id: int, life: str, line: int = 0, status: str = SUCCEEDED) -> Commit:

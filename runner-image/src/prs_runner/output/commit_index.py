@@ -138,6 +138,19 @@ def decode_lines(data: bytes, life: str, first: int = 0) -> tuple[list[Commit], 
     return commits, len(commits) < len(lines)
 
 
+def damage(data: bytes) -> tuple[int, int] | None:
+    """Where the index DATA is damaged: the number of its first torn line (from 0) and how
+    many sound lines follow it, which do not count. None when none follows: a torn last
+    line is what a crash while appending leaves. Sound lines after a torn one are a log
+    damaged in place: a write from outside the runner, or a crash that lost a page of it."""
+    commits, torn = decode_lines(data, "")
+    if not torn:
+        return None
+    lines = data.splitlines(keepends=True)[len(commits) + 1:]
+    after = sum(sound_body(line) is not None for line in lines)
+    return (len(commits), after) if after else None
+
+
 def parsed(bodies: list[bytes]) -> list[object]:
     """The JSON values of BODIES, up to the first that is not JSON. One parse of them all as
     an array (one call, not one per line) when each is one value, else line by line."""

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 
 from prs_runner.output.commit_index import (
     Commit,
+    damage,
     decode_index,
     decode_lines,
     encode_line,
@@ -262,6 +263,22 @@ def read_indexes(output: Storage, stems: list[str],
         return [read(stem) for stem in stems]
     with ThreadPoolExecutor(FETCHERS, thread_name_prefix="prs-read-index") as pool:
         return list(pool.map(read, stems))
+
+
+def damaged_indexes(output: Storage) -> list[str]:
+    """The logs whose index has sound lines after a torn one (commit_index.damage), each
+    said in a few words."""
+    said = []
+    for stem in index_stems(output.list_names(COMMITS_DIR)):
+        try:
+            found = damage(output.read_bytes(f"{COMMITS_DIR}/{stem}.idx"))
+        except FileNotFoundError:
+            continue
+        if found is not None:
+            line, after = found
+            said.append(f"{COMMITS_DIR}/{stem}.idx is damaged at line {line + 1} (the "
+                        f"{after} records after it do not count)")
+    return said
 
 
 def read_voids(output: Storage, names: list[str]) -> set[tuple[str, int]]:

@@ -16,7 +16,7 @@ from typing import Any
 
 from prs_runner.output.append_row_output import AppendRowOutput, OutputMismatch, open_output
 from prs_runner.output.commit_index import Commit, chosen
-from prs_runner.output.commit_log import read_commits, void
+from prs_runner.output.commit_log import COMMITS_DIR, damaged_indexes, read_commits, void
 from prs_runner.output.payload_reads import read_payloads
 from prs_runner.output.results import SUCCEEDED, ErrorInfo, first_of
 from prs_runner.output.run_report import ReportData, ReportGatherer
@@ -151,7 +151,8 @@ def merge_into(
         # thresholds); a success with holes would be reused and the holes never filled.
         status, reason, message = "Failed", "MiniBatchesNotRun", (
             f"{not_run} of {len(plan.mini_batches)} mini-batches have no committed result "
-            "(never run, or their record is torn); run the step again to run just those")
+            f"(never run, or their record is torn{damage_text(output, torn)}); run the step "
+            "again to run just those")
         write_output = False
     if status == "Succeeded" and done and not counts.mini_batches_succeeded:
         # Thresholds at -1 tolerate failures, but a run where nothing worked is a broken script.
@@ -180,6 +181,24 @@ def merge_into(
 
 
 ROWS_CHUNK = 1024  # rows written and gathered at a time
+DAMAGE_SAID = 3  # damaged logs named in a message
+
+
+def damage_text(output: Storage, torn: list[Commit]) -> str:
+    """What a merge that finds mini-batches without a result says of damaged logs: an index
+    with records after a torn line, payloads that fail their checksum (a crash that lost a
+    part of a log, or a write from outside the runner)."""
+    said = damaged_indexes(output)
+    lives = sorted({commit.life for commit in torn})
+    if lives:
+        one = len(torn) == 1
+        named = ", ".join(f"{COMMITS_DIR}/{life}.dat" for life in lives[:DAMAGE_SAID])
+        said.append(f"{len(torn)} payload{'' if one else 's'} in {named}"
+                    f"{'' if len(lives) <= DAMAGE_SAID else ', ...'} "
+                    f"fail{'s its' if one else ' their'} checksum")
+    more = f"; and {len(said) - DAMAGE_SAID} more" if len(said) > DAMAGE_SAID else ""
+    return "".join(f": {text}" if i == 0 else f"; {text}"
+                   for i, text in enumerate(said[:DAMAGE_SAID])) + more
 
 
 def write_rows(writer: Any, gatherer: ReportGatherer | None,
