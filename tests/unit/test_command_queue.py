@@ -12,7 +12,12 @@ from collections.abc import Iterator
 
 import pytest
 
-from prs_runner.execution.command_queue import IDLE_GRACE_SECONDS, CommandQueue
+from prs_runner.execution.command_queue import (
+    IDLE_GRACE_SECONDS,
+    LONGEST_COMMAND,
+    CommandQueue,
+    command_lines,
+)
 
 
 @pytest.fixture
@@ -155,3 +160,22 @@ def test_a_threaded_queue_says_whether_its_next_command_is_there(
     assert queue.has_next()
     assert queue.next() == {"run": 2, "try": 1}
     assert not queue.has_next()
+
+
+@pytest.mark.parametrize(("before", "chunk", "lines", "after"), [
+    (b"", b'{"run":1,"try":1}\n', [b'{"run":1,"try":1}'], b""),
+    (b"", b'{"run":1,"try":1}\n{"run":2,"try":1}\n',
+     [b'{"run":1,"try":1}', b'{"run":2,"try":1}'], b""),
+    (b"", b"\n\n", [], b""),  # empty lines are no commands
+    (b"", b'{"run":1', [], b'{"run":1'),
+    (b'{"run":1', b',"try":1}\n{"ru', [b'{"run":1,"try":1}'], b'{"ru'),
+    (b"", b"x" * LONGEST_COMMAND, [], b"x" * LONGEST_COMMAND),
+    (b"", b"x" * (LONGEST_COMMAND + 1), [b"x" * (LONGEST_COMMAND + 1)], b""),  # taken now
+    (b"x" * LONGEST_COMMAND, b"y", [b"x" * LONGEST_COMMAND + b"y"], b""),
+    (b"", b"a\n" + b"x" * (LONGEST_COMMAND + 1), [b"a", b"x" * (LONGEST_COMMAND + 1)], b""),
+])
+def test_command_lines_are_whole_lines_and_a_line_longer_than_any_command_is_taken_at_once(
+        before: bytes, chunk: bytes, lines: list[bytes], after: bytes) -> None:
+    buffer = bytearray(before)
+    assert command_lines(buffer, chunk) == lines
+    assert buffer == after

@@ -9,12 +9,14 @@ from typing import Any
 import pytest
 
 from prs_runner.execution.worker_messages import (
+    SHOWN_MAX,
     STRAY_BYTES,
     decode_command,
     decode_events,
     encode_command,
     encode_event,
     runner_event,
+    shown,
     stray_command_error,
     stray_error,
     take_lines,
@@ -169,6 +171,7 @@ ENTRY = {"done": 3, "succeeded": 2, "failed": 1, "rows": 2, "status": "succeeded
     {"init_failed": ERROR, "lasting": True},
     {"commit_failed": "no space left", "id": 9},
     {"stray_command": "'junk'"},
+    {"stray_command": shown("\U0001f600\x00\n".encode() * 40)},  # the longest kind
     {"stopped": True},
 ])
 def test_the_messages_a_worker_sends_are_runner_messages(message: dict[str, Any]) -> None:
@@ -222,6 +225,8 @@ def test_the_messages_a_worker_sends_are_runner_messages(message: dict[str, Any]
     {"stray_command": 5},
     {"stray_command": None},
     {"stray_command": "x", "id": 1},
+    {"stray_command": "x\nSucceeded"},  # a worker's is one printable line, and short
+    {"stray_command": "z" * (SHOWN_MAX + 1)},
     {"stopped": False},
     {"stopped": 1},
 ], ids=repr)

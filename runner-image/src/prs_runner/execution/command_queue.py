@@ -14,17 +14,32 @@ from prs_runner.execution.worker_messages import decode_command
 
 
 def pipe_lines(fd: int) -> Iterator[bytes]:
-    rest = b""
+    buffer = bytearray()
     while chunk := os.read(fd, 65536):
-        lines, rest = whole_lines(rest, chunk)
-        yield from lines
+        yield from command_lines(buffer, chunk)
+    if buffer:
+        yield bytes(buffer)
 
 
-def whole_lines(rest: bytes, chunk: bytes) -> tuple[list[bytes], bytes]:
-    """The whole lines (but empty ones) of REST, what was left of the last read, and CHUNK,
-    the next; and what is left of them."""
-    *lines, rest = (rest + chunk).split(b"\n")
-    return [line for line in lines if line], rest
+LONGEST_COMMAND = 4096  # bytes; a shard's are some 30
+
+
+def command_lines(buffer: bytearray, chunk: bytes) -> list[bytes]:
+    """The whole lines (but empty ones) of BUFFER, what was left of the last read, and
+    CHUNK, the next; what is left stays in BUFFER. What is left longer than any command is
+    taken as a line too (stray: a script wrote it), so that a long line is never split
+    again at every read."""
+    if not buffer and chunk.endswith(b"\n"):  # the usual read (the path below agrees)
+        return [line for line in chunk.split(b"\n") if line]
+    buffer += chunk
+    lines: list[bytearray] = []
+    if b"\n" in chunk:
+        *lines, rest = buffer.split(b"\n")
+        buffer[:] = rest
+    if len(buffer) > LONGEST_COMMAND:
+        lines.append(buffer[:])
+        buffer.clear()
+    return [bytes(line) for line in lines if line]
 
 
 PREFETCH_AHEAD = 2  # mini-batches downloaded ahead of the running one (the cache's bound)
@@ -44,7 +59,7 @@ class CommandQueue:
         self.on_idle, self.idle_grace = on_idle, idle_grace
         self.items: deque[dict[str, Any] | None] = deque()
         self.lines: deque[bytes] = deque()  # not threaded: whole lines read, not yet taken
-        self.rest = b""  # and the start of the next one
+        self.rest = bytearray()  # and the start of the next one
         self.ready = threading.Condition()
         self.busy = False
         if threaded:
@@ -60,11 +75,10 @@ class CommandQueue:
             chunk = os.read(self.stream.fileno(), 65536)
             if not chunk:
                 if self.rest:
-                    self.lines.append(self.rest)
-                    self.rest = b""
+                    self.lines.append(bytes(self.rest))
+                    self.rest.clear()
                 return
-            lines, self.rest = whole_lines(self.rest, chunk)
-            self.lines.extend(lines)
+            self.lines.extend(command_lines(self.rest, chunk))
 
     def read_all(self) -> None:
         # Raw reads on the descriptor: a buffered reader would hold its lock while blocked

@@ -26,6 +26,7 @@ from prs_runner.execution.shard_outcome import Outcome, emit
 from prs_runner.execution.shard_work import ShardWork
 from prs_runner.execution.shard_workers import WorkerProcesses
 from prs_runner.execution.steals import BALANCE_SECONDS
+from prs_runner.execution.stray_writes import said_after_stop, void_unsent
 from prs_runner.execution.worker_messages import (
     decode_events,
     encode_command,
@@ -201,6 +202,9 @@ class ShardSupervisor:
                 return  # replaced meanwhile (an init() failed): the rest was the old one's
             if "stray_command" in event or "stopped" in event:
                 wrong = stray_command_error(slot.index, event.get("stray_command", "a stop"))
+                if not slot.said:  # its first command was not one: init() wrote it
+                    self.replace_unstarted(slot, wrong)
+                    return
                 break
             if not fits(event, slot.queue, slot.ready, slot.read_early,
                         grouped=self.output.local is None):
@@ -216,8 +220,25 @@ class ShardSupervisor:
         kill_group(slot.pid)
         print(f"shard {self.index}: {error['message']}; a new worker runs on", file=sys.stderr,
               flush=True)
+        void_unsent(self.output, slot, set(slot.queue))
         self.lose_worker(slot, error)
         self.account.remember_error(error, None)  # said even where no try failed
+
+    def replace_unstarted(self, slot: Slot, error: dict[str, str]) -> None:
+        """SLOT's worker read no command before its first (its init() wrote to its pipe, or
+        a thread it started did): it ran nothing, so its mini-batches go back with no try
+        spent, and the error counts as an init() failure (a worker that fails so every time
+        ends the step InitFailed, not each mini-batch tried until it fails)."""
+        print(f"shard {self.index}: {error['message']}; a new worker runs on", file=sys.stderr,
+              flush=True)
+        back = list(slot.queue)
+        self.processes.retire(slot)
+        for mb_id in back:
+            self.account.tries[mb_id] -= 1
+        self.work.pending.extendleft(reversed(back))
+        self.fail_init(slot, error)
+        for other in self.slots:
+            self.dispatch(other)
 
     def check_progress(self) -> None:
         """NoProgress when no mini-batch finished in this shard for progressUpdateTimeout."""
@@ -239,6 +260,7 @@ class ShardSupervisor:
     def handle_event(self, slot: Slot, event: dict[str, Any]) -> None:
         if "done" in event or "error" in event or "ran" in event:
             self.last_progress = time.monotonic()
+            slot.said = True
         if "ran" in event:  # its commit follows (object stores): the next one runs now
             slot.ran.add(event["ran"])
             slot.head_started = time.monotonic()
@@ -397,7 +419,16 @@ class ShardSupervisor:
         for slot in self.slots:
             if not (slot.dead or slot.pid == 0) and (self.account.stop_reason or slot.queue):
                 self.processes.retire(slot)
+        stopped = [s for s in self.slots if not s.dead and s.pid and s.events >= 0]
         stop_idle(self.slots, self.spec["runInvocationTimeout"], f"shard {self.index}")
+        for slot in stopped:
+            error = said_after_stop(slot)
+            if error is not None:  # all it ran was said: what it ran on a forged command
+                forged = void_unsent(self.output, slot, ())  # does not count
+                print(f"shard {self.index}: {error['message']} (after its last mini-batch; "
+                      f"{forged} records of mini-batches the shard did not send do not count)",
+                      file=sys.stderr, flush=True)
+                self.account.remember_error(error, None)
 
     def report(self, force: bool = False) -> None:
         now = time.monotonic()

@@ -80,7 +80,7 @@ class WorkerProcesses:
         reap(slot.pid)
         # Gone: its descriptors' numbers and its pid may be another's from now on.
         slot.pid, slot.commands, slot.events = 0, -1, -1
-        slot.queue, slot.ran, slot.ready = deque(), set(), False
+        slot.queue, slot.ran, slot.ready, slot.said = deque(), set(), False, False
         slot.told, slot.read_early = 0, set()
 
     def logged_metrics(self, processes: int) -> list[int]:

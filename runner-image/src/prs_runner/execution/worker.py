@@ -315,24 +315,24 @@ def serve(worker: Worker, commands: Any, events: int) -> int:
     queue = CommandQueue(commands, worker.prefetch if worker.remote_input else None,
                          threaded=worker.remote_input or committer.grouped,
                          on_idle=committer.idle)
-    while (command := queue.next()) is not None and not command.get("stop"):
+    stray = ""
+    while not stray and (command := queue.next()) is not None and not command.get("stop"):
         stray = command.get("stray") or run_command(worker, command, committer)
-        if stray:
-            # Not from the shard: the script wrote to this pipe. What ran before counts;
-            # the shard replaces this worker, whose commands cannot be trusted now.
-            log.error("read %s from the pipe from the shard, not a command it sent", stray)
-            committer.close()
-            send({"stray_command": stray})
-            return 1
     committer.close()
-    if command is not None:  # a stop: said, so that one the shard did not send shows
-        with contextlib.suppress(BrokenPipeError):  # a shard that stops reads no more
+    if stray:
+        # Not from the shard: the script wrote to this pipe. What ran before counts; the
+        # shard replaces this worker, whose commands cannot be trusted now.
+        log.error("read %s from the pipe from the shard, not a command it sent", stray)
+    with contextlib.suppress(BrokenPipeError):  # a shard that has stopped reads no more
+        if stray:
+            send({"stray_command": stray})
+        elif command is not None:  # a stop: said, so that one the shard did not send shows
             send({"stopped": True})
     if callable(getattr(module, "shutdown", None)):
         module.shutdown()
     if worker.downloads is not None:
         worker.downloads.close()
-    return 0
+    return 1 if stray else 0
 
 
 def run_command(worker: Worker, command: dict[str, Any], committer: Committer) -> str:

@@ -29,6 +29,8 @@ ERROR_FIELDS = frozenset({"type", "message"})
 ERROR_ALL_FIELDS = ERROR_FIELDS | {"traceback"}
 OPEN_BRACE = ord("{")  # every message starts with it
 STRAY_BYTES = 80  # of a stray line on a worker's pipe, in the error
+# shown(): the repr of STRAY_BYTES characters (each at most 10: '\\U0001f600'), and the size
+SHOWN_MAX = 10 * STRAY_BYTES + 40
 
 
 def encode_command(mb_id: int, tries: int) -> bytes:
@@ -147,8 +149,9 @@ def runner_event(value: Any) -> bool:
         return error_shape(value["init_failed"]) and type(value["lasting"]) is bool
     if keys == COMMIT_FAILED_KEYS:
         return type(value["commit_failed"]) is str and type(value["id"]) is int
-    if keys == STRAY_COMMAND_KEYS:
-        return type(value["stray_command"]) is str
+    if keys == STRAY_COMMAND_KEYS:  # as shown() writes it: one short line
+        text = value["stray_command"]
+        return type(text) is str and len(text) <= SHOWN_MAX and text.isprintable()
     if keys == STOPPED_KEYS:
         return value["stopped"] is True
     return False

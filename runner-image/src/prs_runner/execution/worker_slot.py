@@ -31,6 +31,7 @@ class Slot:
     life: str = ""
     head_started: float = 0.0
     ready: bool = False
+    said: bool = False  # whether this life has said anything of a mini-batch
     init_failures: int = 0
     dead: bool = False
     depth: int = PREFETCH
