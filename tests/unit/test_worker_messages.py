@@ -171,7 +171,6 @@ ENTRY = {"done": 3, "succeeded": 2, "failed": 1, "rows": 2, "status": "succeeded
     {"init_failed": ERROR, "lasting": True},
     {"commit_failed": "no space left", "id": 9},
     {"stray_command": "'junk'"},
-    {"stray_command": shown("\U0001f600\x00\n".encode() * 40)},  # the longest kind
     {"stopped": True},
 ])
 def test_the_messages_a_worker_sends_are_runner_messages(message: dict[str, Any]) -> None:
@@ -225,8 +224,6 @@ def test_the_messages_a_worker_sends_are_runner_messages(message: dict[str, Any]
     {"stray_command": 5},
     {"stray_command": None},
     {"stray_command": "x", "id": 1},
-    {"stray_command": "x\nSucceeded"},  # a worker's is one printable line, and short
-    {"stray_command": "z" * (SHOWN_MAX + 1)},
     {"stopped": False},
     {"stopped": 1},
 ], ids=repr)
@@ -239,6 +236,15 @@ def test_anything_else_is_no_runner_message(message: dict[str, Any]) -> None:
 @pytest.mark.parametrize("value", [None, 5, "x", [], [{"ready": True}], b"{}"])
 def test_a_value_that_is_not_an_object_is_no_runner_message(value: Any) -> None:
     assert not runner_event(value)
+
+
+def test_a_stray_command_is_one_short_printable_line_as_a_worker_shows_it() -> None:
+    """Else a script could forge one that prints lines of its own on the shard's stderr."""
+    assert runner_event({"stray_command": shown("\U0001f600\x00\n".encode() * 40)})
+    assert runner_event({"stray_command": "z" * SHOWN_MAX})
+    assert not runner_event({"stray_command": "z" * (SHOWN_MAX + 1)})
+    assert not runner_event({"stray_command": "x\nSucceeded"})
+    assert not runner_event({"stray_command": "x\x1b[2J"})
 
 
 def test_a_stray_line_first_leaves_no_events() -> None:
