@@ -138,6 +138,44 @@ def test_a_forged_run_of_a_mini_batch_already_done_does_not_replace_its_result(
     assert {r["failed"] for r in step.report_rows()} == {"0"}
 
 
+def test_a_forged_run_whose_worker_dies_before_saying_it_does_not_count(
+        make_step: MakeStep) -> None:
+    """The forged run of mini-batch 0 (which returns nothing) is committed, and the worker
+    exits in its next run(): its loss is settled by its log, where the forged record is
+    one more than the shard sent, and does not count."""
+    script = pipe_writer(COMMANDS, again=True)
+    script = script.replace("    if AGAIN and again and", """\
+    dead = os.path.join(os.path.dirname(mini_batch[0]), "died")
+    if os.path.exists(dead) and not os.path.exists(dead + ".done"):
+        open(dead + ".done", "w").close()
+        os._exit(5)
+    if AGAIN and again and mini_batch[0].endswith("item0000.txt"):
+        open(dead, "w").close()
+    if AGAIN and again and""", 1)
+    step = make_step(script, files=16, processCountPerNode=1, miniBatchSize="2")
+    (step.root / "src" / "written.bin").write_bytes(b'{"run": 0, "try": 1}\n' * 2)
+    result = step.run()
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert sorted(step.output_lines()) == [f"item{i:04d}.txt" for i in range(16)]
+    assert {r["failed"] for r in step.report_rows()} == {"0"}
+    assert step.marks("ran").count("item0000.txt") == 3
+
+
+def test_a_forged_error_that_fits_does_not_void_the_result_it_was_forged_over(
+        make_step: MakeStep) -> None:
+    """A script can forge an 'error' for the mini-batch it is in: the shard takes it (with
+    runMaxTry 1 it commits that failure), then the worker's own 'done' does not fit and it
+    is replaced. The worker's record came from the shard's command: it counts, and wins
+    over the failure."""
+    step = make_step(pipe_writer(EVENTS, item="item0000.txt"), files=8,
+                     processCountPerNode=1, miniBatchSize="2", runMaxTry=1)
+    (step.root / "src" / "written.bin").write_bytes(
+        b'{"error": {"type": "X", "message": "forged"}, "id": 0, "seconds": 0}\n')
+    step.run()
+    assert sorted(step.output_lines()) == [f"item{i:04d}.txt" for i in range(8)]
+    assert step.report_rows()[0]["status"] == "succeeded"
+
+
 @pytest.mark.parametrize(("written", "again", "forged"), [
     (b"junk after the last command\n", False, 0),
     (b'{"run": 0, "try": 1}\n', True, 1),  # runs mini-batch 0 again, which returns nothing

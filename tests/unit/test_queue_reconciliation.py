@@ -14,6 +14,7 @@ from prs_runner.execution.queue_reconciliation import (
     fits,
     read_ahead,
     settle_lost,
+    unsent,
 )
 from prs_runner.output.results import SUCCEEDED, ResultHeader
 
@@ -149,3 +150,20 @@ def test_ran_fits_only_where_commits_are_grouped() -> None:
     """On a local output a worker commits before it says anything: it never says 'ran'."""
     assert fits({"ran": 1}, [1], True, set(), grouped=True)
     assert not fits({"ran": 1}, [1], True, set(), grouped=False)
+
+
+@pytest.mark.parametrize(("ids", "sent", "forged"), [
+    ([], [], []),
+    ([0, 1, 2], [0, 1, 2], []),
+    ([0, 2], [0, 1, 2], []),  # 1 failed (its failure is the shard's record)
+    ([1, 2], [1, 1, 2], []),  # a try of 1 failed, the next one committed
+    ([0, 1, 0], [0, 1], [2]),  # 0 again: no command sent it twice
+    ([0, 5, 1], [0, 1], [1]),  # never sent
+    ([0, 2, 1, 2], [0, 1, 2], [3]),  # 2 ran early on a forged command: the later one is not
+    ([7], [], [0]),  # before any command (init() forged it)
+    ([3, 3], [3, 4, 3], []),  # sent twice, run twice
+    ([3, 3, 3], [3, 4, 3], [2]),
+])
+def test_records_no_command_accounts_for_ran_on_a_forged_one(
+        ids: list[int], sent: list[int], forged: list[int]) -> None:
+    assert unsent(ids, sent) == forged

@@ -6,6 +6,7 @@ reads the log and acts on the answer.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import islice
@@ -29,6 +30,21 @@ def read_ahead(queue: Sequence[int], headers: Iterable[ResultHeader]) -> list[Re
             break
         ahead.append(header)
     return ahead
+
+
+def unsent(ids: Sequence[int], sent: Sequence[int]) -> list[int]:
+    """Of IDS, the mini-batches of a life's records in order, the positions of those that
+    no command the shard SENT accounts for: a mini-batch recorded more often than it was
+    sent ran, the last times, on a command the shard never sent (its script forged it).
+    Which of its runs that was is not known; each ran the script's run() on it."""
+    left = Counter(sent)
+    unmatched: list[int] = []
+    for position, mb_id in enumerate(ids):
+        if left[mb_id] > 0:
+            left[mb_id] -= 1
+        else:
+            unmatched.append(position)
+    return unmatched
 
 
 @dataclass(frozen=True)

@@ -220,7 +220,6 @@ class ShardSupervisor:
         kill_group(slot.pid)
         print(f"shard {self.index}: {error['message']}; a new worker runs on", file=sys.stderr,
               flush=True)
-        void_unsent(self.output, slot, set(slot.queue))
         self.lose_worker(slot, error)
         self.account.remember_error(error, None)  # said even where no try failed
 
@@ -316,6 +315,7 @@ class ShardSupervisor:
             mb_id = self.work.pending.popleft()
             self.account.tries[mb_id] = tries = self.account.tries.get(mb_id, 0) + 1
             slot.queue.append(mb_id)
+            slot.commands_sent.append(mb_id)
             commands.append(encode_command(mb_id, tries))
         # A dead worker's pipe is broken; its EOF returns these mini-batches.
         with contextlib.suppress(BrokenPipeError):
@@ -376,12 +376,15 @@ class ShardSupervisor:
         those are done; those it ran to the end but had not committed, and those it had not
         started, go back to the queue; the one it was running failed a try."""
         queue, ran, was_ready = deque(slot.queue), set(slot.ran), slot.ready
+        life, sent = slot.life, slot.commands_sent
         self.processes.retire(slot)
         if not was_ready:
             self.fail_init(slot, {**error, "traceback": ""})
             return
+        commits = read_life(self.output, life)
+        forged = {id(c) for c in void_unsent(self.output, commits, sent)}
         lost = settle_lost(queue, ran, {c.header.id: c.header
-                                        for c in read_life(self.output, slot.life)})
+                                        for c in commits if id(c) not in forged})
         for header in lost.done:
             self.account.finish(header.id, vars(header))
         back = [mb_id for mb_id in lost.back
@@ -424,7 +427,8 @@ class ShardSupervisor:
         for slot in stopped:
             error = said_after_stop(slot)
             if error is not None:  # all it ran was said: what it ran on a forged command
-                forged = void_unsent(self.output, slot, ())  # does not count
+                forged = len(void_unsent(self.output, read_life(self.output, slot.life),
+                                         slot.commands_sent))
                 print(f"shard {self.index}: {error['message']} (after its last mini-batch; "
                       f"{forged} records of mini-batches the shard did not send do not count)",
                       file=sys.stderr, flush=True)

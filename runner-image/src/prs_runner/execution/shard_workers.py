@@ -81,6 +81,7 @@ class WorkerProcesses:
         # Gone: its descriptors' numbers and its pid may be another's from now on.
         slot.pid, slot.commands, slot.events = 0, -1, -1
         slot.queue, slot.ran, slot.ready, slot.said = deque(), set(), False, False
+        slot.commands_sent = []
         slot.told, slot.read_early = 0, set()
 
     def logged_metrics(self, processes: int) -> list[int]:

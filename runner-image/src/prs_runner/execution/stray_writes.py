@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Container
+from collections.abc import Sequence
 
+from prs_runner.execution.queue_reconciliation import unsent
 from prs_runner.execution.worker_messages import (
     decode_events,
     stray_command_error,
@@ -17,21 +18,20 @@ from prs_runner.execution.worker_messages import (
     unfit_error,
 )
 from prs_runner.execution.worker_slot import Slot
-from prs_runner.output.commit_log import read_life, void
+from prs_runner.output.commit_index import Commit
+from prs_runner.output.commit_log import void
 from prs_runner.storage.filesystem import Storage
 
 AFTER_STOP_BYTES = 1 << 20  # read of a stopped worker's pipe: a 'stopped' is 18
 
 
-def void_unsent(output: Storage, slot: Slot, queued: Container[int]) -> int:
-    """SLOT's worker said what no worker says: the records its life committed past those
-    the shard was told of, of mini-batches not QUEUED for it, ran on a command the shard
-    never sent (a forged one). They do not count (an earlier record of the same mini-batch
-    does); how many there were."""
-    forged = [commit for commit in read_life(output, slot.life)[slot.told:]
-              if commit.header.id not in queued]
+def void_unsent(output: Storage, commits: list[Commit], sent: Sequence[int]) -> list[Commit]:
+    """Of COMMITS, a worker life's records in order, those no command the shard SENT it
+    accounts for (queue_reconciliation.unsent: its script forged the command they ran
+    on). They do not count (the mini-batch's record from its command does); returned."""
+    forged = [commits[at] for at in unsent([c.header.id for c in commits], sent)]
     void(output, forged)
-    return len(forged)
+    return forged
 
 
 def said_after_stop(slot: Slot) -> dict[str, str] | None:

@@ -32,6 +32,7 @@ class Slot:
     head_started: float = 0.0
     ready: bool = False
     said: bool = False  # whether this life has said anything of a mini-batch
+    commands_sent: list[int] = field(default_factory=list)  # this life's runs, in order
     init_failures: int = 0
     dead: bool = False
     depth: int = PREFETCH
