@@ -218,8 +218,7 @@ class ShardSupervisor:
         """SLOT's worker said something no runner says (its script wrote to its pipes, the
         ERROR says what): what it says next cannot be trusted, so a new worker runs on."""
         kill_group(slot.pid)
-        print(f"shard {self.index}: {error['message']}; a new worker runs on", file=sys.stderr,
-              flush=True)
+        self.say_replaced(error)
         self.lose_worker(slot, error)
         self.account.remember_error(error, None)  # said even where no try failed
 
@@ -228,16 +227,24 @@ class ShardSupervisor:
         a thread it started did): it ran nothing, so its mini-batches go back with no try
         spent, and the error counts as an init() failure (a worker that fails so every time
         ends the step InitFailed, not each mini-batch tried until it fails)."""
-        print(f"shard {self.index}: {error['message']}; a new worker runs on", file=sys.stderr,
-              flush=True)
+        self.say_replaced(error)
         back = list(slot.queue)
         self.processes.retire(slot)
-        for mb_id in back:
-            self.account.tries[mb_id] -= 1
-        self.work.pending.extendleft(reversed(back))
+        self.give_back(back)
         self.fail_init(slot, error)
         for other in self.slots:
             self.dispatch(other)
+
+    def say_replaced(self, error: dict[str, str]) -> None:
+        print(f"shard {self.index}: {error['message']}; a new worker runs on", file=sys.stderr,
+              flush=True)
+
+    def give_back(self, mb_ids: list[int]) -> None:
+        """MB_IDS, sent to a worker that did not run them, go back to the queue's head with
+        no try spent (not the script's)."""
+        for mb_id in mb_ids:
+            self.account.tries[mb_id] -= 1
+        self.work.pending.extendleft(reversed(mb_ids))
 
     def check_progress(self) -> None:
         """NoProgress when no mini-batch finished in this shard for progressUpdateTimeout."""
@@ -389,9 +396,7 @@ class ShardSupervisor:
             self.account.finish(header.id, vars(header))
         back = [mb_id for mb_id in lost.back
                 if not self.lost_uncommitted(mb_id, ran, error, slot.index)]
-        for mb_id in back:
-            self.account.tries[mb_id] -= 1  # not the script's try
-        self.work.pending.extendleft(reversed(back))
+        self.give_back(back)
         running, started = lost.running, slot.head_started
         if lost.running_since:
             started = max(started, monotonic_of(lost.running_since))
