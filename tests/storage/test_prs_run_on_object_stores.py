@@ -467,6 +467,46 @@ def test_shards_take_work_from_each_other_on_an_object_store(
     assert any(ran_by[n] == 1 for n in range(15)), ran_by
 
 
+SLOW_FIRST_TEN = '''
+import os, time
+def run(mini_batch):
+    time.sleep(0.4 if int(open(mini_batch[0]).read()) < 10 else 0.05)
+    return [os.path.basename(p) for p in mini_batch]
+'''
+
+
+def test_a_shard_takes_back_neither_what_it_runs_nor_what_it_ran(
+    s3_server: StorageServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """2 shards x 2 processes, the first ten mini-batches slow: shard 1 takes from shard 0,
+    which then takes back from shard 1 while an object store's commits are a second behind.
+    A thief leaves what its own workers hold or have finished (it ran them: it ran some
+    twice, and said try 2 and 3 of mini-batches no try of which failed), and takes what its
+    victim reaches last (it took the ones the victim ran first, a moment ago)."""
+    prefix = f"t-{uuid.uuid4().hex[:8]}"
+    source = storage(s3_server, f"{prefix}/in", monkeypatch)
+    for number in range(60):
+        source.write_atomic(f"item{number:04d}.txt", f"{number:04d}".encode())
+    step = write_step(tmp_path, {"input": {"type": "files", "uri": s3_server.uri(f"{prefix}/in")},
+                                 "output": {"uri": s3_server.uri(f"{prefix}/out")},
+                                 "miniBatchSize": "1"})
+    (tmp_path / "code" / "score.py").write_text(SLOW_FIRST_TEN)
+    done = prs_run(step, s3_server)
+    assert done.returncode == 0, done.stderr
+    output = storage(s3_server, f"{prefix}/out", monkeypatch)
+    lines = output.read_bytes("parallel_run_step.txt").decode().splitlines()
+    assert lines == [f"item{n:04d}.txt" for n in range(60)]
+    records = [commit.header for commit in read_commits(output)]
+    assert {header.tries for header in records} == {1}
+    ran_where = [(header.id, header.shard) for header in records]
+    assert len(ran_where) == len(set(ran_where)), sorted(ran_where)
+    steals = [n for n in output.list_names("_prs/steals") if n.endswith(".json")]
+    assert any(n.endswith("-1-0.json") for n in steals), steals  # taken back by shard 0
+    # What runs twice is what a victim ran in the second before its commit was read (and
+    # what it held when the mark was written): a few, not a third of the input.
+    assert len(records) - 60 <= 12, sorted(ran_where)
+
+
 METRICS_SCRIPT = '''
 import os
 def run(mini_batch):

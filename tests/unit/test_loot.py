@@ -29,25 +29,41 @@ PLANNED = {0: 0, 1: 0, 2: 0, 3: 1, 4: 1, 5: 1}
     # Taken again from the thief.
     ([Mark("a", 0, 1, (2,)), Mark("b", 1, 2, (2, 5))], {2: 2, 5: 2}),
     # Written before the thief owned it: not moved by that mark.
-    ([Mark("a", 1, 2, (2, 5)), Mark("b", 0, 1, (2,))], {2: 1, 5: 2}),
+    ([Mark("a", 1, 2, (2, 5)), Mark("b", 0, 1, (2,))], {5: 2, 2: 1}),
+    # Moved back to the shard the plan gave it: still a move, ordered as the last one.
+    ([Mark("a", 0, 1, (1, 2)), Mark("b", 1, 0, (1,))], {2: 1, 1: 0}),
     # An id the plan does not have is ignored.
     ([Mark("a", 0, 1, (99,))], {}),
 ])
 def test_owners_after_the_marks(marks: list[Mark], moved: dict[int, int]) -> None:
-    assert owners_after(PLANNED.get, marks) == moved
+    after = owners_after(PLANNED.get, marks)
+    assert list(after.items()) == list(moved.items())  # in the order of the last moves
 
 
 def planned_ids(shard: int) -> list[int]:
     return [mb_id for mb_id, owner in PLANNED.items() if owner == shard]
 
 
-def test_owned_by_a_shard_in_id_order() -> None:
+def test_owned_by_a_shard_in_the_order_it_runs_them() -> None:
     moved = {2: 1, 4: 0, 5: 2}
     assert owned_by(0, planned_ids(0), moved) == [0, 1, 4]
-    assert owned_by(1, planned_ids(1), moved) == [2, 3]
+    assert owned_by(1, planned_ids(1), moved) == [3, 2]  # its own share first, then loot
     assert owned_by(2, planned_ids(2), moved) == [5]
     assert owned_by(3, planned_ids(3), moved) == []
     assert owned_by(0, planned_ids(0), {}) == [0, 1, 2]
+    # Loot in the order it was moved (mark by mark), not in id order.
+    assert owned_by(1, planned_ids(1), {5: 0, 3: 0, 0: 1, 4: 0, 1: 1}) == [0, 1]
+    assert owned_by(0, [1, 0], {4: 0, 3: 0, 2: 1}) == [0, 1, 4, 3]
+
+
+def test_a_thief_takes_what_its_victim_reaches_last() -> None:
+    """Shard 1 took 3..5 and then 0..2 from shard 0; a thief (shard 2) sees all six as not
+    committed yet (the first ones ran a moment ago): it takes the last ones shard 1 runs."""
+    planned = {mb_id: 0 for mb_id in range(6)}
+    moved = owners_after(planned.get, [Mark("a", 0, 1, (3, 4, 5)), Mark("b", 0, 1, (0, 1, 2))])
+    remaining = owned_by(1, [], moved)
+    assert remaining == [3, 4, 5, 0, 1, 2]
+    assert loot_of(remaining, 2) == [1, 2]
 
 
 @pytest.mark.parametrize(("left", "keep", "victim"), [
@@ -73,7 +89,7 @@ def test_pick_victim_never_the_thief_itself() -> None:
 
 @pytest.mark.parametrize(("ids", "keep", "loot"), [
     ([5, 6, 7, 8], 0, [7, 8]),
-    ([8, 5, 7, 6], 0, [7, 8]),  # in id order, whatever the input order
+    ([8, 5, 7, 6], 0, [7, 6]),  # the owner's order, not id order
     ([5, 6, 7, 8, 9], 0, [8, 9]),  # the smaller half: the owner keeps more
     ([5, 6], 0, [6]),
     ([5], 0, []),

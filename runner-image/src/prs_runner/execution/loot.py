@@ -1,11 +1,17 @@
-"""Work stealing between shards: who owns a mini-batch after the steals so far, and what an
-idle shard takes. Pure.
+"""Work stealing between shards: who owns a mini-batch after the steals so far, in the
+order its owner runs them, and what an idle shard takes. Pure.
 
 Every mini-batch starts with the shard the plan gave it. A shard with nothing left writes a
 steal mark that moves part of another shard's remaining mini-batches to itself. Marks are
 applied in the order of their names (the time they were written, then victim and thief):
 a mark moves only the mini-batches its victim still owned at that point, so every reader of
 the same marks gets the same owners, whatever order it read them in.
+
+A shard runs its share of the plan in id order, then what it took, mark by mark, in the
+order each mark lists them (it takes only once its queue is empty). Every reader derives the
+same order from the marks (owned_by), so a thief takes what its victim reaches last: not
+what the victim is running, or ran a moment ago and whose commit the thief cannot see yet
+(an object store's commits are flushed about once a second).
 
 Why the output stays exactly once and in order: ownership only decides who runs a
 mini-batch, never what is committed. A victim that ran a mini-batch before it saw the mark
@@ -39,16 +45,17 @@ def owners_after(planned: Callable[[int], int | None],
     for mark in sorted(marks, key=lambda m: m.name):
         for mb_id in mark.ids:
             if moved.get(mb_id, planned(mb_id)) == mark.victim:
+                moved.pop(mb_id, None)  # the dict's order is the order of the last moves
                 moved[mb_id] = mark.thief
     return moved
 
 
 def owned_by(shard: int, planned_ids: Iterable[int], moved: Mapping[int, int]) -> list[int]:
-    """SHARD's mini-batches, in id order: those the plan gave it (PLANNED_IDS) that no mark
-    moved, and those marks moved to it."""
-    own = {mb_id for mb_id in planned_ids if mb_id not in moved}
-    own.update(mb_id for mb_id, owner in moved.items() if owner == shard)
-    return sorted(own)
+    """SHARD's mini-batches in the order it runs them: those the plan gave it (PLANNED_IDS,
+    in id order) that no mark moved, then those marks moved to it, in the order of the
+    moves (MOVED as owners_after orders it)."""
+    own = sorted(mb_id for mb_id in planned_ids if mb_id not in moved)
+    return own + [mb_id for mb_id, owner in moved.items() if owner == shard]
 
 
 def remaining_counts(shards: int, planned_left: Callable[[int], int],
@@ -73,8 +80,8 @@ def pick_victim(left: Sequence[int], thief: int, keep: int) -> int:
 
 
 def loot_of(ids: Sequence[int], keep: int) -> list[int]:
-    """What a thief takes of its victim's remaining IDS: the later half (in id order, so the
-    ones its owner reaches last) of those beyond the first KEEP; the owner keeps the larger
-    half."""
-    rest = sorted(ids)[keep:]
+    """What a thief takes of its victim's remaining IDS (in the order the victim runs them):
+    the later half of those beyond the first KEEP, the ones the victim reaches last; the
+    owner keeps the larger half."""
+    rest = list(ids)[keep:]
     return rest[len(rest) - len(rest) // 2 :]

@@ -134,7 +134,7 @@ class ShardSupervisor:
         return bool(self.work.pending or any(s.queue for s in self.slots))
 
     def take_work(self, last: bool) -> None:
-        if not self.work.take(last):
+        if not self.work.take(last, {mb_id for s in self.slots for mb_id in s.queue}):
             return
         for slot in self.slots:
             slot.new_work()
@@ -344,6 +344,7 @@ class ShardSupervisor:
         )
         self.log.add(header, b"")
         self.log.flush()
+        self.work.committed(mb_id)
         self.account.counts += Counts(0, 1, 0, items, 0)
         self.account.check_thresholds()
         self.report(force=True)

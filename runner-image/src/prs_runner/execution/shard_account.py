@@ -34,6 +34,7 @@ class ShardAccount:
     def finish(self, mb_id: int, event: dict[str, Any]) -> None:
         """MB_ID is committed with EVENT's counts (a worker's 'done', or its header's)."""
         self.unfinished.pop(mb_id, None)
+        self.work.committed(mb_id)
         self.counts += Counts(1, 0, event["succeeded"], event["failed"], event["rows"])
         if event.get("item_error"):
             self.remember_error(event["item_error"], mb_id, raised=False)

@@ -74,12 +74,19 @@ class ShardWork:
                 self.pending.append(mb_id)
         return counts
 
-    def take(self, last: bool) -> bool:
-        """Take work from another shard's tail (LAST: the try this shard ends with is never
-        skipped); whether any was taken."""
-        taken = self.balancer.take(last) if self.balancer is not None else []
+    def take(self, last: bool, held: set[int]) -> bool:
+        """Take work from another shard's tail, but what this shard's workers HELD (LAST:
+        the try this shard ends with is never skipped); whether any was taken."""
+        taken = self.balancer.take(last, held) if self.balancer is not None else []
         self.pending.extend(taken)
         return bool(taken)
+
+    def committed(self, mb_id: int) -> None:
+        """MB_ID is committed by this shard: a thief of this shard does not take it back
+        before its commit can be read (an object store's commits are flushed about once a
+        second)."""
+        if self.balancer is not None:
+            self.balancer.committed.add(mb_id)
 
     def prune(self, every: float) -> None:
         """Read the steal marks now and then; drop what another shard took from the queue."""

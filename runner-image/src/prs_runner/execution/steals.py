@@ -12,6 +12,7 @@ import contextlib
 import json
 import time
 from collections import deque
+from collections.abc import Collection
 
 from prs_runner.execution.loot import (
     Mark,
@@ -44,12 +45,12 @@ class Balancer:
         # a billed request on an object store.
         self.fresh = FRESH_SECONDS if output.local is not None else BALANCE_SECONDS
 
-    def take(self, last: bool) -> list[int]:
-        """Work taken from another shard, if any; tried at most every BALANCE_SECONDS but
-        when it is the LAST try before this shard ends."""
+    def take(self, last: bool, held: Collection[int]) -> list[int]:
+        """Work taken from another shard, if any, but what this shard's workers HELD; tried
+        at most every BALANCE_SECONDS but when it is the LAST try before this shard ends."""
         if time.monotonic() - self.gave_up < BALANCE_SECONDS and not last:
             return []
-        taken = self.steal(self.committed.refresh())
+        taken = self.steal(self.committed.refresh(), held)
         if not taken:
             self.gave_up = time.monotonic()
         return taken
@@ -85,8 +86,10 @@ class Balancer:
     def owned(self) -> list[int]:
         return owned_by(self.shard, self.plan.shard_ids(self.shard), self.moved)
 
-    def steal(self, committed: CommittedSet) -> list[int]:
-        """Take part of the shard with the most left (none committed); the ids taken."""
+    def steal(self, committed: CommittedSet, held: Collection[int]) -> list[int]:
+        """Take part of the shard with the most left (none committed, none this shard's
+        workers HELD: they run them already, as a victim that took them, unseen yet); the
+        ids taken."""
         self.refresh()
         shard_ids = self.plan.shard_ids
         left = remaining_counts(
@@ -98,7 +101,8 @@ class Balancer:
         if victim < 0:
             return []
         owned = owned_by(victim, shard_ids(victim), self.moved)
-        ids = loot_of([mb_id for mb_id in owned if mb_id not in committed], self.held)
+        ids = loot_of([mb_id for mb_id in owned if mb_id not in committed
+                       and mb_id not in held], self.held)
         if not ids:
             return []
         name = f"{time.time_ns():016x}-{victim}-{self.shard}.json"
