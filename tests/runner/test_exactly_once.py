@@ -8,6 +8,8 @@ import signal
 import time
 from pathlib import Path
 
+import pytest
+
 from prs_runner.output.commit_index import chosen
 from prs_runner.output.commit_log import read_commits
 from prs_runner.storage.filesystem import Storage
@@ -118,6 +120,30 @@ def test_killing_prs_run_leaves_no_worker_and_a_rerun_resumes(make_step: MakeSte
     assert result.returncode == 0, result.stderr
     rerun_calls = step.marks("calls")[calls_before:]
     assert len(rerun_calls) <= 120 - done_before + 4  # only what had not been committed
+    assert step.output_lines() == [f"item{i:04d}.txt" for i in range(240)]
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_sigterm_or_sigint_to_prs_run_stops_the_shards_says_so_and_a_rerun_resumes(
+    make_step: MakeStep, sig: signal.Signals
+) -> None:
+    """`kill`, `timeout` or a cancelled CI job send SIGTERM to `prs` alone (it was killed by
+    it, said nothing, and its shards wrote no outcome); Ctrl-C, SIGINT."""
+    step = make_step(slow(0.05), files=240, nodeCount=2, processCountPerNode=2)
+    run = step.start()
+    wait_for(lambda: committed(step) >= 20)
+    run.send_signal(sig)
+    _, err = run.communicate(timeout=30)
+    assert run.returncode == 128 + sig
+    word = "terminated (SIGTERM)" if sig == signal.SIGTERM else "interrupted"
+    assert err.splitlines()[-1] == f"{word}: run `prs run` again to resume"
+    assert "Traceback" not in err
+    wait_for(lambda: not step_processes(step), timeout=10)
+    assert sorted(p.name for p in (step.out / "_prs" / "shards").iterdir()) == [
+        "0.json", "1.json"]  # each shard stopped and said where it was
+
+    result = step.run()
+    assert result.returncode == 0, result.stderr
     assert step.output_lines() == [f"item{i:04d}.txt" for i in range(240)]
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import io
 import os
+import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -294,14 +295,29 @@ def main(argv: list[str] | None = None,
     except OSError as error:
         print(f"prs {args.command}: {describe_os_error(error)}", file=sys.stderr)
         return 2
+    except Terminated:
+        # `kill`, `timeout`, a CI job cancelled: what is left, as after Ctrl-C.
+        print(args.on_interrupt.replace("interrupted", "terminated (SIGTERM)", 1),
+              file=sys.stderr)
+        return 128 + signal.SIGTERM
     except KeyboardInterrupt:
         print(args.on_interrupt, file=sys.stderr)  # what Ctrl-C left behind, per command
-        return 130
+        return 128 + signal.SIGINT
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where `prs` is, so that it stops as on Ctrl-C: its shards stopped
+    and their outcomes written, what is left said."""
+
+
+def raise_terminated(signum: int, frame: object) -> None:
+    raise Terminated
 
 
 def entry() -> None:
     """The console script: main(), then exit without the interpreter's teardown."""
     runner_gc()
+    signal.signal(signal.SIGTERM, raise_terminated)
     standby = spawn_standby_shard(sys.argv[1:])
     escape_surrogates(sys.stdout, sys.stderr)
     exit_now(main(standby=standby))
