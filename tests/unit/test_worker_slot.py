@@ -121,3 +121,49 @@ def test_what_a_worker_is_doing(state: dict[str, object], expected: str) -> None
     for name, value in state.items():
         setattr(slot, name, deque(value) if name == "queue" else value)  # type: ignore[call-overload]
     assert slot.doing(100.0) == expected
+
+
+def done(*ids: int) -> list[dict[str, object]]:
+    return [{"done": mb_id} for mb_id in ids]
+
+
+@pytest.mark.parametrize(("queued", "ran", "early", "said", "fresh", "left", "unsaid"), [
+    ([1, 2, 3], set(), set(), [1, 2], [1, 2], [3], 2),
+    # Said 'ran' before (an object store): finished then, not now.
+    ([1, 2, 3], {1}, set(), [1, 2], [1, 2], [3], 1),
+    ([1, 2], {1, 2}, set(), [1, 2], [1, 2], [], 0),
+    # Read in its log already (catch_up): off the queue then, not counted again.
+    ([3], set(), {1, 2}, [1, 2, 3], [3], [], 1),
+    ([2, 3], set(), {1}, [1, 2], [2], [3], 1),
+    ([1, 2], set(), set(), [], [], [1, 2], 0),
+])
+def test_said_done(queued: list[int], ran: set[int], early: set[int], said: list[int],
+                   fresh: list[int], left: list[int], unsaid: int) -> None:
+    one = Slot(0, queue=deque(queued), ran=set(ran), read_early=set(early), ready=True,
+               head_started=1.0, told=5)
+    one.sent(0.0)
+    got = one.said_done(done(*said), 2.0)
+    assert [event["done"] for event in got] == fresh
+    assert list(one.queue) == left
+    assert one.read_early == set()  # each early one is said once, then forgotten
+    assert one.ran == ran - set(fresh)
+    assert one.told == 5 + len(fresh)
+    assert one.head_started == (2.0 if unsaid else 1.0)
+    assert one.pace == (2.0 / unsaid if unsaid else 0.0)
+
+
+def test_said_ran_times_the_next_from_now() -> None:
+    one = Slot(0, queue=deque([4, 5]), ready=True, head_started=1.0, last_done=1.0)
+    one.said_ran(4, 3.0)
+    assert one.ran == {4}
+    assert list(one.queue) == [4, 5]  # off the queue once its commit is said
+    assert one.head_started == 3.0
+    assert one.pace == 2.0 and one.last_done == 3.0
+
+
+def test_read_in_log() -> None:
+    one = Slot(0, queue=deque([4, 5]), told=2)
+    one.read_in_log(4)
+    assert list(one.queue) == [5]
+    assert one.told == 3
+    assert one.read_early == {4}

@@ -11,22 +11,21 @@ from __future__ import annotations
 
 import contextlib
 import os
-import sys
 import time
-from collections import deque
 from collections.abc import Callable
 from typing import Any
 
 from prs_runner.execution.cpu_share import pod_process_count
 from prs_runner.execution.memory_kills import read_memory_cgroup, worker_death
 from prs_runner.execution.processes import kill_group, reap, stop_idle
-from prs_runner.execution.queue_reconciliation import ended_at, fits, read_ahead, settle_lost
+from prs_runner.execution.queue_reconciliation import ended_at, fits, read_ahead
 from prs_runner.execution.shard_account import ShardAccount
+from prs_runner.execution.shard_failures import ShardFailures, monotonic_of
 from prs_runner.execution.shard_outcome import Outcome, emit
 from prs_runner.execution.shard_work import ShardWork
 from prs_runner.execution.shard_workers import WorkerProcesses
 from prs_runner.execution.steals import BALANCE_SECONDS
-from prs_runner.execution.stray_writes import said_after_stop, void_unsent
+from prs_runner.execution.stray_writes import check_after_stop
 from prs_runner.execution.worker_messages import (
     decode_events,
     encode_command,
@@ -36,24 +35,20 @@ from prs_runner.execution.worker_messages import (
     unfit_error,
 )
 from prs_runner.execution.worker_slot import SHALLOWEST, Slot
-from prs_runner.output.commit_log import CommitLog, life_name, read_life, read_life_after
-from prs_runner.output.results import FAILED as FAILED_STATUS
-from prs_runner.output.results import ResultHeader
+from prs_runner.output.commit_log import CommitLog, life_name, read_life_after
 from prs_runner.planning.plan_store import OpeningView, PlanView
 from prs_runner.step.spec import progress_timeout
-from prs_runner.step.thresholds import Counts
 from prs_runner.storage.filesystem import Storage
 from prs_runner.storage.local_staging import LocalStaging
 from prs_runner.storage.object_reads import requests_made
 
-INIT_MAX_TRIES = 3
 PROGRESS_INTERVAL = 0.25
 PLAN_POLL_SECONDS = 0.005  # while workers start up, the plan is being written
 # On an object store each look for the plan (and its openings) is a request or two.
 REMOTE_PLAN_POLL_SECONDS = 0.05
 
 
-class ShardSupervisor:
+class ShardSupervisor(ShardFailures):
     """Runs one shard's mini-batches on processCountPerNode workers. Without a plan yet, it
     starts the workers (imports, init()) and waits for the plan to appear at plan_uri."""
 
@@ -214,38 +209,6 @@ class ShardSupervisor:
         if wrong is not None and slot.pid == pid:
             self.replace_stray(slot, wrong)
 
-    def replace_stray(self, slot: Slot, error: dict[str, str]) -> None:
-        """SLOT's worker said something no runner says (its script wrote to its pipes, the
-        ERROR says what): what it says next cannot be trusted, so a new worker runs on."""
-        kill_group(slot.pid)
-        self.say_replaced(error)
-        self.lose_worker(slot, error)
-        self.account.remember_error(error, None)  # said even where no try failed
-
-    def replace_unstarted(self, slot: Slot, error: dict[str, str]) -> None:
-        """SLOT's worker read no command before its first (its init() wrote to its pipe, or
-        a thread it started did): it ran nothing, so its mini-batches go back with no try
-        spent, and the error counts as an init() failure (a worker that fails so every time
-        ends the step InitFailed, not each mini-batch tried until it fails)."""
-        self.say_replaced(error)
-        back = list(slot.queue)
-        self.processes.retire(slot)
-        self.give_back(back)
-        self.fail_init(slot, error)
-        for other in self.slots:
-            self.dispatch(other)
-
-    def say_replaced(self, error: dict[str, str]) -> None:
-        print(f"shard {self.index}: {error['message']}; a new worker runs on", file=sys.stderr,
-              flush=True)
-
-    def give_back(self, mb_ids: list[int]) -> None:
-        """MB_IDS, sent to a worker that did not run them, go back to the queue's head with
-        no try spent (not the script's)."""
-        for mb_id in mb_ids:
-            self.account.tries[mb_id] -= 1
-        self.work.pending.extendleft(reversed(mb_ids))
-
     def check_progress(self) -> None:
         """NoProgress when no mini-batch finished in this shard for progressUpdateTimeout."""
         limit = progress_timeout(self.spec)
@@ -268,23 +231,10 @@ class ShardSupervisor:
             self.last_progress = time.monotonic()
             slot.said = True
         if "ran" in event:  # its commit follows (object stores): the next one runs now
-            slot.ran.add(event["ran"])
-            slot.head_started = time.monotonic()
-            slot.finished(1, slot.head_started)
+            slot.said_ran(event["ran"], time.monotonic())
         elif "done" in event:
-            now = time.monotonic()
-            fresh = event["done"]
-            if slot.read_early:  # some were read in its log already (catch_up)
-                fresh = [done for done in fresh if done["done"] not in slot.read_early]
-                slot.read_early.difference_update(done["done"] for done in event["done"])
-            unsaid = sum(done["done"] not in slot.ran for done in fresh)
-            if unsaid:
-                slot.head_started = now
-                slot.finished(unsaid, now)
             self.worker_requests += int(event.get("requests", 0))
-            slot.told += len(fresh)
-            for done in fresh:
-                slot.ran.discard(slot.queue.popleft())
+            for done in slot.said_done(event["done"], time.monotonic()):
                 self.account.finish(done["done"], done)
         elif "commit_failed" in event:
             mb_id = slot.queue.popleft()
@@ -328,37 +278,6 @@ class ShardSupervisor:
         with contextlib.suppress(BrokenPipeError):
             os.write(slot.commands, b"".join(commands))
 
-    def fail_try(self, mb_id: int, error: dict[str, Any], process: int,
-                 seconds: float) -> None:
-        """A try of MB_ID failed in worker PROCESS after SECONDS; the last one is committed
-        as a failure, with that worker and time (the report shows where it ran)."""
-        if self.account.retry(mb_id, error, process):
-            self.work.pending.appendleft(mb_id)
-            return
-        items, tries = self.work.mini_batch(mb_id).item_count, self.account.tries[mb_id]
-        header = ResultHeader(
-            id=mb_id, shard=self.index, process=process, tries=tries, items=items,
-            succeeded=0, failed=items, seconds=round(seconds, 6), status=FAILED_STATUS,
-            error={"type": error["type"], "message": error["message"]},
-            started=round(time.time() - seconds, 6),  # the last try's, on the report's timeline
-        )
-        self.log.add(header, b"")
-        self.log.flush()
-        self.work.committed(mb_id)
-        self.account.counts += Counts(0, 1, 0, items, 0)
-        self.account.check_thresholds()
-        self.report(force=True)
-
-    def fail_init(self, slot: Slot, error: dict[str, Any], lasting: bool = False) -> None:
-        """Called once the slot is retired: start it again, or give it up (at once when the
-        error is LASTING: a fresh process would raise it again)."""
-        self.account.remember_error(error, None)
-        slot.init_failures += 1
-        if slot.init_failures < INIT_MAX_TRIES and not lasting:
-            self.processes.start(slot)
-        else:
-            slot.dead = True
-
     def catch_up(self, slot: Slot) -> None:
         """A local worker holds the 'done's of its last quick mini-batches while its next
         run() runs (execution.committer): read what it committed beyond what it said, so
@@ -369,59 +288,13 @@ class ShardSupervisor:
         committed = read_life_after(self.output, slot.life, slot.told)
         ahead = read_ahead(slot.queue, (commit.header for commit in committed))
         for header in ahead:
-            slot.queue.popleft()
-            slot.told += 1
-            slot.read_early.add(header.id)
+            slot.read_in_log(header.id)
             self.account.finish(header.id, vars(header) | {"item_error": header.error})  # as said
         ended = max((ended_at(header) for header in ahead), default=0.0)
         if ended:
             moment = monotonic_of(ended)
             slot.head_started = max(slot.head_started, moment)
             self.last_progress = max(self.last_progress, moment)  # another may be later
-
-    def lose_worker(self, slot: Slot, error: dict[str, Any]) -> None:
-        """A worker died or was killed. Its log says which of its mini-batches are committed:
-        those are done; those it ran to the end but had not committed, and those it had not
-        started, go back to the queue; the one it was running failed a try."""
-        queue, ran, was_ready = deque(slot.queue), set(slot.ran), slot.ready
-        life, sent = slot.life, slot.commands_sent
-        self.processes.retire(slot)
-        if not was_ready:
-            self.fail_init(slot, {**error, "traceback": ""})
-            return
-        commits = read_life(self.output, life)
-        forged = {id(c) for c in void_unsent(self.output, commits, sent)}
-        lost = settle_lost(queue, ran, {c.header.id: c.header
-                                        for c in commits if id(c) not in forged})
-        for header in lost.done:
-            self.account.finish(header.id, vars(header))
-        back = [mb_id for mb_id in lost.back
-                if not self.lost_uncommitted(mb_id, ran, error, slot.index)]
-        self.give_back(back)
-        running, started = lost.running, slot.head_started
-        if lost.running_since:
-            started = max(started, monotonic_of(lost.running_since))
-        if running is not None:
-            self.fail_try(running, {**error, "message": f"{error['message']} "
-                                    f"(mini-batch {running}, try {self.account.tries[running]})"},
-                          slot.index, time.monotonic() - started)
-        self.processes.start(slot)
-        self.dispatch(slot)
-
-    def lost_uncommitted(self, mb_id: int, ran: set[int], error: dict[str, Any],
-                         process: int) -> bool:
-        """MB_ID ran to the end and its worker died before its commit: it runs again, free
-        at most runMaxTry times; past that each such loss is a failed try (a worker that
-        dies there every time must not run it for ever). True when it was one."""
-        if mb_id not in ran:
-            return False
-        self.account.uncommitted[mb_id] = lost = self.account.uncommitted.get(mb_id, 0) + 1
-        if lost <= self.spec["runMaxTry"]:
-            return False
-        message = (f"{error['message']} (mini-batch {mb_id}: run() returned, and its commit "
-                   f"was lost {lost} times)")
-        self.fail_try(mb_id, {**error, "message": message}, process, 0.0)
-        return True
 
     def stop_workers(self) -> None:
         """Those with work left (a stop, or its last try) are killed; the others stop."""
@@ -431,13 +304,8 @@ class ShardSupervisor:
         stopped = [s for s in self.slots if not s.dead and s.pid and s.events >= 0]
         stop_idle(self.slots, self.spec["runInvocationTimeout"], f"shard {self.index}")
         for slot in stopped:
-            error = said_after_stop(slot)
+            error = check_after_stop(self.output, slot, self.index)
             if error is not None:  # all it ran was said: what it ran on a forged command
-                forged = len(void_unsent(self.output, read_life(self.output, slot.life),
-                                         slot.commands_sent))
-                print(f"shard {self.index}: {error['message']} (after its last mini-batch; "
-                      f"{forged} records of mini-batches the shard did not send do not count)",
-                      file=sys.stderr, flush=True)
                 self.account.remember_error(error, None)
 
     def report(self, force: bool = False) -> None:
@@ -448,8 +316,3 @@ class ShardSupervisor:
             emit(report)
             for listener in self.listeners:
                 listener(report)
-
-
-def monotonic_of(moment: float) -> float:
-    """MOMENT (Unix seconds, in the past) on time.monotonic()'s clock."""
-    return time.monotonic() - max(time.time() - moment, 0.0)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 from collections.abc import Sequence
 
 from prs_runner.execution.queue_reconciliation import unsent
@@ -19,7 +20,7 @@ from prs_runner.execution.worker_messages import (
 )
 from prs_runner.execution.worker_slot import Slot
 from prs_runner.output.commit_index import Commit
-from prs_runner.output.commit_log import void
+from prs_runner.output.commit_log import read_life, void
 from prs_runner.storage.filesystem import Storage
 
 AFTER_STOP_BYTES = 1 << 20  # read of a stopped worker's pipe: a 'stopped' is 18
@@ -32,6 +33,19 @@ def void_unsent(output: Storage, commits: list[Commit], sent: Sequence[int]) -> 
     forged = [commits[at] for at in unsent([c.header.id for c in commits], sent)]
     void(output, forged)
     return forged
+
+
+def check_after_stop(output: Storage, slot: Slot, shard: int) -> dict[str, str] | None:
+    """Read what SLOT's worker said as it stopped (said_after_stop); where it said what no
+    worker says, the records it committed on commands the shard did not send are voided,
+    one line says so on stderr, and the error is returned."""
+    error = said_after_stop(slot)
+    if error is None:
+        return None
+    forged = len(void_unsent(output, read_life(output, slot.life), slot.commands_sent))
+    print(f"shard {shard}: {error['message']} (after its last mini-batch; {forged} records "
+          "of mini-batches the shard did not send do not count)", file=sys.stderr, flush=True)
+    return error
 
 
 def said_after_stop(slot: Slot) -> dict[str, str] | None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
+from typing import Any
 
 PREFETCH = 4  # queued for a worker before its pace is known
 QUEUED_SECONDS = 0.05  # of work kept queued for a worker once its pace is known
@@ -88,3 +89,33 @@ class Slot:
         self.depth = max(SHALLOWEST, min(DEEPEST, int(QUEUED_SECONDS / max(self.pace, 1e-9))))
         self.last_done = now
 
+
+    def said_ran(self, mb_id: int, now: float) -> None:
+        """It ran MB_ID to the end at NOW (on an object store; its commit follows): its next
+        mini-batch runs from now."""
+        self.ran.add(mb_id)
+        self.head_started = now
+        self.finished(1, now)
+
+    def said_done(self, done: list[dict[str, Any]], now: float) -> list[dict[str, Any]]:
+        """It said DONE (its 'done's, at NOW, in the order of its queue): those not read in
+        its log already (read_in_log), off its queue."""
+        fresh = done
+        if self.read_early:
+            fresh = [one for one in done if one["done"] not in self.read_early]
+            self.read_early.difference_update(one["done"] for one in done)
+        unsaid = sum(one["done"] not in self.ran for one in fresh)
+        if unsaid:  # finished now, as far as the shard knows (not said as 'ran' before)
+            self.head_started = now
+            self.finished(unsaid, now)
+        self.told += len(fresh)
+        for _ in fresh:
+            self.ran.discard(self.queue.popleft())
+        return fresh
+
+    def read_in_log(self, mb_id: int) -> None:
+        """MB_ID, the head of its queue, was read committed in its log before it said so:
+        off the queue, and not counted again when its 'done' comes."""
+        self.queue.popleft()
+        self.told += 1
+        self.read_early.add(mb_id)
