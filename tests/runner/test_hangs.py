@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import time
 import uuid
+from pathlib import Path
 
 from tests.runner.conftest import MakeStep
 
@@ -57,6 +58,38 @@ def test_a_hanging_shutdown_is_cut_short_and_the_run_succeeds(make_step: MakeSte
     assert result.returncode == 0, result.stdout + result.stderr
     assert len(step.output_lines()) == 4
     assert "shutdown() did not return within 2 s; killed" in result.stderr
+
+
+def test_a_replacement_still_in_init_at_the_end_is_stopped_at_once(
+    make_step: MakeStep, tmp_path: Path
+) -> None:
+    """A worker dies; the one started in its place is in a slow init() when the others
+    finish the rest: the shard ends then (it waited runInvocationTimeout for that init() and
+    a shutdown(), and said 'shutdown() did not return', though none was called)."""
+    starts, crashed = tmp_path / "starts", tmp_path / "crashed"
+    script = f"""
+import os, time
+def init():
+    with open({str(starts)!r}, "a") as log:
+        log.write("x")
+    if os.path.getsize({str(starts)!r}) > 2:  # the third worker: a replacement
+        time.sleep(3600)
+def run(mini_batch):
+    if any(p.endswith("item0001.txt") for p in mini_batch) and not os.path.exists({str(crashed)!r}):
+        open({str(crashed)!r}, "w").close()
+        os._exit(3)
+    time.sleep(0.1)
+    return [p.rsplit("/", 1)[-1] for p in mini_batch]
+"""
+    step = make_step(script, files=12, processCountPerNode=2, runInvocationTimeout=30)
+    started = time.monotonic()
+    result = step.run(timeout=120)
+    took = time.monotonic() - started
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert starts.read_text() == "xxx"  # the replacement was started
+    assert step.output_lines() == [f"item{i:04d}.txt" for i in range(12)]
+    assert "did not return" not in result.stderr
+    assert took < 15, (took, result.stderr)
 
 
 def test_processes_started_by_run_end_with_their_worker(make_step: MakeStep) -> None:

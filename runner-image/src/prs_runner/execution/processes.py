@@ -204,15 +204,17 @@ def reap(pid: int) -> str:
 
 def stop_idle(slots: list[Slot], timeout: float, shard: str) -> None:
     """Ask each live worker to stop: its shutdown() gets TIMEOUT seconds, then the worker is
-    killed, and whatever the script started in the worker's group goes with it."""
+    killed, and whatever the script started in the worker's group goes with it. One still
+    in init() (started to replace another, late) ran nothing: it is killed at once, rather
+    than waited for to call shutdown() after an init() nothing needs any more."""
     for slot in slots:
-        if not slot.dead and slot.pid and slot.events >= 0:
+        if not slot.dead and slot.pid and slot.events >= 0 and slot.ready:
             with contextlib.suppress(BrokenPipeError):
                 os.write(slot.commands, b'{"stop": true}\n')
     deadline = time.monotonic() + timeout
     for slot in slots:
         if slot.events >= 0 and slot.pid and not slot.dead:
-            if not exited_by(slot.pid, deadline):
+            if slot.ready and not exited_by(slot.pid, deadline):
                 print(f"{shard} process {slot.index}: shutdown() did not return within "
                       f"{timeout} s; killed", file=sys.stderr)
             kill_group(slot.pid)
