@@ -141,8 +141,11 @@ def test_a_forged_run_of_a_mini_batch_already_done_does_not_replace_its_result(
 def test_a_forged_run_whose_worker_dies_before_saying_it_does_not_count(
         make_step: MakeStep) -> None:
     """The forged run of mini-batch 0 (which returns nothing) is committed, and the worker
-    exits in its next run(): its loss is settled by its log, where the forged record is
-    one more than the shard sent, and does not count."""
+    exits in its next run(), a second forged one: its loss is settled by its log, where the
+    forged record is one more than the shard sent, and does not count. (Its 'done' is said
+    at once, failed items are never held: on a loaded machine the shard may read it and
+    replace the worker before that next run() starts; the record does not count either
+    way.)"""
     script = pipe_writer(COMMANDS, again=True)
     script = script.replace("    if AGAIN and again and", """\
     dead = os.path.join(os.path.dirname(mini_batch[0]), "died")
@@ -158,7 +161,8 @@ def test_a_forged_run_whose_worker_dies_before_saying_it_does_not_count(
     assert result.returncode == 0, result.stdout + result.stderr
     assert sorted(step.output_lines()) == [f"item{i:04d}.txt" for i in range(16)]
     assert {r["failed"] for r in step.report_rows()} == {"0"}
-    assert step.marks("ran").count("item0000.txt") == 3
+    died = step.marks("ran").count("item0000.txt") == 3  # the real run and both forged ones
+    assert died or 'does not fit the commands it was sent' in result.stderr, result.stderr
 
 
 def test_a_forged_error_that_fits_does_not_void_the_result_it_was_forged_over(
