@@ -79,3 +79,40 @@ def test_a_rerun_after_a_kill_resumes_with_the_marks_it_finds(make_step: MakeSte
     assert step.output_lines() == [f"item{i:04d}.txt" for i in range(60)]
     rerun = step.marks("calls")[before:]
     assert len(rerun) <= 60 - before + 4 + 2  # what was in flight, and a race at the end
+
+
+def killed_with_marks(step: StepDir, *args: str) -> None:
+    run = step.start(*args)
+    wait_for(lambda: any((step.out / "_prs/steals").glob("*.json"))
+             if (step.out / "_prs/steals").exists() else False)
+    run.send_signal(signal.SIGKILL)
+    run.wait()
+
+
+def test_a_rerun_with_fewer_shards_drops_the_marks_of_the_old_plan(make_step: MakeStep) -> None:
+    """nodeCount does not change results, so a rerun keeps what was committed; the plan is
+    cut again for 2 shards, and the marks that named shard 2 of the old one go with it
+    (every shard crashed on them, IndexError, until --fresh)."""
+    step = skewed(make_step, files=60, delay=0.05)
+    killed_with_marks(step, "--set", "nodeCount=3")
+    marks = [p.name for p in (step.out / "_prs/steals").glob("*.json")]
+    assert marks
+    result = step.run()
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    assert step.output_lines() == [f"item{i:04d}.txt" for i in range(60)]
+    assert not set(marks) & {p.name for p in (step.out / "_prs/steals").glob("*.json")}
+
+
+def test_a_mark_naming_a_shard_the_plan_lacks_moves_nothing(make_step: MakeStep) -> None:
+    """The same plan, resumed, with a mark of shard 7 among its own (copied from another
+    output, or written by hand): every mini-batch keeps an owner that runs it."""
+    step = skewed(make_step, files=60, delay=0.05)
+    killed_with_marks(step)
+    (step.out / "_prs/steals/0000000000000001-0-7.json").write_text(
+        '{"victim": 0, "thief": 7, "ids": [20, 21, 22, 23, 24, 25, 26, 27, 28, 29]}')
+    (step.out / "_prs/steals/0000000000000002-7-1.json").write_text(
+        '{"victim": 7, "thief": 1, "ids": [20, 21]}')
+    result = step.run()
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert step.output_lines() == [f"item{i:04d}.txt" for i in range(60)]

@@ -13,6 +13,7 @@ from typing import Any, TextIO
 
 from prs_runner.execution.cpu_share import local_process_count
 from prs_runner.execution.local_shards import ShardRunner, start_shards
+from prs_runner.execution.steals import STEALS_DIR
 from prs_runner.output.commit_log import CommitFollower
 from prs_runner.output.committed_set import CommittedSet
 from prs_runner.output.merge import JOB_RESULT, REPORT_DIR, merge_results, read_shard_outcomes
@@ -238,14 +239,15 @@ def clear_for_run(output: Storage, spec: dict[str, Any], fingerprint: str, fresh
                   keep_plan: bool = False) -> bool:
     """Keep the committed results of the same step (resume, or merge again when a reusable
     result's output file was changed); otherwise start over. The old plan goes too (a shard
-    must only ever see this run's), unless KEEP_PLAN: it is this run's (kept_plan). Whether
-    the results were kept."""
+    must only ever see this run's), and the steal marks made under it (they name its
+    shards: a rerun with fewer crashed on a mark of one it no longer has), unless
+    KEEP_PLAN: it is this run's (kept_plan). Whether the results were kept."""
     earlier = earlier_result(output)
     rerun = earlier is not None and earlier.get("status") == "Succeeded" and not spec["allowReuse"]
     kept = not (fresh or rerun or earlier_fingerprint(output) != fingerprint)
     if not kept:
         start_over(output, spec)
-    plan = () if kept and keep_plan else (PLAN_FILE, PLAN_PARTS)
+    plan = () if kept and keep_plan else (PLAN_FILE, PLAN_PARTS, STEALS_DIR)
     for stale in ("_prs/shards", JOB_RESULT, REPORT_PAGE, *plan, STEP_FILE):
         output.delete(stale)
     return kept

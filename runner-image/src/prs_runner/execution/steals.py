@@ -68,11 +68,16 @@ class Balancer:
         self.read_at = time.monotonic()
         new = [name for name in self.output.list_names(STEALS_DIR)
                if name.endswith(".json") and name not in self.marks]
+        shards = range(self.plan.node_count)
         for name in new:
             with contextlib.suppress(FileNotFoundError, ValueError, KeyError, TypeError):
                 data = json.loads(self.output.read_bytes(f"{STEALS_DIR}/{name}"))
-                self.marks[name] = Mark(name, int(data["victim"]), int(data["thief"]),
-                                        tuple(int(i) for i in data["ids"]))
+                mark = Mark(name, int(data["victim"]), int(data["thief"]),
+                            tuple(int(i) for i in data["ids"]))
+                # One this plan's shards could not have written (a copy from elsewhere, a
+                # hand-made one) moves nothing: each mini-batch keeps an owner that runs.
+                valid = mark.victim in shards and mark.thief in shards
+                self.marks[name] = mark if valid else Mark(name, mark.victim, mark.thief, ())
         if new:
             self.moved = owners_after(self.planned, self.marks.values())
         return bool(new)
