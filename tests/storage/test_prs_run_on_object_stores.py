@@ -20,10 +20,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from prs_runner.commands.prs_cli import STOP_GRACE_SECONDS
 from prs_runner.execution.committer import FLUSH_SECONDS
 from prs_runner.output.commit_index import chosen
 from prs_runner.output.commit_log import read_commits
 from prs_runner.storage.filesystem import Storage
+from tests.storage.conftest import MakeStorageServer
 from tests.storage_servers import KINDS, StorageServer
 
 SCRIPT = '''
@@ -230,6 +232,45 @@ def test_a_server_away_for_a_few_seconds_mid_run(
         assert "Traceback" not in stderr, stderr
         assert server.uri("") in stderr or "mini-batch" in stderr, stderr
         assert "parallel_run_step.txt" not in output.list_names("")
+
+
+@pytest.mark.parametrize("second", [False, True], ids=["one SIGTERM", "two"])
+def test_sigterm_while_the_store_does_not_answer_ends_prs_all_the_same(
+    make_storage_server: MakeStorageServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    second: bool
+) -> None:
+    """The store is frozen mid-run (SIGSTOP) and `prs run` gets SIGTERM: it tries to stop
+    as usual, and ends within STOP_GRACE_SECONDS saying so, or at once on a second SIGTERM
+    (it waited on the store, where no handler runs, until SIGKILL)."""
+    server = make_storage_server("s3")
+    step, output = files_step(tmp_path, server, monkeypatch, 60)
+    running = prs_run(step, server, wait=False, SCENARIO_DELAY="0.05")
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and len(committed(output)) < 2:
+        time.sleep(0.1)
+    server.pause()
+    try:
+        time.sleep(1)
+        running.send_signal(signal.SIGTERM)
+        told = time.monotonic()
+        if second:
+            time.sleep(1)
+            running.send_signal(signal.SIGTERM)
+        _, stderr = running.communicate(timeout=STOP_GRACE_SECONDS + 20)
+        took = time.monotonic() - told
+    finally:
+        server.resume()
+    if second:
+        assert running.returncode == -signal.SIGTERM and took < 5, (took, stderr)
+    else:
+        assert running.returncode == 128 + signal.SIGTERM, stderr
+        assert took < STOP_GRACE_SECONDS + 5, took
+        assert stderr.splitlines()[-1] in (
+            "terminated (SIGTERM): run `prs run` again to resume",
+            f"prs: stopping on SIGTERM took longer than {STOP_GRACE_SECONDS:.0f} s (is the "
+            "output's storage answering?); ended without waiting: run `prs run` again to "
+            "resume"), stderr
+    assert "Traceback" not in stderr, stderr
 
 
 def test_two_runs_on_one_output_one_is_refused(

@@ -13,6 +13,7 @@ import io
 import os
 import signal
 import sys
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
@@ -310,17 +311,45 @@ class Terminated(KeyboardInterrupt):
     and their outcomes written, what is left said."""
 
 
-def raise_terminated(signum: int, frame: object) -> None:
-    raise Terminated
+STOP_GRACE_SECONDS = 10.0  # for the shards to stop and write where they were, once told
+
+
+def stop_on_signal(signum: int, frame: object) -> None:
+    """SIGTERM or SIGINT: stop as on Ctrl-C (raised where `prs` is). A second one ends
+    `prs` at once, and so does a stop longer than STOP_GRACE_SECONDS: on storage that does
+    not answer, `prs` waits in a call no signal handler interrupts (neither a second SIGTERM
+    nor Ctrl-C ended it; only SIGKILL)."""
+    for again in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(again, signal.SIG_DFL)
+    watchdog = threading.Timer(STOP_GRACE_SECONDS, give_up_stopping, (signum,))
+    watchdog.daemon = True
+    watchdog.start()
+    raise Terminated if signum == signal.SIGTERM else KeyboardInterrupt
+
+
+def give_up_stopping(signum: int) -> None:
+    name = signal.Signals(signum).name
+    resume = ": run `prs run` again to resume" if sys.argv[1:2] == ["run"] else ""
+    print(f"prs: stopping on {name} took longer than {STOP_GRACE_SECONDS:.0f} s (is the "
+          f"output's storage answering?); ended without waiting{resume}", file=sys.stderr,
+          flush=True)
+    os._exit(128 + signum)
 
 
 def entry() -> None:
     """The console script: main(), then exit without the interpreter's teardown."""
     runner_gc()
-    signal.signal(signal.SIGTERM, raise_terminated)
-    standby = spawn_standby_shard(sys.argv[1:])
-    escape_surrogates(sys.stdout, sys.stderr)
-    exit_now(main(standby=standby))
+    for stop in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(stop, stop_on_signal)
+    try:
+        standby = spawn_standby_shard(sys.argv[1:])
+        escape_surrogates(sys.stdout, sys.stderr)
+        exit_now(main(standby=standby))
+    except KeyboardInterrupt as stop:  # before main() could say what it left: nothing yet
+        # (a standby shard started meanwhile ends on the EOF of its stdin)
+        print("terminated (SIGTERM)" if isinstance(stop, Terminated) else "interrupted",
+              file=sys.stderr)
+        exit_now(128 + (signal.SIGTERM if isinstance(stop, Terminated) else signal.SIGINT))
 
 
 def escape_surrogates(*streams: TextIO) -> None:
