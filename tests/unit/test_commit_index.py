@@ -9,6 +9,7 @@ import pytest
 
 from prs_runner.output.commit_index import (
     Commit,
+    Run,
     chosen,
     damage,
     decode_index,
@@ -16,6 +17,7 @@ from prs_runner.output.commit_index import (
     decode_lines,
     encode_line,
     index_ids,
+    index_runs,
     payload_crc,
 )
 from prs_runner.output.results import FAILED, SUCCEEDED, ResultHeader
@@ -175,6 +177,49 @@ def test_index_ids_reads_the_ids_up_to_the_first_torn_line() -> None:
     assert index_ids(b"") == []
     odd = encode_line(header(7, status="odd"), 0, 0, 0)  # the json fallback: id first too
     assert index_ids(odd) == [7]
+
+
+@pytest.mark.parametrize(("record", "run"), [
+    (header(4, started=100.5), Run(4, 1, 0.25, 100.75)),
+    (header(4, shard=3, seconds=2.0, started=10.0), Run(4, 3, 2.0, 12.0)),
+    (header(4), Run(4, 1, 0.25, None)),  # recorded before starts were
+    # An error with commas and a field's name in it: the fixed fields are read around it.
+    (header(5, status=FAILED, error={"type": "E", "message": 'a, "started":1, b'},
+            started=7.0), Run(5, 1, 0.25, 7.25)),
+    (header(6, status="odd", started=1.0, seconds=1.5), Run(6, 1, 1.5, 2.5)),  # json path
+    (header(6, status="odd"), Run(6, 1, 0.25, None)),
+])
+def test_index_runs_reads_who_ran_what_and_when_it_ended(record: ResultHeader,
+                                                        run: Run) -> None:
+    line = encode_line(record, 0, 0, 0)
+    assert index_runs(line) == [run]
+    assert index_runs(line + line[:-4] + b"\n" + line) == [run]  # up to a torn line
+
+
+@pytest.mark.parametrize(("body", "run"), [
+    (b'{"id":3,"seconds":1.5,"shard":2,"started":4.0}', Run(3, 2, 1.5, 5.5)),
+    (b'{"id":3,"shard":2,"seconds":1.5}', Run(3, 2, 1.5, None)),
+    (b'{"id":3,"shard":2,"seconds":2,"started":null,"x":[1,2]}', Run(3, 2, 2.0, None)),
+])
+def test_a_line_of_another_shape_is_decoded(body: bytes, run: Run) -> None:
+    assert index_runs(resealed(body)) == [run]
+
+
+@pytest.mark.parametrize("body", [
+    b'{"id":1,"shard":x,"process":0,"tries":1,"items":1,"succeeded":1,"failed":0,'
+    b'"seconds":1.0,"status":"succeeded","rows":0,"error":null,"payload_bytes":0,'
+    b'"started":1.0,"offset":0,"crc":0}',
+    b'{"id":1,"shard":0,"process":0,"tries":1,"items":1,"succeeded":1,"failed":0,'
+    b'"seconds":1.0,"status":"succeeded","rows":0,"error":null,"payload_bytes":0,'
+    b'"started":y,"offset":0,"crc":0}',
+    b'{"id":1,"seconds":1.0}',  # no shard
+    b'{"id":1,"shard":0}',  # no seconds
+    b'{"id":1,"shard":0,"seconds":"a"}',
+    b'{"id":1,"shard":0,"seconds":1.0,"started":"b"}',
+    b'{"id":[1],"shard":0,"seconds":1.0}',
+])
+def test_a_line_index_runs_cannot_read_ends_the_index(body: bytes) -> None:
+    assert index_runs(resealed(body)) == []
 
 
 def test_an_index_read_for_some_mini_batches_keeps_their_line_numbers() -> None:

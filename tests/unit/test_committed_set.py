@@ -3,13 +3,14 @@ a range, reading on from where the last look stopped, torn and half-written line
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
 
 from prs_runner.output import committed_set
 from prs_runner.output.commit_log import CommitLog, read_commits, void
-from prs_runner.output.committed_set import CommittedSet
+from prs_runner.output.committed_set import CommittedSet, ShardPace
 from prs_runner.storage.filesystem import Storage
 from tests.unit.test_commit_log import header
 
@@ -154,3 +155,25 @@ def test_add_ignores_ids_outside_the_plan(output: Storage) -> None:
     committed.add(8)
     committed.add(-1)
     assert committed.bits == bytearray(1)
+
+
+def test_the_pace_of_each_shard_that_ran_what_was_read(output: Storage) -> None:
+    log = CommitLog(output, "a")
+    for mb_id, shard, seconds, started in [(1, 0, 1.0, 100.0), (2, 1, 0.5, 90.0),
+                                           (3, 0, 2.0, 95.0), (4, 1, 0.5, None)]:
+        log.add(dataclasses.replace(header(mb_id), shard=shard, seconds=seconds,
+                                    started=started), b"x")
+    log.close()
+    paces = CommittedSet(output, 10).refresh().paces
+    assert paces[0].last_end == 101.0  # the newest end, not the last read
+    assert paces[0].seconds == pytest.approx(0.8 * 1.0 + 0.2 * 2.0)  # a moving average
+    assert paces[1] == ShardPace(0.5, 90.5)  # a record without a start leaves the end
+    assert set(paces) == {0, 1}
+
+
+def test_a_shard_pace_starts_from_its_first_run() -> None:
+    pace = ShardPace()
+    pace.ran(3.0, None)
+    assert pace == ShardPace(3.0, 0.0)
+    pace.ran(1.0, 5.0)
+    assert pace.seconds == pytest.approx(0.8 * 3.0 + 0.2 * 1.0) and pace.last_end == 5.0

@@ -11,6 +11,7 @@ from prs_runner.execution.loot import (
     owned_by,
     owners_after,
     pick_victim,
+    probably_done,
     remaining_counts,
 )
 
@@ -116,3 +117,17 @@ def test_remaining_counts(planned: list[int], moved: list[tuple[int, int]],
 
 def test_least_is_two() -> None:
     assert LEAST == 2
+
+
+@pytest.mark.parametrize(("processes", "since", "seconds", "done"), [
+    (2, 1.0, 0.1, 20),
+    (2, 1.0, 0.3, 6),  # whole ones only
+    (1, 0.05, 0.1, 0),
+    (4, 0.5, 0.5, 4),
+    (2, 0.0, 0.1, 0),
+    (2, -1.0, 0.1, 0),  # a clock behind: nothing
+    (2, 1.0, 0.0, 0),  # no pace known: nothing
+    (2, 1.0, -0.1, 0),
+])
+def test_probably_done(processes: int, since: float, seconds: float, done: int) -> None:
+    assert probably_done(processes, since, seconds) == done

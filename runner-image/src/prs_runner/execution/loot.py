@@ -85,3 +85,13 @@ def loot_of(ids: Sequence[int], keep: int) -> list[int]:
     owner keeps the larger half."""
     rest = list(ids)[keep:]
     return rest[len(rest) - len(rest) // 2 :]
+
+
+def probably_done(processes: int, since: float, seconds: float) -> int:
+    """How many mini-batches a shard of PROCESSES workers, SECONDS each, has probably
+    finished in the SINCE seconds after the newest of its commits a thief can read (an
+    object store's commits show about a second late): its remaining list begins with
+    them, so a thief leaves them to it rather than run them again."""
+    if seconds <= 0 or since <= 0:
+        return 0
+    return int(processes * since / seconds)

@@ -58,7 +58,7 @@ class ShardSupervisor(ShardFailures):
         self.output = Storage(self.spec["output"]["uri"])
         self.slots = [Slot(i) for i in range(self.spec["processCountPerNode"]
                                              or pod_process_count())]
-        self.work = ShardWork(self.output, index, len(self.slots) * SHALLOWEST)
+        self.work = ShardWork(self.output, index, len(self.slots), len(self.slots) * SHALLOWEST)
         self.account = ShardAccount(spec, self.work)
         self.last_report = 0.0
         self.last_progress = time.monotonic()
@@ -126,7 +126,8 @@ class ShardSupervisor(ShardFailures):
                 s.wants() for s in self.slots if not s.dead):
             # The last try before this shard ends is never skipped.
             self.take_work(last=not any(s.queue for s in self.slots))
-        return bool(self.work.pending or any(s.queue for s in self.slots))
+        return bool(self.work.pending or any(s.queue for s in self.slots)
+                    or self.work.waiting())
 
     def take_work(self, last: bool) -> None:
         if not self.work.take(last, {mb_id for s in self.slots for mb_id in s.queue}):

@@ -24,10 +24,11 @@ from prs_runner.storage.filesystem import Storage
 class ShardWork:
     """The queue of one shard (`pending`, in the order they run) and where it comes from."""
 
-    def __init__(self, output: Storage, index: int, held: int) -> None:
-        """HELD: how many mini-batches this shard's workers hold at most while they run
-        slow ones (what a thief leaves to this shard, execution.steals)."""
+    def __init__(self, output: Storage, index: int, processes: int, held: int) -> None:
+        """PROCESSES: its workers; HELD: how many mini-batches they hold at most while they
+        run slow ones (what a thief leaves to this shard, execution.steals)."""
         self.output, self.index, self.held = output, index, held
+        self.processes = processes
         self.plan: PlanView | None = None
         self.opening: OpeningView | None = None  # shard 0, while the plan is being cut
         self.opened: set[int] = set()  # ids taken up from openings
@@ -38,7 +39,8 @@ class ShardWork:
     def adopt(self, plan: PlanView) -> None:
         self.plan, self.total = plan, plan.header.mini_batch_count
         if plan.header.node_count > 1:
-            self.balancer = Balancer(self.output, plan.header, self.index, self.held)
+            self.balancer = Balancer(self.output, plan.header, self.index, self.processes,
+                                     self.held)
 
     def owned(self) -> list[int]:
         assert self.plan is not None
@@ -80,6 +82,10 @@ class ShardWork:
         taken = self.balancer.take(last, held) if self.balancer is not None else []
         self.pending.extend(taken)
         return bool(taken)
+
+    def waiting(self) -> bool:
+        """Whether this shard waits for another's first commits before it can take work."""
+        return self.balancer is not None and self.balancer.waiting()
 
     def committed(self, mb_id: int) -> None:
         """MB_ID is committed by this shard: a thief of this shard does not take it back

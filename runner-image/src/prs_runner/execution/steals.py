@@ -14,12 +14,14 @@ import time
 from collections import deque
 from collections.abc import Collection
 
+from prs_runner.execution.committer import FLUSH_SECONDS
 from prs_runner.execution.loot import (
     Mark,
     loot_of,
     owned_by,
     owners_after,
     pick_victim,
+    probably_done,
     remaining_counts,
 )
 from prs_runner.output.committed_set import CommittedSet
@@ -32,10 +34,17 @@ FRESH_SECONDS = 0.05  # marks older than this are read again before work is sent
 
 
 class Balancer:
-    def __init__(self, output: Storage, plan: PlanHeader, shard: int, held: int) -> None:
-        """HELD: how many mini-batches a shard's workers hold at most while they run
-        slow ones (those a thief leaves to their owner)."""
+    def __init__(self, output: Storage, plan: PlanHeader, shard: int, processes: int,
+                 held: int) -> None:
+        """PROCESSES: a shard's workers; HELD: how many mini-batches they hold at most while
+        they run slow ones (those a thief leaves to their owner)."""
         self.output, self.plan, self.shard, self.held = output, plan, shard, held
+        self.processes = processes
+        self.started = time.time()  # about when every shard began
+        # How late another shard's commits show: a worker flushes them about once a second
+        # on an object store, and a look at them is a listing or more.
+        self.lag = 0.0 if output.local is not None else FLUSH_SECONDS + BALANCE_SECONDS
+        self.awaits_commits = False
         self.marks: dict[str, Mark] = {}
         self.moved: dict[int, int] = {}
         self.read_at = 0.0
@@ -47,13 +56,20 @@ class Balancer:
 
     def take(self, last: bool, held: Collection[int]) -> list[int]:
         """Work taken from another shard, if any, but what this shard's workers HELD; tried
-        at most every BALANCE_SECONDS but when it is the LAST try before this shard ends."""
-        if time.monotonic() - self.gave_up < BALANCE_SECONDS and not last:
+        at most every BALANCE_SECONDS but when it is the LAST try before this shard ends
+        (while it waits for a victim's first commits, none is the last)."""
+        throttled = time.monotonic() - self.gave_up < BALANCE_SECONDS
+        if throttled and (not last or self.waiting()):
             return []
         taken = self.steal(self.committed.refresh(), held)
         if not taken:
             self.gave_up = time.monotonic()
         return taken
+
+    def waiting(self) -> bool:
+        """Whether this shard, with nothing to do, waits for another's first commits to show
+        before it takes any of its work (execution.steals.Balancer.steal)."""
+        return self.awaits_commits and time.time() - self.started < self.lag
 
     def prune(self, pending: deque[int], every: float = BALANCE_SECONDS) -> deque[int]:
         """PENDING without what another shard took, reading the marks if they are older
@@ -85,6 +101,16 @@ class Balancer:
     def due(self, every: float = BALANCE_SECONDS) -> bool:
         return time.monotonic() - self.read_at >= every
 
+    def unseen(self, committed: CommittedSet, shard: int) -> int | None:
+        """How many of SHARD's remaining mini-batches it has probably run since its newest
+        commit this shard can read (loot.probably_done); None while none can be read yet,
+        early in the run, on storage where commits show late (it may have run them all)."""
+        seen = committed.paces.get(shard)
+        now = time.time()
+        if seen is None or not seen.last_end:
+            return None if now - self.started < self.lag else 0
+        return probably_done(self.processes, now - seen.last_end, seen.seconds)
+
     def planned(self, mb_id: int) -> int | None:
         return self.plan.shard_of(mb_id) if 0 <= mb_id < self.plan.mini_batch_count else None
 
@@ -103,11 +129,16 @@ class Balancer:
             ((self.plan.shard_of(mb_id), owner) for mb_id, owner in self.moved.items()
              if mb_id not in committed))
         victim = pick_victim(left, self.shard, self.held)
+        self.awaits_commits = False
         if victim < 0:
+            return []
+        unseen = self.unseen(committed, victim)
+        if unseen is None:  # what it has left is not known yet
+            self.awaits_commits = True
             return []
         owned = owned_by(victim, shard_ids(victim), self.moved)
         ids = loot_of([mb_id for mb_id in owned if mb_id not in committed
-                       and mb_id not in held], self.held)
+                       and mb_id not in held], self.held + unseen)
         if not ids:
             return []
         name = f"{time.time_ns():016x}-{victim}-{self.shard}.json"

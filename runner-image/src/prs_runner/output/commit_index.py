@@ -177,18 +177,51 @@ def sound(checksum: bytes, body: bytes) -> bool:
 
 
 def index_ids(data: bytes) -> list[int]:
-    """The mini-batch ids an index commits, up to its first torn line, without decoding the
-    records (a shard that looks for work needs only these)."""
-    ids = []
+    """The mini-batch ids an index commits, up to its first torn line."""
+    return [run.id for run in index_runs(data)]
+
+
+@dataclass(frozen=True)
+class Run:
+    """What a shard that looks for work reads of a record: which mini-batch, the shard that
+    ran it, how long it took and when it ended (Unix seconds; None: recorded before starts
+    were)."""
+
+    id: int
+    shard: int
+    seconds: float
+    ended: float | None
+
+
+def index_runs(data: bytes) -> list[Run]:
+    """The runs an index commits, up to its first torn line, read from LINE_FORMAT's fixed
+    fields without decoding the records (a line of another shape is decoded)."""
+    runs = []
     for line in data.splitlines(keepends=True):
         body = sound_body(line)
-        if body is None or not body.startswith(b'{"id":'):
+        run = None if body is None or not body.startswith(b'{"id":') else run_of(body)
+        if run is None:
             break
-        try:
-            ids.append(int(body[6 : body.index(b",")]))
-        except ValueError:
-            break
-    return ids
+        runs.append(run)
+    return runs
+
+
+def run_of(body: bytes) -> Run | None:
+    head, tail = body.split(b",", 8), body.rsplit(b",", 3)  # pragma: no mutate: see below
+    try:
+        # LINE_FORMAT's fields around the error (which may hold anything): read in place
+        fixed = len(head) + len(tail) == 13 and head[1][:8] + head[7][:10] + tail[1][:10] == (
+            b'"shard":"seconds":"started":')  # pragma: no mutate: json reads the same, slower
+        if fixed:
+            begun, seconds = tail[1][10:], float(head[7][10:])
+            return Run(int(head[0][6:]), int(head[1][8:]), seconds,
+                       None if begun == b"null" else float(begun) + seconds)
+        fields = json.loads(body)
+        start, took = fields.get("started"), float(fields["seconds"])
+        return Run(int(fields["id"]), int(fields["shard"]), took,
+                   None if start is None else float(start) + took)
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None
 
 
 def chosen(commits: Iterable[Commit]) -> dict[int, Commit]:

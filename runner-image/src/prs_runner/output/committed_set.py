@@ -6,19 +6,35 @@ A local index only grows: a line is appended whole, and a write that fails is cu
 before the next one (commit_log). So a local index is read on from where the last read
 stopped, up to its last whole line (the next look reads the rest). An object store's index
 parts never change once written, so each is read once. A torn line ends what its log
-commits, as everywhere (commit_index.index_ids). When a merge has voided records (rare),
+commits, as everywhere (commit_index.index_runs). When a merge has voided records (rare),
 every look decodes the records instead, as read_commits does.
 """
 
 from __future__ import annotations
 
 import contextlib
+from dataclasses import dataclass
 
-from prs_runner.output.commit_index import index_ids
+from prs_runner.output.commit_index import index_runs
 from prs_runner.output.commit_log import COMMITS_DIR, VOID_PREFIX, read_commits
 from prs_runner.storage.filesystem import Storage
 
 READ_CHUNK = 1 << 20  # bytes of a local index read at once
+PACE_WEIGHT = 0.2  # of the newest record in a shard's moving average
+
+
+@dataclass
+class ShardPace:
+    """A shard's runs as its commits show them: seconds per mini-batch (a moving average in
+    the order they were read) and when the newest one ended (Unix seconds; 0: unknown)."""
+
+    seconds: float = 0.0
+    last_end: float = 0.0
+
+    def ran(self, seconds: float, ended: float | None) -> None:
+        self.seconds = seconds if not self.seconds else (
+            (1 - PACE_WEIGHT) * self.seconds + PACE_WEIGHT * seconds)
+        self.last_end = max(self.last_end, ended or 0.0)
 
 
 class CommittedSet:
@@ -27,6 +43,7 @@ class CommittedSet:
         self.bits = bytearray((count + 7) // 8)
         self.read_to: dict[str, int] = {}  # index name: bytes read of it, whole lines
         self.ended: set[str] = set()  # index names with a torn line: nothing after it counts
+        self.paces: dict[int, ShardPace] = {}  # of each shard that ran what was read
 
     def __contains__(self, mb_id: object) -> bool:
         if not isinstance(mb_id, int) or not 0 <= mb_id < self.count:
@@ -80,11 +97,13 @@ class CommittedSet:
                         return
 
     def take_lines(self, name: str, data: bytes) -> None:
-        """Add the ids of DATA's whole lines (read on from where NAME was read to)."""
+        """Add the runs of DATA's whole lines (read on from where NAME was read to)."""
         whole = data[: data.rfind(b"\n") + 1]
-        ids = index_ids(whole)
-        for mb_id in ids:
-            self.add(mb_id)
-        if len(ids) < whole.count(b"\n"):
+        runs = index_runs(whole)
+        for run in runs:
+            self.add(run.id)
+            pace = self.paces.setdefault(run.shard, ShardPace())
+            pace.ran(run.seconds, run.ended)
+        if len(runs) < whole.count(b"\n"):
             self.ended.add(name)
         self.read_to[name] = self.read_to.get(name, 0) + len(whole)
