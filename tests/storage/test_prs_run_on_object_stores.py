@@ -482,25 +482,34 @@ def run(mini_batch):
 '''
 
 
+def one_per_mini_batch(server: StorageServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                       count: int, script: str, **spec: Any) -> Storage:
+    """COUNT files of one size, one per mini-batch, run by SCRIPT on 2 shards; the output,
+    checked to hold each once and in order."""
+    prefix = f"t-{uuid.uuid4().hex[:8]}"
+    source = storage(server, f"{prefix}/in", monkeypatch)
+    for number in range(count):
+        source.write_atomic(f"item{number:04d}.txt", f"{number:04d}".encode())
+    step = write_step(tmp_path, {"input": {"type": "files", "uri": server.uri(f"{prefix}/in")},
+                                 "output": {"uri": server.uri(f"{prefix}/out")},
+                                 "miniBatchSize": "1", **spec})
+    (tmp_path / "code" / "score.py").write_text(script)
+    done = prs_run(step, server)
+    assert done.returncode == 0, done.stderr
+    output = storage(server, f"{prefix}/out", monkeypatch)
+    lines = output.read_bytes("parallel_run_step.txt").decode().splitlines()
+    assert lines == [f"item{n:04d}.txt" for n in range(count)]
+    return output
+
+
 def test_shards_take_work_from_each_other_on_an_object_store(
     s3_server: StorageServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Files of one size, one per mini-batch: the plan gives the first half (slow) to shard 0;
     shard 1 takes some of them through steal marks in the bucket, and the output is the
     same. One server: what differs between stores is covered above."""
-    prefix = f"t-{uuid.uuid4().hex[:8]}"
-    source = storage(s3_server, f"{prefix}/in", monkeypatch)
-    for number in range(30):
-        source.write_atomic(f"item{number:04d}.txt", f"{number:04d}".encode())
-    step = write_step(tmp_path, {"input": {"type": "files", "uri": s3_server.uri(f"{prefix}/in")},
-                                 "output": {"uri": s3_server.uri(f"{prefix}/out")},
-                                 "miniBatchSize": "1", "processCountPerNode": 1})
-    (tmp_path / "code" / "score.py").write_text(SKEWED)
-    done = prs_run(step, s3_server)
-    assert done.returncode == 0, done.stderr
-    output = storage(s3_server, f"{prefix}/out", monkeypatch)
-    lines = output.read_bytes("parallel_run_step.txt").decode().splitlines()
-    assert lines == [f"item{n:04d}.txt" for n in range(30)]
+    output = one_per_mini_batch(s3_server, tmp_path, monkeypatch, 30, SKEWED,
+                                processCountPerNode=1)
     steals = [n for n in output.list_names("_prs/steals") if n.endswith(".json")]
     assert steals
     report = output.read_bytes("_prs/report/processed_mini_batches.csv").decode().splitlines()
@@ -525,19 +534,7 @@ def test_a_shard_takes_back_neither_what_it_runs_nor_what_it_ran(
     and 3 of mini-batches no try of which failed), takes what its victim reaches last (it
     took what the victim ran a moment ago), and leaves what the victim probably ran since
     its newest commit it can read."""
-    prefix = f"t-{uuid.uuid4().hex[:8]}"
-    source = storage(s3_server, f"{prefix}/in", monkeypatch)
-    for number in range(60):
-        source.write_atomic(f"item{number:04d}.txt", f"{number:04d}".encode())
-    step = write_step(tmp_path, {"input": {"type": "files", "uri": s3_server.uri(f"{prefix}/in")},
-                                 "output": {"uri": s3_server.uri(f"{prefix}/out")},
-                                 "miniBatchSize": "1"})
-    (tmp_path / "code" / "score.py").write_text(SLOW_FIRST_TEN)
-    done = prs_run(step, s3_server)
-    assert done.returncode == 0, done.stderr
-    output = storage(s3_server, f"{prefix}/out", monkeypatch)
-    lines = output.read_bytes("parallel_run_step.txt").decode().splitlines()
-    assert lines == [f"item{n:04d}.txt" for n in range(60)]
+    output = one_per_mini_batch(s3_server, tmp_path, monkeypatch, 60, SLOW_FIRST_TEN)
     records = [commit.header for commit in read_commits(output)]
     assert {header.tries for header in records} == {1}
     ran_where = [(header.id, header.shard) for header in records]
@@ -555,21 +552,9 @@ def test_shards_with_even_work_do_not_rob_each_other_on_an_object_store(
     """60 mini-batches of 10 ms on 2 shards x 2 processes: each shard finishes its share
     before the other's commits show. Neither takes the other's (they ran 114 times: each
     took what the other had already run)."""
-    prefix = f"t-{uuid.uuid4().hex[:8]}"
-    source = storage(s3_server, f"{prefix}/in", monkeypatch)
-    for number in range(60):
-        source.write_atomic(f"item{number:04d}.txt", f"{number:04d}".encode())
-    step = write_step(tmp_path, {"input": {"type": "files", "uri": s3_server.uri(f"{prefix}/in")},
-                                 "output": {"uri": s3_server.uri(f"{prefix}/out")},
-                                 "miniBatchSize": "1"})
-    (tmp_path / "code" / "score.py").write_text(
+    output = one_per_mini_batch(s3_server, tmp_path, monkeypatch, 60, (
         "import os, time\ndef run(mini_batch):\n    time.sleep(0.01)\n"
-        "    return [os.path.basename(p) for p in mini_batch]\n")
-    done = prs_run(step, s3_server)
-    assert done.returncode == 0, done.stderr
-    output = storage(s3_server, f"{prefix}/out", monkeypatch)
-    lines = output.read_bytes("parallel_run_step.txt").decode().splitlines()
-    assert lines == [f"item{n:04d}.txt" for n in range(60)]
+        "    return [os.path.basename(p) for p in mini_batch]\n"))
     assert len(read_commits(output)) <= 60 + 4
 
 
