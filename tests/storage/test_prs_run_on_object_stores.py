@@ -87,16 +87,22 @@ def prs_run(step: Path, server: StorageServer, *args: str, wait: bool = True,
                           cwd=work)
 
 
-def files_step(tmp_path: Path, server: StorageServer, monkeypatch: pytest.MonkeyPatch,
-               count: int, **spec: Any) -> tuple[Path, Storage]:
+def input_step(tmp_path: Path, server: StorageServer, monkeypatch: pytest.MonkeyPatch,
+               files: dict[str, bytes], **spec: Any) -> tuple[Path, Storage]:
+    """A step over FILES (name: bytes), written to a new prefix; its output there."""
     prefix = f"t-{uuid.uuid4().hex[:8]}"
     source = storage(server, f"{prefix}/in", monkeypatch)
-    for number in range(count):
-        source.write_atomic(f"part{number % 3}/item{number:04d}.txt", f"{number}\n".encode())
+    for name, data in files.items():
+        source.write_atomic(name, data)
     step = write_step(tmp_path, {"input": {"type": "files", "uri": server.uri(f"{prefix}/in")},
-                                 "output": {"uri": server.uri(f"{prefix}/out")},
-                                 "miniBatchSize": "3", **spec})
+                                 "output": {"uri": server.uri(f"{prefix}/out")}, **spec})
     return step, storage(server, f"{prefix}/out", monkeypatch)
+
+
+def files_step(tmp_path: Path, server: StorageServer, monkeypatch: pytest.MonkeyPatch,
+               count: int, **spec: Any) -> tuple[Path, Storage]:
+    files = {f"part{n % 3}/item{n:04d}.txt": f"{n}\n".encode() for n in range(count)}
+    return input_step(tmp_path, server, monkeypatch, files, **{"miniBatchSize": "3", **spec})
 
 
 def expected_lines(count: int) -> list[str]:
@@ -211,16 +217,25 @@ def committed(output: Storage) -> list[int]:
     return sorted(chosen(read_commits(output)))
 
 
+def started_with_commits(tmp_path: Path, server: StorageServer,
+                         monkeypatch: pytest.MonkeyPatch, count: int,
+                         delay: str) -> tuple[subprocess.Popen[str], Storage]:
+    """`prs run` of COUNT files, SCENARIO_DELAY seconds each, started and let run until two
+    mini-batches are committed; the process and its output."""
+    step, output = files_step(tmp_path, server, monkeypatch, count)
+    running = prs_run(step, server, wait=False, SCENARIO_DELAY=delay)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and len(committed(output)) < 2:
+        time.sleep(0.1)
+    return running, output
+
+
 def test_a_server_away_for_a_few_seconds_mid_run(
     server: StorageServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The clients retry: the run completes with every item once and in order, or fails with
     one line naming the URI; never a corrupt or partial output."""
-    step, output = files_step(tmp_path, server, monkeypatch, 30)
-    running = prs_run(step, server, wait=False, SCENARIO_DELAY="0.3")
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and len(committed(output)) < 2:
-        time.sleep(0.1)
+    running, output = started_with_commits(tmp_path, server, monkeypatch, 30, "0.3")
     server.stop()
     time.sleep(3)
     server.start()
@@ -243,11 +258,7 @@ def test_sigterm_while_the_store_does_not_answer_ends_prs_all_the_same(
     as usual, and ends within STOP_GRACE_SECONDS saying so, or at once on a second SIGTERM
     (it waited on the store, where no handler runs, until SIGKILL)."""
     server = make_storage_server("s3")
-    step, output = files_step(tmp_path, server, monkeypatch, 60)
-    running = prs_run(step, server, wait=False, SCENARIO_DELAY="0.05")
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and len(committed(output)) < 2:
-        time.sleep(0.1)
+    running, _ = started_with_commits(tmp_path, server, monkeypatch, 60, "0.05")
     server.pause()
     try:
         time.sleep(1)
@@ -486,17 +497,11 @@ def one_per_mini_batch(server: StorageServer, tmp_path: Path, monkeypatch: pytes
                        count: int, script: str, **spec: Any) -> Storage:
     """COUNT files of one size, one per mini-batch, run by SCRIPT on 2 shards; the output,
     checked to hold each once and in order."""
-    prefix = f"t-{uuid.uuid4().hex[:8]}"
-    source = storage(server, f"{prefix}/in", monkeypatch)
-    for number in range(count):
-        source.write_atomic(f"item{number:04d}.txt", f"{number:04d}".encode())
-    step = write_step(tmp_path, {"input": {"type": "files", "uri": server.uri(f"{prefix}/in")},
-                                 "output": {"uri": server.uri(f"{prefix}/out")},
-                                 "miniBatchSize": "1", **spec})
+    files = {f"item{n:04d}.txt": f"{n:04d}".encode() for n in range(count)}
+    step, output = input_step(tmp_path, server, monkeypatch, files, miniBatchSize="1", **spec)
     (tmp_path / "code" / "score.py").write_text(script)
     done = prs_run(step, server)
     assert done.returncode == 0, done.stderr
-    output = storage(server, f"{prefix}/out", monkeypatch)
     lines = output.read_bytes("parallel_run_step.txt").decode().splitlines()
     assert lines == [f"item{n:04d}.txt" for n in range(count)]
     return output
