@@ -16,7 +16,6 @@ from prs_runner.output.commit_index import (
     decode_line,
     decode_lines,
     encode_line,
-    index_ids,
     index_runs,
     payload_crc,
 )
@@ -168,15 +167,19 @@ def test_the_fast_line_is_the_json_line(record: ResultHeader) -> None:
     assert decoded.header.started == record.started
 
 
-def test_index_ids_reads_the_ids_up_to_the_first_torn_line() -> None:
+def ids_in(data: bytes) -> list[int]:
+    return [run.id for run in index_runs(data)]
+
+
+def test_index_runs_reads_the_ids_up_to_the_first_torn_line() -> None:
     lines = [encode_line(header(i), 0, 0, 0) for i in (4, 2, 9)]
-    assert index_ids(b"".join(lines)) == [4, 2, 9]
-    assert index_ids(lines[0] + lines[1][:-3] + b"\n" + lines[2]) == [4]
-    assert index_ids(resealed(b'{"offset":1}') + lines[0]) == []  # not a record's line
-    assert index_ids(resealed(b'{"id":x,"a":1}')) == []
-    assert index_ids(b"") == []
+    assert ids_in(b"".join(lines)) == [4, 2, 9]
+    assert ids_in(lines[0] + lines[1][:-3] + b"\n" + lines[2]) == [4]
+    assert ids_in(resealed(b'{"offset":1}') + lines[0]) == []  # not a record's line
+    assert ids_in(resealed(b'{"id":x,"a":1}')) == []
+    assert ids_in(b"") == []
     odd = encode_line(header(7, status="odd"), 0, 0, 0)  # the json fallback: id first too
-    assert index_ids(odd) == [7]
+    assert ids_in(odd) == [7]
 
 
 @pytest.mark.parametrize(("record", "run"), [

@@ -10,7 +10,7 @@ from unittest.mock import patch
 
 import pytest
 
-from prs_runner.commands.prs_cli import main, parser, unavailable
+from prs_runner.commands.prs_cli import Terminated, main, parser, say_stopped, unavailable
 
 
 def test_submit_comes_from_the_operators_entry_point() -> None:
@@ -154,3 +154,18 @@ def test_output_takes_a_format_and_points_a_location_to_output_uri(
         parser(plugins=False).parse_args([command, "s.yaml", "--output", "./out"])
     assert ("'./out' is not text or json (the output's location is --output-uri ./out)"
             in capsys.readouterr().err)
+
+
+@pytest.mark.parametrize(("stop", "left", "said", "code"), [
+    (KeyboardInterrupt(), "interrupted", "interrupted", 130),
+    (Terminated(), "interrupted", "terminated (SIGTERM)", 143),
+    (KeyboardInterrupt(), "interrupted: run `prs run` again to resume",
+     "interrupted: run `prs run` again to resume", 130),
+    (Terminated(), "interrupted: run `prs run` again to resume",
+     "terminated (SIGTERM): run `prs run` again to resume", 143),
+])
+def test_a_stop_says_which_signal_and_what_it_left(
+        stop: KeyboardInterrupt, left: str, said: str, code: int,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    assert say_stopped(stop, left) == code
+    assert capsys.readouterr().err == said + "\n"

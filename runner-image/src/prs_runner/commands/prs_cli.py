@@ -296,19 +296,23 @@ def main(argv: list[str] | None = None,
     except OSError as error:
         print(f"prs {args.command}: {describe_os_error(error)}", file=sys.stderr)
         return 2
-    except Terminated:
-        # `kill`, `timeout`, a CI job cancelled: what is left, as after Ctrl-C.
-        print(args.on_interrupt.replace("interrupted", "terminated (SIGTERM)", 1),
-              file=sys.stderr)
-        return 128 + signal.SIGTERM
-    except KeyboardInterrupt:
-        print(args.on_interrupt, file=sys.stderr)  # what Ctrl-C left behind, per command
-        return 128 + signal.SIGINT
+    except KeyboardInterrupt as stop:
+        return say_stopped(stop, args.on_interrupt)  # what it left behind, per command
 
 
 class Terminated(KeyboardInterrupt):
     """SIGTERM, raised where `prs` is, so that it stops as on Ctrl-C: its shards stopped
     and their outcomes written, what is left said."""
+
+
+def say_stopped(stop: KeyboardInterrupt, left: str = "interrupted") -> int:
+    """Say that Ctrl-C or SIGTERM (`kill`, `timeout`, a CI job cancelled) stopped `prs`,
+    with what it LEFT (worded for Ctrl-C); the exit code, 128 + the signal."""
+    if isinstance(stop, Terminated):
+        print(left.replace("interrupted", "terminated (SIGTERM)", 1), file=sys.stderr)
+        return 128 + signal.SIGTERM
+    print(left, file=sys.stderr)
+    return 128 + signal.SIGINT
 
 
 STOP_GRACE_SECONDS = 10.0  # for the shards to stop and write where they were, once told
@@ -347,9 +351,7 @@ def entry() -> None:
         exit_now(main(standby=standby))
     except KeyboardInterrupt as stop:  # before main() could say what it left: nothing yet
         # (a standby shard started meanwhile ends on the EOF of its stdin)
-        print("terminated (SIGTERM)" if isinstance(stop, Terminated) else "interrupted",
-              file=sys.stderr)
-        exit_now(128 + (signal.SIGTERM if isinstance(stop, Terminated) else signal.SIGINT))
+        exit_now(say_stopped(stop))
 
 
 def escape_surrogates(*streams: TextIO) -> None:

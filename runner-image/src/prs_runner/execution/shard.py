@@ -34,7 +34,7 @@ from prs_runner.execution.worker_messages import (
     take_lines,
     unfit_error,
 )
-from prs_runner.execution.worker_slot import SHALLOWEST, Slot
+from prs_runner.execution.worker_slot import Slot
 from prs_runner.output.commit_log import CommitLog, life_name, read_life_after
 from prs_runner.planning.plan_store import OpeningView, PlanView
 from prs_runner.step.spec import progress_timeout
@@ -58,7 +58,7 @@ class ShardSupervisor(ShardFailures):
         self.output = Storage(self.spec["output"]["uri"])
         self.slots = [Slot(i) for i in range(self.spec["processCountPerNode"]
                                              or pod_process_count())]
-        self.work = ShardWork(self.output, index, len(self.slots), len(self.slots) * SHALLOWEST)
+        self.work = ShardWork(self.output, index, len(self.slots))
         self.account = ShardAccount(spec, self.work)
         self.last_report = 0.0
         self.last_progress = time.monotonic()

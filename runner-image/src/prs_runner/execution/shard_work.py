@@ -24,11 +24,9 @@ from prs_runner.storage.filesystem import Storage
 class ShardWork:
     """The queue of one shard (`pending`, in the order they run) and where it comes from."""
 
-    def __init__(self, output: Storage, index: int, processes: int, held: int) -> None:
-        """PROCESSES: its workers; HELD: how many mini-batches they hold at most while they
-        run slow ones (what a thief leaves to this shard, execution.steals)."""
-        self.output, self.index, self.held = output, index, held
-        self.processes = processes
+    def __init__(self, output: Storage, index: int, processes: int) -> None:
+        """PROCESSES: its workers."""
+        self.output, self.index, self.processes = output, index, processes
         self.plan: PlanView | None = None
         self.opening: OpeningView | None = None  # shard 0, while the plan is being cut
         self.opened: set[int] = set()  # ids taken up from openings
@@ -39,8 +37,7 @@ class ShardWork:
     def adopt(self, plan: PlanView) -> None:
         self.plan, self.total = plan, plan.header.mini_batch_count
         if plan.header.node_count > 1:
-            self.balancer = Balancer(self.output, plan.header, self.index, self.processes,
-                                     self.held)
+            self.balancer = Balancer(self.output, plan.header, self.index, self.processes)
 
     def owned(self) -> list[int]:
         assert self.plan is not None

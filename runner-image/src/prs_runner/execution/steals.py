@@ -24,6 +24,7 @@ from prs_runner.execution.loot import (
     probably_done,
     remaining_counts,
 )
+from prs_runner.execution.worker_slot import SHALLOWEST
 from prs_runner.output.committed_set import CommittedSet
 from prs_runner.planning.plan import PlanHeader
 from prs_runner.storage.filesystem import Storage
@@ -34,12 +35,12 @@ FRESH_SECONDS = 0.05  # marks older than this are read again before work is sent
 
 
 class Balancer:
-    def __init__(self, output: Storage, plan: PlanHeader, shard: int, processes: int,
-                 held: int) -> None:
-        """PROCESSES: a shard's workers; HELD: how many mini-batches they hold at most while
-        they run slow ones (those a thief leaves to their owner)."""
-        self.output, self.plan, self.shard, self.held = output, plan, shard, held
-        self.processes = processes
+    def __init__(self, output: Storage, plan: PlanHeader, shard: int, processes: int) -> None:
+        """PROCESSES: a shard's workers."""
+        self.output, self.plan, self.shard, self.processes = output, plan, shard, processes
+        # How many mini-batches the workers hold at most while they run slow ones: what a
+        # thief leaves to their owner.
+        self.held = processes * SHALLOWEST
         self.started = time.time()  # about when every shard began
         # How late another shard's commits show: a worker flushes them about once a second
         # on an object store, and a look at them is a listing or more.

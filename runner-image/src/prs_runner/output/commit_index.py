@@ -176,11 +176,6 @@ def sound(checksum: bytes, body: bytes) -> bool:
         return False
 
 
-def index_ids(data: bytes) -> list[int]:
-    """The mini-batch ids an index commits, up to its first torn line."""
-    return [run.id for run in index_runs(data)]
-
-
 @dataclass(frozen=True)
 class Run:
     """What a shard that looks for work reads of a record: which mini-batch, the shard that
