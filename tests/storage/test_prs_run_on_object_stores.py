@@ -563,6 +563,31 @@ def test_shards_with_even_work_do_not_rob_each_other_on_an_object_store(
     assert len(read_commits(output)) <= 60 + 4
 
 
+EVERY_TENTH_SLOW_AFTER_A_SLOW_INIT = '''
+import os, time
+def init():
+    time.sleep(1.6)  # a model load: every shard's first commits come late
+def run(mini_batch):
+    time.sleep(0.4 if int(open(mini_batch[0]).read()) % 10 == 0 else 0.05)
+    return [os.path.basename(p) for p in mini_batch]
+'''
+
+
+def test_a_thief_reads_each_worker_of_its_victim_and_waits_for_their_first_commits(
+    s3_server: StorageServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """3 shards x 2 processes with even shares (every tenth mini-batch slow) after an init()
+    longer than the wait for a victim's first commits. A thief waited from when its shard
+    began, not from when its first mini-batch ended, so it took half of a victim whose
+    commits could not show yet; and it counted from the newest commit of any worker of a
+    victim, while each worker flushes its own a second apart: 39 of 60 ran twice (16
+    without the slow init())."""
+    output = one_per_mini_batch(s3_server, tmp_path, monkeypatch, 60,
+                                EVERY_TENTH_SLOW_AFTER_A_SLOW_INIT, nodeCount=3)
+    records = [commit.header for commit in read_commits(output)]
+    assert len(records) <= 60 + 4, sorted((header.id, header.shard) for header in records)
+
+
 METRICS_SCRIPT = '''
 import os
 def run(mini_batch):

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from prs_runner.output import committed_set
-from prs_runner.output.commit_log import CommitLog, read_commits, void
+from prs_runner.output.commit_log import CommitLog, life_of, read_commits, void
 from prs_runner.output.committed_set import CommittedSet, ShardPace
 from prs_runner.storage.filesystem import Storage
 from tests.unit.test_commit_log import header
@@ -158,22 +158,40 @@ def test_add_ignores_ids_outside_the_plan(output: Storage) -> None:
 
 
 def test_the_pace_of_each_shard_that_ran_what_was_read(output: Storage) -> None:
-    log = CommitLog(output, "a")
-    for mb_id, shard, seconds, started in [(1, 0, 1.0, 100.0), (2, 1, 0.5, 90.0),
-                                           (3, 0, 2.0, 95.0), (4, 1, 0.5, None)]:
-        log.add(dataclasses.replace(header(mb_id), shard=shard, seconds=seconds,
-                                    started=started), b"x")
-    log.close()
+    lives: list[tuple[str, list[tuple[int, int, float, float | None]]]] = [
+        ("l1-0-0-7", [(1, 0, 1.0, 100.0), (2, 1, 0.5, 90.0)]),
+        ("l2-0-1-7", [(3, 0, 2.0, 95.0), (4, 1, 0.5, None)])]
+    for life, rows in lives:
+        log = CommitLog(output, life)
+        for mb_id, shard, seconds, started in rows:
+            log.add(dataclasses.replace(header(mb_id), shard=shard, seconds=seconds,
+                                        started=started), b"x")
+        log.close()
     paces = CommittedSet(output, 10).refresh().paces
-    assert paces[0].last_end == 101.0  # the newest end, not the last read
+    assert paces[0].ends == {"l1-0-0-7": 101.0, "l2-0-1-7": 97.0}  # per worker life
+    assert paces[0].first_start == 95.0  # the earliest start, not the first read
     assert paces[0].seconds == pytest.approx(0.8 * 1.0 + 0.2 * 2.0)  # a moving average
-    assert paces[1] == ShardPace(0.5, 90.5)  # a record without a start leaves the end
+    # a record without a start leaves the ends
+    assert paces[1] == ShardPace(0.5, 90.0, {"l1-0-0-7": 90.5})
     assert set(paces) == {0, 1}
 
 
 def test_a_shard_pace_starts_from_its_first_run() -> None:
     pace = ShardPace()
-    pace.ran(3.0, None)
-    assert pace == ShardPace(3.0, 0.0)
-    pace.ran(1.0, 5.0)
-    assert pace.seconds == pytest.approx(0.8 * 3.0 + 0.2 * 1.0) and pace.last_end == 5.0
+    pace.ran("a", 3.0, None)
+    assert pace == ShardPace(3.0, 0.0, {})
+    pace.ran("a", 1.0, 5.0)
+    assert pace.seconds == pytest.approx(0.8 * 3.0 + 0.2 * 1.0)
+    assert (pace.ends, pace.first_start) == ({"a": 5.0}, 4.0)
+    pace.ran("a", 1.0, 4.5)  # read later, ended earlier: the newest end stays
+    pace.ran("b", 2.0, 7.0)
+    assert (pace.ends, pace.first_start) == ({"a": 5.0, "b": 7.0}, 3.5)
+
+
+@pytest.mark.parametrize(("name", "life"), [
+    ("18ee00abbc81e776-1-0-26846.idx", "18ee00abbc81e776-1-0-26846"),  # local
+    ("18ee00abbc81e776-1-0-26846-000003.idx", "18ee00abbc81e776-1-0-26846"),  # a part
+    ("18ee00abbc81e776-2-s-26846-000000.idx", "18ee00abbc81e776-2-s-26846"),
+])
+def test_the_life_an_index_belongs_to(name: str, life: str) -> None:
+    assert life_of(name) == life

@@ -11,7 +11,7 @@ from prs_runner.execution.loot import (
     owned_by,
     owners_after,
     pick_victim,
-    probably_done,
+    probably_done_by,
     remaining_counts,
 )
 
@@ -119,15 +119,27 @@ def test_least_is_two() -> None:
     assert LEAST == 2
 
 
-@pytest.mark.parametrize(("processes", "since", "seconds", "done"), [
-    (2, 1.0, 0.1, 20),
-    (2, 1.0, 0.3, 6),  # whole ones only
-    (1, 0.05, 0.1, 0),
-    (4, 0.5, 0.5, 4),
-    (2, 0.0, 0.1, 0),
-    (2, -1.0, 0.1, 0),  # a clock behind: nothing
-    (2, 1.0, 0.0, 0),  # no pace known: nothing
-    (2, 1.0, -0.1, 0),
+@pytest.mark.parametrize(("processes", "ends", "first_start", "seconds", "done"), [
+    (2, [99.0, 99.0], 0.0, 0.1, 20),  # 1 s since each worker's newest end
+    (2, [99.0, 99.0], 0.0, 0.3, 6),  # whole ones only
+    (2, [99.5, 99.75], 0.0, 0.25, 3),  # of the sum: 0.5 + 0.25 s
+    (1, [99.95], 0.0, 0.1, 0),
+    (4, [99.5] * 4, 0.0, 0.5, 4),
+    (2, [100.0, 100.0], 0.0, 0.1, 0),
+    (2, [101.0, 99.5], 0.0, 0.5, 1),  # a clock ahead counts nothing, not less
+    (2, [99.0, 99.0], 0.0, 0.0, 0),  # no pace known: nothing
+    (2, [99.0, 99.0], 0.0, -0.1, 0),
+    # A worker with nothing readable yet counts from the shard's first start.
+    (2, [99.5], 98.0, 0.5, 5),
+    (3, [99.5], 98.0, 0.5, 9),
+    (2, [99.5], 0.0, 0.5, 1),  # first start not known: it counts as nothing
+    (2, [], 99.0, 0.5, 4),
+    (2, [99.5], 0.5, 0.5, 200),  # any start after the epoch is one
+    # The newest PROCESSES lives are the workers now: a replaced one's end is left out.
+    (2, [90.0, 99.5, 99.0], 0.0, 0.5, 3),
+    (1, [99.0, 90.0], 0.0, 0.5, 2),
+    (0, [99.0], 0.0, 0.5, 0),
 ])
-def test_probably_done(processes: int, since: float, seconds: float, done: int) -> None:
-    assert probably_done(processes, since, seconds) == done
+def test_probably_done_by(processes: int, ends: list[float], first_start: float,
+                          seconds: float, done: int) -> None:
+    assert probably_done_by(processes, 100.0, ends, first_start, seconds) == done

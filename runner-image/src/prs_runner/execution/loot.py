@@ -87,11 +87,20 @@ def loot_of(ids: Sequence[int], keep: int) -> list[int]:
     return rest[len(rest) - len(rest) // 2 :]
 
 
-def probably_done(processes: int, since: float, seconds: float) -> int:
+def probably_done_by(processes: int, now: float, ends: Iterable[float], first_start: float,
+                     seconds: float) -> int:
     """How many mini-batches a shard of PROCESSES workers, SECONDS each, has probably
-    finished in the SINCE seconds after the newest of its commits a thief can read (an
-    object store's commits show about a second late): its remaining list begins with
-    them, so a thief leaves them to it rather than run them again."""
-    if seconds <= 0 or since <= 0:
+    finished since the newest of its commits a thief can read (an object store's commits
+    show about a second late): its remaining list begins with them, so a thief leaves them
+    to it rather than run them again. Worker by worker: each flushes its commits on its
+    own, so one may show what it ran a moment ago while another shows nothing of the last
+    second. ENDS: the newest readable end of each worker life; the newest PROCESSES of
+    them are the shard's workers now (an older life was replaced). A worker none of whose
+    commits can be read yet counts from FIRST_START, when the shard's first readable run
+    began (0: not known, it counts as nothing). A clock behind counts nothing."""
+    if seconds <= 0:
         return 0
-    return int(processes * since / seconds)
+    latest = sorted(ends)[-processes:] if processes > 0 else []
+    unread = now - first_start if first_start > 0 else 0.0
+    sinces = [now - end for end in latest] + [unread] * (processes - len(latest))
+    return int(sum(max(since, 0.0) for since in sinces) / seconds)

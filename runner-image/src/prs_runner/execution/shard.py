@@ -230,6 +230,8 @@ class ShardSupervisor(ShardFailures):
     def handle_event(self, slot: Slot, event: dict[str, Any]) -> None:
         if "done" in event or "error" in event or "ran" in event:
             self.last_progress = time.monotonic()
+            if not slot.said:
+                self.work.ran()
             slot.said = True
         if "ran" in event:  # its commit follows (object stores): the next one runs now
             slot.said_ran(event["ran"], time.monotonic())

@@ -91,6 +91,12 @@ class ShardWork:
         if self.balancer is not None:
             self.balancer.committed.add(mb_id)
 
+    def ran(self) -> None:
+        """A mini-batch of this shard ended: the first one starts the wait for another
+        shard's first commits (execution.steals.Balancer.early)."""
+        if self.balancer is not None:
+            self.balancer.ran()
+
     def prune(self, every: float) -> None:
         """Read the steal marks now and then; drop what another shard took from the queue."""
         if self.balancer is not None:

@@ -21,7 +21,7 @@ from prs_runner.execution.loot import (
     owned_by,
     owners_after,
     pick_victim,
-    probably_done,
+    probably_done_by,
     remaining_counts,
 )
 from prs_runner.execution.worker_slot import SHALLOWEST
@@ -42,6 +42,7 @@ class Balancer:
         # thief leaves to their owner.
         self.held = processes * SHALLOWEST
         self.started = time.time()  # about when every shard began
+        self.first_end = 0.0  # when the first mini-batch of this shard ended
         # How late another shard's commits show: a worker flushes them about once a second
         # on an object store, and a look at them is a listing or more.
         self.lag = 0.0 if output.local is not None else FLUSH_SECONDS + BALANCE_SECONDS
@@ -70,7 +71,18 @@ class Balancer:
     def waiting(self) -> bool:
         """Whether this shard, with nothing to do, waits for another's first commits to show
         before it takes any of its work (execution.steals.Balancer.steal)."""
-        return self.awaits_commits and time.time() - self.started < self.lag
+        return self.awaits_commits and self.early()
+
+    def early(self) -> bool:
+        """Whether another shard's first commits may not show yet: in the first `lag`
+        seconds after this shard's first mini-batch ended (the shards start their workers
+        alike: a slow import or init() delays the first commits of all), or after it
+        began when none has."""
+        return time.time() - (self.first_end or self.started) < self.lag
+
+    def ran(self) -> None:
+        """A mini-batch of this shard ended (its commit may follow a second later)."""
+        self.first_end = self.first_end or time.time()
 
     def prune(self, pending: deque[int], every: float = BALANCE_SECONDS) -> deque[int]:
         """PENDING without what another shard took, reading the marks if they are older
@@ -104,13 +116,13 @@ class Balancer:
 
     def unseen(self, committed: CommittedSet, shard: int) -> int | None:
         """How many of SHARD's remaining mini-batches it has probably run since its newest
-        commit this shard can read (loot.probably_done); None while none can be read yet,
+        commit this shard can read (loot.probably_done_by); None while none can be read yet,
         early in the run, on storage where commits show late (it may have run them all)."""
         seen = committed.paces.get(shard)
-        now = time.time()
-        if seen is None or not seen.last_end:
-            return None if now - self.started < self.lag else 0
-        return probably_done(self.processes, now - seen.last_end, seen.seconds)
+        if seen is None or not seen.ends:
+            return None if self.early() else 0
+        return probably_done_by(self.processes, time.time(), seen.ends.values(),
+                                seen.first_start, seen.seconds)
 
     def planned(self, mb_id: int) -> int | None:
         return self.plan.shard_of(mb_id) if 0 <= mb_id < self.plan.mini_batch_count else None

@@ -49,6 +49,12 @@ def life_name(shard: int, role: str) -> str:
     return f"{time.time_ns():016x}-{shard}-{role}-{os.getpid()}"
 
 
+def life_of(index_name: str) -> str:
+    """The worker life an index belongs to: `<life>.idx` locally, `<life>-<part>.idx` on
+    an object store (a life is `<start>-<shard>-<role>-<pid>`, life_name)."""
+    return "-".join(index_name.removesuffix(".idx").split("-")[:4])
+
+
 class CommitLog:
     def __init__(self, output: Storage, life: str) -> None:
         self.output, self.life = output, life

@@ -13,10 +13,10 @@ every look decodes the records instead, as read_commits does.
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from prs_runner.output.commit_index import index_runs
-from prs_runner.output.commit_log import COMMITS_DIR, VOID_PREFIX, read_commits
+from prs_runner.output.commit_log import COMMITS_DIR, VOID_PREFIX, life_of, read_commits
 from prs_runner.storage.filesystem import Storage
 
 READ_CHUNK = 1 << 20  # bytes of a local index read at once
@@ -26,15 +26,20 @@ PACE_WEIGHT = 0.2  # of the newest record in a shard's moving average
 @dataclass
 class ShardPace:
     """A shard's runs as its commits show them: seconds per mini-batch (a moving average in
-    the order they were read) and when the newest one ended (Unix seconds; 0: unknown)."""
+    the order they were read), when the first one began and when the newest one of each
+    worker life ended (Unix seconds; 0: unknown)."""
 
     seconds: float = 0.0
-    last_end: float = 0.0
+    first_start: float = 0.0
+    ends: dict[str, float] = field(default_factory=dict)
 
-    def ran(self, seconds: float, ended: float | None) -> None:
+    def ran(self, life: str, seconds: float, ended: float | None) -> None:
         self.seconds = seconds if not self.seconds else (
             (1 - PACE_WEIGHT) * self.seconds + PACE_WEIGHT * seconds)
-        self.last_end = max(self.last_end, ended or 0.0)
+        if ended:
+            self.ends[life] = max(self.ends.get(life, 0.0), ended)
+            started = ended - seconds
+            self.first_start = min(self.first_start or started, started)
 
 
 class CommittedSet:
@@ -100,10 +105,12 @@ class CommittedSet:
         """Add the runs of DATA's whole lines (read on from where NAME was read to)."""
         whole = data[: data.rfind(b"\n") + 1]
         runs = index_runs(whole)
+        life = life_of(name)
         for run in runs:
             self.add(run.id)
             pace = self.paces.setdefault(run.shard, ShardPace())
-            pace.ran(run.seconds, run.ended)
+            pace.ran(life, run.seconds, run.ended)
         if len(runs) < whole.count(b"\n"):
             self.ended.add(name)
         self.read_to[name] = self.read_to.get(name, 0) + len(whole)
+
