@@ -274,6 +274,42 @@ def test_an_unclosed_quote_is_an_error_naming_the_file_and_line(tmp_path: Path) 
     assert not (step.out / "parallel_run_step.txt").exists()
 
 
+@pytest.mark.parametrize("line_ends", ["\r", "\n\r"], ids=["cr-only", "lf-cr"])
+def test_carriage_returns_alone_are_an_error_naming_the_file_and_byte(
+        tmp_path: Path, line_ends: str) -> None:
+    """CR-only line ends (old Mac files): pyarrow ends a record at each, the cuts did not,
+    and the whole file was planned as no mini-batch at all: Succeeded with 0 rows."""
+    data = tmp_path / "data"
+    data.mkdir()
+    rows = ["file,id", *(f"sales.csv,{i}" for i in range(1, 41))]
+    (data / "sales.csv").write_text(line_ends.join(rows) + line_ends, newline="")
+    step = tabular_step(tmp_path, input={"type": "tabular", "uri": "./data"},
+                        miniBatchSize="10rows")
+    result = step.run()
+    assert result.returncode == 2
+    offset = len(rows[0]) + (len(line_ends) - 1)
+    line = 1 if line_ends == "\r" else 2
+    assert result.stderr.strip() == (
+        f"prs run: invalid ParallelRunStep:\n  - spec.input.uri: sales.csv: line {line} holds "
+        f"a carriage return with no line feed after it (byte {offset}: old Mac line ends?); "
+        "records are cut at line feeds, so rows would be lost: convert the file to LF or "
+        "CRLF line ends (for example: tr '\\r' '\\n'), or quote the field that holds it")
+    assert not (step.out / "parallel_run_step.txt").exists()
+
+
+def test_a_carriage_return_in_a_quoted_field_is_a_value(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "notes.csv").write_bytes(b'id,note\r\n1,"a\rb"\r\n2,c\r\n')
+    script = """
+    def run(mini_batch):
+        return [repr(note) for note in mini_batch["note"]]
+    """
+    step = tabular_step(tmp_path, input={"type": "tabular", "uri": "./data"}, script=script)
+    assert_succeeded(step)
+    assert step.output_lines() == ["'a\\rb'", "'c'"]
+
+
 def test_a_malformed_row_error_is_capped_in_the_report(tmp_path: Path) -> None:
     data = tmp_path / "data"
     data.mkdir()

@@ -19,11 +19,12 @@ from prs_runner.planning.tabular_cuts import (
     count_records,
     group_partitions,
     group_row_groups,
+    lone_returns,
     record_ends,
     slice_positions,
 )
 from prs_runner.planning.tabular_formats import guess_format
-from prs_runner.planning.tabular_scan import scan_text_file
+from prs_runner.planning.tabular_scan import LoneReturn, scan_text_file
 
 
 @pytest.mark.parametrize(
@@ -43,7 +44,7 @@ from prs_runner.planning.tabular_scan import scan_text_file
 def test_record_ends(
     block: bytes, in_quotes: bool, quoted: bool, ends: list[int], out_quotes: bool
 ) -> None:
-    found, still_inside = record_ends(block, in_quotes, quoted)
+    found, still_inside, _ = record_ends(block, in_quotes, quoted)
     assert found.tolist() == ends
     assert still_inside is out_quotes
 
@@ -60,7 +61,7 @@ def test_record_ends(
 def test_count_records_leaves_out_blank_lines(
     block: bytes, previous_end: int, cumulative: list[int]
 ) -> None:
-    ends, _ = record_ends(block, False, True)
+    ends, _, _ = record_ends(block, False, True)
     assert count_records(block, ends, previous_end, 0).tolist() == cumulative
 
 
@@ -104,6 +105,11 @@ def test_csv_ranges_cover_every_record_once(
         (b"a\n", 5, []),  # header only
         (b"", 5, []),
         (b"a,b\n", 1, []),
+        # Blank lines before the header are not the header (the header was a blank line,
+        # and each mini-batch's first record was taken for its column names)
+        (b"\n\na\n1\n2\n3\n", 2, [(4, 8, 2), (8, 10, 1)]),
+        (b"\r\n\na\n1\n", 2, [(5, 7, 1)]),
+        (b"\n\n\n", 2, []),
     ],
 )
 def test_csv_edges(data: bytes, target_rows: int, expected: list[tuple[int, int, int]]) -> None:
@@ -224,7 +230,7 @@ def test_record_ends_matches_a_python_scan_on_random_bytes() -> None:
             inside = not inside
         elif char == ord("\n") and not inside:
             expected.append(position + 1)
-    found, still_inside = record_ends(data, False, True)
+    found, still_inside, _ = record_ends(data, False, True)
     assert found.tolist() == expected
     assert still_inside is inside
 
@@ -270,14 +276,14 @@ def python_record_ends(data: bytes, quoted: bool) -> list[int]:
 def test_record_ends_of_a_block_larger_than_one_slice(quoted: bool, tail: bytes) -> None:
     data = b"abcdefghi\n" * (SLICE_BYTES // 10 + 1000) + tail
     assert len(data) > SLICE_BYTES
-    found, still_inside = record_ends(data, False, quoted)
+    found, still_inside, _ = record_ends(data, False, quoted)
     assert found.tolist() == python_record_ends(data, quoted)
     assert still_inside is False
 
 
 def test_record_ends_are_integer_offsets_even_when_there_are_none() -> None:
     for block in (b"", b"no newline"):
-        found, _ = record_ends(block, False, True)
+        found, _, _ = record_ends(block, False, True)
         assert found.dtype == np.int64
 
 
@@ -391,3 +397,73 @@ def test_group_partitions_orders_mixed_value_types_by_type_name() -> None:
     ])
     assert [tuple(g.values.values()) for g in groups] == [
         (None, 5), (1.5, 0), (2, 1), (2, "y"), ("x", 2)]
+
+
+@pytest.mark.parametrize(("block", "in_quotes", "quoted", "lone"), [
+    (b"a\r\nb\r\n", False, True, []),  # CRLF
+    (b"a\rb\rc", False, True, [1, 3]),  # CR only
+    (b"a\r\rb", False, True, [1, 2]),  # a CR before a CR
+    (b"a\n\rb\n", False, True, [2]),
+    (b'"a\rb"\rc', False, True, [5]),  # the one in quotes is a value
+    (b'a\rb"\rc"', True, True, [4]),  # the block starts inside quotes
+    (b'"a\rb"', False, False, [2]),  # not quoted (JSON Lines): every one
+    (b"a\r", False, True, []),  # the last byte: its next one is in the next block
+    (b"\r", False, True, []),
+    (b"", False, True, []),
+    (b"abc", False, True, []),
+])
+def test_lone_returns(block: bytes, in_quotes: bool, quoted: bool, lone: list[int]) -> None:
+    assert lone_returns(block, in_quotes, quoted).tolist() == lone
+
+
+@pytest.mark.parametrize(("data", "offset"), [
+    (b"a\rb\r", 1),
+    (b"a\n1\r2\n", 3),
+    (b'a\n"1\r"\r2\n', 6),
+    (b"a\r\n1\r\n2\r3\n", 7),
+])
+def test_a_csv_with_a_lone_carriage_return_is_refused_whatever_the_block_size(
+        data: bytes, offset: int) -> None:
+    for block_bytes in range(1, len(data) + 1):
+        with pytest.raises(LoneReturn) as raised:
+            scan_text_file(io.BytesIO(data), len(data), "csv", None, 1, block_bytes=block_bytes)
+        assert raised.value.offset == offset, block_bytes
+
+
+@pytest.mark.parametrize("data", [b"a\r\n1\r\n2\r\n", b'a\n"1\r"\n', b"a\n1\n2\r",
+                                  b'{"a": 1}\r\n'])
+def test_crlf_quoted_and_final_carriage_returns_are_not_refused(data: bytes) -> None:
+    fmt = "jsonl" if data.startswith(b"{") else "csv"
+    for block_bytes in range(1, len(data) + 1):
+        scan_text_file(io.BytesIO(data), len(data), fmt, None, 1, block_bytes=block_bytes)
+
+
+def crlf_lines_split_at(position: int, lone_at: int | None = None) -> bytes:
+    """CRLF lines past two slices, one of them split between its CR (at POSITION - 1) and
+    its LF; a CR alone at LONE_AT."""
+    data = bytearray(b"x" * (2 * SLICE_BYTES + 100))
+    for end in (10, position, SLICE_BYTES + 50, len(data) - 1):
+        data[end - 1 : end + 1] = b"\r\n"
+    if lone_at is not None:
+        data[lone_at] = ord("\r")
+    return bytes(data)
+
+
+@pytest.mark.parametrize(("block", "lone"), [
+    (crlf_lines_split_at(SLICE_BYTES), 0),  # a CRLF split between two slices
+    (crlf_lines_split_at(SLICE_BYTES, lone_at=SLICE_BYTES - 5), 1),
+    (crlf_lines_split_at(SLICE_BYTES, lone_at=SLICE_BYTES - 1 + SLICE_BYTES), 1),
+    (crlf_lines_split_at(SLICE_BYTES + 3, lone_at=0), 1),
+    (b"\na\r\n", 0),  # a newline first: what is before it is not in the block
+    (b"\r\n\r", 0),  # the last byte: its next one is in the next block
+    (b'"\r"\r\n\r\r', 2),  # in quotes or not
+    (b"a\nb\n", 0),
+])
+def test_record_ends_counts_the_carriage_returns_no_newline_follows(block: bytes,
+                                                                     lone: int) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    assert record_ends(block, False, True)[2] == lone
+    with ThreadPoolExecutor(2) as pool:
+        assert record_ends(block, False, True, pool.map)[2] == lone
+    assert record_ends(block, False, False)[2] == 0  # JSON Lines: not counted

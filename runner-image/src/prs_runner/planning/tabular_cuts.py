@@ -50,23 +50,33 @@ class SlicePositions:
     newlines: Ints  # offsets within the block
     quotes_before: Ints  # per newline, the quote characters before it in the slice
     quotes: int  # quote characters in the slice; 0: quotes_before is empty
+    returns: int = 0  # carriage returns in the slice less its newlines that follow one
 
 
-def slice_positions(data: npt.NDArray[np.uint8], start: int, stop: int, quoted: bool
-                    ) -> SlicePositions:
+def slice_positions(data: npt.NDArray[np.uint8], start: int, stop: int, quoted: bool,
+                    returns: bool = False) -> SlicePositions:
+    """RETURNS: count the carriage returns too (a block that holds one)."""
     part = data[start:stop]
-    newlines = np.flatnonzero(part == NEWLINE).astype(np.int64)
+    newlines = np.flatnonzero(part == NEWLINE).astype(np.int64, copy=False)
+    lone = 0
+    if returns:
+        # A newline at the block's start follows the previous block's last byte.
+        before = newlines[int(start == 0 and len(newlines) > 0 and newlines[0] == 0):] + (
+            start - 1)
+        lone = int(np.count_nonzero(part == CARRIAGE_RETURN)
+                   - np.count_nonzero(data[before] == CARRIAGE_RETURN))
     quotes = np.flatnonzero(part == QUOTE) if quoted else newlines[:0]
     if not len(quotes):
-        return SlicePositions(newlines + start, newlines[:0], 0)
-    return SlicePositions(newlines + start, np.searchsorted(quotes, newlines), len(quotes))
+        return SlicePositions(newlines + start, newlines[:0], 0, lone)
+    return SlicePositions(newlines + start, np.searchsorted(quotes, newlines), len(quotes),
+                          lone)
 
 
-def task_positions(data: npt.NDArray[np.uint8], start: int, quoted: bool
-                   ) -> list[SlicePositions]:
+def task_positions(data: npt.NDArray[np.uint8], start: int, quoted: bool,
+                   returns: bool = False) -> list[SlicePositions]:
     """One task: cache-sized slices, numpy all the way (it releases the GIL)."""
     stop = min(start + TASK_BYTES, len(data))
-    return [slice_positions(data, s, min(s + SLICE_BYTES, stop), quoted)
+    return [slice_positions(data, s, min(s + SLICE_BYTES, stop), quoted, returns)
             for s in range(start, stop, SLICE_BYTES)]
 
 
@@ -85,15 +95,36 @@ def select_ends(pieces: Iterable[SlicePositions], in_quotes: bool) -> tuple[Ints
 
 def record_ends(
     block: bytes, in_quotes: bool, quoted: bool, map_tasks: Callable[..., Iterable[Any]] = map
-) -> tuple[Ints, bool]:
-    """Offsets (within `block`) just past each newline that ends a record, and whether the
-    block ends inside a quoted field. `in_quotes`: the block starts inside one. Counting
-    stays in C (numpy); `map_tasks` may run the slices' scans on threads."""
+) -> tuple[Ints, bool, int]:
+    """Offsets (within `block`) just past each newline that ends a record, whether the
+    block ends inside a quoted field, and how many of its carriage returns (CSV only) no
+    newline follows, in quotes or not (lone_returns says where), its last byte left out.
+    `in_quotes`: the block starts inside one. Counting stays in C (numpy); `map_tasks` may
+    run the slices' scans on threads."""
     data = np.frombuffer(block, dtype=np.uint8)
-    quoted = quoted and b'"' in block  # memchr: blocks without quotes skip the quote pass
-    tasks = map_tasks(lambda start: task_positions(data, start, quoted),
+    returns = quoted and b"\r" in block  # memchr: most blocks skip the count
+    quoted = quoted and b'"' in block  # and the quote pass
+    tasks = map_tasks(lambda start: task_positions(data, start, quoted, returns),
                       range(0, len(data), TASK_BYTES))
-    return select_ends((piece for task in tasks for piece in task), in_quotes)
+    pieces = [piece for task in tasks for piece in task]
+    ends, in_quotes = select_ends(pieces, in_quotes)
+    lone = sum(piece.returns for piece in pieces) - int(returns and block.endswith(b"\r"))
+    return ends, in_quotes, lone
+
+
+def lone_returns(block: bytes, in_quotes: bool, quoted: bool) -> Ints:
+    """Offsets (within BLOCK) of the carriage returns outside quotes that no line feed
+    follows: pyarrow ends a record at one (old Mac files end every line so), the cuts do
+    not. IN_QUOTES: the block starts inside a quoted field. A CR that is the block's last
+    byte is left out: what follows it is in the next block."""
+    data = np.frombuffer(block, dtype=np.uint8)
+    returns = np.flatnonzero(data[:-1] == CARRIAGE_RETURN)
+    lone: Ints = returns[data[returns + 1] != NEWLINE]
+    if not quoted or not len(lone):
+        return lone
+    quotes_before = np.searchsorted(np.flatnonzero(data == QUOTE), lone)
+    outside: Ints = lone[((quotes_before + int(in_quotes)) & 1) == 0]
+    return outside
 
 
 def count_records(block: bytes, ends: Ints, previous_end: int, offset: int,

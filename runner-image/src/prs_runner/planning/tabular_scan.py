@@ -34,6 +34,7 @@ from prs_runner.planning.tabular_cuts import (
     count_records,
     group_partitions,
     group_row_groups,
+    lone_returns,
     record_ends,
 )
 from prs_runner.step.spec import MiniBatchSize, SpecError
@@ -85,6 +86,16 @@ def scan_threads() -> Iterator[Callable[..., Iterable[Any]]]:
         yield pool.map
 
 
+class LoneReturn(ValueError):
+    """A CSV record ends in a carriage return alone at `offset` (CR-only line ends): pyarrow
+    ends a record there, the cuts only at a line feed, so ranges would not hold the records
+    the plan counts."""
+
+    def __init__(self, offset: int) -> None:
+        super().__init__(offset)
+        self.offset = offset
+
+
 class UnclosedQuote(ValueError):
     """A CSV quote opened in the record starting at `offset` never closes: the parser
     would take the rest of the file as one record."""
@@ -120,15 +131,22 @@ def scan_text_file(
     in_quotes, offset, previous_end = False, 0, 0
     last_block, last_offset = b"", 0
     for block in read_ahead(stream, block_bytes):
-        relative, in_quotes = record_ends(block, in_quotes, quoted, map_tasks)
+        starts_in_quotes = in_quotes
+        relative, in_quotes, lone = record_ends(block, in_quotes, quoted, map_tasks)
+        if quoted:
+            check_returns(block, offset, starts_in_quotes, lone, last_block)
         ends = relative + offset
         cumulative = count_records(block, ends, previous_end, offset,
                                    last_block[-1] if last_block else -1)
         if len(ends):
             previous_end = int(ends[-1])
         if header_end is None and len(ends):
-            header_end = int(ends[0])
-            ends, cumulative = ends[1:], cumulative[1:] - cumulative[0]
+            # The header is the first record: blank lines before it are not (pyarrow skips
+            # them too), and are read with it.
+            first = int(np.searchsorted(cumulative, 1))
+            if first < len(ends):
+                header_end = int(ends[first])
+                ends, cumulative = ends[first + 1:], cumulative[first + 1:] - cumulative[first]
         if header_end is not None:
             cutter = cutter or RangeCutter(header_end, target_bytes, target_rows)
             cutter.feed(ends, cumulative)
@@ -144,6 +162,19 @@ def scan_text_file(
     return header_end or 0, cutter.finish(size, int(bool(tail.strip())))
 
 
+def check_returns(block: bytes, offset: int, in_quotes: bool, lone: int,
+                  last_block: bytes) -> None:
+    """LoneReturn at the first carriage return outside quotes that no newline follows
+    (CSV: record_ends counted LONE of them in BLOCK, in quotes or not), the last block's
+    final byte included. IN_QUOTES: the block starts inside a quoted field."""
+    if last_block.endswith(b"\r") and not block.startswith(b"\n") and not in_quotes:
+        raise LoneReturn(offset - 1)
+    if lone:
+        found = lone_returns(block, in_quotes, True)
+        if len(found):
+            raise LoneReturn(offset + int(found[0]))
+
+
 def named_errors(entry: FileEntry, stream: IO[bytes], read: Callable[[], Any]) -> Any:
     """What read() returns, or a SpecError naming ENTRY when it cannot be read (pyarrow's
     own errors do not say which file), or holds a quote that never closes."""
@@ -151,6 +182,14 @@ def named_errors(entry: FileEntry, stream: IO[bytes], read: Callable[[], Any]) -
         return read()
     except SpecError:
         raise
+    except LoneReturn as lone:
+        line = line_of(stream, lone.offset)
+        raise SpecError([
+            f"spec.input.uri: {entry.path}: line {line} holds a carriage return with no "
+            f"line feed after it (byte {lone.offset}: old Mac line ends?); records are cut "
+            "at line feeds, so rows would be lost: convert the file to LF or CRLF line "
+            "ends (for example: tr '\\r' '\\n'), or quote the field that holds it"
+        ]) from None
     except UnclosedQuote as unclosed:
         line = line_of(stream, unclosed.offset)
         raise SpecError([
