@@ -130,6 +130,25 @@ def test_files_input_reaches_run_as_local_paths_and_the_output_is_in_order(
     assert not any((tmp_path / "work").iterdir())  # nothing written beside the run
 
 
+def test_a_run_that_starts_over_leaves_nothing_of_the_last(
+    server: StorageServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Changed code starts over: the earlier run's commits go with the rest of _prs/. On
+    GCS a listing of one level names no folder that has no object of its own, so the old
+    commits stayed and counted for the new plan: the new code never ran, the output held
+    the old code's results, and the step said Succeeded (with --fresh too)."""
+    step, output = files_step(tmp_path, server, monkeypatch, 6, nodeCount=1)
+    assert prs_run(step, server).returncode == 0
+    (tmp_path / "code" / "score.py").write_text(
+        "import os\ndef run(mini_batch):\n"
+        "    return ['v2 ' + os.path.basename(p) for p in mini_batch]\n")
+    for fresh in ((), ("--fresh",)):
+        done = prs_run(step, server, *fresh)
+        assert done.returncode == 0, done.stderr
+        lines = output.read_bytes("parallel_run_step.txt").decode().splitlines()
+        assert lines == [f"v2 {line.split()[0]}" for line in expected_lines(6)]
+
+
 @pytest.mark.parametrize(("source_format", "row_format", "file_name"), [
     ("csv", "csv", "out.csv"), ("parquet", "parquet", "out.parquet"),
 ])

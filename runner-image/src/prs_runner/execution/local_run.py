@@ -207,7 +207,7 @@ def earlier_fingerprint(output: Storage) -> str | None:
 
 def start_over(output: Storage, spec: dict[str, Any]) -> None:
     """Everything under _prs/ but the lock (its holder is this run), and the output file."""
-    for name in output.list_names("_prs"):
+    for name in output.list_names("_prs", folders=True):
         if f"_prs/{name}" not in (LOCK_FILE, CLAIMS):
             output.delete(f"_prs/{name}")
     output.delete(spec["appendRowFileName"])

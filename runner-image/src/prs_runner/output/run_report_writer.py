@@ -95,7 +95,7 @@ def read_rows(output: Storage) -> ReportData:
 
 
 def missing_results(output: Storage) -> str:
-    if not output.list_names("_prs"):
+    if not output.list_names("_prs", folders=True):
         return (f"{output.uri} holds no _prs/ folder: it is not a step's output (name the "
                 "folder or URI that the step's output.uri points to)")
     return (f"{output.uri}/{ROWS_FILE} is missing: no run has ended on this output yet "

@@ -313,7 +313,10 @@ class Storage:
         with self.remote("delete", source):
             self._fs.delete_file(self.confined(source))
 
-    def list_names(self, folder: str) -> list[str]:
+    def list_names(self, folder: str, folders: bool = False) -> list[str]:
+        """The names right under FOLDER. FOLDERS: a folder there is named even on a store
+        that keeps no object for it, which a listing of one level leaves out on GCS: the
+        whole tree under FOLDER is listed then (for a folder of folders, seldom read)."""
         if self.local is not None:
             try:
                 return os.listdir(self.join(folder))
@@ -321,9 +324,15 @@ class Storage:
                 return []
         from pyarrow import fs as pafs
 
-        selector = pafs.FileSelector(self.join(folder), allow_not_found=True)
+        selector = pafs.FileSelector(self.join(folder), recursive=folders,
+                                     allow_not_found=True)
         with self.remote("list", folder):
-            return [i.base_name for i in self._fs.get_file_info(selector)]
+            infos = self._fs.get_file_info(selector)
+        if not folders:
+            return [i.base_name for i in infos]
+        base = self.join(folder).rstrip("/") + "/"
+        return list(dict.fromkeys(i.path.removeprefix(base).split("/")[0] for i in infos
+                                  if i.path.startswith(base)))
 
     def delete(self, path: str) -> None:
         """Delete one file (a symlink: the link itself). A whole folder only under `_prs/`,
