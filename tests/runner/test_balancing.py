@@ -116,3 +116,24 @@ def test_a_mark_naming_a_shard_the_plan_lacks_moves_nothing(make_step: MakeStep)
     result = step.run()
     assert result.returncode == 0, result.stdout + result.stderr
     assert step.output_lines() == [f"item{i:04d}.txt" for i in range(60)]
+
+
+def test_a_mini_batch_run_by_two_shards_counts_once_against_the_thresholds(
+    make_step: MakeStep
+) -> None:
+    """Each mini-batch fails its one item, and errorThreshold is their number: exactly
+    reached, not exceeded. Shard 0's mini-batches take 3 ms, so its worker holds several
+    queued when shard 1 takes the tail: those run in both shards. Both counted them, and
+    the step failed with ErrorThresholdExceeded over more failed items than it had."""
+    files = 200
+    script = SKEWED.replace("return [os.path.basename(p) for p in mini_batch]", "return []")
+    step = make_step(f"DELAY = 0.003\nSLOW_BELOW = {files // 2}\n" + script, files=files,
+                     miniBatchSize="1", nodeCount=2, processCountPerNode=1,
+                     errorThreshold=files)
+    for i in range(files):
+        (step.root / "data" / f"item{i:04d}.txt").write_text(f"{i:04d}\n")
+    result = step.run()
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert step.job_result()["items"] == {"total": files, "succeeded": 0, "failed": files}
+    calls = [int(c) for c in step.marks("calls")]
+    assert len(calls) > files  # some did run twice: the case this is about

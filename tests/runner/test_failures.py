@@ -64,6 +64,38 @@ def test_a_run_where_every_mini_batch_failed_fails_despite_minus_one_thresholds(
     assert not (step.out / "parallel_run_step.txt").exists()
 
 
+def test_the_merge_counts_each_mini_batch_once_against_the_thresholds(
+    make_step: MakeStep,
+) -> None:
+    """The merge decides last, from the records it chose: what the shards counted while
+    they ran may miss a threshold (an operator's Job can end before a pass reads their
+    counts) or count a mini-batch two shards ran twice. A run within errorThreshold -1,
+    merged again under errorThreshold 1: two failed items fail the step and no output is
+    written; under 2 it succeeds."""
+    import json
+    import subprocess
+    import sys
+
+    step = make_step("def run(mini_batch):\n    return mini_batch[1:]\n", files=6,
+                     miniBatchSize="3", nodeCount=2, errorThreshold=-1)
+    assert step.run().returncode == 0
+    plan = step.out / "_prs/plan.json"
+    for limit, status in ((1, "Failed"), (2, "Succeeded")):
+        document = json.loads(plan.read_text())
+        document["step"]["errorThreshold"] = limit
+        plan.write_text(json.dumps(document))
+        (step.out / "parallel_run_step.txt").unlink(missing_ok=True)
+        subprocess.run([sys.executable, "-m", "prs_runner.commands.runner_cli", "merge",
+                        "--plan", str(plan)], check=True, capture_output=True, timeout=60)
+        job = step.job_result()
+        assert (job["status"], job["items"]["failed"]) == (status, 2)
+        assert (step.out / "parallel_run_step.txt").exists() == (status == "Succeeded")
+        if status == "Failed":
+            assert job["reason"] == "ErrorThresholdExceeded"
+            assert job["message"].startswith(
+                "errorThreshold exceeded: 2 failed items > errorThreshold 1"), job["message"]
+
+
 @pytest.mark.parametrize(
     ("limits", "needle"),
     [

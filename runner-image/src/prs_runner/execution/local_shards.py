@@ -25,6 +25,7 @@ from typing import Any, TextIO
 from prs_runner.execution.processes import spawn_shard
 from prs_runner.execution.progress import Progress
 from prs_runner.execution.shard_outcome import EXIT_FATAL
+from prs_runner.execution.steals import BALANCE_SECONDS
 from prs_runner.output.results import ErrorInfo, first_of
 from prs_runner.planning.plan_store import PLAN_FILE
 from prs_runner.step.spec import Step
@@ -45,6 +46,9 @@ def start_shards(step: Step, stream: TextIO = sys.stderr,
     return runner
 
 
+CONFIRM_SECONDS = 2 * BALANCE_SECONDS  # a threshold crossed this long stops the step
+
+
 class ShardRunner:
     def __init__(self, spec: dict[str, Any], progress: Progress, named: str = "") -> None:
         """SPEC: the step's, as loaded (its URIs not resolved yet); NAMED: the plan's URI as
@@ -61,6 +65,7 @@ class ShardRunner:
         self.waiting: dict[int, subprocess.Popen[bytes]] = {}  # started, not given the go
         self.standby: subprocess.Popen[bytes] | None = None  # started without its setup
         self.failure: tuple[str, str, str] | None = None
+        self.crossed: tuple[float, str] | None = None  # since when, and which threshold
         self.deadline: float | None = None
         # Workers forked from the shard inherit its imports: for a tabular step, the data
         # stack is imported while `prs run` surveys, with the step's env (numpy reads it).
@@ -139,6 +144,7 @@ class ShardRunner:
                 for key, _ in self.selector.select(wait):
                     self.read(*key.data)
                 self.check_deadline()
+                self.check_crossed()
                 if meanwhile is not None and time.monotonic() >= due:
                     meanwhile()
                     due = time.monotonic() + MEANWHILE_SECONDS
@@ -162,7 +168,25 @@ class ShardRunner:
         total = sum(self.counts, Counts())
         self.progress.update(total)
         why = crossed_threshold(total, self.spec, self.total)
-        if why and self.failure is None:
+        if not why:
+            self.crossed = None
+        elif self.node_count == 1 or any(crossed_threshold(c, self.spec, self.total)
+                                         for c in self.counts):
+            self.crossed = (float("-inf"), why)  # one shard's counts: each mini-batch once
+        else:
+            self.crossed = (self.crossed[0] if self.crossed else time.monotonic(), why)
+        self.check_crossed()
+
+    def check_crossed(self) -> None:
+        """Stop the step once a threshold is crossed: at once by one shard's counts, after
+        CONFIRM_SECONDS by their sum only: a mini-batch that two shards ran is counted by
+        both until the one that lost it reads the steal mark (every BALANCE_SECONDS at
+        most). Whatever the shards count, the merge counts each mini-batch once and fails
+        the step on a threshold all the same."""
+        if self.crossed is None or self.failure is not None:
+            return
+        since, why = self.crossed
+        if time.monotonic() - since >= CONFIRM_SECONDS:
             self.failure = ("Failed", "ErrorThresholdExceeded", why + self.first_error_text())
             self.stop_all()
 

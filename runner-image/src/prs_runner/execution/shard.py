@@ -94,6 +94,7 @@ class ShardSupervisor(ShardFailures):
             self.balance()
             self.report()
         self.stop_workers()
+        self.balance(0.0)  # what it ran that another shard took: counted there
         self.log.close()
         self.staging.publish()
         return self.outcome()
@@ -139,7 +140,8 @@ class ShardSupervisor(ShardFailures):
     def balance(self, every: float = BALANCE_SECONDS) -> None:
         """Read the steal marks now and then; drop what another shard took from the queue
         (what a worker already holds runs anyway: both records are kept, one counts)."""
-        self.work.prune(every)
+        if self.work.prune(every):
+            self.account.disown(self.work.owns)
 
     def init_failed_everywhere(self) -> bool:
         if not all(s.dead for s in self.slots):

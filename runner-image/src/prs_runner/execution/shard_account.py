@@ -6,12 +6,17 @@ the shard's outcome is read from it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from prs_runner.execution.shard_outcome import Outcome
 from prs_runner.execution.shard_work import ShardWork
 from prs_runner.output.results import ErrorInfo
 from prs_runner.step.thresholds import Counts, crossed_threshold
+
+# Lately committed mini-batches a shard remembers the counts of: a thief takes only what it
+# cannot see committed, which is what a worker held or committed in the last seconds.
+RECENT_MOST = 4096
 
 
 class ShardAccount:
@@ -22,6 +27,9 @@ class ShardAccount:
         self.unfinished: dict[int, dict[str, Any]] = {}
         self.uncommitted: dict[int, int] = {}  # returned, then lost before their commit
         self.counts = Counts()
+        # What this shard committed lately, by id: another shard may have taken one of them
+        # while a worker here held it, and run it too. The owner under the marks counts it.
+        self.recent: dict[int, Counts] = {}
         self.first_error: ErrorInfo | None = None
         self.first_error_raised = False
         self.stop_reason: tuple[str, str] | None = None
@@ -35,7 +43,7 @@ class ShardAccount:
         """MB_ID is committed with EVENT's counts (a worker's 'done', or its header's)."""
         self.unfinished.pop(mb_id, None)
         self.work.committed(mb_id)
-        self.counts += Counts(1, 0, event["succeeded"], event["failed"], event["rows"])
+        self.count(mb_id, Counts(1, 0, event["succeeded"], event["failed"], event["rows"]))
         if event.get("item_error"):
             self.remember_error(event["item_error"], mb_id, raised=False)
         if event["failed"]:
@@ -63,6 +71,23 @@ class ShardAccount:
         self.first_error = ErrorInfo(
             error["type"], error["message"], error.get("traceback", ""), mb_id, items[:5])
         self.first_error_raised = raised
+
+    def count(self, mb_id: int, counts: Counts) -> None:
+        """MB_ID, committed here, counts COUNTS, unless another shard owns it under the
+        marks read (it counts it there), or turns out to later (disown)."""
+        if not self.work.owns(mb_id):
+            return
+        self.counts += counts
+        self.recent[mb_id] = counts
+        if len(self.recent) > RECENT_MOST:
+            del self.recent[next(iter(self.recent))]
+
+    def disown(self, owns: Callable[[int], bool]) -> None:
+        """Uncount what this shard committed lately but another owns under new marks (it
+        ran there too): the shards' counts add up to each mini-batch once, as the merge
+        counts it, and no threshold is crossed by a mini-batch counted twice."""
+        for mb_id in [mb_id for mb_id in self.recent if not owns(mb_id)]:
+            self.counts -= self.recent.pop(mb_id)
 
     def check_thresholds(self) -> None:
         why = crossed_threshold(self.counts, self.spec, self.work.total)

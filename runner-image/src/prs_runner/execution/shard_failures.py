@@ -95,7 +95,7 @@ class ShardFailures:
         self.log.add(header, b"")
         self.log.flush()
         self.work.committed(mb_id)
-        self.account.counts += Counts(0, 1, 0, items, 0)
+        self.account.count(mb_id, Counts(0, 1, 0, items, 0))
         self.account.check_thresholds()
         self.report(force=True)
 

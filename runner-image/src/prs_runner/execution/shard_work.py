@@ -97,10 +97,18 @@ class ShardWork:
         if self.balancer is not None:
             self.balancer.ran()
 
-    def prune(self, every: float) -> None:
-        """Read the steal marks now and then; drop what another shard took from the queue."""
-        if self.balancer is not None:
-            self.pending = self.balancer.prune(self.pending, every)
+    def prune(self, every: float) -> bool:
+        """Read the steal marks now and then; drop what another shard took from the queue.
+        Whether new marks were read."""
+        pruned = None if self.balancer is None else self.balancer.prune(self.pending, every)
+        if pruned is None:
+            return False
+        self.pending = pruned
+        return True
+
+    def owns(self, mb_id: int) -> bool:
+        """Whether this shard owns MB_ID under the steal marks it has read."""
+        return self.balancer.owns(mb_id) if self.balancer is not None else True
 
     def mini_batch(self, mb_id: int) -> MiniBatch:
         view = self.plan if self.plan is not None else self.opening

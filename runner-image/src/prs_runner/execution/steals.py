@@ -84,13 +84,17 @@ class Balancer:
         """A mini-batch of this shard ended (its commit may follow a second later)."""
         self.first_end = self.first_end or time.time()
 
-    def prune(self, pending: deque[int], every: float = BALANCE_SECONDS) -> deque[int]:
+    def prune(self, pending: deque[int], every: float = BALANCE_SECONDS) -> deque[int] | None:
         """PENDING without what another shard took, reading the marks if they are older
-        than EVERY seconds."""
+        than EVERY seconds; None when no new mark was read."""
         if not self.due(every) or not self.refresh():
-            return pending
+            return None
         owned = set(self.owned())
         return deque(mb_id for mb_id in pending if mb_id in owned)
+
+    def owns(self, mb_id: int) -> bool:
+        """Whether this shard owns MB_ID under the marks read."""
+        return self.moved.get(mb_id, self.planned(mb_id)) == self.shard
 
     def refresh(self) -> bool:
         """Read the marks written since the last time; whether there were any."""

@@ -22,7 +22,7 @@ from prs_runner.output.results import SUCCEEDED, ErrorInfo, first_of
 from prs_runner.output.run_report import ReportData, ReportGatherer
 from prs_runner.output.run_report_writer import write_run_report_after_merge
 from prs_runner.planning.plan import MiniBatch, Plan
-from prs_runner.step.thresholds import Counts
+from prs_runner.step.thresholds import Counts, crossed_threshold
 from prs_runner.storage.filesystem import Storage
 from prs_runner.storage.object_reads import requests_made
 
@@ -153,6 +153,13 @@ def merge_into(
             f"{not_run} of {len(plan.mini_batches)} mini-batches have no committed result "
             f"(never run, or their record is torn{damage_text(output, torn)}); run the step "
             "again to run just those")
+        write_output = False
+    crossed = crossed_threshold(counts, spec, len(plan.mini_batches))
+    if status == "Succeeded" and crossed:
+        # Counted once each here: the shards' own counts, summed while they ran, may count
+        # late what two shards ran (execution.shard_account.disown).
+        status, reason, message = "Failed", "ErrorThresholdExceeded", (
+            crossed + first_error_text(outcomes))
         write_output = False
     if status == "Succeeded" and done and not counts.mini_batches_succeeded:
         # Thresholds at -1 tolerate failures, but a run where nothing worked is a broken script.

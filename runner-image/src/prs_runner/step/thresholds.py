@@ -23,6 +23,15 @@ class Counts:
             self.rows + other.rows,
         )
 
+    def __sub__(self, other: Counts) -> Counts:
+        return Counts(
+            self.mini_batches_succeeded - other.mini_batches_succeeded,
+            self.mini_batches_failed - other.mini_batches_failed,
+            self.items_succeeded - other.items_succeeded,
+            self.items_failed - other.items_failed,
+            self.rows - other.rows,
+        )
+
     @property
     def mini_batches_done(self) -> int:
         return self.mini_batches_succeeded + self.mini_batches_failed
