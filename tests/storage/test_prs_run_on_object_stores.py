@@ -268,6 +268,21 @@ def test_a_server_away_for_a_few_seconds_mid_run(
         assert "parallel_run_step.txt" not in output.list_names("")
 
 
+def test_an_azure_outage_of_fifteen_seconds_is_ridden_out(
+    azure_server: StorageServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """pyarrow's Azure client gives up after ~5 s (S3's and GCS's retry about a minute, as
+    the docs promise for all three): the shards failed at once, ShardFailed."""
+    running, output = started_with_commits(tmp_path, azure_server, monkeypatch, 30, "0.3")
+    azure_server.stop()
+    time.sleep(15)
+    azure_server.start()
+    _, stderr = running.communicate(timeout=300)
+    assert running.returncode == 0, stderr
+    text = output.read_bytes("parallel_run_step.txt").decode()
+    assert text.splitlines() == expected_lines(30)
+
+
 @pytest.mark.parametrize("second", [False, True], ids=["one SIGTERM", "two"])
 def test_sigterm_while_the_store_does_not_answer_ends_prs_all_the_same(
     make_storage_server: MakeStorageServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,

@@ -8,7 +8,9 @@ from typing import Any
 import pytest
 
 from prs_runner.step.uris import parse_uri
+from prs_runner.storage import object_stores
 from prs_runner.storage.object_stores import (
+    PatientCalls,
     StorageError,
     azure_options,
     connection_string,
@@ -135,3 +137,56 @@ def test_remote_failure_names_the_place_and_what_to_do(
 def test_remote_failure_is_one_line_and_bounded() -> None:
     line = remote_failure("s3://b/k", OSError("x" * 1000 + "\n\nmore"), {})
     assert "\n" not in line and len(line) < 400
+
+
+class Flaky:
+    """A filesystem method that fails with ERRORS, one per call, then answers."""
+
+    def __init__(self, *errors: Exception) -> None:
+        self.errors, self.calls = list(errors), 0
+
+    def get_file_info(self, path: str) -> str:
+        self.calls += 1
+        if self.errors:
+            raise self.errors.pop(0)
+        return f"info of {path}"
+
+
+UNANSWERED_ERROR = OSError("GetProperties failed for 'http://127.0.0.1:1/x'. Azure Error: [] "
+                           "Fail to get a new connection for: http://127.0.0.1:1. Could not "
+                           "connect to server")
+
+
+@pytest.mark.parametrize(("errors", "slept", "answer"), [
+    ([], [], "info of p"),
+    ([UNANSWERED_ERROR, UNANSWERED_ERROR], [0.5, 1.0], "info of p"),  # the store came back
+    ([OSError("Timeout was reached")], [0.5], "info of p"),
+    ([OSError("403 AuthenticationFailed")], [], None),  # a refusal: said at once
+    ([FileNotFoundError("x")], [], None),  # asked for: not an outage
+    ([UNANSWERED_ERROR] * 9, [0.5, 1.0, 2.0], None),  # the next pause would pass 4 s
+])
+def test_patient_calls_try_again_only_while_the_store_does_not_answer(
+        errors: list[Exception], slept: list[float], answer: str | None,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    pauses: list[float] = []
+    monkeypatch.setattr(object_stores.time, "sleep", pauses.append)
+    monkeypatch.setattr(object_stores.time, "monotonic", lambda: float(sum(pauses)))
+    flaky = Flaky(*errors)
+    patient = PatientCalls(flaky, 4.0)
+    if answer is None:
+        with pytest.raises(OSError):
+            patient.get_file_info("p")
+    else:
+        assert patient.get_file_info("p") == answer
+    assert pauses == slept
+    assert flaky.calls == len(slept) + 1
+    assert patient.errors is flaky.errors  # an attribute, not a method: the filesystem's own
+
+
+def test_pauses_grow_to_eight_seconds(monkeypatch: pytest.MonkeyPatch) -> None:
+    pauses: list[float] = []
+    monkeypatch.setattr(object_stores.time, "sleep", pauses.append)
+    monkeypatch.setattr(object_stores.time, "monotonic", lambda: float(sum(pauses)))
+    flaky = Flaky(*[UNANSWERED_ERROR] * 7)
+    assert PatientCalls(flaky, 60.0).get_file_info("p") == "info of p"
+    assert pauses == [0.5, 1.0, 2.0, 4.0, 8.0, 8.0, 8.0]

@@ -18,7 +18,9 @@ its readers do ranged reads and Parquet row groups directly, and it serves all t
 from __future__ import annotations
 
 import datetime
+import functools
 import os
+import time
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
@@ -32,6 +34,11 @@ GCS_RETRY_SECONDS = 60
 QUICK_CONNECT_SECONDS = 3.0  # planning: a wrong endpoint or key is said at once
 QUICK_ATTEMPTS = 2
 QUICK_GCS_RETRY_SECONDS = 5
+AZURE_RETRY_SECONDS = 60.0  # pyarrow's Azure client gives up after ~3 tries in ~5 s
+# What a call says when the store did not answer at all (Azure's client, through pyarrow):
+# worth trying again, unlike a refusal (a key, a name, a missing object).
+UNANSWERED = ("Fail to get a new connection", "Could not connect", "Connection refused",
+              "Timeout was reached", "Connection reset", "Failure when receiving data")
 
 
 class StorageError(OSError):
@@ -49,7 +56,41 @@ def open_filesystem(location: Location, uri: str, env: Mapping[str, str],
         return pafs.S3FileSystem(**s3_options(env, patient)), root
     if location.scheme == "gs":
         return pafs.GcsFileSystem(**gcs_options(env, patient)), root
-    return pafs.AzureFileSystem(**azure_options(location, uri, env)), root
+    azure = pafs.AzureFileSystem(**azure_options(location, uri, env))
+    return (PatientCalls(azure, AZURE_RETRY_SECONDS) if patient else azure), root
+
+
+class PatientCalls:
+    """A filesystem whose calls that reach no store are made again, with backoff, for up to
+    SECONDS (each returned stream's own reads are not): the workers and the merge ride out
+    an outage of about a minute on Azure as on S3 and GCS, whose clients retry so."""
+
+    def __init__(self, filesystem: Any, seconds: float) -> None:
+        self.filesystem, self.seconds = filesystem, seconds
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self.filesystem, name)
+        return functools.partial(self.call, method) if callable(method) else method
+
+    def call(self, method: Any, *args: Any, **kwargs: Any) -> Any:
+        from pyarrow.lib import ArrowException
+
+        give_up, pause = time.monotonic() + self.seconds, 0.5
+        while True:
+            try:
+                return method(*args, **kwargs)
+            except FileNotFoundError:
+                raise
+            except (OSError, ArrowException) as error:
+                if not unanswered(error) or time.monotonic() + pause > give_up:
+                    raise
+            time.sleep(pause)
+            pause = min(pause * 2, 8.0)
+
+
+def unanswered(error: BaseException) -> bool:
+    """Whether ERROR says the store did not answer (not that it refused)."""
+    return any(words in str(error) for words in UNANSWERED)
 
 
 def endpoint(url: str) -> tuple[str, str]:
