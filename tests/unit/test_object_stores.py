@@ -3,12 +3,12 @@ call becomes (the calls themselves: tests/storage, on real servers)."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
 
 from prs_runner.step.uris import parse_uri
-from prs_runner.storage import object_stores
 from prs_runner.storage.object_stores import (
     PatientCalls,
     StorageError,
@@ -169,8 +169,8 @@ def test_patient_calls_try_again_only_while_the_store_does_not_answer(
         errors: list[Exception], slept: list[float], answer: str | None,
         monkeypatch: pytest.MonkeyPatch) -> None:
     pauses: list[float] = []
-    monkeypatch.setattr(object_stores.time, "sleep", pauses.append)
-    monkeypatch.setattr(object_stores.time, "monotonic", lambda: float(sum(pauses)))
+    monkeypatch.setattr(time, "sleep", pauses.append)
+    monkeypatch.setattr(time, "monotonic", lambda: float(sum(pauses)))
     flaky = Flaky(*errors)
     patient = PatientCalls(flaky, 4.0)
     if answer is None:
@@ -185,8 +185,8 @@ def test_patient_calls_try_again_only_while_the_store_does_not_answer(
 
 def test_pauses_grow_to_eight_seconds(monkeypatch: pytest.MonkeyPatch) -> None:
     pauses: list[float] = []
-    monkeypatch.setattr(object_stores.time, "sleep", pauses.append)
-    monkeypatch.setattr(object_stores.time, "monotonic", lambda: float(sum(pauses)))
+    monkeypatch.setattr(time, "sleep", pauses.append)
+    monkeypatch.setattr(time, "monotonic", lambda: float(sum(pauses)))
     flaky = Flaky(*[UNANSWERED_ERROR] * 7)
     assert PatientCalls(flaky, 60.0).get_file_info("p") == "info of p"
     assert pauses == [0.5, 1.0, 2.0, 4.0, 8.0, 8.0, 8.0]
