@@ -10,9 +10,11 @@ from typing import Any
 import pytest
 
 from prs_operator.actions import DeleteJob, Event, SetJobSuspended
+from prs_operator.conditions import rfc3339
 from prs_operator.observation import JobView, PodView
 from prs_operator.pass_state import Pass
 from tests.unit.test_operator_status import (
+    NOW,
     PLAN,
     PLANNED,
     RESULT_OK,
@@ -145,8 +147,8 @@ THRESHOLD = "errorThreshold exceeded: 3 failed items > errorThreshold 2"
                                      "firstError": FIRST_ERROR}}, [],
                  f"{THRESHOLD}; first error: ValueError: bad pixel in mini-batch 4 (items: a.png)",
                  id="from a progress report"),
-    pytest.param({0: {**counts(0, failed=1, items_failed=1), "firstError": FIRST_ERROR}},
-                 [run_pod("Failed", 1, {**counts(0, failed=1, items_failed=2), "firstError": {
+    pytest.param({0: {**counts(1), "firstError": FIRST_ERROR}},
+                 [run_pod("Failed", 1, {**counts(0, failed=1, items_failed=3), "firstError": {
                      **FIRST_ERROR, "message": "later"}})],
                  f"{THRESHOLD}; first error: ValueError: bad pixel in mini-batch 4 (items: a.png)",
                  id="the lowest shard's error, from a termination message too"),
@@ -162,6 +164,39 @@ def test_an_error_threshold_stops_the_run(live: dict[int, Any], pods: list[PodVi
     assert result.events == [Event("Warning", "ErrorThresholdExceeded", message)]
     assert "completionTime" not in result.status
     assert result.status["items"]["failed"] == 3
+
+
+SUM_ONLY = {0: counts(0, failed=1, items_failed=2), 1: counts(0, failed=1, items_failed=1)}
+
+
+@pytest.mark.parametrize(("crossed_at", "stopped"), [
+    (None, False),  # first seen: a pass is due in 10 s
+    (NOW - 4, False),
+    (NOW - 10, True),
+])
+def test_a_threshold_only_the_sum_of_the_shards_crosses_must_stay_crossed_for_10_s(
+        crossed_at: float | None, stopped: bool) -> None:
+    """A mini-batch two shards ran counts in both until the one that lost it to a steal
+    mark reads the mark (every 0.5 s) and posts its counts again (every 3 s or so): 3
+    failed items over two shards may be 2."""
+    status = PLANNED if crossed_at is None else {
+        **PLANNED, "thresholdCrossedTime": rfc3339(crossed_at)}
+    result = run_pass(spec={"errorThreshold": 2, "nodeCount": 2}, status=status,
+                      jobs=[PLAN_DONE, job("run", active=2)], live=SUM_ONLY)
+    assert (result.status["phase"] == "Failed") is stopped
+    assert ("delete s-run" in actions(result)) is stopped
+    assert result.status["thresholdCrossedTime"] == rfc3339(crossed_at or NOW)
+    if not stopped:
+        assert result.recheck_in == pytest.approx(10.0 - (NOW - (crossed_at or NOW)))
+
+
+def test_a_sum_back_under_the_threshold_forgets_when_it_crossed() -> None:
+    status = {**PLANNED, "thresholdCrossedTime": rfc3339(NOW - 5)}
+    result = run_pass(spec={"errorThreshold": 2, "nodeCount": 2}, status=status,
+                      jobs=[PLAN_DONE, job("run", active=2)],
+                      live={0: counts(0, failed=1, items_failed=1), 1: counts(1)})
+    assert result.status["phase"] == "Running"
+    assert "thresholdCrossedTime" not in result.status
 
 
 def test_the_allowed_failed_share_is_of_the_planned_mini_batches() -> None:

@@ -144,16 +144,21 @@ class PassState:
 
     def shard_counts(self) -> tuple[Counts, str]:
         """Final counts of finished shards (termination messages), live reports otherwise."""
-        total, errors = Counts(), []
+        each, first = self.counts_of_shards()
+        return sum(each, Counts()), first
+
+    def counts_of_shards(self) -> tuple[list[Counts], str]:
+        """Each reporting shard's counts, and the first error's text."""
+        each, errors = [], []
         final = final_reports(self.pods_of("run"))
         for shard in range(self.spec["nodeCount"]):
             report = final.get(shard) or self.observed.live.get(shard)
             if report is None:
                 continue
-            total += Counts.from_dict(report.get("counts") or {})
+            each.append(Counts.from_dict(report.get("counts") or {}))
             errors.append(ErrorInfo.from_dict(report.get("firstError")))
         first = first_of(errors)
-        return total, f"; first error: {first.one_line()}" if first is not None else ""
+        return each, f"; first error: {first.one_line()}" if first is not None else ""
 
     def run_failure(self, job: JobView) -> tuple[str, str]:
         return run_failure(self.observed.pods, job, self.memory_limit())
@@ -194,6 +199,12 @@ class PassState:
         elif not wanted and job.suspended and job.suspended_by_step:
             self.result.actions.append(SetJobSuspended(job.name, False))
 
+    def due_in(self, seconds: float | None) -> None:
+        """A pass is due in SECONDS without an event (the sooner of those asked for)."""
+        if seconds is not None:
+            due = self.result.recheck_in
+            self.result.recheck_in = seconds if due is None else min(due, seconds)
+
     def show_waiting(self, job: JobView, phase: str, message: str) -> None:
         """Show an active Job's stage: suspended, or running (with the pods that have not
         started, and the end of the step once one waited past startupTimeout)."""
@@ -206,7 +217,7 @@ class PassState:
             timeout, oldest = int(self.spec["startupTimeout"]), waiting[0].seconds
             mark = min((m for m in (WAITING_NOTICE_SECONDS, timeout) if m >= oldest),
                        default=timeout)
-            self.result.recheck_in = recheck_in(waiting, mark)
+            self.due_in(recheck_in(waiting, mark))
         self.note_waiting([] if job.suspended else waiting)
         wanted = bool(self.spec.get("suspend")) and not job.queue
         suspended = wanted or (job.suspended and not job.suspended_by_step)  # not resuming

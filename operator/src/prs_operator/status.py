@@ -22,7 +22,7 @@ from prs_operator.builders import (
 from prs_operator.conditions import parse_time
 from prs_operator.observation import Observed, ReuseSource
 from prs_operator.pass_state import Pass, PassState
-from prs_runner.step.thresholds import crossed_threshold
+from prs_runner.step.thresholds import Counts, crossed_threshold
 
 
 def compute_pass(observed: Observed, settings: RunnerSettings) -> Pass:
@@ -30,6 +30,12 @@ def compute_pass(observed: Observed, settings: RunnerSettings) -> Pass:
     reconciler.run()
     reconciler.record_events()
     return reconciler.result
+
+
+# How long a threshold only the sum of the shards' counts crosses must stay crossed: a
+# shard reads the steal marks every 0.5 s and posts its counts at most every 3.9 s
+# (execution.progress_report), twice to be sure; whole seconds, as the status has them.
+SUM_CONFIRM_SECONDS = 10.0
 
 
 class StepPass(PassState):
@@ -214,9 +220,10 @@ class StepPass(PassState):
             self.show("Running", self.progress_text())
             return True
         self.sync_suspend(job)
-        counts, first_error = self.shard_counts()
+        each, first_error = self.counts_of_shards()
+        counts = sum(each, Counts())
         self.record_counts(counts)
-        why = crossed_threshold(counts, self.spec, self.status["miniBatches"]["total"])
+        why = self.crossed(each, counts)
         if why and not job.complete:
             self.fail_run("ErrorThresholdExceeded", why + first_error, final=False)
             self.result.actions.append(DeleteJob(job.name))
@@ -230,6 +237,25 @@ class StepPass(PassState):
             return False
         self.show_waiting(job, "Running", self.progress_text())
         return True
+
+    def crossed(self, each: list[Counts], counts: Counts) -> str | None:
+        """Why the run stops now: a threshold crossed by one shard's counts, or by their
+        sum for SUM_CONFIRM_SECONDS (thresholdCrossedTime; a pass is due then): a mini-batch
+        two shards ran is counted by both until the one that lost it to a steal mark
+        reads it and posts its counts again. The merge counts each once and decides last."""
+        total = self.status["miniBatches"]["total"]
+        why = crossed_threshold(counts, self.spec, total)
+        if not why:
+            self.status.pop("thresholdCrossedTime", None)
+            return None
+        if any(crossed_threshold(one, self.spec, total) for one in each):
+            return why
+        since = parse_time(self.status.setdefault("thresholdCrossedTime", self.now))
+        waited = self.observed.now - (since if since is not None else self.observed.now)
+        if waited >= SUM_CONFIRM_SECONDS:
+            return why
+        self.due_in(SUM_CONFIRM_SECONDS - waited)
+        return None
 
     def merge(self) -> None:
         job = self.observed.jobs.get("merge")

@@ -25,11 +25,10 @@ from typing import Any, TextIO
 from prs_runner.execution.processes import spawn_shard
 from prs_runner.execution.progress import Progress
 from prs_runner.execution.shard_outcome import EXIT_FATAL
-from prs_runner.execution.steals import BALANCE_SECONDS
 from prs_runner.output.results import ErrorInfo, first_of
 from prs_runner.planning.plan_store import PLAN_FILE
 from prs_runner.step.spec import Step
-from prs_runner.step.thresholds import Counts, crossed_threshold
+from prs_runner.step.thresholds import SUM_CONFIRM_SECONDS, Counts, crossed_threshold
 from prs_runner.step.uris import uses_object_storage
 
 MEANWHILE_SECONDS = 0.1
@@ -44,9 +43,6 @@ def start_shards(step: Step, stream: TextIO = sys.stderr,
     runner.standby = standby
     runner.start_all()
     return runner
-
-
-CONFIRM_SECONDS = 2 * BALANCE_SECONDS  # a threshold crossed this long stops the step
 
 
 class ShardRunner:
@@ -179,14 +175,14 @@ class ShardRunner:
 
     def check_crossed(self) -> None:
         """Stop the step once a threshold is crossed: at once by one shard's counts, after
-        CONFIRM_SECONDS by their sum only: a mini-batch that two shards ran is counted by
+        SUM_CONFIRM_SECONDS by their sum only: a mini-batch that two shards ran is counted by
         both until the one that lost it reads the steal mark (every BALANCE_SECONDS at
         most). Whatever the shards count, the merge counts each mini-batch once and fails
         the step on a threshold all the same."""
         if self.crossed is None or self.failure is not None:
             return
         since, why = self.crossed
-        if time.monotonic() - since >= CONFIRM_SECONDS:
+        if time.monotonic() - since >= SUM_CONFIRM_SECONDS:
             self.failure = ("Failed", "ErrorThresholdExceeded", why + self.first_error_text())
             self.stop_all()
 

@@ -5,6 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+# How long a threshold crossed only by the sum of the shards' counts must stay crossed to
+# stop a step: a mini-batch two shards ran counts in both until the one that lost it to a
+# steal mark reads the mark, which a shard does every 0.5 s (execution.steals).
+SUM_CONFIRM_SECONDS = 1.0
+
 
 @dataclass(frozen=True)
 class Counts:
