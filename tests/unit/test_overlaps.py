@@ -31,6 +31,13 @@ def spec(output: str, input_uri: str = "/p/data", code: str = "/p/src",
     (spec("pvc://data/out", input_uri="pvc://data/in"), []),
     (spec("s3://bucket/in/x", input_uri="s3://bucket/in/"), ["spec.input.uri"]),
     (spec("s3://bucket/in", input_uri="gs://bucket/in"), []),
+    # One Azure container, spelled two ways: the second run read the first's output
+    (spec("az://box/in/out", input_uri="abfs://box@acct.dfs.core.windows.net/in"),
+     ["spec.input.uri"]),
+    (spec("abfss://box@acct.blob.core.windows.net/in/", input_uri="az://box/in"),
+     ["spec.input.uri"]),
+    (spec("az://box/in2", input_uri="abfs://box@acct.dfs.core.windows.net/in"), []),
+    (spec("az://other/in/out", input_uri="az://box/in"), []),
     (spec("file:///p/data/out"), ["spec.input.uri"]),
     (spec("/p/./data//out"), ["spec.input.uri"]),
 ], ids=lambda v: str(v) if isinstance(v, list) else v["output"]["uri"])
@@ -46,6 +53,7 @@ def test_overlaps_name_both_fields(case: dict[str, Any], fields: list[str]) -> N
 @pytest.mark.parametrize(("uri", "expected"), [
     ("/a/b/", "/a/b"), ("/a//b/./c", "/a/b/c"), ("/", "/"), ("file:///x/y", "/x/y"),
     ("s3://bucket/p/", "s3://bucket/p"), ("rel/dir", "rel/dir"),
+    ("abfs://box@acct.dfs.core.windows.net/p/q/", "az://box/p/q"), ("az://box", "az://box"),
 ])
 def test_normalized(uri: str, expected: str) -> None:
     assert normalized(uri) == expected

@@ -6,6 +6,7 @@ against this module and against the CRD's OpenAPI schema and CEL rules.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -383,8 +384,19 @@ def check_overlaps(spec: Mapping[str, Any]) -> list[str]:
     return problems
 
 
+AZURE_SCHEMES = ("abfs", "abfss", "az")
+
+
 def normalized(uri: str) -> str:
+    """URI as compared for overlaps: one spelling per place. An Azure container is one
+    place however it is written (abfs://C@ACCOUNT.dfs.core.windows.net/p, abfss://, or
+    az://C/p with the account from the environment): the account is left out, since
+    az:// does not name it (two accounts' containers of one name compare alike)."""
     uri = uri.removeprefix("file://")
+    with contextlib.suppress(UriError):
+        location = parse_uri(uri)
+        if location.scheme in AZURE_SCHEMES:
+            uri = f"az://{location.bucket}/{location.path}"
     scheme, sep, rest = uri.rpartition("://")
     parts = [p for p in rest.split("/") if p not in ("", ".")]
     return f"{scheme}{sep}{'/' if rest.startswith('/') else ''}{'/'.join(parts)}"
