@@ -11,10 +11,11 @@ a claim object `_prs/lock.d/<id>` and then lists the claims: stores list what wa
 before (S3, GCS and Azure Blob are strongly consistent), so of two runs that start together
 at least one sees the other, and every run that sees another fresh claim gives up
 (OutputInUse) and removes its own. Both may give up; neither can proceed beside the other.
-The holder rewrites its claim every CLAIM_REFRESH seconds; a claim not rewritten for
-CLAIM_STALE seconds (by the store's clock, compared with our own claim's time) belongs to a
-run that died, and is ignored and removed; so is at once the claim of a process of this host
-that no longer exists (a killed run, rerun on the same machine).
+The holder rewrites its claim every CLAIM_REFRESH seconds. A claim of a process of this host
+counts while that process runs, however old (a run stopped with Ctrl-Z holds its output),
+and is removed at once when it does not (a killed run, rerun on the same machine). Another
+host's claim not rewritten for CLAIM_STALE seconds (by the store's clock, compared with our
+own claim's time) belongs to a run that died, and is ignored and removed.
 """
 
 from __future__ import annotations
@@ -101,41 +102,68 @@ def object_claim(output: Storage) -> Iterator[None]:
 
 
 def live_claim(output: Storage, mine: str) -> bytes | None:
-    """Another run's fresh claim (its content), removing stale ones on the way."""
+    """Another run's live claim (its content), removing dead ones on the way."""
     entries = {f"{CLAIMS}/{e.path}": e for e in Storage(output.uri_of(CLAIMS)).list_files()}
     own = entries.get(mine)
     now_ns = own.mtime_ns if own is not None and own.mtime_ns else time.time_ns()
     for path, entry in sorted(entries.items()):
         if path == mine:
             continue
-        if now_ns - entry.mtime_ns > CLAIM_STALE * 1e9:
-            with contextlib.suppress(OSError):
-                output.delete(path)  # its run died without removing it
-            continue
         try:
             raw = output.read_bytes(path)
-        except FileNotFoundError:
-            continue  # that run just ended
-        if died_here(raw):
+        except OSError:
+            if gone(output, path):
+                continue  # that run just ended: its claim went after the listing
+            raise
+        alive = alive_here(raw)
+        stale = now_ns - entry.mtime_ns > CLAIM_STALE * 1e9
+        if alive is False or (alive is None and stale):
             with contextlib.suppress(OSError):
-                output.delete(path)
+                output.delete(path)  # its run died without removing it
             continue
         return raw
     return None
 
 
-def died_here(raw: bytes) -> bool:
-    """A claim of a process of this host that is gone (killed): no need to wait it out."""
+def gone(output: Storage, path: str) -> bool:
+    """Whether the claim PATH is no longer listed (a store may not say 'not found' for an
+    object removed between a listing and a read: Azure's BlobNotFound, SeaweedFS's 500)."""
+    return path.rsplit("/", 1)[-1] not in output.list_names(CLAIMS)
+
+
+def alive_here(raw: bytes) -> bool | None:
+    """Whether the claim's holder, a process of this host, still runs (a run stopped with
+    Ctrl-Z does: it holds the output however long it waits); None for another host's, or
+    a claim that does not say. A process that started after the claim was written has only
+    reused the holder's pid."""
     try:
         holder = json.loads(raw)
         if holder["host"] != socket.gethostname():
-            return False
-        os.kill(int(holder["pid"]), 0)
+            return None
+        pid, claimed = int(holder["pid"]), float(holder["started"])
+    except (ValueError, KeyError, TypeError):
+        return None
+    try:
+        os.kill(pid, 0)
     except ProcessLookupError:
-        return True
-    except (ValueError, KeyError, TypeError, OSError):
         return False
-    return False
+    except OSError:
+        return True  # it runs, as another user
+    started = process_start(pid)
+    return started is None or started <= claimed + 1.0
+
+
+def process_start(pid: int) -> float | None:
+    """When process PID started (Unix seconds), from /proc; None where there is none."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            fields = stat.read().rsplit(b")", 1)[1].split()
+        with open("/proc/stat", "rb") as system:
+            boot = next(float(line.split()[1]) for line in system
+                        if line.startswith(b"btime "))
+    except (OSError, IndexError, StopIteration, ValueError):
+        return None
+    return boot + int(fields[19]) / os.sysconf("SC_CLK_TCK")
 
 
 def refresh_claim(output: Storage, mine: str, me: dict[str, object],
