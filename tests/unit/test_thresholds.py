@@ -200,3 +200,10 @@ def test_mini_batches_are_checked_before_percent() -> None:
 def test_succeeded_work_does_not_count_against_thresholds() -> None:
     strict = spec(errorThreshold=0, miniBatchErrorThreshold=0, allowedFailedPercent=0)
     assert crossed_threshold(Counts(10, 0, 1000, 0, 1000), strict, 10) is None
+
+
+def test_counts_subtract_field_by_field() -> None:
+    """What a shard uncounts when another shard turns out to own a mini-batch it ran."""
+    total = Counts(5, 4, 30, 20, 10) - Counts(1, 2, 3, 4, 5)
+    assert total == Counts(4, 2, 27, 16, 5)
+    assert total + Counts(1, 2, 3, 4, 5) == Counts(5, 4, 30, 20, 10)
