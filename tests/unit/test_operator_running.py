@@ -382,3 +382,17 @@ def test_a_step_past_its_deadline_fails_and_stops_its_unfinished_jobs(
     assert (result.status["phase"], result.status["message"]) == ("Failed", text)
     assert result.actions == [DeleteJob("s-run", "r-1")]  # the finished plan Job stays
     assert result.status["completionTime"]
+
+
+@pytest.mark.parametrize(("pending_for", "due"), [
+    (25.0, 6.0),  # the waiting pod's notice is due in 6 s: sooner than the threshold's 10 s
+    (1.0, 10.0),  # the threshold's is sooner than the notice's 30 s
+])
+def test_the_next_pass_is_due_at_the_sooner_of_what_a_pass_waits_for(
+        pending_for: float, due: float) -> None:
+    pending = PodView("s-run-1-x", "run", 1, "Pending", None, None, waiting="Unschedulable",
+                      created=NOW - pending_for)
+    result = run_pass(spec={"errorThreshold": 2, "nodeCount": 2}, status=PLANNED,
+                      jobs=[PLAN_DONE, job("run", active=2)], live=SUM_ONLY, pods=[pending])
+    assert result.status["phase"] == "Running"
+    assert result.recheck_in == pytest.approx(due)
