@@ -54,6 +54,7 @@ def test_overlaps_name_both_fields(case: dict[str, Any], fields: list[str]) -> N
     ("/a/b/", "/a/b"), ("/a//b/./c", "/a/b/c"), ("/", "/"), ("file:///x/y", "/x/y"),
     ("s3://bucket/p/", "s3://bucket/p"), ("rel/dir", "rel/dir"),
     ("abfs://box@acct.dfs.core.windows.net/p/q/", "az://box/p/q"), ("az://box", "az://box"),
+    ("abfs://box/p", "abfs://box/p"),  # not a URI the runner takes: compared as written
 ])
 def test_normalized(uri: str, expected: str) -> None:
     assert normalized(uri) == expected

@@ -299,7 +299,7 @@ def test_slice_positions(data: bytes, quoted: bool, newlines: list[int],
                          quotes_before: list[int], quotes: int) -> None:
     # Offsets are within the whole block: the slice [2, len) of "xx" + data.
     block = np.frombuffer(b"xx" + data, dtype=np.uint8)
-    piece = slice_positions(block, 2, len(block), quoted)
+    piece = slice_positions(block, 2, len(block), quoted, False)
     assert piece.newlines.tolist() == [n + 2 for n in newlines]
     assert piece.quotes_before.tolist() == quotes_before
     assert piece.quotes == quotes
@@ -455,6 +455,7 @@ def crlf_lines_split_at(position: int, lone_at: int | None = None) -> bytes:
     (crlf_lines_split_at(SLICE_BYTES, lone_at=SLICE_BYTES - 1 + SLICE_BYTES), 1),
     (crlf_lines_split_at(SLICE_BYTES + 3, lone_at=0), 1),
     (b"\na\r\n", 0),  # a newline first: what is before it is not in the block
+    (b"\na\r", 0),  # (not the block's last byte, as an index of -1 would read)
     (b"\r\n\r", 0),  # the last byte: its next one is in the next block
     (b'"\r"\r\n\r\r', 2),  # in quotes or not
     (b"a\nb\n", 0),

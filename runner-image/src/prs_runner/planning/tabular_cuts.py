@@ -54,10 +54,10 @@ class SlicePositions:
 
 
 def slice_positions(data: npt.NDArray[np.uint8], start: int, stop: int, quoted: bool,
-                    returns: bool = False) -> SlicePositions:
+                    returns: bool) -> SlicePositions:
     """RETURNS: count the carriage returns too (a block that holds one)."""
     part = data[start:stop]
-    newlines = np.flatnonzero(part == NEWLINE).astype(np.int64, copy=False)
+    newlines = np.flatnonzero(part == NEWLINE).astype(np.int64, copy=False)  # pragma: no mutate
     lone = 0
     if returns:
         # A newline at the block's start follows the previous block's last byte.
@@ -73,7 +73,7 @@ def slice_positions(data: npt.NDArray[np.uint8], start: int, stop: int, quoted: 
 
 
 def task_positions(data: npt.NDArray[np.uint8], start: int, quoted: bool,
-                   returns: bool = False) -> list[SlicePositions]:
+                   returns: bool) -> list[SlicePositions]:
     """One task: cache-sized slices, numpy all the way (it releases the GIL)."""
     stop = min(start + TASK_BYTES, len(data))
     return [slice_positions(data, s, min(s + SLICE_BYTES, stop), quoted, returns)
@@ -123,7 +123,7 @@ def lone_returns(block: bytes, in_quotes: bool, quoted: bool) -> Ints:
     if not quoted or not len(lone):
         return lone
     quotes_before = np.searchsorted(np.flatnonzero(data == QUOTE), lone)
-    outside: Ints = lone[((quotes_before + int(in_quotes)) & 1) == 0]
+    outside: Ints = lone[(quotes_before & 1) == int(in_quotes)]
     return outside
 
 
