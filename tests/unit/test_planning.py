@@ -205,6 +205,10 @@ def test_text_encoding_rejects_a_string() -> None:
     pytest.param(Counts(0, 0, 0, 0, 0), 0, 1.0, 0,
                  "0/0 mini-batches (100%)  0 items, no failures  "
                  "0.0/s  ETA ?", id="empty-plan"),
+    # resumed counts not all reported yet: no negative rate (it said -0.1/s)
+    pytest.param(Counts(2, 0, 4, 0, 0), 3, 10.0, 3,
+                 "2/3 mini-batches (66%)  4 items, no failures  "
+                 "0.0/s  ETA ?", id="fewer-than-resumed"),
 ])
 def test_progress_line(counts: Counts, total: int, elapsed: float, resumed: int,
                        expected: str) -> None:

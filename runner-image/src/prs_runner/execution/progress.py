@@ -50,7 +50,9 @@ def progress_line(counts: Counts, total: int, elapsed: float, resumed: int) -> s
     """The plain line: mini-batches done, items, failures, this run's rate and the ETA."""
     done = counts.mini_batches_done
     percent = 100 * done // total if total else 100
-    rate = (done - resumed) / elapsed if elapsed > 0 else 0.0
+    # Never below 0: the shards' resumed counts arrive one report at a time, and a shard
+    # uncounts what it finds another ran too.
+    rate = max(done - resumed, 0) / elapsed if elapsed > 0 else 0.0
     eta = format_duration((total - done) / rate) if rate > 0 else "?"
     return (f"{done:,}/{total:,} mini-batches ({percent}%)  {done_and_failed(counts)}  "
             f"{rate:.1f}/s  ETA {eta}")
