@@ -8,6 +8,7 @@ import json
 import os
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +16,13 @@ from pathlib import Path
 import pytest
 
 from prs_runner.storage.filesystem import Storage
-from prs_runner.storage.output_lock import CLAIM_STALE, CLAIMS, alive_here, live_claim
+from prs_runner.storage.output_lock import (
+    CLAIM_STALE,
+    CLAIMS,
+    alive_here,
+    live_claim,
+    refresh_claim,
+)
 
 MINE = f"{CLAIMS}/mine"
 
@@ -118,3 +125,24 @@ def test_a_claim_still_listed_that_cannot_be_read_is_an_error(tmp_path: Path) ->
     claim(tmp_path, "theirs", 0, host="elsewhere", pid=1, started=0)
     with pytest.raises(OSError, match="INTERNAL_FAILURE"):
         live_claim(UnreadableClaims(str(tmp_path)), MINE)
+
+
+def test_a_run_whose_claim_another_removed_is_told_and_writes_it_no_more(
+        tmp_path: Path) -> None:
+    """Another host's run judged this one dead (stopped, or cut off from the store, for
+    CLAIM_STALE) and removed its claim: this run hears of it and stops rather than write
+    beside the other; its claim is not written again."""
+    output = Storage(str(tmp_path))
+    mine = claim(tmp_path, "mine", 0, host=HERE, pid=os.getpid(), started=time.time())
+    told, stop = threading.Event(), threading.Event()
+    refresher = threading.Thread(target=refresh_claim, args=(
+        output, mine, {"pid": os.getpid()}, stop, told.set, 0.01))
+    refresher.start()
+    time.sleep(0.05)
+    assert not told.is_set()  # rewritten meanwhile
+    assert json.loads((tmp_path / mine).read_text()) == {"pid": os.getpid()}
+    (tmp_path / mine).unlink()
+    assert told.wait(5)
+    refresher.join(5)
+    assert not refresher.is_alive() and not (tmp_path / mine).exists()
+    stop.set()

@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import sys
 import time
 from collections.abc import Callable
@@ -35,7 +37,7 @@ from prs_runner.step.validation import check_overlaps
 from prs_runner.storage.code_archive import code_digests
 from prs_runner.storage.filesystem import FileEntry, ListingError, Storage
 from prs_runner.storage.object_reads import requests_made
-from prs_runner.storage.output_lock import CLAIMS, LOCK_FILE, output_lock
+from prs_runner.storage.output_lock import CLAIM_STALE, CLAIMS, LOCK_FILE, output_lock
 
 Publish = Callable[[list[MiniBatch]], None]
 PLAN_PARTS = "_prs/plan"  # its parts (planning.plan_store)
@@ -288,10 +290,19 @@ def run_local(step: Step, fresh: bool = False, stream: TextIO = sys.stderr,
     try:
         survey = survey_step(step)
         output = Storage(survey.spec["output"]["uri"])
-        with output_lock(output):
+        with output_lock(output, on_lost=partial(stop_taken_over, output.uri, stream)):
             return run_locked(step, survey, output, fresh, started, runner)
     finally:
         runner.cancel()  # those still waiting: the run ended before their go
+
+
+def stop_taken_over(uri: str, stream: TextIO) -> None:
+    """Another run took the output over (it judged this one dead): stop as on SIGTERM, the
+    shards' outcomes written, rather than write beside it."""
+    print(f"prs: another run took over {uri}: it removed this run's claim, untouched for "
+          f"{CLAIM_STALE:.0f} s (was this run stopped, or cut off from the store?); "
+          "stopping", file=stream, flush=True)
+    os.kill(os.getpid(), signal.SIGTERM)
 
 
 def run_locked(step: Step, survey: Survey, output: Storage, fresh: bool, started: float,

@@ -28,7 +28,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from prs_runner.storage.filesystem import Storage
 
@@ -52,10 +52,13 @@ def holder_text(raw: bytes) -> str:
 
 
 @contextlib.contextmanager
-def output_lock(output: Storage) -> Iterator[None]:
-    """Hold the output's lock for the block; OutputInUse at once if another run has it."""
+def output_lock(output: Storage, on_lost: Callable[[], None] = lambda: None
+                ) -> Iterator[None]:
+    """Hold the output's lock for the block; OutputInUse at once if another run has it.
+    ON_LOST: called once if another run removes this run's claim on an object store (it
+    judged this run dead: no refresh for CLAIM_STALE seconds, a host stopped or cut off)."""
     if output.local is None:
-        with object_claim(output):
+        with object_claim(output, on_lost):
             yield
         return
     fd = output.open_lock_file(LOCK_FILE)
@@ -77,7 +80,7 @@ def output_lock(output: Storage) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def object_claim(output: Storage) -> Iterator[None]:
+def object_claim(output: Storage, on_lost: Callable[[], None]) -> Iterator[None]:
     """The lock on an object store (see the module's text)."""
     me = {"host": socket.gethostname(), "pid": os.getpid(), "started": time.time()}
     mine = f"{CLAIMS}/{uuid.uuid4().hex}"
@@ -88,7 +91,8 @@ def object_claim(output: Storage) -> Iterator[None]:
             raise OutputInUse(f"output {output.uri} is in use by {holder_text(holder)}; wait for "
                               "it to finish or stop it, or pass another --output-uri")
         stop = threading.Event()
-        refresher = threading.Thread(target=refresh_claim, args=(output, mine, me, stop),
+        refresher = threading.Thread(target=refresh_claim,
+                                     args=(output, mine, me, stop, on_lost),
                                      daemon=True, name="prs-output-claim")
         refresher.start()
         try:
@@ -166,8 +170,14 @@ def process_start(pid: int) -> float | None:
     return boot + int(fields[19]) / os.sysconf("SC_CLK_TCK")
 
 
-def refresh_claim(output: Storage, mine: str, me: dict[str, object],
-                  stop: threading.Event) -> None:
-    while not stop.wait(CLAIM_REFRESH):
+def refresh_claim(output: Storage, mine: str, me: dict[str, object], stop: threading.Event,
+                  on_lost: Callable[[], None], every: float = CLAIM_REFRESH) -> None:
+    """Rewrite this run's claim EVERY seconds until STOP; ON_LOST once another run has
+    removed it (and no more rewrites: a claim written again would hold off a third run
+    while two already write)."""
+    while not stop.wait(every):
         with contextlib.suppress(OSError):  # a store away for a while: the next round retries
+            if gone(output, mine):
+                on_lost()
+                return
             output.write_atomic(mine, json.dumps(me).encode())
