@@ -86,23 +86,38 @@ def scan_threads() -> Iterator[Callable[..., Iterable[Any]]]:
         yield pool.map
 
 
-class LoneReturn(ValueError):
-    """A CSV record ends in a carriage return alone at `offset` (CR-only line ends): pyarrow
-    ends a record there, the cuts only at a line feed, so ranges would not hold the records
-    the plan counts."""
+class RecordEndError(ValueError):
+    """Where records end cannot be told from byte `offset` on: every row after it would be
+    lost. Said with the file's line there (one more pass, only to word it)."""
 
     def __init__(self, offset: int) -> None:
         super().__init__(offset)
         self.offset = offset
 
+    def words(self, line: int) -> str:
+        raise NotImplementedError
 
-class UnclosedQuote(ValueError):
+
+class LoneReturn(RecordEndError):
+    """A CSV record ends in a carriage return alone (CR-only line ends): pyarrow ends a
+    record there, the cuts only at a line feed, so ranges would not hold the records the
+    plan counts."""
+
+    def words(self, line: int) -> str:
+        return (f"line {line} holds a carriage return with no line feed after it (byte "
+                f"{self.offset}: old Mac line ends?); records are cut at line feeds, so rows "
+                "would be lost: convert the file to LF or CRLF line ends (for example: tr "
+                "'\\r' '\\n'), or quote the field that holds it")
+
+
+class UnclosedQuote(RecordEndError):
     """A CSV quote opened in the record starting at `offset` never closes: the parser
     would take the rest of the file as one record."""
 
-    def __init__(self, offset: int) -> None:
-        super().__init__(offset)
-        self.offset = offset
+    def words(self, line: int) -> str:
+        return (f"the record at line {line} (byte {self.offset}) opens a quote that never "
+                "closes, so every row after it would be lost; fix the file (a stray \" in an "
+                "unquoted field?)")
 
 
 def line_of(stream: IO[bytes], offset: int) -> int:
@@ -182,21 +197,9 @@ def named_errors(entry: FileEntry, stream: IO[bytes], read: Callable[[], Any]) -
         return read()
     except SpecError:
         raise
-    except LoneReturn as lone:
-        line = line_of(stream, lone.offset)
-        raise SpecError([
-            f"spec.input.uri: {entry.path}: line {line} holds a carriage return with no "
-            f"line feed after it (byte {lone.offset}: old Mac line ends?); records are cut "
-            "at line feeds, so rows would be lost: convert the file to LF or CRLF line "
-            "ends (for example: tr '\\r' '\\n'), or quote the field that holds it"
-        ]) from None
-    except UnclosedQuote as unclosed:
-        line = line_of(stream, unclosed.offset)
-        raise SpecError([
-            f"spec.input.uri: {entry.path}: the record at line {line} (byte "
-            f"{unclosed.offset}) opens a quote that never closes, so every row after "
-            "it would be lost; fix the file (a stray \" in an unquoted field?)"
-        ]) from None
+    except RecordEndError as bad:
+        line = line_of(stream, bad.offset)
+        raise SpecError([f"spec.input.uri: {entry.path}: {bad.words(line)}"]) from None
     except (ValueError, OSError) as error:  # pyarrow.ArrowInvalid is a ValueError
         raise SpecError([f"spec.input.uri: {entry.path}: not a readable {describe(error)}; "
                          "fix or remove the file, or narrow the glob"]) from None
