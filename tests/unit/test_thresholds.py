@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from prs_runner.step.spec import DEFAULTS
-from prs_runner.step.thresholds import Counts, crossed_threshold
+from prs_runner.step.thresholds import Counts, crossed_threshold, shards_crossed
 
 
 def spec(**changes: Any) -> dict[str, Any]:
@@ -207,3 +207,25 @@ def test_counts_subtract_field_by_field() -> None:
     total = Counts(5, 4, 30, 20, 10) - Counts(1, 2, 3, 4, 5)
     assert total == Counts(4, 2, 27, 16, 5)
     assert total + Counts(1, 2, 3, 4, 5) == Counts(5, 4, 30, 20, 10)
+
+
+@pytest.mark.parametrize(("each", "why", "alone"), [
+    ([Counts(0, 0, 0, 1, 0), Counts(0, 0, 0, 1, 0)], None, False),
+    ([Counts(0, 0, 0, 2, 0), Counts(0, 0, 0, 1, 0)],
+     "errorThreshold exceeded: 3 failed items > errorThreshold 2", False),  # the sum only
+    ([Counts(0, 0, 0, 3, 0), Counts(0, 0, 0, 0, 0)],
+     "errorThreshold exceeded: 3 failed items > errorThreshold 2", True),  # one shard's own
+    ([Counts(0, 0, 0, 3, 0)], "errorThreshold exceeded: 3 failed items > errorThreshold 2", True),
+    ([], None, False),
+])
+def test_whether_one_shard_or_only_the_sum_crosses(each: list[Counts], why: str | None,
+                                                   alone: bool) -> None:
+    spec = {"errorThreshold": 2, "miniBatchErrorThreshold": -1, "allowedFailedPercent": 100}
+    assert shards_crossed(each, spec, 10) == (why, alone)
+
+
+def test_whether_one_shard_or_only_the_sum_crosses_a_share_of_the_plan() -> None:
+    spec = {"errorThreshold": -1, "miniBatchErrorThreshold": -1, "allowedFailedPercent": 10}
+    message = "allowedFailedPercent exceeded: 2 of 10 mini-batches failed (20.0% > 10%)"
+    assert shards_crossed([Counts(0, 1), Counts(0, 1)], spec, 10) == (message, False)
+    assert shards_crossed([Counts(0, 2), Counts()], spec, 10) == (message, True)

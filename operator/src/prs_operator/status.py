@@ -22,7 +22,7 @@ from prs_operator.builders import (
 from prs_operator.conditions import parse_time
 from prs_operator.observation import Observed, ReuseSource
 from prs_operator.pass_state import Pass, PassState
-from prs_runner.step.thresholds import Counts, crossed_threshold
+from prs_runner.step.thresholds import Counts, shards_crossed
 
 
 def compute_pass(observed: Observed, settings: RunnerSettings) -> Pass:
@@ -223,7 +223,7 @@ class StepPass(PassState):
         each, first_error = self.counts_of_shards()
         counts = sum(each, Counts())
         self.record_counts(counts)
-        why = self.crossed(each, counts)
+        why = self.crossed(each)
         if why and not job.complete:
             self.fail_run("ErrorThresholdExceeded", why + first_error, final=False)
             self.result.actions.append(DeleteJob(job.name))
@@ -238,17 +238,16 @@ class StepPass(PassState):
         self.show_waiting(job, "Running", self.progress_text())
         return True
 
-    def crossed(self, each: list[Counts], counts: Counts) -> str | None:
+    def crossed(self, each: list[Counts]) -> str | None:
         """Why the run stops now: a threshold crossed by one shard's counts, or by their
         sum for SUM_CONFIRM_SECONDS (thresholdCrossedTime; a pass is due then): a mini-batch
         two shards ran is counted by both until the one that lost it to a steal mark
         reads it and posts its counts again. The merge counts each once and decides last."""
-        total = self.status["miniBatches"]["total"]
-        why = crossed_threshold(counts, self.spec, total)
+        why, alone = shards_crossed(each, self.spec, self.status["miniBatches"]["total"])
         if not why:
             self.status.pop("thresholdCrossedTime", None)
             return None
-        if any(crossed_threshold(one, self.spec, total) for one in each):
+        if alone:
             return why
         since = parse_time(self.status.setdefault("thresholdCrossedTime", self.now))
         waited = self.observed.now - (since if since is not None else self.observed.now)

@@ -28,7 +28,7 @@ from prs_runner.execution.shard_outcome import EXIT_FATAL
 from prs_runner.output.results import ErrorInfo, first_of
 from prs_runner.planning.plan_store import PLAN_FILE
 from prs_runner.step.spec import Step
-from prs_runner.step.thresholds import SUM_CONFIRM_SECONDS, Counts, crossed_threshold
+from prs_runner.step.thresholds import SUM_CONFIRM_SECONDS, Counts, shards_crossed
 from prs_runner.step.uris import uses_object_storage
 
 MEANWHILE_SECONDS = 0.1
@@ -161,14 +161,12 @@ class ShardRunner:
             report = json.loads(line)
             self.counts[shard] = Counts.from_dict(report["counts"])
             self.errors[shard] = ErrorInfo.from_dict(report["firstError"]) or self.errors[shard]
-        total = sum(self.counts, Counts())
-        self.progress.update(total)
-        why = crossed_threshold(total, self.spec, self.total)
+        self.progress.update(sum(self.counts, Counts()))
+        why, alone = shards_crossed(self.counts, self.spec, self.total)
         if not why:
             self.crossed = None
-        elif self.node_count == 1 or any(crossed_threshold(c, self.spec, self.total)
-                                         for c in self.counts):
-            self.crossed = (float("-inf"), why)  # one shard's counts: each mini-batch once
+        elif alone:
+            self.crossed = (float("-inf"), why)  # one shard's counts: believed at once
         else:
             self.crossed = (self.crossed[0] if self.crossed else time.monotonic(), why)
         self.check_crossed()

@@ -113,4 +113,3 @@ class CommittedSet:
         if len(runs) < whole.count(b"\n"):
             self.ended.add(name)
         self.read_to[name] = self.read_to.get(name, 0) + len(whole)
-

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -84,3 +85,14 @@ def crossed_threshold(counts: Counts, spec: dict[str, Any], total_mini_batches: 
                 f"{total_mini_batches} mini-batches failed ({share:.1f}% > {percent}%)"
             )
     return None
+
+
+def shards_crossed(each: Sequence[Counts], spec: dict[str, Any], total_mini_batches: int
+                   ) -> tuple[str | None, bool]:
+    """Why the sum of the shards' counts EACH crosses a threshold (None: it does not), and
+    whether one shard's own counts do. A shard counts each mini-batch once; their sum may
+    count one two shards ran twice until the one that lost it to a steal mark reads the
+    mark (SUM_CONFIRM_SECONDS), so a crossing by the sum alone is believed only later."""
+    why = crossed_threshold(sum(each, Counts()), spec, total_mini_batches)
+    return why, why is not None and any(
+        crossed_threshold(one, spec, total_mini_batches) for one in each)
