@@ -196,13 +196,18 @@ def test_what_a_script_writes_to_its_command_pipe_in_the_last_mini_batch_is_said
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Traceback" not in result.stderr
     assert result.stderr.count("shard 0: worker process 0 ") == 1
-    assert (f"(after its last mini-batch; {forged} records of mini-batches the shard did not "
-            "send do not count)") in result.stderr
+    # The worker reads what was written before the stop, so what it says of it may reach
+    # the shard after the stop, or with the last result: then the worker is replaced as
+    # mid-run, and its replacement, still in init() at the end, is not waited for.
+    after_stop = (f"(after its last mini-batch; {forged} records of mini-batches the shard "
+                  "did not send do not count)") in result.stderr
+    assert after_stop or result.stderr.endswith("; a new worker runs on\n"), result.stderr
     assert step.job_result()["firstError"]["type"] == "WorkerPipeError"
     assert sorted(step.output_lines()) == [f"item{i:04d}.txt" for i in range(8)]
     rows = step.report_rows()
     assert [(r["status"], r["failed"], r["tries"]) for r in rows] == [("succeeded", "0", "1")] * 4
-    assert len(step.marks("shutdown")) == 1
+    shutdowns = len(step.marks("shutdown"))
+    assert shutdowns == 1 or (shutdowns == 0 and not after_stop)
     assert sorted(step.marks("ran")) == sorted(
         [f"item{i:04d}.txt" for i in range(0, 8, 2)] + ["item0000.txt"] * forged)
 
