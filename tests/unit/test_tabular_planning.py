@@ -288,21 +288,25 @@ def test_record_ends_are_integer_offsets_even_when_there_are_none() -> None:
 
 
 @pytest.mark.parametrize(
-    ("data", "quoted", "newlines", "quotes_before", "quotes"),
+    ("data", "quoted", "newlines", "odd_before", "odd"),
     [
-        pytest.param(b"a\nbb\n", True, [1, 4], [], 0, id="no-quotes"),
-        pytest.param(b'a\n"b"\n', False, [1, 5], [], 0, id="quotes-not-counted"),
-        pytest.param(b'a\n"b\nc"\n', True, [1, 4, 7], [0, 1, 2], 2, id="quotes"),
+        pytest.param(b"a\nbb\n", True, [1, 4], [0, 0], False, id="no-quotes"),
+        pytest.param(b'a\n"b"\n', False, [1, 5], None, False, id="quotes-not-counted"),
+        pytest.param(b'a\n"b\nc"\n', True, [1, 4, 7], [0, 1, 0], False, id="quotes"),
+        pytest.param(b'\n"a"""\n"\nb', True, [0, 6, 8], [0, 0, 1], True, id="odd-newline-first"),
+        pytest.param(b'"a""', True, [], [], True, id="odd-no-newline"),
+        pytest.param(b'\n\n"', True, [0, 1], [0, 0], True, id="quote-last"),
     ],
 )
 def test_slice_positions(data: bytes, quoted: bool, newlines: list[int],
-                         quotes_before: list[int], quotes: int) -> None:
-    # Offsets are within the whole block: the slice [2, len) of "xx" + data.
-    block = np.frombuffer(b"xx" + data, dtype=np.uint8)
+                         odd_before: list[int] | None, odd: bool) -> None:
+    # Offsets are within the whole block: the slice [2, len) of "x\"" + data (the quote
+    # before the slice counts in none of its parities).
+    block = np.frombuffer(b'x"' + data, dtype=np.uint8)
     piece = slice_positions(block, 2, len(block), quoted, False)
     assert piece.newlines.tolist() == [n + 2 for n in newlines]
-    assert piece.quotes_before.tolist() == quotes_before
-    assert piece.quotes == quotes
+    assert (None if piece.odd_before is None else piece.odd_before.tolist()) == odd_before
+    assert piece.odd is odd
 
 
 @pytest.mark.parametrize(

@@ -22,6 +22,7 @@ CARRIAGE_RETURN = ord("\r")
 SLICE_BYTES = 256 << 10  # fits the CPU cache: numpy's passes over it stay cheap
 TASK_BYTES = 2 << 20  # one thread's share of a block
 Ints = npt.NDArray[np.int64]
+Flags = npt.NDArray[np.uint8]
 
 
 @dataclass(frozen=True)
@@ -48,8 +49,9 @@ class SlicePositions:
     (so slices can be scanned in parallel, and only the cheap selection is sequential)."""
 
     newlines: Ints  # offsets within the block
-    quotes_before: Ints  # per newline, the quote characters before it in the slice
-    quotes: int  # quote characters in the slice; 0: quotes_before is empty
+    odd_before: Flags | None  # per newline, 1 where the slice holds an odd number of quote
+    # characters before it; None: the slice was not scanned for quotes (its block has none)
+    odd: bool = False  # the slice holds an odd number of quote characters
     returns: int = 0  # carriage returns in the slice less its newlines that follow one
 
 
@@ -65,11 +67,15 @@ def slice_positions(data: npt.NDArray[np.uint8], start: int, stop: int, quoted: 
             start - 1)
         lone = int(np.count_nonzero(part == CARRIAGE_RETURN)
                    - np.count_nonzero(data[before] == CARRIAGE_RETURN))
-    quotes = np.flatnonzero(part == QUOTE) if quoted else newlines[:0]
-    if not len(quotes):
-        return SlicePositions(newlines + start, newlines[:0], 0, lone)
-    return SlicePositions(newlines + start, np.searchsorted(quotes, newlines), len(quotes),
-                          lone)
+    if not quoted:
+        return SlicePositions(newlines + start, None, False, lone)
+    # The parity of the quotes between one newline and the next, in one pass and without
+    # listing the quotes (a CSV of quoted text holds several per record); a newline is no
+    # quote, so a segment that starts at one counts the quotes after it.
+    segments = np.bitwise_xor.reduceat((part == QUOTE).view(np.uint8),
+                                       np.concatenate((newlines[:0], [0], newlines)))
+    odd = np.bitwise_xor.accumulate(segments)
+    return SlicePositions(newlines + start, odd[:-1], bool(odd[-1]), lone)
 
 
 def task_positions(data: npt.NDArray[np.uint8], start: int, quoted: bool,
@@ -84,12 +90,11 @@ def select_ends(pieces: Iterable[SlicePositions], in_quotes: bool) -> tuple[Ints
     """The newlines outside quotes, given the quoting state at the first slice's start."""
     ends = []
     for piece in pieces:
-        if not piece.quotes:
+        if piece.odd_before is None:
             ends.append(piece.newlines[:0] if in_quotes else piece.newlines + 1)
             continue
-        outside = ((piece.quotes_before + int(in_quotes)) & 1) == 0
-        ends.append(piece.newlines[outside] + 1)
-        in_quotes = bool((piece.quotes + int(in_quotes)) & 1)
+        ends.append(piece.newlines[piece.odd_before == int(in_quotes)] + 1)
+        in_quotes = in_quotes != piece.odd
     return (np.concatenate(ends) if ends else np.empty(0, dtype=np.int64)), in_quotes
 
 
