@@ -235,6 +235,26 @@ def test_record_ends_matches_a_python_scan_on_random_bytes() -> None:
     assert still_inside is inside
 
 
+@pytest.mark.parametrize("start_inside", [False, True])
+def test_record_ends_match_a_python_scan_across_slices(start_inside: bool) -> None:
+    """Quotes rare enough that quoted fields span the slices' boundaries, and slices that
+    open with a newline or a quote."""
+    rng = np.random.default_rng(7)
+    alphabet = np.frombuffer(b'\n"abc', dtype=np.uint8)
+    data = bytearray(rng.choice(alphabet, 3 * SLICE_BYTES + 11, p=[
+        0.05, 0.001, 0.3, 0.3, 0.349]).tobytes())
+    data[SLICE_BYTES], data[2 * SLICE_BYTES] = ord("\n"), ord('"')
+    inside, expected = start_inside, []
+    for position, char in enumerate(data):
+        if char == ord('"'):
+            inside = not inside
+        elif char == ord("\n") and not inside:
+            expected.append(position + 1)
+    found, still_inside, _ = record_ends(bytes(data), start_inside, True)
+    assert found.tolist() == expected
+    assert still_inside is inside
+
+
 def test_threaded_scan_equals_the_serial_one_across_task_boundaries() -> None:
     from concurrent.futures import ThreadPoolExecutor
 
