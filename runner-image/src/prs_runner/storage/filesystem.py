@@ -310,8 +310,13 @@ class Storage:
         # A server-side copy: the target appears whole, or not at all (no store renames).
         with self.remote("copy", target):
             self._fs.copy_file(self.confined(source), self.confined(target))
-        with self.remote("delete", source):
-            self._fs.delete_file(self.confined(source))
+        self.delete_object(source)
+
+    def delete_object(self, path: str) -> None:
+        """Delete one object; one already gone is no failure: a call retried after the store
+        applied it but its answer was lost (a timeout, a reset) finds nothing the second time."""
+        with contextlib.suppress(FileNotFoundError), self.remote("delete", path):
+            self._fs.delete_file(self.confined(path))
 
     def list_names(self, folder: str, folders: bool = False) -> list[str]:
         """The names right under FOLDER. FOLDERS: a folder there is named even on a store
@@ -359,11 +364,10 @@ class Storage:
             with self.remote("head", path):
                 marker = self._fs.get_file_info(target).type == pafs.FileType.Directory
             if marker:  # a folder marker object, where the store keeps one
-                with self.remote("delete", path):
-                    self._fs.delete_dir(target)
+                with contextlib.suppress(FileNotFoundError), self.remote("delete", path):
+                    self._fs.delete_dir(target)  # gone: as in delete_object
         elif info.type == pafs.FileType.File:
-            with self.remote("delete", path):
-                self._fs.delete_file(target)
+            self.delete_object(path)
 
     @staticmethod
     def refuse_folder(target: str, own: bool) -> None:
