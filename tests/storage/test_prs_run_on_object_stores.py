@@ -87,6 +87,24 @@ def prs_run(step: Path, server: StorageServer, *args: str, wait: bool = True,
                           cwd=work)
 
 
+def run_tmpdir(tmp_path: Path) -> Path:
+    """A TMPDIR of the run's own: what its shards and workers leave on local disk."""
+    folder = tmp_path / "tmpdir"
+    folder.mkdir()
+    return folder
+
+
+def held_input(tmpdir: Path, timeout: float = 10) -> list[Path]:
+    """The input files the workers hold in TMPDIR, once they hold some (a mini-batch's
+    folder is removed as its result commits: there may be a moment with none)."""
+    deadline = time.monotonic() + timeout
+    while not (held := list(tmpdir.glob("prs-shard-*/workers/prs-input-*/*/*/*"))):
+        if time.monotonic() > deadline:
+            break
+        time.sleep(0.01)
+    return held
+
+
 def input_step(tmp_path: Path, server: StorageServer, monkeypatch: pytest.MonkeyPatch,
                files: dict[str, bytes], **spec: Any) -> tuple[Path, Storage]:
     """A step over FILES (name: bytes), written to a new prefix; its output there."""
@@ -318,6 +336,28 @@ def test_sigterm_while_the_store_does_not_answer_ends_prs_all_the_same(
     assert "Traceback" not in stderr, stderr
 
 
+def test_ctrl_c_leaves_only_the_workers_logs_on_local_disk(
+    s3_server: StorageServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A stopped shard uploads nothing more: the input files its workers held go, their
+    logs stay where one line says."""
+    step, output = files_step(tmp_path, s3_server, monkeypatch, 48)
+    tmpdir = run_tmpdir(tmp_path)
+    # 16 mini-batches of 1 s on 4 workers: still running once the first commits show
+    running = prs_run(step, s3_server, wait=False, SCENARIO_DELAY="1.0", TMPDIR=str(tmpdir))
+    wait_for_commits(output, 2)
+    held = held_input(tmpdir)
+    running.send_signal(signal.SIGINT)
+    _, stderr = running.communicate(timeout=STOP_GRACE_SECONDS + 20)
+    assert running.returncode == 128 + signal.SIGINT, stderr
+    assert held, "no worker held a mini-batch's files"
+    kept = sorted(tmpdir.glob("prs-shard-*/*"))
+    assert [path.name for path in kept] == ["staging", "staging"]  # one per shard
+    for shard, folder in enumerate(sorted(kept, key=lambda p: p.parent.name)):
+        assert f"shard {shard}: the logs of its workers are at {folder}" in stderr
+    assert any(path.is_file() for path in tmpdir.glob("prs-shard-*/staging/logs/*"))
+
+
 def test_two_runs_on_one_output_one_is_refused(
     server: StorageServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -442,11 +482,13 @@ def test_side_inputs_on_object_storage_reach_workers_as_local_copies(
     document["spec"]["sideInputs"] = [{"name": "offset", "uri": sides.uri_of("offset.txt")},
                                       {"name": "tables", "uri": sides.uri_of("tables")}]
     step.write_text(json.dumps(document))
-    done = prs_run(step, server)
+    tmpdir = run_tmpdir(tmp_path)
+    done = prs_run(step, server, TMPDIR=str(tmpdir))
     assert done.returncode == 0, done.stderr
     lines = output.read_bytes("parallel_run_step.txt").decode().splitlines()
     numbers = sorted(range(9), key=lambda n: f"part{n % 3}/item{n:04d}.txt")
     assert lines == [f"{['ann', 'bob', 'cid'][n % 3]} {n + 1000}" for n in numbers]
+    assert list(tmpdir.iterdir()) == []  # the side inputs' and inputs' copies are gone
 
 
 OUTPUT_DIR_SCRIPT = '''
@@ -467,11 +509,13 @@ def test_files_run_writes_to_output_dir_reach_the_output(
     """output_dir is a local folder per shard, uploaded into the output when it ends."""
     step, output = files_step(tmp_path, server, monkeypatch, 7)
     (tmp_path / "code" / "score.py").write_text(OUTPUT_DIR_SCRIPT)
-    done = prs_run(step, server)
+    tmpdir = run_tmpdir(tmp_path)
+    done = prs_run(step, server, TMPDIR=str(tmpdir))
     assert done.returncode == 0, done.stderr
     extra = sorted(e.path for e in output.list_files() if e.path.startswith("extra/"))
     assert extra == ["extra/0.txt", "extra/1.txt", "extra/2.txt"]
     assert output.read_bytes("extra/2.txt") == b"1"
+    assert list(tmpdir.iterdir()) == []  # uploaded: the staged files are gone
 
 
 def test_a_killed_worker_loses_nothing_while_its_record_uploads(
@@ -483,14 +527,19 @@ def test_a_killed_worker_loses_nothing_while_its_record_uploads(
     calls = tmp_path / "calls.log"
     # 16 mini-batches of 1 s on 4 workers: still running when the first commits are visible
     # (a commit-log part is flushed up to FLUSH_SECONDS after its mini-batch ends).
-    running = prs_run(step, server, wait=False, SCENARIO_DELAY="1.0", SCENARIO_CALLS=str(calls))
+    tmpdir = run_tmpdir(tmp_path)
+    running = prs_run(step, server, wait=False, SCENARIO_DELAY="1.0", SCENARIO_CALLS=str(calls),
+                      TMPDIR=str(tmpdir))
     wait_for_commits(output, 3)
     workers = subprocess.run(["pgrep", "-f", f"prs_runner.execution.worker {server.uri('')}"],
                              capture_output=True, text=True).stdout.split()
     assert workers, "no worker to kill"
+    downloaded = held_input(tmpdir)
     os.kill(int(workers[0]), signal.SIGKILL)
     _, stderr = running.communicate(timeout=300)
     assert running.returncode == 0, stderr
+    assert downloaded, "no worker held a mini-batch's files"
+    assert list(tmpdir.iterdir()) == []  # the killed worker's copies too
     assert output.read_bytes("parallel_run_step.txt").decode().splitlines() == expected_lines(48)
     report = json.loads(output.read_bytes("_prs/report/job_result.json"))
     assert report["miniBatches"] == {"total": 16, "succeeded": 16, "failed": 0, "pending": 0}

@@ -31,6 +31,7 @@ from prs_runner.step.spec import SpecError
 # Only what a shard needs is imported up front: a shard's start-up delays its workers'.
 from prs_runner.storage.code_archive import unpack_code_root
 from prs_runner.storage.filesystem import Storage
+from prs_runner.storage.local_staging import STAGING_FOLDER
 
 if TYPE_CHECKING:
     from prs_runner.execution.progress_report import ProgressPoster
@@ -79,6 +80,12 @@ def run_shard(args: argparse.Namespace) -> int:
                 kill_group(slot.pid)
         # What it knew when stopped (its first error, what was running) for the report; the
         # merge counts a stopped shard as not finished. Best effort: the exit comes first.
+        with contextlib.suppress(BaseException):
+            # The input and side inputs it downloaded go; the logs stay (no upload now).
+            kept = supervisor.scratch.remove(keep=STAGING_FOLDER)
+            if kept is not None:
+                print(f"shard {args.index}: the logs of its workers are at {kept}",
+                      file=sys.stderr, flush=True)
         with contextlib.suppress(BaseException):
             supervisor.account.stop("Stopped", "stopped")
             report = supervisor.outcome().to_dict(args.index) | {"status": "stopped"}

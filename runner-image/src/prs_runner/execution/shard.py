@@ -39,8 +39,9 @@ from prs_runner.output.commit_log import CommitLog, life_name, read_life_after
 from prs_runner.planning.plan_store import OpeningView, PlanView
 from prs_runner.step.spec import progress_timeout
 from prs_runner.storage.filesystem import Storage
-from prs_runner.storage.local_staging import LocalStaging
+from prs_runner.storage.local_staging import STAGING_FOLDER, LocalStaging
 from prs_runner.storage.object_reads import requests_made
+from prs_runner.storage.scratch import Scratch
 
 PROGRESS_INTERVAL = 0.25
 PLAN_POLL_SECONDS = 0.005  # while workers start up, the plan is being written
@@ -64,7 +65,8 @@ class ShardSupervisor(ShardFailures):
         self.last_progress = time.monotonic()
         self.listeners: list[Callable[[dict[str, Any]], None]] = []
         self.worker_requests = 0  # object-store calls the workers reported
-        self.staging = LocalStaging(self.output, str(index))
+        self.scratch = Scratch(str(index))
+        self.staging = LocalStaging(self.output, self.scratch)
         self.processes = WorkerProcesses(spec, plan_uri, index, code_root, self.staging)
         self.log = CommitLog(self.output, life_name(index, "s"))  # the failures it commits
         self.oom_kills = read_memory_cgroup().oom_kills  # the kernel's, for memory
@@ -96,8 +98,10 @@ class ShardSupervisor(ShardFailures):
         self.stop_workers()
         self.balance(0.0)  # what it ran that another shard took: counted there
         self.log.close()
-        self.staging.publish()
-        return self.outcome()
+        published = self.staging.publish()
+        outcome = self.outcome()  # which logs hold metrics: read in the staging folder
+        self.scratch.remove(keep=None if published else STAGING_FOLDER)  # kept: said
+        return outcome
 
     def await_plan(self) -> None:
         """Shard 0 runs the openings (planning.plan_store) meanwhile: the plan's first

@@ -21,6 +21,7 @@ from prs_runner.output.run_report_logs import metrics_mark
 from prs_runner.step.uris import uses_object_storage
 from prs_runner.storage.download_cache import fetch_side_inputs
 from prs_runner.storage.local_staging import LocalStaging
+from prs_runner.storage.scratch import SCRATCH_ENV
 
 
 class WorkerProcesses:
@@ -30,6 +31,7 @@ class WorkerProcesses:
                  staging: LocalStaging) -> None:
         self.spec, self.plan_uri, self.index, self.code_root = spec, plan_uri, index, code_root
         self.staging = staging
+        self.scratch = staging.shard_scratch
         self.selector = selectors.DefaultSelector()  # their event pipes; data: the Slot
         # The AWS, Azure and Google clients inside pyarrow are not fork-safe: a worker forked
         # after this process used one dies of SIGSEGV. Steps on object storage exec theirs.
@@ -66,10 +68,14 @@ class WorkerProcesses:
 
     def environment(self, process: int) -> dict[str, str]:
         if self.side_paths is None:  # once, before the first worker starts
-            self.side_paths = fetch_side_inputs(self.spec["sideInputs"], str(self.index))
-        return worker_environment(self.spec, self.index, process, self.code_root,
-                                  side_input_paths=self.side_paths,
-                                  output_dir=self.staging.output_dir())
+            self.side_paths = fetch_side_inputs(self.spec["sideInputs"],
+                                                functools.partial(self.scratch.folder, "side"))
+        env = worker_environment(self.spec, self.index, process, self.code_root,
+                                 side_input_paths=self.side_paths,
+                                 output_dir=self.staging.output_dir())
+        if uses_object_storage(self.spec):  # a worker's downloads: removed with the shard's
+            env[SCRATCH_ENV] = self.scratch.folder("workers")
+        return env
 
     def retire(self, slot: Slot) -> None:
         """Kill SLOT's worker (and what its script started), reap it, close its pipes."""

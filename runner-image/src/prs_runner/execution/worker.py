@@ -53,6 +53,7 @@ from prs_runner.storage.filesystem import Storage, local_root
 from prs_runner.storage.local_descriptors import mark_file
 from prs_runner.storage.local_files import write_all
 from prs_runner.storage.object_reads import requests_made
+from prs_runner.storage.scratch import SCRATCH_ENV
 
 if TYPE_CHECKING:
     from prs_runner.planning.tabular_reading import TableReader
@@ -181,8 +182,8 @@ class Worker:
             input_uri = opening.input_uri
         self.input_root = local_root(input_uri) or input_uri
         if self.remote_files:
-            self.downloads = DownloadCache(Storage(input_uri),
-                                           f"{self.shard}-{self.process}")
+            self.downloads = DownloadCache(Storage(input_uri), f"{self.shard}-{self.process}",
+                                           within=os.environ.get(SCRATCH_ENV))
         if self.spec["input"]["type"] == "tabular":
             from prs_runner.planning.tabular_reading import TableReader
 

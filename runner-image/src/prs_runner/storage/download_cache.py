@@ -12,7 +12,7 @@ import os
 import shutil
 import tempfile
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 
 from prs_runner.storage.filesystem import Storage, relative_parts
@@ -21,9 +21,11 @@ DOWNLOAD_THREADS = 8
 
 
 class DownloadCache:
-    def __init__(self, source: Storage, label: str, threads: int = DOWNLOAD_THREADS) -> None:
+    def __init__(self, source: Storage, label: str, threads: int = DOWNLOAD_THREADS,
+                 within: str | None = None) -> None:
+        """WITHIN: the folder to make its own in (the shard's scratch folder), else TMPDIR."""
         self.source = source
-        self.root = tempfile.mkdtemp(prefix=f"prs-input-{label}-")
+        self.root = tempfile.mkdtemp(prefix=f"prs-input-{label}-", dir=within)
         self.pool = ThreadPoolExecutor(threads, thread_name_prefix="prs-download")
         self.started: dict[int, list[Future[int]]] = {}
         self.lock = threading.Lock()  # the command reader starts downloads too
@@ -73,16 +75,18 @@ class DownloadCache:
         shutil.rmtree(self.root, ignore_errors=True)
 
 
-def fetch_side_inputs(side_inputs: Sequence[dict[str, str]], label: str) -> dict[str, str]:
-    """Side inputs on object storage, downloaded once per shard before its workers start:
-    name -> the local file (a URI naming one object) or folder (a prefix). Local side inputs
-    are left out: workers read them where they are."""
+def fetch_side_inputs(side_inputs: Sequence[dict[str, str]],
+                      within: Callable[[], str]) -> dict[str, str]:
+    """Side inputs on object storage, downloaded once per shard before its workers start,
+    each into a folder of its own in WITHIN() (the shard's scratch folder): name -> the
+    local file (a URI naming one object) or folder (a prefix). Local side inputs are left
+    out: workers read them where they are."""
     local: dict[str, str] = {}
     for side in side_inputs:
         source = Storage(side["uri"])
         if source.local is not None:
             continue
-        folder = tempfile.mkdtemp(prefix=f"prs-side-{label}-")
+        folder = tempfile.mkdtemp(prefix="side-", dir=within())
         entries = source.list_files()
         if source.is_file():
             target = os.path.join(folder, entries[0].path)

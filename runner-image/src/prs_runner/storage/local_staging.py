@@ -8,24 +8,22 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-import tempfile
 
 from prs_runner.storage.filesystem import Storage
+from prs_runner.storage.scratch import Scratch
 
 log = logging.getLogger(__name__)
+STAGING_FOLDER = "staging"  # in the shard's scratch folder
 
 
 class LocalStaging:
-    def __init__(self, output: Storage, label: str) -> None:
-        self.output, self.label = output, label
+    def __init__(self, output: Storage, scratch: Scratch) -> None:
+        self.output, self.shard_scratch = output, scratch
         self.staged: dict[str, str] = {}  # output path -> local file
-        self.folder = ""
         self.scratch = ""  # the local output_dir of an object-store output
 
     def local_folder(self) -> str:
-        if not self.folder:
-            self.folder = tempfile.mkdtemp(prefix=f"prs-staging-{self.label}-")
-        return self.folder
+        return self.shard_scratch.folder(STAGING_FOLDER)
 
     def path(self, relative: str) -> str:
         """The local file to append the log RELATIVE (below the output) to."""
@@ -44,10 +42,10 @@ class LocalStaging:
             os.makedirs(self.scratch, exist_ok=True)
         return self.scratch
 
-    def publish(self) -> None:
+    def publish(self) -> bool:
         """Upload the staged logs and run()'s own files (what cannot be uploaded is said and
-        kept locally, not fatal: the results are committed already)."""
-        written = {}
+        kept locally, not fatal: the results are committed already); whether all were."""
+        written, uploaded = {}, True
         if self.scratch:
             for folder, _dirs, files in os.walk(self.scratch):
                 for name in files:
@@ -62,5 +60,7 @@ class LocalStaging:
                 with open(local, "rb") as source, self.output.open_write(relative) as target:
                     shutil.copyfileobj(source, target, 1 << 20)
             except OSError as error:
+                uploaded = False
                 log.warning("could not upload the log %s to %s: %s (kept at %s)", relative,
                             self.output.uri, error, local)
+        return uploaded
