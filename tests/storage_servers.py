@@ -344,7 +344,7 @@ class S3Server(StorageServer):
         }]}))  # fmt: skip
         p = self.ports
         return [
-            str(self.binary), "server",
+            str(self.binary), f"-logdir={self.root}", "server",  # its logs: not in /tmp
             f"-dir={self.data_dir}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
             f"-master.port={p['master']}", f"-master.port.grpc={p['master_grpc']}",
             "-master.telemetry=false", "-master.volumeSizeLimitMB=64",
