@@ -31,7 +31,7 @@ class WorkerProcesses:
                  staging: LocalStaging) -> None:
         self.spec, self.plan_uri, self.index, self.code_root = spec, plan_uri, index, code_root
         self.staging = staging
-        self.scratch = staging.shard_scratch
+        self.scratch = staging.scratch
         self.selector = selectors.DefaultSelector()  # their event pipes; data: the Slot
         # The AWS, Azure and Google clients inside pyarrow are not fork-safe: a worker forked
         # after this process used one dies of SIGSEGV. Steps on object storage exec theirs.

@@ -18,12 +18,12 @@ STAGING_FOLDER = "staging"  # in the shard's scratch folder
 
 class LocalStaging:
     def __init__(self, output: Storage, scratch: Scratch) -> None:
-        self.output, self.shard_scratch = output, scratch
+        self.output, self.scratch = output, scratch
         self.staged: dict[str, str] = {}  # output path -> local file
-        self.scratch = ""  # the local output_dir of an object-store output
+        self.output_folder = ""  # the local output_dir of an object-store output
 
     def local_folder(self) -> str:
-        return self.shard_scratch.folder(STAGING_FOLDER)
+        return self.scratch.folder(STAGING_FOLDER)
 
     def path(self, relative: str) -> str:
         """The local file to append the log RELATIVE (below the output) to."""
@@ -37,20 +37,20 @@ class LocalStaging:
         """The folder run() writes its own files to; None: the output itself (local)."""
         if self.output.local is not None:
             return None
-        if not self.scratch:
-            self.scratch = os.path.join(self.local_folder(), "output")
-            os.makedirs(self.scratch, exist_ok=True)
-        return self.scratch
+        if not self.output_folder:
+            self.output_folder = os.path.join(self.local_folder(), "output")
+            os.makedirs(self.output_folder, exist_ok=True)
+        return self.output_folder
 
     def publish(self) -> bool:
         """Upload the staged logs and run()'s own files (what cannot be uploaded is said and
         kept locally, not fatal: the results are committed already); whether all were."""
         written, uploaded = {}, True
-        if self.scratch:
-            for folder, _dirs, files in os.walk(self.scratch):
+        if self.output_folder:
+            for folder, _dirs, files in os.walk(self.output_folder):
                 for name in files:
                     local = os.path.join(folder, name)
-                    relative = os.path.relpath(local, self.scratch).replace(os.sep, "/")
+                    relative = os.path.relpath(local, self.output_folder).replace(os.sep, "/")
                     if relative.split("/")[0] != "_prs":  # the runner's own folder
                         written[relative] = local
         for relative, local in {**written, **self.staged}.items():
