@@ -224,15 +224,8 @@ def test_tabular_mini_batches_round_trip_through_a_plan_part() -> None:
 def test_record_ends_matches_a_python_scan_on_random_bytes() -> None:
     rng = np.random.default_rng(3)
     data = bytes(rng.choice(np.frombuffer(b'ab"\n,', dtype=np.uint8), 5000).tolist())
-    inside, expected = False, []
-    for position, char in enumerate(data):
-        if char == ord('"'):
-            inside = not inside
-        elif char == ord("\n") and not inside:
-            expected.append(position + 1)
     found, still_inside, _ = record_ends(data, False, True)
-    assert found.tolist() == expected
-    assert still_inside is inside
+    assert (found.tolist(), still_inside) == python_scan(data, True)
 
 
 @pytest.mark.parametrize("start_inside", [False, True])
@@ -244,15 +237,8 @@ def test_record_ends_match_a_python_scan_across_slices(start_inside: bool) -> No
     data = bytearray(rng.choice(alphabet, 3 * SLICE_BYTES + 11, p=[
         0.05, 0.001, 0.3, 0.3, 0.349]).tobytes())
     data[SLICE_BYTES], data[2 * SLICE_BYTES] = ord("\n"), ord('"')
-    inside, expected = start_inside, []
-    for position, char in enumerate(data):
-        if char == ord('"'):
-            inside = not inside
-        elif char == ord("\n") and not inside:
-            expected.append(position + 1)
     found, still_inside, _ = record_ends(bytes(data), start_inside, True)
-    assert found.tolist() == expected
-    assert still_inside is inside
+    assert (found.tolist(), still_inside) == python_scan(bytes(data), True, start_inside)
 
 
 def test_threaded_scan_equals_the_serial_one_across_task_boundaries() -> None:
@@ -274,15 +260,16 @@ def test_threaded_scan_equals_the_serial_one_across_task_boundaries() -> None:
     assert ranges == scan_text_file(io.BytesIO(data), len(data), "csv", 100_000, None)
 
 
-def python_record_ends(data: bytes, quoted: bool) -> list[int]:
-    """The record ends found one byte at a time: the reference the numpy scan must equal."""
-    inside, ends = False, []
+def python_scan(data: bytes, quoted: bool, inside: bool = False) -> tuple[list[int], bool]:
+    """The record ends found one byte at a time, and whether DATA ends inside a quoted field
+    (INSIDE: it starts in one): the reference the numpy scan must equal."""
+    ends = []
     for position, char in enumerate(data):
         if quoted and char == ord('"'):
             inside = not inside
         elif char == ord("\n") and not inside:
             ends.append(position + 1)
-    return ends
+    return ends, inside
 
 
 @pytest.mark.parametrize(
@@ -297,7 +284,7 @@ def test_record_ends_of_a_block_larger_than_one_slice(quoted: bool, tail: bytes)
     data = b"abcdefghi\n" * (SLICE_BYTES // 10 + 1000) + tail
     assert len(data) > SLICE_BYTES
     found, still_inside, _ = record_ends(data, False, quoted)
-    assert found.tolist() == python_record_ends(data, quoted)
+    assert found.tolist() == python_scan(data, quoted)[0]
     assert still_inside is False
 
 
