@@ -59,7 +59,8 @@ def slice_positions(data: npt.NDArray[np.uint8], start: int, stop: int, quoted: 
                     returns: bool) -> SlicePositions:
     """RETURNS: count the carriage returns too (a block that holds one)."""
     part = data[start:stop]
-    newlines = np.flatnonzero(part == NEWLINE).astype(np.int64, copy=False)  # pragma: no mutate
+    found = np.flatnonzero(part == NEWLINE)
+    newlines = found.astype(np.int64, copy=False)  # pragma: no mutate: int64 already, no copy
     lone = 0
     if returns:
         # A newline at the block's start follows the previous block's last byte.
