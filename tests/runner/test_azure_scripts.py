@@ -27,8 +27,12 @@ def init():
     seen = {"output_dir": entry.output_dir, "node_id": entry.node_id,
             "process_name": entry.process_name, "working_dir": entry.working_dir,
             "environment": {k: v for k, v in os.environ.items() if k.startswith("PRS_")}}
-    with open(os.path.join(entry.log_dir, entry.agent_name + "_seen.json"), "w") as f:
+    # Written whole or not at all: a worker still in init() when its shard's work has run
+    # out (the others took it all) is killed there, as the contract says.
+    path = os.path.join(entry.log_dir, entry.agent_name + "_seen.json")
+    with open(path + ".partial", "w") as f:
         json.dump(seen, f)
+    os.replace(path + ".partial", path)
 
 def run(mini_batch):
     from azureml_user.parallel_run import EntryScript

@@ -92,6 +92,33 @@ def run(mini_batch):
     assert took < 15, (took, result.stderr)
 
 
+def test_a_first_worker_still_in_init_when_the_work_has_run_out_is_not_waited_for(
+    make_step: MakeStep
+) -> None:
+    """Not only a replacement: a worker whose first init() outlasts the work the others ran
+    is killed there, and its shutdown() is not called (docs/entry-script.md)."""
+    script = """
+import os, time
+def init():
+    if os.environ["PRS_PROCESS_INDEX"] == "1":
+        mark("slow-init")
+        time.sleep(3600)
+def run(mini_batch):
+    return [p.rsplit("/", 1)[-1] for p in mini_batch]
+def shutdown():
+    mark("shutdown", os.environ["PRS_PROCESS_INDEX"])
+"""
+    step = make_step(script, files=12, processCountPerNode=2, runInvocationTimeout=30)
+    started = time.monotonic()
+    result = step.run(timeout=120)
+    took = time.monotonic() - started
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert step.output_lines() == [f"item{i:04d}.txt" for i in range(12)]
+    assert len(step.marks("slow-init")) == 1  # it was started, and was in init() at the end
+    assert step.marks("shutdown") == ["0"]
+    assert took < 15, (took, result.stderr)
+
+
 def test_processes_started_by_run_end_with_their_worker(make_step: MakeStep) -> None:
     marker = f"prs-leftover-{uuid.uuid4().hex}"
     script = f"""
