@@ -224,15 +224,18 @@ def test_a_killed_run_resumes_and_runs_each_mini_batch_once(
     # visible only when a commit-log part is flushed (up to FLUSH_SECONDS later), and the
     # machine is loaded.
     delay = 1.5
+    tmpdir = run_tmpdir(tmp_path)
     first = prs_run(step, server, wait=False, SCENARIO_DELAY=str(delay),
-                    SCENARIO_CALLS=str(calls))
+                    SCENARIO_CALLS=str(calls), TMPDIR=str(tmpdir))
     wait_for_commits(output, 4)
     first.send_signal(signal.SIGKILL)
     first.wait(30)
     before = len(committed(output))
     assert 4 <= before < 12
-    second = prs_run(step, server, SCENARIO_CALLS=str(calls))
+    assert list(tmpdir.glob("prs-shard-*/side")) or list(tmpdir.glob("prs-shard-*/staging"))
+    second = prs_run(step, server, SCENARIO_CALLS=str(calls), TMPDIR=str(tmpdir))
     assert second.returncode == 0, second.stderr
+    assert list(tmpdir.iterdir()) == []  # the killed shards' scratch folders went too
     assert output.read_bytes("parallel_run_step.txt").decode().splitlines() == expected_lines(36)
     runs = calls.read_text().splitlines()
     # The rerun ran only what was not committed. In flight at the kill, per worker: the one
@@ -356,6 +359,10 @@ def test_ctrl_c_leaves_only_the_workers_logs_on_local_disk(
     for shard, folder in enumerate(sorted(kept, key=lambda p: p.parent.name)):
         assert f"shard {shard}: the logs of its workers are at {folder}" in stderr
     assert any(path.is_file() for path in tmpdir.glob("prs-shard-*/staging/logs/*"))
+    # The next run's shards leave them there: only a dead shard's folder is swept.
+    rerun = prs_run(step, s3_server, TMPDIR=str(tmpdir))
+    assert rerun.returncode == 0, rerun.stderr
+    assert sorted(tmpdir.glob("prs-shard-*/*")) == kept
 
 
 def test_two_runs_on_one_output_one_is_refused(
