@@ -3,11 +3,18 @@ outlives it."""
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
 import time
 import uuid
 from pathlib import Path
 
+from prs_runner.execution.local_run import STEP_FILE, cut_plan, survey_step
+from prs_runner.planning.plan_store import PLAN_FILE, write_plan
+from prs_runner.step.validation import load_step
+from prs_runner.storage.filesystem import Storage
 from tests.runner.conftest import MakeStep
 
 ECHO_RUN = """
@@ -78,6 +85,10 @@ def run(mini_batch):
     if any(p.endswith("item0001.txt") for p in mini_batch) and not os.path.exists({str(crashed)!r}):
         open({str(crashed)!r}, "w").close()
         os._exit(3)
+    deadline = time.monotonic() + 30  # once crashed, not before its replacement is in init()
+    while os.path.exists({str(crashed)!r}) and os.path.getsize({str(starts)!r}) < 3 and (
+            time.monotonic() < deadline):
+        time.sleep(0.01)
     time.sleep(0.1)
     return [p.rsplit("/", 1)[-1] for p in mini_batch]
 """
@@ -99,11 +110,17 @@ def test_a_first_worker_still_in_init_when_the_work_has_run_out_is_not_waited_fo
     is killed there, and its shutdown() is not called (docs/entry-script.md)."""
     script = """
 import os, time
+SLOW = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "marks",
+                    "slow-init")
 def init():
     if os.environ["PRS_PROCESS_INDEX"] == "1":
         mark("slow-init")
         time.sleep(3600)
 def run(mini_batch):
+    # Not before process 1 is in init(): killed before it got there, it would prove nothing.
+    deadline = time.monotonic() + 30
+    while not os.path.exists(SLOW) and time.monotonic() < deadline:
+        time.sleep(0.01)
     return [p.rsplit("/", 1)[-1] for p in mini_batch]
 def shutdown():
     mark("shutdown", os.environ["PRS_PROCESS_INDEX"])
@@ -258,10 +275,8 @@ def run(mini_batch):
     assert float(rows[2]["started"]) < float(rows[3]["started"]) - 0.9
 
 
-def test_the_try_running_when_a_threshold_stops_the_shard_is_reported_stopped(
-        make_step: MakeStep) -> None:
-    """Not the one before it, whose 'done' its worker still held (it was committed)."""
-    script = """
+# Each worker's second mini-batch: process 1 is still in it when process 0's fails.
+THRESHOLD_SCRIPT = """
 import os, time
 calls = 0
 def run(mini_batch):
@@ -275,11 +290,39 @@ def run(mini_batch):
             raise ValueError("boom")
     return [mini_batch[0]]
 """
-    step = make_step(script, files=12, miniBatchSize="1", processCountPerNode=2, runMaxTry=1,
-                     miniBatchErrorThreshold=0)
+
+
+def test_the_try_running_when_a_threshold_stops_the_shard_is_reported_stopped(
+        make_step: MakeStep) -> None:
+    """Not the one before it, whose 'done' its worker still held (it was committed)."""
+    step = make_step(THRESHOLD_SCRIPT, files=12, miniBatchSize="1", processCountPerNode=2,
+                     runMaxTry=1, miniBatchErrorThreshold=0)
     step.run(timeout=60)
     rows = step.report_rows()
     assert step.job_result()["reason"] == "ErrorThresholdExceeded"
     stopped = [row for row in rows if row["status"] == "stopped"]  # process 0's next too
     assert [row["tries"] for row in stopped if row["process"] == "1"] == ["1"]
     assert all(row["tries"] == "1" for row in stopped)
+
+
+
+def test_a_shard_that_stops_on_its_own_reports_the_tries_its_workers_were_in(
+        make_step: MakeStep) -> None:
+    """As in a pod, where no `prs run` signals it: the shard crosses the threshold and stops
+    its workers itself; the try the other worker was in is in its outcome, not lost with
+    the queue the stop emptied (the merge would report that mini-batch 'not run')."""
+    step = make_step(THRESHOLD_SCRIPT, files=12, miniBatchSize="1", processCountPerNode=2,
+                     runMaxTry=1, miniBatchErrorThreshold=0)
+    survey = survey_step(load_step(step.step))
+    output = Storage(survey.spec["output"]["uri"])
+    output.write_atomic(STEP_FILE, json.dumps(survey.spec).encode())
+    write_plan(output.uri_of(PLAN_FILE), cut_plan(load_step(step.step), survey))
+    shard = subprocess.run(
+        [sys.executable, "-m", "prs_runner.commands.runner_cli", "shard", "--plan",
+         output.uri_of(PLAN_FILE), "--index", "0"], capture_output=True, text=True, timeout=60)
+    assert shard.returncode != 0, shard.stderr
+    outcome = json.loads(output.read_bytes("_prs/shards/0.json"))
+    assert outcome["status"] == "failed"
+    # Process 1's, in its 5 s sleep; process 0 may have been sent its next one too.
+    assert [t["process"] for t in outcome["unfinished"].values()].count(1) == 1, outcome
+    assert all(tries["tries"] == 1 for tries in outcome["unfinished"].values())

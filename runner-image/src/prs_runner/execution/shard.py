@@ -57,6 +57,7 @@ class ShardSupervisor(ShardFailures):
                  plan: PlanView | None = None) -> None:
         self.spec, self.plan_uri, self.index, self.code_root = spec, plan_uri, index, code_root
         self.output = Storage(self.spec["output"]["uri"])
+        self.running_at_stop: dict[int, int] = {}  # by mini-batch, the worker in it at a stop
         self.slots = [Slot(i) for i in range(self.spec["processCountPerNode"]
                                              or pod_process_count())]
         self.work = ShardWork(self.output, index, len(self.slots))
@@ -157,6 +158,14 @@ class ShardSupervisor(ShardFailures):
         return True
 
     def outcome(self) -> Outcome:
+        # Once stop_workers() has emptied the queues, what they held when it stopped them.
+        running = self.running_at_stop | self.running()
+        return self.account.outcome(self.worker_requests + requests_made(),
+                                    self.processes.logged_metrics(len(self.slots)),
+                                    len(self.slots), running)
+
+    def running(self) -> dict[int, int]:
+        """The mini-batch each worker is in (its queue's head) now: worker by mini-batch."""
         if self.account.stop_reason:
             for slot in self.slots:
                 if slot.queue:
@@ -165,9 +174,7 @@ class ShardSupervisor(ShardFailures):
         for slot in self.slots:
             if slot.queue:
                 running.setdefault(slot.queue[0], slot.index)
-        return self.account.outcome(self.worker_requests + requests_made(),
-                                    self.processes.logged_metrics(len(self.slots)),
-                                    len(self.slots), running)
+        return running
 
     def poll(self, longest: float = PROGRESS_INTERVAL) -> None:
         now = time.monotonic()
@@ -307,6 +314,8 @@ class ShardSupervisor(ShardFailures):
 
     def stop_workers(self) -> None:
         """Those with work left (a stop, or its last try) are killed; the others stop."""
+        if self.account.stop_reason:  # the tries they are in: 'stopped' in the report
+            self.running_at_stop = self.running()
         for slot in self.slots:
             if not (slot.dead or slot.pid == 0) and (self.account.stop_reason or slot.queue):
                 self.processes.retire(slot)
