@@ -165,7 +165,8 @@ class ShardSupervisor(ShardFailures):
                                     len(self.slots), running)
 
     def running(self) -> dict[int, int]:
-        """The mini-batch each worker is in (its queue's head) now: worker by mini-batch."""
+        """The mini-batch each worker is in (its queue's head) now: worker by mini-batch.
+        After a stop, what a worker committed but had not said yet is counted done first."""
         if self.account.stop_reason:
             for slot in self.slots:
                 if slot.queue:

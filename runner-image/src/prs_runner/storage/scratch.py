@@ -79,7 +79,9 @@ def sweep(within: str) -> list[str]:
     swept = []
     with contextlib.suppress(OSError), os.scandir(within) as entries:
         for entry in entries:
-            if entry.name.startswith(PREFIX) and owned_folder(entry) and abandoned(entry.path):
+            if not (entry.name.startswith(PREFIX) and owned_folder(entry)):
+                continue
+            if removed_if_dead(entry.path):
                 swept.append(entry.path)
     return swept
 
@@ -92,7 +94,7 @@ def owned_folder(entry: os.DirEntry[str]) -> bool:
         return False
 
 
-def abandoned(root: str) -> bool:
+def removed_if_dead(root: str) -> bool:
     """Remove ROOT if the shard that made it is dead: its lock file is still there and its
     lock can be taken. Removed while held, so no two sweepers remove it twice over."""
     path = os.path.join(root, LOCK_NAME)
