@@ -138,3 +138,19 @@ def test_the_sweep_follows_no_symlink_and_leaves_folders_without_a_lock_file(
     assert (moved / LOCK_NAME).is_file() and (moved / "side" / "model.bin").is_file()
     assert (tmpdir_env / f"{PREFIX}5-being-made").is_dir()
     assert (tmpdir_env / f"{PREFIX}6-a-file").is_file()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root can remove another user's folders, "
+                    "the case the owner check guards against")
+def test_root_sweeps_its_own_dead_shards_only(tmpdir_env: Path, shards: StartShard) -> None:
+    """`prs run` as root (a CI job, a container) shares /tmp with other users' dead shards,
+    whose folders it could remove: the sweep leaves every folder it does not own."""
+    theirs, theirs_root = shards("0", "")
+    mine, mine_root = shards("1", "")
+    for process in (theirs, mine):
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+    for path in (theirs_root, *theirs_root.rglob("*")):
+        os.chown(path, 65534, 65534, follow_symlinks=False)  # nobody's
+    assert sweep(str(tmpdir_env)) == [str(mine_root)]
+    assert (theirs_root / "side" / "model.bin").is_file() and not mine_root.exists()
