@@ -274,6 +274,29 @@ def test_an_unclosed_quote_is_an_error_naming_the_file_and_line(tmp_path: Path) 
     assert not (step.out / "parallel_run_step.txt").exists()
 
 
+def test_a_quote_inside_an_unquoted_field_is_an_error_naming_the_file_and_line(
+        tmp_path: Path) -> None:
+    """Inch marks beside a quoted description over two lines: pyarrow reads the marks as
+    text and the description whole. Counted as quotes they made the line break inside the
+    description a record end: a mini-batch cut there, the value cut short, Succeeded."""
+    data = tmp_path / "data"
+    data.mkdir()
+    rows = [f"{i},{i} cm,plain" for i in range(1, 41)]
+    rows[20] = '21,12" pizza,"Large\nfamily size",14" box'
+    (data / "menu.csv").write_text("id,size,note\n" + "\n".join(rows) + "\n")
+    step = tabular_step(tmp_path, input={"type": "tabular", "uri": "./data"},
+                        miniBatchSize="1rows")
+    result = step.run()
+    assert result.returncode == 2
+    offset = len("id,size,note\n") + sum(len(r) + 1 for r in rows[:20]) + len("21,12")
+    assert result.stderr.strip() == (
+        f"prs run: invalid ParallelRunStep:\n  - spec.input.uri: menu.csv: line 22 (byte "
+        f'{offset}) has a quote character inside a field that does not start with one (5" '
+        "disk), so where its records end is not sure: quote the whole field and double the "
+        'quotes in it ("5"" disk"), or remove the quote')
+    assert not (step.out / "parallel_run_step.txt").exists()
+
+
 @pytest.mark.parametrize("line_ends", ["\r", "\n\r"], ids=["cr-only", "lf-cr"])
 def test_carriage_returns_alone_are_an_error_naming_the_file_and_byte(
         tmp_path: Path, line_ends: str) -> None:

@@ -24,7 +24,7 @@ from prs_runner.planning.tabular_cuts import (
     slice_positions,
 )
 from prs_runner.planning.tabular_formats import guess_format
-from prs_runner.planning.tabular_scan import LoneReturn, scan_text_file
+from prs_runner.planning.tabular_scan import BOM, LoneReturn, StrayQuote, scan_text_file
 
 
 @pytest.mark.parametrize(
@@ -44,7 +44,7 @@ from prs_runner.planning.tabular_scan import LoneReturn, scan_text_file
 def test_record_ends(
     block: bytes, in_quotes: bool, quoted: bool, ends: list[int], out_quotes: bool
 ) -> None:
-    found, still_inside, _ = record_ends(block, in_quotes, quoted)
+    found, still_inside, _, _ = record_ends(block, in_quotes, quoted)
     assert found.tolist() == ends
     assert still_inside is out_quotes
 
@@ -61,7 +61,7 @@ def test_record_ends(
 def test_count_records_leaves_out_blank_lines(
     block: bytes, previous_end: int, cumulative: list[int]
 ) -> None:
-    ends, _, _ = record_ends(block, False, True)
+    ends, _, _, _ = record_ends(block, False, True)
     assert count_records(block, ends, previous_end, 0).tolist() == cumulative
 
 
@@ -224,7 +224,7 @@ def test_tabular_mini_batches_round_trip_through_a_plan_part() -> None:
 def test_record_ends_matches_a_python_scan_on_random_bytes() -> None:
     rng = np.random.default_rng(3)
     data = bytes(rng.choice(np.frombuffer(b'ab"\n,', dtype=np.uint8), 5000).tolist())
-    found, still_inside, _ = record_ends(data, False, True)
+    found, still_inside, _, _ = record_ends(data, False, True)
     assert (found.tolist(), still_inside) == python_scan(data, True)
 
 
@@ -237,7 +237,7 @@ def test_record_ends_match_a_python_scan_across_slices(start_inside: bool) -> No
     data = bytearray(rng.choice(alphabet, 3 * SLICE_BYTES + 11, p=[
         0.05, 0.001, 0.3, 0.3, 0.349]).tobytes())
     data[SLICE_BYTES], data[2 * SLICE_BYTES] = ord("\n"), ord('"')
-    found, still_inside, _ = record_ends(bytes(data), start_inside, True)
+    found, still_inside, _, _ = record_ends(bytes(data), start_inside, True)
     assert (found.tolist(), still_inside) == python_scan(bytes(data), True, start_inside)
 
 
@@ -283,14 +283,14 @@ def python_scan(data: bytes, quoted: bool, inside: bool = False) -> tuple[list[i
 def test_record_ends_of_a_block_larger_than_one_slice(quoted: bool, tail: bytes) -> None:
     data = b"abcdefghi\n" * (SLICE_BYTES // 10 + 1000) + tail
     assert len(data) > SLICE_BYTES
-    found, still_inside, _ = record_ends(data, False, quoted)
+    found, still_inside, _, _ = record_ends(data, False, quoted)
     assert found.tolist() == python_scan(data, quoted)[0]
     assert still_inside is False
 
 
 def test_record_ends_are_integer_offsets_even_when_there_are_none() -> None:
     for block in (b"", b"no newline"):
-        found, _, _ = record_ends(block, False, True)
+        found, _, _, _ = record_ends(block, False, True)
         assert found.dtype == np.int64
 
 
@@ -479,3 +479,83 @@ def test_record_ends_counts_the_carriage_returns_no_newline_follows(block: bytes
     with ThreadPoolExecutor(2) as pool:
         assert record_ends(block, False, True, pool.map)[2] == lone
     assert record_ends(block, False, False)[2] == 0  # JSON Lines: not counted
+
+
+def first_stray_quote(data: bytes) -> int | None:
+    """The reference: the first quote that would open a field but does not start one (after
+    the delimiter, a line end, the quote before it, or at the file's start past a BOM)."""
+    inside, start = False, len(BOM) if data.startswith(BOM) else 0
+    for position in range(start, len(data)):
+        if data[position] != ord('"'):
+            continue
+        if not inside and position > start and data[position - 1] not in b',\n\r"':
+            return position
+        inside = not inside
+    return None
+
+
+@pytest.mark.parametrize(("data", "offset"), [
+    pytest.param(b'id,size\n1,5" disk\n', 11, id="inside-a-field"),
+    pytest.param(b'id,size,n\n1,12",2\n', 14, id="ending-a-field"),
+    pytest.param(b'id,note\n1,5" x,"two\nlines",7" y\n', 11, id="around-a-quoted-newline"),
+    pytest.param(b'id,note\n1, "spaced"\n', 11, id="after-a-space"),
+    pytest.param(b'a,b\n"x"y"z",1\n', 8, id="reopened-after-text"),
+    pytest.param(b'a,b\n1,"two\nlines"x"\n', 18, id="after-a-quoted-newline"),
+    pytest.param(BOM + b'x"a",b\n', 4, id="after-the-bom-not-first"),
+])
+def test_a_quote_inside_a_field_is_refused_whatever_the_block_size(data: bytes,
+                                                                    offset: int) -> None:
+    """pyarrow reads such a quote as text; counted as one, it would have moved the record
+    ends (a cut inside a quoted field, rows merged): Succeeded with a value cut short."""
+    assert first_stray_quote(data) == offset
+    for block_bytes in range(1, len(data) + 1):
+        with pytest.raises(StrayQuote) as raised:
+            scan_text_file(io.BytesIO(data), len(data), "csv", None, 1, block_bytes=block_bytes)
+        assert raised.value.offset == offset, block_bytes
+
+
+@pytest.mark.parametrize("data", [
+    pytest.param(b'"id","say"\n1,"he said ""hi"""\n', id="doubled"),
+    pytest.param(b'a,b\n"",""\n"x\ny",""""\n', id="empty-and-only-quotes"),
+    pytest.param(BOM + b'"id",v\n"1",2\n', id="bom-then-a-quoted-header"),
+    pytest.param(b'a,b\r\n"1\r\n2","3"\r\n', id="crlf"),
+    pytest.param(b'a\n"x"\n', id="quote-after-a-newline"),
+    pytest.param(b'a,b\n1,5" x\n', id="json-lines-are-not-checked"),
+])
+def test_quotes_where_fields_start_are_not_refused(data: bytes) -> None:
+    fmt = "jsonl" if data.endswith(b'5" x\n') else "csv"
+    assert fmt == "jsonl" or first_stray_quote(data) is None
+    whole = scan_text_file(io.BytesIO(data), len(data), fmt, None, 1)
+    for block_bytes in range(1, len(data) + 1):
+        assert scan_text_file(io.BytesIO(data), len(data), fmt, None, 1,
+                              block_bytes=block_bytes) == whole, block_bytes
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_the_stray_quote_found_is_the_reference_scans_across_slices(seed: int) -> None:
+    """Random text of quotes, commas and newlines over several slices (a quote at the
+    slices' edges among them): the scan stops where a byte-by-byte scan does."""
+    rng = np.random.default_rng(seed)
+    alphabet = np.frombuffer(b'",\nab', dtype=np.uint8)
+    data = bytearray(rng.choice(alphabet, 2 * SLICE_BYTES + 5, p=[
+        0.0004 * seed, 0.1, 0.02, 0.4, 0.4798 - 0.0004 * seed + 0.0002]).tobytes())
+    data[SLICE_BYTES] = ord('"')
+    data[SLICE_BYTES - 1] = ord("a") if seed % 2 else ord(",")
+    expected = first_stray_quote(bytes(data))
+    _, _, _, stray = record_ends(bytes(data), False, True, field_start=0)
+    assert stray == (-1 if expected is None else expected)
+
+
+@pytest.mark.parametrize(("before", "stray"), [(b"a", True), (b",", False), (b"\n", False)])
+def test_a_quote_that_starts_a_slice_is_judged_by_the_byte_before_it(before: bytes,
+                                                                      stray: bool) -> None:
+    """The slices are scanned apart: the byte before a slice's first quote is in the one
+    before, and the offset found is the block's, not the slice's."""
+    data = bytearray(b"a" * (2 * SLICE_BYTES))
+    data[SLICE_BYTES - 1:SLICE_BYTES + 3] = before + b'"x"'
+    data[-1] = ord("\n")
+    _, _, _, found = record_ends(bytes(data), False, True)
+    assert found == (SLICE_BYTES if stray else -1)
+    data[SLICE_BYTES + 5] = ord('"')  # opens inside the field: out of place, whatever before
+    _, _, _, found = record_ends(bytes(data), False, True)
+    assert found == (SLICE_BYTES if stray else SLICE_BYTES + 5)

@@ -41,6 +41,8 @@ from prs_runner.step.spec import MiniBatchSize, SpecError
 from prs_runner.storage.filesystem import FileEntry, Storage
 from prs_runner.storage.object_reads import object_reads
 
+BOM = b"\xef\xbb\xbf"
+EDGE_BYTES = (b",", b"\n", b"\r", b'"')  # a quote's neighbours at a field's edge
 BLOCK_BYTES = 16 << 20  # large reads: the scan runs at disk speed, counting in C
 FETCHERS = 4  # blocks of an object read at once (64 MB in memory)
 
@@ -120,6 +122,18 @@ class UnclosedQuote(RecordEndError):
                 "unquoted field?)")
 
 
+class StrayQuote(RecordEndError):
+    """A CSV quote inside a field that does not start with one: pyarrow reads it as text,
+    the quote count that finds record ends would not, so the cuts and the counts could
+    merge records or split one."""
+
+    def words(self, line: int) -> str:
+        return (f"line {line} (byte {self.offset}) has a quote character inside a field that "
+                "does not start with one (5\" disk), so where its records end is not sure: "
+                "quote the whole field and double the quotes in it (\"5\"\" disk\"), or "
+                "remove the quote")
+
+
 def line_of(stream: IO[bytes], offset: int) -> int:
     """The 1-based line number of byte OFFSET (one more pass, only to word an error)."""
     stream.seek(0)
@@ -144,11 +158,15 @@ def scan_text_file(
     header_end: int | None = None if quoted else 0
     cutter: RangeCutter | None = None
     in_quotes, offset, previous_end = False, 0, 0
-    last_block, last_offset = b"", 0
+    last_block, last_offset, head = b"", 0, b""
     for block in read_ahead(stream, block_bytes):
         starts_in_quotes = in_quotes
-        relative, in_quotes, lone = record_ends(block, in_quotes, quoted, map_tasks)
+        head = (head + block)[:len(BOM)]
+        fields_from = len(BOM) if head == BOM else 0  # pyarrow skips a byte order mark
+        relative, in_quotes, lone, stray = record_ends(
+            block, in_quotes, quoted, map_tasks, fields_from - offset)
         if quoted:
+            check_quotes(block, offset, starts_in_quotes, stray, last_block, fields_from)
             check_returns(block, offset, starts_in_quotes, lone, last_block)
         ends = relative + offset
         cumulative = count_records(block, ends, previous_end, offset,
@@ -175,6 +193,19 @@ def scan_text_file(
         return header_end or 0, []
     tail = last_block[previous_end - last_offset:] if previous_end >= last_offset else b"x"
     return header_end or 0, cutter.finish(size, int(bool(tail.strip())))
+
+
+def check_quotes(block: bytes, offset: int, in_quotes: bool, stray: int,
+                 last_block: bytes, fields_from: int) -> None:
+    """StrayQuote at the first quote out of place: STRAY (block offset, -1: none), found by
+    record_ends within BLOCK, or its first byte, a quote that opens a field only if the
+    last block's last byte is a field's edge (or the file's fields start there, at
+    FIELDS_FROM). IN_QUOTES: the block starts inside a quoted field."""
+    if block.startswith(b'"') and not in_quotes and offset > fields_from and (
+            last_block[-1:] not in EDGE_BYTES):
+        stray = 0
+    if stray >= 0:
+        raise StrayQuote(offset + stray)
 
 
 def check_returns(block: bytes, offset: int, in_quotes: bool, lone: int,
