@@ -175,3 +175,23 @@ def test_parquet_records_keep_the_columns_and_drop_the_index(
     table = pq.read_table(io.BytesIO(merged(ParquetOutput, [payload])))
     assert table.to_pydict() == expected
     assert count == 2
+
+
+@pytest.mark.parametrize("columns", [["id", "text"], ["id", "te\rxt"]],
+                         ids=["plain-header", "header-with-a-return"])
+def test_a_carriage_return_in_a_value_is_quoted_and_reads_back(columns: list[str]) -> None:
+    """pandas left a value holding a carriage return alone unquoted: pandas read the
+    merged file back with a row too many, pyarrow failed on it."""
+    import pyarrow.csv as pa_csv
+
+    parts = [pd.DataFrame({columns[0]: [1, 2], columns[1]: ["a\rb", "c"]}),
+             pd.DataFrame({columns[0]: [3], columns[1]: ["plain"]}),
+             pd.DataFrame({columns[0]: [4], columns[1]: ["d\r"]})]
+    data = merged(CsvOutput, [encode_csv(part)[0] for part in parts])
+    expected = pd.concat(parts, ignore_index=True)
+    pd.testing.assert_frame_equal(pd.read_csv(io.BytesIO(data)), expected)
+    pd.testing.assert_frame_equal(pa_csv.read_csv(io.BytesIO(data)).to_pandas(), expected)
+
+def test_a_frame_without_a_carriage_return_is_written_as_pandas_writes_it() -> None:
+    frame = pd.DataFrame({"id": [3], "text": ["plain, text"]})
+    assert encode_csv(frame)[0] == b'id,text\n3,"plain, text"\n'

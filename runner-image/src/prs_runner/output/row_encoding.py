@@ -48,7 +48,27 @@ def as_frame(result: Any) -> Any:
 def encode_csv(result: Any) -> tuple[bytes, int]:
     count_returned(result)
     frame = as_frame(result)
-    return frame.to_csv(index=False, lineterminator="\n").encode(), len(frame)
+    text = frame.to_csv(index=False, lineterminator="\n")
+    if "\r" in text:  # memchr: the usual frame has none
+        text = csv_quoting_returns(frame)
+    return text.encode(), len(frame)
+
+
+def csv_quoting_returns(frame: Any) -> str:
+    """FRAME as CSV where a carriage return is in a value. pandas quotes a field holding
+    the line end ("\n") but not one holding a carriage return alone, which CSV readers end
+    a line at too (pyarrow and pandas read the rows wrong, or fail). So every text field
+    of the rows is quoted (numbers stay bare), and the header is the usual one (the merge
+    keeps the first mini-batch's and wants the same from each), unless it holds one too."""
+    import csv
+
+    header: str = frame.iloc[:0].to_csv(index=False, lineterminator="\n")
+    if "\r" in header:
+        header = frame.iloc[:0].to_csv(index=False, lineterminator="\n",
+                                       quoting=csv.QUOTE_NONNUMERIC)
+    rows: str = frame.to_csv(index=False, header=False, lineterminator="\n",
+                             quoting=csv.QUOTE_NONNUMERIC)
+    return header + rows
 
 
 def encode_arrow(result: Any) -> tuple[bytes, int]:
