@@ -58,3 +58,29 @@ def test_overlaps_name_both_fields(case: dict[str, Any], fields: list[str]) -> N
 ])
 def test_normalized(uri: str, expected: str) -> None:
     assert normalized(uri) == expected
+
+
+@pytest.mark.parametrize(("case", "field"), [
+    ({**spec("/p/out", input_uri="/p/out/result.txt"), "appendRowFileName": "result.txt"},
+     "spec.input.uri"),
+    (spec("/p/out", input_uri="/p/out/_prs/plan.json"), "spec.input.uri"),
+    (spec("/p/out", input_uri="/p/out/_prs"), "spec.input.uri"),
+    (spec("s3://b/out", code="s3://b/out/_prs/code"), "spec.code.sourceDirectory"),
+    (spec("/p/out/", sides=("/p/out//_prs/x",)), "spec.sideInputs[s0].uri"),
+])
+def test_a_source_that_runs_replace_is_refused(case: dict[str, Any], field: str) -> None:
+    """An input that is the output's own merged file was deleted by the run that should
+    have read it (every run() then failed on a missing file)."""
+    [problem] = check_overlaps(case)
+    assert problem.startswith(f"{field}: ")
+    assert problem.endswith(f"is what a run writes in spec.output.uri ({case['output']['uri']})"
+                            ": each run replaces it; move it out of there")
+
+
+@pytest.mark.parametrize("case", [
+    {**spec("/p/out", input_uri="/p/out/data"), "appendRowFileName": "result.txt"},
+    {**spec("/p/out", input_uri="/p/out/result.txt.old"), "appendRowFileName": "result.txt"},
+    spec("/p/out", input_uri="/p/out/_prs_old"),
+])
+def test_the_rest_of_the_output_folder_may_hold_sources(case: dict[str, Any]) -> None:
+    assert check_overlaps(case) == []
