@@ -32,6 +32,42 @@ def test_a_dangling_symlink_in_the_input_is_named(make_step: MakeStep) -> None:
     assert not step.out.exists()
 
 
+def test_the_files_of_a_linked_sub_folder_are_run(make_step: MakeStep) -> None:
+    """A folder reached through a link was skipped without a word: Succeeded without its
+    files. It is listed as `find -L` lists it, under the link's path."""
+    step = make_step(ECHO, files=2, input={"type": "files", "uri": "./data",
+                                           "glob": "**/*.txt"})
+    elsewhere = step.root / "elsewhere"
+    (elsewhere / "deeper").mkdir(parents=True)
+    for name in ("e1.txt", "deeper/e2.txt"):
+        (elsewhere / name).write_text(name)
+    (step.root / "data/more").symlink_to("../elsewhere")
+    result = step.run()
+    assert result.returncode == 0, result.stderr
+    assert sorted(step.output_lines()) == ["e1.txt", "e2.txt", "item0000.txt", "item0001.txt"]
+
+
+@pytest.mark.parametrize(("link", "to", "output", "why"), [
+    ("data/self", ".", "./out", "a link to a folder it is in (a loop)"),
+    ("data/a/up", "../..", "./out", "a link to a folder it is in (a loop)"),
+    ("data/results", "../out", "./out", "a link into {out}, the step's output"),
+    ("data/runs", "../runs", "./runs/out", "a link into {out}, the step's output"),
+])
+def test_a_linked_folder_that_loops_or_leads_to_the_output_is_named(
+        make_step: MakeStep, link: str, to: str, output: str, why: str) -> None:
+    step = make_step(ECHO, files=2, output={"uri": output}, input={
+        "type": "files", "uri": "./data", "glob": "*.txt"})  # the glob cannot leave it out
+    out = step.root / output
+    out.mkdir(parents=True)
+    (step.root / link).parent.mkdir(exist_ok=True)
+    (step.root / link).symlink_to(to)
+    result = step.run()
+    assert result.returncode == 2
+    shown = why.format(out=os.path.realpath(out))
+    assert f"'{link.removeprefix('data/')}': {shown}" in result.stderr, result.stderr
+    assert not (out / "_prs").exists()
+
+
 def test_a_bad_entry_the_glob_leaves_out_does_not_matter(make_step: MakeStep) -> None:
     step = make_step(ECHO, files=6, input={"type": "files", "uri": "./data", "glob": "*.txt"})
     (step.root / "data/broken.lnk").symlink_to(step.root / "data/missing")

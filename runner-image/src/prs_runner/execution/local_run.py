@@ -8,7 +8,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, TextIO
@@ -35,7 +35,7 @@ from prs_runner.planning.tabular_formats import guess_format
 from prs_runner.step.spec import SpecError, Step
 from prs_runner.step.validation import check_overlaps
 from prs_runner.storage.code_archive import code_digests
-from prs_runner.storage.filesystem import FileEntry, ListingError, Storage
+from prs_runner.storage.filesystem import FileEntry, ListingError, Storage, local_root
 from prs_runner.storage.object_reads import requests_made
 from prs_runner.storage.output_lock import CLAIM_STALE, CLAIMS, LOCK_FILE, output_lock
 
@@ -88,7 +88,10 @@ class Survey:
 def survey_step(step: Step) -> Survey:
     spec = resolve_spec(step)
     reach_output(spec["output"]["uri"])
-    listing = list_for(spec["input"]["uri"], spec["input"].get("glob"), "spec.input.uri")
+    output_root = local_root(spec["output"]["uri"])
+    avoid = () if output_root is None else (os.path.realpath(output_root),)
+    listing = list_for(spec["input"]["uri"], spec["input"].get("glob"), "spec.input.uri",
+                       avoid)
     if not listing:
         raise SpecError([f"spec.input.uri: no input files under {spec['input']['uri']}"
                          + (f" match glob {spec['input']['glob']!r}" if spec["input"].get("glob")
@@ -96,7 +99,7 @@ def survey_step(step: Step) -> Survey:
     side_listings: dict[str, list[FileEntry]] = {}
     for side in spec["sideInputs"]:
         side_listings[side["name"]] = list_for(side["uri"], None,
-                                               f"spec.sideInputs[{side['name']}].uri")
+                                               f"spec.sideInputs[{side['name']}].uri", avoid)
         if not side_listings[side["name"]]:
             raise SpecError([f"spec.sideInputs[{side['name']}].uri: nothing at {side['uri']}"])
     if spec["input"]["type"] == "tabular" and any(e.path == MLTABLE_FILE for e in listing):
@@ -124,10 +127,12 @@ def apply_mltable(spec: dict[str, Any], listing: list[FileEntry]) -> list[FileEn
     return chosen
 
 
-def list_for(uri: str, glob: str | None, field: str) -> list[FileEntry]:
-    """The listing of a spec field's URI; what cannot be listed is a SpecError naming it."""
+def list_for(uri: str, glob: str | None, field: str,
+             avoid: Sequence[str] = ()) -> list[FileEntry]:
+    """The listing of a spec field's URI, through no link into AVOID (real paths); what
+    cannot be listed is a SpecError naming it."""
     try:
-        return Storage(uri, patient=False).list_files(glob)
+        return Storage(uri, patient=False).list_files(glob, avoid)
     except FileNotFoundError:
         raise SpecError([f"{field}: {uri} does not exist"]) from None
     except ListingError as error:

@@ -20,19 +20,20 @@ import hashlib
 import io
 import os
 import shutil
-from collections.abc import Iterator
-from typing import IO, Any, NamedTuple
+from collections.abc import Iterator, Sequence
+from typing import IO, Any
 
 from prs_runner.step.globs import glob_to_regex
 from prs_runner.step.uris import UriError, parse_uri
 from prs_runner.storage.local_files import create_fresh, publish_unnamed, write_all, write_file
+from prs_runner.storage.local_listing import FOLDER_PROBLEMS, Problem, list_local
+from prs_runner.storage.local_listing import FileEntry as FileEntry  # where callers take it
 from prs_runner.storage.object_reads import REQUESTS, ObjectReader
 from prs_runner.storage.object_stores import StorageError, open_filesystem, remote_failure
 
 PVC_ROOT_ENV = "PRS_PVC_ROOT"  # where pvc://CLAIM is mounted; /mnt/pvc/CLAIM by default
 
 
-UNREADABLE_FOLDER = "cannot read this folder"
 UNSAFE_KEY = ("an empty, '.' or '..' segment in the key: it has no local path; rename the "
               "object")
 
@@ -63,12 +64,6 @@ def relative_parts(path: str) -> list[str]:
     if path.startswith("/") or "\x00" in path or any(p in ("", ".", "..") for p in parts):
         raise UnsafePath(f"refusing {path!r}: not a plain path below the output folder")
     return parts
-
-
-class FileEntry(NamedTuple):  # a tuple: a listing holds one per file, up to millions
-    path: str  # relative to the listed root, '/'-separated
-    size: int
-    mtime_ns: int
 
 
 def local_root(uri: str) -> str | None:
@@ -139,13 +134,15 @@ class Storage:
                              f"out of {self.local} (to {folder})")
         return target
 
-    def list_files(self, glob: str | None = None) -> list[FileEntry]:
-        """Every file under the root (or the root itself if it is a file), sorted by path.
-        An entry that cannot be listed (an unreadable folder, a dangling or looping symlink,
-        a name that is not UTF-8) is an error, unless the glob leaves it out: ListingError
-        names every one of them, after the whole tree was walked."""
+    def list_files(self, glob: str | None = None, avoid: Sequence[str] = ()) -> list[FileEntry]:
+        """Every file under the root (or the root itself if it is a file), sorted by path;
+        locally through links to folders too (local_listing), but none into AVOID. An entry
+        that cannot be listed (an unreadable folder, a dangling or looping symlink, a name
+        that is not UTF-8) is an error, unless the glob leaves it out (a folder's problem,
+        whatever the glob): ListingError names every one of them, after the whole tree was
+        walked."""
         if self.local is not None:
-            entries, problems = self._list_local()
+            entries, problems = self._list_local(avoid)
         else:
             entries, problems = self._list_remote(), []
             problems = [(e.path, UNSAFE_KEY) for e in entries if not plain_key(e.path)]
@@ -153,52 +150,20 @@ class Storage:
         if glob:
             pattern = glob_to_regex(glob)
             entries = [e for e in entries if pattern.match(e.path)]
-            problems = [(p, why) for p, why in problems if why == UNREADABLE_FOLDER
+            problems = [(p, why) for p, why in problems if why.startswith(FOLDER_PROBLEMS)
                         or pattern.match(p)]
         if problems:
             raise ListingError(self.uri, sorted(problems))
         return sorted(entries, key=lambda e: e.path)
 
-    def _list_local(self) -> tuple[list[FileEntry], list[tuple[str, str]]]:
+    def _list_local(self, avoid: Sequence[str]) -> tuple[list[FileEntry], list[Problem]]:
         assert self.local is not None
         if os.path.isfile(self.local):
             stat = os.stat(self.local)
             return [FileEntry(os.path.basename(self.local), stat.st_size, stat.st_mtime_ns)], []
         if not os.path.isdir(self.local):
             raise FileNotFoundError(errno.ENOENT, "no such file or folder", self.local)
-        entries, problems = [], []
-
-        def unreadable(error: OSError) -> None:
-            where = os.path.relpath(str(error.filename), self.local)
-            problems.append((where, UNREADABLE_FOLDER + f" ({error.strerror})"))
-
-        # os.scandir rather than os.walk: at a million files the walk's own bookkeeping
-        # and path joins cost more than the one stat per file that is needed anyway.
-        folders = [(self.local, "")]
-        while folders:
-            folder, prefix = folders.pop()
-            try:
-                listing = list(os.scandir(folder))
-            except OSError as error:
-                unreadable(error)
-                continue
-            for entry in listing:
-                path = prefix + entry.name
-                if folder_entry(entry):
-                    if not entry.is_symlink():  # as os.walk: a linked folder is not entered
-                        folders.append((entry.path, path + "/"))
-                    continue
-                try:
-                    path.encode("utf-8")
-                    stat = entry.stat()
-                except UnicodeEncodeError:
-                    problems.append((path, "its name is not UTF-8; rename it"))
-                    continue
-                except OSError as error:
-                    problems.append((path, f"{error.strerror} (a dangling or looping link?)"))
-                    continue
-                entries.append(FileEntry(path, stat.st_size, stat.st_mtime_ns))
-        return entries, problems
+        return list_local(self.local, avoid)
 
     def _list_remote(self) -> list[FileEntry]:
         from pyarrow import fs as pafs
@@ -386,10 +351,3 @@ class Storage:
         return os.open(target, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
 
 
-def folder_entry(entry: os.DirEntry[str]) -> bool:
-    """Whether ENTRY is a folder (through a link too); a link that loops or dangles is not
-    (listing it as a file then names it as a problem)."""
-    try:
-        return entry.is_dir()
-    except OSError:
-        return False
