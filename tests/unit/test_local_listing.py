@@ -19,8 +19,8 @@ def tree(root: Path, links: dict[str, str], files: tuple[str, ...]) -> None:
 
 
 def test_linked_folders_are_listed_under_the_links_path(tmp_path: Path) -> None:
-    tree(tmp_path, {"in/more": "../shared", "in/again": "../shared/deep"},
-         ("in/a.txt", "shared/b.txt", "shared/deep/c.txt"))
+    tree(tmp_path, {"in/more": "../common", "in/again": "../common/deep"},
+         ("in/a.txt", "common/b.txt", "common/deep/c.txt"))
     entries, problems = list_local(str(tmp_path / "in"))
     assert problems == []
     assert sorted(e.path for e in entries) == [
