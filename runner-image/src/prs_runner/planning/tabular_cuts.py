@@ -195,11 +195,14 @@ def lone_returns(block: bytes, in_quotes: bool, quoted: bool) -> Ints:
 
 
 def count_records(block: bytes, ends: Ints, previous_end: int, offset: int,
-                  byte_before: int = -1) -> Ints:
+                  byte_before: int = -1, spaces_before: bool | None = None) -> Ints:
     """Cumulative record count at each end (absolute offsets `ends`), leaving blank lines
     out. `previous_end`: absolute end of the record before the first one; `offset`: the
     block's absolute start; `byte_before`: the previous block's last byte (-1: none), which
-    is the CR of a blank CRLF line whose LF opens this block."""
+    is the CR of a blank CRLF line whose LF opens this block. SPACES_BEFORE (JSON Lines):
+    a line of spaces, tabs and carriage returns is blank too (pyarrow skips it), and
+    whether what the first line has before the block is only those (None: CSV, where such
+    a line is a record of spaces)."""
     lengths = np.diff(ends, prepend=previous_end)
     blank = lengths == 1
     two_bytes = lengths == 2
@@ -209,7 +212,31 @@ def count_records(block: bytes, ends: Ints, previous_end: int, offset: int,
         blank[maybe_crlf] = data[ends[maybe_crlf] - offset - 2] == CARRIAGE_RETURN
     if byte_before == CARRIAGE_RETURN:
         blank |= two_bytes & (ends - offset == 1)
+    if spaces_before is not None:
+        blank |= space_lines(block, ends, previous_end, offset, spaces_before)
     return np.cumsum(~blank, dtype=np.int64)
+
+
+SPACES = b" \t\r"
+
+
+def space_lines(block: bytes, ends: Ints, previous_end: int, offset: int,
+                spaces_before: bool) -> npt.NDArray[np.bool_]:
+    """Per line ending at ENDS, whether it holds only SPACES before its newline; the first
+    one's bytes before BLOCK are judged by SPACES_BEFORE. Only lines that start with one of
+    them are looked at (JSON Lines records start with their value)."""
+    spaces = np.zeros(len(ends), dtype=bool)
+    if not len(ends):
+        return spaces
+    data = np.frombuffer(block, dtype=np.uint8)
+    starts = np.concatenate(([previous_end], ends[:-1])) - offset
+    first = data[np.maximum(starts, 0)]
+    maybe = (first == ord(" ")) | (first == ord("\t")) | (first == CARRIAGE_RETURN)
+    if starts[0] < 0:
+        maybe[0] = spaces_before
+    for line in np.flatnonzero(maybe):
+        spaces[line] = not block[max(int(starts[line]), 0):int(ends[line]) - offset].strip()
+    return spaces
 
 
 @dataclass

@@ -158,7 +158,7 @@ def scan_text_file(
     header_end: int | None = None if quoted else 0
     cutter: RangeCutter | None = None
     in_quotes, offset, previous_end = False, 0, 0
-    last_block, last_offset, head = b"", 0, b""
+    last_block, last_offset, head, spaces_before = b"", 0, b"", True
     for block in read_ahead(stream, block_bytes):
         starts_in_quotes = in_quotes
         head = (head + block)[:len(BOM)]
@@ -170,7 +170,11 @@ def scan_text_file(
             check_returns(block, offset, starts_in_quotes, lone, last_block)
         ends = relative + offset
         cumulative = count_records(block, ends, previous_end, offset,
-                                   last_block[-1] if last_block else -1)
+                                   last_block[-1] if last_block else -1,
+                                   None if quoted else spaces_before)
+        # JSON Lines: whether the line still open after this block is only spaces so far
+        open_line = block[int(ends[-1]) - offset:] if len(ends) else block
+        spaces_before = (spaces_before or bool(len(ends))) and not open_line.strip()
         if len(ends):
             previous_end = int(ends[-1])
         if header_end is None and len(ends):
@@ -191,6 +195,8 @@ def scan_text_file(
         raise UnclosedQuote(previous_end)
     if cutter is None:  # empty, or a header without records
         return header_end or 0, []
+    if not quoted:  # JSON Lines: a last line without its newline, unless only spaces
+        return 0, cutter.finish(size, int(not spaces_before))
     tail = last_block[previous_end - last_offset:] if previous_end >= last_offset else b"x"
     return header_end or 0, cutter.finish(size, int(bool(tail.strip())))
 
