@@ -274,6 +274,23 @@ def test_an_unclosed_quote_is_an_error_naming_the_file_and_line(tmp_path: Path) 
     assert not (step.out / "parallel_run_step.txt").exists()
 
 
+def test_a_json_line_of_spaces_is_not_an_item(tmp_path: Path) -> None:
+    """pyarrow skips it; planned as an item, run() was charged a failed one, and a step
+    with errorThreshold 0 failed."""
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "rows.jsonl").write_text('{"id": 1}\n \t \n{"id": 2}\n   \n')
+    script = """
+    def run(mini_batch):
+        return [str(i) for i in mini_batch["id"]]
+    """
+    step = tabular_step(tmp_path, input={"type": "tabular", "uri": "./data", "format": "jsonl"},
+                        script=script, errorThreshold=0, miniBatchSize="1rows")
+    result = assert_succeeded(step)
+    assert result["items"] == {"total": 2, "succeeded": 2, "failed": 0}
+    assert step.output_lines() == ["1", "2"]
+
+
 def test_a_quote_inside_an_unquoted_field_is_an_error_naming_the_file_and_line(
         tmp_path: Path) -> None:
     """Inch marks beside a quoted description over two lines: pyarrow reads the marks as
