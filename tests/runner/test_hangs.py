@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 from prs_runner.execution.local_run import STEP_FILE, cut_plan, survey_step
+from prs_runner.output.commit_log import read_commits
 from prs_runner.planning.plan_store import PLAN_FILE, write_plan
 from prs_runner.step.validation import load_step
 from prs_runner.storage.filesystem import Storage
@@ -326,3 +329,59 @@ def test_a_shard_that_stops_on_its_own_reports_the_tries_its_workers_were_in(
     # Process 1's, in its 5 s sleep; process 0 may have been sent its next one too.
     assert [t["process"] for t in outcome["unfinished"].values()].count(1) == 1, outcome
     assert all(tries["tries"] == 1 for tries in outcome["unfinished"].values())
+
+
+UNREAD_SCRIPT = """
+import os, time
+def run(mini_batch):
+    number = int(open(mini_batch[0]).read())
+    mark(f"in-{number}")
+    if number == 0:
+        while not os.path.exists(os.path.join(os.path.dirname(mini_batch[0]), "..", "go")):
+            time.sleep(0.01)
+    if number == 1:
+        raise ValueError("boom")
+    if number == 2:
+        time.sleep(60)
+    return [mini_batch[0]]
+"""
+
+
+def test_a_stopped_shard_reads_what_its_workers_said_before_it_says_where_they_were(
+        make_step: MakeStep) -> None:
+    """A worker goes on while its messages wait to be read: here it failed mini-batch 1
+    and is in 2 while its shard, paused, has read nothing. Stopped then, the shard said
+    the worker was in 1 (its failure unread) and 2, whose run() was running, 'not run'."""
+    step = make_step(UNREAD_SCRIPT, files=6, miniBatchSize="1", processCountPerNode=1,
+                     runMaxTry=1)
+    survey = survey_step(load_step(step.step))
+    output = Storage(survey.spec["output"]["uri"])
+    output.write_atomic(STEP_FILE, json.dumps(survey.spec).encode())
+    write_plan(output.uri_of(PLAN_FILE), cut_plan(load_step(step.step), survey))
+    shard = subprocess.Popen(
+        [sys.executable, "-m", "prs_runner.commands.runner_cli", "shard", "--plan",
+         output.uri_of(PLAN_FILE), "--index", "0"], stdout=subprocess.DEVNULL)
+    marks = step.root / "marks"
+    try:
+        wait_for(lambda: (marks / "in-0").exists(), 30)
+        shard.send_signal(signal.SIGSTOP)  # reads nothing from here on
+        (step.root / "go").write_text("")
+        wait_for(lambda: (marks / "in-2").exists(), 30)
+        shard.send_signal(signal.SIGTERM)
+        shard.send_signal(signal.SIGCONT)
+        assert shard.wait(timeout=30) == 128 + signal.SIGTERM
+    finally:
+        shard.kill()
+        shard.wait()
+    outcome = json.loads(output.read_bytes("_prs/shards/0.json"))
+    assert outcome["status"] == "stopped"
+    assert outcome["unfinished"] == {"2": {"tries": 1, "process": 0, "error": ""}}
+    failed = [c.header for c in read_commits(output) if c.header.status == "failed"]
+    assert [(h.id, h.tries, h.error["message"]) for h in failed] == [(1, 1, "boom")]
+
+
+def wait_for(condition: Callable[[], bool], seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)

@@ -88,13 +88,14 @@ def run_shard(args: argparse.Namespace) -> int:
                       file=sys.stderr, flush=True)
         with contextlib.suppress(BaseException):
             supervisor.account.stop("Stopped", "stopped")
+            supervisor.read_unread()  # what the workers said before they were killed
             report = supervisor.outcome().to_dict(args.index) | {"status": "stopped"}
             Storage(spec["output"]["uri"]).write_atomic(f"_prs/shards/{args.index}.json",
                                                         json.dumps(report).encode())
         os._exit(128 + signum)
 
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, supervisor.stops.handler(stop))
+    signal.signal(signal.SIGINT, supervisor.stops.handler(stop))
     outcome = supervisor.run()
     report = outcome.to_dict(args.index)
     output = Storage(spec["output"]["uri"])

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import contextlib
 import os
+import select
 import time
 from collections.abc import Callable
 from typing import Any
 
 from prs_runner.execution.cpu_share import pod_process_count
+from prs_runner.execution.deferred_stops import DeferredStops
 from prs_runner.execution.memory_kills import read_memory_cgroup, worker_death
 from prs_runner.execution.processes import kill_group, reap, stop_idle
 from prs_runner.execution.queue_reconciliation import ended_at, fits, read_ahead
@@ -58,6 +60,7 @@ class ShardSupervisor(ShardFailures):
         self.spec, self.plan_uri, self.index, self.code_root = spec, plan_uri, index, code_root
         self.output = Storage(self.spec["output"]["uri"])
         self.running_at_stop: dict[int, int] = {}  # by mini-batch, the worker in it at a stop
+        self.stops = DeferredStops()  # its stop handler waits for a reading of messages
         self.slots = [Slot(i) for i in range(self.spec["processCountPerNode"]
                                              or pod_process_count())]
         self.work = ShardWork(self.output, index, len(self.slots))
@@ -183,7 +186,8 @@ class ShardSupervisor(ShardFailures):
         deadlines = [s.head_started + timeout for s in self.slots if s.running()]
         wait = min([longest, *[d - now for d in deadlines]])
         for key, _ in self.processes.selector.select(max(wait, 0.0)):
-            self.read_events(key.data)
+            with self.stops.held():
+                self.read_events(key.data)
         now = time.monotonic()
         for slot in self.slots:
             if slot.running() and now - slot.head_started > timeout:
@@ -249,23 +253,13 @@ class ShardSupervisor(ShardFailures):
             slot.said = True
         if "ran" in event:  # its commit follows (object stores): the next one runs now
             slot.said_ran(event["ran"], time.monotonic())
-        elif "done" in event:
-            self.worker_requests += int(event.get("requests", 0))
-            for done in slot.said_done(event["done"], time.monotonic()):
-                self.account.finish(done["done"], done)
+        elif "done" in event or "error" in event:
+            self.take_ended(slot, event)
         elif "commit_failed" in event:
             mb_id = slot.queue.popleft()
             self.account.tries[mb_id] -= 1  # not the script's try: it runs again after a fix
             self.work.pending.appendleft(mb_id)
             self.account.stop("OutputUnwritable", event["commit_failed"])
-        elif "error" in event:
-            mb_id = slot.queue.popleft()
-            now = time.monotonic()
-            took = event.get("seconds")  # the worker's own measure (its 'done's before may
-            # have come with this message, held while it ran)
-            self.fail_try(mb_id, event["error"], slot.index,
-                          now - slot.head_started if took is None else float(took))
-            slot.head_started = now
         elif "ready" in event:
             slot.ready = True
         elif "init_failed" in event:
@@ -274,7 +268,38 @@ class ShardSupervisor(ShardFailures):
             return
         self.dispatch(slot)
 
+    def take_ended(self, slot: Slot, event: dict[str, Any]) -> None:
+        """A worker's 'done' (its mini-batches committed) or 'error' (a failed try)."""
+        if "done" in event:
+            self.worker_requests += int(event.get("requests", 0))
+            for done in slot.said_done(event["done"], time.monotonic()):
+                self.account.finish(done["done"], done)
+            return
+        mb_id = slot.queue.popleft()
+        now = time.monotonic()
+        took = event.get("seconds")  # the worker's own measure (its 'done's before may
+        # have come with this message, held while it ran)
+        self.fail_try(mb_id, event["error"], slot.index,
+                      now - slot.head_started if took is None else float(took))
+        slot.head_started = now
+
+    def read_unread(self) -> None:
+        """At a stop: what the workers said that the shard has not read yet, read without
+        waiting, its finished mini-batches finished and its failed tries failed. A worker
+        goes on while its messages wait: unread, they left the report calling the mini-batch
+        it went on from running, and the one it was in not run. Nothing is sent or started
+        (a stopped or killed worker's pipe still holds what it wrote)."""
+        for slot in self.slots:
+            for event in unread_events(slot):
+                if not ("done" in event or "error" in event) or not fits(
+                        event, slot.queue, slot.ready, slot.read_early,
+                        grouped=self.output.local is None):
+                    break
+                self.take_ended(slot, event)
+
     def dispatch(self, slot: Slot) -> None:
+        if self.account.stop_reason:
+            return  # a stopping shard sends no more work
         if self.work.balancer is not None and slot.wants():
             self.balance(self.work.balancer.fresh)  # not what another shard has just taken
         wanted = min(slot.wants(), len(self.work.pending))
@@ -316,7 +341,12 @@ class ShardSupervisor(ShardFailures):
     def stop_workers(self) -> None:
         """Those with work left (a stop, or its last try) are killed; the others stop."""
         if self.account.stop_reason:  # the tries they are in: 'stopped' in the report
-            self.running_at_stop = self.running()
+            with self.stops.held():
+                for slot in self.slots:  # first stopped where they are: then all they said
+                    if slot.pid and not slot.dead:  # and committed is there to read
+                        kill_group(slot.pid)
+                self.read_unread()
+                self.running_at_stop = self.running()
         for slot in self.slots:
             if not (slot.dead or slot.pid == 0) and (self.account.stop_reason or slot.queue):
                 self.processes.retire(slot)
@@ -335,3 +365,19 @@ class ShardSupervisor(ShardFailures):
             emit(report)
             for listener in self.listeners:
                 listener(report)
+
+
+def unread_events(slot: Slot) -> list[dict[str, Any]]:
+    """The whole messages on SLOT's pipe now, read without waiting; up to the first that is
+    no runner message (the shard's loop would replace the worker there)."""
+    chunks = []
+    with contextlib.suppress(OSError):  # closed meanwhile (a stop within a stop)
+        while slot.events >= 0 and select.select([slot.events], [], [], 0)[0]:
+            chunk = os.read(slot.events, 1 << 16)
+            if not chunk:
+                break  # it ended: its death is the shard's loop's to see, not this reading's
+            chunks.append(chunk)
+    if not chunks:
+        return []
+    lines, _ = take_lines(slot.buffer, b"".join(chunks))
+    return decode_events(lines)[0]
