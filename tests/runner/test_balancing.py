@@ -137,3 +137,18 @@ def test_a_mini_batch_run_by_two_shards_counts_once_against_the_thresholds(
     assert step.job_result()["items"] == {"total": files, "succeeded": 0, "failed": files}
     calls = [int(c) for c in step.marks("calls")]
     assert len(calls) > files  # some did run twice: the case this is about
+
+
+def test_a_few_long_mini_batches_go_one_to_each_worker(make_step: MakeStep) -> None:
+    """Before a worker's pace is known it is sent one mini-batch, not four: the first worker
+    ready took 0-3, the next 4-7, and two of the four workers ran none (twice the time)."""
+    step = make_step("import time\ndef run(mini_batch):\n    time.sleep(1.5)\n"
+                     "    return mini_batch\n", files=8, miniBatchSize="1", nodeCount=1,
+                     processCountPerNode=4)
+    result = step.run(timeout=120)
+    assert result.returncode == 0, result.stderr
+    per_worker: dict[str, int] = {}
+    for row in step.report_rows():
+        per_worker[row["process"]] = per_worker.get(row["process"], 0) + 1
+    assert len(per_worker) >= 3, per_worker  # a worker slow to start may miss its share
+    assert max(per_worker.values()) <= 3, per_worker

@@ -8,21 +8,22 @@ import pytest
 
 from prs_runner.execution.worker_slot import (
     DEEPEST,
+    FIRST_DEPTH,
     PACE_WEIGHT,
-    PREFETCH,
     QUEUED_SECONDS,
     SHALLOWEST,
     Slot,
+    fair_share,
 )
 
 
-def slot(queued: int = 0, ran: int = 0, depth: int = PREFETCH, ready: bool = True) -> Slot:
+def slot(queued: int = 0, ran: int = 0, depth: int = FIRST_DEPTH, ready: bool = True) -> Slot:
     return Slot(0, queue=deque(range(queued)), ran=set(range(ran)), depth=depth, ready=ready)
 
 
 @pytest.mark.parametrize(("queued", "ran", "depth", "ready", "wants"), [
-    (0, 0, PREFETCH, True, PREFETCH),
-    (0, 0, PREFETCH, False, 0),  # not ready: nothing yet
+    (0, 0, FIRST_DEPTH, True, FIRST_DEPTH),
+    (0, 0, FIRST_DEPTH, False, 0),  # not ready: nothing yet
     (2, 0, 4, True, 2),  # at half: fill up
     (3, 0, 4, True, 0),  # more than half: wait
     (3, 2, 4, True, 3),  # those that ran only wait for their commit
@@ -35,17 +36,21 @@ def test_wants(queued: int, ran: int, depth: int, ready: bool, wants: int) -> No
     assert slot(queued, ran, depth, ready).wants() == wants
 
 
-def test_the_depth_follows_the_pace() -> None:
-    fast = slot()
-    fast.finished(10, 0.001 * 10)  # 1 ms each
+def test_the_depth_follows_the_pace_growing_at_most_twofold_at_a_time() -> None:
+    fast = slot(depth=1)
+    depths = []
+    for finish in range(1, 8):
+        fast.finished(10, 0.001 * 10 * finish)  # 1 ms each
+        depths.append(fast.depth)
     assert fast.pace == pytest.approx(0.001)
-    assert fast.depth == int(QUEUED_SECONDS / 0.001) == 50
-    faster = slot()
+    assert depths[:6] == [2, 4, 8, 16, 32, 50] == [*depths[:5], int(QUEUED_SECONDS / 0.001)]
+    assert depths[6] == int(QUEUED_SECONDS / fast.pace)  # 50 ms of work at its pace
+    faster = slot(depth=40)
     faster.finished(100, 0.001)
     assert faster.depth == DEEPEST
-    slow = slot()
+    slow = slot(depth=40)
     slow.finished(1, 0.2)
-    assert slow.depth == SHALLOWEST
+    assert slow.depth == SHALLOWEST  # down at once
 
 
 def test_the_pace_is_a_moving_average_measured_from_the_last_finish() -> None:
@@ -81,7 +86,7 @@ def test_running(queued: int, ran: int, ready: bool, running: bool) -> None:
 
 
 def test_new_work_forgets_the_pace() -> None:
-    worker = slot()
+    worker = slot(depth=DEEPEST)
     worker.finished(1000, 0.1)
     assert worker.depth == DEEPEST
     worker.new_work()
@@ -167,3 +172,11 @@ def test_read_in_log() -> None:
     assert list(one.queue) == [5]
     assert one.told == 3
     assert one.read_early == {4}
+
+
+@pytest.mark.parametrize(("pending", "workers", "share"), [
+    (8, 4, 2), (9, 4, 3), (3, 4, 1), (0, 4, 0), (20_000, 2, 10_000), (5, 1, 5),
+    (5, 0, 5),  # every worker gone: whoever asks may take it all
+])
+def test_fair_share(pending: int, workers: int, share: int) -> None:
+    assert fair_share(pending, workers) == share

@@ -36,7 +36,7 @@ from prs_runner.execution.worker_messages import (
     take_lines,
     unfit_error,
 )
-from prs_runner.execution.worker_slot import Slot
+from prs_runner.execution.worker_slot import Slot, fair_share
 from prs_runner.output.commit_log import CommitLog, life_name, read_life_after
 from prs_runner.planning.plan_store import OpeningView, PlanView
 from prs_runner.step.spec import progress_timeout
@@ -302,7 +302,8 @@ class ShardSupervisor(ShardFailures):
             return  # a stopping shard sends no more work
         if self.work.balancer is not None and slot.wants():
             self.balance(self.work.balancer.fresh)  # not what another shard has just taken
-        wanted = min(slot.wants(), len(self.work.pending))
+        live = sum(not s.dead for s in self.slots)
+        wanted = min(slot.wants(), fair_share(len(self.work.pending), live))
         if not wanted:
             return
         now = time.monotonic()

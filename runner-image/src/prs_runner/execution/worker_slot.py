@@ -12,9 +12,9 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-PREFETCH = 4  # queued for a worker before its pace is known
 QUEUED_SECONDS = 0.05  # of work kept queued for a worker once its pace is known
 SHALLOWEST, DEEPEST = 1, 64  # slow ones: one at a time (a round trip is ~1 ms)
+FIRST_DEPTH = 4  # queued for a worker before its pace is known (fair_share caps it)
 PACE_WEIGHT = 0.2  # of the newest measurement in the moving average
 
 
@@ -36,7 +36,7 @@ class Slot:
     commands_sent: list[int] = field(default_factory=list)  # this life's runs, in order
     init_failures: int = 0
     dead: bool = False
-    depth: int = PREFETCH
+    depth: int = FIRST_DEPTH
     pace: float = 0.0  # seconds per mini-batch, a moving average
     last_done: float = 0.0
     settling: int = 0  # mini-batches of the old kind still to finish after new_work()
@@ -86,7 +86,11 @@ class Slot:
         seconds = max(now - self.last_done, 0.0) / count
         self.pace = seconds if not self.pace else (
             (1 - PACE_WEIGHT) * self.pace + PACE_WEIGHT * seconds)
-        self.depth = max(SHALLOWEST, min(DEEPEST, int(QUEUED_SECONDS / max(self.pace, 1e-9))))
+        target = int(QUEUED_SECONDS / max(self.pace, 1e-9))
+        # At most twice as deep at each finish: one quick mini-batch (an empty file, a
+        # cached answer) set a depth of 64, and a slow one behind it held 63 more back
+        # while the other workers idled.
+        self.depth = max(SHALLOWEST, min(DEEPEST, target, 2 * self.depth))
         self.last_done = now
 
 
@@ -119,3 +123,11 @@ class Slot:
         self.queue.popleft()
         self.told += 1
         self.read_early.add(mb_id)
+
+
+def fair_share(pending: int, workers: int) -> int:
+    """The most a worker is sent at once of PENDING mini-batches, WORKERS of them live (the
+    ready and those still starting): its share, rounded up. A worker that came first took
+    four of a few long mini-batches, the next four more, and the others had none (twice
+    the time for 8 of them over 4 workers)."""
+    return -(-pending // max(workers, 1))
