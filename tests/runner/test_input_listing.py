@@ -117,6 +117,23 @@ def test_a_missing_input_names_the_field(make_step: MakeStep) -> None:
         f"spec.input.uri: {step.root / 'nowhere'} does not exist")
 
 
+@pytest.mark.parametrize(("code", "message"), [
+    ({"entryScript": "scor.py", "sourceDirectory": "./src"},
+     "spec.code.entryScript: scor.py is not in spec.code.sourceDirectory ({root}/src)"),
+    ({"entryScript": "score.py", "sourceDirectory": "./scr"},
+     "spec.code.sourceDirectory: {root}/scr is not a folder"),
+])
+def test_a_missing_entry_script_is_one_line_before_anything_runs(
+        make_step: MakeStep, code: dict[str, str], message: str) -> None:
+    """Every worker's init() failed on it, after the input was planned into the output."""
+    step = make_step(ECHO, files=2, code=code)
+    result = step.run()
+    assert result.returncode == 2
+    assert result.stderr.strip() == "prs run: invalid ParallelRunStep:\n  - " + message.format(
+        root=step.root)
+    assert not step.out.exists()
+
+
 @pytest.mark.parametrize(("output", "field"), [
     ("./data/out", "spec.input.uri"),
     ("./data", "spec.input.uri"),

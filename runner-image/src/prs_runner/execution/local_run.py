@@ -62,6 +62,7 @@ def resolve_spec(step: Step) -> dict[str, Any]:
         if code.get(key):
             code[key] = step.resolve_local(code[key])
     code["sourceDirectory"] = code.pop("path", None) or code["sourceDirectory"]
+    check_entry_script(code)
     spec["input"]["uri"] = step.resolve_local(spec["input"]["uri"])
     spec["output"]["uri"] = step.resolve_local(spec["output"]["uri"])
     for side in spec["sideInputs"]:
@@ -72,6 +73,19 @@ def resolve_spec(step: Step) -> dict[str, Any]:
     if problems:
         raise SpecError(problems)
     return spec  # type: ignore[no-any-return]
+
+
+def check_entry_script(code: dict[str, Any]) -> None:
+    """A local code folder holds the entry script: said before anything is planned or
+    written, not by every worker's init() failing."""
+    folder = code.get("sourceDirectory") or ""
+    if "://" in folder:
+        return  # on object storage: fetched by the workers
+    if not os.path.isdir(folder):
+        raise SpecError([f"spec.code.sourceDirectory: {folder} is not a folder"])
+    if not os.path.isfile(os.path.join(folder, code["entryScript"])):
+        raise SpecError([f"spec.code.entryScript: {code['entryScript']} is not in "
+                         f"spec.code.sourceDirectory ({folder})"])
 
 
 @dataclass(frozen=True)
