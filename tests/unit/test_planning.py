@@ -474,3 +474,13 @@ def test_a_stored_plan_reads_back_whole_or_by_part(
     assert view.get(5) is None and view.get(-1) is None
     with pytest.raises(KeyError):
         view[5]
+
+
+@pytest.mark.parametrize(("name", "shown"), [
+    ("café.png", "café.png"),
+    ("evil\x1b[2J.png", "'evil\\x1b[2J.png'"),
+    ("two\nlines.png", "'two\\nlines.png'"),
+])
+def test_describe_plan_escapes_what_a_terminal_would_run(name: str, shown: str) -> None:
+    plan = Plan("s", "sha256:x", "/in", 1, (batch(0, 0, 1, name),))
+    assert describe_plan(plan)[-1] == f"       0  shard 0           1 B  {shown}"

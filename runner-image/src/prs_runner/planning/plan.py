@@ -327,6 +327,7 @@ def describe_plan(plan: Plan) -> list[str]:
               f"{t['bytes']} bytes" for t in shard_totals(plan)]
     for mb in plan.mini_batches:
         first = mb.items[0] if mb.items else ""
+        first = first if first.isprintable() else repr(first)  # no terminal escape runs
         more = f" (+{len(mb.items) - 1} more)" if len(mb.items) > 1 else ""
         lines.append(f"  {mb.id:>6}  shard {mb.shard}  {mb.bytes:>10} B  {first}{more}"
                      + describe_slice(mb.table))
