@@ -140,8 +140,8 @@ def test_a_mini_batch_run_by_two_shards_counts_once_against_the_thresholds(
 
 
 def test_a_few_long_mini_batches_go_one_to_each_worker(make_step: MakeStep) -> None:
-    """Before a worker's pace is known it is sent one mini-batch, not four: the first worker
-    ready took 0-3, the next 4-7, and two of the four workers ran none (twice the time)."""
+    """A worker is sent at most its share of what is pending: the first worker ready took
+    0-3, the next 4-7, and two of the four workers ran none (twice the time)."""
     step = make_step("import time\ndef run(mini_batch):\n    time.sleep(1.5)\n"
                      "    return mini_batch\n", files=8, miniBatchSize="1", nodeCount=1,
                      processCountPerNode=4)
