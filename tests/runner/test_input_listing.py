@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import pytest
+import yaml
 
 from tests.runner.conftest import MakeStep
 
@@ -115,6 +116,35 @@ def test_a_missing_input_names_the_field(make_step: MakeStep) -> None:
     assert result.returncode == 2
     assert result.stderr.strip().endswith(
         f"spec.input.uri: {step.root / 'nowhere'} does not exist")
+
+
+@pytest.mark.parametrize("spelling", [
+    "file://{root}/out/x/../_prs", "file://{root}/to-prs", "./to-prs", "file://{root}/to-out/_prs",
+])
+def test_the_outputs_own_folder_is_refused_as_input_however_it_is_spelt(
+        make_step: MakeStep, spelling: str) -> None:
+    """A file:// URI was compared as written: through a link or '..' the run read its own
+    commit logs as input."""
+    step = make_step(ECHO, files=2)
+    assert step.run().returncode == 0
+    (step.root / "to-prs").symlink_to("out/_prs")
+    (step.root / "to-out").symlink_to("out")
+    document = yaml.safe_load(step.step.read_text())
+    document["spec"]["input"]["uri"] = spelling.format(root=step.root)
+    step.step.write_text(yaml.safe_dump(document))
+    result = step.run()
+    assert result.returncode == 2, result.stdout
+    assert (f"spec.input.uri: {step.root}/out/_prs is what a run writes in spec.output.uri "
+            f"({step.root}/out)") in result.stderr
+
+
+def test_a_link_to_a_file_of_the_output_is_named(make_step: MakeStep) -> None:
+    step = make_step(ECHO, files=2)
+    assert step.run().returncode == 0
+    (step.root / "data/prev.txt").symlink_to("../out/parallel_run_step.txt")
+    result = step.run("--fresh")
+    assert result.returncode == 2
+    assert "'prev.txt': a link to a file in the step's output" in result.stderr
 
 
 @pytest.mark.parametrize(("code", "message"), [

@@ -47,3 +47,12 @@ def test_a_link_into_or_around_a_folder_to_avoid_is_a_problem(tmp_path: Path) ->
     assert sorted(path for path, _ in problems) == ["out", "runs"]
     assert all(why.startswith(f"a link into {avoid}, the step's output") for _, why in problems)
     assert sorted(e.path for e in entries) == ["a.txt", "other/o.txt"]
+
+
+def test_a_link_to_a_file_in_a_folder_to_avoid_is_a_problem_of_that_file(tmp_path: Path) -> None:
+    tree(tmp_path, {"in/prev.txt": "../out/result.txt", "in/fine.txt": "../other/o.txt"},
+         ("in/a.txt", "out/result.txt", "other/o.txt"))
+    entries, problems = list_local(str(tmp_path / "in"), (os.path.realpath(tmp_path / "out"),))
+    assert [(path, why.split(":")[0]) for path, why in problems] == [
+        ("prev.txt", "a link to a file in the step's output")]
+    assert sorted(e.path for e in entries) == ["a.txt", "fine.txt"]

@@ -198,10 +198,13 @@ class Step:
         return parse_mini_batch_size(str(self.spec["miniBatchSize"]), self.spec["input"]["type"])
 
     def resolve_local(self, uri: str) -> str:
-        """A local path relative to the YAML file becomes absolute; URIs stay as they are."""
-        if "://" in uri:
+        """A local path relative to the YAML file becomes absolute, its links and '..'
+        resolved (a file:// URI too: the checks that keep a run from reading its own output
+        compare these); other URIs stay as they are."""
+        local = uri.removeprefix("file://")
+        if "://" in local:
             return uri
-        return str((self.base_dir / uri).resolve())
+        return str((self.base_dir / local).resolve())
 
 
 def lookup(spec: Mapping[str, Any], path: str) -> Any:

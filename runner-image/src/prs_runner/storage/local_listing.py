@@ -60,6 +60,11 @@ def list_local(root: str, avoid: Sequence[str] = ()) -> tuple[list[FileEntry], l
                 else:
                     problems.append((path, inner))
                 continue
+            if avoid and entry.is_symlink() and into_avoided(os.path.realpath(entry.path), avoid):
+                # a file's problem (the glob may leave it out), worded apart from a folder's
+                problems.append((path, "a link to a file in the step's output: a run would "
+                                 "read its own results back; remove the link, or narrow the glob"))
+                continue
             try:
                 path.encode("utf-8")
                 stat = entry.stat()
@@ -82,11 +87,17 @@ def entered(folder: Folder, entry: os.DirEntry[str], path: str,
     around = (*folder.chain, os.path.realpath(folder.path))
     if any(within(place, target) for place in around):
         return LOOPING_LINK
+    return into_avoided(target, avoid) or Folder(entry.path, path + "/", (*around, target))
+
+
+def into_avoided(target: str, avoid: Sequence[str]) -> str:
+    """Why a link to TARGET (a real path) is not followed: it leads into a place to AVOID,
+    or to a folder holding one; '' when it does not."""
     for place in avoid:
         if within(place, target) or within(target, place):
             return (f"a link into {place}, the step's output: a run would read its own "
                     "results back; remove the link, or narrow the glob")
-    return Folder(entry.path, path + "/", (*around, target))
+    return ""
 
 
 def within(path: str, folder: str) -> bool:
