@@ -584,3 +584,23 @@ def test_a_csv_line_of_spaces_stays_a_record() -> None:
     data = b"a\n1\n  \n2\n"
     _, ranges = scan_text_file(io.BytesIO(data), len(data), "csv", None, 10)
     assert [r.records for r in ranges] == [3]
+
+
+@pytest.mark.parametrize(("data", "rows"), [
+    pytest.param(BOM + b"\r\nid,text\r\n1,a\r\n2,b\r\n3,c\r\n4,d\r\n", 4, id="bom-then-a-blank-line"),
+    pytest.param(BOM + b"\n\nid\n1\n2\n", 2, id="bom-then-blank-lines"),
+    pytest.param(b"text\nb\n ", 2, id="a-last-line-of-spaces"),
+    pytest.param(b"text\nb\n\r", 1, id="a-last-carriage-return"),
+])
+def test_records_are_counted_as_pyarrow_reads_them_whatever_the_block_size(
+        data: bytes, rows: int) -> None:
+    """A line holding only the byte order mark was taken for the header (each mini-batch's
+    first row then read as its header); a last line of spaces without its newline was no
+    record, though pyarrow reads it as a value."""
+    import pyarrow.csv as pa_csv
+
+    assert pa_csv.read_csv(io.BytesIO(data)).num_rows == rows
+    for block_bytes in range(1, len(data) + 1):
+        _, ranges = scan_text_file(io.BytesIO(data), len(data), "csv", None, 1,
+                                   block_bytes=block_bytes)
+        assert [r.records for r in ranges] == [1] * rows, block_bytes

@@ -169,6 +169,8 @@ def scan_text_file(
             check_quotes(block, offset, starts_in_quotes, stray, last_block, fields_from)
             check_returns(block, offset, starts_in_quotes, lone, last_block)
         ends = relative + offset
+        # A line of only the byte order mark is blank: the header is the record after it.
+        previous_end = max(previous_end, fields_from)
         cumulative = count_records(block, ends, previous_end, offset,
                                    last_block[-1] if last_block else -1,
                                    None if quoted else spaces_before)
@@ -198,7 +200,8 @@ def scan_text_file(
     if not quoted:  # JSON Lines: a last line without its newline, unless only spaces
         return 0, cutter.finish(size, int(not spaces_before))
     tail = last_block[previous_end - last_offset:] if previous_end >= last_offset else b"x"
-    return header_end or 0, cutter.finish(size, int(bool(tail.strip())))
+    # a last line of spaces is a record to pyarrow (a value), a carriage return alone is not
+    return header_end or 0, cutter.finish(size, int(tail not in (b"", b"\r")))
 
 
 def check_quotes(block: bytes, offset: int, in_quotes: bool, stray: int,
