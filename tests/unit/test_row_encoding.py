@@ -195,3 +195,15 @@ def test_a_carriage_return_in_a_value_is_quoted_and_reads_back(columns: list[str
 def test_a_frame_without_a_carriage_return_is_written_as_pandas_writes_it() -> None:
     frame = pd.DataFrame({"id": [3], "text": ["plain, text"]})
     assert encode_csv(frame)[0] == b'id,text\n3,"plain, text"\n'
+
+
+def test_a_column_name_with_a_newline_is_one_header_for_every_mini_batch() -> None:
+    """The header was taken up to its first newline: the rest of it came back as a row of
+    every later mini-batch."""
+    import pyarrow.csv as pa_csv
+
+    parts = [pd.DataFrame({"multi\nline": [i], "plain": ["x"]}) for i in range(3)]
+    data = merged(CsvOutput, [encode_csv(part)[0] for part in parts])
+    expected = pd.concat(parts, ignore_index=True)
+    pd.testing.assert_frame_equal(pd.read_csv(io.BytesIO(data)), expected)
+    pd.testing.assert_frame_equal(pa_csv.read_csv(io.BytesIO(data)).to_pandas(), expected)

@@ -32,7 +32,7 @@ class CsvOutput(TextOutput):
         self.header_from = -1
 
     def append(self, mini_batch: int, payload: bytes) -> None:
-        end = payload.find(b"\n") + 1 or len(payload)
+        end = first_record_end(payload)
         header = payload[:end]
         if not header:
             return
@@ -46,6 +46,17 @@ class CsvOutput(TextOutput):
                 f"{self.header_from} returned {self.header.decode(errors='replace').strip()!r}"
             )
         super().append(mini_batch, payload[end:])
+
+
+def first_record_end(data: bytes) -> int:
+    """Where CSV DATA's first record ends: past its first newline outside quotes (a column
+    name may hold one, quoted); the whole of DATA when none does."""
+    newline = data.find(b"\n")
+    while newline >= 0:
+        if data.count(b'"', 0, newline) % 2 == 0:
+            return newline + 1
+        newline = data.find(b"\n", newline + 1)
+    return len(data)
 
 
 class ParquetOutput:
