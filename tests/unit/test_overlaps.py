@@ -64,6 +64,8 @@ def test_normalized(uri: str, expected: str) -> None:
     ({**spec("/p/out", input_uri="/p/out/result.txt"), "appendRowFileName": "result.txt"},
      "spec.input.uri"),
     (spec("/p/out", input_uri="/p/out/_prs/plan.json"), "spec.input.uri"),
+    (spec("/p/out", input_uri="/p/out/parallel_run_step.txt"), "spec.input.uri"),  # default
+    (spec("/", input_uri="/_prs"), "spec.input.uri"),
     (spec("/p/out", input_uri="/p/out/_prs"), "spec.input.uri"),
     (spec("s3://b/out", code="s3://b/out/_prs/code"), "spec.code.sourceDirectory"),
     (spec("/p/out/", sides=("/p/out//_prs/x",)), "spec.sideInputs[s0].uri"),

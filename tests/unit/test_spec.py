@@ -234,3 +234,18 @@ def test_bad_mini_batch_size_error_names_the_text(text: str) -> None:
 )
 def test_mini_batch_size_units(text: str, input_type: str, expected: MiniBatchSize) -> None:
     assert parse_mini_batch_size(text, input_type) == expected
+
+
+def test_local_paths_and_file_uris_resolve_to_real_paths(tmp_path: Path) -> None:
+    """A file:// URI was kept as written: through a link or '..' it named the output's own
+    folder without the overlap checks seeing it."""
+    (tmp_path / "real").mkdir()
+    (tmp_path / "link").symlink_to("real")
+    step = Step("s", "ns", {}, base_dir=tmp_path)
+    real = str(tmp_path.resolve() / "real")
+    assert step.resolve_local("./link") == real
+    assert step.resolve_local("link/../real") == real
+    assert step.resolve_local(f"file://{tmp_path}/link") == real
+    assert step.resolve_local(f"file://{tmp_path}/x/../real") == real
+    assert step.resolve_local("s3://bucket/file://x") == "s3://bucket/file://x"
+    assert step.resolve_local("gs://bucket/p") == "gs://bucket/p"

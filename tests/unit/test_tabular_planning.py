@@ -587,7 +587,8 @@ def test_a_csv_line_of_spaces_stays_a_record() -> None:
 
 
 @pytest.mark.parametrize(("data", "rows"), [
-    pytest.param(BOM + b"\r\nid,text\r\n1,a\r\n2,b\r\n3,c\r\n4,d\r\n", 4, id="bom-then-a-blank-line"),
+    pytest.param(BOM + b"\r\nid,text\r\n1,a\r\n2,b\r\n3,c\r\n4,d\r\n", 4,
+                 id="bom-then-a-blank-line"),
     pytest.param(BOM + b"\n\nid\n1\n2\n", 2, id="bom-then-blank-lines"),
     pytest.param(b"text\nb\n ", 2, id="a-last-line-of-spaces"),
     pytest.param(b"text\nb\n\r", 1, id="a-last-carriage-return"),
@@ -604,3 +605,13 @@ def test_records_are_counted_as_pyarrow_reads_them_whatever_the_block_size(
         _, ranges = scan_text_file(io.BytesIO(data), len(data), "csv", None, 1,
                                    block_bytes=block_bytes)
         assert [r.records for r in ranges] == [1] * rows, block_bytes
+
+
+def test_a_json_line_that_starts_with_spaces_before_a_block_is_judged_whole() -> None:
+    """Its spaces are in one block, its value in the next: a record (pyarrow would refuse
+    this one's value; what is counted here is lines)."""
+    data = b"   1\n"
+    for block_bytes in range(1, len(data) + 1):
+        _, ranges = scan_text_file(io.BytesIO(data), len(data), "jsonl", None, 1,
+                                   block_bytes=block_bytes)
+        assert [r.records for r in ranges] == [1], block_bytes

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from prs_runner.output.append_row_output import first_record_end
+
 
 def is_frame(result: Any) -> bool:
     return type(result).__module__.startswith("pandas") and hasattr(result, "to_csv")
@@ -48,27 +50,28 @@ def as_frame(result: Any) -> Any:
 def encode_csv(result: Any) -> tuple[bytes, int]:
     count_returned(result)
     frame = as_frame(result)
-    text = frame.to_csv(index=False, lineterminator="\n")
-    if "\r" in text:  # memchr: the usual frame has none
-        text = csv_quoting_returns(frame)
-    return text.encode(), len(frame)
+    text = frame.to_csv(index=False, lineterminator="\n").encode()  # pragma: no mutate: as below
+    if b"\r" in text:  # memchr: the usual frame has none
+        text = quoting_returns(frame, text)
+    return text, len(frame)
 
 
-def csv_quoting_returns(frame: Any) -> str:
-    """FRAME as CSV where a carriage return is in a value. pandas quotes a field holding
-    the line end ("\n") but not one holding a carriage return alone, which CSV readers end
-    a line at too (pyarrow and pandas read the rows wrong, or fail). So every text field
-    of the rows is quoted (numbers stay bare), and the header is the usual one (the merge
-    keeps the first mini-batch's and wants the same from each), unless it holds one too."""
+def quoting_returns(frame: Any, text: bytes) -> bytes:
+    """FRAME's CSV TEXT where a value holds a carriage return. pandas quotes a field
+    holding the line end ("\n") but not one holding a carriage return alone, which CSV
+    readers end a line at too (pyarrow and pandas read the rows wrong, or fail). So every
+    text field of the rows is quoted (numbers stay bare), and the header is the usual one
+    (the merge keeps the first mini-batch's and wants the same from each), unless it holds
+    one too."""
     import csv
 
-    header: str = frame.iloc[:0].to_csv(index=False, lineterminator="\n")
-    if "\r" in header:
-        header = frame.iloc[:0].to_csv(index=False, lineterminator="\n",
-                                       quoting=csv.QUOTE_NONNUMERIC)
-    rows: str = frame.to_csv(index=False, header=False, lineterminator="\n",
-                             quoting=csv.QUOTE_NONNUMERIC)
-    return header + rows
+    # index=None writes no index either, and lineterminator=None is "\n" on POSIX
+    quoted = frame.to_csv(index=False, lineterminator="\n",  # pragma: no mutate: the same
+                          quoting=csv.QUOTE_NONNUMERIC).encode()
+    header = text[:first_record_end(text)]
+    if b"\r" in header:
+        return quoted  # type: ignore[no-any-return]
+    return header + quoted[first_record_end(quoted):]  # type: ignore[no-any-return]
 
 
 def encode_arrow(result: Any) -> tuple[bytes, int]:

@@ -231,8 +231,10 @@ def space_lines(block: bytes, ends: Ints, previous_end: int, offset: int,
     data = np.frombuffer(block, dtype=np.uint8)
     starts = np.concatenate(([previous_end], ends[:-1])) - offset
     first = data[np.maximum(starts, 0)]
-    maybe = (first == ord(" ")) | (first == ord("\t")) | (first == CARRIAGE_RETURN)
-    if starts[0] < 0:
+    # which lines to look at: a wider look gives the same answer, only slower
+    maybe = (first == ord(" ")) | (first == ord("\t")) | (  # pragma: no mutate: wider
+        first == CARRIAGE_RETURN)  # pragma: no mutate: wider
+    if starts[0] < 0:  # pragma: no mutate: at 0, SPACES_BEFORE is true (a line just began)
         maybe[0] = spaces_before
     for line in np.flatnonzero(maybe):
         spaces[line] = not block[max(int(starts[line]), 0):int(ends[line]) - offset].strip()

@@ -381,7 +381,8 @@ def check_overlaps(spec: Mapping[str, Any]) -> list[str]:
                 f"spec.output.uri: {spec['output']['uri']} is inside {field} ({uri}): every "
                 "run would read its own results back; choose an output outside it"
             )
-        elif source and written_by_runs(source, output, spec.get("appendRowFileName")):
+        elif source and written_by_runs(source, output, spec.get(
+                "appendRowFileName", DEFAULTS["appendRowFileName"])):
             problems.append(
                 f"{field}: {uri} is what a run writes in spec.output.uri "
                 f"({spec['output']['uri']}): each run replaces it; move it out of there"
@@ -389,12 +390,13 @@ def check_overlaps(spec: Mapping[str, Any]) -> list[str]:
     return problems
 
 
-def written_by_runs(source: str, output: str, file_name: str | None) -> bool:
-    """Whether SOURCE is, or is inside, what a run replaces in OUTPUT: its own folder and
-    the merged file (the rest of the output folder is the user's and never touched)."""
-    owned = [f"{output.rstrip('/')}/_prs"] + ([f"{output.rstrip('/')}/{file_name}"]
-                                             if file_name else [])
-    return any(source == place or source.startswith(place + "/") for place in owned)
+def written_by_runs(source: str, output: str, file_name: str) -> bool:
+    """Whether SOURCE is, or is inside, what a run replaces in OUTPUT (both normalized): its
+    own folder and the merged file FILE_NAME (the rest of the output folder is the user's
+    and never touched)."""
+    folder = output if output.endswith("/") else output + "/"  # "/" stays "/"
+    return any(source == place or source.startswith(place + "/")
+               for place in (folder + "_prs", folder + file_name))
 
 
 AZURE_SCHEMES = ("abfs", "abfss", "az")
