@@ -18,7 +18,7 @@ from prs_runner.output.commit_log import read_commits
 from prs_runner.planning.plan_store import PLAN_FILE, write_plan
 from prs_runner.step.validation import load_step
 from prs_runner.storage.filesystem import Storage
-from tests.runner.conftest import MakeStep
+from tests.runner.conftest import MakeStep, StepDir
 
 ECHO_RUN = """
 def run(mini_batch):
@@ -316,13 +316,8 @@ def test_a_shard_that_stops_on_its_own_reports_the_tries_its_workers_were_in(
     the queue the stop emptied (the merge would report that mini-batch 'not run')."""
     step = make_step(THRESHOLD_SCRIPT, files=12, miniBatchSize="1", processCountPerNode=2,
                      runMaxTry=1, miniBatchErrorThreshold=0)
-    survey = survey_step(load_step(step.step))
-    output = Storage(survey.spec["output"]["uri"])
-    output.write_atomic(STEP_FILE, json.dumps(survey.spec).encode())
-    write_plan(output.uri_of(PLAN_FILE), cut_plan(load_step(step.step), survey))
-    shard = subprocess.run(
-        [sys.executable, "-m", "prs_runner.commands.runner_cli", "shard", "--plan",
-         output.uri_of(PLAN_FILE), "--index", "0"], capture_output=True, text=True, timeout=60)
+    output, command = shard_alone(step)
+    shard = subprocess.run(command, capture_output=True, text=True, timeout=60)
     assert shard.returncode != 0, shard.stderr
     outcome = json.loads(output.read_bytes("_prs/shards/0.json"))
     assert outcome["status"] == "failed"
@@ -354,13 +349,8 @@ def test_a_stopped_shard_reads_what_its_workers_said_before_it_says_where_they_w
     the worker was in 1 (its failure unread) and 2, whose run() was running, 'not run'."""
     step = make_step(UNREAD_SCRIPT, files=6, miniBatchSize="1", processCountPerNode=1,
                      runMaxTry=1)
-    survey = survey_step(load_step(step.step))
-    output = Storage(survey.spec["output"]["uri"])
-    output.write_atomic(STEP_FILE, json.dumps(survey.spec).encode())
-    write_plan(output.uri_of(PLAN_FILE), cut_plan(load_step(step.step), survey))
-    shard = subprocess.Popen(
-        [sys.executable, "-m", "prs_runner.commands.runner_cli", "shard", "--plan",
-         output.uri_of(PLAN_FILE), "--index", "0"], stdout=subprocess.DEVNULL)
+    output, command = shard_alone(step)
+    shard = subprocess.Popen(command, stdout=subprocess.DEVNULL)
     marks = step.root / "marks"
     try:
         wait_for(lambda: (marks / "in-0").exists(), 30)
@@ -377,7 +367,18 @@ def test_a_stopped_shard_reads_what_its_workers_said_before_it_says_where_they_w
     assert outcome["status"] == "stopped"
     assert outcome["unfinished"] == {"2": {"tries": 1, "process": 0, "error": ""}}
     failed = [c.header for c in read_commits(output) if c.header.status == "failed"]
-    assert [(h.id, h.tries, h.error["message"]) for h in failed] == [(1, 1, "boom")]
+    assert [(h.id, h.tries, (h.error or {}).get("message")) for h in failed] == [(1, 1, "boom")]
+
+
+def shard_alone(step: StepDir) -> tuple[Storage, list[str]]:
+    """STEP planned into its output as `prs run` plans it, and the command that runs its
+    shard 0 alone, as a pod does (no `prs run` to signal it)."""
+    survey = survey_step(load_step(step.step))
+    output = Storage(survey.spec["output"]["uri"])
+    output.write_atomic(STEP_FILE, json.dumps(survey.spec).encode())
+    write_plan(output.uri_of(PLAN_FILE), cut_plan(load_step(step.step), survey))
+    return output, [sys.executable, "-m", "prs_runner.commands.runner_cli", "shard", "--plan",
+                    output.uri_of(PLAN_FILE), "--index", "0"]
 
 
 def wait_for(condition: Callable[[], bool], seconds: float) -> None:

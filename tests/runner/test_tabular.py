@@ -296,22 +296,29 @@ def test_a_quote_inside_an_unquoted_field_is_an_error_naming_the_file_and_line(
     """Inch marks beside a quoted description over two lines: pyarrow reads the marks as
     text and the description whole. Counted as quotes they made the line break inside the
     description a record end: a mini-batch cut there, the value cut short, Succeeded."""
-    data = tmp_path / "data"
-    data.mkdir()
     rows = [f"{i},{i} cm,plain" for i in range(1, 41)]
     rows[20] = '21,12" pizza,"Large\nfamily size",14" box'
-    (data / "menu.csv").write_text("id,size,note\n" + "\n".join(rows) + "\n")
-    step = tabular_step(tmp_path, input={"type": "tabular", "uri": "./data"},
-                        miniBatchSize="1rows")
-    result = step.run()
-    assert result.returncode == 2
+    said = refused_csv(tmp_path, "menu.csv", "id,size,note\n" + "\n".join(rows) + "\n", "1rows")
     offset = len("id,size,note\n") + sum(len(r) + 1 for r in rows[:20]) + len("21,12")
-    assert result.stderr.strip() == (
-        f"prs run: invalid ParallelRunStep:\n  - spec.input.uri: menu.csv: line 22 (byte "
-        f'{offset}) has a quote character inside a field that does not start with one (5" '
-        "disk), so where its records end is not sure: quote the whole field and double the "
-        'quotes in it ("5"" disk"), or remove the quote')
+    assert said == (
+        f"menu.csv: line 22 (byte {offset}) has a quote character inside a field that does "
+        'not start with one (5" disk), so where its records end is not sure: quote the whole '
+        'field and double the quotes in it ("5"" disk"), or remove the quote')
+
+
+def refused_csv(root: Path, name: str, text: str, size: str) -> str:
+    """What `prs run` says of the CSV file NAME holding TEXT, read in SIZE mini-batches, when
+    it refuses it (exit 2, no output written): the line after the field's name."""
+    data = root / "data"
+    data.mkdir()
+    (data / name).write_text(text, newline="")
+    step = tabular_step(root, input={"type": "tabular", "uri": "./data"}, miniBatchSize=size)
+    result = step.run()
+    assert result.returncode == 2, result.stdout
     assert not (step.out / "parallel_run_step.txt").exists()
+    prefix = "prs run: invalid ParallelRunStep:\n  - spec.input.uri: "
+    assert result.stderr.startswith(prefix), result.stderr
+    return result.stderr.strip().removeprefix(prefix)
 
 
 @pytest.mark.parametrize("line_ends", ["\r", "\n\r"], ids=["cr-only", "lf-cr"])
@@ -319,22 +326,15 @@ def test_carriage_returns_alone_are_an_error_naming_the_file_and_byte(
         tmp_path: Path, line_ends: str) -> None:
     """CR-only line ends (old Mac files): pyarrow ends a record at each, the cuts did not,
     and the whole file was planned as no mini-batch at all: Succeeded with 0 rows."""
-    data = tmp_path / "data"
-    data.mkdir()
     rows = ["file,id", *(f"sales.csv,{i}" for i in range(1, 41))]
-    (data / "sales.csv").write_text(line_ends.join(rows) + line_ends, newline="")
-    step = tabular_step(tmp_path, input={"type": "tabular", "uri": "./data"},
-                        miniBatchSize="10rows")
-    result = step.run()
-    assert result.returncode == 2
+    said = refused_csv(tmp_path, "sales.csv", line_ends.join(rows) + line_ends, "10rows")
     offset = len(rows[0]) + (len(line_ends) - 1)
     line = 1 if line_ends == "\r" else 2
-    assert result.stderr.strip() == (
-        f"prs run: invalid ParallelRunStep:\n  - spec.input.uri: sales.csv: line {line} holds "
-        f"a carriage return with no line feed after it (byte {offset}: old Mac line ends?); "
-        "records are cut at line feeds, so rows would be lost: convert the file to LF or "
-        "CRLF line ends (for example: tr '\\r' '\\n'), or quote the field that holds it")
-    assert not (step.out / "parallel_run_step.txt").exists()
+    assert said == (
+        f"sales.csv: line {line} holds a carriage return with no line feed after it (byte "
+        f"{offset}: old Mac line ends?); records are cut at line feeds, so rows would be lost: "
+        "convert the file to LF or CRLF line ends (for example: tr '\\r' '\\n'), or quote "
+        "the field that holds it")
 
 
 def test_a_carriage_return_in_a_quoted_field_is_a_value(tmp_path: Path) -> None:
