@@ -161,7 +161,8 @@ def scan_text_file(
     last_block, last_offset, head, spaces_before = b"", 0, b"", True
     for block in read_ahead(stream, block_bytes):
         starts_in_quotes = in_quotes
-        head = (head + block)[:len(BOM)]
+        if len(head) < len(BOM):  # the file's first bytes, without copying every block
+            head = (head + block[:len(BOM)])[:len(BOM)]
         fields_from = len(BOM) if head == BOM else 0  # pyarrow skips a byte order mark
         relative, in_quotes, lone, stray = record_ends(
             block, in_quotes, quoted, map_tasks, fields_from - offset)
@@ -174,9 +175,9 @@ def scan_text_file(
         cumulative = count_records(block, ends, previous_end, offset,
                                    last_block[-1] if last_block else -1,
                                    None if quoted else spaces_before)
-        # JSON Lines: whether the line still open after this block is only spaces so far
-        open_line = block[int(ends[-1]) - offset:] if len(ends) else block
-        spaces_before = (spaces_before or bool(len(ends))) and not open_line.strip()
+        if not quoted:  # JSON Lines: whether the line still open is only spaces so far
+            open_line = block[int(ends[-1]) - offset:] if len(ends) else block
+            spaces_before = (spaces_before or bool(len(ends))) and not open_line.strip()
         if len(ends):
             previous_end = int(ends[-1])
         if header_end is None and len(ends):
