@@ -9,7 +9,7 @@ PYTEST := $(PY) -m pytest
 	bench-runner bench-tabular bench-scale bench-operator bench-storage test-kind kind-e2e venv images locks clean \
 	docs docs-reference
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml setup.py runner-image/src/prs_runner/planning/record_scan.c
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[dev,operator,examples]'

@@ -14,14 +14,11 @@ import pytest
 from prs_runner.planning.partition_paths import hive_values, typed_folder_value
 from prs_runner.planning.plan import MiniBatch, TableSlice, part_from_json, part_to_json
 from prs_runner.planning.tabular_cuts import (
-    SLICE_BYTES,
     RangeCutter,
     count_records,
     group_partitions,
     group_row_groups,
-    lone_returns,
     record_ends,
-    slice_positions,
 )
 from prs_runner.planning.tabular_formats import guess_format
 from prs_runner.planning.tabular_scan import BOM, LoneReturn, StrayQuote, scan_text_file
@@ -229,40 +226,45 @@ def test_record_ends_matches_a_python_scan_on_random_bytes() -> None:
 
 
 @pytest.mark.parametrize("start_inside", [False, True])
-def test_record_ends_match_a_python_scan_across_slices(start_inside: bool) -> None:
-    """Quotes rare enough that quoted fields span the slices' boundaries, and slices that
-    open with a newline or a quote."""
+def test_record_ends_match_a_python_scan_over_a_long_block(start_inside: bool) -> None:
+    """Quotes rare enough that quoted fields span many of the scan's 16-byte steps."""
     rng = np.random.default_rng(7)
     alphabet = np.frombuffer(b'\n"abc', dtype=np.uint8)
-    data = bytearray(rng.choice(alphabet, 3 * SLICE_BYTES + 11, p=[
-        0.05, 0.001, 0.3, 0.3, 0.349]).tobytes())
-    data[SLICE_BYTES], data[2 * SLICE_BYTES] = ord("\n"), ord('"')
-    found, still_inside, _, _ = record_ends(bytes(data), start_inside, True)
-    assert (found.tolist(), still_inside) == python_scan(bytes(data), True, start_inside)
+    data = rng.choice(alphabet, 300_011, p=[0.05, 0.001, 0.3, 0.3, 0.349]).tobytes()
+    found, still_inside, _, _ = record_ends(data, start_inside, True)
+    assert (found.tolist(), still_inside) == python_scan(data, True, start_inside)
 
 
-def test_threaded_scan_equals_the_serial_one_across_task_boundaries() -> None:
-    from concurrent.futures import ThreadPoolExecutor
+@pytest.mark.parametrize("seed", range(40))
+def test_record_ends_equal_byte_by_byte_references_on_short_random_blocks(seed: int) -> None:
+    """Every output of the scan, on blocks of every length around its 16-byte steps (the
+    tail shorter than a step is scanned apart), from every starting state."""
+    rng = np.random.default_rng(seed)
+    alphabet = np.frombuffer(b'",\n\rab', dtype=np.uint8)
+    for length in range(0, 70):
+        data = rng.choice(alphabet, length).tobytes()
+        inside = bool(rng.integers(2))
+        for quoted in (True, False):
+            ends, still_inside, lone, stray = record_ends(data, inside, quoted, field_start=0)
+            assert (ends.tolist(), still_inside) == python_scan(data, quoted, inside and quoted)
+            if not quoted:
+                assert (lone, stray) == (-1, -1)
+                continue
+            assert lone == first_lone_return(data, inside), data
+            assert stray == first_stray_quote(data, inside), data
 
-    from prs_runner.planning.tabular_cuts import TASK_BYTES
 
-    one = csv_with_quoted_newlines(300, seed=5)
-    data = one * (3 * TASK_BYTES // len(one) + 1)
-    assert len(data) > 2 * TASK_BYTES
-    with ThreadPoolExecutor(2) as pool:
-        for start_inside in (False, True):
-            serial = record_ends(data, start_inside, True)
-            threaded = record_ends(data, start_inside, True, pool.map)
-            assert threaded[0].tolist() == serial[0].tolist()
-            assert threaded[1] == serial[1]
-        ranges = scan_text_file(io.BytesIO(data), len(data), "csv", 100_000, None,
-                                block_bytes=3 * TASK_BYTES + 7, map_tasks=pool.map)
-    assert ranges == scan_text_file(io.BytesIO(data), len(data), "csv", 100_000, None)
+def test_the_ranges_are_the_same_whatever_the_block_size() -> None:
+    data = csv_with_quoted_newlines(300, seed=5) * 40
+    whole = scan_text_file(io.BytesIO(data), len(data), "csv", 10_000, None)
+    for block_bytes in (1 << 16, 100_003, 7 * 4096 + 5):
+        assert scan_text_file(io.BytesIO(data), len(data), "csv", 10_000, None,
+                              block_bytes=block_bytes) == whole
 
 
 def python_scan(data: bytes, quoted: bool, inside: bool = False) -> tuple[list[int], bool]:
     """The record ends found one byte at a time, and whether DATA ends inside a quoted field
-    (INSIDE: it starts in one): the reference the numpy scan must equal."""
+    (INSIDE: it starts in one): the reference the compiled scan must equal."""
     ends = []
     for position, char in enumerate(data):
         if quoted and char == ord('"'):
@@ -277,12 +279,11 @@ def python_scan(data: bytes, quoted: bool, inside: bool = False) -> tuple[list[i
     [
         pytest.param(True, b"", id="csv-without-quotes"),
         pytest.param(False, b'{"a": "\\""}\n' * 3, id="jsonl"),
-        pytest.param(True, b'"q\nq",1\n' * 3 + b"z\n", id="quotes-only-in-a-later-slice"),
+        pytest.param(True, b'"q\nq",1\n' * 3 + b"z\n", id="quotes-only-at-the-end"),
     ],
 )
-def test_record_ends_of_a_block_larger_than_one_slice(quoted: bool, tail: bytes) -> None:
-    data = b"abcdefghi\n" * (SLICE_BYTES // 10 + 1000) + tail
-    assert len(data) > SLICE_BYTES
+def test_record_ends_of_a_long_block(quoted: bool, tail: bytes) -> None:
+    data = b"abcdefghi\n" * 30_000 + tail
     found, still_inside, _, _ = record_ends(data, False, quoted)
     assert found.tolist() == python_scan(data, quoted)[0]
     assert still_inside is False
@@ -292,28 +293,6 @@ def test_record_ends_are_integer_offsets_even_when_there_are_none() -> None:
     for block in (b"", b"no newline"):
         found, _, _, _ = record_ends(block, False, True)
         assert found.dtype == np.int64
-
-
-@pytest.mark.parametrize(
-    ("data", "quoted", "newlines", "odd_before", "odd"),
-    [
-        pytest.param(b"a\nbb\n", True, [1, 4], [0, 0], False, id="no-quotes"),
-        pytest.param(b'a\n"b"\n', False, [1, 5], None, False, id="quotes-not-counted"),
-        pytest.param(b'a\n"b\nc"\n', True, [1, 4, 7], [0, 1, 0], False, id="quotes"),
-        pytest.param(b'\n"a"""\n"\nb', True, [0, 6, 8], [0, 0, 1], True, id="odd-newline-first"),
-        pytest.param(b'"a""', True, [], [], True, id="odd-no-newline"),
-        pytest.param(b'\n\n"', True, [0, 1], [0, 0], True, id="quote-last"),
-    ],
-)
-def test_slice_positions(data: bytes, quoted: bool, newlines: list[int],
-                         odd_before: list[int] | None, odd: bool) -> None:
-    # Offsets are within the whole block: the slice [2, len) of "x\"" + data (the quote
-    # before the slice counts in none of its parities).
-    block = np.frombuffer(b'x"' + data, dtype=np.uint8)
-    piece = slice_positions(block, 2, len(block), quoted, False)
-    assert piece.newlines.tolist() == [n + 2 for n in newlines]
-    assert (None if piece.odd_before is None else piece.odd_before.tolist()) == odd_before
-    assert piece.odd is odd
 
 
 @pytest.mark.parametrize(
@@ -411,20 +390,24 @@ def test_group_partitions_orders_mixed_value_types_by_type_name() -> None:
 
 
 @pytest.mark.parametrize(("block", "in_quotes", "quoted", "lone"), [
-    (b"a\r\nb\r\n", False, True, []),  # CRLF
-    (b"a\rb\rc", False, True, [1, 3]),  # CR only
-    (b"a\r\rb", False, True, [1, 2]),  # a CR before a CR
-    (b"a\n\rb\n", False, True, [2]),
-    (b'"a\rb"\rc', False, True, [5]),  # the one in quotes is a value
-    (b'a\rb"\rc"', True, True, [4]),  # the block starts inside quotes
-    (b'"a\rb"', False, False, [2]),  # not quoted (JSON Lines): every one
-    (b"a\r", False, True, []),  # the last byte: its next one is in the next block
-    (b"\r", False, True, []),
-    (b"", False, True, []),
-    (b"abc", False, True, []),
+    (b"a\r\nb\r\n", False, True, -1),  # CRLF
+    (b"a\rb\rc", False, True, 1),  # CR only
+    (b"a\r\rb", False, True, 1),  # a CR before a CR
+    (b"a\n\rb\n", False, True, 2),
+    (b'"a\rb"\rc', False, True, 5),  # the one in quotes is a value
+    (b'a\rb"\rc"', True, True, 4),  # the block starts inside quotes
+    (b'"a\rb"', False, False, -1),  # not judged in JSON Lines (a CR there is a space)
+    (b"a\r", False, True, -1),  # the last byte: its next one is in the next block
+    (b"\r", False, True, -1),
+    (b"", False, True, -1),
+    (b"abc", False, True, -1),
+    (b"\r\n\r", False, True, -1),
+    (b'"\r"\r\n\r\r', False, True, 5),
+    (b"x" * 15 + b"\r\n" + b"x" * 15 + b"\ry", False, True, 32),  # CRLF across a step
 ])
-def test_lone_returns(block: bytes, in_quotes: bool, quoted: bool, lone: list[int]) -> None:
-    assert lone_returns(block, in_quotes, quoted).tolist() == lone
+def test_the_first_lone_carriage_return(block: bytes, in_quotes: bool, quoted: bool,
+                                        lone: int) -> None:
+    assert record_ends(block, in_quotes, quoted)[2] == lone
 
 
 @pytest.mark.parametrize(("data", "offset"), [
@@ -449,49 +432,28 @@ def test_crlf_quoted_and_final_carriage_returns_are_not_refused(data: bytes) -> 
         scan_text_file(io.BytesIO(data), len(data), fmt, None, 1, block_bytes=block_bytes)
 
 
-def crlf_lines_split_at(position: int, lone_at: int | None = None) -> bytes:
-    """CRLF lines past two slices, one of them split between its CR (at POSITION - 1) and
-    its LF; a CR alone at LONE_AT."""
-    data = bytearray(b"x" * (2 * SLICE_BYTES + 100))
-    for end in (10, position, SLICE_BYTES + 50, len(data) - 1):
-        data[end - 1 : end + 1] = b"\r\n"
-    if lone_at is not None:
-        data[lone_at] = ord("\r")
-    return bytes(data)
-
-
-@pytest.mark.parametrize(("block", "lone"), [
-    (crlf_lines_split_at(SLICE_BYTES), 0),  # a CRLF split between two slices
-    (crlf_lines_split_at(SLICE_BYTES, lone_at=SLICE_BYTES - 5), 1),
-    (crlf_lines_split_at(SLICE_BYTES, lone_at=SLICE_BYTES - 1 + SLICE_BYTES), 1),
-    (crlf_lines_split_at(SLICE_BYTES + 3, lone_at=0), 1),
-    (b"\na\r\n", 0),  # a newline first: what is before it is not in the block
-    (b"\na\r", 0),  # (not the block's last byte, as an index of -1 would read)
-    (b"\r\n\r", 0),  # the last byte: its next one is in the next block
-    (b'"\r"\r\n\r\r', 2),  # in quotes or not
-    (b"a\nb\n", 0),
-])
-def test_record_ends_counts_the_carriage_returns_no_newline_follows(block: bytes,
-                                                                     lone: int) -> None:
-    from concurrent.futures import ThreadPoolExecutor
-
-    assert record_ends(block, False, True)[2] == lone
-    with ThreadPoolExecutor(2) as pool:
-        assert record_ends(block, False, True, pool.map)[2] == lone
-    assert record_ends(block, False, False)[2] == 0  # JSON Lines: not counted
-
-
-def first_stray_quote(data: bytes) -> int | None:
+def first_stray_quote(data: bytes, inside: bool = False) -> int:
     """The reference: the first quote that would open a field but does not start one (after
-    the delimiter, a line end, the quote before it, or at the file's start past a BOM)."""
-    inside, start = False, len(BOM) if data.startswith(BOM) else 0
+    the delimiter, a line end, the quote before it, or at the file's start past a BOM);
+    -1: none. INSIDE: DATA starts inside a quoted field."""
+    start = len(BOM) if data.startswith(BOM) else 0
     for position in range(start, len(data)):
         if data[position] != ord('"'):
             continue
         if not inside and position > start and data[position - 1] not in b',\n\r"':
             return position
         inside = not inside
-    return None
+    return -1
+
+
+def first_lone_return(data: bytes, inside: bool = False) -> int:
+    """The reference: the first carriage return with an even number of quotes before it
+    (odd when DATA starts INSIDE a quoted field) followed by a byte other than a newline."""
+    for position in range(len(data) - 1):
+        if data[position] == ord("\r") and data[position + 1] != ord("\n") and (
+                data[:position].count(b'"') % 2 == int(inside)):
+            return position
+    return -1
 
 
 @pytest.mark.parametrize(("data", "offset"), [
@@ -524,7 +486,7 @@ def test_a_quote_inside_a_field_is_refused_whatever_the_block_size(data: bytes,
 ])
 def test_quotes_where_fields_start_are_not_refused(data: bytes) -> None:
     fmt = "jsonl" if data.endswith(b'5" x\n') else "csv"
-    assert fmt == "jsonl" or first_stray_quote(data) is None
+    assert fmt == "jsonl" or first_stray_quote(data) == -1
     whole = scan_text_file(io.BytesIO(data), len(data), fmt, None, 1)
     for block_bytes in range(1, len(data) + 1):
         assert scan_text_file(io.BytesIO(data), len(data), fmt, None, 1,
@@ -532,33 +494,29 @@ def test_quotes_where_fields_start_are_not_refused(data: bytes) -> None:
 
 
 @pytest.mark.parametrize("seed", range(6))
-def test_the_stray_quote_found_is_the_reference_scans_across_slices(seed: int) -> None:
-    """Random text of quotes, commas and newlines over several slices (a quote at the
-    slices' edges among them): the scan stops where a byte-by-byte scan does."""
+def test_the_stray_quote_found_is_the_reference_scans_in_a_long_block(seed: int) -> None:
+    """Random text of quotes, commas and newlines (a quote at one of the scan's 16-byte
+    steps among them): the scan stops where a byte-by-byte scan does."""
     rng = np.random.default_rng(seed)
     alphabet = np.frombuffer(b'",\nab', dtype=np.uint8)
-    data = bytearray(rng.choice(alphabet, 2 * SLICE_BYTES + 5, p=[
+    data = bytearray(rng.choice(alphabet, 200_005, p=[
         0.0004 * seed, 0.1, 0.02, 0.4, 0.4798 - 0.0004 * seed + 0.0002]).tobytes())
-    data[SLICE_BYTES] = ord('"')
-    data[SLICE_BYTES - 1] = ord("a") if seed % 2 else ord(",")
-    expected = first_stray_quote(bytes(data))
+    data[4096] = ord('"')
+    data[4095] = ord("a") if seed % 2 else ord(",")
     _, _, _, stray = record_ends(bytes(data), False, True, field_start=0)
-    assert stray == (-1 if expected is None else expected)
+    assert stray == first_stray_quote(bytes(data))
 
 
-@pytest.mark.parametrize(("before", "stray"), [(b"a", True), (b",", False), (b"\n", False)])
-def test_a_quote_that_starts_a_slice_is_judged_by_the_byte_before_it(before: bytes,
+@pytest.mark.parametrize(("before", "stray"), [(b"a", True), (b",", False), (b"\n", False),
+                                               (b'"', False)])
+def test_a_quote_that_starts_a_block_is_judged_by_the_byte_before_it(before: bytes,
                                                                       stray: bool) -> None:
-    """The slices are scanned apart: the byte before a slice's first quote is in the one
-    before, and the offset found is the block's, not the slice's."""
-    data = bytearray(b"a" * (2 * SLICE_BYTES))
-    data[SLICE_BYTES - 1:SLICE_BYTES + 3] = before + b'"x"'
-    data[-1] = ord("\n")
-    _, _, _, found = record_ends(bytes(data), False, True)
-    assert found == (SLICE_BYTES if stray else -1)
-    data[SLICE_BYTES + 5] = ord('"')  # opens inside the field: out of place, whatever before
-    _, _, _, found = record_ends(bytes(data), False, True)
-    assert found == (SLICE_BYTES if stray else SLICE_BYTES + 5)
+    """The byte before a block's first quote is the last block's (the scan is told it)."""
+    data = b'"x",' + b"a" * 40 + b"\n"
+    _, _, _, found = record_ends(data, False, True, byte_before=before[0])
+    assert found == (0 if stray else -1)
+    _, _, _, found = record_ends(data, False, True, byte_before=-1)  # the file's start
+    assert found == -1
 
 
 @pytest.mark.parametrize("data", [

@@ -7,29 +7,26 @@ only while every quote that opens starts a field (after the delimiter, a line en
 quote before it: two in a row inside a quoted field are one quote). A quote inside an
 unquoted field (`5" disk`) is text to pyarrow but would flip the count: the scan finds the
 first such quote, and the planner refuses the file there rather than cut it where pyarrow
-does not. JSON Lines
-records end at every newline (JSON strings cannot hold a raw newline). Blank lines are
-valid cut points but not records (pyarrow skips them).
+does not. JSON Lines records end at every newline (JSON strings cannot hold a raw newline).
+Blank lines are valid cut points but not records (pyarrow skips them).
+
+The one pass over every byte is compiled (record_scan.c): in numpy it took five passes and
+more CPU time than the workers' reading of the same file.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-QUOTE = ord('"')
-NEWLINE = ord("\n")
+from prs_runner.planning import record_scan
+
 CARRIAGE_RETURN = ord("\r")
-SLICE_BYTES = 256 << 10  # fits the CPU cache: numpy's passes over it stay cheap
-TASK_BYTES = 2 << 20  # one thread's share of a block
 Ints = npt.NDArray[np.int64]
-Flags = npt.NDArray[np.uint8]
-NO_STRAY = (-1, -1)
-BLOCK_EDGE = np.frombuffer(b",", dtype=np.uint8)  # before a block: the scan has that byte
 
 
 @dataclass(frozen=True)
@@ -50,148 +47,19 @@ class RowGroupRun:
     bytes: int
 
 
-@dataclass(frozen=True)
-class SlicePositions:
-    """Newlines and quotes of one slice of a block, whatever the quoting state it starts in
-    (so slices can be scanned in parallel, and only the cheap selection is sequential)."""
-
-    newlines: Ints  # offsets within the block
-    odd_before: Flags | None  # per newline, 1 where the slice holds an odd number of quote
-    # characters before it; None: the slice was not scanned for quotes (its block has none)
-    odd: bool = False  # the slice holds an odd number of quote characters
-    returns: int = 0  # carriage returns in the slice less its newlines that follow one
-    # the number of its first quote out of place (-1: none), should the slice start
-    # outside a quoted field, and inside one
-    stray: tuple[int, int] = NO_STRAY
-    span: tuple[int, int] = (0, 0)  # the slice's start and stop in the block
-
-
-def slice_positions(data: npt.NDArray[np.uint8], start: int, stop: int, quoted: bool,
-                    returns: bool, field_start: int = -1) -> SlicePositions:
-    """RETURNS: count the carriage returns too (a block that holds one). FIELD_START: the
-    offset where the file's first field starts, when in this block (0, or 3 past a BOM)."""
-    part = data[start:stop]
-    found = np.flatnonzero(part == NEWLINE)
-    newlines = found.astype(np.int64, copy=False)  # pragma: no mutate: int64 already, no copy
-    lone = 0
-    if returns:
-        # A newline at the block's start follows the previous block's last byte.
-        before = newlines[int(start == 0 and len(newlines) > 0 and newlines[0] == 0):] + (
-            start - 1)
-        lone = int(np.count_nonzero(part == CARRIAGE_RETURN)
-                   - np.count_nonzero(data[before] == CARRIAGE_RETURN))
-    if not quoted:
-        return SlicePositions(newlines + start, None, False, lone)
-    # The parity of the quotes between one newline and the next, in one pass and without
-    # listing the quotes (a CSV of quoted text holds several per record); a newline is no
-    # quote, so a segment that starts at one counts the quotes after it.
-    is_quote = part == QUOTE
-    segments = np.bitwise_xor.reduceat(is_quote.view(np.uint8),
-                                       np.concatenate((newlines[:0], [0], newlines)))
-    odd = np.bitwise_xor.accumulate(segments)
-    stray = stray_quotes(data, start, is_quote, field_start)
-    return SlicePositions(newlines + start, odd[:-1], bool(odd[-1]), lone, stray, (start, stop))
-
-
-def stray_quotes(data: npt.NDArray[np.uint8], start: int, is_quote: npt.NDArray[np.bool_],
-                 field_start: int) -> tuple[int, int]:
-    """Which quote of the slice of the block DATA from START (IS_QUOTE marks them) is the
-    first out of place (its number in the slice, from 0; -1: none), should the slice start
-    outside a quoted field, and should it start inside one. Quotes open and close in turn;
-    one that opens must follow a field's edge (the delimiter, a line end, or the quote
-    before it), or start the file's first field (at FIELD_START). One that closes may be
-    followed by anything: pyarrow reads on to the field's end, and a quote there opens
-    nothing, so it is found out of place. A quote that starts the block is left to the
-    scan, which has the byte before it."""
-    # the byte before each byte of the slice (compress takes as many as IS_QUOTE marks)
-    end = start - 1 + len(is_quote)  # pragma: no mutate: longer would do
-    previous = data[start - 1:end] if start else np.concatenate(
-        (BLOCK_EDGE, data[:end]))  # pragma: no mutate: longer would do
-    before = np.compress(is_quote, previous)
-    edge_before = (before == ord(",")) | (before == NEWLINE) | (before == QUOTE) | (
-        before == CARRIAGE_RETURN)
-    at = field_start - start  # pragma: no mutate: FIELD_START is 3 in the first slice only
-    if 0 < at < len(is_quote) and is_quote[at]:  # pragma: no mutate: AT is 3 (past a BOM)
-        edge_before[0] = True  # the file's first quote: the BOM is all before it
-    return first_wrong(edge_before, 0), first_wrong(edge_before, 1)
-
-
-def first_wrong(edge_before: npt.NDArray[np.bool_], first_opening: int) -> int:
-    """The number of the first quote that opens (every other one from the
-    FIRST_OPENING-th) without an edge before it; -1: none does."""
-    opening = edge_before[first_opening::2]
-    if opening.all():
-        return -1  # pragma: no mutate: any number below 0 says none
-    return first_opening + 2 * int(np.argmin(opening))
-
-
-def quote_offset(data: npt.NDArray[np.uint8], piece: SlicePositions, number: int) -> int:
-    """The block offset of quote NUMBER (from 0) of PIECE."""
-    start, stop = piece.span
-    return int(np.flatnonzero(data[start:stop] == QUOTE)[number]) + start
-
-
-def task_positions(data: npt.NDArray[np.uint8], start: int, quoted: bool,
-                   returns: bool, field_start: int = -1) -> list[SlicePositions]:
-    """One task: cache-sized slices, numpy all the way (it releases the GIL)."""
-    stop = min(start + TASK_BYTES, len(data))
-    return [slice_positions(data, s, min(s + SLICE_BYTES, stop), quoted, returns, field_start)
-            for s in range(start, stop, SLICE_BYTES)]
-
-
-def select_ends(pieces: Iterable[SlicePositions],
-                in_quotes: bool) -> tuple[Ints, bool, tuple[SlicePositions, int] | None]:
-    """The newlines outside quotes, given the quoting state at the first slice's start; and
-    the first quote out of place (its slice, and its number there; None: none), past which
-    the ends do not hold."""
-    ends: list[Ints] = []
-    stray = None
-    for piece in pieces:
-        if piece.odd_before is None:
-            ends.append(piece.newlines[:0] if in_quotes else piece.newlines + 1)
-            continue
-        ends.append(piece.newlines[piece.odd_before == int(in_quotes)] + 1)
-        number = piece.stray[int(in_quotes)]
-        if stray is None and number >= 0:
-            stray = (piece, number)
-        in_quotes = in_quotes != piece.odd
-    return (np.concatenate(ends) if ends else np.empty(0, dtype=np.int64)), in_quotes, stray
-
-
-def record_ends(
-    block: bytes, in_quotes: bool, quoted: bool, map_tasks: Callable[..., Iterable[Any]] = map,
-    field_start: int = -1,
-) -> tuple[Ints, bool, int, int]:
-    """Offsets (within `block`) just past each newline that ends a record, whether the
-    block ends inside a quoted field, how many of its carriage returns (CSV only) no
-    newline follows, in quotes or not (lone_returns says where), its last byte left out,
-    and the offset of its first quote out of place (-1: none; see stray_quotes, which
-    FIELD_START is for). `in_quotes`: the block starts inside one. Counting stays in C
-    (numpy); `map_tasks` may run the slices' scans on threads."""
-    data = np.frombuffer(block, dtype=np.uint8)
-    returns = quoted and b"\r" in block  # memchr: most blocks skip the count
-    quoted = quoted and b'"' in block  # and the quote pass
-    tasks = map_tasks(lambda start: task_positions(data, start, quoted, returns, field_start),
-                      range(0, len(data), TASK_BYTES))
-    pieces = [piece for task in tasks for piece in task]
-    ends, in_quotes, stray = select_ends(pieces, in_quotes)
-    lone = sum(piece.returns for piece in pieces) - int(returns and block.endswith(b"\r"))
-    return ends, in_quotes, lone, -1 if stray is None else quote_offset(data, *stray)
-
-
-def lone_returns(block: bytes, in_quotes: bool, quoted: bool) -> Ints:
-    """Offsets (within BLOCK) of the carriage returns outside quotes that no line feed
-    follows: pyarrow ends a record at one (old Mac files end every line so), the cuts do
-    not. IN_QUOTES: the block starts inside a quoted field. A CR that is the block's last
-    byte is left out: what follows it is in the next block."""
-    data = np.frombuffer(block, dtype=np.uint8)
-    returns = np.flatnonzero(data[:-1] == CARRIAGE_RETURN)
-    lone: Ints = returns[data[returns + 1] != NEWLINE]
-    if not quoted or not len(lone):
-        return lone
-    quotes_before = np.searchsorted(np.flatnonzero(data == QUOTE), lone)
-    outside: Ints = lone[(quotes_before & 1) == int(in_quotes)]
-    return outside
+def record_ends(block: bytes, in_quotes: bool, quoted: bool, byte_before: int = -1,
+                field_start: int = -1) -> tuple[Ints, bool, int, int]:
+    """Offsets (within BLOCK) just past each newline that ends a record; whether the block
+    ends inside a quoted field; and, CSV only (QUOTED), the offsets of its first carriage
+    return outside quotes that no newline follows (its last byte is not judged: what follows
+    it is in the next block) and of its first quote out of place (see the module's
+    docstring), -1 for none. IN_QUOTES: the block starts inside a quoted field; BYTE_BEFORE:
+    the previous block's last byte (-1: the file starts here); FIELD_START: where the file's
+    first field starts when in this block (0, or 3 past a byte order mark; else -1), which a
+    quote may start whatever is before it. One pass in C (record_scan)."""
+    ends, still_inside, lone, stray = record_scan.scan(block, quoted, in_quotes, byte_before,
+                                                        field_start)
+    return np.frombuffer(ends, dtype=np.int64), still_inside, lone, stray
 
 
 def count_records(block: bytes, ends: Ints, previous_end: int, offset: int,

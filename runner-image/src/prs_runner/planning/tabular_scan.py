@@ -4,11 +4,9 @@ partition key columns) and turns it into mini-batches. The cutting itself is pur
 
 from __future__ import annotations
 
-import contextlib
 import itertools
-import os
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import IO, Any
@@ -34,7 +32,6 @@ from prs_runner.planning.tabular_cuts import (
     count_records,
     group_partitions,
     group_row_groups,
-    lone_returns,
     record_ends,
 )
 from prs_runner.step.spec import MiniBatchSize, SpecError
@@ -42,7 +39,6 @@ from prs_runner.storage.filesystem import FileEntry, Storage
 from prs_runner.storage.object_reads import object_reads
 
 BOM = b"\xef\xbb\xbf"
-EDGE_BYTES = (b",", b"\n", b"\r", b'"')  # a quote's neighbours at a field's edge
 BLOCK_BYTES = 16 << 20  # large reads: the scan runs at disk speed, counting in C
 FETCHERS = 4  # blocks of an object read at once (64 MB in memory)
 
@@ -75,17 +71,6 @@ def read_one_ahead(stream: IO[bytes], block_bytes: int) -> Iterator[bytes]:
         while block := pending.result():
             pending = reader.submit(stream.read, block_bytes)
             yield block
-
-
-@contextlib.contextmanager
-def scan_threads() -> Iterator[Callable[..., Iterable[Any]]]:
-    """A map over threads, one per usable CPU (numpy releases the GIL), or the plain map."""
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    if (cpus or 1) < 2:
-        yield map
-        return
-    with ThreadPoolExecutor(cpus) as pool:
-        yield pool.map
 
 
 class RecordEndError(ValueError):
@@ -148,7 +133,7 @@ def line_of(stream: IO[bytes], offset: int) -> int:
 
 def scan_text_file(
     stream: IO[bytes], size: int, fmt: str, target_bytes: int | None, target_rows: int | None,
-    block_bytes: int = BLOCK_BYTES, map_tasks: Callable[..., Iterable[Any]] = map,
+    block_bytes: int = BLOCK_BYTES,
     on_cut: Callable[[int, Sequence[ByteRange]], None] | None = None,
 ) -> tuple[int, list[ByteRange]]:
     """(end of the CSV header, record ranges) of a CSV or JSON Lines file, read once in
@@ -165,9 +150,11 @@ def scan_text_file(
             head = (head + block[:len(BOM)])[:len(BOM)]
         fields_from = len(BOM) if head == BOM else 0  # pyarrow skips a byte order mark
         relative, in_quotes, lone, stray = record_ends(
-            block, in_quotes, quoted, map_tasks, fields_from - offset)
+            block, in_quotes, quoted, last_block[-1] if last_block else -1,
+            fields_from - offset)
+        if stray >= 0:
+            raise StrayQuote(offset + stray)
         if quoted:
-            check_quotes(block, offset, starts_in_quotes, stray, last_block, fields_from)
             check_returns(block, offset, starts_in_quotes, lone, last_block)
         ends = relative + offset
         # A line of only the byte order mark is blank: the header is the record after it.
@@ -205,30 +192,15 @@ def scan_text_file(
     return header_end or 0, cutter.finish(size, int(tail not in (b"", b"\r")))
 
 
-def check_quotes(block: bytes, offset: int, in_quotes: bool, stray: int,
-                 last_block: bytes, fields_from: int) -> None:
-    """StrayQuote at the first quote out of place: STRAY (block offset, -1: none), found by
-    record_ends within BLOCK, or its first byte, a quote that opens a field only if the
-    last block's last byte is a field's edge (or the file's fields start there, at
-    FIELDS_FROM). IN_QUOTES: the block starts inside a quoted field."""
-    if block.startswith(b'"') and not in_quotes and offset > fields_from and (
-            last_block[-1:] not in EDGE_BYTES):
-        stray = 0
-    if stray >= 0:
-        raise StrayQuote(offset + stray)
-
-
 def check_returns(block: bytes, offset: int, in_quotes: bool, lone: int,
                   last_block: bytes) -> None:
-    """LoneReturn at the first carriage return outside quotes that no newline follows
-    (CSV: record_ends counted LONE of them in BLOCK, in quotes or not), the last block's
-    final byte included. IN_QUOTES: the block starts inside a quoted field."""
+    """LoneReturn at the first carriage return outside quotes that no newline follows: LONE
+    (an offset in BLOCK, -1: none), found by record_ends, or the last block's final byte.
+    IN_QUOTES: the block starts inside a quoted field."""
     if last_block.endswith(b"\r") and not block.startswith(b"\n") and not in_quotes:
         raise LoneReturn(offset - 1)
-    if lone:
-        found = lone_returns(block, in_quotes, True)
-        if len(found):
-            raise LoneReturn(offset + int(found[0]))
+    if lone >= 0:
+        raise LoneReturn(offset + lone)
 
 
 def named_errors(entry: FileEntry, stream: IO[bytes], read: Callable[[], Any]) -> Any:
@@ -275,10 +247,9 @@ def file_parts(storage: Storage, entry: FileEntry, fmt: str, size: MiniBatchSize
             slices = named_errors(entry, stream, partial(list, parquet_slices(entry, stream, size)))
             return [((e.path,), b, part) for e, b, part in slices]
         cut = None if on_cut is None else partial(extend_cut, entry, [], on_cut)
-        with scan_threads() as map_tasks:
-            header_end, ranges = named_errors(entry, stream, partial(
-                scan_text_file, stream, entry.size, fmt, size.bytes, size.rows,
-                block_bytes=BLOCK_BYTES, map_tasks=map_tasks, on_cut=cut))
+        header_end, ranges = named_errors(entry, stream, partial(
+            scan_text_file, stream, entry.size, fmt, size.bytes, size.rows,
+            block_bytes=BLOCK_BYTES, on_cut=cut))
     return [byte_range_part(entry, header_end, r) for r in ranges]
 
 
