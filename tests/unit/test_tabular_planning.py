@@ -519,7 +519,49 @@ def test_a_quote_that_starts_a_block_is_judged_by_the_byte_before_it(before: byt
     assert found == -1
 
 
+@pytest.mark.parametrize(("data", "problem"), [
+    (b'a\rb"', LoneReturn(1)),
+    (b'id\n1\r2,x"y\n', LoneReturn(4)),
+    (b'id\n1,x"y\r2\n', StrayQuote(6)),
+    (b'id\n"a\rb"\r1,x"\n', LoneReturn(8)),
+])
+def test_the_first_problem_in_the_file_is_the_one_refused_whatever_the_block_size(
+        data: bytes, problem: LoneReturn | StrayQuote) -> None:
+    """A carriage return at a block's end is judged with the next block: a stray quote of
+    that block was refused first, though later in the file."""
+    for block_bytes in range(1, len(data) + 1):
+        for scan_bytes in range(1, block_bytes + 1):
+            with pytest.raises((LoneReturn, StrayQuote)) as raised:
+                scan_text_file(io.BytesIO(data), len(data), "csv", None, 1,
+                               block_bytes=block_bytes, scan_bytes=scan_bytes)
+            found = (type(raised.value), raised.value.offset)
+            assert found == (type(problem), problem.offset), (block_bytes, scan_bytes)
+
+
+@pytest.mark.parametrize("fmt", ["csv", "jsonl"])
+def test_pieces_of_a_block_are_scanned_as_blocks_are(fmt: str) -> None:
+    """The scan takes each block read in pieces (views of it): the ranges are the same."""
+    if fmt == "csv":
+        data = BOM + csv_with_quoted_newlines(60, seed=2).replace(b"\n", b"\r\n")
+    else:
+        data = BOM + b'  \n{"a": 1}\n\t\n \r\n{"a": "x y"}\n  {"a": 3}\n' * 20
+    whole = scan_text_file(io.BytesIO(data), len(data), fmt, 300, None)
+    for scan_bytes in range(1, 40):
+        assert scan_text_file(io.BytesIO(data), len(data), fmt, 300, None,
+                              block_bytes=7 * scan_bytes + 3, scan_bytes=scan_bytes) == whole
+
+
+def test_the_byte_before_a_block_is_a_byte_or_none() -> None:
+    from prs_runner.planning import record_scan
+
+    for byte_before in (-2, 256, 300):
+        with pytest.raises(ValueError, match="byte_before"):
+            record_scan.scan(b'"x', True, False, byte_before, -1)
+
+
 @pytest.mark.parametrize("data", [
+    BOM + b'\t\n{"a":1}\n',
+    BOM + b' \n \r\n{"a":1}\n  \n',
     b'{"a":1}\n \n{"a":2}\n',
     b'{"a":1}\n\t \t\n\r\n \r\n{"a":2}\n',
     b'  {"a":1}\n{"a":2}\n   \n',

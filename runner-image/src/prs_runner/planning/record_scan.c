@@ -139,6 +139,11 @@ static PyObject *scan(PyObject *module, PyObject *args) {
                           &field_start)) {
         return NULL;
     }
+    if (byte_before < -1 || byte_before > 255) {
+        PyBuffer_Release(&block);
+        PyErr_SetString(PyExc_ValueError, "scan: byte_before is a byte (0-255) or -1");
+        return NULL;
+    }
     Found found = {NULL, 0, 0, csv && in_quotes, -1, -1};
     int failed;
     Py_BEGIN_ALLOW_THREADS

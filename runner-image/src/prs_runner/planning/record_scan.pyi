@@ -1,3 +1,3 @@
 # The compiled record scan (record_scan.c); tabular_cuts.record_ends wraps it.
-def scan(block: bytes, csv: bool, in_quotes: bool, byte_before: int,
+def scan(block: bytes | memoryview, csv: bool, in_quotes: bool, byte_before: int,
          field_start: int) -> tuple[bytes, bool, int, int]: ...

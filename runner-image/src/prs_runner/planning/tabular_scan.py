@@ -26,6 +26,7 @@ from prs_runner.planning.plan import (
     opening_limit,
 )
 from prs_runner.planning.tabular_cuts import (
+    SPACES,
     ByteRange,
     PartitionGroup,
     RangeCutter,
@@ -40,7 +41,9 @@ from prs_runner.storage.object_reads import object_reads
 
 BOM = b"\xef\xbb\xbf"
 BLOCK_BYTES = 16 << 20  # large reads: the scan runs at disk speed, counting in C
+SCAN_BYTES = 1 << 20  # one pass of the scan: its arrays hold up to 40 bytes per byte of it
 FETCHERS = 4  # blocks of an object read at once (64 MB in memory)
+Block = bytes | memoryview
 
 
 def read_ahead(stream: IO[bytes], block_bytes: int) -> Iterator[bytes]:
@@ -119,6 +122,11 @@ class StrayQuote(RecordEndError):
                 "remove the quote")
 
 
+def only_spaces(text: Block) -> bool:
+    """Whether TEXT holds nothing but SPACES (a blank JSON line so far)."""
+    return not bytes(text).translate(None, SPACES)
+
+
 def line_of(stream: IO[bytes], offset: int) -> int:
     """The 1-based line number of byte OFFSET (one more pass, only to word an error)."""
     stream.seek(0)
@@ -131,40 +139,53 @@ def line_of(stream: IO[bytes], offset: int) -> int:
     return newlines + 1
 
 
+def scan_pieces(stream: IO[bytes], block_bytes: int, scan_bytes: int) -> Iterator[memoryview]:
+    """The stream's bytes in order, in views of at most SCAN_BYTES of the blocks read (no
+    copy): the scan's arrays hold an offset per line of what it is given, so a file of
+    short lines would hold hundreds of MB per block."""
+    for block in read_ahead(stream, block_bytes):
+        view = memoryview(block)
+        for start in range(0, len(view), scan_bytes):
+            yield view[start:start + scan_bytes]
+
+
 def scan_text_file(
     stream: IO[bytes], size: int, fmt: str, target_bytes: int | None, target_rows: int | None,
     block_bytes: int = BLOCK_BYTES,
     on_cut: Callable[[int, Sequence[ByteRange]], None] | None = None,
+    scan_bytes: int = SCAN_BYTES,
 ) -> tuple[int, list[ByteRange]]:
     """(end of the CSV header, record ranges) of a CSV or JSON Lines file, read once in
-    large blocks. The header is the first record (none for JSON Lines). ON_CUT, after each
-    block: the header's end and the ranges cut so far (they do not change)."""
+    large blocks and scanned in pieces of them. The header is the first record (none for
+    JSON Lines). ON_CUT, after each piece: the header's end and the ranges cut so far (they
+    do not change)."""
     quoted = fmt == "csv"
     header_end: int | None = None if quoted else 0
     cutter: RangeCutter | None = None
     in_quotes, offset, previous_end = False, 0, 0
-    last_block, last_offset, head, spaces_before = b"", 0, b"", True
-    for block in read_ahead(stream, block_bytes):
+    last: Block = b""
+    last_offset, head, spaces_before = 0, b"", True
+    for block in scan_pieces(stream, block_bytes, scan_bytes):
         starts_in_quotes = in_quotes
-        if len(head) < len(BOM):  # the file's first bytes, without copying every block
+        if len(head) < len(BOM):  # the file's first bytes
             head = (head + block[:len(BOM)])[:len(BOM)]
         fields_from = len(BOM) if head == BOM else 0  # pyarrow skips a byte order mark
+        byte_before = last[-1] if len(last) else -1
         relative, in_quotes, lone, stray = record_ends(
-            block, in_quotes, quoted, last_block[-1] if last_block else -1,
-            fields_from - offset)
-        if stray >= 0:
-            raise StrayQuote(offset + stray)
+            block, in_quotes, quoted, byte_before, fields_from - offset)
         if quoted:
-            check_returns(block, offset, starts_in_quotes, lone, last_block)
+            check_record_ends(block, offset, starts_in_quotes, lone, stray, last)
         ends = relative + offset
         # A line of only the byte order mark is blank: the header is the record after it.
         previous_end = max(previous_end, fields_from)
-        cumulative = count_records(block, ends, previous_end, offset,
-                                   last_block[-1] if last_block else -1,
+        cumulative = count_records(block, ends, previous_end, offset, byte_before,
                                    None if quoted else spaces_before)
         if not quoted:  # JSON Lines: whether the line still open is only spaces so far
-            open_line = block[int(ends[-1]) - offset:] if len(ends) else block
-            spaces_before = (spaces_before or bool(len(ends))) and not open_line.strip()
+            # (past what is, or may yet be, a byte order mark)
+            line_start = max(int(ends[-1]) if len(ends) else offset,
+                             len(head) if BOM.startswith(head) else 0)
+            spaces_before = (spaces_before or bool(len(ends))) and only_spaces(
+                block[max(line_start - offset, 0):])
         if len(ends):
             previous_end = int(ends[-1])
         if header_end is None and len(ends):
@@ -179,7 +200,7 @@ def scan_text_file(
             cutter.feed(ends, cumulative)
             if on_cut is not None:
                 on_cut(header_end, cutter.ranges)
-        last_block, last_offset = block, offset
+        last, last_offset = block, offset
         offset += len(block)
     if in_quotes:
         raise UnclosedQuote(previous_end)
@@ -187,20 +208,23 @@ def scan_text_file(
         return header_end or 0, []
     if not quoted:  # JSON Lines: a last line without its newline, unless only spaces
         return 0, cutter.finish(size, int(not spaces_before))
-    tail = last_block[previous_end - last_offset:] if previous_end >= last_offset else b"x"
+    tail = bytes(last[previous_end - last_offset:]) if previous_end >= last_offset else b"x"
     # a last line of spaces is a record to pyarrow (a value), a carriage return alone is not
     return header_end or 0, cutter.finish(size, int(tail not in (b"", b"\r")))
 
 
-def check_returns(block: bytes, offset: int, in_quotes: bool, lone: int,
-                  last_block: bytes) -> None:
-    """LoneReturn at the first carriage return outside quotes that no newline follows: LONE
-    (an offset in BLOCK, -1: none), found by record_ends, or the last block's final byte.
-    IN_QUOTES: the block starts inside a quoted field."""
-    if last_block.endswith(b"\r") and not block.startswith(b"\n") and not in_quotes:
+def check_record_ends(block: Block, offset: int, in_quotes: bool, lone: int, stray: int,
+                      last: Block) -> None:
+    """The first problem of BLOCK in the file's order, if any: the last piece's final byte,
+    a carriage return that no newline follows (LoneReturn), or what record_ends found in
+    BLOCK (LONE, STRAY: offsets in it, -1 for none). IN_QUOTES: the block starts inside a
+    quoted field."""
+    if last[-1:] == b"\r" and block[:1] != b"\n" and not in_quotes:
         raise LoneReturn(offset - 1)
-    if lone >= 0:
-        raise LoneReturn(offset + lone)
+    found = [(at, kind) for at, kind in ((stray, StrayQuote), (lone, LoneReturn)) if at >= 0]
+    if found:
+        at, kind = min(found, key=lambda problem: problem[0])
+        raise kind(offset + at)
 
 
 def named_errors(entry: FileEntry, stream: IO[bytes], read: Callable[[], Any]) -> Any:
