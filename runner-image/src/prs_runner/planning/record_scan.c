@@ -47,6 +47,15 @@ static int field_edge(int byte) {
     return byte == ',' || byte == '\n' || byte == '\r' || byte == '"';
 }
 
+/* The index of the lowest set bit of MASK (not 0), in plain C for any compiler: the bit
+ * alone, times a de Bruijn sequence, leaves a distinct number in the top five bits. */
+static int lowest_bit(uint32_t mask) {
+    static const int index[32] = {0,  1,  28, 2,  29, 14, 24, 3,  30, 22, 20,
+                                  15, 25, 17, 4,  8,  31, 27, 13, 23, 21, 19,
+                                  16, 7,  26, 12, 18, 6,  11, 5,  10, 9};
+    return index[(uint32_t)((mask & (0u - mask)) * 0x077CB531u) >> 27];
+}
+
 /* Which of the 16 bytes from AT (fewer at the block's end) are a newline, a carriage
  * return or a quote: bit i for byte AT + i. With SSE2 (every x86-64) in a few instructions;
  * the bytes between them are most of a CSV's. */
@@ -94,7 +103,7 @@ static int scan_csv(const unsigned char *data, Py_ssize_t size, int byte_before,
                     Py_ssize_t field_start, Found *found) {
     for (Py_ssize_t base = 0; base < size; base += 16) {
         for (unsigned mask = special_bytes(data, base, size); mask; mask &= mask - 1) {
-            Py_ssize_t at = base + __builtin_ctz(mask);
+            Py_ssize_t at = base + lowest_bit(mask);
             unsigned char byte = data[at];
             if (found->in_quotes) {
                 found->in_quotes = byte != '"';
