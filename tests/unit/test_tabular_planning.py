@@ -551,6 +551,20 @@ def test_pieces_of_a_block_are_scanned_as_blocks_are(fmt: str) -> None:
                               block_bytes=7 * scan_bytes + 3, scan_bytes=scan_bytes) == whole
 
 
+@pytest.mark.parametrize("data", [b"\xef\n", b"\xef\xbb\n", b"\xef \n", b"\xef\xbb \t\n{}\n",
+                                  BOM + b"\t\n{}\n", BOM, b"", b"a", b"\n"])
+@pytest.mark.parametrize("fmt", ["csv", "jsonl"])
+def test_a_file_that_starts_like_a_byte_order_mark_is_cut_alike_whatever_the_sizes(
+        data: bytes, fmt: str) -> None:
+    """Pieces shorter than a byte order mark at the file's start: \xef then a newline was a
+    blank line to one size (judged as if a mark would follow) and a record to another."""
+    whole = scan_text_file(io.BytesIO(data), len(data), fmt, None, 1)
+    for block_bytes in range(1, len(data) + 2):
+        for scan_bytes in range(1, len(data) + 2):
+            assert scan_text_file(io.BytesIO(data), len(data), fmt, None, 1,
+                                  block_bytes=block_bytes, scan_bytes=scan_bytes) == whole
+
+
 def test_the_byte_before_a_block_is_a_byte_or_none() -> None:
     from prs_runner.planning import record_scan
 
@@ -615,3 +629,21 @@ def test_a_json_line_that_starts_with_spaces_before_a_block_is_judged_whole() ->
         _, ranges = scan_text_file(io.BytesIO(data), len(data), "jsonl", None, 1,
                                    block_bytes=block_bytes)
         assert [r.records for r in ranges] == [1], block_bytes
+
+
+@pytest.mark.parametrize(("fmt", "listed"), [("csv", 4), ("csv", 9), ("jsonl", 2)])
+def test_a_file_whose_size_changed_since_the_listing_is_refused(fmt: str, listed: int) -> None:
+    """The last range ends at the listed size: rows written past it after the listing were
+    left out in silence, and a short read (an object's range cut short) ended the scan."""
+    from functools import partial
+
+    from prs_runner.planning.tabular_scan import named_errors
+    from prs_runner.step.spec import SpecError
+    from prs_runner.storage.filesystem import FileEntry
+
+    data = b"a\n1\n2\n" if fmt == "csv" else b'{}\n{}\n'
+    stream = io.BytesIO(data)
+    read = partial(scan_text_file, stream, listed, fmt, None, 1)
+    with pytest.raises(SpecError, match=f"t.{fmt}: read {len(data)} bytes where the listing "
+                                        f"found {listed}: the file changed"):
+        named_errors(FileEntry(f"t.{fmt}", listed, 0), stream, read)

@@ -109,7 +109,7 @@ def space_lines(block: Buffer, ends: Ints, previous_end: int, offset: int,
     lines = np.flatnonzero(maybe)
     if not len(lines):
         return spaces
-    before = np.zeros(len(data) + 1, dtype=np.int32)  # pragma: no mutate: float counts alike
+    before = np.zeros(len(data) + 1, dtype=np.int64)  # pragma: no mutate: float counts alike
     np.cumsum(~np.isin(data, SPACE_CODES), out=before[1:])
     # a line's bytes in BLOCK, its newline left out
     low, high = np.maximum(starts[lines], 0), ends[lines] - offset - 1

@@ -41,7 +41,7 @@ from prs_runner.storage.object_reads import object_reads
 
 BOM = b"\xef\xbb\xbf"
 BLOCK_BYTES = 16 << 20  # large reads: the scan runs at disk speed, counting in C
-SCAN_BYTES = 1 << 20  # one pass of the scan: its arrays hold up to 40 bytes per byte of it
+SCAN_BYTES = 1 << 20  # one pass of the scan: its arrays hold up to 48 bytes per byte of it
 FETCHERS = 4  # blocks of an object read at once (64 MB in memory)
 Block = bytes | memoryview
 
@@ -74,6 +74,10 @@ def read_one_ahead(stream: IO[bytes], block_bytes: int) -> Iterator[bytes]:
         while block := pending.result():
             pending = reader.submit(stream.read, block_bytes)
             yield block
+
+
+class SizeChanged(ValueError):
+    """A file scanned to a size other than the listing's: its ranges would not cover it."""
 
 
 class RecordEndError(ValueError):
@@ -142,11 +146,22 @@ def line_of(stream: IO[bytes], offset: int) -> int:
 def scan_pieces(stream: IO[bytes], block_bytes: int, scan_bytes: int) -> Iterator[memoryview]:
     """The stream's bytes in order, in views of at most SCAN_BYTES of the blocks read (no
     copy): the scan's arrays hold an offset per line of what it is given, so a file of
-    short lines would hold hundreds of MB per block."""
+    short lines would hold hundreds of MB per block. The first piece holds at least the
+    file's first three bytes, so whether it opens with a byte order mark is known from it."""
+    first = b""  # the file's first bytes, until there are three
     for block in read_ahead(stream, block_bytes):
+        start = 0
+        if len(first) < len(BOM):
+            first += block
+            if len(first) < len(BOM):
+                continue
+            block, start = first, max(scan_bytes, len(BOM))
+            yield memoryview(block)[:start]
         view = memoryview(block)
-        for start in range(0, len(view), scan_bytes):
-            yield view[start:start + scan_bytes]
+        for at in range(start, len(view), scan_bytes):
+            yield view[at:at + scan_bytes]
+    if 0 < len(first) < len(BOM):  # the whole file is shorter
+        yield memoryview(first)
 
 
 def scan_text_file(
@@ -164,12 +179,11 @@ def scan_text_file(
     cutter: RangeCutter | None = None
     in_quotes, offset, previous_end = False, 0, 0
     last: Block = b""
-    last_offset, head, spaces_before = 0, b"", True
+    last_offset, fields_from, spaces_before = 0, 0, True
     for block in scan_pieces(stream, block_bytes, scan_bytes):
         starts_in_quotes = in_quotes
-        if len(head) < len(BOM):  # the file's first bytes
-            head = (head + block[:len(BOM)])[:len(BOM)]
-        fields_from = len(BOM) if head == BOM else 0  # pyarrow skips a byte order mark
+        if offset == 0:  # the first piece holds the file's first three bytes
+            fields_from = len(BOM) if block[:len(BOM)] == BOM else 0  # pyarrow skips it
         byte_before = last[-1] if len(last) else -1
         relative, in_quotes, lone, stray = record_ends(
             block, in_quotes, quoted, byte_before, fields_from - offset)
@@ -181,9 +195,8 @@ def scan_text_file(
         cumulative = count_records(block, ends, previous_end, offset, byte_before,
                                    None if quoted else spaces_before)
         if not quoted:  # JSON Lines: whether the line still open is only spaces so far
-            # (past what is, or may yet be, a byte order mark)
-            line_start = max(int(ends[-1]) if len(ends) else offset,
-                             len(head) if BOM.startswith(head) else 0)
+            # (past a byte order mark)
+            line_start = max(int(ends[-1]) if len(ends) else offset, fields_from)
             spaces_before = (spaces_before or bool(len(ends))) and only_spaces(
                 block[max(line_start - offset, 0):])
         if len(ends):
@@ -202,6 +215,10 @@ def scan_text_file(
                 on_cut(header_end, cutter.ranges)
         last, last_offset = block, offset
         offset += len(block)
+    if offset != size:
+        raise SizeChanged(f"read {offset} bytes where the listing found {size}: the file "
+                          "changed while it was planned (rows past the listed size would be "
+                          "left out); plan it again once it no longer changes")
     if in_quotes:
         raise UnclosedQuote(previous_end)
     if cutter is None:  # empty, or a header without records
@@ -234,6 +251,8 @@ def named_errors(entry: FileEntry, stream: IO[bytes], read: Callable[[], Any]) -
         return read()
     except SpecError:
         raise
+    except SizeChanged as changed:
+        raise SpecError([f"spec.input.uri: {entry.path}: {changed}"]) from None
     except RecordEndError as bad:
         line = line_of(stream, bad.offset)
         raise SpecError([f"spec.input.uri: {entry.path}: {bad.words(line)}"]) from None
