@@ -69,7 +69,7 @@ def test_chart_metadata_for_artifact_hub() -> None:
     assert CHART_YAML["kubeVersion"].startswith(">=")
     assert {"batch", "inference", "operator"} <= set(CHART_YAML["keywords"])
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
-    assert ANNOTATIONS["artifacthub.io/license"] == project["license"]["text"]
+    assert ANNOTATIONS["artifacthub.io/license"] == project["license"]
 
 
 def annotation_list(key: str, required: set[str]) -> list[dict[str, Any]]:
