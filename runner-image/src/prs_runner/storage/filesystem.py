@@ -29,7 +29,12 @@ from prs_runner.storage.local_files import create_fresh, publish_unnamed, write_
 from prs_runner.storage.local_listing import FOLDER_PROBLEMS, Problem, list_local
 from prs_runner.storage.local_listing import FileEntry as FileEntry  # where callers take it
 from prs_runner.storage.object_reads import REQUESTS, ObjectReader
-from prs_runner.storage.object_stores import StorageError, open_filesystem, remote_failure
+from prs_runner.storage.object_stores import (
+    StorageError,
+    open_filesystem,
+    put_patiently,
+    remote_failure,
+)
 
 PVC_ROOT_ENV = "PRS_PVC_ROOT"  # where pvc://CLAIM is mounted; /mnt/pvc/CLAIM by default
 
@@ -256,8 +261,8 @@ class Storage:
         """Readers see the whole content or nothing: write, then publish the name."""
         target = self.confined(path)
         if self.local is None:
-            with self.remote("put", path), self._fs.open_output_stream(target) as stream:
-                stream.write(data)  # the object appears whole when the upload ends
+            with self.remote("put", path):
+                put_patiently(self._fs, target, data)
         elif not publish_unnamed(target, data):
             temp = f"{path}.{os.getpid()}.tmp"  # one writer per process at a time
             try:

@@ -88,6 +88,23 @@ class PatientCalls:
             pause = min(pause * 2, 8.0)
 
 
+def put_whole(filesystem: Any, path: str, data: bytes) -> None:
+    """DATA as the object at PATH: it appears whole when the upload ends."""
+    with filesystem.open_output_stream(path) as stream:
+        stream.write(data)
+
+
+def put_patiently(filesystem: Any, path: str, data: bytes) -> None:
+    """put_whole, made again whole when the store did not answer, through a patient
+    filesystem (Azure: its client gives up within seconds, mid-upload too; S3's and GCS's
+    retry each request of an upload themselves). The same bytes under the same name: a put
+    made twice leaves one object."""
+    if isinstance(filesystem, PatientCalls):
+        filesystem.call(put_whole, filesystem.filesystem, path, data)
+    else:
+        put_whole(filesystem, path, data)
+
+
 def unanswered(error: BaseException) -> bool:
     """Whether ERROR says the store did not answer (not that it refused)."""
     return any(words in str(error) for words in UNANSWERED)
