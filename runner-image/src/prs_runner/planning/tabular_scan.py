@@ -27,6 +27,7 @@ from prs_runner.planning.plan import (
 )
 from prs_runner.planning.tabular_cuts import (
     SPACES,
+    Buffer,
     ByteRange,
     PartitionGroup,
     RangeCutter,
@@ -43,7 +44,6 @@ BOM = b"\xef\xbb\xbf"
 BLOCK_BYTES = 16 << 20  # large reads: the scan runs at disk speed, counting in C
 SCAN_BYTES = 1 << 20  # one pass of the scan: its arrays hold up to 48 bytes per byte of it
 FETCHERS = 4  # blocks of an object read at once (64 MB in memory)
-Block = bytes | memoryview
 
 
 def read_ahead(stream: IO[bytes], block_bytes: int) -> Iterator[bytes]:
@@ -126,7 +126,7 @@ class StrayQuote(RecordEndError):
                 "remove the quote")
 
 
-def only_spaces(text: Block) -> bool:
+def only_spaces(text: Buffer) -> bool:
     """Whether TEXT holds nothing but SPACES (a blank JSON line so far)."""
     return not bytes(text).translate(None, SPACES)
 
@@ -148,19 +148,20 @@ def scan_pieces(stream: IO[bytes], block_bytes: int, scan_bytes: int) -> Iterato
     copy): the scan's arrays hold an offset per line of what it is given, so a file of
     short lines would hold hundreds of MB per block. The first piece holds at least the
     file's first three bytes, so whether it opens with a byte order mark is known from it."""
-    first = b""  # the file's first bytes, until there are three
+    first, started = b"", False  # the file's first bytes, while fewer than three
     for block in read_ahead(stream, block_bytes):
         start = 0
-        if len(first) < len(BOM):
+        if not started:
             first += block
             if len(first) < len(BOM):
                 continue
-            block, start = first, max(scan_bytes, len(BOM))
+            block, first, started = first, b"", True  # the first block is not held past its turn
+            start = max(scan_bytes, len(BOM))
             yield memoryview(block)[:start]
         view = memoryview(block)
         for at in range(start, len(view), scan_bytes):
             yield view[at:at + scan_bytes]
-    if 0 < len(first) < len(BOM):  # the whole file is shorter
+    if first:  # the whole file is shorter
         yield memoryview(first)
 
 
@@ -178,20 +179,20 @@ def scan_text_file(
     header_end: int | None = None if quoted else 0
     cutter: RangeCutter | None = None
     in_quotes, offset, previous_end = False, 0, 0
-    last: Block = b""
+    last: Buffer = b""
     last_offset, fields_from, spaces_before = 0, 0, True
     for block in scan_pieces(stream, block_bytes, scan_bytes):
         starts_in_quotes = in_quotes
         if offset == 0:  # the first piece holds the file's first three bytes
             fields_from = len(BOM) if block[:len(BOM)] == BOM else 0  # pyarrow skips it
+            # A line of only the byte order mark is blank: the header is the record after it.
+            previous_end = fields_from
         byte_before = last[-1] if len(last) else -1
         relative, in_quotes, lone, stray = record_ends(
             block, in_quotes, quoted, byte_before, fields_from - offset)
         if quoted:
             check_record_ends(block, offset, starts_in_quotes, lone, stray, last)
         ends = relative + offset
-        # A line of only the byte order mark is blank: the header is the record after it.
-        previous_end = max(previous_end, fields_from)
         cumulative = count_records(block, ends, previous_end, offset, byte_before,
                                    None if quoted else spaces_before)
         if not quoted:  # JSON Lines: whether the line still open is only spaces so far
@@ -230,8 +231,8 @@ def scan_text_file(
     return header_end or 0, cutter.finish(size, int(tail not in (b"", b"\r")))
 
 
-def check_record_ends(block: Block, offset: int, in_quotes: bool, lone: int, stray: int,
-                      last: Block) -> None:
+def check_record_ends(block: Buffer, offset: int, in_quotes: bool, lone: int, stray: int,
+                      last: Buffer) -> None:
     """The first problem of BLOCK in the file's order, if any: the last piece's final byte,
     a carriage return that no newline follows (LoneReturn), or what record_ends found in
     BLOCK (LONE, STRAY: offsets in it, -1 for none). IN_QUOTES: the block starts inside a
